@@ -1,0 +1,141 @@
+#include "backends/cpu/attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backends/cpu/simd.h"
+
+namespace edgemoe::cpu {
+
+namespace {
+
+constexpr int kRows = 6;        // query rows per block: 6 x 4 accumulators = 24 vector registers
+constexpr int kColVecs = 4;     // score columns per inner tile = 4 x 16
+constexpr int64_t kColTile = kColVecs * kLanes;
+
+// scores[r, 0:n_pad] = scale * q_r . K^T for kRows query rows (rows past the end repeat the last).
+void score_strip(const float* const* q, const float* kt, int64_t hd, int64_t n_pad, float scale,
+                 float* scores) {
+  for (int64_t j0 = 0; j0 < n_pad; j0 += kColTile) {
+    v16f acc[kRows][kColVecs] = {};
+    for (int64_t d = 0; d < hd; ++d) {
+      v16f k[kColVecs];
+      for (int v = 0; v < kColVecs; ++v) k[v] = load16(kt + d * n_pad + j0 + v * kLanes);
+      for (int r = 0; r < kRows; ++r) {
+        const v16f qd = splat16(q[r][d]);
+        for (int v = 0; v < kColVecs; ++v) acc[r][v] += qd * k[v];
+      }
+    }
+    for (int r = 0; r < kRows; ++r)
+      for (int v = 0; v < kColVecs; ++v) store16(scores + r * n_pad + j0 + v * kLanes, acc[r][v] * scale);
+  }
+}
+
+// In place: scores[r, j] = exp(scores[r, j] - max_r) for j < n; zero for the padding. Returns sums.
+void softmax_numerators(float* scores, int64_t n, int64_t n_pad, float* sums) {
+  for (int r = 0; r < kRows; ++r) {
+    float* s = scores + r * n_pad;
+    for (int64_t j = n; j < n_pad; ++j) s[j] = -INFINITY;
+    v16f m = splat16(-INFINITY);
+    for (int64_t j = 0; j < n_pad; j += kLanes) {
+      const v16f x = load16(s + j);
+      m = x > m ? x : m;
+    }
+    const float row_max = hmax16(m);
+    v16f total{};
+    for (int64_t j = 0; j < n_pad; j += kLanes) {
+      const v16f e = exp16_nonpositive(load16(s + j) - row_max);
+      v16f masked = e;
+      for (int l = 0; l < kLanes; ++l)
+        if (j + l >= n) masked[l] = 0.f;
+      store16(s + j, masked);
+      total += masked;
+    }
+    sums[r] = hsum16(total);
+  }
+}
+
+// out_r = (sum_j p[r, j] v_j) / sums[r]; HV = hd / 16 vectors per value row.
+template <int HV>
+void weighted_values(const float* probs, const float* v, int64_t n, int64_t n_pad, const float* sums,
+                     float* const* out, int valid_rows) {
+  v16f acc[kRows][HV] = {};
+  for (int64_t j = 0; j < n; ++j) {
+    v16f vj[HV];
+    for (int h = 0; h < HV; ++h) vj[h] = load16(v + j * HV * kLanes + h * kLanes);
+    for (int r = 0; r < kRows; ++r) {
+      const v16f p = splat16(probs[r * n_pad + j]);
+      for (int h = 0; h < HV; ++h) acc[r][h] += p * vj[h];
+    }
+  }
+  for (int r = 0; r < valid_rows; ++r)
+    for (int h = 0; h < HV; ++h) store16(out[r] + h * kLanes, acc[r][h] * (1.0f / sums[r]));
+}
+
+void weighted_values_generic(const float* probs, const float* v, int64_t n, int64_t n_pad, int64_t hd,
+                             const float* sums, float* const* out, int valid_rows) {
+  for (int r = 0; r < valid_rows; ++r) {
+    std::fill(out[r], out[r] + hd, 0.f);
+    for (int64_t j = 0; j < n; ++j) {
+      const float p = probs[r * n_pad + j];
+      for (int64_t d = 0; d < hd; ++d) out[r][d] += p * v[j * hd + d];
+    }
+    for (int64_t d = 0; d < hd; ++d) out[r][d] /= sums[r];
+  }
+}
+
+}  // namespace
+
+void FusedAttention::run(const float* qkv, int64_t batch, int64_t tokens, int64_t dim, int64_t heads,
+                         float* out) {
+  const int64_t hd = dim / heads, n = tokens;
+  const int64_t n_pad = (n + kColTile - 1) / kColTile * kColTile;
+  const int64_t stride = 3 * dim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  k_transposed_.assign(static_cast<size_t>(batch * heads * hd * n_pad), 0.f);
+  v_packed_.resize(static_cast<size_t>(batch * heads * n * hd));
+
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t bh = 0; bh < batch * heads; ++bh) {
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t b = bh / heads, h = bh % heads;
+      const float* row = qkv + (b * n + j) * stride + h * hd;
+      float* kt = k_transposed_.data() + bh * hd * n_pad;
+      for (int64_t d = 0; d < hd; ++d) kt[d * n_pad + j] = row[dim + d];
+      std::copy(row + 2 * dim, row + 2 * dim + hd, v_packed_.data() + (bh * n + j) * hd);
+    }
+  }
+
+  const int64_t row_blocks = (n + kRows - 1) / kRows;
+#pragma omp parallel
+  {
+    std::vector<float> scores(static_cast<size_t>(kRows * n_pad));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t bh = 0; bh < batch * heads; ++bh) {
+      for (int64_t blk = 0; blk < row_blocks; ++blk) {
+        const int64_t b = bh / heads, h = bh % heads, i0 = blk * kRows;
+        const int valid = static_cast<int>(std::min<int64_t>(kRows, n - i0));
+        const float* q[kRows];
+        float* o[kRows];
+        for (int r = 0; r < kRows; ++r) {
+          const int64_t i = std::min(i0 + r, n - 1);
+          q[r] = qkv + (b * n + i) * stride + h * hd;
+          o[r] = out + (b * n + i) * dim + h * hd;
+        }
+        float sums[kRows];
+        score_strip(q, k_transposed_.data() + bh * hd * n_pad, hd, n_pad, scale, scores.data());
+        softmax_numerators(scores.data(), n, n_pad, sums);
+        const float* v = v_packed_.data() + bh * n * hd;
+        switch (hd) {
+          case 32: weighted_values<2>(scores.data(), v, n, n_pad, sums, o, valid); break;
+          case 64: weighted_values<4>(scores.data(), v, n, n_pad, sums, o, valid); break;
+          default: weighted_values_generic(scores.data(), v, n, n_pad, hd, sums, o, valid);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace edgemoe::cpu

@@ -1,0 +1,300 @@
+#include "backends/cpu/cpu_backend.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "backends/cpu/elementwise.h"
+
+namespace edgemoe::cpu {
+
+namespace {
+
+constexpr int64_t kExpertRowQuantum = 32;  // expert GEMM heights are rounded up to limit kernel variants
+
+template <typename T>
+T* grow(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+// The task-conditioned gate's task feature, LN(fc2(GELU(fc1(one_hot(task))))), as M3ViT's new_Mlp.
+std::vector<float> task_feature(const ModelWeights& w, int64_t gate_index, int64_t G, int64_t T) {
+  const float* fc1 = w.get("backbone.gate_task_represent.fc1.weight").data.data();  // [G, T]
+  const float* b1 = w.get("backbone.gate_task_represent.fc1.bias").data.data();
+  const float* fc2 = w.get("backbone.gate_task_represent.fc2.weight").data.data();  // [G, G]
+  const float* b2 = w.get("backbone.gate_task_represent.fc2.bias").data.data();
+  std::vector<float> h(G), f(G);
+  for (int64_t g = 0; g < G; ++g) h[g] = fc1[g * T + gate_index] + b1[g];
+  gelu_erf_inplace(h.data(), G);
+  for (int64_t o = 0; o < G; ++o) {
+    float s = b2[o];
+    for (int64_t i = 0; i < G; ++i) s += fc2[o * G + i] * h[i];
+    f[o] = s;
+  }
+  std::vector<float> out(G);
+  layer_norm_rows(f.data(), G, 1, G, w.get("backbone.gate_task_represent.norm.weight").data.data(),
+                  w.get("backbone.gate_task_represent.norm.bias").data.data(), kBackboneLayerNormEps, out.data(), G);
+  return out;
+}
+
+}  // namespace
+
+void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t top_k, ExpertQueues* q) {
+  std::vector<int64_t> choice(static_cast<size_t>(rows * top_k));
+  std::vector<float> score(static_cast<size_t>(rows * top_k));
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* l = logits + r * experts;
+    float m = l[0];
+    for (int64_t e = 1; e < experts; ++e) m = std::max(m, l[e]);
+    float p[256];
+    float sum = 0.f;
+    for (int64_t e = 0; e < experts; ++e) sum += (p[e] = std::exp(l[e] - m));
+    for (int64_t e = 0; e < experts; ++e) p[e] /= sum;
+    for (int64_t j = 0; j < top_k; ++j) {  // k is small: repeated arg-max, lowest index wins ties
+      int64_t best = -1;
+      for (int64_t e = 0; e < experts; ++e)
+        if (p[e] >= 0.f && (best < 0 || p[e] > p[best])) best = e;
+      choice[r * top_k + j] = best;
+      score[r * top_k + j] = p[best];
+      p[best] = -1.f;
+    }
+  }
+  q->offsets.assign(static_cast<size_t>(experts + 1), 0);
+  for (int64_t i = 0; i < rows * top_k; ++i) ++q->offsets[choice[i] + 1];
+  for (int64_t e = 0; e < experts; ++e) q->offsets[e + 1] += q->offsets[e];
+  q->rows.resize(static_cast<size_t>(rows * top_k));
+  q->scores.resize(static_cast<size_t>(rows * top_k));
+  std::vector<int64_t> fill(q->offsets.begin(), q->offsets.end() - 1);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < top_k; ++j) {
+      const int64_t slot = fill[choice[r * top_k + j]]++;
+      q->rows[slot] = r;
+      q->scores[slot] = score[r * top_k + j];
+    }
+}
+
+CpuBackend::CpuBackend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights, int num_threads)
+    : config_(config), weights_(std::move(weights)), num_threads_(num_threads) {
+  const ModelWeights& w = *weights_;
+  const ModelConfig& c = config_;
+  const int64_t D = c.embed_dim;
+  auto data = [&](const std::string& key) { return w.get(key).data.data(); };
+  auto norm = [&](const std::string& prefix) { return Norm{data(prefix + ".weight"), data(prefix + ".bias")}; };
+  auto linear = [&](const std::string& prefix, int64_t out, int64_t in) {
+    return Linear(&matmuls_, data(prefix + ".weight"), data(prefix + ".bias"), out, in);
+  };
+
+  patch_embed_ = std::make_unique<Linear>(&matmuls_, data("backbone.patch_embed.proj.weight"),
+                                          data("backbone.patch_embed.proj.bias"), D,
+                                          c.in_chans * c.patch_size * c.patch_size);
+  for (int64_t b = 0; b < c.depth; ++b) {
+    Block blk{norm(block_key(b, "norm1")), norm(block_key(b, "norm2")),
+              linear(block_key(b, "attn.qkv"), 3 * D, D), linear(block_key(b, "attn.proj"), D, D), nullptr,
+              nullptr, nullptr};
+    if (!c.is_moe_block(b)) {
+      blk.fc1 = std::make_unique<Linear>(linear(block_key(b, "mlp.fc1"), c.mlp_hidden, D));
+      blk.fc2 = std::make_unique<Linear>(linear(block_key(b, "mlp.fc2"), D, c.mlp_hidden));
+    } else {
+      auto moe = std::make_unique<MoeLayer>();
+      const int64_t E = c.num_experts, Hm = c.expert_hidden;
+      const float* w1 = data(block_key(b, "mlp.experts.htoh4.weight"));
+      const float* b1 = data(block_key(b, "mlp.experts.htoh4.bias"));
+      const float* w2 = data(block_key(b, "mlp.experts.h4toh.weight"));
+      const float* b2 = data(block_key(b, "mlp.experts.h4toh.bias"));
+      for (int64_t e = 0; e < E; ++e) {
+        moe->fc1.emplace_back(&matmuls_, w1 + e * Hm * D, b1 + e * Hm, Hm, D);
+        moe->fc2.emplace_back(&matmuls_, w2 + e * D * Hm, b2 + e * D, D, Hm);
+      }
+      if (c.gate == GateKind::kMultiGate) {
+        for (int64_t g = 0; g < c.gate_num_tasks; ++g)
+          moe->routers.push_back(data(block_key(b, "mlp.gate." + std::to_string(g) + ".w_gate")));
+      } else {
+        moe->routers.push_back(data(block_key(b, "mlp.gate.w_gate")));
+      }
+      if (c.gate == GateKind::kTaskConditioned) {
+        const float* task_rows = moe->routers[0] + D * E;  // rows D.. of [D+G, E] act on the task feature
+        for (const TaskSpec& t : c.tasks) {
+          const std::vector<float> f = task_feature(w, t.gate_index, c.gate_task_dim, c.gate_num_tasks);
+          std::vector<float> bias(E, 0.f);
+          for (int64_t g = 0; g < c.gate_task_dim; ++g)
+            for (int64_t e = 0; e < E; ++e) bias[e] += f[g] * task_rows[g * E + e];
+          moe->task_logit_bias.push_back(std::move(bias));
+        }
+      }
+      blk.moe = std::move(moe);
+    }
+    blocks_.push_back(std::move(blk));
+  }
+
+  const int64_t Ch = c.head_channels;
+  for (const TaskSpec& t : c.tasks) {
+    Head h{norm(head_key(t.name, "norm")), {}};
+    for (int i = 0; i < 4; ++i) {
+      const std::string conv = head_key(t.name, "conv_" + std::to_string(i));
+      const std::string bn = head_key(t.name, "syncbn_fc_" + std::to_string(i));
+      h.convs.emplace_back(&ctx_, data(conv + ".weight"), data(conv + ".bias"), Ch, i == 0 ? D : Ch, 3,
+                           data(bn + ".weight"), data(bn + ".bias"), data(bn + ".running_mean"),
+                           data(bn + ".running_var"), kBatchNormEps, true,
+                           i == 0 ? dnnl::memory::format_tag::nhwc : dnnl::memory::format_tag::nChw16c);
+    }
+    h.convs.emplace_back(&ctx_, data(head_key(t.name, "conv_4.weight")), data(head_key(t.name, "conv_4.bias")),
+                         t.out_channels, Ch, 1, nullptr, nullptr, nullptr, nullptr, 0.f, false,
+                         dnnl::memory::format_tag::nChw16c);
+    heads_.push_back(std::move(h));
+  }
+}
+
+void CpuBackend::embed(const float* images, int64_t batch, float* x) {
+  const ModelConfig& c = config_;
+  const int64_t D = c.embed_dim, N = c.num_tokens(), P = c.grid_h * c.grid_w;
+  float* cols = grow(patches_, batch * P * c.in_chans * c.patch_size * c.patch_size);
+  im2col_patches(images, batch, c.in_chans, c.grid_h, c.grid_w, c.patch_size, cols);
+  float* tokens = grow(xn_, batch * P * D);
+  patch_embed_->forward(cols, batch * P, tokens, Epilogue::kBias);
+  const float* cls = weights_->get("backbone.cls_token").data.data();
+  const float* pos = weights_->get("backbone.pos_embed").data.data();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t n = 0; n < N; ++n) {
+      const float* src = n == 0 ? cls : tokens + (b * P + n - 1) * D;
+      float* dst = x + (b * N + n) * D;
+      for (int64_t d = 0; d < D; ++d) dst[d] = src[d] + pos[n * D + d];
+    }
+}
+
+void CpuBackend::attention_half(Block& blk, float* x, int64_t batch) {
+  const int64_t D = config_.embed_dim, T = batch * config_.num_tokens();
+  float* xn = grow(xn_, T * D);
+  layer_norm_rows(x, D, T, D, blk.norm1.weight, blk.norm1.bias, kBackboneLayerNormEps, xn, D);
+  float* qkv = grow(qkv_, T * 3 * D);
+  blk.qkv.forward(xn, T, qkv, Epilogue::kBias);
+  float* attn = grow(attn_, T * D);
+  attention_.run(qkv, batch, config_.num_tokens(), D, config_.num_heads, attn);
+  blk.proj.forward(attn, T, x, Epilogue::kBiasAccumulate);
+}
+
+void CpuBackend::mlp_half(Block& blk, float* x, int64_t batch, int64_t task_id) {
+  const int64_t D = config_.embed_dim, T = batch * config_.num_tokens();
+  float* xn = grow(xn_, T * D);
+  layer_norm_rows(x, D, T, D, blk.norm2.weight, blk.norm2.bias, kBackboneLayerNormEps, xn, D);
+  if (blk.moe) return moe_mlp(*blk.moe, T, x, task_id);
+  float* hidden = grow(hidden_, T * config_.mlp_hidden);
+  blk.fc1->forward(xn, T, hidden, Epilogue::kBiasGelu);
+  blk.fc2->forward(hidden, T, x, Epilogue::kBiasAccumulate);
+}
+
+void CpuBackend::moe_mlp(MoeLayer& moe, int64_t rows, float* x, int64_t task_id) {
+  const ModelConfig& c = config_;
+  const int64_t D = c.embed_dim, E = c.num_experts, Hm = c.expert_hidden;
+  const TaskSpec& task = c.tasks[task_id];
+  const float* router = moe.routers[c.gate == GateKind::kMultiGate ? task.gate_index : 0];
+  const float* bias = moe.task_logit_bias.empty() ? nullptr : moe.task_logit_bias[task_id].data();
+  const float* xn = xn_.data();
+  float* logits = grow(logits_, rows * E);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* l = logits + r * E;
+    for (int64_t e = 0; e < E; ++e) l[e] = bias ? bias[e] : 0.f;
+    for (int64_t d = 0; d < D; ++d) {
+      const float v = xn[r * D + d];
+      const float* wrow = router + d * E;
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) l[e] += v * wrow[e];
+    }
+  }
+  route_tokens(logits, rows, E, c.top_k, &queues_);
+
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t begin = queues_.offsets[e], count = queues_.offsets[e + 1] - begin;
+    if (count == 0) continue;  // an inactive expert costs nothing
+    const int64_t padded = (count + kExpertRowQuantum - 1) / kExpertRowQuantum * kExpertRowQuantum;
+    float* gathered = grow(gathered_, padded * D);
+    const int64_t* queue = queues_.rows.data() + begin;
+    const float* scores = queues_.scores.data() + begin;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < padded; ++i) {
+      if (i < count) std::memcpy(gathered + i * D, xn + queue[i] * D, sizeof(float) * D);
+      else std::memset(gathered + i * D, 0, sizeof(float) * D);
+    }
+    float* hidden = grow(expert_hidden_, padded * Hm);
+    float* out = grow(expert_out_, padded * D);
+    moe.fc1[e].forward(gathered, padded, hidden, Epilogue::kBiasGelu);
+    moe.fc2[e].forward(hidden, padded, out, Epilogue::kBias);
+    // Each token appears at most once per expert queue, so rows never collide within one expert.
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < count; ++i) {
+      float* dst = x + queue[i] * D;
+      const float* src = out + i * D;
+      const float s = scores[i];
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) dst[d] += s * src[d];
+    }
+  }
+}
+
+int64_t CpuBackend::first_task_dependent_block() const {
+  int64_t first = config_.depth;
+  for (int64_t b : config_.moe_blocks) first = std::min(first, b);
+  return first;
+}
+
+void CpuBackend::backbone(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
+                          const std::vector<float*>& features) {
+  omp_set_num_threads(num_threads_);
+  if (task_ids.empty()) return;
+  const int64_t size = batch * config_.num_tokens() * config_.embed_dim;
+  const int64_t split = first_task_dependent_block();
+  float* shared = features[0];
+  embed(images, batch, shared);
+  for (int64_t b = 0; b < split; ++b) {
+    attention_half(blocks_[b], shared, batch);
+    mlp_half(blocks_[b], shared, batch, task_ids[0]);
+  }
+  if (split < config_.depth) attention_half(blocks_[split], shared, batch);
+  for (size_t t = 1; t < task_ids.size(); ++t) std::memcpy(features[t], shared, sizeof(float) * size);
+  for (size_t t = 0; t < task_ids.size(); ++t) {
+    if (split == config_.depth) break;
+    mlp_half(blocks_[split], features[t], batch, task_ids[t]);
+    for (int64_t b = split + 1; b < config_.depth; ++b) {
+      attention_half(blocks_[b], features[t], batch);
+      mlp_half(blocks_[b], features[t], batch, task_ids[t]);
+    }
+  }
+}
+
+void CpuBackend::head(int64_t task_id, const float* features, int64_t batch, float* out) {
+  omp_set_num_threads(num_threads_);
+  const ModelConfig& c = config_;
+  Head& h = heads_[task_id];
+  const int64_t D = c.embed_dim, N = c.num_tokens(), gh = c.grid_h, gw = c.grid_w;
+  const int64_t biggest = batch * c.head_channels * (8 * gh) * (8 * gw);
+  float* a = grow(head_a_, std::max(biggest, batch * gh * gw * D));
+  float* b = grow(head_b_, biggest);
+  for (int64_t i = 0; i < batch; ++i)  // drop cls, norm, tokens are already NHWC
+    layer_norm_rows(features + (i * N + 1) * D, D, gh * gw, D, h.norm.weight, h.norm.bias, kBackboneLayerNormEps,
+                    a + i * gh * gw * D, D);
+  int64_t H = gh, W = gw;
+  const int64_t blocks = (c.head_channels + 15) / 16;
+  for (int i = 0; i < 3; ++i) {
+    h.convs[i].forward(a, batch, H, W, b);
+    upsample2x_hwc(b, a, batch * blocks, H, W, 16);
+    H *= 2;
+    W *= 2;
+  }
+  h.convs[3].forward(a, batch, H, W, b);
+  h.convs[4].forward(b, batch, H, W, a);
+  upsample2x_blocked16_to_nchw(a, out, batch, h.convs[4].out_channels(), H, W);
+}
+
+std::unique_ptr<Backend> make_cpu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
+                                          int num_threads) {
+  return std::make_unique<CpuBackend>(config, std::move(weights), num_threads);
+}
+
+BackendInfo probe_cpu_backend() { return {"cpu", true, ""}; }
+
+}  // namespace edgemoe::cpu

@@ -1,0 +1,105 @@
+#include "backends/cpu/elementwise.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace edgemoe::cpu {
+
+void layer_norm_rows(const float* x, int64_t x_stride, int64_t rows, int64_t dim, const float* w,
+                     const float* b, float eps, float* y, int64_t y_stride) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * x_stride;
+    float* yr = y + r * y_stride;
+    float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < dim; ++i) sum += xr[i];
+    const float mean = sum / static_cast<float>(dim);
+    float sq = 0.f;
+#pragma omp simd reduction(+ : sq)
+    for (int64_t i = 0; i < dim; ++i) sq += (xr[i] - mean) * (xr[i] - mean);
+    const float rstd = 1.0f / std::sqrt(sq / static_cast<float>(dim) + eps);
+#pragma omp simd
+    for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+  }
+}
+
+namespace {
+// Source rows/columns and weights for output index o of a x2 half-pixel bilinear resize.
+struct Tap {
+  int64_t i0, i1;
+  float w0, w1;
+};
+inline Tap tap2x(int64_t o, int64_t n) {
+  const int64_t i = o / 2;
+  if (o % 2 == 0) return {std::max<int64_t>(i - 1, 0), i, 0.25f, 0.75f};
+  return {i, std::min<int64_t>(i + 1, n - 1), 0.75f, 0.25f};
+}
+}  // namespace
+
+void upsample2x_hwc(const float* src, float* dst, int64_t slices, int64_t H, int64_t W, int64_t C) {
+  const int64_t OH = 2 * H, OW = 2 * W;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t s = 0; s < slices; ++s) {
+    for (int64_t oy = 0; oy < OH; ++oy) {
+      const Tap ty = tap2x(oy, H);
+      const float* r0 = src + (s * H + ty.i0) * W * C;
+      const float* r1 = src + (s * H + ty.i1) * W * C;
+      float* out = dst + (s * OH + oy) * OW * C;
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        const Tap tx = tap2x(ox, W);
+        const float *a = r0 + tx.i0 * C, *bb = r0 + tx.i1 * C, *c = r1 + tx.i0 * C, *d = r1 + tx.i1 * C;
+        float* o = out + ox * C;
+#pragma omp simd
+        for (int64_t k = 0; k < C; ++k)
+          o[k] = ty.w0 * (tx.w0 * a[k] + tx.w1 * bb[k]) + ty.w1 * (tx.w0 * c[k] + tx.w1 * d[k]);
+      }
+    }
+  }
+}
+
+void upsample2x_blocked16_to_nchw(const float* src, float* dst, int64_t batch, int64_t channels,
+                                  int64_t H, int64_t W) {
+  const int64_t OH = 2 * H, OW = 2 * W, blocks = (channels + 15) / 16;
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t c = 0; c < channels; ++c) {
+      for (int64_t oy = 0; oy < OH; ++oy) {
+        const Tap ty = tap2x(oy, H);
+        const float* plane = src + ((b * blocks + c / 16) * H * W) * 16 + c % 16;
+        const float* r0 = plane + ty.i0 * W * 16;
+        const float* r1 = plane + ty.i1 * W * 16;
+        float* out = dst + ((b * channels + c) * OH + oy) * OW;
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          const Tap tx = tap2x(ox, W);
+          out[ox] = ty.w0 * (tx.w0 * r0[tx.i0 * 16] + tx.w1 * r0[tx.i1 * 16]) +
+                    ty.w1 * (tx.w0 * r1[tx.i0 * 16] + tx.w1 * r1[tx.i1 * 16]);
+        }
+      }
+    }
+  }
+}
+
+void im2col_patches(const float* images, int64_t batch, int64_t channels, int64_t grid_h,
+                    int64_t grid_w, int64_t patch, float* cols) {
+  const int64_t H = grid_h * patch, W = grid_w * patch, K = channels * patch * patch;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t py = 0; py < grid_h; ++py) {
+      for (int64_t px = 0; px < grid_w; ++px) {
+        float* row = cols + ((b * grid_h + py) * grid_w + px) * K;
+        for (int64_t c = 0; c < channels; ++c)
+          for (int64_t ky = 0; ky < patch; ++ky) {
+            const float* in = images + ((b * channels + c) * H + py * patch + ky) * W + px * patch;
+            std::copy(in, in + patch, row + (c * patch + ky) * patch);
+          }
+      }
+    }
+  }
+}
+
+void gelu_erf_inplace(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+}
+
+}  // namespace edgemoe::cpu

@@ -1,0 +1,28 @@
+// Memory-bound helpers of the CPU backend. All are OpenMP-parallel over their outer loop.
+#pragma once
+
+#include <cstdint>
+
+namespace edgemoe::cpu {
+
+// y[r] = LayerNorm(x[r]) * w + b for `rows` rows of `dim`, with row strides in floats.
+void layer_norm_rows(const float* x, int64_t x_stride, int64_t rows, int64_t dim, const float* w,
+                     const float* b, float eps, float* y, int64_t y_stride);
+
+// Bilinear x2 (align_corners=False, PyTorch's half-pixel rule) on `slices` independent
+// [H, W, C] arrays with C contiguous; dst is [slices, 2H, 2W, C]. Used for NHWC and for each
+// channel block of oneDNN's nChw16c.
+void upsample2x_hwc(const float* src, float* dst, int64_t slices, int64_t H, int64_t W, int64_t C);
+
+// Same resize, from nChw16c ([B, ceil(C/16), H, W, 16]) to planar NCHW [B, C, 2H, 2W].
+void upsample2x_blocked16_to_nchw(const float* src, float* dst, int64_t batch, int64_t channels,
+                                  int64_t H, int64_t W);
+
+// images [B, C, H, W] -> patch rows [B*gh*gw, C*P*P] in Conv2d weight order (c, ky, kx).
+void im2col_patches(const float* images, int64_t batch, int64_t channels, int64_t grid_h,
+                    int64_t grid_w, int64_t patch, float* cols);
+
+// Exact-erf GELU, in place (scalar; used on tiny vectors only).
+void gelu_erf_inplace(float* x, int64_t n);
+
+}  // namespace edgemoe::cpu

@@ -1,0 +1,110 @@
+#include "backends/cpu/onednn_layers.h"
+
+#include <cmath>
+
+namespace edgemoe::cpu {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+const MatmulCache::Entry& MatmulCache::get(int64_t m, int64_t k, int64_t n, Epilogue epilogue) {
+  const auto key = std::make_tuple(m, k, n, static_cast<int>(epilogue));
+  auto it = entries_.find(key);
+  if (it != entries_.end()) return it->second;
+  memory::desc src({m, k}, dt::f32, tag::ab);
+  memory::desc wei({k, n}, dt::f32, tag::any);
+  memory::desc bia({1, n}, dt::f32, tag::ab);
+  memory::desc dst({m, n}, dt::f32, tag::ab);
+  dnnl::post_ops ops;
+  if (epilogue == Epilogue::kBiasGelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+  if (epilogue == Epilogue::kBiasAccumulate) ops.append_sum(1.0f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, bia, dst), attr, ctx_->engine);
+  return entries_.emplace(key, Entry{pd, dnnl::matmul(pd)}).first->second;
+}
+
+Linear::Linear(MatmulCache* cache, const float* weight, const float* bias, int64_t out_features,
+               int64_t in_features)
+    : cache_(cache), n_(out_features), k_(in_features),
+      weight_(weight, weight + out_features * in_features), bias_(bias, bias + out_features) {}
+
+const memory& Linear::packed_weights(const memory::desc& desc) {
+  for (auto& [d, m] : packed_)
+    if (d == desc) return m;
+  DnnlContext* ctx = cache_->context();
+  memory plain({{k_, n_}, dt::f32, tag::ba}, ctx->engine, weight_.data());
+  memory packed(desc, ctx->engine);
+  dnnl::reorder(plain, packed).execute(ctx->stream, plain, packed);
+  ctx->stream.wait();
+  packed_.emplace_back(desc, packed);
+  return packed_.back().second;
+}
+
+void Linear::forward(const float* x, int64_t rows, float* y, Epilogue epilogue) {
+  if (rows == 0) return;
+  const auto& [pd, prim] = cache_->get(rows, k_, n_, epilogue);
+  DnnlContext* ctx = cache_->context();
+  memory src(pd.src_desc(), ctx->engine, const_cast<float*>(x));
+  memory bia(pd.bias_desc(), ctx->engine, bias_.data());
+  memory dst(pd.dst_desc(), ctx->engine, y);
+  prim.execute(ctx->stream, {{DNNL_ARG_SRC, src},
+                             {DNNL_ARG_WEIGHTS, packed_weights(pd.weights_desc())},
+                             {DNNL_ARG_BIAS, bia},
+                             {DNNL_ARG_DST, dst}});
+  ctx->stream.wait();
+}
+
+Conv2d::Conv2d(DnnlContext* ctx, const float* weight, const float* bias, int64_t out_channels,
+               int64_t in_channels, int64_t kernel, const float* bn_weight, const float* bn_bias,
+               const float* bn_mean, const float* bn_var, float bn_eps, bool relu, tag src_tag)
+    : ctx_(ctx), oc_(out_channels), ic_(in_channels), kernel_(kernel), relu_(relu), src_tag_(src_tag),
+      weight_(weight, weight + out_channels * in_channels * kernel * kernel), bias_(bias, bias + out_channels) {
+  if (bn_weight == nullptr) return;
+  const int64_t per_out = in_channels * kernel * kernel;
+  for (int64_t o = 0; o < oc_; ++o) {
+    const float s = bn_weight[o] / std::sqrt(bn_var[o] + bn_eps);
+    for (int64_t i = 0; i < per_out; ++i) weight_[o * per_out + i] *= s;
+    bias_[o] = (bias_[o] - bn_mean[o]) * s + bn_bias[o];
+  }
+}
+
+int64_t Conv2d::dst_size(int64_t batch, int64_t height, int64_t width) const {
+  return batch * ((oc_ + 15) / 16 * 16) * height * width;
+}
+
+Conv2d::Compiled& Conv2d::compiled(int64_t batch, int64_t height, int64_t width) {
+  const auto key = std::make_tuple(batch, height, width);
+  auto it = compiled_.find(key);
+  if (it != compiled_.end()) return it->second;
+  const int64_t pad = kernel_ / 2;
+  memory::desc src({batch, ic_, height, width}, dt::f32, src_tag_);
+  memory::desc wei({oc_, ic_, kernel_, kernel_}, dt::f32, tag::any);
+  memory::desc bia({oc_}, dt::f32, tag::a);
+  memory::desc dst({batch, oc_, height, width}, dt::f32, tag::nChw16c);
+  dnnl::post_ops ops;
+  if (relu_) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                       src, wei, bia, dst, {1, 1}, {pad, pad}, {pad, pad});
+  dnnl::convolution_forward::primitive_desc pd(desc, attr, ctx_->engine);
+  memory plain({{oc_, ic_, kernel_, kernel_}, dt::f32, tag::oihw}, ctx_->engine, weight_.data());
+  memory packed(pd.weights_desc(), ctx_->engine);
+  dnnl::reorder(plain, packed).execute(ctx_->stream, plain, packed);
+  ctx_->stream.wait();
+  Compiled c{dnnl::convolution_forward(pd), packed, pd.src_desc(), pd.dst_desc()};
+  return compiled_.emplace(key, std::move(c)).first->second;
+}
+
+void Conv2d::forward(const float* src, int64_t batch, int64_t height, int64_t width, float* dst) {
+  Compiled& c = compiled(batch, height, width);
+  memory s(c.src, ctx_->engine, const_cast<float*>(src));
+  memory b({{oc_}, dt::f32, tag::a}, ctx_->engine, bias_.data());
+  memory d(c.dst, ctx_->engine, dst);
+  c.prim.execute(ctx_->stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, c.weights}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, d}});
+  ctx_->stream.wait();
+}
+
+}  // namespace edgemoe::cpu

@@ -1,0 +1,89 @@
+// GEMM and convolution layers on oneDNN (v2 API: op desc -> primitive_desc -> primitive).
+// Weights are reordered once into whatever blocked layout the chosen kernel wants; primitives
+// are created lazily per activation shape and cached.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+namespace edgemoe::cpu {
+
+struct DnnlContext {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+};
+
+enum class Epilogue {
+  kBias,            // y = x W^T + b
+  kBiasGelu,        // y = GELU_erf(x W^T + b)
+  kBiasAccumulate,  // y += x W^T + b   (residual add fused as a sum post-op)
+};
+
+// Matmul primitives shared by every Linear of one backend, keyed by (M, K, N, epilogue).
+class MatmulCache {
+ public:
+  struct Entry {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul prim;
+  };
+  explicit MatmulCache(DnnlContext* ctx) : ctx_(ctx) {}
+  const Entry& get(int64_t m, int64_t k, int64_t n, Epilogue epilogue);
+  DnnlContext* context() const { return ctx_; }
+
+ private:
+  DnnlContext* ctx_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int>, Entry> entries_;
+};
+
+// y[M, N] (op)= x[M, K] W^T + b with PyTorch's Linear weight W [N, K].
+class Linear {
+ public:
+  Linear(MatmulCache* cache, const float* weight, const float* bias, int64_t out_features,
+         int64_t in_features);
+  void forward(const float* x, int64_t rows, float* y, Epilogue epilogue);
+  int64_t in_features() const { return k_; }
+  int64_t out_features() const { return n_; }
+
+ private:
+  const dnnl::memory& packed_weights(const dnnl::memory::desc& desc);
+  MatmulCache* cache_;
+  int64_t n_, k_;
+  std::vector<float> weight_;  // [N, K] as given (oneDNN "ba" for a K x N weights tensor)
+  std::vector<float> bias_;
+  std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed_;
+};
+
+// 2-D convolution (stride 1, same padding) with BatchNorm folded in and optional ReLU.
+// Activations: input in `src_tag`, output in nChw16c.
+class Conv2d {
+ public:
+  Conv2d(DnnlContext* ctx, const float* weight, const float* bias, int64_t out_channels,
+         int64_t in_channels, int64_t kernel, const float* bn_weight, const float* bn_bias,
+         const float* bn_mean, const float* bn_var, float bn_eps, bool relu,
+         dnnl::memory::format_tag src_tag);
+  void forward(const float* src, int64_t batch, int64_t height, int64_t width, float* dst);
+  int64_t out_channels() const { return oc_; }
+  // Floats the nChw16c output occupies (channels padded to 16).
+  int64_t dst_size(int64_t batch, int64_t height, int64_t width) const;
+
+ private:
+  struct Compiled {
+    dnnl::convolution_forward prim;
+    dnnl::memory weights;
+    dnnl::memory::desc src, dst;
+  };
+  Compiled& compiled(int64_t batch, int64_t height, int64_t width);
+  DnnlContext* ctx_;
+  int64_t oc_, ic_, kernel_;
+  bool relu_;
+  dnnl::memory::format_tag src_tag_;
+  std::vector<float> weight_, bias_;  // BN folded, OIHW
+  std::map<std::tuple<int64_t, int64_t, int64_t>, Compiled> compiled_;
+};
+
+}  // namespace edgemoe::cpu

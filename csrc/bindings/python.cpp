@@ -1,0 +1,160 @@
+// The one torch- and pybind11-aware file: turns Python dicts/tensors into the core's plain
+// structs, releases the GIL, and maps the core's exceptions to Python ones
+// (std::invalid_argument -> ValueError, std::runtime_error -> RuntimeError).
+#include <omp.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <torch/extension.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "core/backend.h"
+#include "core/model.h"
+
+namespace py = pybind11;
+using edgemoe::GateKind;
+using edgemoe::ModelConfig;
+
+namespace {
+
+template <typename T>
+T required(const py::dict& d, const char* key) {
+  if (!d.contains(key)) throw py::value_error(std::string("model config is missing '") + key + "'");
+  return d[key].cast<T>();
+}
+
+ModelConfig config_from_dict(const py::dict& d) {
+  ModelConfig c;
+  c.embed_dim = required<int64_t>(d, "embed_dim");
+  c.depth = required<int64_t>(d, "depth");
+  c.num_heads = required<int64_t>(d, "num_heads");
+  c.patch_size = required<int64_t>(d, "patch_size");
+  c.grid_h = required<int64_t>(d, "grid_h");
+  c.grid_w = required<int64_t>(d, "grid_w");
+  c.mlp_hidden = required<int64_t>(d, "mlp_hidden");
+  c.moe_blocks = required<std::vector<int64_t>>(d, "moe_blocks");
+  c.num_experts = required<int64_t>(d, "num_experts");
+  c.expert_hidden = required<int64_t>(d, "expert_hidden");
+  c.top_k = required<int64_t>(d, "top_k");
+  const std::string gate = required<std::string>(d, "gate");
+  if (gate == "multi") c.gate = GateKind::kMultiGate;
+  else if (gate == "task_conditioned") c.gate = GateKind::kTaskConditioned;
+  else if (gate == "shared") c.gate = GateKind::kShared;
+  else throw py::value_error("unknown gate kind '" + gate + "'");
+  c.gate_task_dim = required<int64_t>(d, "gate_task_dim");
+  c.gate_num_tasks = required<int64_t>(d, "gate_num_tasks");
+  c.head_channels = required<int64_t>(d, "head_channels");
+  for (const auto& t : required<py::list>(d, "tasks")) {
+    auto tup = t.cast<py::tuple>();
+    c.tasks.push_back({tup[0].cast<std::string>(), tup[1].cast<int64_t>(), tup[2].cast<int64_t>()});
+  }
+  return c;
+}
+
+std::shared_ptr<edgemoe::ModelWeights> weights_from_dict(const py::dict& tensors) {
+  auto w = std::make_shared<edgemoe::ModelWeights>();
+  for (const auto& item : tensors) {
+    const std::string name = item.first.cast<std::string>();
+    torch::Tensor t = item.second.cast<torch::Tensor>().detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    w->add(name, t.sizes().vec(), t.data_ptr<float>());
+  }
+  return w;
+}
+
+void check_images(const torch::Tensor& x, const ModelConfig& c) {
+  if (x.device().type() != torch::kCPU)
+    throw py::value_error("images must be on the CPU, got device " + x.device().str());
+  if (x.scalar_type() != torch::kFloat32)
+    throw py::value_error(std::string("images must be float32, got ") + c10::toString(x.scalar_type()));
+  if (x.dim() != 4 || x.size(1) != 3 || x.size(2) != c.image_h() || x.size(3) != c.image_w())
+    throw py::value_error("images must have shape [B, 3, " + std::to_string(c.image_h()) + ", " +
+                          std::to_string(c.image_w()) + "], got " + edgemoe::shape_to_string(x.sizes().vec()));
+  if (x.size(0) < 1) throw py::value_error("images must hold at least one image");
+}
+
+class PyModel {
+ public:
+  PyModel(const py::dict& config, const py::dict& weights, const std::string& backend, int num_threads)
+      : model_(config_from_dict(config), weights_from_dict(weights), backend, num_threads) {}
+
+  std::vector<torch::Tensor> forward(torch::Tensor images, const std::vector<int64_t>& task_ids) {
+    const ModelConfig& c = model_.config();
+    check_images(images, c);
+    for (int64_t t : task_ids)
+      if (t < 0 || t >= static_cast<int64_t>(c.tasks.size())) throw py::value_error("task index out of range");
+    images = images.contiguous();
+    const int64_t batch = images.size(0);
+    std::vector<torch::Tensor> outs;
+    std::vector<float*> ptrs;
+    for (int64_t t : task_ids) {
+      outs.push_back(torch::empty({batch, c.tasks[t].out_channels, c.image_h(), c.image_w()}));
+      ptrs.push_back(outs.back().data_ptr<float>());
+    }
+    {
+      py::gil_scoped_release release;
+      model_.forward(images.data_ptr<float>(), batch, task_ids, ptrs);
+    }
+    return outs;
+  }
+
+  torch::Tensor features(torch::Tensor images, int64_t task_id) {
+    const ModelConfig& c = model_.config();
+    check_images(images, c);
+    if (task_id < 0 || task_id >= static_cast<int64_t>(c.tasks.size())) throw py::value_error("task index out of range");
+    images = images.contiguous();
+    torch::Tensor out = torch::empty({images.size(0), c.num_tokens(), c.embed_dim});
+    py::gil_scoped_release release;
+    model_.features(images.data_ptr<float>(), images.size(0), task_id, out.data_ptr<float>());
+    return out;
+  }
+
+  std::string backend() const { return model_.backend_name(); }
+  void set_backend(const std::string& name) {
+    py::gil_scoped_release release;
+    model_.set_backend(name);
+  }
+  int num_threads() const { return model_.num_threads(); }
+  void set_num_threads(int n) { model_.set_num_threads(n); }
+
+ private:
+  edgemoe::Model model_;
+};
+
+py::dict build_info() {
+  py::dict d;
+  d["version"] = EDGEMOE_VERSION;
+  d["torch"] = EDGEMOE_TORCH_VERSION;
+  d["compiler"] = EDGEMOE_COMPILER;
+  d["native_cpu_tuning"] = static_cast<bool>(EDGEMOE_NATIVE_BUILD);
+  const dnnl_version_t* v = dnnl_version();
+  d["onednn"] = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+  d["openmp_max_threads"] = omp_get_max_threads();
+  return d;
+}
+
+py::list backends() {
+  py::list out;
+  for (const auto& b : edgemoe::list_backends()) {
+    py::dict d;
+    d["name"] = b.name;
+    d["available"] = b.available;
+    d["reason"] = b.reason;
+    out.append(d);
+  }
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "edgemoe native core";
+  py::class_<PyModel>(m, "Model")
+      .def(py::init<const py::dict&, const py::dict&, const std::string&, int>(), py::arg("config"),
+           py::arg("weights"), py::arg("backend"), py::arg("num_threads"))
+      .def("forward", &PyModel::forward, py::arg("images"), py::arg("task_ids"))
+      .def("features", &PyModel::features, py::arg("images"), py::arg("task_id"))
+      .def_property("backend", &PyModel::backend, &PyModel::set_backend)
+      .def_property("num_threads", &PyModel::num_threads, &PyModel::set_num_threads);
+  m.def("build_info", &build_info);
+  m.def("backends", &backends);
+}

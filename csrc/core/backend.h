@@ -1,0 +1,42 @@
+// The one interface every backend implements (cpu, emu, fpga ...).
+// A backend owns whatever it derives from the weights (packed layouts, quantised copies, device
+// buffers) and runs the two halves of a task-gated forward pass.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/weights.h"
+
+namespace edgemoe {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // images: [batch, 3, H, W] contiguous, normalised. For each task_ids[t], writes the last block's
+  // output [batch, num_tokens, D] to features[t]. Work shared by all tasks (everything before the
+  // first task-gated layer) is the backend's to share.
+  virtual void backbone(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
+                        const std::vector<float*>& features) = 0;
+
+  // features: [batch, num_tokens, D] -> out: [batch, out_channels, H, W] (raw head output).
+  virtual void head(int64_t task_id, const float* features, int64_t batch, float* out) = 0;
+};
+
+struct BackendInfo {
+  std::string name;
+  bool available;
+  std::string reason;  // why not, when unavailable
+};
+
+// Factory over the backends compiled into this build (backend_registry.cpp).
+std::unique_ptr<Backend> make_backend(const std::string& name, const ModelConfig& config,
+                                      std::shared_ptr<const ModelWeights> weights, int num_threads);
+std::vector<BackendInfo> list_backends();
+
+}  // namespace edgemoe

@@ -1,0 +1,42 @@
+// A loaded M3ViT: config + weights + the backend that runs it.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/config.h"
+#include "core/weights.h"
+
+namespace edgemoe {
+
+class Model {
+ public:
+  Model(ModelConfig config, std::shared_ptr<const ModelWeights> weights, const std::string& backend,
+        int num_threads);
+
+  const ModelConfig& config() const { return config_; }
+  std::string backend_name() const { return backend_->name(); }
+  int num_threads() const { return num_threads_; }
+  void set_backend(const std::string& backend);
+  void set_num_threads(int num_threads);
+
+  // images [batch, 3, H, W]; outputs[t] receives [batch, C_t, H, W] for task_ids[t].
+  // Safe to call from several threads: calls on one model are serialised.
+  void forward(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
+               const std::vector<float*>& outputs);
+
+  // The backbone alone (last block output incl. cls), for accuracy comparisons.
+  void features(const float* images, int64_t batch, int64_t task_id, float* out);
+
+ private:
+  ModelConfig config_;
+  std::shared_ptr<const ModelWeights> weights_;
+  std::unique_ptr<Backend> backend_;
+  int num_threads_;
+  std::mutex mutex_;
+};
+
+}  // namespace edgemoe
