@@ -1,0 +1,219 @@
+"""Model hyper-parameters: derived from a checkpoint's tensors, completed by user overrides,
+an M3ViT YAML config, or documented defaults."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Tuple
+
+from .errors import CheckpointError
+
+# M3ViT's fixed task order (utils/config.py); the position among the tasks present is the task id
+# that selects the router.
+TASK_ORDER = ("semseg", "human_parts", "sal", "normals", "edge", "depth")
+
+# Token grids whose factorisation M3ViT uses (pos_embed length - 1 -> rows x cols).
+KNOWN_GRIDS = {1024: (32, 32), 1200: (30, 40), 128: (8, 16)}
+
+# Dataset names in M3ViT configs -> input size (H, W).
+DATASET_IMAGE_SIZE = {"PASCALContext": (512, 512), "NYUD": (480, 640), "Cityscapes": (128, 256)}
+
+DEFAULT_TOP_K = 4  # M3ViT README recipe (--moe_top_k 4)
+
+
+def default_num_heads(embed_dim: int) -> int:
+    """Heads M3ViT's configs use: 3 for ViT-T (192), 12 for ViT-S (384) and ViT-B (768)."""
+    return {192: 3, 384: 12, 768: 12}.get(embed_dim, max(1, embed_dim // 64))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    embed_dim: int
+    depth: int
+    num_heads: int
+    patch_size: int
+    image_size: Tuple[int, int]
+    mlp_hidden: int
+    moe_blocks: Tuple[int, ...]
+    num_experts: int
+    expert_hidden: int
+    top_k: int
+    gate: str  # "multi", "task_conditioned" or "shared"
+    gate_task_dim: int
+    gate_num_tasks: int
+    tasks: Tuple[Tuple[str, int], ...]  # (name, output channels) in M3ViT's task order
+    head_channels: int = 256
+
+    @property
+    def grid(self) -> Tuple[int, int]:
+        return self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size
+
+    @property
+    def num_tokens(self) -> int:
+        h, w = self.grid
+        return 1 + h * w
+
+    @property
+    def task_names(self) -> Tuple[str, ...]:
+        return tuple(name for name, _ in self.tasks)
+
+    def out_channels(self, task: str) -> int:
+        return dict(self.tasks)[task]
+
+    def gate_index(self, task: str) -> int:
+        return self.task_names.index(task)
+
+    def to_native(self) -> dict:
+        """The dict the C++ core takes (edgemoe._C.Model)."""
+        h, w = self.grid
+        return {
+            "embed_dim": self.embed_dim, "depth": self.depth, "num_heads": self.num_heads,
+            "patch_size": self.patch_size, "grid_h": h, "grid_w": w, "mlp_hidden": self.mlp_hidden,
+            "moe_blocks": list(self.moe_blocks), "num_experts": self.num_experts,
+            "expert_hidden": self.expert_hidden, "top_k": self.top_k, "gate": self.gate,
+            "gate_task_dim": self.gate_task_dim, "gate_num_tasks": self.gate_num_tasks,
+            "head_channels": self.head_channels,
+            "tasks": [(name, ch, self.gate_index(name)) for name, ch in self.tasks],
+        }
+
+    def __str__(self) -> str:
+        h, w = self.grid
+        rows = [
+            ("width (embed_dim)", self.embed_dim),
+            ("depth", self.depth),
+            ("heads", f"{self.num_heads} (head dim {self.embed_dim // self.num_heads})"),
+            ("patch", self.patch_size),
+            ("image (H x W)", f"{self.image_size[0]} x {self.image_size[1]}"),
+            ("tokens", f"{self.num_tokens} = 1 cls + {h} x {w}"),
+            ("dense MLP hidden", self.mlp_hidden),
+            ("MoE blocks", ", ".join(map(str, self.moe_blocks)) or "none"),
+            ("experts", self.num_experts),
+            ("expert hidden", self.expert_hidden),
+            ("top-k", self.top_k),
+            ("gate", self.gate + (f" (task feature {self.gate_task_dim})" if self.gate == "task_conditioned" else "")),
+            ("tasks", ", ".join(f"{n}[{c}]" for n, c in self.tasks)),
+            ("head channels", self.head_channels),
+        ]
+        width = max(len(k) for k, _ in rows)
+        return "ModelConfig\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _shape(state: Mapping, key: str) -> Tuple[int, ...]:
+    if key not in state:
+        raise CheckpointError(f"checkpoint has no '{key}'; is this an M3ViT checkpoint?")
+    return tuple(state[key].shape)
+
+
+def read_yaml_config(path) -> dict:
+    """The few hyper-parameters an M3ViT YAML config can supply (safe_load: data only)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"config file {path} is not an M3ViT YAML config (top level is not a mapping)")
+    kwargs = raw.get("backbone_kwargs") or {}
+    out = {}
+    heads = kwargs.get("num_heads", raw.get("num_heads"))
+    if heads is not None:
+        out["num_heads"] = int(heads)
+    top_k = kwargs.get("moe_top_k", raw.get("moe_top_k"))
+    if top_k is not None:
+        out["top_k"] = int(top_k)
+    size = kwargs.get("img_size") or (raw.get("head_kwargs") or {}).get("img_size")
+    if size is None and raw.get("val_db_name") in DATASET_IMAGE_SIZE:
+        size = DATASET_IMAGE_SIZE[raw["val_db_name"]]
+    if size is not None:
+        out["image_size"] = (int(size[0]), int(size[1])) if isinstance(size, (list, tuple)) else (int(size), int(size))
+    return out
+
+
+def _grid_from_tokens(patches: int, patch: int, image_size: Optional[Sequence[int]]) -> Tuple[int, int]:
+    if image_size is not None:
+        H, W = int(image_size[0]), int(image_size[1])
+        if H % patch or W % patch or (H // patch) * (W // patch) != patches:
+            raise ValueError(
+                f"image_size {H}x{W} does not match the checkpoint: pos_embed holds {patches} patch "
+                f"positions of {patch}x{patch} pixels, but {H}x{W} gives {(H // patch) * (W // patch)}")
+        return H // patch, W // patch
+    if patches in KNOWN_GRIDS:
+        return KNOWN_GRIDS[patches]
+    side = math.isqrt(patches)
+    if side * side == patches:
+        return side, side
+    raise ValueError(f"cannot tell the image size from {patches} patch positions; pass image_size=(H, W)")
+
+
+def derive_config(state: Mapping, *, top_k=None, num_heads=None, image_size=None, yaml_config=None) -> ModelConfig:
+    """Build the config from a normalised state dict (keys without 'module.')."""
+    overrides = read_yaml_config(yaml_config) if yaml_config is not None else {}
+    if top_k is not None:
+        overrides["top_k"] = top_k
+    if num_heads is not None:
+        overrides["num_heads"] = num_heads
+    if image_size is not None:
+        overrides["image_size"] = tuple(image_size)
+
+    _, tokens, D = _shape(state, "backbone.pos_embed")
+    pD, in_chans, P, P2 = _shape(state, "backbone.patch_embed.proj.weight")
+    if pD != D or P != P2 or in_chans != 3:
+        raise CheckpointError(f"backbone.patch_embed.proj.weight has shape {(pD, in_chans, P, P2)}, "
+                              f"expected ({D}, 3, P, P) for width {D}")
+    gh, gw = _grid_from_tokens(tokens - 1, P, overrides.get("image_size"))
+
+    block_ids = sorted({int(m.group(1)) for k in state for m in [re.match(r"backbone\.blocks\.(\d+)\.", k)] if m})
+    if not block_ids:
+        raise CheckpointError("checkpoint has no backbone.blocks.*; is this an M3ViT checkpoint?")
+    depth = block_ids[-1] + 1
+    moe_blocks = tuple(b for b in block_ids if f"backbone.blocks.{b}.mlp.experts.htoh4.weight" in state)
+    dense = [b for b in block_ids if b not in moe_blocks]
+    mlp_hidden = _shape(state, f"backbone.blocks.{dense[0]}.mlp.fc1.weight")[0] if dense else 0
+
+    num_experts = expert_hidden = gate_task_dim = gate_num_tasks = 0
+    gate = "shared"
+    if moe_blocks:
+        num_experts, expert_hidden, _ = _shape(state, f"backbone.blocks.{moe_blocks[0]}.mlp.experts.htoh4.weight")
+        first = f"backbone.blocks.{moe_blocks[0]}.mlp.gate"
+        routers = sorted({int(m.group(1)) for k in state for m in [re.match(re.escape(first) + r"\.(\d+)\.w_gate$", k)] if m})
+        if routers:
+            gate, gate_num_tasks = "multi", len(routers)
+        elif "backbone.gate_task_represent.fc1.weight" in state:
+            gate = "task_conditioned"
+            gate_task_dim, gate_num_tasks = _shape(state, "backbone.gate_task_represent.fc1.weight")
+        elif f"{first}.w_gate" not in state:
+            raise CheckpointError(f"MoE block {moe_blocks[0]} has no router: neither '{first}.<task>.w_gate' nor '{first}.w_gate'")
+        gate_width = _shape(state, f"{first}.{routers[0]}.w_gate" if routers else f"{first}.w_gate")[1]
+        if gate_width != num_experts:
+            raise CheckpointError(
+                f"the router of block {moe_blocks[0]} scores {gate_width} experts but the checkpoint holds "
+                f"{num_experts} (a missing or extra rank file in a sharded checkpoint?)")
+
+    names = sorted({m.group(1) for k in state for m in [re.match(r"decoders\.([^.]+)\.conv_4\.weight$", k)] if m},
+                   key=lambda n: TASK_ORDER.index(n) if n in TASK_ORDER else len(TASK_ORDER))
+    unknown = [n for n in names if n not in TASK_ORDER]
+    if unknown:
+        raise CheckpointError(f"unknown task head(s) {unknown}; M3ViT tasks are {list(TASK_ORDER)}")
+    if not names:
+        raise CheckpointError("checkpoint has no task heads (decoders.<task>.*)")
+    tasks = tuple((n, _shape(state, f"decoders.{n}.conv_4.weight")[0]) for n in names)
+    head_channels = _shape(state, f"decoders.{names[0]}.conv_0.weight")[0]
+    if gate in ("multi", "task_conditioned") and gate_num_tasks != len(tasks):
+        raise CheckpointError(f"the gate is conditioned on {gate_num_tasks} tasks but the checkpoint has "
+                              f"{len(tasks)} task heads ({', '.join(names)})")
+
+    heads = overrides.get("num_heads", default_num_heads(D))
+    if heads <= 0 or D % heads:
+        raise ValueError(f"num_heads={heads} does not divide the width {D}")
+    k = overrides.get("top_k", min(DEFAULT_TOP_K, num_experts) if moe_blocks else 0)
+    if moe_blocks:
+        if not 1 <= k <= num_experts:
+            raise ValueError(f"top_k={k} must be between 1 and the number of experts ({num_experts})")
+    return ModelConfig(
+        embed_dim=D, depth=depth, num_heads=heads, patch_size=P, image_size=(gh * P, gw * P),
+        mlp_hidden=mlp_hidden, moe_blocks=moe_blocks, num_experts=num_experts, expert_hidden=expert_hidden,
+        top_k=k, gate=gate, gate_task_dim=gate_task_dim, gate_num_tasks=gate_num_tasks, tasks=tasks,
+        head_channels=head_channels)

@@ -1,0 +1,110 @@
+"""M3ViT's input recipe and output post-processing (shared/spec/m3vit.md §2.1, §3), plus PNG rendering."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+SEGMENTATION_TASKS = ("semseg", "human_parts")
+
+
+def _as_rgb_array(image) -> np.ndarray:
+    from PIL import Image
+
+    if isinstance(image, (str, Path)):
+        try:
+            with Image.open(image) as im:
+                return np.asarray(im.convert("RGB"))
+        except OSError as exc:
+            raise ValueError(f"cannot read image {image}: {exc}") from None
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"image arrays must be uint8, got {array.dtype}")
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"image arrays must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
+    return array[:, :, :3]
+
+
+def preprocess(image, image_size: Sequence[int]) -> torch.Tensor:
+    """PIL image, path or uint8 HWC array -> normalised float32 [1, 3, H, W].
+
+    Cubic resize without aspect preservation (OpenCV's INTER_CUBIC kernel, a = -0.75, which is
+    torch's bicubic), truncation to uint8 with M3ViT's wrap-around quirk for cubic overshoot,
+    /255, ImageNet mean/std on RGB.
+    """
+    H, W = int(image_size[0]), int(image_size[1])
+    rgb = torch.from_numpy(_as_rgb_array(image).astype(np.float32)).permute(2, 0, 1)[None]
+    if tuple(rgb.shape[2:]) != (H, W):
+        rgb = F.interpolate(rgb, size=(H, W), mode="bicubic", align_corners=False)
+    as_uint8 = torch.remainder(torch.trunc(rgb).to(torch.int64), 256).to(torch.float32)  # img.astype(np.uint8)
+    x = as_uint8 / 255.0
+    return ((x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)).contiguous()
+
+
+def postprocess(task: str, output: torch.Tensor) -> np.ndarray:
+    """Raw head output [C, H, W] or [B, C, H, W] -> M3ViT's prediction maps.
+
+    semseg/human_parts: class index (argmax); sal/edge: 255 * sigmoid; normals: L2-normalised,
+    mapped to [0, 255] as (n + 1) * 255 / 2, channels last; depth: the raw regression.
+    """
+    if not isinstance(output, torch.Tensor) or output.dim() not in (3, 4):
+        raise ValueError("output must be a [C, H, W] or [B, C, H, W] tensor")
+    out = output.detach().float()
+    if task in SEGMENTATION_TASKS:
+        result = out.argmax(dim=-3)
+    elif task in ("sal", "edge"):
+        result = 255.0 * torch.sigmoid(out.select(-3, 0))
+    elif task == "normals":
+        n = F.normalize(out, p=2, dim=-3)
+        result = ((n + 1.0) * (255.0 / 2.0)).movedim(-3, -1)
+    elif task == "depth":
+        result = out.select(-3, 0)
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    return result.numpy()
+
+
+def _palette(n: int) -> np.ndarray:
+    """PASCAL VOC's bit-interleaved colour map."""
+    colours = np.zeros((max(n, 1), 3), np.uint8)
+    for i in range(len(colours)):
+        c, r, g, b = i, 0, 0, 0
+        for bit in range(8):
+            r |= ((c >> 0) & 1) << (7 - bit)
+            g |= ((c >> 1) & 1) << (7 - bit)
+            b |= ((c >> 2) & 1) << (7 - bit)
+            c >>= 3
+        colours[i] = (r, g, b)
+    return colours
+
+
+def render(task: str, prediction: np.ndarray, num_classes: int = 256) -> np.ndarray:
+    """A single image's post-processed prediction -> RGB uint8 for a PNG."""
+    if task in SEGMENTATION_TASKS:
+        return _palette(max(num_classes, int(prediction.max()) + 1))[prediction]
+    if task == "normals":
+        return np.clip(prediction, 0, 255).astype(np.uint8)
+    from matplotlib import colormaps
+
+    values = prediction.astype(np.float64)
+    if task in ("sal", "edge"):
+        values = values / 255.0
+    else:
+        lo, hi = np.percentile(values, 1), np.percentile(values, 99)
+        values = np.clip((values - lo) / max(hi - lo, 1e-12), 0, 1)
+    return (colormaps["magma" if task == "depth" else "inferno"](values)[..., :3] * 255).astype(np.uint8)
+
+
+def save_png(path: Union[str, Path], rgb: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(rgb).save(path)

@@ -1,0 +1,37 @@
+"""What this build of edgemoe is and which backends it can run, with the reason for each one it cannot."""
+from __future__ import annotations
+
+from ._version import __version__
+
+# Every backend edgemoe knows of; those not compiled into this build are reported with why.
+KNOWN_BACKENDS = ("cpu", "emu", "fpga")
+_NOT_BUILT = {
+    "emu": "not compiled into this build (the HLS accelerator kernels are not part of this version)",
+    "fpga": "not compiled into this build (needs the XRT host code and a synthesised .xclbin)",
+}
+
+
+def info(print_it: bool = False) -> dict:
+    from . import _C
+
+    build = dict(_C.build_info())
+    native = {b["name"]: b for b in _C.backends()}
+    backends = {}
+    for name in KNOWN_BACKENDS:
+        if name in native:
+            backends[name] = {"available": native[name]["available"], "reason": native[name]["reason"]}
+        else:
+            backends[name] = {"available": False, "reason": _NOT_BUILT.get(name, "not compiled into this build")}
+    result = {"version": __version__, "build": build, "backends": backends}
+    if print_it:
+        print(format_info(result))
+    return result
+
+
+def format_info(result: dict) -> str:
+    lines = [f"edgemoe {result['version']}", "build:"]
+    lines += [f"  {k}: {v}" for k, v in result["build"].items()]
+    lines.append("backends:")
+    for name, b in result["backends"].items():
+        lines.append(f"  {name}: " + ("available" if b["available"] else f"unavailable - {b['reason']}"))
+    return "\n".join(lines)

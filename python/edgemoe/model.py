@@ -1,0 +1,128 @@
+"""edgemoe.Model: an M3ViT checkpoint on one of the native backends."""
+from __future__ import annotations
+
+import os
+import re
+from typing import Dict, Iterable, Optional, Union
+
+import torch
+
+from . import _C
+from .checkpoint import load_state_dict
+from .config import ModelConfig, derive_config
+from .errors import CheckpointError
+
+
+def _default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class Model:
+    """Run M3ViT's task-gated forward pass on a native backend ("cpu", later "emu", "fpga").
+
+    ``model(images, task="semseg")`` returns the raw head output [B, C, H, W];
+    ``model(images, tasks=[...])`` returns a dict, sharing the work before the first MoE layer.
+    """
+
+    def __init__(self, config: ModelConfig, state: Dict[str, torch.Tensor], backend: str = "cpu",
+                 num_threads: Optional[int] = None, sources: Optional[Dict[str, str]] = None):
+        self._config = config
+        try:
+            self._native = _C.Model(config.to_native(), state, backend, num_threads or _default_threads())
+        except ValueError as exc:
+            raise _with_source(exc, sources) from None
+
+    @classmethod
+    def from_checkpoint(cls, path, backend: str = "cpu", *, top_k: Optional[int] = None,
+                        num_heads: Optional[int] = None, image_size=None, config=None,
+                        num_threads: Optional[int] = None) -> "Model":
+        """Load an M3ViT checkpoint as saved: a rank-shard directory, a .pth/.pth.tar file, or a bare state dict.
+
+        ``top_k``, ``num_heads`` and ``image_size`` (H, W) override what the weights cannot tell;
+        ``config`` is an M3ViT YAML config file supplying them; otherwise M3ViT's README defaults apply.
+        """
+        state, sources = load_state_dict(path)
+        cfg = derive_config(state, top_k=top_k, num_heads=num_heads, image_size=image_size, yaml_config=config)
+        return cls(cfg, state, backend, num_threads, sources)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self._config
+
+    @property
+    def tasks(self):
+        return list(self._config.task_names)
+
+    @property
+    def backend(self) -> str:
+        return self._native.backend
+
+    @property
+    def num_threads(self) -> int:
+        return self._native.num_threads
+
+    @num_threads.setter
+    def num_threads(self, value: int):
+        self._native.num_threads = int(value)
+
+    def to(self, backend: str) -> "Model":
+        """Move to another backend in place (weights are re-packed for it); returns self."""
+        self._native.backend = backend
+        return self
+
+    def _task_id(self, task: str) -> int:
+        if not isinstance(task, str) or task not in self._config.task_names:
+            raise ValueError(f"unknown task {task!r}; this model has tasks {self.tasks}")
+        return self._config.gate_index(task)
+
+    def _check_images(self, images) -> torch.Tensor:
+        H, W = self._config.image_size
+        if not isinstance(images, torch.Tensor):
+            raise ValueError(f"images must be a torch.Tensor [B, 3, {H}, {W}], got {type(images).__name__}")
+        if images.device.type != "cpu":
+            raise ValueError(f"images must be on the CPU, got device {images.device}")
+        if images.dtype != torch.float32:
+            raise ValueError(f"images must be float32 (normalised), got {images.dtype}")
+        if images.dim() != 4:
+            raise ValueError(f"images must be 4-D [B, 3, {H}, {W}], got {images.dim()}-D shape {tuple(images.shape)}")
+        if images.shape[1] != 3 or tuple(images.shape[2:]) != (H, W):
+            raise ValueError(f"images must have shape [B, 3, {H}, {W}] (the checkpoint's pos_embed fixes the size), "
+                             f"got {tuple(images.shape)}")
+        if images.shape[0] == 0:
+            raise ValueError("images holds no image (batch size 0)")
+        return images.contiguous()
+
+    def __call__(self, images: torch.Tensor, task: Optional[str] = None,
+                 tasks: Optional[Iterable[str]] = None) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
+        if (task is None) == (tasks is None):
+            raise ValueError("pass exactly one of task='name' or tasks=[...]")
+        names = [task] if task is not None else list(tasks)
+        if not names:
+            raise ValueError("tasks is empty")
+        ids = [self._task_id(t) for t in names]
+        outputs = self._native.forward(self._check_images(images), ids)
+        return outputs[0] if task is not None else dict(zip(names, outputs))
+
+    forward = __call__
+
+    def features(self, images: torch.Tensor, task: str) -> torch.Tensor:
+        """The backbone's last block output [B, tokens, D] (cls first) for one task."""
+        return self._native.features(self._check_images(images), self._task_id(task))
+
+    def __repr__(self) -> str:
+        c = self._config
+        return (f"edgemoe.Model(backend={self.backend!r}, width={c.embed_dim}, depth={c.depth}, "
+                f"experts={c.num_experts}, top_k={c.top_k}, image={c.image_size[0]}x{c.image_size[1]}, "
+                f"tasks={self.tasks})")
+
+
+def _with_source(exc: ValueError, sources: Optional[Dict[str, str]]) -> ValueError:
+    """Add the file a bad tensor came from to the core's message."""
+    message = str(exc)
+    match = re.search(r"weight '([^']+)'", message)
+    if sources and match:
+        key = match.group(1)
+        where = sources.get(key) or next(iter(set(sources.values())), None)
+        message = message.replace("weight '", "checkpoint key '") + (f" (in {where})" if where else "")
+        return CheckpointError(message)
+    return type(exc)(message)
