@@ -79,7 +79,8 @@ Conv2d::Compiled& Conv2d::compiled(int64_t batch, int64_t height, int64_t width)
   auto it = compiled_.find(key);
   if (it != compiled_.end()) return it->second;
   const int64_t pad = kernel_ / 2;
-  memory::desc src({batch, ic_, height, width}, dt::f32, src_tag_);
+  memory::desc given({batch, ic_, height, width}, dt::f32, src_tag_);
+  memory::desc src({batch, ic_, height, width}, dt::f32, tag::nChw16c);
   memory::desc wei({oc_, ic_, kernel_, kernel_}, dt::f32, tag::any);
   memory::desc bia({oc_}, dt::f32, tag::a);
   memory::desc dst({batch, oc_, height, width}, dt::f32, tag::nChw16c);
@@ -94,13 +95,22 @@ Conv2d::Compiled& Conv2d::compiled(int64_t batch, int64_t height, int64_t width)
   memory packed(pd.weights_desc(), ctx_->engine);
   dnnl::reorder(plain, packed).execute(ctx_->stream, plain, packed);
   ctx_->stream.wait();
-  Compiled c{dnnl::convolution_forward(pd), packed, pd.src_desc(), pd.dst_desc()};
+  Compiled c{dnnl::convolution_forward(pd), packed, pd.src_desc(), pd.dst_desc(), given, nullptr, {}};
+  if (given != c.src) {
+    c.to_blocked = std::make_unique<dnnl::reorder>(memory(given, ctx_->engine, nullptr), memory(c.src, ctx_->engine, nullptr));
+    c.blocked_src.resize(c.src.get_size() / sizeof(float));
+  }
   return compiled_.emplace(key, std::move(c)).first->second;
 }
 
 void Conv2d::forward(const float* src, int64_t batch, int64_t height, int64_t width, float* dst) {
   Compiled& c = compiled(batch, height, width);
   memory s(c.src, ctx_->engine, const_cast<float*>(src));
+  if (c.to_blocked) {
+    memory given(c.given_src, ctx_->engine, const_cast<float*>(src));
+    s = memory(c.src, ctx_->engine, c.blocked_src.data());
+    c.to_blocked->execute(ctx_->stream, given, s);
+  }
   memory b({{oc_}, dt::f32, tag::a}, ctx_->engine, bias_.data());
   memory d(c.dst, ctx_->engine, dst);
   c.prim.execute(ctx_->stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, c.weights}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, d}});

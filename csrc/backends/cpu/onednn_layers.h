@@ -59,7 +59,9 @@ class Linear {
 };
 
 // 2-D convolution (stride 1, same padding) with BatchNorm folded in and optional ReLU.
-// Activations: input in `src_tag`, output in nChw16c.
+// Activations: input in `src_tag`, output in nChw16c. The kernel itself always reads nChw16c:
+// oneDNN 2.6 has only its reference kernel for an NHWC source with a blocked destination, so
+// other inputs are reordered first.
 class Conv2d {
  public:
   Conv2d(DnnlContext* ctx, const float* weight, const float* bias, int64_t out_channels,
@@ -76,6 +78,9 @@ class Conv2d {
     dnnl::convolution_forward prim;
     dnnl::memory weights;
     dnnl::memory::desc src, dst;
+    dnnl::memory::desc given_src;      // layout the caller passes
+    std::unique_ptr<dnnl::reorder> to_blocked;  // given_src -> src, when they differ
+    std::vector<float> blocked_src;
   };
   Compiled& compiled(int64_t batch, int64_t height, int64_t width);
   DnnlContext* ctx_;
