@@ -8,6 +8,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "backends/cpu/onednn_layers.h"
 #include "core/backend.h"
 #include "core/model.h"
 
@@ -157,4 +158,12 @@ PYBIND11_MODULE(_C, m) {
       .def_property("num_threads", &PyModel::num_threads, &PyModel::set_num_threads);
   m.def("build_info", &build_info);
   m.def("backends", &backends);
+  m.def(
+      "gemm_peak_gflops",
+      [](int64_t size, int repeats, int threads) {
+        py::gil_scoped_release release;
+        omp_set_num_threads(threads);
+        return edgemoe::cpu::measure_gemm_gflops(size, repeats);
+      },
+      py::arg("size") = 2048, py::arg("repeats") = 10, py::arg("threads") = 2);
 }

@@ -67,18 +67,35 @@ def _restricted_load(file, **kwargs):
     return _RestrictedUnpickler(file, **kwargs).load()
 
 
-# What torch.load needs of a pickle module: Unpickler, load, and __name__.
+# What torch's loaders need of a pickle module: Unpickler, load, and __name__.
 restricted_pickle = types.SimpleNamespace(__name__="edgemoe_restricted_pickle", Unpickler=_RestrictedUnpickler,
                                           load=_restricted_load)
 
 
+def _torch_load_restricted(path: Path):
+    """torch.load's own machinery (zip and legacy formats) with the restricted unpickler.
+
+    torch.load itself cannot be used: torch 1.13 replaces any pickle_module with plain pickle
+    unless weights_only=True (whose allow-list rejects M3ViT's numpy scalars), and it hands
+    TorchScript archives to torch.jit.load, which runs their code.
+    """
+    serialization = torch.serialization
+    with open(path, "rb") as f:
+        if serialization._is_zipfile(f):
+            with serialization._open_zipfile_reader(f) as archive:
+                if serialization._is_torchscript_zip(archive):
+                    raise UnsafeCheckpointError("it is a TorchScript archive (a program), not a checkpoint")
+                return serialization._load(archive, "cpu", restricted_pickle, encoding="utf-8")
+        return serialization._legacy_load(f, "cpu", restricted_pickle, encoding="utf-8")
+
+
 def safe_torch_load(path: Path):
-    """torch.load through the restricted unpickler; every failure becomes a CheckpointError naming the file."""
+    """Load a torch.save file without executing anything from it; failures become CheckpointError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no such checkpoint file: {path}")
     try:
-        return torch.load(str(path), map_location="cpu", pickle_module=restricted_pickle)
+        return _torch_load_restricted(path)
     except UnsafeCheckpointError as exc:
         raise UnsafeCheckpointError(f"{path}: {exc}") from None
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, KeyError,

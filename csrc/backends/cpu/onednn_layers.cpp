@@ -1,5 +1,7 @@
 #include "backends/cpu/onednn_layers.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 
 namespace edgemoe::cpu {
@@ -115,6 +117,22 @@ void Conv2d::forward(const float* src, int64_t batch, int64_t height, int64_t wi
   memory d(c.dst, ctx_->engine, dst);
   c.prim.execute(ctx_->stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, c.weights}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, d}});
   ctx_->stream.wait();
+}
+
+double measure_gemm_gflops(int64_t size, int repeats) {
+  DnnlContext ctx;
+  MatmulCache cache(&ctx);
+  std::vector<float> a(size * size, 0.5f), w(size * size, 0.25f), b(size, 0.f), y(size * size);
+  Linear layer(&cache, w.data(), b.data(), size, size);
+  layer.forward(a.data(), size, y.data(), Epilogue::kBias);  // create, pack, warm up
+  double best = 0;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    layer.forward(a.data(), size, y.data(), Epilogue::kBias);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * size * size * size / s / 1e9);
+  }
+  return best;
 }
 
 }  // namespace edgemoe::cpu

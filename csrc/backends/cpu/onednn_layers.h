@@ -91,4 +91,8 @@ class Conv2d {
   std::map<std::tuple<int64_t, int64_t, int64_t>, Compiled> compiled_;
 };
 
+// Sustained fp32 GFLOP/s of a large square oneDNN matmul on the current OpenMP threads: the
+// machine's practical GEMM peak, which the benchmark reports efficiency against.
+double measure_gemm_gflops(int64_t size, int repeats);
+
 }  // namespace edgemoe::cpu

@@ -1,0 +1,101 @@
+"""python -m edgemoe {info,run,demo,bench}"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_CACHE = Path.home() / ".cache" / "edgemoe"
+
+
+def _load(args):
+    from .model import Model
+
+    size = tuple(args.image_size) if args.image_size else None
+    return Model.from_checkpoint(args.checkpoint, backend=args.backend, top_k=args.top_k, num_heads=args.num_heads,
+                                 image_size=size, config=args.config, num_threads=args.threads)
+
+
+def cmd_info(args):
+    from .info import info
+
+    info(print_it=True)
+    return 0
+
+
+def run_tasks(model, image, tasks, out_dir: Path):
+    """Run each task on one image, write a PNG per task; returns {task: (seconds, raw output)}."""
+    from .imaging import postprocess, preprocess, render, save_png
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    x = preprocess(image, model.config.image_size)
+    results = {}
+    for task in tasks:
+        t0 = time.perf_counter()
+        y = model(x, task=task)
+        results[task] = (time.perf_counter() - t0, y)
+        save_png(out_dir / f"{task}.png", render(task, postprocess(task, y)[0], model.config.out_channels(task)))
+    return x, results
+
+
+def cmd_run(args):
+    model = _load(args)
+    tasks = args.task or model.tasks
+    for t in tasks:
+        if t not in model.tasks:
+            print(f"error: unknown task {t!r}; this model has {model.tasks}", file=sys.stderr)
+            return 2
+    _, results = run_tasks(model, args.image, tasks, Path(args.out))
+    print(f"{'task':<12} {'latency (ms)':>12}  output")
+    for task, (seconds, y) in results.items():
+        print(f"{task:<12} {seconds * 1e3:12.1f}  {Path(args.out) / (task + '.png')}  {tuple(y.shape)}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="edgemoe", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="version, build options, backends and why any is unavailable")
+
+    run = sub.add_parser("run", help="run a checkpoint on an image, one PNG per task")
+    run.add_argument("--checkpoint", required=True, help="M3ViT checkpoint directory or .pth/.pth.tar file")
+    run.add_argument("--image", required=True, help="input image (any format PIL reads)")
+    run.add_argument("--task", action="append", help="task to run (repeatable; default: all)")
+    run.add_argument("--backend", default="cpu")
+    run.add_argument("--out", required=True, help="output directory for the PNGs")
+    run.add_argument("--top-k", type=int, dest="top_k")
+    run.add_argument("--num-heads", type=int, dest="num_heads")
+    run.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), dest="image_size")
+    run.add_argument("--config", help="M3ViT YAML config supplying heads/top-k/image size")
+    run.add_argument("--threads", type=int)
+
+    demo = sub.add_parser("demo", help="the main job on a built-in seeded PASCAL ViT-S checkpoint")
+    demo.add_argument("--out", default="demo_out")
+    demo.add_argument("--cache", default=str(DEFAULT_CACHE))
+    demo.add_argument("--backend", default="cpu")
+
+    bench = sub.add_parser("bench", help="latency of the native backends vs PyTorch")
+    bench.add_argument("--cache", default=str(DEFAULT_CACHE))
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--torch-repeats", type=int, default=3)
+    bench.add_argument("--threads", type=int, default=2)
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "info":
+            return cmd_info(args)
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "demo":
+            from .demo import demo as run_demo
+
+            return run_demo(Path(args.out), Path(args.cache), args.backend)
+        if args.command == "bench":
+            from .bench import bench as run_bench
+
+            return run_bench(Path(args.cache), args.repeats, args.torch_repeats, args.threads)
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

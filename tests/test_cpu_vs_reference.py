@@ -1,0 +1,87 @@
+"""The CPU backend against the PyTorch reference (edgemoe.reference), for every task, on tiny and
+realistic configurations. Tolerance: conftest.MAX_REL_ERR."""
+import pytest
+import torch
+
+import edgemoe
+from edgemoe import synthetic
+from edgemoe.reference import M3ViT
+
+from conftest import MAX_REL_ERR, max_rel_err, tiny_config
+
+TINY_VARIANTS = {
+    "tiny-multi-gate": tiny_config(),
+    "tiny-task-conditioned": tiny_config(gate="task_conditioned", gate_task_dim=16),
+    "tiny-top1": tiny_config(top_k=1),
+    "tiny-all-experts": tiny_config(top_k=4),
+    "tiny-no-moe": tiny_config(moe_blocks=(), num_experts=0, expert_hidden=0, top_k=0, gate="shared", gate_num_tasks=0),
+    "tiny-head-dim-64": tiny_config(embed_dim=128, num_heads=2, expert_hidden=96, mlp_hidden=256),
+    "tiny-head-dim-48": tiny_config(embed_dim=96, num_heads=2),
+    "tiny-vit-b-width": tiny_config(embed_dim=768, num_heads=12, depth=2, moe_blocks=(1,), mlp_hidden=3072,
+                                    expert_hidden=768, image_size=(32, 48)),
+}
+
+
+def _compare(cfg, seed, batch, tasks=None):
+    ref = synthetic.seeded_model(cfg, seed)
+    model = edgemoe.Model(cfg, dict(ref.state_dict()))
+    x = synthetic.random_images(cfg, batch, seed)
+    errors = {}
+    for task in tasks or cfg.task_names:
+        with torch.no_grad():
+            expected = ref(x, task)
+        errors[task] = max_rel_err(model(x, task=task), expected)
+    return errors
+
+
+@pytest.mark.parametrize("name", sorted(TINY_VARIANTS))
+def test_tiny_variants_match_reference(name):
+    errors = _compare(TINY_VARIANTS[name], seed=3, batch=2)
+    assert max(errors.values()) <= MAX_REL_ERR, errors
+
+
+def test_backbone_features_match_reference():
+    cfg = tiny_config()
+    ref = synthetic.seeded_model(cfg, 5)
+    model = edgemoe.Model(cfg, dict(ref.state_dict()))
+    x = synthetic.random_images(cfg, 3, 5)
+    for task in cfg.task_names:
+        with torch.no_grad():
+            expected = ref.features(x, task)
+        assert max_rel_err(model.features(x, task), expected) <= MAX_REL_ERR
+
+
+def test_cityscapes_vit_t_edge_moe_configuration():
+    errors = _compare(synthetic.preset("cityscapes-vit-t"), seed=0, batch=2)
+    assert max(errors.values()) <= MAX_REL_ERR, errors
+
+
+@pytest.mark.slow
+def test_pascal_vit_s_from_checkpoint(big_cache):
+    """The real PASCAL ViT-S shapes, imported from an M3ViT-layout rank-shard directory."""
+    ckpt = synthetic.cached_checkpoint("pascal-vit-s", big_cache)
+    model = edgemoe.Model.from_checkpoint(ckpt)
+    ref = M3ViT.from_checkpoint(ckpt)
+    assert model.config.num_heads == 12 and model.config.top_k == 4 and model.config.image_size == (512, 512)
+    x = synthetic.random_images(model.config, 1, 11)
+    outputs = model(x, tasks=model.tasks)
+    for task in ("semseg", "normals"):  # two tasks keep the PyTorch side (~7 s each) affordable
+        with torch.no_grad():
+            expected = ref(x, task)
+        assert max_rel_err(outputs[task], expected) <= MAX_REL_ERR, task
+        if task == "semseg":
+            assert (outputs[task].argmax(1) == expected.argmax(1)).float().mean() > 0.999
+
+
+@pytest.mark.slow
+def test_nyud_vit_s_from_checkpoint(big_cache):
+    ckpt = synthetic.cached_checkpoint("nyud-vit-s", big_cache)
+    model = edgemoe.Model.from_checkpoint(ckpt)
+    ref = M3ViT.from_checkpoint(ckpt)
+    assert model.config.image_size == (480, 640) and model.config.grid == (30, 40)
+    assert model.tasks == ["semseg", "depth"]
+    x = synthetic.random_images(model.config, 1, 12)
+    for task in model.tasks:
+        with torch.no_grad():
+            expected = ref(x, task)
+        assert max_rel_err(model(x, task=task), expected) <= MAX_REL_ERR, task
