@@ -11,18 +11,33 @@ _NOT_BUILT = {
 }
 
 
+def backend_status() -> dict:
+    """{name: {"available": bool, "reason": str}} for every backend edgemoe knows of."""
+    from . import _C
+
+    native = {b["name"]: b for b in _C.backends()}
+    status = {}
+    for name in KNOWN_BACKENDS:
+        if name in native:
+            status[name] = {"available": native[name]["available"], "reason": native[name]["reason"]}
+        else:
+            status[name] = {"available": False, "reason": _NOT_BUILT.get(name, "not compiled into this build")}
+    return status
+
+
+def require_backend(name: str) -> None:
+    """ValueError for a name edgemoe does not know, RuntimeError saying why for an unavailable one."""
+    status = backend_status()
+    if name not in status:
+        raise ValueError(f"unknown backend {name!r}; edgemoe backends are {list(status)}")
+    if not status[name]["available"]:
+        raise RuntimeError(f"backend {name!r} is unavailable: {status[name]['reason']}")
+
+
 def info(print_it: bool = False) -> dict:
     from . import _C
 
-    build = dict(_C.build_info())
-    native = {b["name"]: b for b in _C.backends()}
-    backends = {}
-    for name in KNOWN_BACKENDS:
-        if name in native:
-            backends[name] = {"available": native[name]["available"], "reason": native[name]["reason"]}
-        else:
-            backends[name] = {"available": False, "reason": _NOT_BUILT.get(name, "not compiled into this build")}
-    result = {"version": __version__, "build": build, "backends": backends}
+    result = {"version": __version__, "build": dict(_C.build_info()), "backends": backend_status()}
     if print_it:
         print(format_info(result))
     return result

@@ -11,6 +11,7 @@ from . import _C
 from .checkpoint import load_state_dict
 from .config import ModelConfig, derive_config
 from .errors import CheckpointError
+from .info import require_backend
 
 
 def _default_threads() -> int:
@@ -27,6 +28,7 @@ class Model:
     def __init__(self, config: ModelConfig, state: Dict[str, torch.Tensor], backend: str = "cpu",
                  num_threads: Optional[int] = None, sources: Optional[Dict[str, str]] = None):
         self._config = config
+        require_backend(backend)
         try:
             self._native = _C.Model(config.to_native(), state, backend, num_threads or _default_threads())
         except ValueError as exc:
@@ -67,6 +69,7 @@ class Model:
 
     def to(self, backend: str) -> "Model":
         """Move to another backend in place (weights are re-packed for it); returns self."""
+        require_backend(backend)
         self._native.backend = backend
         return self
 
