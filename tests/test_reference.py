@@ -44,3 +44,21 @@ def test_task_conditioned_keys():
     assert tuple(state["backbone.gate_task_represent.fc2.weight"].shape) == (64, 64)
     assert tuple(state["backbone.gate_task_represent.norm.bias"].shape) == (64,)
     assert tuple(state["backbone.blocks.1.mlp.gate.w_gate"].shape) == (448, 16)
+
+
+def test_routing_record_and_near_ties():
+    import torch
+
+    cfg = synthetic.preset("tiny")
+    ref = synthetic.seeded_model(cfg, 1)
+    x = synthetic.random_images(cfg, 2, 0)
+    routing = ref.routing(x, "semseg")
+    assert sorted(routing) == [1, 3]
+    experts, margin = routing[1]
+    assert experts.shape == (2 * cfg.num_tokens, cfg.top_k) and (margin >= 0).all()
+    assert ref.near_ties(x, "semseg", threshold=float("inf")) == 2 * 2 * cfg.num_tokens
+    # a gate whose columns 1 and 2 are equal makes every token's choice between them a tie
+    with torch.no_grad():
+        for g in ref.backbone.blocks[1].mlp.gate:
+            g.w_gate.zero_()
+    assert ref.near_ties(x, "semseg") >= 2 * cfg.num_tokens

@@ -81,8 +81,13 @@ class Gate(nn.Module):
 
 
 class MoEMlp(nn.Module):
+    """After each forward, ``last_routing`` holds (experts [T, k], margin [T]): the chosen experts per
+    token and the gap between the k-th and (k+1)-th gate probabilities. A token whose margin is
+    within fp32 rounding can be routed either way by an implementation that sums differently."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        self.last_routing = None
         D, E = cfg.embed_dim, cfg.num_experts
         self.top_k = cfg.top_k
         if cfg.gate == "multi":
@@ -102,6 +107,11 @@ class MoEMlp(nn.Module):
             logits = tokens @ self.gate.w_gate
         probs = logits.softmax(dim=-1)                 # over all experts
         score, expert = probs.topk(self.top_k, dim=-1)  # not renormalised
+        if self.top_k < probs.shape[-1]:
+            margin = score[:, -1] - probs.topk(self.top_k + 1, dim=-1).values[:, -1]
+        else:
+            margin = torch.full_like(score[:, 0], float("inf"))
+        self.last_routing = (expert, margin)
         out = torch.zeros_like(tokens)
         for e in range(self.experts.htoh4.weight.shape[0]):
             rows, slot = (expert == e).nonzero(as_tuple=True)
@@ -200,6 +210,17 @@ class M3ViT(nn.Module):
 
     def forward(self, images, task: str):
         return self.decoders[task](self.features(images, task), self.cfg.grid)
+
+    @torch.no_grad()
+    def routing(self, images, task: str):
+        """{MoE block index: (experts [B*N, k], top-k margin [B*N])} for one task's forward pass."""
+        self.features(images, task)
+        return {i: b.mlp.last_routing for i, b in enumerate(self.backbone.blocks) if isinstance(b.mlp, MoEMlp)}
+
+    def near_ties(self, images, task: str, threshold: float = 1e-6) -> int:
+        """Routing decisions (token, MoE block) whose top-k margin is below ``threshold``: where fp32
+        implementations may legitimately pick different experts."""
+        return sum(int((margin < threshold).sum()) for _, margin in self.routing(images, task).values())
 
     @classmethod
     def from_checkpoint(cls, path, *, top_k=None, num_heads=None, image_size=None, config=None) -> "M3ViT":
