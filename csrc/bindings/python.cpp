@@ -11,6 +11,7 @@
 #include "backends/cpu/onednn_layers.h"
 #include "core/backend.h"
 #include "core/model.h"
+#include "src/hls_types.h"
 
 namespace py = pybind11;
 using edgemoe::GateKind;
@@ -109,6 +110,12 @@ class PyModel {
     return out;
   }
 
+  py::object moe_trace(int64_t task_id) {
+    std::vector<uint32_t> trace;
+    if (!model_.moe_trace(task_id, &trace)) return py::none();
+    return py::cast(trace);
+  }
+
   std::string backend() const { return model_.backend_name(); }
   void set_backend(const std::string& name) {
     py::gil_scoped_release release;
@@ -130,6 +137,7 @@ py::dict build_info() {
   const dnnl_version_t* v = dnnl_version();
   d["onednn"] = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
   d["openmp_max_threads"] = omp_get_max_threads();
+  d["accelerator_kernel_config"] = EDGEMOE_CFG_NAME;
   return d;
 }
 
@@ -154,6 +162,7 @@ PYBIND11_MODULE(_C, m) {
            py::arg("weights"), py::arg("backend"), py::arg("num_threads"))
       .def("forward", &PyModel::forward, py::arg("images"), py::arg("task_ids"))
       .def("features", &PyModel::features, py::arg("images"), py::arg("task_id"))
+      .def("moe_trace", &PyModel::moe_trace, py::arg("task_id"))
       .def_property("backend", &PyModel::backend, &PyModel::set_backend)
       .def_property("num_threads", &PyModel::num_threads, &PyModel::set_num_threads);
   m.def("build_info", &build_info);

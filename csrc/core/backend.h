@@ -26,6 +26,10 @@ class Backend {
 
   // features: [batch, num_tokens, D] -> out: [batch, out_channels, H, W] (raw head output).
   virtual void head(int64_t task_id, const float* features, int64_t batch, float* out) = 0;
+
+  // What the MoE hardware did in the last backbone() for a task, for backends that record it:
+  // per image, per MoE layer, [tokens | fc1 fetches | fc2 fetches] per expert. False if not recorded.
+  virtual bool moe_trace(int64_t /*task_id*/, std::vector<uint32_t>* /*trace*/) const { return false; }
 };
 
 struct BackendInfo {

@@ -2,6 +2,7 @@
 #include <stdexcept>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/emu/emu_device.h"
 #include "core/backend.h"
 
 namespace edgemoe {
@@ -15,6 +16,7 @@ struct Entry {
 
 const Entry kBackends[] = {
     {"cpu", &make_cpu_backend, &probe_cpu_backend},
+    {"emu", &make_emu_backend, &probe_emu_backend},
 };
 }  // namespace
 

@@ -28,6 +28,11 @@ class Model {
   void forward(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
                const std::vector<float*>& outputs);
 
+  bool moe_trace(int64_t task_id, std::vector<uint32_t>* trace) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return backend_->moe_trace(task_id, trace);
+  }
+
   // The backbone alone (last block output incl. cls), for accuracy comparisons.
   void features(const float* images, int64_t batch, int64_t task_id, float* out);
 

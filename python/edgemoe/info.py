@@ -6,7 +6,6 @@ from ._version import __version__
 # Every backend edgemoe knows of; those not compiled into this build are reported with why.
 KNOWN_BACKENDS = ("cpu", "emu", "fpga")
 _NOT_BUILT = {
-    "emu": "not compiled into this build (the HLS accelerator kernels are not part of this version)",
     "fpga": "not compiled into this build (needs the XRT host code and a synthesised .xclbin)",
 }
 

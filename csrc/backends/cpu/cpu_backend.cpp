@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "backends/cpu/elementwise.h"
+#include "core/task_gate.h"
 
 namespace edgemoe::cpu {
 
@@ -18,26 +19,6 @@ template <typename T>
 T* grow(std::vector<T>& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
   return v.data();
-}
-
-// The task-conditioned gate's task feature, LN(fc2(GELU(fc1(one_hot(task))))), as M3ViT's new_Mlp.
-std::vector<float> task_feature(const ModelWeights& w, int64_t gate_index, int64_t G, int64_t T) {
-  const float* fc1 = w.get("backbone.gate_task_represent.fc1.weight").data.data();  // [G, T]
-  const float* b1 = w.get("backbone.gate_task_represent.fc1.bias").data.data();
-  const float* fc2 = w.get("backbone.gate_task_represent.fc2.weight").data.data();  // [G, G]
-  const float* b2 = w.get("backbone.gate_task_represent.fc2.bias").data.data();
-  std::vector<float> h(G), f(G);
-  for (int64_t g = 0; g < G; ++g) h[g] = fc1[g * T + gate_index] + b1[g];
-  gelu_erf_inplace(h.data(), G);
-  for (int64_t o = 0; o < G; ++o) {
-    float s = b2[o];
-    for (int64_t i = 0; i < G; ++i) s += fc2[o * G + i] * h[i];
-    f[o] = s;
-  }
-  std::vector<float> out(G);
-  layer_norm_rows(f.data(), G, 1, G, w.get("backbone.gate_task_represent.norm.weight").data.data(),
-                  w.get("backbone.gate_task_represent.norm.bias").data.data(), kBackboneLayerNormEps, out.data(), G);
-  return out;
 }
 
 }  // namespace
@@ -77,8 +58,14 @@ void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t to
     }
 }
 
-CpuBackend::CpuBackend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights, int num_threads)
+CpuBackend::CpuBackend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights, int num_threads,
+                       bool with_backbone)
     : config_(config), weights_(std::move(weights)), num_threads_(num_threads) {
+  if (with_backbone) build_backbone();
+  build_heads();
+}
+
+void CpuBackend::build_backbone() {
   const ModelWeights& w = *weights_;
   const ModelConfig& c = config_;
   const int64_t D = c.embed_dim;
@@ -87,7 +74,6 @@ CpuBackend::CpuBackend(const ModelConfig& config, std::shared_ptr<const ModelWei
   auto linear = [&](const std::string& prefix, int64_t out, int64_t in) {
     return Linear(&matmuls_, data(prefix + ".weight"), data(prefix + ".bias"), out, in);
   };
-
   patch_embed_ = std::make_unique<Linear>(&matmuls_, data("backbone.patch_embed.proj.weight"),
                                           data("backbone.patch_embed.proj.bias"), D,
                                           c.in_chans * c.patch_size * c.patch_size);
@@ -115,24 +101,22 @@ CpuBackend::CpuBackend(const ModelConfig& config, std::shared_ptr<const ModelWei
       } else {
         moe->routers.push_back(data(block_key(b, "mlp.gate.w_gate")));
       }
-      if (c.gate == GateKind::kTaskConditioned) {
-        const float* task_rows = moe->routers[0] + D * E;  // rows D.. of [D+G, E] act on the task feature
-        for (const TaskSpec& t : c.tasks) {
-          const std::vector<float> f = task_feature(w, t.gate_index, c.gate_task_dim, c.gate_num_tasks);
-          std::vector<float> bias(E, 0.f);
-          for (int64_t g = 0; g < c.gate_task_dim; ++g)
-            for (int64_t e = 0; e < E; ++e) bias[e] += f[g] * task_rows[g * E + e];
-          moe->task_logit_bias.push_back(std::move(bias));
-        }
-      }
+      if (c.gate == GateKind::kTaskConditioned)
+        for (size_t t = 0; t < c.tasks.size(); ++t) moe->task_logit_bias.push_back(task_gate_logit_bias(w, c, b, t));
       blk.moe = std::move(moe);
     }
     blocks_.push_back(std::move(blk));
   }
+}
 
+void CpuBackend::build_heads() {
+  const ModelWeights& w = *weights_;
+  const ModelConfig& c = config_;
+  const int64_t D = c.embed_dim;
+  auto data = [&](const std::string& key) { return w.get(key).data.data(); };
   const int64_t Ch = c.head_channels;
   for (const TaskSpec& t : c.tasks) {
-    Head h{norm(head_key(t.name, "norm")), {}};
+    Head h{{data(head_key(t.name, "norm.weight")), data(head_key(t.name, "norm.bias"))}, {}};
     for (int i = 0; i < 4; ++i) {
       const std::string conv = head_key(t.name, "conv_" + std::to_string(i));
       const std::string bn = head_key(t.name, "syncbn_fc_" + std::to_string(i));

@@ -24,7 +24,9 @@ void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t to
 
 class CpuBackend : public Backend {
  public:
-  CpuBackend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights, int num_threads);
+  // with_backbone=false prepares the task heads only (for backends that run the backbone elsewhere).
+  CpuBackend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights, int num_threads,
+             bool with_backbone = true);
   std::string name() const override { return "cpu"; }
   void backbone(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
                 const std::vector<float*>& features) override;
@@ -51,6 +53,8 @@ class CpuBackend : public Backend {
     std::vector<Conv2d> convs;  // conv_0..3 (BN+ReLU folded), conv_4
   };
 
+  void build_backbone();
+  void build_heads();
   void embed(const float* images, int64_t batch, float* x);
   void attention_half(Block& block, float* x, int64_t batch);
   void mlp_half(Block& block, float* x, int64_t batch, int64_t task_id);

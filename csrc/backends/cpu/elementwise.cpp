@@ -98,8 +98,4 @@ void im2col_patches(const float* images, int64_t batch, int64_t channels, int64_
   }
 }
 
-void gelu_erf_inplace(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
-}
-
 }  // namespace edgemoe::cpu

@@ -22,7 +22,4 @@ void upsample2x_blocked16_to_nchw(const float* src, float* dst, int64_t batch, i
 void im2col_patches(const float* images, int64_t batch, int64_t channels, int64_t grid_h,
                     int64_t grid_w, int64_t patch, float* cols);
 
-// Exact-erf GELU, in place (scalar; used on tiny vectors only).
-void gelu_erf_inplace(float* x, int64_t n);
-
 }  // namespace edgemoe::cpu

@@ -1,0 +1,107 @@
+#include "backends/accel/accel_backend.h"
+
+#include <algorithm>
+
+namespace edgemoe::accel {
+
+AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, const ModelConfig& config,
+                           std::shared_ptr<const ModelWeights> weights, int num_threads)
+    : name_(std::move(name)), device_(std::move(device)), config_(config),
+      packed_(pack_model(config, *weights)), heads_(config, weights, num_threads, /*with_backbone=*/false),
+      traces_(config.tasks.size()) {
+  const edgemoe_hls::ModelDims& m = packed_.dims;
+  args_.weights = device_->allocate(packed_.weights.size() * sizeof(int16_t));
+  device_->write(args_.weights, packed_.weights.data(), packed_.weights.size() * sizeof(int16_t));
+  args_.params = device_->allocate(packed_.params.size() * sizeof(int32_t));
+  device_->write(args_.params, packed_.params.data(), packed_.params.size() * sizeof(int32_t));
+  const long n = edgemoe_hls::tokens(m), D = m.dim;
+  const long widest = std::max<long>({D, m.mlp_hidden, m.expert_hidden});
+  args_.xn = device_->allocate(n * D * 4);
+  args_.qkv = device_->allocate(n * 3 * D * 4);
+  args_.hidden = device_->allocate(n * widest * 4);
+  args_.scores = device_->allocate(long(edgemoe_hls::attn_row_blocks(int(n), EDGEMOE_ATTN_P)) * n * EDGEMOE_ATTN_P *
+                                   m.heads * 4);
+  args_.softmax_info = device_->allocate(n * m.heads * edgemoe_hls::kSoftmaxInfoWords * 4);
+  args_.dim = m.dim;
+  args_.heads = m.heads;
+  args_.grid_h = m.grid_h;
+  args_.grid_w = m.grid_w;
+  args_.patch = m.patch;
+  args_.depth = m.depth;
+  args_.mlp_hidden = m.mlp_hidden;
+  args_.experts = m.experts;
+  args_.expert_hidden = m.expert_hidden;
+  args_.top_k = m.top_k;
+  args_.num_tasks = m.num_tasks;
+  args_.moe_mask = m.moe_mask;
+  args_.attn_scale_raw = packed_.attn_scale_raw;
+}
+
+void AccelBackend::ensure_buffers(int64_t batch) {
+  if (batch <= buffer_batch_) return;
+  const edgemoe_hls::ModelDims& m = packed_.dims;
+  const long n = edgemoe_hls::tokens(m);
+  args_.images = device_->allocate(batch * 3 * config_.image_h() * config_.image_w());
+  args_.x = device_->allocate(batch * n * m.dim * 4);
+  args_.trace = device_->allocate(std::max<long>(1, edgemoe_hls::trace_size(m, int(batch))) * 4);
+  buffer_batch_ = batch;
+}
+
+void AccelBackend::run(int64_t batch, int64_t task_id, bool embed, int first_stage, int last_stage) {
+  KernelArgs a = args_;
+  a.num_images = int32_t(batch);
+  a.task = int32_t(task_id);
+  a.embed = embed ? 1 : 0;
+  a.first_stage = first_stage;
+  a.last_stage = last_stage;
+  device_->run(a);
+}
+
+void AccelBackend::read_features(int64_t batch, float* out) {
+  const size_t count = size_t(batch * config_.num_tokens() * config_.embed_dim);
+  std::vector<int32_t> raw(count);
+  device_->read(args_.x, raw.data(), count * 4);
+  for (size_t i = 0; i < count; ++i) out[i] = fm_to_float(raw[i]);
+}
+
+void AccelBackend::backbone(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
+                            const std::vector<float*>& features) {
+  if (task_ids.empty()) return;
+  ensure_buffers(batch);
+  const int64_t plane = config_.image_h() * config_.image_w();
+  std::vector<uint8_t> pixels;
+  quantize_images(images, batch, plane, &pixels);
+  device_->write(args_.images, pixels.data(), pixels.size());
+
+  // Stage 2b is block b's attention half, 2b+1 its MLP/MoE half; everything before the first
+  // MoE half is task-independent and runs once.
+  int split = int(2 * config_.depth);
+  for (int64_t b : config_.moe_blocks) split = std::min(split, int(2 * b + 1));
+  const int end = int(2 * config_.depth);
+  run(batch, task_ids[0], true, 0, split);
+  const size_t state_bytes = size_t(batch * config_.num_tokens() * config_.embed_dim) * 4;
+  std::vector<uint8_t> shared(state_bytes);
+  if (split < end && task_ids.size() > 1) device_->read(args_.x, shared.data(), state_bytes);
+  const size_t trace_words = size_t(edgemoe_hls::trace_size(packed_.dims, int(batch)));
+  for (size_t t = 0; t < task_ids.size(); ++t) {
+    if (split < end) {
+      if (t > 0) device_->write(args_.x, shared.data(), state_bytes);
+      run(batch, task_ids[t], false, split, end);
+      std::vector<uint32_t>& trace = traces_[task_ids[t]];
+      trace.resize(trace_words);
+      if (trace_words) device_->read(args_.trace, trace.data(), trace_words * 4);
+    }
+    read_features(batch, features[t]);
+  }
+}
+
+void AccelBackend::head(int64_t task_id, const float* features, int64_t batch, float* out) {
+  heads_.head(task_id, features, batch, out);
+}
+
+bool AccelBackend::moe_trace(int64_t task_id, std::vector<uint32_t>* trace) const {
+  *trace = traces_[task_id];
+  return true;
+}
+
+}  // namespace edgemoe::accel

@@ -1,0 +1,40 @@
+// A backend whose backbone runs on the M3ViT accelerator through a Device (emulated or real) and
+// whose task heads run on the CPU backend. Weights are packed once; buffers are sized per batch.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "backends/accel/device.h"
+#include "backends/accel/weight_packer.h"
+#include "backends/cpu/cpu_backend.h"
+#include "core/backend.h"
+
+namespace edgemoe::accel {
+
+class AccelBackend : public Backend {
+ public:
+  AccelBackend(std::string name, std::unique_ptr<Device> device, const ModelConfig& config,
+               std::shared_ptr<const ModelWeights> weights, int num_threads);
+  std::string name() const override { return name_; }
+  void backbone(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
+                const std::vector<float*>& features) override;
+  void head(int64_t task_id, const float* features, int64_t batch, float* out) override;
+  bool moe_trace(int64_t task_id, std::vector<uint32_t>* trace) const override;
+
+ private:
+  void ensure_buffers(int64_t batch);
+  void run(int64_t batch, int64_t task_id, bool embed, int first_stage, int last_stage);
+  void read_features(int64_t batch, float* out);
+
+  std::string name_;
+  std::unique_ptr<Device> device_;
+  ModelConfig config_;
+  PackedModel packed_;
+  cpu::CpuBackend heads_;
+  KernelArgs args_{};
+  int64_t buffer_batch_ = 0;
+  std::vector<std::vector<uint32_t>> traces_;  // last trace per task
+};
+
+}  // namespace edgemoe::accel

@@ -1,0 +1,147 @@
+#include "backends/accel/weight_packer.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "core/task_gate.h"
+#include "src/formats.h"
+
+namespace edgemoe::accel {
+
+namespace {
+
+using wt_round_t = ap_fixed<16, 2, AP_RND_CONV, AP_SAT>;
+using fm_round_t = ap_fixed<32, 10, AP_RND_CONV, AP_SAT>;
+constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
+constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
+
+int16_t to_wt(double v) { return int16_t(edgemoe_hls::wt_t(wt_round_t(v)).range()); }
+int32_t to_fm(double v) { return int32_t(uint32_t(edgemoe_hls::fm_t(fm_round_t(v)).range())); }
+
+void limit(bool ok, const std::string& what, long value, long maximum, const char* macro) {
+  if (!ok)
+    throw std::invalid_argument("model " + what + " " + std::to_string(value) + " exceeds the accelerator build's " +
+                                macro + " = " + std::to_string(maximum) + " (kernel config '" + EDGEMOE_CFG_NAME +
+                                "', kernels/config/)");
+}
+
+}  // namespace
+
+edgemoe_hls::ModelDims kernel_dims(const ModelConfig& c) {
+  unsigned mask = 0;
+  for (int64_t b : c.moe_blocks) mask |= 1u << b;
+  return {int(c.embed_dim), int(c.num_heads), int(c.grid_h), int(c.grid_w), int(c.patch_size), int(c.depth),
+          int(c.mlp_hidden), int(c.num_experts), int(c.expert_hidden), int(c.top_k), int(c.tasks.size()), mask};
+}
+
+void check_fits_build(const ModelConfig& c) {
+  limit(c.embed_dim <= EDGEMOE_MAX_DIM, "width", c.embed_dim, EDGEMOE_MAX_DIM, "EDGEMOE_MAX_DIM");
+  limit(c.embed_dim >= 64, "width (minimum 64)", c.embed_dim, 64, "LayerNorm's 1/D format");
+  limit(c.num_tokens() <= EDGEMOE_MAX_TOKENS, "token count", c.num_tokens(), EDGEMOE_MAX_TOKENS, "EDGEMOE_MAX_TOKENS");
+  limit(c.num_heads <= EDGEMOE_MAX_HEADS, "head count", c.num_heads, EDGEMOE_MAX_HEADS, "EDGEMOE_MAX_HEADS");
+  limit(c.depth <= EDGEMOE_MAX_DEPTH, "depth", c.depth, EDGEMOE_MAX_DEPTH, "EDGEMOE_MAX_DEPTH");
+  limit(c.mlp_hidden <= EDGEMOE_MAX_MLP_HIDDEN, "MLP hidden width", c.mlp_hidden, EDGEMOE_MAX_MLP_HIDDEN,
+        "EDGEMOE_MAX_MLP_HIDDEN");
+  limit(c.num_experts <= EDGEMOE_MAX_EXPERTS, "expert count", c.num_experts, EDGEMOE_MAX_EXPERTS, "EDGEMOE_MAX_EXPERTS");
+  limit(c.expert_hidden <= EDGEMOE_MAX_EXPERT_HIDDEN, "expert hidden width", c.expert_hidden,
+        EDGEMOE_MAX_EXPERT_HIDDEN, "EDGEMOE_MAX_EXPERT_HIDDEN");
+  limit(c.top_k <= EDGEMOE_MAX_TOP_K, "top-k", c.top_k, EDGEMOE_MAX_TOP_K, "EDGEMOE_MAX_TOP_K");
+  limit(static_cast<long>(c.tasks.size()) <= EDGEMOE_MAX_TASKS, "task count", long(c.tasks.size()),
+        EDGEMOE_MAX_TASKS, "EDGEMOE_MAX_TASKS");
+  limit(3 * c.patch_size * c.patch_size <= EDGEMOE_MAX_PATCH_IN, "patch input (3*P*P)",
+        3 * c.patch_size * c.patch_size, EDGEMOE_MAX_PATCH_IN, "EDGEMOE_MAX_PATCH_IN");
+}
+
+PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
+  check_fits_build(c);
+  using namespace edgemoe_hls;
+  PackedModel out;
+  out.dims = kernel_dims(c);
+  const ModelDims& m = out.dims;
+  out.weights.assign(static_cast<size_t>(weights_size(m)), 0);
+  out.params.assign(static_cast<size_t>(params_size(m)), 0);
+  const int64_t D = c.embed_dim, P = c.patch_size, N = c.num_tokens(), E = c.num_experts, Hm = c.expert_hidden;
+  auto data = [&](const std::string& key) { return w.get(key).data.data(); };
+  auto put_matrix = [&](long offset, const float* src, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) out.weights[offset + i] = to_wt(src[i]);
+  };
+  auto put_vector = [&](long offset, const float* src, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) out.params[offset + i] = to_fm(src[i]);
+  };
+
+  // Patch embedding on raw pixels p = k/256: x_norm = (k/255 - mean)/std = p * 256/(255 std) - mean/std.
+  const float* pw = data("backbone.patch_embed.proj.weight");
+  const float* pb = data("backbone.patch_embed.proj.bias");
+  for (int64_t d = 0; d < D; ++d) {
+    double bias = pb[d];
+    for (int64_t ch = 0; ch < 3; ++ch)
+      for (int64_t i = 0; i < P * P; ++i) {
+        const double wv = pw[(d * 3 + ch) * P * P + i];
+        out.weights[w_patch(m) + (d * 3 + ch) * P * P + i] = to_wt(wv * 256.0 / (255.0 * kStd[ch]));
+        bias -= wv * kMean[ch] / kStd[ch];
+      }
+    out.params[p_patch_bias(m) + d] = to_fm(bias);
+  }
+  const float* pos = data("backbone.pos_embed");
+  const float* cls = data("backbone.cls_token");
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t d = 0; d < D; ++d)
+      out.params[p_pos(m) + n * D + d] = to_fm(double(pos[n * D + d]) + (n == 0 ? cls[d] : 0.0));
+
+  for (int b = 0; b < int(c.depth); ++b) {
+    put_vector(p_ln1(m, b), data(block_key(b, "norm1.weight")), D);
+    put_vector(p_ln1(m, b) + D, data(block_key(b, "norm1.bias")), D);
+    put_vector(p_ln2(m, b), data(block_key(b, "norm2.weight")), D);
+    put_vector(p_ln2(m, b) + D, data(block_key(b, "norm2.bias")), D);
+    put_matrix(w_qkv(m, b), data(block_key(b, "attn.qkv.weight")), 3 * D * D);
+    put_vector(p_qkv_bias(m, b), data(block_key(b, "attn.qkv.bias")), 3 * D);
+    put_matrix(w_proj(m, b), data(block_key(b, "attn.proj.weight")), D * D);
+    put_vector(p_proj_bias(m, b), data(block_key(b, "attn.proj.bias")), D);
+    if (!c.is_moe_block(b)) {
+      put_matrix(w_fc1(m, b), data(block_key(b, "mlp.fc1.weight")), c.mlp_hidden * D);
+      put_vector(p_fc1_bias(m, b), data(block_key(b, "mlp.fc1.bias")), c.mlp_hidden);
+      put_matrix(w_fc2(m, b), data(block_key(b, "mlp.fc2.weight")), D * c.mlp_hidden);
+      put_vector(p_fc2_bias(m, b), data(block_key(b, "mlp.fc2.bias")), D);
+      continue;
+    }
+    for (size_t t = 0; t < c.tasks.size(); ++t) {
+      // Router [D(+G), E] used as x . w_gate -> the kernel's [E][D] rows.
+      const std::string key = c.gate == GateKind::kMultiGate
+                                  ? block_key(b, "mlp.gate." + std::to_string(c.tasks[t].gate_index) + ".w_gate")
+                                  : block_key(b, "mlp.gate.w_gate");
+      const float* g = data(key);
+      for (int64_t e = 0; e < E; ++e)
+        for (int64_t d = 0; d < D; ++d) out.weights[w_gate(m, b, int(t)) + e * D + d] = to_wt(g[d * E + e]);
+      if (c.gate == GateKind::kTaskConditioned)
+        put_vector(p_gate_bias(m, b, int(t)), task_gate_logit_bias(w, c, b, int64_t(t)).data(), E);
+    }
+    const float* w1 = data(block_key(b, "mlp.experts.htoh4.weight"));
+    const float* b1 = data(block_key(b, "mlp.experts.htoh4.bias"));
+    const float* w2 = data(block_key(b, "mlp.experts.h4toh.weight"));
+    const float* b2 = data(block_key(b, "mlp.experts.h4toh.bias"));
+    for (int e = 0; e < int(E); ++e) {
+      put_matrix(w_expert_fc1(m, b, e), w1 + e * Hm * D, Hm * D);
+      put_vector(p_expert_bias1(m, b, e), b1 + e * Hm, Hm);
+      put_matrix(w_expert_fc2(m, b, e), w2 + e * D * Hm, D * Hm);
+      put_vector(p_expert_bias2(m, b, e), b2 + e * D, D);
+    }
+  }
+  out.attn_scale_raw = to_fm(1.0 / std::sqrt(double(c.head_dim())));
+  return out;
+}
+
+void quantize_images(const float* images, int64_t count, int64_t plane, std::vector<uint8_t>* pixels) {
+  pixels->resize(static_cast<size_t>(count * 3 * plane));
+  for (int64_t i = 0; i < count * 3; ++i) {
+    const int ch = int(i % 3);
+    for (int64_t j = 0; j < plane; ++j) {
+      const double k = std::nearbyint((double(images[i * plane + j]) * kStd[ch] + kMean[ch]) * 255.0);
+      (*pixels)[i * plane + j] = uint8_t(k < 0 ? 0 : (k > 255 ? 255 : k));
+    }
+  }
+}
+
+float fm_to_float(int32_t raw) { return float(std::ldexp(double(raw), -edgemoe_hls::fm_t::fwidth)); }
+
+}  // namespace edgemoe::accel

@@ -1,0 +1,33 @@
+// Quantise a checkpoint into the kernel's DDR layout (kernels/src/layout.h), once per model:
+// matrices to wt_t with round-to-nearest and saturation, vectors to fm_t; input normalisation
+// folded into the patch weights, cls token into pos_embed row 0, the task-conditioned gate
+// into per-task logit offsets.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/config.h"
+#include "core/weights.h"
+#include "src/hls_types.h"
+#include "src/layout.h"
+
+namespace edgemoe::accel {
+
+struct PackedModel {
+  edgemoe_hls::ModelDims dims;
+  std::vector<int16_t> weights;  // wt_t bits
+  std::vector<int32_t> params;   // fm_t bits
+  int32_t attn_scale_raw;
+};
+
+edgemoe_hls::ModelDims kernel_dims(const ModelConfig& config);
+// Throws std::invalid_argument naming the first limit of the accelerator build the model exceeds.
+void check_fits_build(const ModelConfig& config);
+PackedModel pack_model(const ModelConfig& config, const ModelWeights& weights);
+
+// Normalised float images -> the kernel's 8-bit pixels (k/256 holds pixel value k).
+void quantize_images(const float* images, int64_t count, int64_t plane, std::vector<uint8_t>* pixels);
+float fm_to_float(int32_t raw);
+
+}  // namespace edgemoe::accel

@@ -1,0 +1,37 @@
+// The emulated accelerator: host memory as DDR, and the HLS kernel compiled into this library
+// (kernel config kernels/config/emu.h) as the compute unit, called with exactly the buffers and
+// scalars an FPGA run would get.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "backends/accel/device.h"
+#include "core/backend.h"
+
+namespace edgemoe::emu {
+
+class EmuDevice : public accel::Device {
+ public:
+  std::string name() const override { return "emu"; }
+  accel::BufferId allocate(size_t bytes) override;
+  void write(accel::BufferId buffer, const void* data, size_t bytes, size_t offset) override;
+  void read(accel::BufferId buffer, void* data, size_t bytes, size_t offset) override;
+  void run(const accel::KernelArgs& args) override;
+
+ private:
+  uint8_t* at(accel::BufferId buffer, size_t bytes, size_t offset);
+  std::vector<std::vector<uint64_t>> buffers_;  // 8-byte aligned backing store
+  std::vector<size_t> sizes_;
+};
+
+std::unique_ptr<Backend> make_emu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
+                                          int num_threads);
+BackendInfo probe_emu_backend();
+
+}  // namespace edgemoe::emu
+
+namespace edgemoe {
+using emu::make_emu_backend;
+using emu::probe_emu_backend;
+}  // namespace edgemoe

@@ -1,0 +1,17 @@
+// Emulation build: maxima that cover ViT-T/S/B at PASCAL (1025 tokens) and NYUD (1201 tokens).
+#pragma once
+#define EDGEMOE_CFG_NAME "emu"
+#define EDGEMOE_MAX_DIM 768
+#define EDGEMOE_MAX_TOKENS 1201
+#define EDGEMOE_MAX_HEADS 12
+#define EDGEMOE_MAX_DEPTH 12
+#define EDGEMOE_MAX_MLP_HIDDEN 3072
+#define EDGEMOE_MAX_EXPERTS 16
+#define EDGEMOE_MAX_EXPERT_HIDDEN 1536
+#define EDGEMOE_MAX_TOP_K 4
+#define EDGEMOE_MAX_TASKS 6
+#define EDGEMOE_MAX_PATCH_IN 768   // 3 x 16 x 16
+#define EDGEMOE_LINEAR_TIN 16      // MAC array: T_in x T_out
+#define EDGEMOE_LINEAR_TOUT 16
+#define EDGEMOE_ATTN_P 4           // query rows in flight in the attention unit
+#define EDGEMOE_ATTN_LANES 8       // feature lanes per attention cycle

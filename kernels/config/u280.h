@@ -1,0 +1,18 @@
+// Alveo U280: sized for ViT-S at NYUD resolution (width 384, 1201 tokens, 12 heads, 16 experts,
+// expert hidden 384, top-4), with a larger MAC array and more query rows in flight.
+#pragma once
+#define EDGEMOE_CFG_NAME "u280"
+#define EDGEMOE_MAX_DIM 384
+#define EDGEMOE_MAX_TOKENS 1201
+#define EDGEMOE_MAX_HEADS 12
+#define EDGEMOE_MAX_DEPTH 12
+#define EDGEMOE_MAX_MLP_HIDDEN 1536
+#define EDGEMOE_MAX_EXPERTS 16
+#define EDGEMOE_MAX_EXPERT_HIDDEN 768
+#define EDGEMOE_MAX_TOP_K 4
+#define EDGEMOE_MAX_TASKS 6
+#define EDGEMOE_MAX_PATCH_IN 768
+#define EDGEMOE_LINEAR_TIN 32
+#define EDGEMOE_LINEAR_TOUT 32
+#define EDGEMOE_ATTN_P 8
+#define EDGEMOE_ATTN_LANES 16

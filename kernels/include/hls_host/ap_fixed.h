@@ -1,0 +1,309 @@
+// edgemoe's own host-side subset of Vitis HLS's arbitrary-precision types (ap_fixed, ap_ufixed,
+// ap_int, ap_uint), written from their documented semantics so that kernels compile with plain g++
+// and compute exactly what the synthesized hardware computes.
+//
+// Supported: widths up to 64 bits; quantisation AP_TRN (floor), AP_TRN_ZERO, AP_RND (half up),
+// AP_RND_CONV (half to even); overflow AP_WRAP and AP_SAT. Arithmetic results are exact, as in
+// Vitis: a*b has W1+W2 bits, a+b one more integer bit than the wider operand; assignment converts
+// (quantise, then overflow) into the destination's format. Under Vitis the real <ap_fixed.h> is
+// used instead (see kernels/src/hls_types.h).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+enum ap_q_mode { AP_RND, AP_RND_ZERO, AP_RND_MIN_INF, AP_RND_INF, AP_RND_CONV, AP_TRN, AP_TRN_ZERO };
+enum ap_o_mode { AP_SAT, AP_SAT_ZERO, AP_SAT_SYM, AP_WRAP, AP_WRAP_SM };
+
+namespace ap_host {
+
+constexpr int max_i(int a, int b) { return a > b ? a : b; }
+
+// Signed/unsigned W-bit two's complement in an int64 (W <= 64).
+template <int W, bool S>
+constexpr int64_t wrap(int64_t v) {
+  if (W >= 64) return v;
+  const uint64_t mask = (uint64_t(1) << W) - 1;
+  const uint64_t u = uint64_t(v) & mask;
+  if (S && (u >> (W - 1)) & 1) return int64_t(u | ~mask);
+  return int64_t(u);
+}
+
+template <int W, bool S>
+constexpr int64_t max_raw() { return S ? int64_t((uint64_t(1) << (W - 1)) - 1) : (W >= 64 ? INT64_MAX : int64_t((uint64_t(1) << W) - 1)); }
+template <int W, bool S>
+constexpr int64_t min_raw() { return S ? (W >= 64 ? INT64_MIN : -int64_t(uint64_t(1) << (W - 1))) : 0; }
+
+// Drops `shift` low bits of v with quantisation mode Q (shift > 0).
+template <ap_q_mode Q>
+constexpr int64_t quantize(int64_t v, int shift) {
+  static_assert(Q == AP_TRN || Q == AP_TRN_ZERO || Q == AP_RND || Q == AP_RND_CONV,
+                "this ap_fixed subset implements AP_TRN, AP_TRN_ZERO, AP_RND and AP_RND_CONV");
+  if (shift >= 63) return v < 0 ? (Q == AP_TRN ? -1 : 0) : 0;
+  const int64_t floor_v = v >> shift;  // arithmetic shift: floor
+  const int64_t rem = v - (floor_v << shift);  // in [0, 2^shift)
+  const int64_t half = int64_t(1) << (shift - 1);
+  switch (Q) {
+    case AP_TRN: return floor_v;
+    case AP_TRN_ZERO: return (v < 0 && rem != 0) ? floor_v + 1 : floor_v;
+    case AP_RND: return rem >= half ? floor_v + 1 : floor_v;
+    case AP_RND_CONV: return (rem > half || (rem == half && (floor_v & 1))) ? floor_v + 1 : floor_v;
+    default: return floor_v;
+  }
+}
+
+template <int W, bool S, ap_o_mode O>
+constexpr int64_t overflow(int64_t v, bool beyond_int64 = false) {
+  static_assert(O == AP_WRAP || O == AP_SAT, "this ap_fixed subset implements AP_WRAP and AP_SAT");
+  if (O == AP_SAT) {
+    if (beyond_int64) return v < 0 ? min_raw<W, S>() : max_raw<W, S>();
+    if (v > max_raw<W, S>()) return max_raw<W, S>();
+    if (v < min_raw<W, S>()) return min_raw<W, S>();
+    return v;
+  }
+  return wrap<W, S>(v);
+}
+
+}  // namespace ap_host
+
+template <int W, int I, bool S, ap_q_mode Q, ap_o_mode O, int N = 0>
+struct ap_fixed_base;
+
+namespace ap_host {
+// The smallest integer holding W bits, so that arrays of a type have the byte layout Vitis gives
+// them in DDR (1, 2, 4 or 8 bytes per element, little-endian two's complement).
+template <int W, bool S>
+using storage_t = typename std::conditional<
+    (W <= 8), typename std::conditional<S, int8_t, uint8_t>::type,
+    typename std::conditional<
+        (W <= 16), typename std::conditional<S, int16_t, uint16_t>::type,
+        typename std::conditional<(W <= 32), typename std::conditional<S, int32_t, uint32_t>::type,
+                                  typename std::conditional<S, int64_t, uint64_t>::type>::type>::type>::type;
+}  // namespace ap_host
+
+// The raw bits of a value, as Vitis's x.range() (whole-word form only).
+template <class T>
+struct ap_range_ref {
+  T* target;
+  operator uint64_t() const { return uint64_t(target->raw()) & T::kMask; }
+  ap_range_ref& operator=(uint64_t bits) {
+    target->V = ap_host::wrap<T::width, T::is_signed>(int64_t(bits));
+    return *this;
+  }
+};
+
+template <int W, int I, bool S, ap_q_mode Q, ap_o_mode O, int N>
+struct ap_fixed_base {
+  static_assert(W >= 1 && W <= 64 && (S || W <= 63), "this ap_fixed subset supports 1..64 bits (unsigned: 63)");
+  static constexpr int width = W;
+  static constexpr int iwidth = I;
+  static constexpr int fwidth = W - I;
+  static constexpr bool is_signed = S;
+  static constexpr uint64_t kMask = W >= 64 ? ~uint64_t(0) : (uint64_t(1) << W) - 1;
+  // Storage: value = V * 2^-(W-I), in W-sized two's complement. Public like Vitis's ap_fixed_base::V.
+  ap_host::storage_t<W, S> V = 0;
+  constexpr int64_t raw() const { return int64_t(V); }
+
+  constexpr ap_fixed_base() = default;
+
+  template <int W2, int I2, bool S2, ap_q_mode Q2, ap_o_mode O2, int N2>
+  constexpr ap_fixed_base(const ap_fixed_base<W2, I2, S2, Q2, O2, N2>& other) {
+    assign_raw(other.raw(), W2 - I2);
+  }
+  constexpr ap_fixed_base(int v) { assign_raw(v, 0); }
+  constexpr ap_fixed_base(unsigned v) { assign_raw(int64_t(v), 0); }
+  constexpr ap_fixed_base(long v) { assign_raw(v, 0); }
+  constexpr ap_fixed_base(unsigned long v) { assign_raw(int64_t(v), 0); }
+  constexpr ap_fixed_base(long long v) { assign_raw(v, 0); }
+  constexpr ap_fixed_base(unsigned long long v) { assign_raw(int64_t(v), 0); }
+  constexpr ap_fixed_base(bool v) { assign_raw(v ? 1 : 0, 0); }
+  ap_fixed_base(double d) { assign_double(d); }
+  ap_fixed_base(float f) { assign_double(double(f)); }
+
+  // value_raw * 2^-frac_bits -> this format, with this type's quantisation and overflow.
+  constexpr void assign_raw(int64_t raw, int frac_bits) {
+    constexpr int F = W - I;
+    if (frac_bits > F) {
+      raw = ap_host::quantize<Q>(raw, frac_bits - F);
+      V = ap_host::overflow<W, S, O>(raw);
+    } else {
+      const int up = F - frac_bits;
+      // Shifting left by `up` may leave int64: detect for saturation.
+      const bool beyond = up >= 63 ? raw != 0 : (raw > (INT64_MAX >> up) || raw < (INT64_MIN >> up));
+      const int64_t shifted = up >= 64 ? 0 : int64_t(uint64_t(raw) << up);
+      V = ap_host::overflow<W, S, O>(shifted, beyond && O == AP_SAT);
+    }
+  }
+
+  void assign_double(double d) {
+    constexpr int F = W - I;
+    if (std::isnan(d)) d = 0;
+    const double scaled = std::ldexp(d, F);
+    double q;
+    switch (Q) {
+      case AP_RND: q = std::floor(scaled + 0.5); break;
+      case AP_RND_CONV: q = std::nearbyint(scaled); break;  // default FP rounding: half to even
+      case AP_TRN_ZERO: q = std::trunc(scaled); break;
+      default: q = std::floor(scaled);
+    }
+    const bool beyond = !(q < 9.2e18 && q > -9.2e18);
+    const int64_t raw = beyond ? (q < 0 ? INT64_MIN : INT64_MAX) : int64_t(q);
+    V = ap_host::overflow<W, S, O>(raw, beyond && O == AP_SAT);
+  }
+
+  double to_double() const { return std::ldexp(double(raw()), -(W - I)); }
+  // Integer part, truncated toward zero (C semantics, as Vitis's to_int()).
+  constexpr int to_int() const {
+    constexpr int F = W - I;
+    if (F <= 0) return int(raw() << -F);
+    const int64_t v = raw();
+    return int(v < 0 ? -((-v) >> F) : v >> F);
+  }
+  float to_float() const { return float(to_double()); }
+  explicit operator double() const { return to_double(); }
+  explicit operator float() const { return to_float(); }
+
+  ap_range_ref<ap_fixed_base> range() { return {this}; }
+  uint64_t range() const { return uint64_t(raw()) & kMask; }
+
+  // Shifts keep the type; bits shifted out are lost (right: floor; left: wrap), as in Vitis.
+  ap_fixed_base operator>>(int n) const {
+    ap_fixed_base r;
+    const int64_t v = raw();
+    r.V = n >= 0 ? (n >= 63 ? (v < 0 ? -1 : 0) : v >> n) : ap_host::wrap<W, S>(int64_t(uint64_t(v) << -n));
+    return r;
+  }
+  ap_fixed_base operator<<(int n) const { return *this >> -n; }
+
+  ap_fixed_base<W + 1, I + 1, true, AP_TRN, AP_WRAP> operator-() const {
+    ap_fixed_base<W + 1, I + 1, true, AP_TRN, AP_WRAP> r;
+    r.V = -raw();
+    return r;
+  }
+};
+
+// Result formats of exact arithmetic (Vitis rules).
+template <class A, class B>
+struct ap_mul_result {
+  using type = ap_fixed_base<A::width + B::width, A::iwidth + B::iwidth, A::is_signed || B::is_signed, AP_TRN, AP_WRAP>;
+};
+template <class A, class B>
+struct ap_add_result {
+  static constexpr int F = ap_host::max_i(A::fwidth, B::fwidth);
+  static constexpr int I = ap_host::max_i(A::iwidth + (B::is_signed && !A::is_signed),
+                                          B::iwidth + (A::is_signed && !B::is_signed)) + 1;
+  using type = ap_fixed_base<I + F, I, A::is_signed || B::is_signed, AP_TRN, AP_WRAP>;
+};
+
+// a - b is always signed (Vitis), one bit wider than the wider operand made signed.
+template <class A, class B>
+struct ap_sub_result {
+  static constexpr int F = ap_host::max_i(A::fwidth, B::fwidth);
+  static constexpr int I = ap_host::max_i(A::iwidth + !A::is_signed, B::iwidth + !B::is_signed) + 1;
+  using type = ap_fixed_base<I + F, I, true, AP_TRN, AP_WRAP>;
+};
+
+#define AP_HOST_FIXED_ARGS int W1, int I1, bool S1, ap_q_mode Q1, ap_o_mode O1, int N1, int W2, int I2, bool S2, ap_q_mode Q2, ap_o_mode O2, int N2
+#define AP_HOST_A ap_fixed_base<W1, I1, S1, Q1, O1, N1>
+#define AP_HOST_B ap_fixed_base<W2, I2, S2, Q2, O2, N2>
+
+template <AP_HOST_FIXED_ARGS>
+constexpr typename ap_mul_result<AP_HOST_A, AP_HOST_B>::type operator*(const AP_HOST_A& a, const AP_HOST_B& b) {
+  typename ap_mul_result<AP_HOST_A, AP_HOST_B>::type r;
+  r.V = a.raw() * b.raw();  // exact: widths add up to <= 64 (static_assert in the result type)
+  return r;
+}
+
+template <AP_HOST_FIXED_ARGS>
+constexpr typename ap_add_result<AP_HOST_A, AP_HOST_B>::type operator+(const AP_HOST_A& a, const AP_HOST_B& b) {
+  using R = typename ap_add_result<AP_HOST_A, AP_HOST_B>::type;
+  R r;
+  r.V = (a.raw() << (R::fwidth - (W1 - I1))) + (b.raw() << (R::fwidth - (W2 - I2)));
+  return r;
+}
+
+template <AP_HOST_FIXED_ARGS>
+constexpr typename ap_sub_result<AP_HOST_A, AP_HOST_B>::type operator-(const AP_HOST_A& a, const AP_HOST_B& b) {
+  using R = typename ap_sub_result<AP_HOST_A, AP_HOST_B>::type;
+  R r;
+  r.V = (a.raw() << (R::fwidth - (W1 - I1))) - (b.raw() << (R::fwidth - (W2 - I2)));
+  return r;
+}
+
+// Comparisons on exact values.
+template <AP_HOST_FIXED_ARGS>
+constexpr int ap_host_compare(const AP_HOST_A& a, const AP_HOST_B& b) {
+  constexpr int F = ap_host::max_i(W1 - I1, W2 - I2);
+  const __int128 x = (__int128)a.raw() << (F - (W1 - I1));
+  const __int128 y = (__int128)b.raw() << (F - (W2 - I2));
+  return x < y ? -1 : (x > y ? 1 : 0);
+}
+#define AP_HOST_CMP(op)                                                       \
+  template <AP_HOST_FIXED_ARGS>                                               \
+  constexpr bool operator op(const AP_HOST_A& a, const AP_HOST_B& b) {        \
+    return ap_host_compare(a, b) op 0;                                        \
+  }
+AP_HOST_CMP(<)
+AP_HOST_CMP(>)
+AP_HOST_CMP(<=)
+AP_HOST_CMP(>=)
+AP_HOST_CMP(==)
+AP_HOST_CMP(!=)
+#undef AP_HOST_CMP
+
+// Compound assignment: exact result, converted into the left operand's format.
+#define AP_HOST_COMPOUND(op, binop)                                           \
+  template <AP_HOST_FIXED_ARGS>                                               \
+  AP_HOST_A& operator op(AP_HOST_A& a, const AP_HOST_B& b) {                  \
+    a = AP_HOST_A(a binop b);                                                 \
+    return a;                                                                 \
+  }
+AP_HOST_COMPOUND(+=, +)
+AP_HOST_COMPOUND(-=, -)
+AP_HOST_COMPOUND(*=, *)
+#undef AP_HOST_COMPOUND
+
+template <int W, int I, ap_q_mode Q = AP_TRN, ap_o_mode O = AP_WRAP, int N = 0>
+struct ap_fixed : ap_fixed_base<W, I, true, Q, O, N> {
+  using Base = ap_fixed_base<W, I, true, Q, O, N>;
+  using Base::Base;
+  constexpr ap_fixed() = default;
+  template <int W2, int I2, bool S2, ap_q_mode Q2, ap_o_mode O2, int N2>
+  constexpr ap_fixed(const ap_fixed_base<W2, I2, S2, Q2, O2, N2>& o) : Base(o) {}
+};
+
+template <int W, int I, ap_q_mode Q = AP_TRN, ap_o_mode O = AP_WRAP, int N = 0>
+struct ap_ufixed : ap_fixed_base<W, I, false, Q, O, N> {
+  using Base = ap_fixed_base<W, I, false, Q, O, N>;
+  using Base::Base;
+  constexpr ap_ufixed() = default;
+  template <int W2, int I2, bool S2, ap_q_mode Q2, ap_o_mode O2, int N2>
+  constexpr ap_ufixed(const ap_fixed_base<W2, I2, S2, Q2, O2, N2>& o) : Base(o) {}
+};
+
+// Integers: a fixed-point format with no fraction bits (conversion from fixed floors).
+template <int W>
+struct ap_int : ap_fixed_base<W, W, true, AP_TRN, AP_WRAP> {
+  using Base = ap_fixed_base<W, W, true, AP_TRN, AP_WRAP>;
+  using Base::Base;
+  constexpr ap_int() = default;
+  template <int W2, int I2, bool S2, ap_q_mode Q2, ap_o_mode O2, int N2>
+  constexpr ap_int(const ap_fixed_base<W2, I2, S2, Q2, O2, N2>& o) : Base(o) {}
+  constexpr int64_t to_int64() const { return this->raw(); }
+};
+
+template <int W>
+struct ap_uint : ap_fixed_base<W, W, false, AP_TRN, AP_WRAP> {
+  using Base = ap_fixed_base<W, W, false, AP_TRN, AP_WRAP>;
+  using Base::Base;
+  constexpr ap_uint() = default;
+  template <int W2, int I2, bool S2, ap_q_mode Q2, ap_o_mode O2, int N2>
+  constexpr ap_uint(const ap_fixed_base<W2, I2, S2, Q2, O2, N2>& o) : Base(o) {}
+  constexpr uint64_t to_uint64() const { return uint64_t(this->raw()); }
+  constexpr unsigned to_uint() const { return unsigned(this->raw()); }
+};
+
+#undef AP_HOST_A
+#undef AP_HOST_B
+#undef AP_HOST_FIXED_ARGS

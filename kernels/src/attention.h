@@ -1,0 +1,169 @@
+// Multi-head attention with Edge-MoE's reordered schedule: P query rows are resident in P slots;
+// slot s takes its next row when the key sweep reaches k = s, so at most one Q block and one K
+// (or V) block are read per step whatever P is (constant DDR bandwidth). Each row sees every key
+// once, in rotated order. Pass 1 computes the scores and, in the same sweep, the softmax
+// statistics with a single-pass (online) max and sum; pass 2 recomputes exp(s - max), accumulates
+// p.v, and normalises once per output (1/sum as mantissa and exponent).
+#pragma once
+
+#include "fixed_math.h"
+#include "layout.h"
+
+namespace edgemoe_hls {
+
+constexpr int kAttnP = EDGEMOE_ATTN_P;
+
+// The row held by slot s at key step k of row block b; -1 when the slot is idle.
+inline int slot_row(int b, int k, int s, int n) {
+  const int row = k >= s ? b * kAttnP + s : (b - 1) * kAttnP + s;
+  return (row >= 0 && row < n && !(k < s && b == 0)) ? row : -1;
+}
+// Whether key k is the last one row `slot s` sees (rotated order s, s+1, ..., n-1, 0, ..., s-1).
+inline bool slot_row_done(int k, int s, int n) { return s == 0 ? k == n - 1 : k == s - 1; }
+
+// qkv: [n][3D] (q | k | v). scores: [blocks][n][P][H]. info: [n][H][3].
+inline void attention_scores(const fm_t* qkv, int n, int dim, int heads, fm_t scale, fm_t* scores, fm_t* info) {
+  const int hd = dim / heads, blocks = attn_row_blocks(n, kAttnP);
+  qkv_t q_slot[kAttnP][EDGEMOE_MAX_DIM];
+  qkv_t k_row[EDGEMOE_MAX_DIM];
+  fm_t run_max[kAttnP][EDGEMOE_MAX_HEADS];
+  sum_t run_sum[kAttnP][EDGEMOE_MAX_HEADS];
+#pragma HLS ARRAY_PARTITION variable = q_slot dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = run_max dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = run_sum dim = 1 complete
+row_blocks:
+  for (int b = 0; b < EDGEMOE_MAX_TOKENS + kAttnP; ++b) {
+    if (b >= blocks) break;
+  keys:
+    for (int k = 0; k < EDGEMOE_MAX_TOKENS; ++k) {
+      if (k >= n) break;
+      if (b * kAttnP >= n && k >= kAttnP - 1) break;  // the last block only finishes wrapped rows
+      if (k < kAttnP && b * kAttnP + k < n) {          // slot k takes its next row (staggered refill)
+      load_q:
+        for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+#pragma HLS PIPELINE II = 1
+          if (d >= dim) break;
+          q_slot[k][d] = qkv[(long)(b * kAttnP + k) * 3 * dim + d];
+        }
+      }
+    load_k:
+      for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+#pragma HLS PIPELINE II = 1
+        if (d >= dim) break;
+        k_row[d] = qkv[(long)k * 3 * dim + dim + d];
+      }
+    slots:
+      for (int s = 0; s < kAttnP; ++s) {
+#pragma HLS UNROLL
+        const int row = slot_row(b, k, s, n);
+      heads_loop:
+        for (int h = 0; h < EDGEMOE_MAX_HEADS; ++h) {
+          if (h >= heads) break;
+          fm_t score = 0;
+          if (row >= 0) {
+            score_acc_t acc = 0;
+          dot:
+            for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+#pragma HLS PIPELINE II = 1
+              if (d >= hd) break;
+              acc += q_slot[s][h * hd + d] * k_row[h * hd + d];
+            }
+            score = fm_t(acc) * scale;
+            if (k == s) {  // the row's first key
+              run_max[s][h] = score;
+              run_sum[s][h] = 1;
+            } else if (score > run_max[s][h]) {
+              run_sum[s][h] = run_sum[s][h] * exp_nonpositive(run_max[s][h] - score) + ap_ufixed<1, 1>(1);
+              run_max[s][h] = score;
+            } else {
+              run_sum[s][h] = run_sum[s][h] + exp_nonpositive(score - run_max[s][h]);
+            }
+            if (slot_row_done(k, s, n)) {
+              unit_t mant;
+              int exp2;
+              reciprocal(run_sum[s][h], mant, exp2);
+              fm_t* out = info + ((long)row * heads + h) * kSoftmaxInfoWords;
+              out[0] = run_max[s][h];
+              out[1] = mant;
+              out[2] = exp2;
+            }
+          }
+          scores[(((long)b * n + k) * kAttnP + s) * heads + h] = score;
+        }
+      }
+    }
+  }
+}
+
+inline void attention_values(const fm_t* qkv, const fm_t* scores, const fm_t* info, int n, int dim, int heads,
+                             fm_t* out) {
+  const int hd = dim / heads, blocks = attn_row_blocks(n, kAttnP);
+  qkv_t v_row[EDGEMOE_MAX_DIM];
+  pv_acc_t acc[kAttnP][EDGEMOE_MAX_DIM];
+  fm_t row_max[kAttnP][EDGEMOE_MAX_HEADS];
+  unit_t row_mant[kAttnP][EDGEMOE_MAX_HEADS];
+  int row_exp[kAttnP][EDGEMOE_MAX_HEADS];
+#pragma HLS ARRAY_PARTITION variable = acc dim = 1 complete
+row_blocks:
+  for (int b = 0; b < EDGEMOE_MAX_TOKENS + kAttnP; ++b) {
+    if (b >= blocks) break;
+  keys:
+    for (int k = 0; k < EDGEMOE_MAX_TOKENS; ++k) {
+      if (k >= n) break;
+      if (b * kAttnP >= n && k >= kAttnP - 1) break;
+      if (k < kAttnP && b * kAttnP + k < n) {
+        const int row = b * kAttnP + k;
+      load_info:
+        for (int h = 0; h < EDGEMOE_MAX_HEADS; ++h) {
+          if (h >= heads) break;
+          const fm_t* in = info + ((long)row * heads + h) * kSoftmaxInfoWords;
+          row_max[k][h] = in[0];
+          row_mant[k][h] = in[1];
+          row_exp[k][h] = in[2].to_int();
+        }
+      clear:
+        for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+          if (d >= dim) break;
+          acc[k][d] = 0;
+        }
+      }
+    load_v:
+      for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+#pragma HLS PIPELINE II = 1
+        if (d >= dim) break;
+        v_row[d] = qkv[(long)k * 3 * dim + 2 * dim + d];
+      }
+    slots:
+      for (int s = 0; s < kAttnP; ++s) {
+#pragma HLS UNROLL
+        const int row = slot_row(b, k, s, n);
+        if (row < 0) continue;
+      heads_loop:
+        for (int h = 0; h < EDGEMOE_MAX_HEADS; ++h) {
+          if (h >= heads) break;
+          const fm_t score = scores[(((long)b * n + k) * kAttnP + s) * heads + h];
+          const unit_t p = exp_nonpositive(score - row_max[s][h]);
+        accumulate:
+          for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+#pragma HLS PIPELINE II = 1
+            if (d >= hd) break;
+            acc[s][h * hd + d] += p * v_row[h * hd + d];
+          }
+        }
+        if (slot_row_done(k, s, n)) {
+        emit:
+          for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+#pragma HLS PIPELINE II = 1
+            if (d >= dim) break;
+            const int h = d / hd;
+            // sum p.v / sum p = (acc >> e) * mant, with 2^e <= sum < 2^(e+1)
+            const ap_fixed<39, 10> scaled = acc[s][d] >> row_exp[s][h];
+            out[(long)row * dim + d] = fm_t(scaled * row_mant[s][h]);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace edgemoe_hls

@@ -1,0 +1,22 @@
+// One include for the HLS vocabulary: Vitis's own headers under synthesis (or EDGEMOE_VITIS_HEADERS
+// for a csim build against a Vitis install), edgemoe's host subset otherwise. Kernel code sees
+// the same names either way.
+#pragma once
+
+#if defined(__SYNTHESIS__) || defined(EDGEMOE_VITIS_HEADERS)
+#include <ap_fixed.h>
+#include <ap_int.h>
+#include <hls_stream.h>
+#else
+#include "hls_host/ap_fixed.h"
+#include "hls_host/hls_stream.h"
+#endif
+
+#ifndef EDGEMOE_KERNEL_CONFIG
+#define EDGEMOE_KERNEL_CONFIG "config/emu.h"
+#endif
+#include EDGEMOE_KERNEL_CONFIG
+
+#define EDGEMOE_STR2(x) #x
+#define EDGEMOE_STR(x) EDGEMOE_STR2(x)
+#define EDGEMOE_PRAGMA(x) _Pragma(#x)

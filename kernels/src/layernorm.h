@@ -1,0 +1,69 @@
+// Single-pass LayerNorm: one sweep accumulates x/D and x^2/D, var = E[x^2] - mean^2, then
+// y = (x - mean) * rsqrt(var + eps) * gamma + beta. eps = 1e-6 (M3ViT's backbone and heads).
+#pragma once
+
+#include "fixed_math.h"
+
+namespace edgemoe_hls {
+
+inline void layer_norm(const fm_t* src, int src_stride, fm_t* dst, int dst_stride, const fm_t* gamma_ddr,
+                       const fm_t* beta_ddr, int rows, int dim) {
+  fm_t gamma[EDGEMOE_MAX_DIM], beta[EDGEMOE_MAX_DIM], x[EDGEMOE_MAX_DIM];
+load_params:
+  for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+#pragma HLS PIPELINE II = 1
+    if (d >= dim) break;
+    gamma[d] = gamma_ddr[d];
+    beta[d] = beta_ddr[d];
+  }
+  // 1/dim with 30 fraction bits (dim >= 64 keeps it below 2^-5): restoring division 2^30 / dim.
+  ap_ufixed<25, -5> inv_dim = 0;
+  {
+    ap_uint<40> rem = ap_uint<40>(1) << 30;
+    ap_uint<25> q = 0;
+  divide:
+    for (int bit = 24; bit >= 0; --bit) {
+      const ap_uint<40> step = ap_uint<40>(dim) << bit;
+      if (rem >= step) {
+        rem = rem - step;
+        q = q + (ap_uint<25>(1) << bit);
+      }
+    }
+    inv_dim.range() = q.range();
+  }
+  const var_t eps = 1e-6;
+rows_loop:
+  for (int r = 0; r < EDGEMOE_MAX_TOKENS; ++r) {
+    if (r >= rows) break;
+    ap_fixed<50, 12> sum = 0;    // sum of x/D
+    ap_fixed<62, 24> sumsq = 0;  // sum of x^2/D
+  stats:
+    for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+#pragma HLS PIPELINE II = 1
+      if (d >= dim) break;
+      const fm_t v = src[(long)r * src_stride + d];
+      x[d] = v;
+      const ap_fixed<32, 4> scaled = v * inv_dim;
+      sum += scaled;
+      sumsq += ap_fixed<56, 18>(scaled * v);
+    }
+    const fm_t mean = sum;
+    const ap_fixed<62, 24> mean_sq = mean * mean;
+    const ap_fixed<63, 25> var_raw = sumsq - mean_sq;
+    const var_t var = var_raw > ap_fixed<63, 25>(0) ? var_t(var_raw) : var_t(0);
+    unit_t mant;
+    int exp2;
+    reciprocal_sqrt(var_t(var + eps), mant, exp2);
+  normalise:
+    for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+#pragma HLS PIPELINE II = 1
+      if (d >= dim) break;
+      const fm_diff_t centred = x[d] - mean;
+      const ap_fixed<58, 12> scaled = centred * mant;
+      const fm_t normalised = exp2 >= 0 ? fm_t(scaled >> exp2) : fm_t(scaled << -exp2);
+      dst[(long)r * dst_stride + d] = fm_t(fm_t(normalised * gamma[d]) + beta[d]);
+    }
+  }
+}
+
+}  // namespace edgemoe_hls

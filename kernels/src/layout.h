@@ -1,0 +1,104 @@
+// The kernel's DDR layout: where each tensor lives in the weights (wt_t) and params (fm_t)
+// buffers. Shared by the kernel and the host packer, so both agree by construction.
+#pragma once
+
+namespace edgemoe_hls {
+
+struct ModelDims {
+  int dim, heads, grid_h, grid_w, patch, depth, mlp_hidden, experts, expert_hidden, top_k, num_tasks;
+  unsigned moe_mask;  // bit b set: block b is a mixture of experts
+};
+
+inline int tokens(const ModelDims& m) { return 1 + m.grid_h * m.grid_w; }
+inline int patch_in(const ModelDims& m) { return 3 * m.patch * m.patch; }
+inline bool is_moe(const ModelDims& m, int block) { return (m.moe_mask >> block) & 1u; }
+inline int moe_index(const ModelDims& m, int block) {  // position among the MoE blocks
+  int n = 0;
+  for (int b = 0; b < 32; ++b) {
+    if (b >= block) break;
+    n += is_moe(m, b) ? 1 : 0;
+  }
+  return n;
+}
+
+// --- weights buffer (wt_t), row-major [out][in] matrices ---
+inline long block_weights_size(const ModelDims& m, int block) {
+  const long D = m.dim;
+  long n = 3 * D * D + D * D;  // qkv, proj
+  if (is_moe(m, block))
+    n += (long)m.num_tasks * m.experts * D + (long)m.experts * 2 * m.expert_hidden * D;  // gates, experts
+  else
+    n += 2L * m.mlp_hidden * D;
+  return n;
+}
+inline long w_patch(const ModelDims&) { return 0; }
+inline long w_block(const ModelDims& m, int block) {
+  long off = (long)m.dim * patch_in(m);
+  for (int b = 0; b < 32; ++b) {
+    if (b >= block) break;
+    off += block_weights_size(m, b);
+  }
+  return off;
+}
+inline long w_qkv(const ModelDims& m, int b) { return w_block(m, b); }
+inline long w_proj(const ModelDims& m, int b) { return w_block(m, b) + 3L * m.dim * m.dim; }
+inline long w_fc1(const ModelDims& m, int b) { return w_proj(m, b) + (long)m.dim * m.dim; }
+inline long w_fc2(const ModelDims& m, int b) { return w_fc1(m, b) + (long)m.mlp_hidden * m.dim; }
+inline long w_gate(const ModelDims& m, int b, int task) {  // [E][D] for one task
+  return w_proj(m, b) + (long)m.dim * m.dim + (long)task * m.experts * m.dim;
+}
+inline long w_expert_fc1(const ModelDims& m, int b, int e) {  // [Hm][D]
+  return w_gate(m, b, m.num_tasks) + (long)e * 2 * m.expert_hidden * m.dim;
+}
+inline long w_expert_fc2(const ModelDims& m, int b, int e) {  // [D][Hm]
+  return w_expert_fc1(m, b, e) + (long)m.expert_hidden * m.dim;
+}
+inline long weights_size(const ModelDims& m) { return w_block(m, m.depth); }
+
+// --- params buffer (fm_t) ---
+inline long block_params_size(const ModelDims& m, int block) {
+  const long D = m.dim;
+  long n = 2 * D + 3 * D + D + 2 * D;  // ln1, qkv bias, proj bias, ln2
+  if (is_moe(m, block))
+    n += (long)m.num_tasks * m.experts + (long)m.experts * (m.expert_hidden + D);
+  else
+    n += m.mlp_hidden + D;
+  return n;
+}
+inline long p_pos(const ModelDims&) { return 0; }  // [N][D], row 0 = cls_token + pos_embed[0]
+inline long p_patch_bias(const ModelDims& m) { return (long)tokens(m) * m.dim; }
+inline long p_block(const ModelDims& m, int block) {
+  long off = p_patch_bias(m) + m.dim;
+  for (int b = 0; b < 32; ++b) {
+    if (b >= block) break;
+    off += block_params_size(m, b);
+  }
+  return off;
+}
+inline long p_ln1(const ModelDims& m, int b) { return p_block(m, b); }  // gamma [D], beta [D]
+inline long p_qkv_bias(const ModelDims& m, int b) { return p_block(m, b) + 2L * m.dim; }
+inline long p_proj_bias(const ModelDims& m, int b) { return p_qkv_bias(m, b) + 3L * m.dim; }
+inline long p_ln2(const ModelDims& m, int b) { return p_proj_bias(m, b) + m.dim; }
+inline long p_fc1_bias(const ModelDims& m, int b) { return p_ln2(m, b) + 2L * m.dim; }
+inline long p_fc2_bias(const ModelDims& m, int b) { return p_fc1_bias(m, b) + m.mlp_hidden; }
+inline long p_gate_bias(const ModelDims& m, int b, int task) {  // [E] logit offsets of one task
+  return p_ln2(m, b) + 2L * m.dim + (long)task * m.experts;
+}
+inline long p_expert_bias1(const ModelDims& m, int b, int e) {
+  return p_gate_bias(m, b, m.num_tasks) + (long)e * (m.expert_hidden + m.dim);
+}
+inline long p_expert_bias2(const ModelDims& m, int b, int e) { return p_expert_bias1(m, b, e) + m.expert_hidden; }
+inline long params_size(const ModelDims& m) { return p_block(m, m.depth); }
+
+// --- activation buffers (fm_t, per image unless noted) ---
+constexpr int kSoftmaxInfoWords = 3;  // per (row, head): running max, mantissa and exponent of 1/sum
+inline int attn_row_blocks(int n, int p) { return (n + p - 1 + p - 1) / p; }  // ceil((N + P - 1) / P)
+
+// --- MoE trace (uint32): per image, per MoE layer, [tokens | fc1 fetches | fc2 fetches] x experts ---
+inline long trace_size(const ModelDims& m, int images) {
+  int n = 0;
+  for (int b = 0; b < 32; ++b) n += (b < m.depth && is_moe(m, b)) ? 1 : 0;
+  return (long)images * n * 3 * m.experts;
+}
+
+}  // namespace edgemoe_hls

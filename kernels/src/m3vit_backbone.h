@@ -1,0 +1,23 @@
+// The accelerator's one top-level kernel: the M3ViT backbone for one task, on `images` images.
+// m_axi: images, weights, params (read-only), x (result), scratch activations, trace; s_axilite:
+// the scalars. Runs the stages [first_stage, last_stage) where stage 2b is block b's attention
+// half and 2b+1 its MLP/MoE half; `embed` runs the patch embedding first. The host uses the range
+// to compute the task-independent prefix once and the task-gated rest per task.
+#pragma once
+
+#include "formats.h"
+
+extern "C" void m3vit_backbone(
+    const edgemoe_hls::pixel_t* images,  // [images][3][H][W], k/256
+    const edgemoe_hls::wt_t* weights,    // layout.h
+    const edgemoe_hls::fm_t* params,     // layout.h
+    edgemoe_hls::fm_t* x,                // [images][N][D] residual stream (in/out)
+    edgemoe_hls::fm_t* xn,               // [N][max(D, ...)] scratch: normalised tokens / attention output
+    edgemoe_hls::fm_t* qkv,              // [N][3D] scratch
+    edgemoe_hls::fm_t* hidden,           // [N][max(Hd, Hm)] scratch
+    edgemoe_hls::fm_t* scores,           // [ceil((N+P-1)/P)][N][P][H] scratch
+    edgemoe_hls::fm_t* softmax_info,     // [N][H][3] scratch
+    ap_uint<32>* trace,                  // [images][moe layers][3][E]
+    int num_images, int dim, int heads, int grid_h, int grid_w, int patch, int depth, int mlp_hidden,
+    int experts, int expert_hidden, int top_k, int num_tasks, unsigned moe_mask, int task,
+    edgemoe_hls::fm_t attn_scale, int embed, int first_stage, int last_stage);

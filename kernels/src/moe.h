@@ -1,0 +1,138 @@
+// The MoE layer: the task's gate (softmax over all experts, top-k without renormalisation, ties to
+// the lower index) fills per-expert token queues ("patch reordering"); then each *active* expert's
+// fc1 and fc2 are fetched once into the ping/pong weight buffers (the next expert's fc1 is fetched
+// while this expert's fc2 runs) and the unified linear unit runs over just its queue, gathering
+// tokens in and scattering score-weighted results into the residual stream.
+#pragma once
+
+#include "layout.h"
+#include "linear.h"
+
+namespace edgemoe_hls {
+
+struct ExpertQueues {
+  short token[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_TOKENS];
+  unit_t score[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_TOKENS];
+  int length[EDGEMOE_MAX_EXPERTS];
+};
+
+// xn: [n][D] normalised tokens; gate: [E][D] of this task; gate_bias: [E].
+inline void route_tokens(const fm_t* xn, int n, int dim, const wt_t* gate_ddr, const fm_t* gate_bias_ddr,
+                         int experts, int top_k, ExpertQueues& q) {
+  wt_t gate[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_DIM];
+  fm_t gate_bias[EDGEMOE_MAX_EXPERTS];
+#pragma HLS ARRAY_PARTITION variable = gate dim = 1 complete
+load_gate:
+  for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+    if (e >= experts) break;
+    gate_bias[e] = gate_bias_ddr[e];
+    q.length[e] = 0;
+    for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+#pragma HLS PIPELINE II = 1
+      if (d >= dim) break;
+      gate[e][d] = gate_ddr[(long)e * dim + d];
+    }
+  }
+tokens_loop:
+  for (int t = 0; t < EDGEMOE_MAX_TOKENS; ++t) {
+    if (t >= n) break;
+    acc_t logit_acc[EDGEMOE_MAX_EXPERTS];
+#pragma HLS ARRAY_PARTITION variable = logit_acc complete
+    for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) logit_acc[e] = gate_bias[e];
+  logits:
+    for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+#pragma HLS PIPELINE II = 1
+      if (d >= dim) break;
+      const mac_in_t x = xn[(long)t * dim + d];
+      for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) logit_acc[e] += x * gate[e][d];
+    }
+    fm_t logit[EDGEMOE_MAX_EXPERTS];
+    fm_t max_logit = logit_acc[0];
+    for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+      if (e >= experts) break;
+      logit[e] = logit_acc[e];
+      if (logit[e] > max_logit) max_logit = logit[e];
+    }
+    unit_t num[EDGEMOE_MAX_EXPERTS];
+    sum_t total = 0;
+    for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+      if (e >= experts) break;
+      num[e] = exp_nonpositive(logit[e] - max_logit);
+      total = total + num[e];
+    }
+    unit_t mant;
+    int exp2;
+    reciprocal(total, mant, exp2);
+    unit_t prob[EDGEMOE_MAX_EXPERTS];
+    bool taken[EDGEMOE_MAX_EXPERTS];
+    for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+      if (e >= experts) break;
+      prob[e] = unit_t(num[e] * mant) >> exp2;  // softmax over all experts
+      taken[e] = false;
+    }
+  top_k_loop:
+    for (int j = 0; j < EDGEMOE_MAX_TOP_K; ++j) {  // k passes of arg-max; the lower index wins ties
+      if (j >= top_k) break;
+      int best = -1;
+      for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+        if (e >= experts) break;
+        if (!taken[e] && (best < 0 || prob[e] > prob[best])) best = e;
+      }
+      taken[best] = true;
+      const int slot = q.length[best];
+      q.token[best][slot] = short(t);
+      q.score[best][slot] = prob[best];  // not renormalised over the top-k
+      q.length[best] = slot + 1;
+    }
+  }
+}
+
+// One MoE layer on one image: x [n][D] += sum_k score * expert(xn). hidden: [n][Hm] scratch.
+// trace (per expert): [tokens | fc1 fetches | fc2 fetches].
+inline void moe_layer(const fm_t* xn, fm_t* x, fm_t* hidden, int n, const ModelDims& m, int block, int task,
+                      const wt_t* weights, const fm_t* params, LinearWeights& ping, LinearWeights& pong,
+                      ExpertQueues& queues, ap_uint<32>* trace) {
+  route_tokens(xn, n, m.dim, weights + w_gate(m, block, task), params + p_gate_bias(m, block, task), m.experts,
+               m.top_k, queues);
+  int fc1_fetches[EDGEMOE_MAX_EXPERTS], fc2_fetches[EDGEMOE_MAX_EXPERTS];
+  int active[EDGEMOE_MAX_EXPERTS];
+  int num_active = 0;
+list_active:
+  for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+    if (e >= m.experts) break;
+    fc1_fetches[e] = fc2_fetches[e] = 0;
+    if (queues.length[e] > 0) active[num_active++] = e;
+  }
+  const int Hm = m.expert_hidden, D = m.dim;
+  if (num_active > 0) {
+    load_linear_weights(weights + w_expert_fc1(m, block, active[0]), params + p_expert_bias1(m, block, active[0]), Hm, D, ping);
+    ++fc1_fetches[active[0]];
+  }
+experts_loop:
+  for (int j = 0; j < EDGEMOE_MAX_EXPERTS; ++j) {
+    if (j >= num_active) break;
+    const int e = active[j];
+    LinearJob up = {queues.length[e], kReadGather, xn, D, queues.token[e], nullptr, 0, 0,
+                    kWriteStore, hidden, Hm, nullptr, true};
+    linear_unit(ping, up);
+    load_linear_weights(weights + w_expert_fc2(m, block, e), params + p_expert_bias2(m, block, e), D, Hm, pong);
+    ++fc2_fetches[e];
+    LinearJob down = {queues.length[e], kReadRows, hidden, Hm, queues.token[e], nullptr, 0, 0,
+                      kWriteScatterWeighted, x, D, queues.score[e], false};
+    linear_unit(pong, down);
+    if (j + 1 < num_active) {  // under HLS this fetch overlaps the fc2 above (different buffer)
+      const int next = active[j + 1];
+      load_linear_weights(weights + w_expert_fc1(m, block, next), params + p_expert_bias1(m, block, next), Hm, D, ping);
+      ++fc1_fetches[next];
+    }
+  }
+write_trace:
+  for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+    if (e >= m.experts) break;
+    trace[e] = queues.length[e];
+    trace[m.experts + e] = fc1_fetches[e];
+    trace[2 * m.experts + e] = fc2_fetches[e];
+  }
+}
+
+}  // namespace edgemoe_hls
