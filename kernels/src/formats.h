@@ -7,7 +7,7 @@ namespace edgemoe_hls {
 
 typedef ap_ufixed<8, 0> pixel_t;     // input pixels k/256 (normalisation folded into patch weights)
 typedef ap_fixed<32, 10> fm_t;       // activations in DDR, biases, norms, pos-embed (LSB 2^-22)
-typedef ap_fixed<16, 2> wt_t;        // every weight matrix, gates included (LSB 2^-14)
+typedef ap_fixed<18, 2> wt_t;        // every weight matrix, gates included (LSB 2^-16; 18 = DSP48E2 B port)
 typedef ap_fixed<27, 9, AP_TRN, AP_SAT> mac_in_t;  // MAC activation lane: 27 x 18 = one DSP48E2
 typedef ap_fixed<48, 16> acc_t;      // exact sum of mac_in_t x wt_t products (DSP48's 48-bit P)
 typedef ap_fixed<24, 8, AP_TRN, AP_SAT> qkv_t;  // attention operands q, k, v (LSB 2^-16)

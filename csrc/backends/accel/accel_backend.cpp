@@ -10,10 +10,12 @@ AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, con
       packed_(pack_model(config, *weights)), heads_(config, weights, num_threads, /*with_backbone=*/false),
       traces_(config.tasks.size()) {
   const edgemoe_hls::ModelDims& m = packed_.dims;
-  args_.weights = device_->allocate(packed_.weights.size() * sizeof(int16_t));
-  device_->write(args_.weights, packed_.weights.data(), packed_.weights.size() * sizeof(int16_t));
-  args_.params = device_->allocate(packed_.params.size() * sizeof(int32_t));
-  device_->write(args_.params, packed_.params.data(), packed_.params.size() * sizeof(int32_t));
+  const size_t weight_bytes = packed_.weights.size() * sizeof(edgemoe_hls::wt_t);
+  const size_t param_bytes = packed_.params.size() * sizeof(edgemoe_hls::fm_t);
+  args_.weights = device_->allocate(weight_bytes);
+  device_->write(args_.weights, packed_.weights.data(), weight_bytes);
+  args_.params = device_->allocate(param_bytes);
+  device_->write(args_.params, packed_.params.data(), param_bytes);
   const long n = edgemoe_hls::tokens(m), D = m.dim;
   const long widest = std::max<long>({D, m.mlp_hidden, m.expert_hidden});
   args_.xn = device_->allocate(n * D * 4);
@@ -59,8 +61,8 @@ void AccelBackend::run(int64_t batch, int64_t task_id, bool embed, int first_sta
 
 void AccelBackend::read_features(int64_t batch, float* out) {
   const size_t count = size_t(batch * config_.num_tokens() * config_.embed_dim);
-  std::vector<int32_t> raw(count);
-  device_->read(args_.x, raw.data(), count * 4);
+  std::vector<edgemoe_hls::fm_t> raw(count);
+  device_->read(args_.x, raw.data(), count * sizeof(edgemoe_hls::fm_t));
   for (size_t i = 0; i < count; ++i) out[i] = fm_to_float(raw[i]);
 }
 
@@ -80,7 +82,7 @@ void AccelBackend::backbone(const float* images, int64_t batch, const std::vecto
   const int end = int(2 * config_.depth);
   run(batch, task_ids[0], true, 0, split);
   const size_t state_bytes = size_t(batch * config_.num_tokens() * config_.embed_dim) * 4;
-  std::vector<uint8_t> shared(state_bytes);
+  std::vector<uint8_t> shared(state_bytes);  // the residual stream after the shared prefix
   if (split < end && task_ids.size() > 1) device_->read(args_.x, shared.data(), state_bytes);
   const size_t trace_words = size_t(edgemoe_hls::trace_size(packed_.dims, int(batch)));
   for (size_t t = 0; t < task_ids.size(); ++t) {

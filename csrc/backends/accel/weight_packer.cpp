@@ -11,13 +11,16 @@ namespace edgemoe::accel {
 
 namespace {
 
-using wt_round_t = ap_fixed<16, 2, AP_RND_CONV, AP_SAT>;
-using fm_round_t = ap_fixed<32, 10, AP_RND_CONV, AP_SAT>;
+using edgemoe_hls::fm_t;
+using edgemoe_hls::wt_t;
+// Host-side quantisation: round to nearest even and saturate (the kernel's own conversions truncate).
+using wt_round_t = ap_fixed<wt_t::width, wt_t::iwidth, AP_RND_CONV, AP_SAT>;
+using fm_round_t = ap_fixed<fm_t::width, fm_t::iwidth, AP_RND_CONV, AP_SAT>;
 constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
 constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
 
-int16_t to_wt(double v) { return int16_t(edgemoe_hls::wt_t(wt_round_t(v)).range()); }
-int32_t to_fm(double v) { return int32_t(uint32_t(edgemoe_hls::fm_t(fm_round_t(v)).range())); }
+wt_t to_wt(double v) { return wt_t(wt_round_t(v)); }
+fm_t to_fm(double v) { return fm_t(fm_round_t(v)); }
 
 void limit(bool ok, const std::string& what, long value, long maximum, const char* macro) {
   if (!ok)
@@ -59,8 +62,8 @@ PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
   PackedModel out;
   out.dims = kernel_dims(c);
   const ModelDims& m = out.dims;
-  out.weights.assign(static_cast<size_t>(weights_size(m)), 0);
-  out.params.assign(static_cast<size_t>(params_size(m)), 0);
+  out.weights.assign(static_cast<size_t>(weights_size(m)), wt_t(0));
+  out.params.assign(static_cast<size_t>(params_size(m)), fm_t(0));
   const int64_t D = c.embed_dim, P = c.patch_size, N = c.num_tokens(), E = c.num_experts, Hm = c.expert_hidden;
   auto data = [&](const std::string& key) { return w.get(key).data.data(); };
   auto put_matrix = [&](long offset, const float* src, int64_t count) {
@@ -127,7 +130,7 @@ PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
       put_vector(p_expert_bias2(m, b, e), b2 + e * D, D);
     }
   }
-  out.attn_scale_raw = to_fm(1.0 / std::sqrt(double(c.head_dim())));
+  out.attn_scale_raw = int32_t(uint32_t(to_fm(1.0 / std::sqrt(double(c.head_dim()))).range()));
   return out;
 }
 
@@ -142,6 +145,6 @@ void quantize_images(const float* images, int64_t count, int64_t plane, std::vec
   }
 }
 
-float fm_to_float(int32_t raw) { return float(std::ldexp(double(raw), -edgemoe_hls::fm_t::fwidth)); }
+float fm_to_float(fm_t v) { return float(v.to_double()); }
 
 }  // namespace edgemoe::accel

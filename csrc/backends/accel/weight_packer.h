@@ -9,15 +9,16 @@
 
 #include "core/config.h"
 #include "core/weights.h"
-#include "src/hls_types.h"
+#include "src/formats.h"
 #include "src/layout.h"
 
 namespace edgemoe::accel {
 
 struct PackedModel {
   edgemoe_hls::ModelDims dims;
-  std::vector<int16_t> weights;  // wt_t bits
-  std::vector<int32_t> params;   // fm_t bits
+  // The kernel's own types: on the host they have exactly the DDR byte layout.
+  std::vector<edgemoe_hls::wt_t> weights;
+  std::vector<edgemoe_hls::fm_t> params;
   int32_t attn_scale_raw;
 };
 
@@ -28,6 +29,6 @@ PackedModel pack_model(const ModelConfig& config, const ModelWeights& weights);
 
 // Normalised float images -> the kernel's 8-bit pixels (k/256 holds pixel value k).
 void quantize_images(const float* images, int64_t count, int64_t plane, std::vector<uint8_t>* pixels);
-float fm_to_float(int32_t raw);
+float fm_to_float(edgemoe_hls::fm_t v);
 
 }  // namespace edgemoe::accel
