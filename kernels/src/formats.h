@@ -1,21 +1,19 @@
-// Number formats of the datapath. Reasons are in kernels/README.md ("Formats").
+// Number formats of the datapath. Reasons and measurements are in kernels/README.md ("Formats").
 #pragma once
 
 #include "hls_types.h"
 
 namespace edgemoe_hls {
 
-typedef ap_ufixed<8, 0> pixel_t;     // input pixels k/256 (normalisation folded into patch weights)
-typedef ap_fixed<32, 10> fm_t;       // activations in DDR, biases, norms, pos-embed (LSB 2^-22)
-typedef ap_fixed<18, 2> wt_t;        // every weight matrix, gates included (LSB 2^-16; 18 = DSP48E2 B port)
-typedef ap_fixed<27, 9, AP_TRN, AP_SAT> mac_in_t;  // MAC activation lane: 27 x 18 = one DSP48E2
-typedef ap_fixed<48, 16> acc_t;      // exact sum of mac_in_t x wt_t products (DSP48's 48-bit P)
-typedef ap_fixed<24, 8, AP_TRN, AP_SAT> qkv_t;  // attention operands q, k, v (LSB 2^-16)
-typedef ap_fixed<56, 24> score_acc_t;  // exact q.k over a head (<= 64 lanes)
-typedef ap_ufixed<25, 1> unit_t;     // exp(x <= 0) and normalised mantissas in (0, 2)
-typedef ap_ufixed<36, 12> sum_t;     // softmax running sum (>= 1, < 4096)
-typedef ap_fixed<60, 20> pv_acc_t;   // exact sum of unit_t x qkv_t over <= 2048 keys
-typedef ap_fixed<64, 30> stat_t;     // LayerNorm sums of x and x^2
-typedef ap_int<16> exp2_t;           // binary exponents
+typedef ap_ufixed<8, 0> pixel_t;                  // input pixels k/256 (normalisation folded into patch weights)
+typedef ap_fixed<32, 10> fm_t;                    // activations in DDR, biases, norms, pos-embed (LSB 2^-22)
+typedef ap_fixed<18, 2> wt_t;                     // every weight matrix, gates included (LSB 2^-16; DSP48E2 B port)
+typedef ap_fixed<27, 9, AP_TRN, AP_SAT> mac_in_t;  // MAC activation lane (LSB 2^-18): 27 x 18 = one DSP48E2
+typedef ap_fixed<48, 14> acc_t;                   // exact sum of mac_in_t x wt_t products (34 fraction bits)
+typedef ap_fixed<24, 8, AP_TRN, AP_SAT> qkv_t;     // attention operands q, k, v (LSB 2^-16)
+typedef ap_fixed<56, 24> score_acc_t;             // exact q.k over a head (<= 256 lanes)
+typedef ap_ufixed<25, 1> unit_t;                  // exp(x <= 0) and normalised mantissas, in [0, 2)
+typedef ap_ufixed<36, 12> sum_t;                  // softmax running sum (>= 1, < 4096)
+typedef ap_fixed<60, 20> pv_acc_t;                // exact sum of unit_t x qkv_t over <= 2048 keys
 
 }  // namespace edgemoe_hls

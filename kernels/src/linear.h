@@ -146,7 +146,7 @@ mac_rows:
 #pragma HLS PIPELINE II = 1
         if (it >= wb.in_tiles) break;
         const wt_t(&tile)[kTout][kTin] = wb.w[ot * wb.in_tiles + it];
-        for (int o = 0; o < kTout; ++o) {
+        for (int o = 0; o < kTout; ++o) {  // T_out dot products of T_in lanes: an adder tree each
           acc_t sum = acc[o];
           for (int i = 0; i < kTin; ++i) sum += row_cache[it].v[i] * tile[o][i];
           acc[o] = sum;
