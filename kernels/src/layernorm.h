@@ -1,4 +1,5 @@
-// Single-pass LayerNorm: one sweep accumulates x/D and x^2/D, var = E[x^2] - mean^2, then
+// Single-pass LayerNorm: one sweep accumulates d/D and d^2/D for d = x - x_0 (shifting by the row's
+// first element keeps E[d^2] - E[d]^2 free of cancellation when |mean| >> std), then
 // y = (x - mean) * rsqrt(var + eps) * gamma + beta. eps = 1e-6 (M3ViT's backbone and heads).
 #pragma once
 
@@ -35,20 +36,24 @@ load_params:
 rows_loop:
   for (int r = 0; r < EDGEMOE_MAX_TOKENS; ++r) {
     if (r >= rows) break;
-    ap_fixed<50, 12> sum = 0;    // sum of x/D
-    ap_fixed<62, 24> sumsq = 0;  // sum of x^2/D
+    const fm_t shift = src[(long)r * src_stride];
+    ap_fixed<50, 12> sum = 0;    // sum of d/D
+    ap_fixed<62, 24> sumsq = 0;  // sum of d^2/D
   stats:
     for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
 #pragma HLS PIPELINE II = 1
       if (d >= dim) break;
       const fm_t v = src[(long)r * src_stride + d];
       x[d] = v;
-      const ap_fixed<32, 4> scaled = v * inv_dim;
+      const ap_fixed<32, 11> centred = v - shift;
+      const ap_fixed<32, 2> scaled = centred * inv_dim;  // |d/D| < 2 for D >= 64 and |d| < 1024
       sum += scaled;
-      sumsq += ap_fixed<56, 18>(scaled * v);
+      sumsq += ap_fixed<56, 18>(scaled * centred);
     }
-    const fm_t mean = sum;
-    const ap_fixed<62, 24> mean_sq = mean * mean;
+    const ap_fixed<48, 12> mean_d = sum;
+    const fm_t mean = shift + mean_d;
+    const ap_fixed<32, 8> mean_d_narrow = mean_d;  // |mean - x_0| < 128
+    const ap_fixed<62, 24> mean_sq = mean_d_narrow * mean_d_narrow;
     const ap_fixed<63, 25> var_raw = sumsq - mean_sq;
     const var_t var = var_raw > ap_fixed<63, 25>(0) ? var_t(var_raw) : var_t(0);
     unit_t mant;

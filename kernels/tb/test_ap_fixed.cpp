@@ -1,0 +1,64 @@
+// The host ap_fixed subset against Vitis's documented semantics, value by value.
+#include "src/hls_types.h"
+#include "tb_util.h"
+
+using tb::expect;
+
+int main() {
+  // Quantisation modes on 0.1 in 4 fraction bits: 0.1 * 16 = 1.6.
+  expect(ap_fixed<8, 4>(0.1).to_double() == 1.0 / 16, "AP_TRN floors 1.6 LSB to 1");
+  expect(ap_fixed<8, 4, AP_RND>(0.1).to_double() == 2.0 / 16, "AP_RND rounds 1.6 LSB to 2");
+  expect(ap_fixed<8, 4>(-0.1).to_double() == -2.0 / 16, "AP_TRN floors -1.6 LSB to -2 (toward -inf)");
+  expect(ap_fixed<8, 4, AP_TRN_ZERO>(-0.1).to_double() == -1.0 / 16, "AP_TRN_ZERO truncates -1.6 LSB to -1");
+  expect(ap_fixed<8, 4, AP_RND_CONV>(2.5 / 16).to_double() == 2.0 / 16, "AP_RND_CONV: 2.5 LSB -> 2 (even)");
+  expect(ap_fixed<8, 4, AP_RND_CONV>(3.5 / 16).to_double() == 4.0 / 16, "AP_RND_CONV: 3.5 LSB -> 4 (even)");
+  expect(ap_fixed<8, 4, AP_RND>(-2.5 / 16).to_double() == -2.0 / 16, "AP_RND: -2.5 LSB -> -2 (half up)");
+  // Overflow: ap_fixed<8,4> holds [-8, 8 - 1/16].
+  expect(ap_fixed<8, 4>(9.0).to_double() == 9.0 - 16.0, "AP_WRAP wraps 9 to -7");
+  expect(ap_fixed<8, 4, AP_TRN, AP_SAT>(9.0).to_double() == 8.0 - 1.0 / 16, "AP_SAT clamps 9 to the maximum");
+  expect(ap_fixed<8, 4, AP_TRN, AP_SAT>(-100.0).to_double() == -8.0, "AP_SAT clamps -100 to -8");
+  expect(ap_ufixed<8, 4, AP_TRN, AP_SAT>(-1.0).to_double() == 0.0, "unsigned AP_SAT clamps negatives to 0");
+  expect(ap_ufixed<8, 4>(-1.0).to_double() == 16.0 - 1.0, "unsigned AP_WRAP: -1 -> 15");
+  // Fixed-to-fixed conversion quantises, then handles overflow.
+  const ap_fixed<16, 8> fine = 3.71875;  // 3 + 23/32
+  expect(ap_fixed<8, 6>(fine).to_double() == 3.5, "narrowing conversion floors to 2 fraction bits");
+  expect(ap_fixed<8, 6, AP_RND>(fine).to_double() == 3.75, "narrowing conversion rounds with AP_RND");
+  // Exact arithmetic and result widths.
+  const ap_fixed<8, 4> a = 7.9375, b = -8.0;
+  const auto product = a * b;
+  static_assert(decltype(product)::width == 16 && decltype(product)::iwidth == 8, "a*b has W1+W2 bits");
+  expect(product.to_double() == -63.5, "products are exact");
+  const auto sum = a + ap_fixed<12, 2>(0.0009765625);
+  static_assert(decltype(sum)::iwidth == 5 && decltype(sum)::fwidth == 10, "a+b: one more integer bit, wider fraction");
+  expect(sum.to_double() == 7.9375 + 0.0009765625, "sums are exact");
+  const auto diff = ap_ufixed<4, 4>(1) - ap_ufixed<4, 4>(3);
+  static_assert(decltype(diff)::is_signed, "a-b is signed even for unsigned operands");
+  expect(diff.to_double() == -2.0, "unsigned difference goes negative");
+  ap_fixed<8, 4> acc = 7.0;
+  acc += ap_fixed<8, 4>(2.0);
+  expect(acc.to_double() == -7.0, "compound assignment converts into the left type (wrap)");
+  // Shifts keep the type; comparisons are exact across formats.
+  expect((ap_fixed<8, 4>(1.5) >> 1).to_double() == 0.75, "x >> 1 halves");
+  expect((ap_fixed<8, 4>(-0.0625) >> 2).to_double() == -0.0625, "x >> n floors");
+  expect((ap_fixed<8, 4>(5.0) << 1).to_double() == -6.0, "x << 1 wraps within the type");
+  expect(ap_fixed<8, 4>(0.5) > ap_fixed<16, 2>(0.49993896484375), "comparison across formats");
+  expect(ap_fixed<8, 4>(-1) < ap_ufixed<8, 4>(0), "signed vs unsigned comparison");
+  // Raw bits and integer conversion.
+  ap_fixed<8, 4> r;
+  r.range() = 0xF8;
+  expect(r.to_double() == -0.5, "range() assigns two's complement bits");
+  expect(ap_fixed<8, 4>(-2.5).to_int() == -2, "to_int truncates toward zero");
+  expect(ap_fixed<12, 12>(ap_fixed<16, 8>(-2.5)).to_int() == -3, "conversion to an integer format floors");
+  // DDR layout: element sizes as Vitis packs them.
+  static_assert(sizeof(ap_ufixed<8, 0>) == 1 && sizeof(ap_fixed<16, 2>) == 2 && sizeof(ap_fixed<18, 2>) == 4 &&
+                    sizeof(ap_fixed<32, 10>) == 4 && sizeof(ap_uint<32>) == 4 && sizeof(ap_fixed<48, 14>) == 8,
+                "element sizes");
+  hls::stream<int> s;
+  s.write(1);
+  s << 2;
+  int second;
+  const int first = s.read();
+  s >> second;
+  expect(first == 1 && second == 2 && s.empty(), "hls::stream is a FIFO");
+  return tb::finish();
+}
