@@ -112,6 +112,21 @@ class Model:
         """The backbone's last block output [B, tokens, D] (cls first) for one task."""
         return self._native.features(self._check_images(images), self._task_id(task))
 
+    def moe_trace(self, task: str):
+        """What the accelerator's MoE unit did in the last forward of `task` (emu/fpga backends):
+        an int array [images, MoE layers, 3, experts] holding, per expert, the tokens routed to it,
+        and how many times its fc1 and its fc2 weights were fetched. None on backends without one."""
+        import numpy as np
+
+        trace = self._native.moe_trace(self._task_id(task))
+        if trace is None:
+            return None
+        c = self._config
+        layers, experts = len(c.moe_blocks), c.num_experts
+        if not trace or not layers:
+            return np.zeros((0, layers, 3, experts), dtype=np.int64)
+        return np.asarray(trace, dtype=np.int64).reshape(-1, layers, 3, experts)
+
     def __repr__(self) -> str:
         c = self._config
         return (f"edgemoe.Model(backend={self.backend!r}, width={c.embed_dim}, depth={c.depth}, "
