@@ -65,6 +65,7 @@ row_blocks:
           dot:
             for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
 #pragma HLS PIPELINE II = 1
+              _Pragma(EDGEMOE_STR(HLS UNROLL factor = EDGEMOE_ATTN_LANES))
               if (d >= hd) break;
               acc += q_slot[s][h * hd + d] * k_row[h * hd + d];
             }
@@ -146,6 +147,7 @@ row_blocks:
         accumulate:
           for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
 #pragma HLS PIPELINE II = 1
+            _Pragma(EDGEMOE_STR(HLS UNROLL factor = EDGEMOE_ATTN_LANES))
             if (d >= hd) break;
             acc[s][h * hd + d] += p * v_row[h * hd + d];
           }
