@@ -61,7 +61,10 @@ def test_no_recursion():
         assert not reaches(f, f, set()), f"{f} is part of a recursive cycle"
 
 
-BOUND = re.compile(r"^[\s\d+\-*/()]*((EDGEMOE_[A-Z_]+|k[A-Z]\w*)[\s\d+\-*/()]*)*$")
+CONSTANT = r"(EDGEMOE_[A-Z_]+|k[A-Z]\w*)"
+# A bound is a constant expression, or upto<constant expression>(runtime size): a runtime size
+# clamped to a compile-time maximum (kernels/src/hls_types.h).
+BOUND = re.compile(rf"^\s*(upto<[\s\d+\-*/()]*({CONSTANT}[\s\d+\-*/()]*)*>\([^;]*\)|[\s\d+\-*/()]*({CONSTANT}[\s\d+\-*/()]*)*)\s*$")
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)

@@ -12,6 +12,7 @@
 namespace edgemoe_hls {
 
 constexpr int kAttnP = EDGEMOE_ATTN_P;
+constexpr int kAttnLanes = EDGEMOE_ATTN_LANES;  // head dims must be multiples of this
 
 // The row held by slot s at key step k of row block b; -1 when the slot is idle.
 inline int slot_row(int b, int k, int s, int n) {
@@ -61,14 +62,18 @@ row_blocks:
           if (h >= heads) break;
           fm_t score = 0;
           if (row >= 0) {
-            score_acc_t acc = 0;
+            // One accumulator per lane, summed at the end: wrapping adds are associative, so the
+            // result is bit-identical to a serial sum (and it is the lanes' adder structure).
+            score_acc_t lane[kAttnLanes];
+            for (int l = 0; l < kAttnLanes; ++l) lane[l] = 0;
           dot:
-            for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+            for (int c = 0; c < upto<EDGEMOE_MAX_DIM / kAttnLanes>(hd / kAttnLanes); ++c) {
 #pragma HLS PIPELINE II = 1
-              _Pragma(EDGEMOE_STR(HLS UNROLL factor = EDGEMOE_ATTN_LANES))
-              if (d >= hd) break;
-              acc += q_slot[s][h * hd + d] * k_row[h * hd + d];
+              for (int l = 0; l < kAttnLanes; ++l)
+                lane[l] += q_slot[s][h * hd + c * kAttnLanes + l] * k_row[h * hd + c * kAttnLanes + l];
             }
+            score_acc_t acc = 0;
+            for (int l = 0; l < kAttnLanes; ++l) acc += lane[l];
             score = fm_t(acc) * scale;
             if (k == s) {  // the row's first key
               run_max[s][h] = score;
@@ -145,11 +150,10 @@ row_blocks:
           const fm_t score = scores[(((long)b * n + k) * kAttnP + s) * heads + h];
           const unit_t p = exp_nonpositive(score - row_max[s][h]);
         accumulate:
-          for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+          for (int d = 0; d < upto<EDGEMOE_MAX_DIM>(hd); ++d) {
 #pragma HLS PIPELINE II = 1
             _Pragma(EDGEMOE_STR(HLS UNROLL factor = EDGEMOE_ATTN_LANES))
-            if (d >= hd) break;
-            acc[s][h * hd + d] += p * v_row[h * hd + d];
+            acc[s][h * hd + d] += p * v_row[h * hd + d];  // elementwise over d: vectorises as is
           }
         }
         if (slot_row_done(k, s, n)) {

@@ -17,6 +17,13 @@
 #endif
 #include EDGEMOE_KERNEL_CONFIG
 
+// A loop bound that is a runtime size clamped to a compile-time maximum: the loop has a static
+// maximum trip count (what HLS needs) without an early exit (what vectorising compilers need).
+template <int MAX>
+inline int upto(int n) {
+  return n < MAX ? n : MAX;
+}
+
 #define EDGEMOE_STR2(x) #x
 #define EDGEMOE_STR(x) EDGEMOE_STR2(x)
 #define EDGEMOE_PRAGMA(x) _Pragma(#x)

@@ -43,6 +43,10 @@ void check_fits_build(const ModelConfig& c) {
   limit(c.embed_dim >= 64, "width (minimum 64)", c.embed_dim, 64, "LayerNorm's 1/D format");
   limit(c.num_tokens() <= EDGEMOE_MAX_TOKENS, "token count", c.num_tokens(), EDGEMOE_MAX_TOKENS, "EDGEMOE_MAX_TOKENS");
   limit(c.num_heads <= EDGEMOE_MAX_HEADS, "head count", c.num_heads, EDGEMOE_MAX_HEADS, "EDGEMOE_MAX_HEADS");
+  if (c.head_dim() % EDGEMOE_ATTN_LANES != 0)
+    throw std::invalid_argument("model head dimension " + std::to_string(c.head_dim()) +
+                                " is not a multiple of the attention unit's EDGEMOE_ATTN_LANES = " +
+                                std::to_string(EDGEMOE_ATTN_LANES) + " (kernel config '" + EDGEMOE_CFG_NAME + "')");
   limit(c.depth <= EDGEMOE_MAX_DEPTH, "depth", c.depth, EDGEMOE_MAX_DEPTH, "EDGEMOE_MAX_DEPTH");
   limit(c.mlp_hidden <= EDGEMOE_MAX_MLP_HIDDEN, "MLP hidden width", c.mlp_hidden, EDGEMOE_MAX_MLP_HIDDEN,
         "EDGEMOE_MAX_MLP_HIDDEN");
