@@ -39,7 +39,37 @@ def _median_seconds(fn, repeats: int, label: str) -> float:
     return statistics.median(times)
 
 
-def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 2) -> int:
+def _pixel_images(cfg, seed=0):
+    import numpy as np
+
+    from .imaging import preprocess
+
+    rng = np.random.default_rng(seed)
+    return preprocess(rng.integers(0, 256, (*cfg.image_size, 3), dtype=np.uint8), cfg.image_size)
+
+
+def bench_emu(cache: Path, threads: int, emu_repeats: int) -> None:
+    """Backbone latency of the emulated accelerator vs the fp32 CPU backend."""
+    rows = []
+    for preset, label, repeats in (("cityscapes-vit-t", "Edge-MoE ViT-T 128x256, 16 experts top-2", 3),
+                                   ("pascal-vit-s", "PASCAL ViT-S 512x512, 16 experts top-4", emu_repeats)):
+        ckpt = cached_checkpoint(preset, cache)
+        cpu = Model.from_checkpoint(ckpt, num_threads=threads)
+        emu = Model.from_checkpoint(ckpt, backend="emu", num_threads=threads)
+        x = _pixel_images(cpu.config)
+        task = cpu.tasks[0]
+        t_cpu = _median_seconds(lambda: cpu.features(x, task), 5, f"cpu backbone {preset}")
+        t_emu = _median_seconds(lambda: emu.features(x, task), repeats, f"emu backbone {preset}")
+        err = ((emu.features(x, task) - cpu.features(x, task)) ** 2).sum() / (cpu.features(x, task) ** 2).sum()
+        rows.append((label, t_emu, t_cpu, err.item()))
+    print()
+    print("| backbone (batch 1, one task) | emu (bit-exact HLS kernels on the CPU) | cpu (fp32) | emu / cpu | NMSE emu vs cpu |")
+    print("|---|---:|---:|---:|---:|")
+    for label, t_emu, t_cpu, err in rows:
+        print(f"| {label} | {t_emu * 1e3:.0f} ms | {t_cpu * 1e3:.0f} ms | {t_emu / t_cpu:.1f}x | {err:.1e} |")
+
+
+def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 2, emu_repeats: int = 2) -> int:
     task = "semseg"
     ckpt = cached_checkpoint("pascal-vit-s", cache)
     model = Model.from_checkpoint(ckpt, num_threads=threads)
@@ -71,4 +101,6 @@ def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 
         print(f"| {name} | {t * 1e3:.0f} ms | {t_torch / t:.1f}x | {flops / t / 1e9:.0f} | {100 * flops / t / 1e9 / peak:.0f} % |")
     print(f"| edgemoe cpu, backbone only | {t_backbone * 1e3:.0f} ms | | {backbone_flops(cfg) / t_backbone / 1e9:.0f} | "
           f"{100 * backbone_flops(cfg) / t_backbone / 1e9 / peak:.0f} % |")
+    if emu_repeats > 0:
+        bench_emu(cache, threads, emu_repeats)
     return 0

@@ -80,6 +80,7 @@ def main(argv=None):
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--torch-repeats", type=int, default=3)
     bench.add_argument("--threads", type=int, default=2)
+    bench.add_argument("--emu-repeats", type=int, default=2, help="runs of the emulated ViT-S backbone (0: skip emu)")
 
     args = parser.parse_args(argv)
     try:
@@ -94,7 +95,7 @@ def main(argv=None):
         if args.command == "bench":
             from .bench import bench as run_bench
 
-            return run_bench(Path(args.cache), args.repeats, args.torch_repeats, args.threads)
+            return run_bench(Path(args.cache), args.repeats, args.torch_repeats, args.threads, args.emu_repeats)
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
