@@ -19,6 +19,10 @@ inline int slot_row(int b, int k, int s, int n) {
   const int row = k >= s ? b * kAttnP + s : (b - 1) * kAttnP + s;
   return (row >= 0 && row < n && !(k < s && b == 0)) ? row : -1;
 }
+// The key sweep of row block b can stop once no row starts in it (only wrapped rows finish).
+inline bool sweep_ends(int b, int k, int n) { return k >= n || (b * kAttnP >= n && k >= kAttnP - 1); }
+// At key step k of block b, slot k takes row bP + k: the staggered refill.
+inline bool slot_refills(int b, int k, int n) { return k < kAttnP && b * kAttnP + k < n; }
 // Whether key k is the last one row `slot s` sees (rotated order s, s+1, ..., n-1, 0, ..., s-1).
 inline bool slot_row_done(int k, int s, int n) { return s == 0 ? k == n - 1 : k == s - 1; }
 
@@ -37,9 +41,8 @@ row_blocks:
     if (b >= blocks) break;
   keys:
     for (int k = 0; k < EDGEMOE_MAX_TOKENS; ++k) {
-      if (k >= n) break;
-      if (b * kAttnP >= n && k >= kAttnP - 1) break;  // the last block only finishes wrapped rows
-      if (k < kAttnP && b * kAttnP + k < n) {          // slot k takes its next row (staggered refill)
+      if (sweep_ends(b, k, n)) break;
+      if (slot_refills(b, k, n)) {
       load_q:
         for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
 #pragma HLS PIPELINE II = 1
@@ -115,9 +118,8 @@ row_blocks:
     if (b >= blocks) break;
   keys:
     for (int k = 0; k < EDGEMOE_MAX_TOKENS; ++k) {
-      if (k >= n) break;
-      if (b * kAttnP >= n && k >= kAttnP - 1) break;
-      if (k < kAttnP && b * kAttnP + k < n) {
+      if (sweep_ends(b, k, n)) break;
+      if (slot_refills(b, k, n)) {
         const int row = b * kAttnP + k;
       load_info:
         for (int h = 0; h < EDGEMOE_MAX_HEADS; ++h) {

@@ -32,6 +32,19 @@ inline unit_t exp_nonpositive(fm_diff_t x) {
   return unit_t(p >> shift);
 }
 
+// table[i] - t (table[i] - table[i+1]) for a decreasing table of ap_ufixed<25,1> entries (24
+// fraction bits), at the point i + t given as a fixed-point index.
+template <int W, int I>
+inline ap_ufixed<25, 1> lerp_decreasing(const unsigned* table, const ap_ufixed<W, I>& position) {
+  const ap_ufixed<I, I> i = position;  // floor
+  const ap_ufixed<16, 0> t = position - i;
+  const int idx = i.to_int();
+  ap_ufixed<25, 1> lo, hi;
+  lo.range() = table[idx];
+  hi.range() = table[idx + 1];
+  return lo - ap_ufixed<25, 1>(t * ap_ufixed<25, 1>(lo - hi));
+}
+
 // 1/x for x in [1, 4096) as mant * 2^-exp2 with mant in (0.5, 1].
 inline void reciprocal(sum_t x, unit_t& mant, int& exp2) {
   int e = 0;
@@ -40,14 +53,8 @@ inline void reciprocal(sum_t x, unit_t& mant, int& exp2) {
     if (x >= (sum_t(1) << k)) e = k;
   }
   const ap_ufixed<25, 1> m = x >> e;                   // [1, 2)
-  const ap_ufixed<33, 9> scaled = ap_ufixed<24, 0>(m - ap_ufixed<1, 1>(1)) * ap_ufixed<9, 9>(tables::kRecipSteps);
-  const ap_ufixed<8, 8> i = scaled;
-  const ap_ufixed<16, 0> t = scaled - i;
-  const int idx = i.to_int();
-  ap_ufixed<25, 1> lo, hi;
-  lo.range() = tables::kRecip[idx];
-  hi.range() = tables::kRecip[idx + 1];
-  const ap_ufixed<25, 1> r0 = lo - ap_ufixed<25, 1>(t * ap_ufixed<25, 1>(lo - hi));
+  const ap_ufixed<33, 9> position = ap_ufixed<24, 0>(m - ap_ufixed<1, 1>(1)) * ap_ufixed<9, 9>(tables::kRecipSteps);
+  const ap_ufixed<25, 1> r0 = lerp_decreasing(tables::kRecip, position);
   const ap_ufixed<26, 2> mr = m * r0;                  // ~1
   const ap_fixed<28, 4> correction = ap_ufixed<2, 2>(2) - mr;
   mant = unit_t(r0 * correction);                      // Newton: r (2 - m r)
@@ -65,14 +72,8 @@ inline void reciprocal_sqrt(var_t v, unit_t& mant, int& exp2) {
   }
   const var_t normalised = k >= 0 ? (v >> (2 * k)) : (v << (-2 * k));
   const ap_ufixed<26, 2> m = normalised;               // [1, 4)
-  const ap_ufixed<35, 11> scaled = ap_ufixed<25, 2>(m - ap_ufixed<1, 1>(1)) * ap_ufixed<8, 8>(tables::kRsqrtStepsPerUnit);
-  const ap_ufixed<9, 9> i = scaled;
-  const ap_ufixed<16, 0> t = scaled - i;
-  const int idx = i.to_int();
-  ap_ufixed<25, 1> lo, hi;
-  lo.range() = tables::kRsqrt[idx];
-  hi.range() = tables::kRsqrt[idx + 1];
-  const ap_ufixed<25, 1> y0 = lo - ap_ufixed<25, 1>(t * ap_ufixed<25, 1>(lo - hi));
+  const ap_ufixed<33, 9> position = ap_ufixed<25, 2>(m - ap_ufixed<1, 1>(1)) * ap_ufixed<8, 8>(tables::kRsqrtStepsPerUnit);
+  const ap_ufixed<25, 1> y0 = lerp_decreasing(tables::kRsqrt, position);
   const ap_ufixed<26, 2> y0sq = y0 * y0;
   const ap_ufixed<28, 4> my2 = m * y0sq;                // ~1
   const ap_fixed<30, 5> correction = ap_ufixed<2, 2>(3) - my2;
