@@ -159,10 +159,10 @@ def test_postprocess():
 def test_info():
     result = edgemoe.info()
     assert result["version"] == edgemoe.__version__
-    assert result["backends"]["cpu"]["available"]
-    for name in ("emu", "fpga"):
-        assert not result["backends"][name]["available"] and result["backends"][name]["reason"]
+    assert result["backends"]["cpu"]["available"] and result["backends"]["emu"]["available"]
+    assert not result["backends"]["fpga"]["available"] and "not compiled" in result["backends"]["fpga"]["reason"]
     assert result["build"]["onednn"].startswith("2.")
+    assert result["build"]["accelerator_kernel_config"] == "emu"
 
 
 def _cli(*args):
@@ -172,7 +172,7 @@ def _cli(*args):
 def test_cli_info():
     done = _cli("info")
     assert done.returncode == 0, done.stderr
-    assert "cpu: available" in done.stdout and "fpga: unavailable" in done.stdout
+    assert "cpu: available" in done.stdout and "emu: available" in done.stdout and "fpga: unavailable" in done.stdout
 
 
 def test_cli_run_writes_one_png_per_task(tmp_path, tiny_checkpoint):
