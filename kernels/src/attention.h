@@ -60,32 +60,41 @@ row_blocks:
       for (int s = 0; s < kAttnP; ++s) {
 #pragma HLS UNROLL
         const int row = slot_row(b, k, s, n);
-      heads_loop:
-        for (int h = 0; h < EDGEMOE_MAX_HEADS; ++h) {
-          if (h >= heads) break;
-          fm_t score = 0;
-          if (row >= 0) {
-            // One accumulator per lane, summed at the end: wrapping adds are associative, so the
-            // result is bit-identical to a serial sum (and it is the lanes' adder structure).
-            score_acc_t lane[kAttnLanes];
-            for (int l = 0; l < kAttnLanes; ++l) lane[l] = 0;
-          dot:
-            for (int c = 0; c < upto<EDGEMOE_MAX_DIM / kAttnLanes>(hd / kAttnLanes); ++c) {
+        fm_t score[EDGEMOE_MAX_HEADS];
+        if (row >= 0) {
+          // q.k for every head: one accumulator per (head, lane), summed at the end (wrapping adds
+          // are associative, so this equals a serial sum bit for bit).
+          score_acc_t lane[EDGEMOE_MAX_HEADS][kAttnLanes];
+#pragma HLS ARRAY_PARTITION variable = lane complete dim = 2
+          for (int h = 0; h < upto<EDGEMOE_MAX_HEADS>(heads); ++h)
+            for (int l = 0; l < kAttnLanes; ++l) lane[h][l] = 0;
+        dot:
+          for (int c = 0; c < upto<EDGEMOE_MAX_DIM / kAttnLanes>(hd / kAttnLanes); ++c) {
+            for (int h = 0; h < upto<EDGEMOE_MAX_HEADS>(heads); ++h) {
 #pragma HLS PIPELINE II = 1
-              for (int l = 0; l < kAttnLanes; ++l)
-                lane[l] += q_slot[s][h * hd + c * kAttnLanes + l] * k_row[h * hd + c * kAttnLanes + l];
+              for (int l = 0; l < kAttnLanes; ++l) {
+                const int d = h * hd + c * kAttnLanes + l;
+                lane[h][l] += q_slot[s][d] * k_row[d];
+              }
             }
+          }
+          for (int h = 0; h < upto<EDGEMOE_MAX_HEADS>(heads); ++h) {
             score_acc_t acc = 0;
-            for (int l = 0; l < kAttnLanes; ++l) acc += lane[l];
-            score = fm_t(acc) * scale;
+            for (int l = 0; l < kAttnLanes; ++l) acc += lane[h][l];
+            score[h] = fm_t(acc) * scale;
+          }
+        }
+      heads_loop:
+        for (int h = 0; h < upto<EDGEMOE_MAX_HEADS>(heads); ++h) {
+          if (row >= 0) {
             if (k == s) {  // the row's first key
-              run_max[s][h] = score;
+              run_max[s][h] = score[h];
               run_sum[s][h] = 1;
-            } else if (score > run_max[s][h]) {
-              run_sum[s][h] = run_sum[s][h] * exp_nonpositive(run_max[s][h] - score) + ap_ufixed<1, 1>(1);
-              run_max[s][h] = score;
+            } else if (score[h] > run_max[s][h]) {
+              run_sum[s][h] = run_sum[s][h] * exp_nonpositive(run_max[s][h] - score[h]) + ap_ufixed<1, 1>(1);
+              run_max[s][h] = score[h];
             } else {
-              run_sum[s][h] = run_sum[s][h] + exp_nonpositive(score - run_max[s][h]);
+              run_sum[s][h] = run_sum[s][h] + exp_nonpositive(score[h] - run_max[s][h]);
             }
             if (slot_row_done(k, s, n)) {
               unit_t mant;
@@ -97,7 +106,7 @@ row_blocks:
               out[2] = exp2;
             }
           }
-          scores[(((long)b * n + k) * kAttnP + s) * heads + h] = score;
+          scores[(((long)b * n + k) * kAttnP + s) * heads + h] = row >= 0 ? score[h] : fm_t(0);
         }
       }
     }

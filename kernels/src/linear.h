@@ -138,19 +138,26 @@ mac_rows:
   out_tiles:
     for (int ot = 0; ot < kMaxOutTiles; ++ot) {
       if (ot >= wb.out_tiles) break;
+      // Each MAC (one DSP48E2) accumulates its own lane in its 48-bit P register over the input
+      // tiles; one adder tree per output sums the T_in lanes at the end. Wrapping adds are
+      // associative, so this equals a serial sum bit for bit.
+      acc_t lane[kTout][kTin];
+#pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
+      for (int o = 0; o < kTout; ++o)
+        for (int i = 0; i < kTin; ++i) lane[o][i] = 0;
+    in_tiles:
+      for (int it = 0; it < upto<kMaxInTiles>(wb.in_tiles); ++it) {
+#pragma HLS PIPELINE II = 1
+        const wt_t(&tile)[kTout][kTin] = wb.w[ot * wb.in_tiles + it];
+        const in_vec& x = row_cache[it];
+        for (int o = 0; o < kTout; ++o)
+          for (int i = 0; i < kTin; ++i) lane[o][i] += x.v[i] * tile[o][i];
+      }
       acc_t acc[kTout];
 #pragma HLS ARRAY_PARTITION variable = acc complete
-      for (int o = 0; o < kTout; ++o) acc[o] = wb.bias[ot][o];
-    in_tiles:
-      for (int it = 0; it < kMaxInTiles; ++it) {
-#pragma HLS PIPELINE II = 1
-        if (it >= wb.in_tiles) break;
-        const wt_t(&tile)[kTout][kTin] = wb.w[ot * wb.in_tiles + it];
-        for (int o = 0; o < kTout; ++o) {  // T_out dot products of T_in lanes: an adder tree each
-          acc_t sum = acc[o];
-          for (int i = 0; i < kTin; ++i) sum += row_cache[it].v[i] * tile[o][i];
-          acc[o] = sum;
-        }
+      for (int o = 0; o < kTout; ++o) {
+        acc[o] = wb.bias[ot][o];
+        for (int i = 0; i < kTin; ++i) acc[o] += lane[o][i];
       }
       out_vec y;
       for (int o = 0; o < kTout; ++o) y.v[o] = gelu ? edgemoe_hls::gelu(fm_t(acc[o])) : fm_t(acc[o]);
