@@ -11,7 +11,7 @@ DEBS := cmake ninja-build g++ python3-venv python3-pip python3-setuptools python
         libtorch-dev python3-torch pybind11-dev python3-pybind11 libdnnl-dev libopenblas0-pthread \
         python3-numpy python3-yaml python3-pil python3-matplotlib python3-skimage python3-pytest
 
-SOURCES := $(shell find csrc python tests/cpp -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' -o -name 'CMakeLists.txt' \) 2>/dev/null) \
+SOURCES := $(shell find csrc python kernels tests/cpp -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' -o -name 'CMakeLists.txt' -o -name '*.cfg' \) -not -path '*/vitis/build/*' 2>/dev/null) \
            CMakeLists.txt setup.py pyproject.toml
 
 .PHONY: all deps install test test-cpp test-python demo bench info clean

@@ -55,6 +55,9 @@ VARIANTS = {
                                        gate_num_tasks=0),
     "tiny-head-dim-64": dataclasses.replace(TINY, embed_dim=128, num_heads=2, expert_hidden=96, mlp_hidden=256),
     "tiny-top-4-of-4": dataclasses.replace(TINY, top_k=4),
+    "tiny-head-dim-48": dataclasses.replace(TINY, embed_dim=96, num_heads=2),
+    "tiny-vit-b-width": dataclasses.replace(TINY, embed_dim=768, num_heads=12, depth=2, moe_blocks=(1,), mlp_hidden=3072,
+                                            expert_hidden=768, image_size=(32, 48)),
 }
 
 
@@ -79,6 +82,19 @@ def test_pascal_vit_s(big_cache):
     assert nmse(emu.features(x, "semseg"), cpu.features(x, "semseg")) <= NMSE_BOUND
     agree = (emu(x, task="semseg").argmax(1) == cpu(x, task="semseg").argmax(1)).float().mean().item()
     assert agree >= ARGMAX_BOUND
+
+
+@pytest.mark.slow
+def test_nyud_vit_s_at_the_token_maximum(big_cache):
+    """480x640: 1201 tokens, the emulation build's EDGEMOE_MAX_TOKENS."""
+    ckpt = synthetic.cached_checkpoint("nyud-vit-s", big_cache)
+    cpu = edgemoe.Model.from_checkpoint(ckpt)
+    emu = edgemoe.Model.from_checkpoint(ckpt, backend="emu")
+    x = pixel_images(cpu.config, 1, 4)
+    out_emu = emu(x, tasks=emu.tasks)
+    out_cpu = cpu(x, tasks=cpu.tasks)
+    assert (out_emu["semseg"].argmax(1) == out_cpu["semseg"].argmax(1)).float().mean().item() >= ARGMAX_BOUND
+    assert nmse(emu.features(x, "depth"), cpu.features(x, "depth")) <= NMSE_BOUND
 
 
 def test_moe_trace_shows_each_active_expert_fetched_once():
