@@ -73,11 +73,14 @@ def test_edge_moe_vit_t_cityscapes():
     assert_within_contract(results)
 
 
+def cpu_and_emu(preset, cache):
+    ckpt = synthetic.cached_checkpoint(preset, cache)
+    return edgemoe.Model.from_checkpoint(ckpt), edgemoe.Model.from_checkpoint(ckpt, backend="emu")
+
+
 @pytest.mark.slow
 def test_pascal_vit_s(big_cache):
-    ckpt = synthetic.cached_checkpoint("pascal-vit-s", big_cache)
-    cpu = edgemoe.Model.from_checkpoint(ckpt)
-    emu = edgemoe.Model.from_checkpoint(ckpt, backend="emu")
+    cpu, emu = cpu_and_emu("pascal-vit-s", big_cache)
     x = pixel_images(cpu.config, 1, 3)
     assert nmse(emu.features(x, "semseg"), cpu.features(x, "semseg")) <= NMSE_BOUND
     agree = (emu(x, task="semseg").argmax(1) == cpu(x, task="semseg").argmax(1)).float().mean().item()
@@ -87,9 +90,7 @@ def test_pascal_vit_s(big_cache):
 @pytest.mark.slow
 def test_nyud_vit_s_at_the_token_maximum(big_cache):
     """480x640: 1201 tokens, the emulation build's EDGEMOE_MAX_TOKENS."""
-    ckpt = synthetic.cached_checkpoint("nyud-vit-s", big_cache)
-    cpu = edgemoe.Model.from_checkpoint(ckpt)
-    emu = edgemoe.Model.from_checkpoint(ckpt, backend="emu")
+    cpu, emu = cpu_and_emu("nyud-vit-s", big_cache)
     x = pixel_images(cpu.config, 1, 4)
     out_emu = emu(x, tasks=emu.tasks)
     out_cpu = cpu(x, tasks=cpu.tasks)
