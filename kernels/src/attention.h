@@ -27,7 +27,8 @@ inline bool slot_refills(int b, int k, int n) { return k < kAttnP && b * kAttnP 
 inline bool slot_row_done(int k, int s, int n) { return s == 0 ? k == n - 1 : k == s - 1; }
 
 // qkv: [n][3D] (q | k | v). scores: [blocks][n][P][H]. info: [n][H][3].
-inline void attention_scores(const fm_t* qkv, int n, int dim, int heads, fm_t scale, fm_t* scores, fm_t* info) {
+inline void attention_scores(const fm_t* qkv, int n, int dim, int heads, fm_t scale, fm_t* scores, fm_t* info,
+                             int head_begin, int head_end) {
   const int hd = dim / heads, blocks = attn_row_blocks(n, kAttnP);
   qkv_t q_slot[kAttnP][EDGEMOE_MAX_DIM];
   qkv_t k_row[EDGEMOE_MAX_DIM];
@@ -66,11 +67,11 @@ row_blocks:
           // are associative, so this equals a serial sum bit for bit).
           score_acc_t lane[EDGEMOE_MAX_HEADS][kAttnLanes];
 #pragma HLS ARRAY_PARTITION variable = lane complete dim = 2
-          for (int h = 0; h < upto<EDGEMOE_MAX_HEADS>(heads); ++h)
+          for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h)
             for (int l = 0; l < kAttnLanes; ++l) lane[h][l] = 0;
         dot:
           for (int c = 0; c < upto<EDGEMOE_MAX_DIM / kAttnLanes>(hd / kAttnLanes); ++c) {
-            for (int h = 0; h < upto<EDGEMOE_MAX_HEADS>(heads); ++h) {
+            for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
 #pragma HLS PIPELINE II = 1
               for (int l = 0; l < kAttnLanes; ++l) {
                 const int d = h * hd + c * kAttnLanes + l;
@@ -78,14 +79,14 @@ row_blocks:
               }
             }
           }
-          for (int h = 0; h < upto<EDGEMOE_MAX_HEADS>(heads); ++h) {
+          for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
             score_acc_t acc = 0;
             for (int l = 0; l < kAttnLanes; ++l) acc += lane[h][l];
             score[h] = fm_t(acc) * scale;
           }
         }
       heads_loop:
-        for (int h = 0; h < upto<EDGEMOE_MAX_HEADS>(heads); ++h) {
+        for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
           if (row >= 0) {
             if (k == s) {  // the row's first key
               run_max[s][h] = score[h];
@@ -114,7 +115,7 @@ row_blocks:
 }
 
 inline void attention_values(const fm_t* qkv, const fm_t* scores, const fm_t* info, int n, int dim, int heads,
-                             fm_t* out) {
+                             fm_t* out, int head_begin, int head_end) {
   const int hd = dim / heads, blocks = attn_row_blocks(n, kAttnP);
   qkv_t v_row[EDGEMOE_MAX_DIM];
   pv_acc_t acc[kAttnP][EDGEMOE_MAX_DIM];
@@ -131,18 +132,14 @@ row_blocks:
       if (slot_refills(b, k, n)) {
         const int row = b * kAttnP + k;
       load_info:
-        for (int h = 0; h < EDGEMOE_MAX_HEADS; ++h) {
-          if (h >= heads) break;
+        for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
           const fm_t* in = info + ((long)row * heads + h) * kSoftmaxInfoWords;
           row_max[k][h] = in[0];
           row_mant[k][h] = in[1];
           row_exp[k][h] = in[2].to_int();
         }
       clear:
-        for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
-          if (d >= dim) break;
-          acc[k][d] = 0;
-        }
+        for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) acc[k][d] = 0;
       }
     load_v:
       for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
@@ -156,8 +153,7 @@ row_blocks:
         const int row = slot_row(b, k, s, n);
         if (row < 0) continue;
       heads_loop:
-        for (int h = 0; h < EDGEMOE_MAX_HEADS; ++h) {
-          if (h >= heads) break;
+        for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
           const fm_t score = scores[(((long)b * n + k) * kAttnP + s) * heads + h];
           const unit_t p = exp_nonpositive(score - row_max[s][h]);
         accumulate:
@@ -169,9 +165,8 @@ row_blocks:
         }
         if (slot_row_done(k, s, n)) {
         emit:
-          for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+          for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
 #pragma HLS PIPELINE II = 1
-            if (d >= dim) break;
             const int h = d / hd;
             // sum p.v / sum p = (acc >> e) * mant, with 2^e <= sum < 2^(e+1)
             const ap_fixed<39, 10> scaled = acc[s][d] >> row_exp[s][h];
@@ -181,6 +176,33 @@ row_blocks:
       }
     }
   }
+}
+
+// Both passes over all heads. In emulation the heads are split over two threads: heads share
+// nothing but the (read-only) q, k, v rows, so each half computes exactly what it would alone.
+inline void run_attention(const fm_t* qkv, fm_t* scores, fm_t* info, int n, int dim, int heads, fm_t scale,
+                          fm_t* out) {
+#ifdef EDGEMOE_EMU_PARALLEL
+  if (heads >= 2) {
+    const int half = heads / 2;
+#pragma omp parallel sections num_threads(2)
+    {
+#pragma omp section
+      {
+        attention_scores(qkv, n, dim, heads, scale, scores, info, 0, half);
+        attention_values(qkv, scores, info, n, dim, heads, out, 0, half);
+      }
+#pragma omp section
+      {
+        attention_scores(qkv, n, dim, heads, scale, scores, info, half, heads);
+        attention_values(qkv, scores, info, n, dim, heads, out, half, heads);
+      }
+    }
+    return;
+  }
+#endif
+  attention_scores(qkv, n, dim, heads, scale, scores, info, 0, heads);
+  attention_values(qkv, scores, info, n, dim, heads, out, 0, heads);
 }
 
 }  // namespace edgemoe_hls

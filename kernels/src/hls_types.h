@@ -12,6 +12,13 @@
 #include "hls_host/hls_stream.h"
 #endif
 
+// Emulation only: independent pieces of work (attention heads, rows of a linear job) may run on
+// two OpenMP threads; each piece computes exactly what it computes alone, so results are
+// bit-identical. Under synthesis every function runs once over its full range.
+#if !defined(__SYNTHESIS__) && defined(_OPENMP)
+#define EDGEMOE_EMU_PARALLEL 1
+#endif
+
 #ifndef EDGEMOE_KERNEL_CONFIG
 #define EDGEMOE_KERNEL_CONFIG "config/emu.h"
 #endif

@@ -81,13 +81,13 @@ enum WriteMode { kWriteStore = 0, kWriteAdd = 1, kWriteScatterWeighted = 2 };
 
 // Where a linear job reads and writes. Strides are in elements.
 struct LinearJob {
-  int rows;
+  int first_row, rows;  // rows [first_row, rows) of the job (first_row = 0 on hardware)
   ReadMode read_mode;
   const fm_t* src;
   int src_stride;
   const short* queue;  // gather/scatter row indices (MoE)
   const pixel_t* image;  // kReadPatches: [3][grid_h*patch][grid_w*patch]
-  int grid_w, patch;
+  int grid_h, grid_w, patch;
   WriteMode write_mode;
   fm_t* dst;
   int dst_stride;
@@ -97,8 +97,7 @@ struct LinearJob {
 
 inline void linear_reader(const LinearJob& job, int in, int in_tiles, hls::stream<in_vec>& out) {
 read_rows:
-  for (int r = 0; r < EDGEMOE_MAX_TOKENS; ++r) {
-    if (r >= job.rows) break;
+  for (int r = job.first_row; r < upto<EDGEMOE_MAX_TOKENS>(job.rows); ++r) {
     const int row = job.read_mode == kReadGather ? int(job.queue[r]) : r;
   read_tiles:
     for (int t = 0; t < kMaxInTiles; ++t) {
@@ -114,7 +113,7 @@ read_rows:
           const int c = col / (job.patch * job.patch), ky = (col / job.patch) % job.patch, kx = col % job.patch;
           const int py = row / job.grid_w, px = row % job.grid_w;
           const int width = job.grid_w * job.patch;
-          const int height = (job.rows / job.grid_w) * job.patch;
+          const int height = job.grid_h * job.patch;
           v.v[i] = job.image[((long)c * height + py * job.patch + ky) * width + px * job.patch + kx];
         } else {
           v.v[i] = job.src[(long)row * job.src_stride + col];
@@ -168,8 +167,7 @@ mac_rows:
 
 inline void linear_writer(const LinearJob& job, int out_dim, int out_tiles, hls::stream<out_vec>& in) {
 write_rows:
-  for (int r = 0; r < EDGEMOE_MAX_TOKENS; ++r) {
-    if (r >= job.rows) break;
+  for (int r = job.first_row; r < upto<EDGEMOE_MAX_TOKENS>(job.rows); ++r) {
     const int row = job.write_mode == kWriteScatterWeighted ? int(job.queue[r]) : r;
     const unit_t score = job.write_mode == kWriteScatterWeighted ? job.scores[r] : unit_t(0);
   write_tiles:
@@ -196,8 +194,28 @@ inline void linear_unit(const LinearWeights& wb, const LinearJob& job) {
 #pragma HLS STREAM variable = rows_in depth = 4
 #pragma HLS STREAM variable = rows_out depth = 4
   linear_reader(job, wb.in, wb.in_tiles, rows_in);
-  mac_array(wb, job.rows, job.gelu, rows_in, rows_out);
+  mac_array(wb, job.rows - job.first_row, job.gelu, rows_in, rows_out);
   linear_writer(job, wb.out, wb.out_tiles, rows_out);
+}
+
+// Runs a job on the unit. In emulation a large job runs as two halves on two threads (rows are
+// independent; an expert's queue holds each token once, so scattered halves never collide).
+inline void run_linear(const LinearWeights& wb, const LinearJob& job) {
+#ifdef EDGEMOE_EMU_PARALLEL
+  if (job.rows - job.first_row >= 64) {
+    LinearJob low = job, high = job;
+    low.rows = high.first_row = job.first_row + (job.rows - job.first_row) / 2;
+#pragma omp parallel sections num_threads(2)
+    {
+#pragma omp section
+      linear_unit(wb, low);
+#pragma omp section
+      linear_unit(wb, high);
+    }
+    return;
+  }
+#endif
+  linear_unit(wb, job);
 }
 
 }  // namespace edgemoe_hls

@@ -23,9 +23,9 @@ copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
     x[i] = params[p_pos(m) + i];
   }
   load_linear_weights(weights + w_patch(m), params + p_patch_bias(m), D, patch_in(m), g_ping);
-  LinearJob job = {m.grid_h * m.grid_w, kReadPatches, nullptr, 0, nullptr, image, m.grid_w, m.patch,
+  LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, nullptr, 0, nullptr, image, m.grid_h, m.grid_w, m.patch,
                    kWriteAdd, x + D, D, nullptr, false};
-  linear_unit(g_ping, job);
+  run_linear(g_ping, job);
 }
 
 void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, fm_t* scores, fm_t* info, const wt_t* weights,
@@ -33,13 +33,12 @@ void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, fm_t* scores, fm_t* info, cons
   const int D = m.dim, n = tokens(m);
   layer_norm(x, D, xn, D, params + p_ln1(m, b), params + p_ln1(m, b) + D, n, D);
   load_linear_weights(weights + w_qkv(m, b), params + p_qkv_bias(m, b), 3 * D, D, g_ping);
-  LinearJob to_qkv = {n, kReadRows, xn, D, nullptr, nullptr, 0, 0, kWriteStore, qkv, 3 * D, nullptr, false};
-  linear_unit(g_ping, to_qkv);
+  LinearJob to_qkv = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteStore, qkv, 3 * D, nullptr, false};
+  run_linear(g_ping, to_qkv);
   load_linear_weights(weights + w_proj(m, b), params + p_proj_bias(m, b), D, D, g_pong);
-  attention_scores(qkv, n, D, m.heads, scale, scores, info);
-  attention_values(qkv, scores, info, n, D, m.heads, xn);
-  LinearJob proj = {n, kReadRows, xn, D, nullptr, nullptr, 0, 0, kWriteAdd, x, D, nullptr, false};
-  linear_unit(g_pong, proj);
+  run_attention(qkv, scores, info, n, D, m.heads, scale, xn);
+  LinearJob proj = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteAdd, x, D, nullptr, false};
+  run_linear(g_pong, proj);
 }
 
 void mlp_half(fm_t* x, fm_t* xn, fm_t* hidden, const wt_t* weights, const fm_t* params, const ModelDims& m, int b,
@@ -52,11 +51,11 @@ void mlp_half(fm_t* x, fm_t* xn, fm_t* hidden, const wt_t* weights, const fm_t* 
     return;
   }
   load_linear_weights(weights + w_fc1(m, b), params + p_fc1_bias(m, b), m.mlp_hidden, D, g_ping);
-  LinearJob up = {n, kReadRows, xn, D, nullptr, nullptr, 0, 0, kWriteStore, hidden, m.mlp_hidden, nullptr, true};
-  linear_unit(g_ping, up);
+  LinearJob up = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteStore, hidden, m.mlp_hidden, nullptr, true};
+  run_linear(g_ping, up);
   load_linear_weights(weights + w_fc2(m, b), params + p_fc2_bias(m, b), D, m.mlp_hidden, g_pong);
-  LinearJob down = {n, kReadRows, hidden, m.mlp_hidden, nullptr, nullptr, 0, 0, kWriteAdd, x, D, nullptr, false};
-  linear_unit(g_pong, down);
+  LinearJob down = {0, n, kReadRows, hidden, m.mlp_hidden, nullptr, nullptr, 0, 0, 0, kWriteAdd, x, D, nullptr, false};
+  run_linear(g_pong, down);
 }
 
 }  // namespace

@@ -112,14 +112,14 @@ experts_loop:
   for (int j = 0; j < EDGEMOE_MAX_EXPERTS; ++j) {
     if (j >= num_active) break;
     const int e = active[j];
-    LinearJob up = {queues.length[e], kReadGather, xn, D, queues.token[e], nullptr, 0, 0,
+    LinearJob up = {0, queues.length[e], kReadGather, xn, D, queues.token[e], nullptr, 0, 0, 0,
                     kWriteStore, hidden, Hm, nullptr, true};
-    linear_unit(ping, up);
+    run_linear(ping, up);
     load_linear_weights(weights + w_expert_fc2(m, block, e), params + p_expert_bias2(m, block, e), D, Hm, pong);
     ++fc2_fetches[e];
-    LinearJob down = {queues.length[e], kReadRows, hidden, Hm, queues.token[e], nullptr, 0, 0,
+    LinearJob down = {0, queues.length[e], kReadRows, hidden, Hm, queues.token[e], nullptr, 0, 0, 0,
                       kWriteScatterWeighted, x, D, queues.score[e], false};
-    linear_unit(pong, down);
+    run_linear(pong, down);
     if (j + 1 < num_active) {  // under HLS this fetch overlaps the fc2 above (different buffer)
       const int next = active[j + 1];
       load_linear_weights(weights + w_expert_fc1(m, block, next), params + p_expert_bias1(m, block, next), Hm, D, ping);

@@ -25,8 +25,8 @@ int main() {
     return gelu_on ? 0.5 * s * (1 + std::erf(s / std::sqrt(2.0))) : s;
   };
   for (bool gelu_on : {false, true}) {
-    LinearJob job = {rows, kReadRows, x.data(), in, nullptr, nullptr, 0, 0, kWriteStore, y.data(), out, nullptr, gelu_on};
-    linear_unit(g_weights, job);
+    LinearJob job = {0, rows, kReadRows, x.data(), in, nullptr, nullptr, 0, 0, 0, kWriteStore, y.data(), out, nullptr, gelu_on};
+    run_linear(g_weights, job);
     double worst = 0;
     for (int r = 0; r < rows; ++r)
       for (int o = 0; o < out; ++o) worst = std::max(worst, std::abs(y[r * out + o].to_double() - golden(r, o, gelu_on)));
@@ -37,8 +37,8 @@ int main() {
   std::vector<fm_t> base(rows * out);
   for (auto& v : base) v = rng.normal(0, 1);
   std::vector<fm_t> acc = base;
-  LinearJob add = {rows, kReadRows, x.data(), in, nullptr, nullptr, 0, 0, kWriteAdd, acc.data(), out, nullptr, false};
-  linear_unit(g_weights, add);
+  LinearJob add = {0, rows, kReadRows, x.data(), in, nullptr, nullptr, 0, 0, 0, kWriteAdd, acc.data(), out, nullptr, false};
+  run_linear(g_weights, add);
   double worst = 0;
   for (int r = 0; r < rows; ++r)
     for (int o = 0; o < out; ++o)
@@ -48,8 +48,8 @@ int main() {
   const short queue[5] = {3, 17, 4, 36, 0};
   const unit_t scores[5] = {0.5, 0.25, 0.125, 0.9, 0.01};
   std::vector<fm_t> hidden(5 * out), scattered = base;
-  LinearJob gather = {5, kReadGather, x.data(), in, queue, nullptr, 0, 0, kWriteStore, hidden.data(), out, nullptr, false};
-  linear_unit(g_weights, gather);
+  LinearJob gather = {0, 5, kReadGather, x.data(), in, queue, nullptr, 0, 0, 0, kWriteStore, hidden.data(), out, nullptr, false};
+  run_linear(g_weights, gather);
   worst = 0;
   for (int j = 0; j < 5; ++j)
     for (int o = 0; o < out; ++o) worst = std::max(worst, std::abs(hidden[j * out + o].to_double() - golden(queue[j], o, false)));
@@ -58,8 +58,8 @@ int main() {
   std::vector<fm_t> src(5 * in);
   for (int j = 0; j < 5; ++j)
     for (int i = 0; i < in; ++i) src[j * in + i] = x[queue[j] * in + i];
-  LinearJob scatter = {5, kReadRows, src.data(), in, queue, nullptr, 0, 0, kWriteScatterWeighted, scattered.data(), out, scores, false};
-  linear_unit(g_weights, scatter);
+  LinearJob scatter = {0, 5, kReadRows, src.data(), in, queue, nullptr, 0, 0, 0, kWriteScatterWeighted, scattered.data(), out, scores, false};
+  run_linear(g_weights, scatter);
   worst = 0;
   for (int r = 0; r < rows; ++r)
     for (int o = 0; o < out; ++o) {
@@ -70,5 +70,46 @@ int main() {
     }
   // Two roundings here (score * y, then the accumulate) plus the input lane: 2 LSB + 2^-18 * |x| * |w|.
   tb::bound("linear, score-weighted scatter-accumulate: max abs error", worst, 6e-7);
+
+  // Patch embedding: the reader cuts 3 x P x P patches out of the image (Conv2d weight order).
+  {
+    const int gh = 3, gw = 5, P = 4, K = 3 * P * P, D = 24, H = gh * P, W = gw * P;
+    static LinearWeights patch_weights;
+    std::vector<wt_t> pw(D * K);
+    std::vector<fm_t> pb(D), emb(gh * gw * D);
+    std::vector<pixel_t> image(3 * H * W);
+    for (auto& v : pw) v = rng.normal(0, 0.2);
+    for (auto& v : pb) v = rng.normal(0, 0.1);
+    for (auto& v : image) v = rng.uniform(0, 0.99);
+    load_linear_weights(pw.data(), pb.data(), D, K, patch_weights);
+    LinearJob patches = {0, gh * gw, kReadPatches, nullptr, 0, nullptr, image.data(), gh, gw, P, kWriteStore, emb.data(), D, nullptr, false};
+    run_linear(patch_weights, patches);
+    double worst_patch = 0;
+    for (int py = 0; py < gh; ++py)
+      for (int px = 0; px < gw; ++px)
+        for (int d = 0; d < D; ++d) {
+          double s = pb[d].to_double();
+          for (int c = 0; c < 3; ++c)
+            for (int ky = 0; ky < P; ++ky)
+              for (int kx = 0; kx < P; ++kx)
+                s += image[(c * H + py * P + ky) * W + px * P + kx].to_double() * pw[d * K + (c * P + ky) * P + kx].to_double();
+          worst_patch = std::max(worst_patch, std::abs(emb[(py * gw + px) * D + d].to_double() - s));
+        }
+    tb::bound("linear, image patches (patch embedding): max abs error", worst_patch, 3e-7);
+  }
+  // Rows split over two threads (emulation) give exactly the single-call result, in every mode.
+  {
+    const int many = 150;
+    std::vector<fm_t> xs(many * in), a(many * out, fm_t(0)), b(many * out, fm_t(0));
+    for (auto& v : xs) v = rng.normal(0, 2);
+    LinearJob whole = {0, many, kReadRows, xs.data(), in, nullptr, nullptr, 0, 0, 0, kWriteStore, a.data(), out, nullptr, true};
+    LinearJob split = whole;
+    split.dst = b.data();
+    linear_unit(g_weights, whole);
+    run_linear(g_weights, split);
+    int differing = 0;
+    for (int i = 0; i < many * out; ++i) differing += !(a[i] == b[i]);
+    tb::expect(differing == 0, "run_linear's row split is bit-identical to one call");
+  }
   return tb::finish();
 }
