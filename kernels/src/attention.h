@@ -45,16 +45,14 @@ row_blocks:
       if (sweep_ends(b, k, n)) break;
       if (slot_refills(b, k, n)) {
       load_q:
-        for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+        for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
 #pragma HLS PIPELINE II = 1
-          if (d >= dim) break;
           q_slot[k][d] = qkv[(long)(b * kAttnP + k) * 3 * dim + d];
         }
       }
-    load_k:
-      for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+    load_k:  // the dims of this call's heads (all heads on hardware)
+      for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
 #pragma HLS PIPELINE II = 1
-        if (d >= dim) break;
         k_row[d] = qkv[(long)k * 3 * dim + dim + d];
       }
     slots:
@@ -141,10 +139,9 @@ row_blocks:
       clear:
         for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) acc[k][d] = 0;
       }
-    load_v:
-      for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+    load_v:  // the dims of this call's heads (all heads on hardware)
+      for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
 #pragma HLS PIPELINE II = 1
-        if (d >= dim) break;
         v_row[d] = qkv[(long)k * 3 * dim + 2 * dim + d];
       }
     slots:
