@@ -33,4 +33,3 @@ inline int upto(int n) {
 
 #define EDGEMOE_STR2(x) #x
 #define EDGEMOE_STR(x) EDGEMOE_STR2(x)
-#define EDGEMOE_PRAGMA(x) _Pragma(#x)

@@ -12,7 +12,8 @@ namespace edgemoe_hls {
 constexpr int kTin = EDGEMOE_LINEAR_TIN;
 constexpr int kTout = EDGEMOE_LINEAR_TOUT;
 constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
-constexpr int max3(int a, int b, int c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+constexpr int max2(int a, int b) { return a > b ? a : b; }
+constexpr int max3(int a, int b, int c) { return max2(max2(a, b), c); }
 
 constexpr int kMaxLinearOut = max3(3 * EDGEMOE_MAX_DIM, EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_EXPERT_HIDDEN);
 constexpr int kMaxLinearIn = max3(EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_EXPERT_HIDDEN,
@@ -24,7 +25,7 @@ constexpr int tiles(int out, int in) { return ceil_div(out, kTout) * ceil_div(in
 constexpr int kMaxWeightTiles =
     max3(max3(tiles(3 * EDGEMOE_MAX_DIM, EDGEMOE_MAX_DIM), tiles(EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_DIM),
               tiles(EDGEMOE_MAX_DIM, EDGEMOE_MAX_MLP_HIDDEN)),
-         max3(tiles(EDGEMOE_MAX_EXPERT_HIDDEN, EDGEMOE_MAX_DIM), tiles(EDGEMOE_MAX_DIM, EDGEMOE_MAX_EXPERT_HIDDEN), 0),
+         max2(tiles(EDGEMOE_MAX_EXPERT_HIDDEN, EDGEMOE_MAX_DIM), tiles(EDGEMOE_MAX_DIM, EDGEMOE_MAX_EXPERT_HIDDEN)),
          tiles(EDGEMOE_MAX_DIM, EDGEMOE_MAX_PATCH_IN));
 
 struct in_vec {

@@ -4,6 +4,10 @@
 
 namespace edgemoe::accel {
 
+namespace {
+constexpr long kFmBytes = sizeof(edgemoe_hls::fm_t);  // every activation buffer holds fm_t
+}  // namespace
+
 AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, const ModelConfig& config,
                            std::shared_ptr<const ModelWeights> weights, int num_threads)
     : name_(std::move(name)), device_(std::move(device)), config_(config),
@@ -11,19 +15,19 @@ AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, con
       traces_(config.tasks.size()) {
   const edgemoe_hls::ModelDims& m = packed_.dims;
   const size_t weight_bytes = packed_.weights.size() * sizeof(edgemoe_hls::wt_t);
-  const size_t param_bytes = packed_.params.size() * sizeof(edgemoe_hls::fm_t);
+  const size_t param_bytes = packed_.params.size() * kFmBytes;
   args_.weights = device_->allocate(weight_bytes);
   device_->write(args_.weights, packed_.weights.data(), weight_bytes);
   args_.params = device_->allocate(param_bytes);
   device_->write(args_.params, packed_.params.data(), param_bytes);
   const long n = edgemoe_hls::tokens(m), D = m.dim;
   const long widest = std::max<long>({D, m.mlp_hidden, m.expert_hidden});
-  args_.xn = device_->allocate(n * D * 4);
-  args_.qkv = device_->allocate(n * 3 * D * 4);
-  args_.hidden = device_->allocate(n * widest * 4);
+  args_.xn = device_->allocate(n * D * kFmBytes);
+  args_.qkv = device_->allocate(n * 3 * D * kFmBytes);
+  args_.hidden = device_->allocate(n * widest * kFmBytes);
   args_.scores = device_->allocate(long(edgemoe_hls::attn_row_blocks(int(n), EDGEMOE_ATTN_P)) * n * EDGEMOE_ATTN_P *
-                                   m.heads * 4);
-  args_.softmax_info = device_->allocate(n * m.heads * edgemoe_hls::kSoftmaxInfoWords * 4);
+                                   m.heads * kFmBytes);
+  args_.softmax_info = device_->allocate(n * m.heads * edgemoe_hls::kSoftmaxInfoWords * kFmBytes);
   args_.dim = m.dim;
   args_.heads = m.heads;
   args_.grid_h = m.grid_h;
@@ -44,8 +48,8 @@ void AccelBackend::ensure_buffers(int64_t batch) {
   const edgemoe_hls::ModelDims& m = packed_.dims;
   const long n = edgemoe_hls::tokens(m);
   args_.images = device_->allocate(batch * 3 * config_.image_h() * config_.image_w());
-  args_.x = device_->allocate(batch * n * m.dim * 4);
-  args_.trace = device_->allocate(std::max<long>(1, edgemoe_hls::trace_size(m, int(batch))) * 4);
+  args_.x = device_->allocate(batch * n * m.dim * kFmBytes);
+  args_.trace = device_->allocate(std::max<long>(1, edgemoe_hls::trace_size(m, int(batch))) * sizeof(uint32_t));
   buffer_batch_ = batch;
 }
 
@@ -62,7 +66,7 @@ void AccelBackend::run(int64_t batch, int64_t task_id, bool embed, int first_sta
 void AccelBackend::read_features(int64_t batch, float* out) {
   const size_t count = size_t(batch * config_.num_tokens() * config_.embed_dim);
   std::vector<edgemoe_hls::fm_t> raw(count);
-  device_->read(args_.x, raw.data(), count * sizeof(edgemoe_hls::fm_t));
+  device_->read(args_.x, raw.data(), count * kFmBytes);
   for (size_t i = 0; i < count; ++i) out[i] = fm_to_float(raw[i]);
 }
 
@@ -81,9 +85,12 @@ void AccelBackend::backbone(const float* images, int64_t batch, const std::vecto
   for (int64_t b : config_.moe_blocks) split = std::min(split, int(2 * b + 1));
   const int end = int(2 * config_.depth);
   run(batch, task_ids[0], true, 0, split);
-  const size_t state_bytes = size_t(batch * config_.num_tokens() * config_.embed_dim) * 4;
-  std::vector<uint8_t> shared(state_bytes);  // the residual stream after the shared prefix
-  if (split < end && task_ids.size() > 1) device_->read(args_.x, shared.data(), state_bytes);
+  const size_t state_bytes = size_t(batch * config_.num_tokens() * config_.embed_dim * kFmBytes);
+  std::vector<uint8_t> shared;  // the residual stream after the shared prefix, when tasks diverge
+  if (split < end && task_ids.size() > 1) {
+    shared.resize(state_bytes);
+    device_->read(args_.x, shared.data(), state_bytes);
+  }
   const size_t trace_words = size_t(edgemoe_hls::trace_size(packed_.dims, int(batch)));
   for (size_t t = 0; t < task_ids.size(); ++t) {
     if (split < end) {
@@ -91,7 +98,7 @@ void AccelBackend::backbone(const float* images, int64_t batch, const std::vecto
       run(batch, task_ids[t], false, split, end);
       std::vector<uint32_t>& trace = traces_[task_ids[t]];
       trace.resize(trace_words);
-      if (trace_words) device_->read(args_.trace, trace.data(), trace_words * 4);
+      if (trace_words) device_->read(args_.trace, trace.data(), trace_words * sizeof(uint32_t));
     }
     read_features(batch, features[t]);
   }
