@@ -16,10 +16,7 @@ NMSE_BOUND = 1e-4
 ARGMAX_BOUND = 0.995
 
 
-def pixel_images(cfg, batch, seed):
-    rng = np.random.default_rng(seed)
-    H, W = cfg.image_size
-    return torch.cat([edgemoe.preprocess(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), (H, W)) for _ in range(batch)])
+pixel_images = synthetic.pixel_images
 
 
 def nmse(a, b):

@@ -14,7 +14,7 @@ from .flops import backbone_flops, task_flops
 from .model import Model
 from .progress import Progress
 from .reference import M3ViT
-from .synthetic import cached_checkpoint, random_images
+from .synthetic import cached_checkpoint, pixel_images, random_images
 
 
 def _cpu_name() -> str:
@@ -39,15 +39,6 @@ def _median_seconds(fn, repeats: int, label: str) -> float:
     return statistics.median(times)
 
 
-def _pixel_images(cfg, seed=0):
-    import numpy as np
-
-    from .imaging import preprocess
-
-    rng = np.random.default_rng(seed)
-    return preprocess(rng.integers(0, 256, (*cfg.image_size, 3), dtype=np.uint8), cfg.image_size)
-
-
 def bench_emu(cache: Path, threads: int, emu_repeats: int) -> None:
     """Backbone latency of the emulated accelerator vs the fp32 CPU backend."""
     rows = []
@@ -56,7 +47,7 @@ def bench_emu(cache: Path, threads: int, emu_repeats: int) -> None:
         ckpt = cached_checkpoint(preset, cache)
         cpu = Model.from_checkpoint(ckpt, num_threads=threads)
         emu = Model.from_checkpoint(ckpt, backend="emu", num_threads=threads)
-        x = _pixel_images(cpu.config)
+        x = pixel_images(cpu.config)
         task = cpu.tasks[0]
         t_cpu = _median_seconds(lambda: cpu.features(x, task), 5, f"cpu backbone {preset}")
         t_emu = _median_seconds(lambda: emu.features(x, task), repeats, f"emu backbone {preset}")

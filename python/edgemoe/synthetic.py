@@ -159,3 +159,12 @@ def cached_checkpoint(name: str, cache_dir, seed: int = 0, world_size: int = 2) 
 def random_images(config: ModelConfig, batch: int = 1, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(batch, 3, *config.image_size, generator=gen)
+
+
+def pixel_images(config: ModelConfig, batch: int = 1, seed: int = 0) -> torch.Tensor:
+    """Random 8-bit photos through M3ViT's preprocessing: inputs the emu backend takes exactly."""
+    from .imaging import preprocess
+
+    rng = np.random.default_rng(seed)
+    H, W = config.image_size
+    return torch.cat([preprocess(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), (H, W)) for _ in range(batch)])
