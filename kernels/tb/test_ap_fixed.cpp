@@ -49,6 +49,27 @@ int main() {
   expect(r.to_double() == -0.5, "range() assigns two's complement bits");
   expect(ap_fixed<8, 4>(-2.5).to_int() == -2, "to_int truncates toward zero");
   expect(ap_fixed<12, 12>(ap_fixed<16, 8>(-2.5)).to_int() == -3, "conversion to an integer format floors");
+  // Wrapping is reduction modulo 2^W into the signed (or unsigned) range, for every width the
+  // datapath uses, on values spread over the whole int64 range.
+  uint64_t seed = 0x9E3779B97F4A7C15ull;
+  bool wraps_ok = true;
+  for (int i = 0; i < 20000; ++i) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    const int64_t v = int64_t(seed) >> (i % 40);
+    auto reference = [v](int w, bool is_signed) {
+      const __int128 m = (__int128)1 << w;
+      __int128 u = (__int128)v % m;
+      if (u < 0) u += m;
+      if (is_signed && u >= m / 2) u -= m;
+      return int64_t(u);
+    };
+    wraps_ok &= ap_host::wrap<18, true>(v) == reference(18, true) && ap_host::wrap<32, true>(v) == reference(32, true);
+    wraps_ok &= ap_host::wrap<48, true>(v) == reference(48, true) && ap_host::wrap<56, true>(v) == reference(56, true);
+    wraps_ok &= ap_host::wrap<60, true>(v) == reference(60, true) && ap_host::wrap<1, true>(v) == reference(1, true);
+    wraps_ok &= ap_host::wrap<25, false>(v) == reference(25, false) && ap_host::wrap<36, false>(v) == reference(36, false);
+    wraps_ok &= ap_host::wrap<64, true>(v) == v;
+  }
+  expect(wraps_ok, "wrap<W, S> is reduction modulo 2^W for W in 1..64");
   // DDR layout: element sizes as Vitis packs them.
   static_assert(sizeof(ap_ufixed<8, 0>) == 1 && sizeof(ap_fixed<16, 2>) == 2 && sizeof(ap_fixed<18, 2>) == 4 &&
                     sizeof(ap_fixed<32, 10>) == 4 && sizeof(ap_uint<32>) == 4 && sizeof(ap_fixed<48, 14>) == 8,
