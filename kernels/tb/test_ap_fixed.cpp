@@ -70,6 +70,34 @@ int main() {
     wraps_ok &= ap_host::wrap<64, true>(v) == v;
   }
   expect(wraps_ok, "wrap<W, S> is reduction modulo 2^W for W in 1..64");
+  // Lazily wrapped accumulators (+= / -= into 33..63-bit AP_WRAP variables) observe exactly the
+  // values of a wrap after every step, through overflow, for aligned, shifted and quantised
+  // operands, signed and unsigned.
+  bool lazy_ok = true;
+  ap_fixed<48, 14> lazy_acc = 0, eager_acc = 0;
+  ap_ufixed<40, 8> lazy_u = 0, eager_u = 0;
+  ap_fixed<36, 12> lazy_q = 0, eager_q = 0;
+  for (int i = 0; i < 20000; ++i) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    ap_fixed<27, 9> x;
+    ap_fixed<18, 2> w;
+    ap_fixed<40, 20> big;
+    x.range() = seed >> 37;
+    w.range() = seed >> 11;
+    big.range() = seed >> 3;
+    lazy_acc += x * w;  // exact 45-bit products, aligned
+    eager_acc = ap_fixed<48, 14>(eager_acc + x * w);
+    lazy_acc -= w;      // fewer fraction bits: shifted
+    eager_acc = ap_fixed<48, 14>(eager_acc - w);
+    lazy_u += big;      // signed into unsigned, wraps often
+    eager_u = ap_ufixed<40, 8>(eager_u + big);
+    lazy_q += x * w;    // more fraction bits than the target: quantised, so the eager path
+    eager_q = ap_fixed<36, 12>(eager_q + x * w);
+    lazy_ok &= lazy_acc.raw() == eager_acc.raw() && lazy_acc == eager_acc && lazy_acc.to_double() == eager_acc.to_double();
+    lazy_ok &= lazy_u.raw() == eager_u.raw() && (lazy_u >> 3) == (eager_u >> 3) && lazy_q.raw() == eager_q.raw();
+    lazy_ok &= ap_fixed<32, 10>(lazy_acc) == ap_fixed<32, 10>(eager_acc) && lazy_u.range() == eager_u.range();
+  }
+  expect(lazy_ok, "lazily wrapped += / -= observe the same values as wrapping every step");
   // DDR layout: element sizes as Vitis packs them.
   static_assert(sizeof(ap_ufixed<8, 0>) == 1 && sizeof(ap_fixed<16, 2>) == 2 && sizeof(ap_fixed<18, 2>) == 4 &&
                     sizeof(ap_fixed<32, 10>) == 4 && sizeof(ap_uint<32>) == 4 && sizeof(ap_fixed<48, 14>) == 8,

@@ -71,6 +71,12 @@ template <int W, int I, bool S, ap_q_mode Q, ap_o_mode O, int N = 0>
 struct ap_fixed_base;
 
 namespace ap_host {
+// The N of the results of arithmetic (a * b, a + b, a - b, -a): exact, hence always canonical.
+// Kernels never name it; it only tells these temporaries from declared variables (see kLazyWrap).
+constexpr int kExactResult = -1;
+}  // namespace ap_host
+
+namespace ap_host {
 // The smallest integer holding W bits, so that arrays of a type have the byte layout Vitis gives
 // them in DDR (1, 2, 4 or 8 bytes per element, little-endian two's complement).
 template <int W, bool S>
@@ -101,9 +107,19 @@ struct ap_fixed_base {
   static constexpr int fwidth = W - I;
   static constexpr bool is_signed = S;
   static constexpr uint64_t kMask = W >= 64 ? ~uint64_t(0) : (uint64_t(1) << W) - 1;
+  // Lazy wrapping, for the accumulators of the MAC loops: a declared AP_WRAP variable of 33..63
+  // bits may hold, after `a += b` / `a -= b` with no quantisation, any int64 congruent to its
+  // value modulo 2^W; raw() reduces it. Reduction modulo 2^W commutes with addition, so every
+  // observed value is the one a wrap after each add gives, and the add itself costs one
+  // instruction. Types of up to 32 bits, exact temporaries and DDR element types (<= 32 bits)
+  // always hold the canonical bits.
+  static constexpr bool kLazyWrap = O == AP_WRAP && N != ap_host::kExactResult && W > 32 && W < 64;
   // Storage: value = V * 2^-(W-I), in W-sized two's complement. Public like Vitis's ap_fixed_base::V.
   ap_host::storage_t<W, S> V = 0;
-  constexpr int64_t raw() const { return int64_t(V); }
+  constexpr int64_t raw() const {
+    if constexpr (kLazyWrap) return ap_host::wrap<W, S>(int64_t(V));
+    else return int64_t(V);
+  }
 
   constexpr ap_fixed_base() = default;
 
@@ -176,8 +192,8 @@ struct ap_fixed_base {
   }
   ap_fixed_base operator<<(int n) const { return *this >> -n; }
 
-  ap_fixed_base<W + 1, I + 1, true, AP_TRN, AP_WRAP> operator-() const {
-    ap_fixed_base<W + 1, I + 1, true, AP_TRN, AP_WRAP> r;
+  ap_fixed_base<W + 1, I + 1, true, AP_TRN, AP_WRAP, ap_host::kExactResult> operator-() const {
+    ap_fixed_base<W + 1, I + 1, true, AP_TRN, AP_WRAP, ap_host::kExactResult> r;
     r.V = -raw();
     return r;
   }
@@ -186,14 +202,15 @@ struct ap_fixed_base {
 // Result formats of exact arithmetic (Vitis rules).
 template <class A, class B>
 struct ap_mul_result {
-  using type = ap_fixed_base<A::width + B::width, A::iwidth + B::iwidth, A::is_signed || B::is_signed, AP_TRN, AP_WRAP>;
+  using type = ap_fixed_base<A::width + B::width, A::iwidth + B::iwidth, A::is_signed || B::is_signed, AP_TRN, AP_WRAP,
+                             ap_host::kExactResult>;
 };
 template <class A, class B>
 struct ap_add_result {
   static constexpr int F = ap_host::max_i(A::fwidth, B::fwidth);
   static constexpr int I = ap_host::max_i(A::iwidth + (B::is_signed && !A::is_signed),
                                           B::iwidth + (A::is_signed && !B::is_signed)) + 1;
-  using type = ap_fixed_base<I + F, I, A::is_signed || B::is_signed, AP_TRN, AP_WRAP>;
+  using type = ap_fixed_base<I + F, I, A::is_signed || B::is_signed, AP_TRN, AP_WRAP, ap_host::kExactResult>;
 };
 
 // a - b is always signed (Vitis), one bit wider than the wider operand made signed.
@@ -201,7 +218,7 @@ template <class A, class B>
 struct ap_sub_result {
   static constexpr int F = ap_host::max_i(A::fwidth, B::fwidth);
   static constexpr int I = ap_host::max_i(A::iwidth + !A::is_signed, B::iwidth + !B::is_signed) + 1;
-  using type = ap_fixed_base<I + F, I, true, AP_TRN, AP_WRAP>;
+  using type = ap_fixed_base<I + F, I, true, AP_TRN, AP_WRAP, ap_host::kExactResult>;
 };
 
 #define AP_HOST_FIXED_ARGS int W1, int I1, bool S1, ap_q_mode Q1, ap_o_mode O1, int N1, int W2, int I2, bool S2, ap_q_mode Q2, ap_o_mode O2, int N2
@@ -252,17 +269,27 @@ AP_HOST_CMP(==)
 AP_HOST_CMP(!=)
 #undef AP_HOST_CMP
 
-// Compound assignment: exact result, converted into the left operand's format.
-#define AP_HOST_COMPOUND(op, binop)                                           \
-  template <AP_HOST_FIXED_ARGS>                                               \
-  AP_HOST_A& operator op(AP_HOST_A& a, const AP_HOST_B& b) {                  \
-    a = AP_HOST_A(a binop b);                                                 \
-    return a;                                                                 \
+// Compound assignment: exact result, converted into the left operand's format. An add or
+// subtract that needs no quantisation into a lazily wrapped variable skips the reduction.
+#define AP_HOST_COMPOUND(op, binop)                                                           \
+  template <AP_HOST_FIXED_ARGS>                                                               \
+  AP_HOST_A& operator op(AP_HOST_A& a, const AP_HOST_B& b) {                                  \
+    using Exact = decltype(a binop b);                                                        \
+    if constexpr (AP_HOST_A::kLazyWrap && Exact::fwidth == W1 - I1) {                         \
+      a.V = int64_t(uint64_t(a.V) binop (uint64_t(b.raw()) << ((W1 - I1) - (W2 - I2))));      \
+    } else {                                                                                  \
+      a = AP_HOST_A(a binop b);                                                               \
+    }                                                                                         \
+    return a;                                                                                 \
   }
 AP_HOST_COMPOUND(+=, +)
 AP_HOST_COMPOUND(-=, -)
-AP_HOST_COMPOUND(*=, *)
 #undef AP_HOST_COMPOUND
+template <AP_HOST_FIXED_ARGS>
+AP_HOST_A& operator*=(AP_HOST_A& a, const AP_HOST_B& b) {
+  a = AP_HOST_A(a * b);
+  return a;
+}
 
 template <int W, int I, ap_q_mode Q = AP_TRN, ap_o_mode O = AP_WRAP, int N = 0>
 struct ap_fixed : ap_fixed_base<W, I, true, Q, O, N> {
