@@ -74,9 +74,7 @@ namespace ap_host {
 // The N of the results of arithmetic (a * b, a + b, a - b, -a): exact, hence always canonical.
 // Kernels never name it; it only tells these temporaries from declared variables (see kLazyWrap).
 constexpr int kExactResult = -1;
-}  // namespace ap_host
 
-namespace ap_host {
 // The smallest integer holding W bits, so that arrays of a type have the byte layout Vitis gives
 // them in DDR (1, 2, 4 or 8 bytes per element, little-endian two's complement).
 template <int W, bool S>
