@@ -1,5 +1,5 @@
 // Alveo U280: sized for ViT-S at NYUD resolution (width 384, 1201 tokens, 12 heads, 16 experts,
-// expert hidden 384, top-4), with a larger MAC array and more query rows in flight.
+// expert hidden 384, top-4), with a larger MAC array and more attention lanes.
 #pragma once
 #define EDGEMOE_CFG_NAME "u280"
 #define EDGEMOE_MAX_DIM 384
@@ -14,5 +14,4 @@
 #define EDGEMOE_MAX_PATCH_IN 768
 #define EDGEMOE_LINEAR_TIN 32
 #define EDGEMOE_LINEAR_TOUT 32
-#define EDGEMOE_ATTN_P 8
-#define EDGEMOE_ATTN_LANES 16
+#define EDGEMOE_ATTN_LANES 32  // 4 x 32 MACs per cycle per pass; head dims must be multiples of 32

@@ -3,6 +3,15 @@
 
 #include "hls_types.h"
 
+// Query rows in flight in the attention unit. Part of the numerics, not a board parameter: the row
+// in slot s = row mod P sees the keys in the order s, s+1, ..., so P sets the rounding of the online
+// softmax. Every build shares it, so `emu` computes each board's bits (tb/board_bits.cpp); boards
+// scale attention with EDGEMOE_ATTN_LANES, which only regroups exact sums.
+#ifdef EDGEMOE_ATTN_P
+#error "EDGEMOE_ATTN_P is shared by every build (formats.h); scale attention with EDGEMOE_ATTN_LANES"
+#endif
+#define EDGEMOE_ATTN_P 4
+
 namespace edgemoe_hls {
 
 typedef ap_ufixed<8, 0> pixel_t;                  // input pixels k/256 (normalisation folded into patch weights)

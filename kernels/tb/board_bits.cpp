@@ -1,0 +1,80 @@
+// The whole backbone on a seeded model that fits every board, printed as hashes of the output
+// rows and the MoE trace per task. Built once per configuration (emu, zcu102, u280); the ctest
+// kernel_boards_bit_identical requires the three printouts to be equal, i.e. the emulation
+// computes what each board's build computes, whatever its array sizes and maxima.
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "src/attention.h"
+#include "src/layout.h"
+#include "src/m3vit_backbone.h"
+#include "tb_util.h"
+
+using namespace edgemoe_hls;
+
+namespace {
+
+uint64_t fnv1a(uint64_t hash, uint64_t word) {
+  for (int byte = 0; byte < 8; ++byte) {
+    hash ^= (word >> (8 * byte)) & 0xFF;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+}  // namespace
+
+int main() {
+  // Edge-MoE's ViT-T at 128x256 (ZCU102's maxima), 4 blocks: dense, MoE, dense, MoE; two tasks.
+  const ModelDims m = {192, 3, 8, 16, 16, 4, 768, 16, 384, 2, 2, 0b1010u};
+  const int n = tokens(m), D = m.dim;
+  tb::Rng rng(11);
+  std::vector<wt_t> weights(weights_size(m));
+  std::vector<fm_t> params(params_size(m));
+  // Scaled like a trained network: unit-variance activations, decisive gates.
+  for (auto& v : weights) v = rng.normal(0, 1.0 / 14);
+  for (auto& v : params) v = rng.normal(0, 0.05);
+  for (int i = 0; i < n * D; ++i) params[p_pos(m) + i] = rng.normal(0, 0.5);
+  for (int b = 0; b < m.depth; ++b) {
+    for (int d = 0; d < D; ++d) {
+      params[p_ln1(m, b) + d] = 1 + rng.normal(0, 0.1);
+      params[p_ln2(m, b) + d] = 1 + rng.normal(0, 0.1);
+    }
+    if (!is_moe(m, b)) continue;
+    for (int t = 0; t < m.num_tasks; ++t)
+      for (int i = 0; i < m.experts * D; ++i) weights[w_gate(m, b, t) + i] = rng.normal(0, 0.15);
+  }
+  std::vector<pixel_t> image(3L * m.grid_h * m.patch * m.grid_w * m.patch);
+  for (auto& v : image) v.range() = uint64_t(rng.integer(0, 255));
+
+  std::vector<fm_t> x(n * D), xn(n * D), qkv(3 * n * D), hidden(n * m.mlp_hidden),
+      scores(long(attn_row_blocks(n, kAttnP)) * n * kAttnP * m.heads), info(n * m.heads * kSoftmaxInfoWords);
+  std::vector<ap_uint<32>> trace(trace_size(m, 1));
+  bool tasks_differ = false, finite_spread = true;
+  uint64_t first_task_hash = 0;
+  for (int task = 0; task < m.num_tasks; ++task) {
+    m3vit_backbone(image.data(), weights.data(), params.data(), x.data(), xn.data(), qkv.data(), hidden.data(),
+                   scores.data(), info.data(), trace.data(), 1, D, m.heads, m.grid_h, m.grid_w, m.patch, m.depth,
+                   m.mlp_hidden, m.experts, m.expert_hidden, m.top_k, m.num_tasks, m.moe_mask, task,
+                   fm_t(0.125), 1, 0, 2 * m.depth);
+    uint64_t x_hash = 1469598103934665603ull, trace_hash = 1469598103934665603ull;
+    double sum_sq = 0;
+    for (const fm_t& v : x) {
+      x_hash = fnv1a(x_hash, uint64_t(v.raw()));
+      sum_sq += v.to_double() * v.to_double();
+    }
+    for (const ap_uint<32>& v : trace) trace_hash = fnv1a(trace_hash, v.to_uint64());
+    std::printf("task %d: output %016llx, moe trace %016llx\n", task, (unsigned long long)x_hash,
+                (unsigned long long)trace_hash);
+    const double rms = std::sqrt(sum_sq / x.size());
+    finite_spread &= rms > 0.1 && rms < 100;
+    if (task == 0) first_task_hash = x_hash;
+    else tasks_differ |= x_hash != first_task_hash;
+  }
+  // A comparison of hashes only means something if the output is a real activation.
+  tb::expect(finite_spread, "backbone output RMS within (0.1, 100)");
+  tb::expect(tasks_differ, "the two task gates give different outputs");
+  std::printf("config %s, attention P %d\n", EDGEMOE_CFG_NAME, kAttnP);
+  return tb::finish();
+}
