@@ -2,6 +2,7 @@
 // rows and the MoE trace per task. Built once per configuration (emu, zcu102, u280); the ctest
 // kernel_boards_bit_identical requires the three printouts to be equal, i.e. the emulation
 // computes what each board's build computes, whatever its array sizes and maxima.
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <vector>
@@ -49,7 +50,7 @@ int main() {
   for (auto& v : image) v.range() = uint64_t(rng.integer(0, 255));
 
   std::vector<fm_t> x(n * D), xn(n * D), qkv(3 * n * D), hidden(n * m.mlp_hidden),
-      scores(long(attn_row_blocks(n, kAttnP)) * n * kAttnP * m.heads), info(n * m.heads * kSoftmaxInfoWords);
+      scores(scores_size(n, m.heads)), info(n * m.heads * kSoftmaxInfoWords);
   std::vector<ap_uint<32>> trace(trace_size(m, 1));
   bool tasks_differ = false, finite_spread = true;
   uint64_t first_task_hash = 0;

@@ -13,7 +13,7 @@ static void check(int n, int dim, int heads, unsigned seed) {
   tb::Rng rng(seed);
   const int hd = dim / heads;
   std::vector<fm_t> qkv(n * 3 * dim), out(n * dim), info(n * heads * kSoftmaxInfoWords);
-  std::vector<fm_t> scores((long)attn_row_blocks(n, kAttnP) * n * kAttnP * heads);
+  std::vector<fm_t> scores(scores_size(n, heads));
   for (auto& v : qkv) v = rng.normal(0, 1.5);
   const fm_t scale = 1.0 / std::sqrt(double(hd));
   run_attention(qkv.data(), scores.data(), info.data(), n, dim, heads, scale, out.data());
@@ -52,7 +52,7 @@ static void check(int n, int dim, int heads, unsigned seed) {
 static void check_head_split(int n, int dim, int heads) {
   tb::Rng rng(9);
   std::vector<fm_t> qkv(n * 3 * dim), a(n * dim), b(n * dim), info(n * heads * kSoftmaxInfoWords);
-  std::vector<fm_t> scores((long)attn_row_blocks(n, kAttnP) * n * kAttnP * heads);
+  std::vector<fm_t> scores(scores_size(n, heads));
   for (auto& v : qkv) v = rng.normal(0, 1.5);
   const fm_t scale = 0.125;
   attention_scores(qkv.data(), n, dim, heads, scale, scores.data(), info.data(), 0, heads);

@@ -25,8 +25,7 @@ AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, con
   args_.xn = device_->allocate(n * D * kFmBytes);
   args_.qkv = device_->allocate(n * 3 * D * kFmBytes);
   args_.hidden = device_->allocate(n * widest * kFmBytes);
-  args_.scores = device_->allocate(long(edgemoe_hls::attn_row_blocks(int(n), EDGEMOE_ATTN_P)) * n * EDGEMOE_ATTN_P *
-                                   m.heads * kFmBytes);
+  args_.scores = device_->allocate(edgemoe_hls::scores_size(int(n), m.heads) * kFmBytes);
   args_.softmax_info = device_->allocate(n * m.heads * edgemoe_hls::kSoftmaxInfoWords * kFmBytes);
   args_.dim = m.dim;
   args_.heads = m.heads;
