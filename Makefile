@@ -14,7 +14,7 @@ DEBS := cmake ninja-build g++ python3-venv python3-pip python3-setuptools python
 SOURCES := $(shell find csrc python kernels tests/cpp -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' -o -name 'CMakeLists.txt' -o -name '*.cfg' \) -not -path '*/vitis/build/*' 2>/dev/null) \
            CMakeLists.txt setup.py pyproject.toml
 
-.PHONY: all deps install test test-cpp test-python demo bench info clean
+.PHONY: all deps install test test-cpp test-python test-asan demo bench info clean
 
 all: install
 
@@ -47,6 +47,22 @@ test-python: install
 	$(PY) -m pytest -q tests
 
 test: test-cpp test-python
+
+# ASan + UBSan: the C++ tests, the kernel testbenches and the extension, built apart in build/asan;
+# the extension runs the Python smoke set (tests/test_safety.py: tiny models on cpu and emu, NaN,
+# overflow and odd-shape cases, hostile files) under an uninstrumented python with the runtime
+# preloaded. Any report fails the target (UBSan aborts; ASan aborts on its first error).
+ASAN_DIR := build/asan
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:halt_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+test-asan: install
+	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGEMOE_SANITIZE=ON \
+	  -DPython3_EXECUTABLE=$(CURDIR)/$(PY) -DEDGEMOE_PYTHON_OUTPUT_DIR=$(CURDIR)/$(ASAN_DIR)/pkg/edgemoe >/dev/null
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	cd $(ASAN_DIR) && $(ASAN_ENV) ctest --output-on-failure
+	cp python/edgemoe/*.py $(ASAN_DIR)/pkg/edgemoe/
+	EDGEMOE_EXPECT_SANITIZED=1 $(ASAN_ENV) LD_PRELOAD=$$(g++ -print-file-name=libasan.so) PYTHONPATH=$(CURDIR)/$(ASAN_DIR)/pkg \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/test_safety.py tests/test_asan_smoke.py
 
 demo: install
 	$(PY) -m edgemoe demo --out demo_out --cache $(CACHE)

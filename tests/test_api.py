@@ -62,9 +62,14 @@ def test_batch_equals_single_images(model, images):
     (lambda x: x.to("meta"), r"on the CPU, got device meta"),
     (lambda x: x.numpy(), r"torch.Tensor.*ndarray"),
     (lambda x: x[:0], r"batch size 0"),
+    (lambda x: x.to_sparse(), r"dense \(strided\).*sparse"),
+    (lambda x: x.to_mkldnn(), r"dense \(strided\).*mkldnn"),
+    (lambda x: torch.where(x > 0, x, torch.tensor(float("nan"))), r"images contain \d+ NaN or Inf"),
+    (lambda x: x.index_fill(0, torch.tensor([1]), float("inf")), r"images contain 18432 NaN or Inf"),
 ])
 def test_bad_images(model, images, bad, message):
-    with pytest.raises(ValueError, match=message):
+    """Wrong type: TypeError; wrong value: ValueError; both name the argument and what was expected."""
+    with pytest.raises((ValueError, TypeError), match=message):
         model(bad(images), task="semseg")
 
 

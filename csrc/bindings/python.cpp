@@ -22,7 +22,12 @@ namespace {
 template <typename T>
 T required(const py::dict& d, const char* key) {
   if (!d.contains(key)) throw py::value_error(std::string("model config is missing '") + key + "'");
-  return d[key].cast<T>();
+  try {
+    return d[key].cast<T>();
+  } catch (const py::cast_error&) {
+    throw py::type_error(std::string("model config field '") + key + "' has the wrong type (" +
+                         std::string(py::str(py::type::of(d[key]))) + ")");
+  }
 }
 
 ModelConfig config_from_dict(const py::dict& d) {
@@ -47,23 +52,37 @@ ModelConfig config_from_dict(const py::dict& d) {
   c.gate_num_tasks = required<int64_t>(d, "gate_num_tasks");
   c.head_channels = required<int64_t>(d, "head_channels");
   for (const auto& t : required<py::list>(d, "tasks")) {
-    auto tup = t.cast<py::tuple>();
-    c.tasks.push_back({tup[0].cast<std::string>(), tup[1].cast<int64_t>(), tup[2].cast<int64_t>()});
+    try {
+      auto tup = t.cast<py::tuple>();
+      if (tup.size() != 3) throw py::cast_error();
+      c.tasks.push_back({tup[0].cast<std::string>(), tup[1].cast<int64_t>(), tup[2].cast<int64_t>()});
+    } catch (const py::cast_error&) {
+      throw py::type_error("model config 'tasks' entries must be (name, out_channels, gate_index)");
+    }
   }
   return c;
 }
 
+// The Python side (edgemoe.weights) has already checked names, shapes, dtypes and values; this
+// only refuses what would make data_ptr lie: another layout, device or a lazy neg/conj bit.
 std::shared_ptr<edgemoe::ModelWeights> weights_from_dict(const py::dict& tensors) {
   auto w = std::make_shared<edgemoe::ModelWeights>();
   for (const auto& item : tensors) {
+    if (!py::isinstance<py::str>(item.first)) throw py::type_error("weight names must be str");
     const std::string name = item.first.cast<std::string>();
-    torch::Tensor t = item.second.cast<torch::Tensor>().detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    if (!THPVariable_Check(item.second.ptr())) throw py::type_error("weight '" + name + "' is not a tensor");
+    torch::Tensor t = item.second.cast<torch::Tensor>();
+    if (t.layout() != torch::kStrided || t.is_quantized() || t.device().type() != torch::kCPU)
+      throw py::value_error("weight '" + name + "' must be a dense CPU tensor");
+    t = t.detach().resolve_conj().resolve_neg().to(torch::kFloat32).contiguous();
     w->add(name, t.sizes().vec(), t.data_ptr<float>());
   }
   return w;
 }
 
 void check_images(const torch::Tensor& x, const ModelConfig& c) {
+  if (x.layout() != torch::kStrided || x.is_quantized())
+    throw py::value_error("images must be a dense (strided) tensor");
   if (x.device().type() != torch::kCPU)
     throw py::value_error("images must be on the CPU, got device " + x.device().str());
   if (x.scalar_type() != torch::kFloat32)
@@ -79,12 +98,13 @@ class PyModel {
   PyModel(const py::dict& config, const py::dict& weights, const std::string& backend, int num_threads)
       : model_(config_from_dict(config), weights_from_dict(weights), backend, num_threads) {}
 
-  std::vector<torch::Tensor> forward(torch::Tensor images, const std::vector<int64_t>& task_ids) {
+  // Returns (one output per task, the backend's input warnings).
+  py::tuple forward(torch::Tensor images, const std::vector<int64_t>& task_ids) {
     const ModelConfig& c = model_.config();
     check_images(images, c);
     for (int64_t t : task_ids)
       if (t < 0 || t >= static_cast<int64_t>(c.tasks.size())) throw py::value_error("task index out of range");
-    images = images.contiguous();
+    images = images.resolve_conj().resolve_neg().contiguous();
     const int64_t batch = images.size(0);
     std::vector<torch::Tensor> outs;
     std::vector<float*> ptrs;
@@ -92,22 +112,26 @@ class PyModel {
       outs.push_back(torch::empty({batch, c.tasks[t].out_channels, c.image_h(), c.image_w()}));
       ptrs.push_back(outs.back().data_ptr<float>());
     }
+    std::vector<std::string> warnings;
     {
       py::gil_scoped_release release;
-      model_.forward(images.data_ptr<float>(), batch, task_ids, ptrs);
+      warnings = model_.forward(images.data_ptr<float>(), batch, task_ids, ptrs);
     }
-    return outs;
+    return py::make_tuple(outs, warnings);
   }
 
-  torch::Tensor features(torch::Tensor images, int64_t task_id) {
+  py::tuple features(torch::Tensor images, int64_t task_id) {
     const ModelConfig& c = model_.config();
     check_images(images, c);
     if (task_id < 0 || task_id >= static_cast<int64_t>(c.tasks.size())) throw py::value_error("task index out of range");
-    images = images.contiguous();
+    images = images.resolve_conj().resolve_neg().contiguous();
     torch::Tensor out = torch::empty({images.size(0), c.num_tokens(), c.embed_dim});
-    py::gil_scoped_release release;
-    model_.features(images.data_ptr<float>(), images.size(0), task_id, out.data_ptr<float>());
-    return out;
+    std::vector<std::string> warnings;
+    {
+      py::gil_scoped_release release;
+      warnings = model_.features(images.data_ptr<float>(), images.size(0), task_id, out.data_ptr<float>());
+    }
+    return py::make_tuple(out, warnings);
   }
 
   py::object moe_trace(int64_t task_id) {
@@ -134,6 +158,7 @@ py::dict build_info() {
   d["torch"] = EDGEMOE_TORCH_VERSION;
   d["compiler"] = EDGEMOE_COMPILER;
   d["native_cpu_tuning"] = static_cast<bool>(EDGEMOE_NATIVE_BUILD);
+  d["sanitizers"] = static_cast<bool>(EDGEMOE_SANITIZED);
   const dnnl_version_t* v = dnnl_version();
   d["onednn"] = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
   d["openmp_max_threads"] = omp_get_max_threads();
@@ -166,6 +191,16 @@ PYBIND11_MODULE(_C, m) {
       .def_property("backend", &PyModel::backend, &PyModel::set_backend)
       .def_property("num_threads", &PyModel::num_threads, &PyModel::set_num_threads);
   m.def("build_info", &build_info);
+  m.def(
+      "required_weights",
+      [](const py::dict& config) {
+        const ModelConfig c = config_from_dict(config);
+        c.validate();
+        py::list out;
+        for (const auto& spec : edgemoe::required_weights(c)) out.append(py::make_tuple(spec.name, py::tuple(py::cast(spec.shape))));
+        return out;
+      },
+      py::arg("config"), "(name, shape) of every tensor a model with this config reads");
   m.def("backends", &backends);
   m.def(
       "gemm_peak_gflops",

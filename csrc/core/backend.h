@@ -30,6 +30,10 @@ class Backend {
   // What the MoE hardware did in the last backbone() for a task, for backends that record it:
   // per image, per MoE layer, [tokens | fc1 fetches | fc2 fetches] per expert. False if not recorded.
   virtual bool moe_trace(int64_t /*task_id*/, std::vector<uint32_t>* /*trace*/) const { return false; }
+
+  // What the last backbone() had to change in its input to run it (e.g. values outside the 8-bit
+  // pixel range an accelerator reads, clipped), one sentence each; empty when it ran as given.
+  virtual std::vector<std::string> input_warnings() const { return {}; }
 };
 
 struct BackendInfo {

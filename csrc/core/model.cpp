@@ -1,6 +1,7 @@
 #include "core/model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace edgemoe {
@@ -20,6 +21,18 @@ void ModelConfig::validate() const {
     if (!ok) throw std::invalid_argument("invalid model config: " + what);
   };
   require(embed_dim > 0 && depth > 0 && num_heads > 0, "embed_dim, depth and num_heads must be > 0");
+  // Far beyond any ViT, and small enough that no size product below overflows int64.
+  constexpr int64_t kMaxWidth = 1 << 20, kMaxDepth = 4096, kMaxGrid = 1 << 12, kMaxChannels = 1 << 16;
+  for (int64_t v : {embed_dim, mlp_hidden, expert_hidden, gate_task_dim})
+    require(v >= 0 && v <= kMaxWidth, "widths must be in [0, " + std::to_string(kMaxWidth) + "]");
+  require(depth <= kMaxDepth, "depth must be <= " + std::to_string(kMaxDepth));
+  require(grid_h <= kMaxGrid && grid_w <= kMaxGrid, "token grid sides must be <= " + std::to_string(kMaxGrid));
+  require(patch_size <= 64, "patch_size must be <= 64");
+  require(num_experts >= 0 && num_experts <= kMaxChannels && head_channels > 0 && head_channels <= kMaxChannels &&
+              gate_num_tasks >= 0 && gate_num_tasks <= 64,
+          "expert, head-channel and gate-task counts must be in range");
+  for (const TaskSpec& t : tasks)
+    require(t.out_channels <= kMaxChannels, "task " + t.name + " has too many output channels");
   require(embed_dim % num_heads == 0, "embed_dim " + std::to_string(embed_dim) +
                                           " is not divisible by num_heads " + std::to_string(num_heads));
   require(patch_size > 0 && grid_h > 0 && grid_w > 0, "patch_size and token grid must be > 0");
@@ -33,7 +46,7 @@ void ModelConfig::validate() const {
                 std::to_string(num_experts) + "]");
     if (gate == GateKind::kTaskConditioned) require(gate_task_dim > 0, "gate_task_dim must be > 0");
   }
-  require(!tasks.empty(), "no task heads");
+  require(!tasks.empty() && tasks.size() <= 64, "a model has 1 to 64 task heads");
   for (const TaskSpec& t : tasks) {
     require(t.out_channels > 0, "task " + t.name + " has no output channels");
     if (gate != GateKind::kShared && !moe_blocks.empty())
@@ -42,12 +55,30 @@ void ModelConfig::validate() const {
   }
 }
 
+namespace {
+// Finite images with huge values overflow float32 inside the network; the heads' ReLUs would turn the
+// resulting NaNs into plausible-looking numbers, so the residual stream is checked before them.
+void require_finite_backbone(const float* x, size_t count) {
+  bool finite = true;
+#pragma omp parallel for reduction(&& : finite) schedule(static)
+  for (size_t i = 0; i < count; ++i) finite = finite && std::isfinite(x[i]);
+  if (!finite)
+    throw std::invalid_argument("images: the backbone overflowed float32 (non-finite activations); M3ViT "
+                                "expects normalised images (edgemoe.preprocess)");
+}
+}  // namespace
+
 Model::Model(ModelConfig config, std::shared_ptr<const ModelWeights> weights,
              const std::string& backend, int num_threads)
     : config_(std::move(config)), weights_(std::move(weights)), num_threads_(std::max(1, num_threads)) {
   config_.validate();
   weights_->validate(config_);
   backend_ = make_backend(backend, config_, weights_, num_threads_);
+}
+
+std::string Model::backend_name() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return backend_->name();
 }
 
 void Model::set_backend(const std::string& backend) {
@@ -61,8 +92,8 @@ void Model::set_num_threads(int num_threads) {
   backend_ = make_backend(backend_->name(), config_, weights_, num_threads_);
 }
 
-void Model::forward(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
-                    const std::vector<float*>& outputs) {
+std::vector<std::string> Model::forward(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
+                                       const std::vector<float*>& outputs) {
   if (task_ids.size() != outputs.size()) throw std::invalid_argument("one output per task");
   std::lock_guard<std::mutex> lock(mutex_);
   const size_t feature_size = static_cast<size_t>(batch * config_.num_tokens() * config_.embed_dim);
@@ -70,12 +101,16 @@ void Model::forward(const float* images, int64_t batch, const std::vector<int64_
   std::vector<float*> feature_ptrs;
   for (auto& f : features) feature_ptrs.push_back(f.data());
   backend_->backbone(images, batch, task_ids, feature_ptrs);
+  for (const auto& f : features) require_finite_backbone(f.data(), f.size());
   for (size_t t = 0; t < task_ids.size(); ++t) backend_->head(task_ids[t], feature_ptrs[t], batch, outputs[t]);
+  return backend_->input_warnings();
 }
 
-void Model::features(const float* images, int64_t batch, int64_t task_id, float* out) {
+std::vector<std::string> Model::features(const float* images, int64_t batch, int64_t task_id, float* out) {
   std::lock_guard<std::mutex> lock(mutex_);
   backend_->backbone(images, batch, {task_id}, {out});
+  require_finite_backbone(out, static_cast<size_t>(batch * config_.num_tokens() * config_.embed_dim));
+  return backend_->input_warnings();
 }
 
 }  // namespace edgemoe

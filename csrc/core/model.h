@@ -18,14 +18,18 @@ class Model {
         int num_threads);
 
   const ModelConfig& config() const { return config_; }
-  std::string backend_name() const { return backend_->name(); }
-  int num_threads() const { return num_threads_; }
+  std::string backend_name() const;
+  int num_threads() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return num_threads_;
+  }
   void set_backend(const std::string& backend);
   void set_num_threads(int num_threads);
 
   // images [batch, 3, H, W]; outputs[t] receives [batch, C_t, H, W] for task_ids[t].
-  // Safe to call from several threads: calls on one model are serialised.
-  void forward(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
+  // Safe to call from several threads: calls on one model are serialised. Returns the backend's
+  // input warnings for this call.
+  std::vector<std::string> forward(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
                const std::vector<float*>& outputs);
 
   bool moe_trace(int64_t task_id, std::vector<uint32_t>* trace) {
@@ -34,14 +38,14 @@ class Model {
   }
 
   // The backbone alone (last block output incl. cls), for accuracy comparisons.
-  void features(const float* images, int64_t batch, int64_t task_id, float* out);
+  std::vector<std::string> features(const float* images, int64_t batch, int64_t task_id, float* out);
 
  private:
   ModelConfig config_;
   std::shared_ptr<const ModelWeights> weights_;
   std::unique_ptr<Backend> backend_;
   int num_threads_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
 };
 
 }  // namespace edgemoe

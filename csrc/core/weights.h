@@ -17,6 +17,16 @@ struct WeightTensor {
   int64_t numel() const;
 };
 
+// A tensor the model reads, with the shape its config implies.
+struct WeightSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+// Every tensor a model with this config reads, in a fixed order: the one list that loading (which
+// converts only these) and validation share.
+std::vector<WeightSpec> required_weights(const ModelConfig& config);
+
 class ModelWeights {
  public:
   void add(const std::string& name, std::vector<int64_t> shape, const float* data);

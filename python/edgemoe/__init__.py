@@ -1,11 +1,11 @@
 """edgemoe: multi-task mixture-of-experts vision transformers (M3ViT) on CPUs and FPGAs, from Python."""
 from ._version import __version__
 from .config import ModelConfig, TASK_ORDER
-from .errors import CheckpointError
+from .errors import CheckpointError, InputRangeWarning, UnsafeCheckpointError
 from .imaging import postprocess, preprocess
 from .info import info
 from .model import Model
 from . import reference
 
-__all__ = ["Model", "ModelConfig", "CheckpointError", "preprocess", "postprocess", "reference", "info",
+__all__ = ["Model", "ModelConfig", "CheckpointError", "UnsafeCheckpointError", "InputRangeWarning", "preprocess", "postprocess", "reference", "info",
            "TASK_ORDER", "__version__"]

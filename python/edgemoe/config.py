@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Tuple
@@ -100,10 +101,32 @@ class ModelConfig:
         return "ModelConfig\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
 
-def _shape(state: Mapping, key: str) -> Tuple[int, ...]:
+def _shape(state: Mapping, key: str, ndim: int) -> Tuple[int, ...]:
     if key not in state:
         raise CheckpointError(f"checkpoint has no '{key}'; is this an M3ViT checkpoint?")
-    return tuple(state[key].shape)
+    shape = tuple(state[key].shape)
+    if len(shape) != ndim:
+        raise CheckpointError(f"checkpoint key '{key}' has shape {shape}, expected a {ndim}-D tensor")
+    return shape
+
+
+SUPPORTED_PATCH = 16  # every M3ViT head upsamples its token grid by exactly 2^4
+MAX_BLOCKS = 4096
+
+
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """An int argument (bool is refused: top_k=True is a mistake, not 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r:.40}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_image_size(value, name: str = "image_size") -> Tuple[int, int]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (H, W) of ints, got {value!r:.60}")
+    return check_int(value[0], f"{name}[0]"), check_int(value[1], f"{name}[1]")
 
 
 def read_yaml_config(path) -> dict:
@@ -113,28 +136,41 @@ def read_yaml_config(path) -> dict:
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read config file {path}: {exc}") from exc
+        raise ValueError(f"config file {path} cannot be read: {exc}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"config file {path} is not an M3ViT YAML config (top level is not a mapping)")
     kwargs = raw.get("backbone_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"config file {path}: backbone_kwargs is not a mapping")
     out = {}
+
+    def field(value, name, check):
+        try:
+            return check(value, name)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"config file {path}: {exc}") from None
+
     heads = kwargs.get("num_heads", raw.get("num_heads"))
     if heads is not None:
-        out["num_heads"] = int(heads)
+        out["num_heads"] = field(heads, "num_heads", check_int)
     top_k = kwargs.get("moe_top_k", raw.get("moe_top_k"))
     if top_k is not None:
-        out["top_k"] = int(top_k)
-    size = kwargs.get("img_size") or (raw.get("head_kwargs") or {}).get("img_size")
+        out["top_k"] = field(top_k, "moe_top_k", check_int)
+    head_kwargs = raw.get("head_kwargs") if isinstance(raw.get("head_kwargs"), dict) else {}
+    size = kwargs.get("img_size") or head_kwargs.get("img_size")
     if size is None and raw.get("val_db_name") in DATASET_IMAGE_SIZE:
         size = DATASET_IMAGE_SIZE[raw["val_db_name"]]
     if size is not None:
-        out["image_size"] = (int(size[0]), int(size[1])) if isinstance(size, (list, tuple)) else (int(size), int(size))
+        out["image_size"] = field(size if isinstance(size, (list, tuple)) else (size, size), "img_size",
+                                  check_image_size)
     return out
 
 
 def _grid_from_tokens(patches: int, patch: int, image_size: Optional[Sequence[int]]) -> Tuple[int, int]:
+    if patches < 1:
+        raise CheckpointError("backbone.pos_embed holds no patch positions (it needs 1 cls + h*w rows)")
     if image_size is not None:
-        H, W = int(image_size[0]), int(image_size[1])
+        H, W = image_size
         if H % patch or W % patch or (H // patch) * (W // patch) != patches:
             raise ValueError(
                 f"image_size {H}x{W} does not match the checkpoint: pos_embed holds {patches} patch "
@@ -152,45 +188,62 @@ def derive_config(state: Mapping, *, top_k=None, num_heads=None, image_size=None
     """Build the config from a normalised state dict (keys without 'module.')."""
     overrides = read_yaml_config(yaml_config) if yaml_config is not None else {}
     if top_k is not None:
-        overrides["top_k"] = top_k
+        overrides["top_k"] = check_int(top_k, "top_k")
     if num_heads is not None:
-        overrides["num_heads"] = num_heads
+        overrides["num_heads"] = check_int(num_heads, "num_heads")
     if image_size is not None:
-        overrides["image_size"] = tuple(image_size)
+        overrides["image_size"] = check_image_size(image_size)
 
-    _, tokens, D = _shape(state, "backbone.pos_embed")
-    pD, in_chans, P, P2 = _shape(state, "backbone.patch_embed.proj.weight")
-    if pD != D or P != P2 or in_chans != 3:
+    _, tokens, D = _shape(state, "backbone.pos_embed", 3)
+    pD, in_chans, P, P2 = _shape(state, "backbone.patch_embed.proj.weight", 4)
+    if pD != D or P != P2 or in_chans != 3 or D < 1:
         raise CheckpointError(f"backbone.patch_embed.proj.weight has shape {(pD, in_chans, P, P2)}, "
                               f"expected ({D}, 3, P, P) for width {D}")
+    if P != SUPPORTED_PATCH:
+        raise CheckpointError(f"backbone.patch_embed.proj.weight has {P}x{P} patches; M3ViT's heads upsample "
+                              f"by 16, so the supported patch size is {SUPPORTED_PATCH}")
     gh, gw = _grid_from_tokens(tokens - 1, P, overrides.get("image_size"))
 
-    block_ids = sorted({int(m.group(1)) for k in state for m in [re.match(r"backbone\.blocks\.(\d+)\.", k)] if m})
+    block_ids = set()
+    for key in state:
+        match = re.match(r"backbone\.blocks\.(\d+)\.", key)
+        if match:
+            if len(match.group(1)) > 4 or int(match.group(1)) >= MAX_BLOCKS:
+                raise CheckpointError(f"checkpoint key '{key}' names block {match.group(1)[:30]}; edgemoe "
+                                      f"supports at most {MAX_BLOCKS} blocks")
+            block_ids.add(int(match.group(1)))
+    block_ids = sorted(block_ids)
     if not block_ids:
         raise CheckpointError("checkpoint has no backbone.blocks.*; is this an M3ViT checkpoint?")
     depth = block_ids[-1] + 1
     moe_blocks = tuple(b for b in block_ids if f"backbone.blocks.{b}.mlp.experts.htoh4.weight" in state)
-    dense = [b for b in block_ids if b not in moe_blocks]
-    mlp_hidden = _shape(state, f"backbone.blocks.{dense[0]}.mlp.fc1.weight")[0] if dense else 0
+    dense = [b for b in range(depth) if b not in moe_blocks]
+    mlp_hidden = _shape(state, f"backbone.blocks.{dense[0]}.mlp.fc1.weight", 2)[0] if dense else 0
 
     num_experts = expert_hidden = gate_task_dim = gate_num_tasks = 0
     gate = "shared"
     if moe_blocks:
-        num_experts, expert_hidden, _ = _shape(state, f"backbone.blocks.{moe_blocks[0]}.mlp.experts.htoh4.weight")
+        num_experts, expert_hidden, _ = _shape(state, f"backbone.blocks.{moe_blocks[0]}.mlp.experts.htoh4.weight", 3)
         first = f"backbone.blocks.{moe_blocks[0]}.mlp.gate"
-        routers = sorted({int(m.group(1)) for k in state for m in [re.match(re.escape(first) + r"\.(\d+)\.w_gate$", k)] if m})
+        routers = sorted({int(m.group(1)) for k in state
+                          for m in [re.match(re.escape(first) + r"\.(\d{1,3})\.w_gate$", k)] if m})
         if routers:
             gate, gate_num_tasks = "multi", len(routers)
+            if routers != list(range(len(routers))):
+                raise CheckpointError(f"MoE block {moe_blocks[0]} has routers {routers}; expected "
+                                      f"{first}.0.w_gate .. {first}.{len(routers) - 1}.w_gate")
         elif "backbone.gate_task_represent.fc1.weight" in state:
             gate = "task_conditioned"
-            gate_task_dim, gate_num_tasks = _shape(state, "backbone.gate_task_represent.fc1.weight")
+            gate_task_dim, gate_num_tasks = _shape(state, "backbone.gate_task_represent.fc1.weight", 2)
         elif f"{first}.w_gate" not in state:
             raise CheckpointError(f"MoE block {moe_blocks[0]} has no router: neither '{first}.<task>.w_gate' nor '{first}.w_gate'")
-        gate_width = _shape(state, f"{first}.{routers[0]}.w_gate" if routers else f"{first}.w_gate")[1]
+        gate_width = _shape(state, f"{first}.{routers[0]}.w_gate" if routers else f"{first}.w_gate", 2)[1]
         if gate_width != num_experts:
             raise CheckpointError(
                 f"the router of block {moe_blocks[0]} scores {gate_width} experts but the checkpoint holds "
                 f"{num_experts} (a missing or extra rank file in a sharded checkpoint?)")
+        if num_experts < 1 or expert_hidden < 1:
+            raise CheckpointError(f"backbone.blocks.{moe_blocks[0]}.mlp.experts.htoh4.weight holds no experts")
 
     names = sorted({m.group(1) for k in state for m in [re.match(r"decoders\.([^.]+)\.conv_4\.weight$", k)] if m},
                    key=lambda n: TASK_ORDER.index(n) if n in TASK_ORDER else len(TASK_ORDER))
@@ -199,14 +252,20 @@ def derive_config(state: Mapping, *, top_k=None, num_heads=None, image_size=None
         raise CheckpointError(f"unknown task head(s) {unknown}; M3ViT tasks are {list(TASK_ORDER)}")
     if not names:
         raise CheckpointError("checkpoint has no task heads (decoders.<task>.*)")
-    tasks = tuple((n, _shape(state, f"decoders.{n}.conv_4.weight")[0]) for n in names)
-    head_channels = _shape(state, f"decoders.{names[0]}.conv_0.weight")[0]
+    tasks = tuple((n, _shape(state, f"decoders.{n}.conv_4.weight", 4)[0]) for n in names)
+    head_channels = _shape(state, f"decoders.{names[0]}.conv_0.weight", 4)[0]
+    channels = [(f"decoders.{n}.conv_4.weight", c) for n, c in tasks] + [(f"decoders.{names[0]}.conv_0.weight", head_channels)]
+    if dense:
+        channels.append((f"backbone.blocks.{dense[0]}.mlp.fc1.weight", mlp_hidden))
+    for key, count in channels:
+        if count < 1:
+            raise CheckpointError(f"checkpoint key '{key}' has no output channels")
     if gate in ("multi", "task_conditioned") and gate_num_tasks != len(tasks):
         raise CheckpointError(f"the gate is conditioned on {gate_num_tasks} tasks but the checkpoint has "
                               f"{len(tasks)} task heads ({', '.join(names)})")
 
     heads = overrides.get("num_heads", default_num_heads(D))
-    if heads <= 0 or D % heads:
+    if D % heads:
         raise ValueError(f"num_heads={heads} does not divide the width {D}")
     k = overrides.get("top_k", min(DEFAULT_TOP_K, num_experts) if moe_blocks else 0)
     if moe_blocks:

@@ -3,19 +3,30 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from typing import Dict, Iterable, Optional, Union
 
 import torch
 
 from . import _C
 from .checkpoint import load_state_dict
-from .config import ModelConfig, derive_config
-from .errors import CheckpointError
+from .config import ModelConfig, check_image_size, check_int, derive_config
+from .errors import CheckpointError, InputRangeWarning
 from .info import require_backend
+from .weights import select_weights
 
 
 def _default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _check_threads(value) -> int:
+    """1 .. the CPUs of this machine: more threads than CPUs only slows OpenMP down, so it is refused."""
+    n = check_int(value, "num_threads")
+    limit = os.cpu_count() or 1
+    if n > limit:
+        raise ValueError(f"num_threads must be between 1 and the {limit} CPUs of this machine, got {n}")
+    return n
 
 
 class Model:
@@ -27,10 +38,14 @@ class Model:
 
     def __init__(self, config: ModelConfig, state: Dict[str, torch.Tensor], backend: str = "cpu",
                  num_threads: Optional[int] = None, sources: Optional[Dict[str, str]] = None):
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"config must be an edgemoe.ModelConfig, got {type(config).__name__}")
         self._config = config
         require_backend(backend)
+        threads = _default_threads() if num_threads is None else _check_threads(num_threads)
+        weights = select_weights(config, state, sources)
         try:
-            self._native = _C.Model(config.to_native(), state, backend, num_threads or _default_threads())
+            self._native = _C.Model(config.to_native(), weights, backend, threads)
         except ValueError as exc:
             raise _with_source(exc, sources) from None
 
@@ -43,9 +58,26 @@ class Model:
         ``top_k``, ``num_heads`` and ``image_size`` (H, W) override what the weights cannot tell;
         ``config`` is an M3ViT YAML config file supplying them; otherwise M3ViT's README defaults apply.
         """
-        state, sources = load_state_dict(path)
-        cfg = derive_config(state, top_k=top_k, num_heads=num_heads, image_size=image_size, yaml_config=config)
-        return cls(cfg, state, backend, num_threads, sources)
+        # Arguments first: what fails after this is the checkpoint's fault and says so.
+        if top_k is not None:
+            check_int(top_k, "top_k")
+        if num_heads is not None:
+            check_int(num_heads, "num_heads")
+        if image_size is not None:
+            check_image_size(image_size)
+        if num_threads is not None:
+            _check_threads(num_threads)
+        require_backend(backend)
+        try:
+            state, sources = load_state_dict(path)
+            cfg = derive_config(state, top_k=top_k, num_heads=num_heads, image_size=image_size, yaml_config=config)
+            return cls(cfg, state, backend, num_threads, sources)
+        except CheckpointError:
+            raise
+        except ValueError as exc:
+            if config is not None and str(exc).startswith(f"config file {config}"):
+                raise
+            raise CheckpointError(f"{path}: {exc}") from None
 
     @property
     def config(self) -> ModelConfig:
@@ -65,7 +97,7 @@ class Model:
 
     @num_threads.setter
     def num_threads(self, value: int):
-        self._native.num_threads = int(value)
+        self._native.num_threads = _check_threads(value)
 
     def to(self, backend: str) -> "Model":
         """Move to another backend in place (weights are re-packed for it); returns self."""
@@ -81,7 +113,9 @@ class Model:
     def _check_images(self, images) -> torch.Tensor:
         H, W = self._config.image_size
         if not isinstance(images, torch.Tensor):
-            raise ValueError(f"images must be a torch.Tensor [B, 3, {H}, {W}], got {type(images).__name__}")
+            raise TypeError(f"images must be a torch.Tensor [B, 3, {H}, {W}], got {type(images).__name__}")
+        if images.layout != torch.strided or images.is_quantized:
+            raise ValueError(f"images must be a dense (strided) tensor, got layout {images.layout}")
         if images.device.type != "cpu":
             raise ValueError(f"images must be on the CPU, got device {images.device}")
         if images.dtype != torch.float32:
@@ -93,7 +127,22 @@ class Model:
                              f"got {tuple(images.shape)}")
         if images.shape[0] == 0:
             raise ValueError("images holds no image (batch size 0)")
-        return images.contiguous()
+        images = images.detach().resolve_conj().resolve_neg().contiguous()
+        bad = images.numel() - int(torch.isfinite(images).sum())
+        if bad:
+            raise ValueError(f"images contain {bad} NaN or Inf values")
+        return images
+
+    def _checked(self, result, what: str):
+        """Emit the backend's input warnings; refuse outputs that overflowed float32."""
+        outputs, notes = result
+        for note in notes:
+            warnings.warn(note, InputRangeWarning, stacklevel=3)
+        for out in outputs if isinstance(outputs, list) else [outputs]:
+            if not bool(torch.isfinite(out).all()):
+                raise ValueError(f"images: the {what} overflowed float32 (non-finite values on backend "
+                                 f"{self.backend!r}); M3ViT expects normalised images (edgemoe.preprocess)")
+        return outputs
 
     def __call__(self, images: torch.Tensor, task: Optional[str] = None,
                  tasks: Optional[Iterable[str]] = None) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -103,14 +152,14 @@ class Model:
         if not names:
             raise ValueError("tasks is empty")
         ids = [self._task_id(t) for t in names]
-        outputs = self._native.forward(self._check_images(images), ids)
+        outputs = self._checked(self._native.forward(self._check_images(images), ids), "forward pass")
         return outputs[0] if task is not None else dict(zip(names, outputs))
 
     forward = __call__
 
     def features(self, images: torch.Tensor, task: str) -> torch.Tensor:
         """The backbone's last block output [B, tokens, D] (cls first) for one task."""
-        return self._native.features(self._check_images(images), self._task_id(task))
+        return self._checked(self._native.features(self._check_images(images), self._task_id(task)), "backbone")
 
     def moe_trace(self, task: str):
         """What the accelerator's MoE unit did in the last forward of `task` (emu/fpga backends):

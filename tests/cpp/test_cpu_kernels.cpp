@@ -126,6 +126,27 @@ void test_routing() {
   for (float s : q.scores) total += s;
   expect(total < 3.0 - 0.1, "top-k scores are not renormalised");
 }
+
+// NaN logits (an overflowed activation) once made top-k pick no expert and index queue -1; the
+// probabilities had a fixed 256-slot stack array. Every row must still get k distinct experts.
+void test_routing_robustness() {
+  const float nan = std::nanf("");
+  const std::vector<float> logits = {nan, nan, nan, nan, 1.f, nan, 2.f, 0.f};
+  ExpertQueues q;
+  route_tokens(logits.data(), 2, 4, 3, &q);
+  expect(q.offsets.back() == 6 && q.rows.size() == 6, "NaN rows still fill k queue slots each");
+  bool in_range = true;
+  for (size_t e = 0; e + 1 < q.offsets.size(); ++e) in_range &= q.offsets[e] <= q.offsets[e + 1];
+  expect(in_range, "queue offsets are monotone with NaN logits");
+
+  const int64_t experts = 1000;
+  std::vector<float> wide(2 * experts, 0.f);
+  wide[999] = 5.f;
+  wide[experts + 700] = 5.f;
+  route_tokens(wide.data(), 2, experts, 1, &q);
+  expect(q.offsets[1000] - q.offsets[999] == 1 && q.offsets[701] - q.offsets[700] == 1,
+         "routing over 1000 experts picks the largest logit");
+}
 }  // namespace
 
 int main() {
@@ -135,6 +156,7 @@ int main() {
   test_attention(1, 70, 96, 2);  // head dim 48: generic path
   test_upsample();
   test_routing();
+  test_routing_robustness();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

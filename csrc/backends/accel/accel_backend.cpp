@@ -1,6 +1,7 @@
 #include "backends/accel/accel_backend.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace edgemoe::accel {
 
@@ -75,7 +76,17 @@ void AccelBackend::backbone(const float* images, int64_t batch, const std::vecto
   ensure_buffers(batch);
   const int64_t plane = config_.image_h() * config_.image_w();
   std::vector<uint8_t> pixels;
-  quantize_images(images, batch, plane, &pixels);
+  const PixelClipping clipped = quantize_images(images, batch, plane, &pixels);
+  input_warnings_.clear();
+  if (clipped.values) {
+    char worst[32];
+    std::snprintf(worst, sizeof worst, "%.3g", clipped.worst_levels);
+    input_warnings_.push_back(name_ + ": " + std::to_string(clipped.values) + " of " +
+                              std::to_string(batch * 3 * plane) +
+                              " input values lie outside the 8-bit pixel range the accelerator reads (up to " +
+                              worst + " pixel levels beyond [0, 255]) and were clipped; give it images made by "
+                              "edgemoe.preprocess");
+  }
   device_->write(args_.images, pixels.data(), pixels.size());
 
   // Stage 2b is block b's attention half, 2b+1 its MLP/MoE half; everything before the first

@@ -21,6 +21,7 @@ class AccelBackend : public Backend {
                 const std::vector<float*>& features) override;
   void head(int64_t task_id, const float* features, int64_t batch, float* out) override;
   bool moe_trace(int64_t task_id, std::vector<uint32_t>* trace) const override;
+  std::vector<std::string> input_warnings() const override { return input_warnings_; }
 
  private:
   void ensure_buffers(int64_t batch);
@@ -35,6 +36,7 @@ class AccelBackend : public Backend {
   KernelArgs args_{};
   int64_t buffer_batch_ = 0;
   std::vector<std::vector<uint32_t>> traces_;  // last trace per task
+  std::vector<std::string> input_warnings_;     // of the last backbone()
 };
 
 }  // namespace edgemoe::accel

@@ -1,5 +1,6 @@
 #include "backends/accel/weight_packer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -138,15 +139,30 @@ PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
   return out;
 }
 
-void quantize_images(const float* images, int64_t count, int64_t plane, std::vector<uint8_t>* pixels) {
+PixelClipping quantize_images(const float* images, int64_t count, int64_t plane, std::vector<uint8_t>* pixels) {
   pixels->resize(static_cast<size_t>(count * 3 * plane));
+  PixelClipping clipped;
+  int64_t non_finite = 0;
   for (int64_t i = 0; i < count * 3; ++i) {
     const int ch = int(i % 3);
     for (int64_t j = 0; j < plane; ++j) {
-      const double k = std::nearbyint((double(images[i * plane + j]) * kStd[ch] + kMean[ch]) * 255.0);
+      const double level = (double(images[i * plane + j]) * kStd[ch] + kMean[ch]) * 255.0;
+      if (!std::isfinite(level)) {
+        ++non_finite;
+        continue;
+      }
+      const double beyond = level < 0 ? -level : level - 255.0;
+      if (beyond > 0.5) {
+        ++clipped.values;
+        clipped.worst_levels = std::max(clipped.worst_levels, beyond);
+      }
+      const double k = std::nearbyint(level);
       (*pixels)[i * plane + j] = uint8_t(k < 0 ? 0 : (k > 255 ? 255 : k));
     }
   }
+  if (non_finite)
+    throw std::invalid_argument("images contain " + std::to_string(non_finite) + " NaN or Inf values");
+  return clipped;
 }
 
 float fm_to_float(fm_t v) { return float(v.to_double()); }

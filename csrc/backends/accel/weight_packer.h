@@ -27,8 +27,15 @@ edgemoe_hls::ModelDims kernel_dims(const ModelConfig& config);
 void check_fits_build(const ModelConfig& config);
 PackedModel pack_model(const ModelConfig& config, const ModelWeights& weights);
 
-// Normalised float images -> the kernel's 8-bit pixels (k/256 holds pixel value k).
-void quantize_images(const float* images, int64_t count, int64_t plane, std::vector<uint8_t>* pixels);
+// What quantize_images had to clip: values more than half a pixel level outside [0, 255].
+struct PixelClipping {
+  int64_t values = 0;
+  double worst_levels = 0;  // furthest distance beyond the range, in pixel levels
+};
+
+// Normalised float images -> the kernel's 8-bit pixels (k/256 holds pixel value k). Throws
+// std::invalid_argument on NaN or Inf, which no pixel represents.
+PixelClipping quantize_images(const float* images, int64_t count, int64_t plane, std::vector<uint8_t>* pixels);
 float fm_to_float(edgemoe_hls::fm_t v);
 
 }  // namespace edgemoe::accel

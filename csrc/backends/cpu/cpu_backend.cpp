@@ -26,22 +26,29 @@ T* grow(std::vector<T>& v, int64_t n) {
 void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t top_k, ExpertQueues* q) {
   std::vector<int64_t> choice(static_cast<size_t>(rows * top_k));
   std::vector<float> score(static_cast<size_t>(rows * top_k));
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* l = logits + r * experts;
-    float m = l[0];
-    for (int64_t e = 1; e < experts; ++e) m = std::max(m, l[e]);
-    float p[256];
-    float sum = 0.f;
-    for (int64_t e = 0; e < experts; ++e) sum += (p[e] = std::exp(l[e] - m));
-    for (int64_t e = 0; e < experts; ++e) p[e] /= sum;
-    for (int64_t j = 0; j < top_k; ++j) {  // k is small: repeated arg-max, lowest index wins ties
-      int64_t best = -1;
-      for (int64_t e = 0; e < experts; ++e)
-        if (p[e] >= 0.f && (best < 0 || p[e] > p[best])) best = e;
-      choice[r * top_k + j] = best;
-      score[r * top_k + j] = p[best];
-      p[best] = -1.f;
+#pragma omp parallel
+  {
+    std::vector<float> p(static_cast<size_t>(experts));
+    std::vector<char> taken(static_cast<size_t>(experts));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* l = logits + r * experts;
+      float m = l[0];
+      for (int64_t e = 1; e < experts; ++e) m = std::max(m, l[e]);
+      float sum = 0.f;
+      for (int64_t e = 0; e < experts; ++e) sum += (p[e] = std::exp(l[e] - m));
+      for (int64_t e = 0; e < experts; ++e) p[e] /= sum;
+      std::fill(taken.begin(), taken.end(), 0);
+      for (int64_t j = 0; j < top_k; ++j) {
+        // k is small: repeated arg-max, lowest index wins ties. A NaN probability never wins, and a
+        // row of NaNs still picks k distinct experts, so the queues below stay in bounds.
+        int64_t best = -1;
+        for (int64_t e = 0; e < experts; ++e)
+          if (!taken[e] && (best < 0 || p[e] > p[best] || (std::isnan(p[best]) && !std::isnan(p[e])))) best = e;
+        choice[r * top_k + j] = best;
+        score[r * top_k + j] = p[best];
+        taken[best] = 1;
+      }
     }
   }
   q->offsets.assign(static_cast<size_t>(experts + 1), 0);
@@ -123,11 +130,11 @@ void CpuBackend::build_heads() {
       h.convs.emplace_back(&ctx_, data(conv + ".weight"), data(conv + ".bias"), Ch, i == 0 ? D : Ch, 3,
                            data(bn + ".weight"), data(bn + ".bias"), data(bn + ".running_mean"),
                            data(bn + ".running_var"), kBatchNormEps, true,
-                           i == 0 ? dnnl::memory::format_tag::nhwc : dnnl::memory::format_tag::nChw16c);
+                           i == 0 ? dnnl::memory::format_tag::nhwc : blocked_tag(activation_channel_block()));
     }
     h.convs.emplace_back(&ctx_, data(head_key(t.name, "conv_4.weight")), data(head_key(t.name, "conv_4.bias")),
                          t.out_channels, Ch, 1, nullptr, nullptr, nullptr, nullptr, 0.f, false,
-                         dnnl::memory::format_tag::nChw16c);
+                         blocked_tag(activation_channel_block()));
     heads_.push_back(std::move(h));
   }
 }
@@ -255,23 +262,27 @@ void CpuBackend::head(int64_t task_id, const float* features, int64_t batch, flo
   const ModelConfig& c = config_;
   Head& h = heads_[task_id];
   const int64_t D = c.embed_dim, N = c.num_tokens(), gh = c.grid_h, gw = c.grid_w;
-  const int64_t biggest = batch * c.head_channels * (8 * gh) * (8 * gw);
+  // Activations are blocked: every buffer holds channels padded to a multiple of the block.
+  const int64_t block = activation_channel_block();
+  auto padded = [block](int64_t channels) { return (channels + block - 1) / block * block; };
+  const int64_t widest = std::max(padded(c.head_channels), padded(c.tasks[task_id].out_channels));
+  const int64_t biggest = batch * widest * (8 * gh) * (8 * gw);
   float* a = grow(head_a_, std::max(biggest, batch * gh * gw * D));
   float* b = grow(head_b_, biggest);
   for (int64_t i = 0; i < batch; ++i)  // drop cls, norm, tokens are already NHWC
     layer_norm_rows(features + (i * N + 1) * D, D, gh * gw, D, h.norm.weight, h.norm.bias, kBackboneLayerNormEps,
                     a + i * gh * gw * D, D);
   int64_t H = gh, W = gw;
-  const int64_t blocks = (c.head_channels + 15) / 16;
+  const int64_t blocks = (c.head_channels + block - 1) / block;
   for (int i = 0; i < 3; ++i) {
     h.convs[i].forward(a, batch, H, W, b);
-    upsample2x_hwc(b, a, batch * blocks, H, W, 16);
+    upsample2x_hwc(b, a, batch * blocks, H, W, block);
     H *= 2;
     W *= 2;
   }
   h.convs[3].forward(a, batch, H, W, b);
   h.convs[4].forward(b, batch, H, W, a);
-  upsample2x_blocked16_to_nchw(a, out, batch, h.convs[4].out_channels(), H, W);
+  upsample2x_blocked_to_nchw(a, out, batch, h.convs[4].out_channels(), H, W, block);
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,

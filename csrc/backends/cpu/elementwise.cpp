@@ -58,22 +58,22 @@ void upsample2x_hwc(const float* src, float* dst, int64_t slices, int64_t H, int
   }
 }
 
-void upsample2x_blocked16_to_nchw(const float* src, float* dst, int64_t batch, int64_t channels,
-                                  int64_t H, int64_t W) {
-  const int64_t OH = 2 * H, OW = 2 * W, blocks = (channels + 15) / 16;
+void upsample2x_blocked_to_nchw(const float* src, float* dst, int64_t batch, int64_t channels, int64_t H,
+                                int64_t W, int64_t block) {
+  const int64_t OH = 2 * H, OW = 2 * W, blocks = (channels + block - 1) / block;
 #pragma omp parallel for collapse(3) schedule(static)
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t c = 0; c < channels; ++c) {
       for (int64_t oy = 0; oy < OH; ++oy) {
         const Tap ty = tap2x(oy, H);
-        const float* plane = src + ((b * blocks + c / 16) * H * W) * 16 + c % 16;
-        const float* r0 = plane + ty.i0 * W * 16;
-        const float* r1 = plane + ty.i1 * W * 16;
+        const float* plane = src + ((b * blocks + c / block) * H * W) * block + c % block;
+        const float* r0 = plane + ty.i0 * W * block;
+        const float* r1 = plane + ty.i1 * W * block;
         float* out = dst + ((b * channels + c) * OH + oy) * OW;
         for (int64_t ox = 0; ox < OW; ++ox) {
           const Tap tx = tap2x(ox, W);
-          out[ox] = ty.w0 * (tx.w0 * r0[tx.i0 * 16] + tx.w1 * r0[tx.i1 * 16]) +
-                    ty.w1 * (tx.w0 * r1[tx.i0 * 16] + tx.w1 * r1[tx.i1 * 16]);
+          out[ox] = ty.w0 * (tx.w0 * r0[tx.i0 * block] + tx.w1 * r0[tx.i1 * block]) +
+                    ty.w1 * (tx.w0 * r1[tx.i0 * block] + tx.w1 * r1[tx.i1 * block]);
         }
       }
     }

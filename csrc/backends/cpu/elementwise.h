@@ -11,12 +11,12 @@ void layer_norm_rows(const float* x, int64_t x_stride, int64_t rows, int64_t dim
 
 // Bilinear x2 (align_corners=False, PyTorch's half-pixel rule) on `slices` independent
 // [H, W, C] arrays with C contiguous; dst is [slices, 2H, 2W, C]. Used for NHWC and for each
-// channel block of oneDNN's nChw16c.
+// channel block of oneDNN's nChw16c / nChw8c.
 void upsample2x_hwc(const float* src, float* dst, int64_t slices, int64_t H, int64_t W, int64_t C);
 
-// Same resize, from nChw16c ([B, ceil(C/16), H, W, 16]) to planar NCHW [B, C, 2H, 2W].
-void upsample2x_blocked16_to_nchw(const float* src, float* dst, int64_t batch, int64_t channels,
-                                  int64_t H, int64_t W);
+// Same resize, from a blocked layout ([B, ceil(C/block), H, W, block]) to planar NCHW [B, C, 2H, 2W].
+void upsample2x_blocked_to_nchw(const float* src, float* dst, int64_t batch, int64_t channels, int64_t H,
+                                int64_t W, int64_t block);
 
 // images [B, C, H, W] -> patch rows [B*gh*gw, C*P*P] in Conv2d weight order (c, ky, kx).
 void im2col_patches(const float* images, int64_t batch, int64_t channels, int64_t grid_h,

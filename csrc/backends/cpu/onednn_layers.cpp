@@ -72,8 +72,16 @@ Conv2d::Conv2d(DnnlContext* ctx, const float* weight, const float* bias, int64_t
   }
 }
 
+int64_t activation_channel_block() {
+  static const int64_t block = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core ? 16 : 8;
+  return block;
+}
+
+tag blocked_tag(int64_t block) { return block == 16 ? tag::nChw16c : tag::nChw8c; }
+
 int64_t Conv2d::dst_size(int64_t batch, int64_t height, int64_t width) const {
-  return batch * ((oc_ + 15) / 16 * 16) * height * width;
+  const int64_t block = activation_channel_block();
+  return batch * ((oc_ + block - 1) / block * block) * height * width;
 }
 
 Conv2d::Compiled& Conv2d::compiled(int64_t batch, int64_t height, int64_t width) {
@@ -82,10 +90,11 @@ Conv2d::Compiled& Conv2d::compiled(int64_t batch, int64_t height, int64_t width)
   if (it != compiled_.end()) return it->second;
   const int64_t pad = kernel_ / 2;
   memory::desc given({batch, ic_, height, width}, dt::f32, src_tag_);
-  memory::desc src({batch, ic_, height, width}, dt::f32, tag::nChw16c);
+  const tag blocked = blocked_tag(activation_channel_block());
+  memory::desc src({batch, ic_, height, width}, dt::f32, blocked);
   memory::desc wei({oc_, ic_, kernel_, kernel_}, dt::f32, tag::any);
   memory::desc bia({oc_}, dt::f32, tag::a);
-  memory::desc dst({batch, oc_, height, width}, dt::f32, tag::nChw16c);
+  memory::desc dst({batch, oc_, height, width}, dt::f32, blocked);
   dnnl::post_ops ops;
   if (relu_) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
   dnnl::primitive_attr attr;

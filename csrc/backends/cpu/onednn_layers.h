@@ -58,10 +58,16 @@ class Linear {
   std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed_;
 };
 
+// Channels per block of the heads' blocked activations (nChw16c or nChw8c): oneDNN 2.6 has JIT
+// convolutions for nChw16c on AVX-512 and for nChw8c on AVX2 and older ISAs; the other block size
+// falls back to its reference kernel, which is two orders of magnitude slower.
+int64_t activation_channel_block();
+dnnl::memory::format_tag blocked_tag(int64_t block);
+
 // 2-D convolution (stride 1, same padding) with BatchNorm folded in and optional ReLU.
-// Activations: input in `src_tag`, output in nChw16c. The kernel itself always reads nChw16c:
-// oneDNN 2.6 has only its reference kernel for an NHWC source with a blocked destination, so
-// other inputs are reordered first.
+// Activations: input in `src_tag`, output blocked by activation_channel_block(). The kernel itself
+// always reads the blocked layout: oneDNN 2.6 has only its reference kernel for an NHWC source with
+// a blocked destination, so other inputs are reordered first.
 class Conv2d {
  public:
   Conv2d(DnnlContext* ctx, const float* weight, const float* bias, int64_t out_channels,
@@ -70,7 +76,7 @@ class Conv2d {
          dnnl::memory::format_tag src_tag);
   void forward(const float* src, int64_t batch, int64_t height, int64_t width, float* dst);
   int64_t out_channels() const { return oc_; }
-  // Floats the nChw16c output occupies (channels padded to 16).
+  // Floats the blocked output occupies (channels padded to the block).
   int64_t dst_size(int64_t batch, int64_t height, int64_t width) const;
 
  private:

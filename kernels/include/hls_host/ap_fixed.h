@@ -20,6 +20,11 @@ namespace ap_host {
 
 constexpr int max_i(int a, int b) { return a > b ? a : b; }
 
+// Left shifts of possibly negative values, done on the unsigned bits: C++17 leaves `v << n` undefined
+// for v < 0, while two's complement (what g++ emits for it anyway, and what HLS wires) is wanted.
+constexpr int64_t shl(int64_t v, int n) { return int64_t(uint64_t(v) << n); }
+constexpr __int128 shl128(__int128 v, int n) { return (__int128)((unsigned __int128)v << n); }
+
 // Signed/unsigned W-bit two's complement in an int64 (W <= 64).
 template <int W, bool S>
 constexpr int64_t wrap(int64_t v) {
@@ -42,7 +47,7 @@ constexpr int64_t quantize(int64_t v, int shift) {
                 "this ap_fixed subset implements AP_TRN, AP_TRN_ZERO, AP_RND and AP_RND_CONV");
   if (shift >= 63) return v < 0 ? (Q == AP_TRN ? -1 : 0) : 0;
   const int64_t floor_v = v >> shift;  // arithmetic shift: floor
-  const int64_t rem = v - (floor_v << shift);  // in [0, 2^shift)
+  const int64_t rem = v - shl(floor_v, shift);  // in [0, 2^shift)
   const int64_t half = int64_t(1) << (shift - 1);
   switch (Q) {
     case AP_TRN: return floor_v;
@@ -170,7 +175,7 @@ struct ap_fixed_base {
   // Integer part, truncated toward zero (C semantics, as Vitis's to_int()).
   constexpr int to_int() const {
     constexpr int F = W - I;
-    if (F <= 0) return int(raw() << -F);
+    if (F <= 0) return int(ap_host::shl(raw(), -F));
     const int64_t v = raw();
     return int(v < 0 ? -((-v) >> F) : v >> F);
   }
@@ -234,7 +239,7 @@ template <AP_HOST_FIXED_ARGS>
 constexpr typename ap_add_result<AP_HOST_A, AP_HOST_B>::type operator+(const AP_HOST_A& a, const AP_HOST_B& b) {
   using R = typename ap_add_result<AP_HOST_A, AP_HOST_B>::type;
   R r;
-  r.V = (a.raw() << (R::fwidth - (W1 - I1))) + (b.raw() << (R::fwidth - (W2 - I2)));
+  r.V = ap_host::shl(a.raw(), R::fwidth - (W1 - I1)) + ap_host::shl(b.raw(), R::fwidth - (W2 - I2));
   return r;
 }
 
@@ -242,7 +247,7 @@ template <AP_HOST_FIXED_ARGS>
 constexpr typename ap_sub_result<AP_HOST_A, AP_HOST_B>::type operator-(const AP_HOST_A& a, const AP_HOST_B& b) {
   using R = typename ap_sub_result<AP_HOST_A, AP_HOST_B>::type;
   R r;
-  r.V = (a.raw() << (R::fwidth - (W1 - I1))) - (b.raw() << (R::fwidth - (W2 - I2)));
+  r.V = ap_host::shl(a.raw(), R::fwidth - (W1 - I1)) - ap_host::shl(b.raw(), R::fwidth - (W2 - I2));
   return r;
 }
 
@@ -250,8 +255,8 @@ constexpr typename ap_sub_result<AP_HOST_A, AP_HOST_B>::type operator-(const AP_
 template <AP_HOST_FIXED_ARGS>
 constexpr int ap_host_compare(const AP_HOST_A& a, const AP_HOST_B& b) {
   constexpr int F = ap_host::max_i(W1 - I1, W2 - I2);
-  const __int128 x = (__int128)a.raw() << (F - (W1 - I1));
-  const __int128 y = (__int128)b.raw() << (F - (W2 - I2));
+  const __int128 x = ap_host::shl128(a.raw(), F - (W1 - I1));
+  const __int128 y = ap_host::shl128(b.raw(), F - (W2 - I2));
   return x < y ? -1 : (x > y ? 1 : 0);
 }
 #define AP_HOST_CMP(op)                                                       \
