@@ -51,7 +51,9 @@ test: test-cpp test-python
 # ASan + UBSan: the C++ tests, the kernel testbenches and the extension, built apart in build/asan;
 # the extension runs the Python smoke set (tests/test_safety.py: tiny models on cpu and emu, NaN,
 # overflow and odd-shape cases, hostile files) under an uninstrumented python with the runtime
-# preloaded. Any report fails the target (UBSan aborts; ASan aborts on its first error).
+# preloaded (python is C, so libstdc++ is preloaded too, or ASan cannot intercept C++ throws). Any
+# report fails the target (UBSan aborts; ASan aborts on its first error); --capture=sys leaves the
+# reports on the terminal.
 ASAN_DIR := build/asan
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:halt_on_error=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -61,8 +63,9 @@ test-asan: install
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(ASAN_DIR) && $(ASAN_ENV) ctest --output-on-failure
 	cp python/edgemoe/*.py $(ASAN_DIR)/pkg/edgemoe/
-	EDGEMOE_EXPECT_SANITIZED=1 $(ASAN_ENV) LD_PRELOAD=$$(g++ -print-file-name=libasan.so) PYTHONPATH=$(CURDIR)/$(ASAN_DIR)/pkg \
-	  $(PY) -m pytest -q -p no:cacheprovider tests/test_safety.py tests/test_asan_smoke.py
+	EDGEMOE_EXPECT_SANITIZED=1 $(ASAN_ENV) PYTHONPATH=$(CURDIR)/$(ASAN_DIR)/pkg \
+	  LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libstdc++.so)" \
+	  $(PY) -m pytest -q -p no:cacheprovider --capture=sys tests/test_safety.py tests/test_asan_smoke.py
 
 demo: install
 	$(PY) -m edgemoe demo --out demo_out --cache $(CACHE)
