@@ -427,3 +427,77 @@ def test_backend_switching_while_other_threads_read_it(tiny_model, state):
     for t in threads:
         t.join()
     assert not errors and seen <= {"cpu", "emu"}
+
+
+# --- found by review: pickle tricks beyond the audit's ----------------------------------------------------
+
+def _zip_with_pickle(path, pkl: bytes):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", pkl)
+    return path
+
+
+@pytest.mark.parametrize("name, pkl, error, message", [
+    # numpy.ndarray called directly: a view of another array's buffer, freed by a later BUILD
+    ("ndarray", b"\x80\x02cnumpy\nndarray\n(J\x00\x00\x00\x04\x85X\x02\x00\x00\x00u1tR.", UnsafeCheckpointError,
+     r"refusing to call"),
+    # a key nested 300,000 tuples deep: hashing it recursed in C and overflowed the stack
+    ("deep-key", b"\x80\x02}K\x00" + b"\x85" * 300_000 + b"Ns.", CheckpointError, r"dict key or set item is a tuple"),
+    ("deep-set", b"\x80\x02cbuiltins\nset\n]K\x00" + b"\x85" * 1000 + b"a\x85R.", CheckpointError,
+     r"dict key or set item is a tuple"),
+    # an OrderedDict attribute shadowing its methods (items = 1) made the loader raise TypeError
+    ("shadow", b"\x80\x02ccollections\nOrderedDict\n)R}X\x05\x00\x00\x00itemsK\x01sb.", UnsafeCheckpointError,
+     r"other than torch's _metadata"),
+    ("twice", b"\x80\x02ccollections\nOrderedDict\n)R}b}b.", UnsafeCheckpointError, r"only once"),
+    ("ext", b"\x80\x02\x82\x01.", UnsafeCheckpointError, r"extension registry"),
+    ("setitem-on-tensor-type", b"\x80\x02ctorch\nfloat32\nK\x00K\x01s.", CheckpointError, r"fills a dtype as if"),
+])
+def test_pickle_tricks_are_refused(tmp_path, name, pkl, error, message):
+    with pytest.raises(error, match=message):
+        edgemoe.Model.from_checkpoint(_zip_with_pickle(tmp_path / f"{name}.pth", pkl))
+
+
+def test_rank_shards_cannot_inflate_through_concatenation(tmp_path):
+    """Expert keys are concatenated across rank files before the model's keys are known; the new
+    storage they need is bounded by the files too."""
+    shared = torch.zeros(16 * 1024)
+    shard = {f"backbone.blocks.{i}.mlp.experts.htoh4.weight": shared.view(16, 32, 32) for i in range(200)}
+    ckpt = tmp_path / "inflate"
+    ckpt.mkdir()
+    for rank in range(2):
+        _save(ckpt / f"{rank}.pth", shard)
+    with pytest.raises(CheckpointError, match=r"declare \d+ bytes, more than twice its rank files hold"):
+        edgemoe.Model.from_checkpoint(ckpt, **TINY)
+    zero_dim = {"backbone.blocks.1.mlp.experts.htoh4.weight": torch.tensor(1.0)}
+    for rank in range(2):
+        _save(ckpt / f"{rank}.pth", zero_dim)
+    with pytest.raises(CheckpointError, match=r"0-dimensional"):
+        edgemoe.Model.from_checkpoint(ckpt, **TINY)
+
+
+def test_paths_and_config_files_of_the_wrong_kind(tmp_path, tiny_checkpoint):
+    for bad in (None, 5, ["a.pth"]):
+        with pytest.raises(TypeError, match=r"path must be a str or os\.PathLike"):
+            edgemoe.Model.from_checkpoint(bad)
+    with pytest.raises(TypeError, match=r"config must be a str or os\.PathLike"):
+        edgemoe.Model.from_checkpoint(tiny_checkpoint, config=3)
+    latin = tmp_path / "latin1.yml"
+    latin.write_bytes(b"num_heads: 2 # caf\xe9\n")
+    with pytest.raises(ValueError, match=r"config file .*latin1\.yml cannot be read"):
+        edgemoe.Model.from_checkpoint(tiny_checkpoint, config=str(latin))
+    odd = tmp_path / "odd.yml"
+    odd.write_text(yaml.safe_dump({"val_db_name": ["PASCALContext"], "backbone_kwargs": {"num_heads": 2}}))
+    assert edgemoe.Model.from_checkpoint(tiny_checkpoint, config=str(odd), top_k=2, image_size=(64, 96))
+
+
+def test_unlistable_directory(tmp_path, monkeypatch):
+    """Root (as in CI) reads every directory, so the OS error is injected."""
+    d = tmp_path / "locked"
+    d.mkdir()
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(type(d), "iterdir", refuse)
+    with pytest.raises(CheckpointError, match=r"cannot list checkpoint directory .*locked.*Permission denied"):
+        edgemoe.Model.from_checkpoint(d)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import io
 import math
+import os
 import pickle
 import re
 import struct
@@ -36,6 +37,9 @@ from .errors import CheckpointError, UnsafeCheckpointError
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch/serialization.py MAGIC_NUMBER
 _LEGACY_PROTOCOL = 1001
 _MAX_DIMS = 16
+# The pickled structure of a checkpoint (keys, shapes, small numbers; tensor data lives elsewhere) is
+# kilobytes; unpickling can hold ~16x its size in Python objects, so it is capped.
+_MAX_PICKLE_BYTES = 32 << 20
 
 _STORAGE_DTYPES = {
     "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
@@ -133,28 +137,64 @@ def _numpy_scalar(dtype, data=None):
     return multiarray.scalar(dtype, data)
 
 
+class _NdarrayName:
+    """What the global numpy.ndarray resolves to: a name _numpy_reconstruct accepts, not the class
+    (calling np.ndarray directly could view freed memory or allocate without bound)."""
+
+
+_NDARRAY = _NdarrayName()
+
+
 def _numpy_reconstruct(subtype, shape, typecode):
     import numpy.core.multiarray as multiarray
 
-    if subtype is not np.ndarray:
-        raise UnsafeCheckpointError(f"refusing numpy array subtype {subtype!r}")
+    if subtype is not _NDARRAY:
+        raise UnsafeCheckpointError(f"refusing numpy array subtype {subtype!r:.60}")
     return multiarray._reconstruct(np.ndarray, (0,), b"b")
+
+
+_ATOMIC_KEYS = (str, int, bytes, float, bool, type(None))
+
+
+def _key(value):
+    """Dict keys and set items must be atomic: hashing a deeply nested tuple recurses in C without a
+    guard and overflows the stack."""
+    if type(value) not in _ATOMIC_KEYS:
+        raise CheckpointError(f"a dict key or set item is a {type(value).__name__}; checkpoints use str and int keys")
+    return value
+
+
+def _ordered_dict(items=()):
+    out = collections.OrderedDict()
+    for pair in items:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise CheckpointError("an OrderedDict is built from something other than (key, value) pairs")
+        out[_key(pair[0])] = pair[1]
+    return out
+
+
+def _set(items=()):
+    return set(_key(item) for item in items)
+
+
+def _frozenset(items=()):
+    return frozenset(_key(item) for item in items)
 
 
 # Globals a checkpoint may name, each mapped to edgemoe's checked version. Nothing else resolves.
 _ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("collections", "OrderedDict"): _ordered_dict,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch", "Size"): torch.Size,
     ("_codecs", "encode"): _codecs_encode,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
+    ("builtins", "set"): _set,
+    ("builtins", "frozenset"): _frozenset,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
     ("numpy", "dtype"): _numpy_dtype,
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "ndarray"): _NDARRAY,
 }
 for _name in ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool"):
     _ALLOWED_GLOBALS[("torch", _name)] = getattr(torch, _name)
@@ -164,10 +204,11 @@ _GLOBAL_OBJECTS = {id(v) for v in _ALLOWED_GLOBALS.values()}
 class _SafeUnpickler(pickle._Unpickler):
     """The pure-Python unpickler with its object-building opcodes restricted.
 
-    REDUCE may call only the allow-listed functions; BUILD (state setting) is allowed only on an
-    OrderedDict, numpy array or numpy dtype that this unpickler created, with data-only state; the
-    class-instantiating opcodes (INST, OBJ, NEWOBJ, NEWOBJ_EX) are refused: no torch or M3ViT
-    pickle uses them."""
+    REDUCE may call only the allow-listed functions; BUILD (state setting) is allowed once per object
+    and only on an OrderedDict (its `_metadata`), numpy array or numpy dtype that this unpickler
+    created; containers are filled only through their own opcodes on real lists, dicts and sets,
+    with atomic keys; the class-instantiating and extension-registry opcodes (INST, OBJ, NEWOBJ,
+    NEWOBJ_EX, EXT1/2/4) are refused: no torch or M3ViT pickle uses them."""
 
     dispatch = dict(pickle._Unpickler.dispatch)
 
@@ -175,6 +216,7 @@ class _SafeUnpickler(pickle._Unpickler):
         super().__init__(file, encoding="utf-8")
         self._persistent = persistent_load
         self._created = {}  # id -> object made by REDUCE here (kept alive so ids stay unique)
+        self._built = set()  # ids of objects whose state BUILD has set
 
     def find_class(self, module, name):
         if module == "torch" and name in _STORAGE_DTYPES:
@@ -203,14 +245,15 @@ class _SafeUnpickler(pickle._Unpickler):
     def _load_build(self):
         state = self.stack.pop()
         inst = self.stack[-1]
-        if self._created.get(id(inst)) is not inst or id(inst) in _GLOBAL_OBJECTS:
+        if self._created.get(id(inst)) is not inst or id(inst) in _GLOBAL_OBJECTS or id(inst) in self._built:
             raise UnsafeCheckpointError(f"refusing to set state on {type(inst).__name__} {inst!r:.60}: "
-                                        f"only on containers the file itself builds")
-        if isinstance(inst, collections.OrderedDict):
+                                        f"only once, on containers the file itself builds")
+        self._built.add(id(inst))
+        if type(inst) is collections.OrderedDict:
             if isinstance(state, tuple) and len(state) == 2 and state[1] is None:
                 state = state[0]
-            if not isinstance(state, dict) or not all(type(k) is str and not k.startswith("__") for k in state):
-                raise UnsafeCheckpointError("refusing non-data state on an OrderedDict")
+            if not isinstance(state, dict) or set(state) - {"_metadata"}:
+                raise UnsafeCheckpointError("refusing state on an OrderedDict other than torch's _metadata")
             inst.__dict__.update(state)
         elif isinstance(inst, np.dtype):
             if state != inst.__reduce__()[2]:
@@ -224,11 +267,55 @@ class _SafeUnpickler(pickle._Unpickler):
             raise UnsafeCheckpointError(f"refusing to set state on a {type(inst).__name__}")
 
     def _refuse_instantiation(self):
-        raise UnsafeCheckpointError("refusing a pickle opcode that instantiates classes (INST/OBJ/NEWOBJ)")
+        raise UnsafeCheckpointError("refusing a pickle opcode that instantiates classes or reads the "
+                                    "extension registry (INST/OBJ/NEWOBJ/EXT)")
+
+    def _target(self, kind):
+        target = self.stack[-1]
+        if not isinstance(target, kind):
+            raise CheckpointError(f"a pickle opcode fills a {type(target).__name__} as if it were a {kind.__name__}")
+        return target
+
+    def _load_setitem(self):
+        value = self.stack.pop()
+        key = _key(self.stack.pop())
+        self._target(dict)[key] = value
+
+    def _load_setitems(self):
+        items = self.pop_mark()
+        target = self._target(dict)
+        for i in range(0, len(items) - 1, 2):
+            target[_key(items[i])] = items[i + 1]
+
+    def _load_dict(self):
+        items = self.pop_mark()
+        self.append({_key(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)})
+
+    def _load_additems(self):
+        items = self.pop_mark()
+        self._target(set).update(_key(item) for item in items)
+
+    def _load_frozenset(self):
+        self.append(_frozenset(self.pop_mark()))
+
+    def _load_append(self):
+        value = self.stack.pop()
+        self._target(list).append(value)
+
+    def _load_appends(self):
+        items = self.pop_mark()
+        self._target(list).extend(items)
 
     dispatch[pickle.REDUCE[0]] = _load_reduce
     dispatch[pickle.BUILD[0]] = _load_build
-    for _op in (pickle.INST, pickle.OBJ, pickle.NEWOBJ, pickle.NEWOBJ_EX):
+    dispatch[pickle.SETITEM[0]] = _load_setitem
+    dispatch[pickle.SETITEMS[0]] = _load_setitems
+    dispatch[pickle.DICT[0]] = _load_dict
+    dispatch[pickle.ADDITEMS[0]] = _load_additems
+    dispatch[pickle.FROZENSET[0]] = _load_frozenset
+    dispatch[pickle.APPEND[0]] = _load_append
+    dispatch[pickle.APPENDS[0]] = _load_appends
+    for _op in (pickle.INST, pickle.OBJ, pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.EXT1, pickle.EXT2, pickle.EXT4):
         dispatch[_op[0]] = _refuse_instantiation
 
 
@@ -240,7 +327,10 @@ def _storage_pid(pid, fields: int):
         raise CheckpointError(f"malformed storage reference {pid!r:.80}")
     if not isinstance(pid[1], _StorageType):
         raise CheckpointError(f"storage reference names {pid[1]!r:.60}, not a storage type")
-    return pid[1].dtype, _ascii(pid[2]), _index(pid[4], "storage size")
+    key = _ascii(pid[2])
+    if type(key) is not str:
+        raise CheckpointError(f"storage key is a {type(key).__name__}, not a string")
+    return pid[1].dtype, key, _index(pid[4], "storage size")
 
 
 def _element_size(dtype) -> int:
@@ -282,7 +372,11 @@ def _load_zip(path: Path, file_size: int):
                 raise CheckpointError(f"storage '{key}' is referenced with two different types or sizes")
             return storages[key]
 
-        return _SafeUnpickler(io.BytesIO(record("data.pkl")), persistent_load).load()
+        pkl = record("data.pkl")
+        if len(pkl) > _MAX_PICKLE_BYTES:
+            raise CheckpointError(f"data.pkl holds {len(pkl)} bytes; a checkpoint's structure fits in "
+                                  f"{_MAX_PICKLE_BYTES} (its tensors are separate records)")
+        return _SafeUnpickler(io.BytesIO(pkl), persistent_load).load()
 
 
 def _load_legacy(path: Path, file_size: int):
@@ -314,6 +408,8 @@ def _load_legacy(path: Path, file_size: int):
             if not isinstance(view, tuple) or len(view) != 3:
                 raise CheckpointError(f"malformed storage view {view!r:.80}")
             view_key, offset, count = _ascii(view[0]), _index(view[1], "view offset"), _index(view[2], "view size")
+            if type(view_key) is not str:
+                raise CheckpointError(f"storage view key is a {type(view_key).__name__}, not a string")
             if offset + count > root.numel:
                 raise CheckpointError(f"storage view '{view_key}' reaches beyond its storage '{key}'")
             if view_key not in views:
@@ -358,7 +454,7 @@ def safe_torch_load(path: Path):
 
 
 _IGNORED_PREFIXES = ("tam_model",)  # train-only modules (M3ViT's TAM), never run at inference
-_EXPERT_KEY = re.compile(r"\.mlp\.experts\.(htoh4|h4toh)\.(weight|bias)$")
+_EXPERT_KEY = re.compile(r"^backbone\.blocks\.\d{1,4}\.mlp\.experts\.(htoh4|h4toh)\.(weight|bias)$")
 
 
 def _state_dict_of(obj, path: Path) -> Dict[str, torch.Tensor]:
@@ -370,7 +466,7 @@ def _state_dict_of(obj, path: Path) -> Dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} holds no state dict (expected a dict with 'state_dict' or 'model', "
                               f"or a bare state dict), got {type(obj).__name__}")
     out = {}
-    for key, value in obj.items():
+    for key, value in dict.items(obj):
         if not isinstance(key, str):
             raise CheckpointError(f"{path}: state dict key {key!r:.80} is not a string")
         name = key[len("module."):] if key.startswith("module.") else key
@@ -385,7 +481,10 @@ def _state_dict_of(obj, path: Path) -> Dict[str, torch.Tensor]:
 
 
 def _rank_files(directory: Path):
-    candidates = [p for p in directory.iterdir() if p.name.endswith(".pth")]
+    try:
+        candidates = [p for p in directory.iterdir() if p.name.endswith(".pth")]
+    except OSError as exc:
+        raise CheckpointError(f"cannot list checkpoint directory {directory}: {exc}") from None
     files = sorted((p for p in candidates if re.fullmatch(r"(0|[1-9]\d{0,5})\.pth", p.name)), key=lambda p: int(p.stem))
     odd = sorted(p.name for p in candidates if p not in files)
     if odd:
@@ -401,7 +500,10 @@ def _rank_files(directory: Path):
 def load_state_dict(path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
     """Returns (state dict with keys without 'module.', source file of each key).
 
-    Tensors are views of what the file stores, in its dtype; nothing is converted here."""
+    Tensors are views of what the file stores, in its dtype; nothing is converted here, except that
+    the expert tensors of a rank-shard directory are concatenated (within the files' size)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
     if path.is_dir():
         files = _rank_files(path)
@@ -425,7 +527,15 @@ def load_state_dict(path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
                         f"{tuple(state[k].shape)} {state[k].dtype} in {files[0]} (only dim 0, the experts, may differ)")
                 shards[k].append(part[k])
         if len(files) > 1:
+            # Concatenation makes new storage: bound it by the files, like every other allocation.
+            budget = 2 * sum(f.stat().st_size for f in files)
+            needed = sum(t.numel() * t.element_size() for k in expert_keys for t in shards[k])
+            if needed > budget:
+                raise CheckpointError(f"the expert tensors of {path} declare {needed} bytes, more than twice "
+                                      f"its rank files hold (tensors aliasing one storage?)")
             for k in expert_keys:
+                if any(t.dim() == 0 for t in shards[k]):
+                    raise CheckpointError(f"expert tensor '{k}' is 0-dimensional in a rank file")
                 state[k] = torch.cat(shards[k], dim=0)
                 sources[k] = f"{path} (rank files 0..{len(files) - 1})"
         return state, sources

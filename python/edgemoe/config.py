@@ -135,7 +135,7 @@ def read_yaml_config(path) -> dict:
 
     try:
         raw = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeError, RecursionError, yaml.YAMLError) as exc:
         raise ValueError(f"config file {path} cannot be read: {exc}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"config file {path} is not an M3ViT YAML config (top level is not a mapping)")
@@ -158,7 +158,7 @@ def read_yaml_config(path) -> dict:
         out["top_k"] = field(top_k, "moe_top_k", check_int)
     head_kwargs = raw.get("head_kwargs") if isinstance(raw.get("head_kwargs"), dict) else {}
     size = kwargs.get("img_size") or head_kwargs.get("img_size")
-    if size is None and raw.get("val_db_name") in DATASET_IMAGE_SIZE:
+    if size is None and isinstance(raw.get("val_db_name"), str) and raw["val_db_name"] in DATASET_IMAGE_SIZE:
         size = DATASET_IMAGE_SIZE[raw["val_db_name"]]
     if size is not None:
         out["image_size"] = field(size if isinstance(size, (list, tuple)) else (size, size), "img_size",

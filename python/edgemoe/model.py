@@ -59,6 +59,9 @@ class Model:
         ``config`` is an M3ViT YAML config file supplying them; otherwise M3ViT's README defaults apply.
         """
         # Arguments first: what fails after this is the checkpoint's fault and says so.
+        for name, value in (("path", path), ("config", config)):
+            if not isinstance(value, (str, os.PathLike)) and not (name == "config" and value is None):
+                raise TypeError(f"{name} must be a str or os.PathLike, got {type(value).__name__}")
         if top_k is not None:
             check_int(top_k, "top_k")
         if num_heads is not None:
