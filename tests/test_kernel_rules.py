@@ -73,3 +73,14 @@ def test_every_loop_has_a_static_bound(path):
         condition = m.group(2).strip()
         bound = re.split(r"<=|>=|<|>", condition, maxsplit=1)[-1]
         assert BOUND.match(bound), f"{path.name}: loop bound {condition!r} is not a compile-time constant"
+
+
+def test_kernel_declaration_names_follow_the_interface_list():
+    """kernel_interface.h is the one description of the top kernel's arguments; the compiler checks the
+    declaration's types against it (emu_device.cpp), this checks the names (XRT binds by name)."""
+    listed = re.findall(r"\b(?:BUFFER|SCALAR)\((\w+),", code(KERNELS / "kernel_interface.h").split("namespace")[0])
+    declaration = code(KERNELS / "m3vit_backbone.h")
+    params = declaration[declaration.index("m3vit_backbone("):declaration.index(");")]
+    declared = [p.strip().split()[-1].lstrip("*") for p in params[len("m3vit_backbone("):].split(",")]
+    assert declared == listed
+    assert len(listed) == 28 and listed[0] == "images" and listed[-1] == "last_stage"

@@ -40,7 +40,7 @@ AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, con
   args_.top_k = m.top_k;
   args_.num_tasks = m.num_tasks;
   args_.moe_mask = m.moe_mask;
-  args_.attn_scale_raw = packed_.attn_scale_raw;
+  args_.attn_scale = uint32_t(packed_.attn_scale_raw);
 }
 
 void AccelBackend::ensure_buffers(int64_t batch) {
@@ -55,11 +55,11 @@ void AccelBackend::ensure_buffers(int64_t batch) {
 
 void AccelBackend::run(int64_t batch, int64_t task_id, bool embed, int first_stage, int last_stage) {
   KernelArgs a = args_;
-  a.num_images = int32_t(batch);
-  a.task = int32_t(task_id);
+  a.num_images = uint32_t(batch);
+  a.task = uint32_t(task_id);
   a.embed = embed ? 1 : 0;
-  a.first_stage = first_stage;
-  a.last_stage = last_stage;
+  a.first_stage = uint32_t(first_stage);
+  a.last_stage = uint32_t(last_stage);
   device_->run(a);
 }
 

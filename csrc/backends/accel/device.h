@@ -7,19 +7,21 @@
 #include <cstdint>
 #include <string>
 
+#include "src/kernel_interface.h"
+
 namespace edgemoe::accel {
 
 using BufferId = int;
 
-// Arguments of the kernel m3vit_backbone (kernels/src/m3vit_backbone.h), buffers by id.
+// Arguments of the kernel m3vit_backbone, generated from its interface list
+// (kernels/src/kernel_interface.h): a buffer id per m_axi pointer, and per scalar the 32 bits its
+// s_axilite register receives (fixed-point scalars as their raw bits).
 struct KernelArgs {
-  BufferId images, weights, params, x, xn, qkv, hidden, scores, softmax_info, trace;
-  int32_t num_images, dim, heads, grid_h, grid_w, patch, depth, mlp_hidden, experts, expert_hidden, top_k,
-      num_tasks;
-  uint32_t moe_mask;
-  int32_t task;
-  int32_t attn_scale_raw;  // fm_t bits
-  int32_t embed, first_stage, last_stage;
+#define EDGEMOE_HOST_BUFFER(name, type) BufferId name = -1;
+#define EDGEMOE_HOST_SCALAR(name, type) uint32_t name = 0;
+  EDGEMOE_KERNEL_INTERFACE(EDGEMOE_HOST_BUFFER, EDGEMOE_HOST_SCALAR)
+#undef EDGEMOE_HOST_BUFFER
+#undef EDGEMOE_HOST_SCALAR
 };
 
 class Device {

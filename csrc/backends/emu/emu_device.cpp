@@ -1,9 +1,11 @@
 #include "backends/emu/emu_device.h"
 
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "backends/accel/accel_backend.h"
 #include "src/m3vit_backbone.h"
@@ -35,20 +37,33 @@ void EmuDevice::read(accel::BufferId buffer, void* data, size_t bytes, size_t of
   std::memcpy(data, at(buffer, bytes, offset), bytes);
 }
 
+namespace {
+static_assert(std::is_same<decltype(m3vit_backbone),
+                           edgemoe_hls::Signature<void EDGEMOE_KERNEL_INTERFACE(EDGEMOE_AS_PARAM_BUFFER,
+                                                                                EDGEMOE_AS_PARAM_SCALAR)>::type>::value,
+              "m3vit_backbone's declaration drifted from EDGEMOE_KERNEL_INTERFACE (kernels/src/kernel_interface.h)");
+
+// A scalar register's 32 bits as the kernel parameter type.
+template <typename T>
+T from_register(uint32_t bits) {
+  if constexpr (std::is_integral<T>::value) {
+    return T(bits);
+  } else {
+    T value;
+    value.range() = bits;
+    return value;
+  }
+}
+}  // namespace
+
 void EmuDevice::run(const accel::KernelArgs& a) {
   using namespace edgemoe_hls;
-  auto ptr = [&](accel::BufferId id) { return at(id, 0, 0); };
-  fm_t scale;
-  scale.range() = uint32_t(a.attn_scale_raw);
   std::lock_guard<std::mutex> lock(g_compute_unit);
-  m3vit_backbone(reinterpret_cast<const pixel_t*>(ptr(a.images)), reinterpret_cast<const wt_t*>(ptr(a.weights)),
-                 reinterpret_cast<const fm_t*>(ptr(a.params)), reinterpret_cast<fm_t*>(ptr(a.x)),
-                 reinterpret_cast<fm_t*>(ptr(a.xn)), reinterpret_cast<fm_t*>(ptr(a.qkv)),
-                 reinterpret_cast<fm_t*>(ptr(a.hidden)), reinterpret_cast<fm_t*>(ptr(a.scores)),
-                 reinterpret_cast<fm_t*>(ptr(a.softmax_info)), reinterpret_cast<ap_uint<32>*>(ptr(a.trace)),
-                 a.num_images, a.dim, a.heads, a.grid_h, a.grid_w, a.patch, a.depth, a.mlp_hidden, a.experts,
-                 a.expert_hidden, a.top_k, a.num_tasks, a.moe_mask, a.task, scale, a.embed, a.first_stage,
-                 a.last_stage);
+#define EDGEMOE_EMU_BUFFER(name, type) , reinterpret_cast<type*>(at(a.name, 0, 0))
+#define EDGEMOE_EMU_SCALAR(name, type) , from_register<type>(a.name)
+  std::invoke(m3vit_backbone EDGEMOE_KERNEL_INTERFACE(EDGEMOE_EMU_BUFFER, EDGEMOE_EMU_SCALAR));
+#undef EDGEMOE_EMU_BUFFER
+#undef EDGEMOE_EMU_SCALAR
 }
 
 std::unique_ptr<Backend> make_emu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,

@@ -1,0 +1,67 @@
+// The top kernel's interface, written once. Everything that must agree on it expands this list:
+// the kernel's declaration is checked against it (a static_assert on its type in the emulation device,
+// and tests/test_kernel_rules.py on its parameter names), the host's KernelArgs
+// (csrc/backends/accel/device.h) and the emulation device's call are generated from it, and an XRT
+// host binds arguments by the names and kinds in kKernelInterface.
+//   BUFFER(name, element type): an m_axi pointer (a DDR buffer the host allocates).
+//   SCALAR(name, type): an s_axilite register of 32 bits.
+#pragma once
+
+#include "formats.h"
+
+#define EDGEMOE_KERNEL_INTERFACE(BUFFER, SCALAR) \
+  BUFFER(images, const edgemoe_hls::pixel_t)     \
+  BUFFER(weights, const edgemoe_hls::wt_t)       \
+  BUFFER(params, const edgemoe_hls::fm_t)        \
+  BUFFER(x, edgemoe_hls::fm_t)                   \
+  BUFFER(xn, edgemoe_hls::fm_t)                  \
+  BUFFER(qkv, edgemoe_hls::fm_t)                 \
+  BUFFER(hidden, edgemoe_hls::fm_t)              \
+  BUFFER(scores, edgemoe_hls::fm_t)              \
+  BUFFER(softmax_info, edgemoe_hls::fm_t)        \
+  BUFFER(trace, ap_uint<32>)                     \
+  SCALAR(num_images, int)                        \
+  SCALAR(dim, int)                               \
+  SCALAR(heads, int)                             \
+  SCALAR(grid_h, int)                            \
+  SCALAR(grid_w, int)                            \
+  SCALAR(patch, int)                             \
+  SCALAR(depth, int)                             \
+  SCALAR(mlp_hidden, int)                        \
+  SCALAR(experts, int)                           \
+  SCALAR(expert_hidden, int)                     \
+  SCALAR(top_k, int)                             \
+  SCALAR(num_tasks, int)                         \
+  SCALAR(moe_mask, unsigned)                     \
+  SCALAR(task, int)                              \
+  SCALAR(attn_scale, edgemoe_hls::fm_t)          \
+  SCALAR(embed, int)                             \
+  SCALAR(first_stage, int)                       \
+  SCALAR(last_stage, int)
+
+namespace edgemoe_hls {
+
+struct KernelArgSpec {
+  const char* name;
+  bool is_buffer;  // m_axi pointer; otherwise a 32-bit s_axilite scalar
+};
+
+#define EDGEMOE_SPEC_BUFFER(name, type) {#name, true},
+#define EDGEMOE_SPEC_SCALAR(name, type) {#name, false},
+constexpr KernelArgSpec kKernelInterface[] = {EDGEMOE_KERNEL_INTERFACE(EDGEMOE_SPEC_BUFFER, EDGEMOE_SPEC_SCALAR)};
+#undef EDGEMOE_SPEC_BUFFER
+#undef EDGEMOE_SPEC_SCALAR
+constexpr int kKernelArgCount = int(sizeof(kKernelInterface) / sizeof(kKernelInterface[0]));
+
+// The function type the list describes, for checking the declaration: Signature<void, A...>::type.
+template <class R, class... A>
+struct Signature {
+  using type = R(A...);
+};
+
+}  // namespace edgemoe_hls
+
+// Expansions that start every argument with a comma, so a list can follow a leading element:
+// Signature<void EDGEMOE_KERNEL_INTERFACE(EDGEMOE_AS_PARAM_BUFFER, EDGEMOE_AS_PARAM_SCALAR)>.
+#define EDGEMOE_AS_PARAM_BUFFER(name, type) , type*
+#define EDGEMOE_AS_PARAM_SCALAR(name, type) , type
