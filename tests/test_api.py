@@ -168,6 +168,7 @@ def test_info():
     assert not result["backends"]["fpga"]["available"] and "not compiled" in result["backends"]["fpga"]["reason"]
     assert result["build"]["onednn"].startswith("2.")
     assert result["build"]["accelerator_kernel_config"] == "emu"
+    assert result["build"]["xrt"] == "2.13.0"  # the Makefile installs Debian's libxrt-dev
 
 
 def _cli(*args):

@@ -159,6 +159,7 @@ py::dict build_info() {
   d["compiler"] = EDGEMOE_COMPILER;
   d["native_cpu_tuning"] = static_cast<bool>(EDGEMOE_NATIVE_BUILD);
   d["sanitizers"] = static_cast<bool>(EDGEMOE_SANITIZED);
+  d["xrt"] = std::string(EDGEMOE_XRT_VERSION).empty() ? py::object(py::none()) : py::object(py::str(EDGEMOE_XRT_VERSION));
   const dnnl_version_t* v = dnnl_version();
   d["onednn"] = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
   d["openmp_max_threads"] = omp_get_max_threads();

@@ -6,7 +6,8 @@ from ._version import __version__
 # Every backend edgemoe knows of; those not compiled into this build are reported with why.
 KNOWN_BACKENDS = ("cpu", "emu", "fpga")
 _NOT_BUILT = {
-    "fpga": "not compiled into this build (needs the XRT host code and a synthesised .xclbin)",
+    "fpga": "not compiled into this build: the XRT host code is not written yet (XRT support itself: see "
+            "build 'xrt'; the metadata-only xclbin writer and its noop test are built when XRT is found)",
 }
 
 
