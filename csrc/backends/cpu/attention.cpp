@@ -11,8 +11,14 @@ namespace edgemoe::cpu {
 
 namespace {
 
-constexpr int kRows = 6;        // query rows per block: 6 x 4 accumulators = 24 vector registers
+#if defined(__AVX512F__)
+constexpr int kRows = 6;        // query rows per block: 6 x 4 accumulators = 24 of the 32 zmm registers
 constexpr int kColVecs = 4;     // score columns per inner tile = 4 x 16
+#else
+// A v16f is two ymm registers: 6 x 4 accumulators would need 48 of AVX2's 16 and spill every FMA.
+constexpr int kRows = 4;        // 4 x 1 accumulators = 8 ymm, + 2 for K, 1 for the broadcast q
+constexpr int kColVecs = 1;
+#endif
 constexpr int64_t kColTile = kColVecs * kLanes;
 
 // scores[r, 0:n_pad] = scale * q_r . K^T for kRows query rows (rows past the end repeat the last).
