@@ -63,21 +63,36 @@ void softmax_numerators(float* scores, int64_t n, int64_t n_pad, float* sums) {
   }
 }
 
-// out_r = (sum_j p[r, j] v_j) / sums[r]; HV = hd / 16 vectors per value row.
-template <int HV>
-void weighted_values(const float* probs, const float* v, int64_t n, int64_t n_pad, const float* sums,
-                     float* const* out, int valid_rows) {
-  v16f acc[kRows][HV] = {};
+// out_r = (sum_j p[r, j] v_j) / sums[r]; HV = hd / 16 vectors per value row. Rows go in passes of
+// R whose R x HV accumulators stay in registers (AVX-512: all kRows at once; AVX2, where a v16f is
+// two of its 16 ymm registers: 2 rows at head dim 32, 1 at 64).
+template <int HV, int R>
+void weighted_values_rows(const float* probs, const float* v, int64_t n, int64_t n_pad, const float* sums,
+                          float* const* out, int first_row, int valid_rows) {
+  v16f acc[R][HV] = {};
   for (int64_t j = 0; j < n; ++j) {
     v16f vj[HV];
     for (int h = 0; h < HV; ++h) vj[h] = load16(v + j * HV * kLanes + h * kLanes);
-    for (int r = 0; r < kRows; ++r) {
-      const v16f p = splat16(probs[r * n_pad + j]);
+    for (int r = 0; r < R; ++r) {
+      const v16f p = splat16(probs[(first_row + r) * n_pad + j]);
       for (int h = 0; h < HV; ++h) acc[r][h] += p * vj[h];
     }
   }
-  for (int r = 0; r < valid_rows; ++r)
-    for (int h = 0; h < HV; ++h) store16(out[r] + h * kLanes, acc[r][h] * (1.0f / sums[r]));
+  for (int r = 0; r < R && first_row + r < valid_rows; ++r)
+    for (int h = 0; h < HV; ++h) store16(out[first_row + r] + h * kLanes, acc[r][h] * (1.0f / sums[first_row + r]));
+}
+
+template <int HV>
+void weighted_values(const float* probs, const float* v, int64_t n, int64_t n_pad, const float* sums,
+                     float* const* out, int valid_rows) {
+#if defined(__AVX512F__)
+  constexpr int R = kRows;
+#else
+  constexpr int R = HV <= 2 ? 2 : 1;
+#endif
+  static_assert(kRows % R == 0, "row passes must tile the row block");
+  for (int r0 = 0; r0 < valid_rows; r0 += R)
+    weighted_values_rows<HV, R>(probs, v, n, n_pad, sums, out, r0, valid_rows);
 }
 
 void weighted_values_generic(const float* probs, const float* v, int64_t n, int64_t n_pad, int64_t hd,
