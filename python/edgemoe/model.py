@@ -136,16 +136,11 @@ class Model:
             raise ValueError(f"images contain {bad} NaN or Inf values")
         return images
 
-    def _checked(self, result, what: str):
-        """Emit the backend's input warnings; refuse outputs that overflowed float32."""
-        outputs, notes = result
+    @staticmethod
+    def _warn(notes):
+        """The backend's input warnings for the call (e.g. emu's clipped pixels)."""
         for note in notes:
             warnings.warn(note, InputRangeWarning, stacklevel=3)
-        for out in outputs if isinstance(outputs, list) else [outputs]:
-            if not bool(torch.isfinite(out).all()):
-                raise ValueError(f"images: the {what} overflowed float32 (non-finite values on backend "
-                                 f"{self.backend!r}); M3ViT expects normalised images (edgemoe.preprocess)")
-        return outputs
 
     def __call__(self, images: torch.Tensor, task: Optional[str] = None,
                  tasks: Optional[Iterable[str]] = None) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -155,14 +150,22 @@ class Model:
         if not names:
             raise ValueError("tasks is empty")
         ids = [self._task_id(t) for t in names]
-        outputs = self._checked(self._native.forward(self._check_images(images), ids), "forward pass")
+        outputs, notes = self._native.forward(self._check_images(images), ids)
+        self._warn(notes)
+        # The core refuses a non-finite backbone; finite but huge features can still overflow a head.
+        for out in outputs:
+            if not bool(torch.isfinite(out).all()):
+                raise ValueError(f"images: the forward pass overflowed float32 (non-finite values on backend "
+                                 f"{self.backend!r}); M3ViT expects normalised images (edgemoe.preprocess)")
         return outputs[0] if task is not None else dict(zip(names, outputs))
 
     forward = __call__
 
     def features(self, images: torch.Tensor, task: str) -> torch.Tensor:
         """The backbone's last block output [B, tokens, D] (cls first) for one task."""
-        return self._checked(self._native.features(self._check_images(images), self._task_id(task)), "backbone")
+        features, notes = self._native.features(self._check_images(images), self._task_id(task))
+        self._warn(notes)  # the core has refused non-finite features
+        return features
 
     def moe_trace(self, task: str):
         """What the accelerator's MoE unit did in the last forward of `task` (emu/fpga backends):
