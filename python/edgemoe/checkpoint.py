@@ -426,11 +426,9 @@ def _load_legacy(path: Path, file_size: int):
             if len(header) != 8 or struct.unpack("<q", header)[0] != storage.numel:
                 raise CheckpointError(f"storage '{key}' is truncated or its length prefix disagrees with its size")
             nbytes = storage.numel * storage.flat.element_size()
-            data = f.read(nbytes)
-            if len(data) != nbytes:
-                raise CheckpointError(f"storage '{key}' is truncated ({len(data)} of {nbytes} bytes)")
-            if nbytes:
-                storage.flat.view(torch.uint8).copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+            got = f.readinto(memoryview(storage.flat.view(torch.uint8).numpy())) if nbytes else 0
+            if got != nbytes:
+                raise CheckpointError(f"storage '{key}' is truncated ({got} of {nbytes} bytes)")
         return result
 
 
