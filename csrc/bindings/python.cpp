@@ -11,6 +11,9 @@
 #include "backends/cpu/onednn_layers.h"
 #include "core/backend.h"
 #include "core/model.h"
+#if EDGEMOE_XRT_TOOLS
+#include "backends/fpga/xclbin_writer.h"
+#endif
 #include "src/hls_types.h"
 
 namespace py = pybind11;
@@ -93,10 +96,29 @@ void check_images(const torch::Tensor& x, const ModelConfig& c) {
   if (x.size(0) < 1) throw py::value_error("images must hold at least one image");
 }
 
+// Backend options as the Python layer passes them: {"xclbin": str, "device": int, "timeout": float},
+// each optional; the Python layer has checked types and which backend takes them.
+edgemoe::BackendOptions options_from_dict(const py::dict& d) {
+  edgemoe::BackendOptions o;
+  for (const auto& item : d) {
+    const std::string key = py::str(item.first);
+    try {
+      if (key == "xclbin") o.xclbin = item.second.cast<std::string>();
+      else if (key == "device") o.device = item.second.cast<int>();
+      else if (key == "timeout") o.timeout_s = item.second.cast<double>();
+      else throw py::value_error("unknown backend option '" + key + "'");
+    } catch (const py::cast_error&) {
+      throw py::type_error("backend option '" + key + "' has the wrong type");
+    }
+  }
+  return o;
+}
+
 class PyModel {
  public:
-  PyModel(const py::dict& config, const py::dict& weights, const std::string& backend, int num_threads)
-      : model_(config_from_dict(config), weights_from_dict(weights), backend, num_threads) {}
+  PyModel(const py::dict& config, const py::dict& weights, const std::string& backend, int num_threads,
+          const py::dict& options)
+      : model_(config_from_dict(config), weights_from_dict(weights), backend, num_threads, options_from_dict(options)) {}
 
   // Returns (one output per task, the backend's input warnings).
   py::tuple forward(torch::Tensor images, const std::vector<int64_t>& task_ids) {
@@ -141,9 +163,10 @@ class PyModel {
   }
 
   std::string backend() const { return model_.backend_name(); }
-  void set_backend(const std::string& name) {
+  void to(const std::string& name, const py::dict& options) {
+    const edgemoe::BackendOptions o = options_from_dict(options);
     py::gil_scoped_release release;
-    model_.set_backend(name);
+    model_.set_backend(name, o);
   }
   int num_threads() const { return model_.num_threads(); }
   void set_num_threads(int n) { model_.set_num_threads(n); }
@@ -160,6 +183,7 @@ py::dict build_info() {
   d["native_cpu_tuning"] = static_cast<bool>(EDGEMOE_NATIVE_BUILD);
   d["sanitizers"] = static_cast<bool>(EDGEMOE_SANITIZED);
   d["xrt"] = std::string(EDGEMOE_XRT_VERSION).empty() ? py::object(py::none()) : py::object(py::str(EDGEMOE_XRT_VERSION));
+  d["arch"] = EDGEMOE_ARCH;
   const dnnl_version_t* v = dnnl_version();
   d["onednn"] = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
   d["openmp_max_threads"] = omp_get_max_threads();
@@ -184,12 +208,13 @@ py::list backends() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "edgemoe native core";
   py::class_<PyModel>(m, "Model")
-      .def(py::init<const py::dict&, const py::dict&, const std::string&, int>(), py::arg("config"),
-           py::arg("weights"), py::arg("backend"), py::arg("num_threads"))
+      .def(py::init<const py::dict&, const py::dict&, const std::string&, int, const py::dict&>(), py::arg("config"),
+           py::arg("weights"), py::arg("backend"), py::arg("num_threads"), py::arg("options"))
       .def("forward", &PyModel::forward, py::arg("images"), py::arg("task_ids"))
       .def("features", &PyModel::features, py::arg("images"), py::arg("task_id"))
       .def("moe_trace", &PyModel::moe_trace, py::arg("task_id"))
-      .def_property("backend", &PyModel::backend, &PyModel::set_backend)
+      .def_property_readonly("backend", &PyModel::backend)
+      .def("to", &PyModel::to, py::arg("backend"), py::arg("options"))
       .def_property("num_threads", &PyModel::num_threads, &PyModel::set_num_threads);
   m.def("build_info", &build_info);
   m.def(
@@ -203,6 +228,45 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("config"), "(name, shape) of every tensor a model with this config reads");
   m.def("backends", &backends);
+  m.def(
+      "devices",
+      [](const std::string& backend) {
+        py::gil_scoped_release release;
+        return edgemoe::list_devices(backend);
+      },
+      py::arg("backend"), "probe the system for the devices a backend can run on (fpga: XRT devices)");
+  // A device run past its timeout is a TimeoutError, whatever state the device is left in.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const edgemoe::DeviceTimeout& e) {
+      PyErr_SetString(PyExc_TimeoutError, e.what());
+    }
+  });
+#if EDGEMOE_XRT_TOOLS
+  m.def(
+      "metadata_xclbin",
+      [](const std::string& kernel, const std::vector<std::string>& bank_tags, const std::vector<int>& buffer_banks,
+         const std::vector<std::pair<std::string, bool>>& args) {
+        edgemoe::fpga::XclbinDescription d;
+        d.kernel = kernel;
+        d.instance = kernel + "_1";
+        d.banks.clear();
+        uint64_t base = 0x4000000000ull;
+        for (const std::string& tag : bank_tags) {
+          d.banks.push_back({tag, base, 256ull << 10});
+          base += 256ull << 20;
+        }
+        d.buffer_banks = buffer_banks;
+        for (const auto& a : args) d.args.push_back({a.first, a.second});
+        const std::vector<char> bytes = edgemoe::fpga::metadata_xclbin(d);
+        return py::bytes(bytes.data(), bytes.size());
+      },
+      py::arg("kernel") = "m3vit_backbone", py::arg("banks") = std::vector<std::string>{"DDR[0]"},
+      py::arg("buffer_banks") = std::vector<int>{}, py::arg("args") = std::vector<std::pair<std::string, bool>>{},
+      "a metadata-only .xclbin (no bitstream) describing m3vit_backbone, for dry runs under XRT's noop shim; "
+      "args: (name, is_buffer) to describe another interface");
+#endif
   m.def(
       "gemm_peak_gflops",
       [](int64_t size, int repeats, int threads) {

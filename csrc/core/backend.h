@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -39,12 +40,30 @@ class Backend {
 struct BackendInfo {
   std::string name;
   bool available;
-  std::string reason;  // why not, when unavailable
+  std::string reason;  // why not, when unavailable; otherwise what it needs at run time, if anything
+};
+
+// Options of the backends that drive a device (fpga). Backends without a device ignore them; the
+// Python layer refuses them for those.
+struct BackendOptions {
+  std::string xclbin;       // fpga: the .xclbin with m3vit_backbone
+  int device = 0;           // fpga: XRT device index
+  double timeout_s = 300;   // fpga: longest a single kernel run may take
+};
+
+// A device run that did not finish in time (Python: TimeoutError).
+class DeviceTimeout : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // Factory over the backends compiled into this build (backend_registry.cpp).
 std::unique_ptr<Backend> make_backend(const std::string& name, const ModelConfig& config,
-                                      std::shared_ptr<const ModelWeights> weights, int num_threads);
+                                      std::shared_ptr<const ModelWeights> weights, int num_threads,
+                                      const BackendOptions& options = {});
 std::vector<BackendInfo> list_backends();
+// The devices a backend can run on, found by probing the system (only when asked: e.g. XRT
+// devices for fpga). Empty for backends without devices; std::runtime_error if probing fails.
+std::vector<std::string> list_devices(const std::string& backend);
 
 }  // namespace edgemoe

@@ -69,11 +69,12 @@ void require_finite_backbone(const float* x, size_t count) {
 }  // namespace
 
 Model::Model(ModelConfig config, std::shared_ptr<const ModelWeights> weights,
-             const std::string& backend, int num_threads)
-    : config_(std::move(config)), weights_(std::move(weights)), num_threads_(std::max(1, num_threads)) {
+             const std::string& backend, int num_threads, BackendOptions options)
+    : config_(std::move(config)), weights_(std::move(weights)), num_threads_(std::max(1, num_threads)),
+      options_(std::move(options)) {
   config_.validate();
   weights_->validate(config_);
-  backend_ = make_backend(backend, config_, weights_, num_threads_);
+  backend_ = make_backend(backend, config_, weights_, num_threads_, options_);
 }
 
 std::string Model::backend_name() const {
@@ -81,15 +82,17 @@ std::string Model::backend_name() const {
   return backend_->name();
 }
 
-void Model::set_backend(const std::string& backend) {
+void Model::set_backend(const std::string& backend, const BackendOptions& options) {
   std::lock_guard<std::mutex> lock(mutex_);
-  backend_ = make_backend(backend, config_, weights_, num_threads_);
+  backend_ = make_backend(backend, config_, weights_, num_threads_, options);
+  options_ = options;
 }
 
 void Model::set_num_threads(int num_threads) {
   std::lock_guard<std::mutex> lock(mutex_);
-  num_threads_ = std::max(1, num_threads);
-  backend_ = make_backend(backend_->name(), config_, weights_, num_threads_);
+  const int threads = std::max(1, num_threads);
+  backend_ = make_backend(backend_->name(), config_, weights_, threads, options_);
+  num_threads_ = threads;
 }
 
 std::vector<std::string> Model::forward(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,

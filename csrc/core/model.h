@@ -15,7 +15,7 @@ namespace edgemoe {
 class Model {
  public:
   Model(ModelConfig config, std::shared_ptr<const ModelWeights> weights, const std::string& backend,
-        int num_threads);
+        int num_threads, BackendOptions options = {});
 
   const ModelConfig& config() const { return config_; }
   std::string backend_name() const;
@@ -23,7 +23,8 @@ class Model {
     std::lock_guard<std::mutex> lock(mutex_);
     return num_threads_;
   }
-  void set_backend(const std::string& backend);
+  // Replaces the backend; the current one stays if the new one cannot be made.
+  void set_backend(const std::string& backend, const BackendOptions& options);
   void set_num_threads(int num_threads);
 
   // images [batch, 3, H, W]; outputs[t] receives [batch, C_t, H, W] for task_ids[t].
@@ -45,6 +46,7 @@ class Model {
   std::shared_ptr<const ModelWeights> weights_;
   std::unique_ptr<Backend> backend_;
   int num_threads_;
+  BackendOptions options_;
   mutable std::mutex mutex_;
 };
 

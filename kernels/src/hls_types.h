@@ -19,10 +19,18 @@
 #define EDGEMOE_EMU_PARALLEL 1
 #endif
 
-#ifndef EDGEMOE_KERNEL_CONFIG
-#define EDGEMOE_KERNEL_CONFIG "config/emu.h"
+// The board is a plain define (-DEDGEMOE_BOARD_ZCU102), not a quoted path: it survives shell, v++
+// and Tcl quoting unchanged. No define: the emulation build.
+#if defined(EDGEMOE_BOARD_ZCU102)
+#include "../config/zcu102.h"
+#elif defined(EDGEMOE_BOARD_U280)
+#include "../config/u280.h"
+#else
+#include "../config/emu.h"
 #endif
-#include EDGEMOE_KERNEL_CONFIG
+#if defined(EDGEMOE_BOARD_ZCU102) && defined(EDGEMOE_BOARD_U280)
+#error "define one board: EDGEMOE_BOARD_ZCU102 or EDGEMOE_BOARD_U280"
+#endif
 
 // A loop bound that is a runtime size clamped to a compile-time maximum: the loop has a static
 // maximum trip count (what HLS needs) without an early exit (what vectorising compilers need).

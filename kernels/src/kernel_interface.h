@@ -41,6 +41,9 @@
 
 namespace edgemoe_hls {
 
+// Images per call: the static bound of the kernel's image loop; the host splits larger batches.
+constexpr int kMaxImagesPerRun = 1024;
+
 struct KernelArgSpec {
   const char* name;
   bool is_buffer;  // m_axi pointer; otherwise a 32-bit s_axilite scalar

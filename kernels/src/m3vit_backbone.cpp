@@ -1,6 +1,7 @@
 #include "m3vit_backbone.h"
 
 #include "attention.h"
+#include "build_record.h"
 #include "layernorm.h"
 #include "layout.h"
 #include "linear.h"
@@ -95,13 +96,17 @@ extern "C" void m3vit_backbone(const pixel_t* images, const wt_t* weights, const
 #pragma HLS INTERFACE s_axilite port = first_stage
 #pragma HLS INTERFACE s_axilite port = last_stage
 #pragma HLS INTERFACE s_axilite port = return
+  if (first_stage == kBuildQueryStage) {
+    write_build_record(trace);
+    return;
+  }
   const ModelDims m = {dim, heads, grid_h, grid_w, patch, depth, mlp_hidden, experts, expert_hidden, top_k,
                        num_tasks, moe_mask};
   const int n = tokens(m);
   const long image_size = 3L * grid_h * patch * grid_w * patch;
   const long trace_per_image = trace_size(m, 1);
 images_loop:
-  for (int i = 0; i < 1024; ++i) {
+  for (int i = 0; i < kMaxImagesPerRun; ++i) {
     if (i >= num_images) break;
     fm_t* xi = x + (long)i * n * dim;
     if (embed) patch_embedding(images + i * image_size, weights, params, xi, m);

@@ -20,7 +20,7 @@ def _load(args):
 def cmd_info(args):
     from .info import info
 
-    info(print_it=True)
+    info(print_it=True, devices=args.devices)
     return 0
 
 
@@ -56,7 +56,9 @@ def cmd_run(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="edgemoe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="version, build options, backends and why any is unavailable")
+    p_info = sub.add_parser("info", help="version, build options, backends and why any is unavailable")
+    p_info.add_argument("--devices", action="store_true",
+                        help="also probe the system for FPGA devices through XRT (never done otherwise)")
 
     run = sub.add_parser("run", help="run a checkpoint on an image, one PNG per task")
     run.add_argument("--checkpoint", required=True, help="M3ViT checkpoint directory or .pth/.pth.tar file")

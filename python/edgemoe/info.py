@@ -5,10 +5,7 @@ from ._version import __version__
 
 # Every backend edgemoe knows of; those not compiled into this build are reported with why.
 KNOWN_BACKENDS = ("cpu", "emu", "fpga")
-_NOT_BUILT = {
-    "fpga": "not compiled into this build: the XRT host code is not written yet (XRT support itself: see "
-            "build 'xrt'; the metadata-only xclbin writer and its noop test are built when XRT is found)",
-}
+_NOT_BUILT: dict = {}
 
 
 def backend_status() -> dict:
@@ -34,10 +31,23 @@ def require_backend(name: str) -> None:
         raise RuntimeError(f"backend {name!r} is unavailable: {status[name]['reason']}")
 
 
-def info(print_it: bool = False) -> dict:
+def info(print_it: bool = False, devices: bool = False) -> dict:
+    """Version, build options and backends. For an available backend, "reason" notes what it needs at
+    run time (fpga: the XRT runtime the environment provides), found without touching a device.
+    ``devices=True`` also probes the system for FPGA devices through XRT: {"fpga": [...]} or, if
+    probing fails, {"fpga": "why"}."""
     from . import _C
 
     result = {"version": __version__, "build": dict(_C.build_info()), "backends": backend_status()}
+    if devices:
+        found = {}
+        for name, status in result["backends"].items():
+            if name == "fpga":
+                try:
+                    found[name] = list(_C.devices(name)) if status["available"] else status["reason"]
+                except RuntimeError as exc:
+                    found[name] = str(exc)
+        result["devices"] = found
     if print_it:
         print(format_info(result))
     return result
@@ -48,5 +58,17 @@ def format_info(result: dict) -> str:
     lines += [f"  {k}: {v}" for k, v in result["build"].items()]
     lines.append("backends:")
     for name, b in result["backends"].items():
-        lines.append(f"  {name}: " + ("available" if b["available"] else f"unavailable - {b['reason']}"))
+        if b["available"]:
+            lines.append(f"  {name}: available" + (f" ({b['reason']})" if b["reason"] else ""))
+        else:
+            lines.append(f"  {name}: unavailable - {b['reason']}")
+    if "devices" in result:
+        lines.append("devices:")
+        for name, found in result["devices"].items():
+            if isinstance(found, str):
+                lines.append(f"  {name}: cannot probe - {found}")
+            elif not found:
+                lines.append(f"  {name}: none found")
+            else:
+                lines += [f"  {name} {d}" for d in found]
     return "\n".join(lines)

@@ -1,6 +1,8 @@
 """edgemoe.Model: an M3ViT checkpoint on one of the native backends."""
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import re
 import warnings
@@ -29,34 +31,83 @@ def _check_threads(value) -> int:
     return n
 
 
+# Options of backends that drive a device: fpga only.
+_DEVICE_BACKENDS = ("fpga",)
+DEFAULT_TIMEOUT_S = 300.0
+
+
+def _backend_options(backend: str, xclbin=None, device=None, timeout=None) -> dict:
+    """The native backend options, checked: which backend takes them, types, ranges, the file's presence.
+
+    ``xclbin`` defaults to the ``EDGEMOE_XCLBIN`` environment variable; ``device`` to XRT device 0;
+    ``timeout`` (seconds per kernel run) to 300.
+    """
+    given = [name for name, value in (("xclbin", xclbin), ("device", device), ("timeout", timeout)) if value is not None]
+    if backend not in _DEVICE_BACKENDS:
+        if given:
+            raise ValueError(f"{', '.join(given)}: only backend='fpga' takes {'these options' if len(given) > 1 else 'this option'}, "
+                             f"not backend={backend!r}")
+        return {}
+    if xclbin is None:
+        xclbin = os.environ.get("EDGEMOE_XCLBIN") or None
+        if xclbin is None:
+            raise ValueError("backend='fpga' needs xclbin='.../m3vit_backbone.hw.xclbin' (built with kernels/vitis) "
+                             "or the EDGEMOE_XCLBIN environment variable")
+    if not isinstance(xclbin, (str, os.PathLike)):
+        raise TypeError(f"xclbin must be a str or os.PathLike, got {type(xclbin).__name__}")
+    path = os.fspath(xclbin)
+    if not isinstance(path, str):
+        raise TypeError("xclbin must be a str path, not bytes")
+    if not os.path.isfile(path):
+        raise ValueError(f"xclbin: no such file {path!r}")
+    options = {"xclbin": os.path.abspath(path)}
+    if device is not None:
+        options["device"] = check_int(device, "device", minimum=0)
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+            raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+        if not (math.isfinite(timeout) and 0 < timeout <= 86400):
+            raise ValueError(f"timeout must be in (0, 86400] seconds, got {timeout}")
+        options["timeout"] = float(timeout)
+    else:
+        options["timeout"] = DEFAULT_TIMEOUT_S
+    return options
+
+
 class Model:
-    """Run M3ViT's task-gated forward pass on a native backend ("cpu", later "emu", "fpga").
+    """Run M3ViT's task-gated forward pass on a native backend: "cpu", "emu" or "fpga".
 
     ``model(images, task="semseg")`` returns the raw head output [B, C, H, W];
     ``model(images, tasks=[...])`` returns a dict, sharing the work before the first MoE layer.
+    The fpga backend takes ``xclbin=`` (default: ``$EDGEMOE_XCLBIN``), ``device=`` (XRT index, 0)
+    and ``timeout=`` (seconds per kernel run, 300).
     """
 
     def __init__(self, config: ModelConfig, state: Dict[str, torch.Tensor], backend: str = "cpu",
-                 num_threads: Optional[int] = None, sources: Optional[Dict[str, str]] = None):
+                 num_threads: Optional[int] = None, sources: Optional[Dict[str, str]] = None, *,
+                 xclbin=None, device: Optional[int] = None, timeout: Optional[float] = None):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be an edgemoe.ModelConfig, got {type(config).__name__}")
         self._config = config
         require_backend(backend)
+        options = _backend_options(backend, xclbin, device, timeout)
         threads = _default_threads() if num_threads is None else _check_threads(num_threads)
         weights = select_weights(config, state, sources)
         try:
-            self._native = _C.Model(config.to_native(), weights, backend, threads)
+            self._native = _C.Model(config.to_native(), weights, backend, threads, options)
         except ValueError as exc:
             raise _with_source(exc, sources) from None
 
     @classmethod
     def from_checkpoint(cls, path, backend: str = "cpu", *, top_k: Optional[int] = None,
                         num_heads: Optional[int] = None, image_size=None, config=None,
-                        num_threads: Optional[int] = None) -> "Model":
+                        num_threads: Optional[int] = None, xclbin=None, device: Optional[int] = None,
+                        timeout: Optional[float] = None) -> "Model":
         """Load an M3ViT checkpoint as saved: a rank-shard directory, a .pth/.pth.tar file, or a bare state dict.
 
         ``top_k``, ``num_heads`` and ``image_size`` (H, W) override what the weights cannot tell;
         ``config`` is an M3ViT YAML config file supplying them; otherwise M3ViT's README defaults apply.
+        ``xclbin``, ``device`` and ``timeout`` are the fpga backend's options (see Model).
         """
         # Arguments first: what fails after this is the checkpoint's fault and says so.
         for name, value in (("path", path), ("config", config)):
@@ -71,14 +122,22 @@ class Model:
         if num_threads is not None:
             _check_threads(num_threads)
         require_backend(backend)
+        _backend_options(backend, xclbin, device, timeout)
         try:
             state, sources = load_state_dict(path)
             cfg = derive_config(state, top_k=top_k, num_heads=num_heads, image_size=image_size, yaml_config=config)
-            return cls(cfg, state, backend, num_threads, sources)
         except CheckpointError:
             raise
         except ValueError as exc:
             if config is not None and str(exc).startswith(f"config file {config}"):
+                raise
+            raise CheckpointError(f"{path}: {exc}") from None
+        try:
+            return cls(cfg, state, backend, num_threads, sources, xclbin=xclbin, device=device, timeout=timeout)
+        except CheckpointError:
+            raise
+        except ValueError as exc:
+            if str(exc).startswith("xclbin"):  # the xclbin's fault, not the checkpoint's
                 raise
             raise CheckpointError(f"{path}: {exc}") from None
 
@@ -102,10 +161,12 @@ class Model:
     def num_threads(self, value: int):
         self._native.num_threads = _check_threads(value)
 
-    def to(self, backend: str) -> "Model":
-        """Move to another backend in place (weights are re-packed for it); returns self."""
+    def to(self, backend: str, *, xclbin=None, device: Optional[int] = None,
+           timeout: Optional[float] = None) -> "Model":
+        """Move to another backend in place (weights are re-packed for it); returns self. On failure the
+        model stays on its current backend. fpga options as in Model."""
         require_backend(backend)
-        self._native.backend = backend
+        self._native.to(backend, _backend_options(backend, xclbin, device, timeout))
         return self
 
     def _task_id(self, task: str) -> int:

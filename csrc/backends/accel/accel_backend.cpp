@@ -7,27 +7,33 @@ namespace edgemoe::accel {
 
 namespace {
 constexpr long kFmBytes = sizeof(edgemoe_hls::fm_t);  // every activation buffer holds fm_t
+
+// The kernel must answer the query, and the model fit its build, before a weight is packed.
+const ModelConfig& checked(const ModelConfig& config, const KernelBuild& build) {
+  check_fits_build(config, build);
+  return config;
+}
 }  // namespace
 
 AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, const ModelConfig& config,
                            std::shared_ptr<const ModelWeights> weights, int num_threads)
-    : name_(std::move(name)), device_(std::move(device)), config_(config),
-      packed_(pack_model(config, *weights)), heads_(config, weights, num_threads, /*with_backbone=*/false),
+    : name_(std::move(name)), device_(std::move(device)), build_(query_kernel_build(*device_)),
+      config_(checked(config, build_)), packed_(pack_model(config_, *weights)), heads_(config, weights, num_threads, /*with_backbone=*/false),
       traces_(config.tasks.size()) {
   const edgemoe_hls::ModelDims& m = packed_.dims;
   const size_t weight_bytes = packed_.weights.size() * sizeof(edgemoe_hls::wt_t);
   const size_t param_bytes = packed_.params.size() * kFmBytes;
-  args_.weights = device_->allocate(weight_bytes);
+  args_.weights = device_->allocate(weight_bytes, KernelArg::weights);
   device_->write(args_.weights, packed_.weights.data(), weight_bytes);
-  args_.params = device_->allocate(param_bytes);
+  args_.params = device_->allocate(param_bytes, KernelArg::params);
   device_->write(args_.params, packed_.params.data(), param_bytes);
   const long n = edgemoe_hls::tokens(m), D = m.dim;
   const long widest = std::max<long>({D, m.mlp_hidden, m.expert_hidden});
-  args_.xn = device_->allocate(n * D * kFmBytes);
-  args_.qkv = device_->allocate(n * 3 * D * kFmBytes);
-  args_.hidden = device_->allocate(n * widest * kFmBytes);
-  args_.scores = device_->allocate(edgemoe_hls::scores_size(int(n), m.heads) * kFmBytes);
-  args_.softmax_info = device_->allocate(n * m.heads * edgemoe_hls::kSoftmaxInfoWords * kFmBytes);
+  args_.xn = device_->allocate(n * D * kFmBytes, KernelArg::xn);
+  args_.qkv = device_->allocate(n * 3 * D * kFmBytes, KernelArg::qkv);
+  args_.hidden = device_->allocate(n * widest * kFmBytes, KernelArg::hidden);
+  args_.scores = device_->allocate(edgemoe_hls::scores_size(int(n), m.heads) * kFmBytes, KernelArg::scores);
+  args_.softmax_info = device_->allocate(n * m.heads * edgemoe_hls::kSoftmaxInfoWords * kFmBytes, KernelArg::softmax_info);
   args_.dim = m.dim;
   args_.heads = m.heads;
   args_.grid_h = m.grid_h;
@@ -47,9 +53,14 @@ void AccelBackend::ensure_buffers(int64_t batch) {
   if (batch <= buffer_batch_) return;
   const edgemoe_hls::ModelDims& m = packed_.dims;
   const long n = edgemoe_hls::tokens(m);
-  args_.images = device_->allocate(batch * 3 * config_.image_h() * config_.image_w());
-  args_.x = device_->allocate(batch * n * m.dim * kFmBytes);
-  args_.trace = device_->allocate(std::max<long>(1, edgemoe_hls::trace_size(m, int(batch))) * sizeof(uint32_t));
+  for (BufferId old : {args_.images, args_.x, args_.trace})
+    if (old >= 0) device_->release(old);
+  args_.images = args_.x = args_.trace = -1;
+  buffer_batch_ = 0;
+  args_.images = device_->allocate(batch * 3 * config_.image_h() * config_.image_w(), KernelArg::images);
+  args_.x = device_->allocate(batch * n * m.dim * kFmBytes, KernelArg::x);
+  args_.trace = device_->allocate(std::max<long>(1, edgemoe_hls::trace_size(m, int(batch))) * sizeof(uint32_t),
+                                  KernelArg::trace);
   buffer_batch_ = batch;
 }
 
@@ -73,7 +84,6 @@ void AccelBackend::read_features(int64_t batch, float* out) {
 void AccelBackend::backbone(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
                             const std::vector<float*>& features) {
   if (task_ids.empty()) return;
-  ensure_buffers(batch);
   const int64_t plane = config_.image_h() * config_.image_w();
   std::vector<uint8_t> pixels;
   const PixelClipping clipped = quantize_images(images, batch, plane, &pixels);
@@ -87,7 +97,21 @@ void AccelBackend::backbone(const float* images, int64_t batch, const std::vecto
                               worst + " pixel levels beyond [0, 255]) and were clipped; give it images made by "
                               "edgemoe.preprocess");
   }
-  device_->write(args_.images, pixels.data(), pixels.size());
+  for (int64_t t : task_ids) traces_[t].clear();
+  const int64_t per_call = int64_t(build_[edgemoe_hls::kRecord_max_images]);
+  const int64_t feature_size = config_.num_tokens() * config_.embed_dim;
+  for (int64_t first = 0; first < batch; first += per_call) {
+    const int64_t count = std::min(per_call, batch - first);
+    std::vector<float*> chunk_features;
+    for (float* f : features) chunk_features.push_back(f + first * feature_size);
+    backbone_chunk(pixels.data() + first * 3 * plane, count, task_ids, chunk_features);
+  }
+}
+
+void AccelBackend::backbone_chunk(const uint8_t* pixels, int64_t batch, const std::vector<int64_t>& task_ids,
+                                  const std::vector<float*>& features) {
+  ensure_buffers(batch);
+  device_->write(args_.images, pixels, size_t(batch * 3 * config_.image_h() * config_.image_w()));
 
   // Stage 2b is block b's attention half, 2b+1 its MLP/MoE half; everything before the first
   // MoE half is task-independent and runs once.
@@ -107,8 +131,11 @@ void AccelBackend::backbone(const float* images, int64_t batch, const std::vecto
       if (t > 0) device_->write(args_.x, shared.data(), state_bytes);
       run(batch, task_ids[t], false, split, end);
       std::vector<uint32_t>& trace = traces_[task_ids[t]];
-      trace.resize(trace_words);
-      if (trace_words) device_->read(args_.trace, trace.data(), trace_words * sizeof(uint32_t));
+      const bool repeated = std::find(task_ids.begin(), task_ids.begin() + t, task_ids[t]) != task_ids.begin() + t;
+      if (repeated) trace.resize(trace.size() - trace_words);  // same task twice in one call: keep one copy
+      const size_t before = trace.size();
+      trace.resize(before + trace_words);
+      if (trace_words) device_->read(args_.trace, trace.data() + before, trace_words * sizeof(uint32_t));
     }
     read_features(batch, features[t]);
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backends/accel/device.h"
+#include "backends/accel/kernel_build.h"
 #include "backends/accel/weight_packer.h"
 #include "backends/cpu/cpu_backend.h"
 #include "core/backend.h"
@@ -27,9 +28,13 @@ class AccelBackend : public Backend {
   void ensure_buffers(int64_t batch);
   void run(int64_t batch, int64_t task_id, bool embed, int first_stage, int last_stage);
   void read_features(int64_t batch, float* out);
+  // One kernel call's worth of images (at most the build's max_images); traces are appended.
+  void backbone_chunk(const uint8_t* pixels, int64_t batch, const std::vector<int64_t>& task_ids,
+                      const std::vector<float*>& features);
 
   std::string name_;
   std::unique_ptr<Device> device_;
+  KernelBuild build_;  // what the device's kernel said it was compiled with
   ModelConfig config_;
   PackedModel packed_;
   cpu::CpuBackend heads_;

@@ -24,13 +24,28 @@ struct KernelArgs {
 #undef EDGEMOE_HOST_SCALAR
 };
 
+// The kernel's arguments by position in the interface list.
+enum class KernelArg : int {
+#define EDGEMOE_ARG_INDEX(name, type) name,
+  EDGEMOE_KERNEL_INTERFACE(EDGEMOE_ARG_INDEX, EDGEMOE_ARG_INDEX)
+#undef EDGEMOE_ARG_INDEX
+};
+
 class Device {
  public:
   virtual ~Device() = default;
   virtual std::string name() const = 0;
-  virtual BufferId allocate(size_t bytes) = 0;
+  // Where the kernel lives, for messages ("the emulated kernel", "xclbin '...' on XRT device 0").
+  virtual std::string origin() const = 0;
+  // False when the device only goes through the motions (XRT's noop shim): nothing it returns
+  // was computed.
+  virtual bool executes() const { return true; }
+  // A buffer for kernel argument `arg`, in the memory the argument's port reaches.
+  virtual BufferId allocate(size_t bytes, KernelArg arg) = 0;
+  virtual void release(BufferId buffer) = 0;
   virtual void write(BufferId buffer, const void* data, size_t bytes, size_t offset = 0) = 0;
   virtual void read(BufferId buffer, void* data, size_t bytes, size_t offset = 0) = 0;
+  // Buffers left at -1 are not passed (the query stage reads none).
   virtual void run(const KernelArgs& args) = 0;
 };
 

@@ -23,13 +23,6 @@ constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
 wt_t to_wt(double v) { return wt_t(wt_round_t(v)); }
 fm_t to_fm(double v) { return fm_t(fm_round_t(v)); }
 
-void limit(bool ok, const std::string& what, long value, long maximum, const char* macro) {
-  if (!ok)
-    throw std::invalid_argument("model " + what + " " + std::to_string(value) + " exceeds the accelerator build's " +
-                                macro + " = " + std::to_string(maximum) + " (kernel config '" + EDGEMOE_CFG_NAME +
-                                "', kernels/config/)");
-}
-
 }  // namespace
 
 edgemoe_hls::ModelDims kernel_dims(const ModelConfig& c) {
@@ -39,30 +32,7 @@ edgemoe_hls::ModelDims kernel_dims(const ModelConfig& c) {
           int(c.mlp_hidden), int(c.num_experts), int(c.expert_hidden), int(c.top_k), int(c.tasks.size()), mask};
 }
 
-void check_fits_build(const ModelConfig& c) {
-  limit(c.embed_dim <= EDGEMOE_MAX_DIM, "width", c.embed_dim, EDGEMOE_MAX_DIM, "EDGEMOE_MAX_DIM");
-  limit(c.embed_dim >= 64, "width (minimum 64)", c.embed_dim, 64, "LayerNorm's 1/D format");
-  limit(c.num_tokens() <= EDGEMOE_MAX_TOKENS, "token count", c.num_tokens(), EDGEMOE_MAX_TOKENS, "EDGEMOE_MAX_TOKENS");
-  limit(c.num_heads <= EDGEMOE_MAX_HEADS, "head count", c.num_heads, EDGEMOE_MAX_HEADS, "EDGEMOE_MAX_HEADS");
-  if (c.head_dim() % EDGEMOE_ATTN_LANES != 0)
-    throw std::invalid_argument("model head dimension " + std::to_string(c.head_dim()) +
-                                " is not a multiple of the attention unit's EDGEMOE_ATTN_LANES = " +
-                                std::to_string(EDGEMOE_ATTN_LANES) + " (kernel config '" + EDGEMOE_CFG_NAME + "')");
-  limit(c.depth <= EDGEMOE_MAX_DEPTH, "depth", c.depth, EDGEMOE_MAX_DEPTH, "EDGEMOE_MAX_DEPTH");
-  limit(c.mlp_hidden <= EDGEMOE_MAX_MLP_HIDDEN, "MLP hidden width", c.mlp_hidden, EDGEMOE_MAX_MLP_HIDDEN,
-        "EDGEMOE_MAX_MLP_HIDDEN");
-  limit(c.num_experts <= EDGEMOE_MAX_EXPERTS, "expert count", c.num_experts, EDGEMOE_MAX_EXPERTS, "EDGEMOE_MAX_EXPERTS");
-  limit(c.expert_hidden <= EDGEMOE_MAX_EXPERT_HIDDEN, "expert hidden width", c.expert_hidden,
-        EDGEMOE_MAX_EXPERT_HIDDEN, "EDGEMOE_MAX_EXPERT_HIDDEN");
-  limit(c.top_k <= EDGEMOE_MAX_TOP_K, "top-k", c.top_k, EDGEMOE_MAX_TOP_K, "EDGEMOE_MAX_TOP_K");
-  limit(static_cast<long>(c.tasks.size()) <= EDGEMOE_MAX_TASKS, "task count", long(c.tasks.size()),
-        EDGEMOE_MAX_TASKS, "EDGEMOE_MAX_TASKS");
-  limit(3 * c.patch_size * c.patch_size <= EDGEMOE_MAX_PATCH_IN, "patch input (3*P*P)",
-        3 * c.patch_size * c.patch_size, EDGEMOE_MAX_PATCH_IN, "EDGEMOE_MAX_PATCH_IN");
-}
-
 PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
-  check_fits_build(c);
   using namespace edgemoe_hls;
   PackedModel out;
   out.dims = kernel_dims(c);

@@ -23,8 +23,7 @@ struct PackedModel {
 };
 
 edgemoe_hls::ModelDims kernel_dims(const ModelConfig& config);
-// Throws std::invalid_argument naming the first limit of the accelerator build the model exceeds.
-void check_fits_build(const ModelConfig& config);
+// The model must fit the kernel build first (check_fits_build, kernel_build.h).
 PackedModel pack_model(const ModelConfig& config, const ModelWeights& weights);
 
 // What quantize_images had to clip: values more than half a pixel level outside [0, 255].

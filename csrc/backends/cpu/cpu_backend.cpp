@@ -286,7 +286,7 @@ void CpuBackend::head(int64_t task_id, const float* features, int64_t batch, flo
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
-                                          int num_threads) {
+                                          int num_threads, const BackendOptions& /*options: none*/) {
   return std::make_unique<CpuBackend>(config, std::move(weights), num_threads);
 }
 

@@ -77,7 +77,7 @@ class CpuBackend : public Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
-                                          int num_threads);
+                                          int num_threads, const BackendOptions& /*options: none*/);
 BackendInfo probe_cpu_backend();
 
 }  // namespace edgemoe::cpu

@@ -17,11 +17,19 @@ namespace {
 std::mutex g_compute_unit;
 }  // namespace
 
-accel::BufferId EmuDevice::allocate(size_t bytes) {
+accel::BufferId EmuDevice::allocate(size_t bytes, accel::KernelArg /*host memory is one bank*/) {
   buffers_.emplace_back((bytes + 7) / 8, 0);
   sizes_.push_back(bytes);
   return accel::BufferId(buffers_.size() - 1);
 }
+
+void EmuDevice::release(accel::BufferId buffer) {
+  at(buffer, 0, 0);
+  std::vector<uint64_t>().swap(buffers_[buffer]);
+  sizes_[buffer] = 0;
+}
+
+uint8_t* EmuDevice::base_or_null(accel::BufferId buffer) { return buffer < 0 ? nullptr : at(buffer, 0, 0); }
 
 uint8_t* EmuDevice::at(accel::BufferId buffer, size_t bytes, size_t offset) {
   if (buffer < 0 || size_t(buffer) >= buffers_.size() || offset + bytes > sizes_[buffer])
@@ -59,7 +67,7 @@ T from_register(uint32_t bits) {
 void EmuDevice::run(const accel::KernelArgs& a) {
   using namespace edgemoe_hls;
   std::lock_guard<std::mutex> lock(g_compute_unit);
-#define EDGEMOE_EMU_BUFFER(name, type) , reinterpret_cast<type*>(at(a.name, 0, 0))
+#define EDGEMOE_EMU_BUFFER(name, type) , reinterpret_cast<type*>(base_or_null(a.name))
 #define EDGEMOE_EMU_SCALAR(name, type) , from_register<type>(a.name)
   std::invoke(m3vit_backbone EDGEMOE_KERNEL_INTERFACE(EDGEMOE_EMU_BUFFER, EDGEMOE_EMU_SCALAR));
 #undef EDGEMOE_EMU_BUFFER
@@ -67,7 +75,7 @@ void EmuDevice::run(const accel::KernelArgs& a) {
 }
 
 std::unique_ptr<Backend> make_emu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
-                                          int num_threads) {
+                                          int num_threads, const BackendOptions& /*options: none*/) {
   return std::make_unique<accel::AccelBackend>("emu", std::make_unique<EmuDevice>(), config, std::move(weights),
                                                num_threads);
 }

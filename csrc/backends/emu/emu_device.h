@@ -14,19 +14,22 @@ namespace edgemoe::emu {
 class EmuDevice : public accel::Device {
  public:
   std::string name() const override { return "emu"; }
-  accel::BufferId allocate(size_t bytes) override;
+  std::string origin() const override { return "the emulated kernel compiled into edgemoe"; }
+  accel::BufferId allocate(size_t bytes, accel::KernelArg arg) override;
+  void release(accel::BufferId buffer) override;
   void write(accel::BufferId buffer, const void* data, size_t bytes, size_t offset) override;
   void read(accel::BufferId buffer, void* data, size_t bytes, size_t offset) override;
   void run(const accel::KernelArgs& args) override;
 
  private:
   uint8_t* at(accel::BufferId buffer, size_t bytes, size_t offset);
+  uint8_t* base_or_null(accel::BufferId buffer);
   std::vector<std::vector<uint64_t>> buffers_;  // 8-byte aligned backing store
   std::vector<size_t> sizes_;
 };
 
 std::unique_ptr<Backend> make_emu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
-                                          int num_threads);
+                                          int num_threads, const BackendOptions& /*options: none*/);
 BackendInfo probe_emu_backend();
 
 }  // namespace edgemoe::emu

@@ -42,6 +42,13 @@ std::string hex(uint64_t v) {
   return text;
 }
 
+std::vector<XclbinArg> kernel_args(const XclbinDescription& d) {
+  if (!d.args.empty()) return d.args;
+  std::vector<XclbinArg> args;
+  for (const edgemoe_hls::KernelArgSpec& a : edgemoe_hls::kKernelInterface) args.push_back({a.name, a.is_buffer});
+  return args;
+}
+
 std::vector<char> mem_topology_section(const XclbinDescription& d) {
   std::vector<char> out;
   append(&out, int32_t(d.banks.size()));
@@ -75,9 +82,12 @@ std::vector<char> connectivity_section(const XclbinDescription& d) {
   std::vector<char> out;
   std::vector<connection> links;
   int buffer = 0;
-  for (int i = 0; i < edgemoe_hls::kKernelArgCount; ++i) {
-    if (!edgemoe_hls::kKernelInterface[i].is_buffer) continue;
-    const int bank = d.buffer_banks.empty() ? 0 : d.buffer_banks.at(size_t(buffer));
+  const std::vector<XclbinArg> list = kernel_args(d);
+  for (int i = 0; i < int(list.size()); ++i) {
+    if (!list[i].is_buffer) continue;
+    if (!d.buffer_banks.empty() && size_t(buffer) >= d.buffer_banks.size())
+      throw std::invalid_argument("one bank per buffer argument");
+    const int bank = d.buffer_banks.empty() ? 0 : d.buffer_banks[size_t(buffer)];
     if (bank < 0 || size_t(bank) >= d.banks.size()) throw std::invalid_argument("buffer bank out of range");
     links.push_back({i, 0, bank});
     ++buffer;
@@ -92,8 +102,9 @@ std::vector<char> connectivity_section(const XclbinDescription& d) {
 std::string kernel_xml(const XclbinDescription& d) {
   std::string args;
   int offset = kFirstArgOffset;
-  for (int i = 0; i < edgemoe_hls::kKernelArgCount; ++i) {
-    const edgemoe_hls::KernelArgSpec& a = edgemoe_hls::kKernelInterface[i];
+  const std::vector<XclbinArg> list = kernel_args(d);
+  for (size_t i = 0; i < list.size(); ++i) {
+    const XclbinArg& a = list[i];
     args += std::string("          <arg name=\"") + a.name + "\" addressQualifier=\"" + (a.is_buffer ? "1" : "0") +
             "\" id=\"" + std::to_string(i) + "\" port=\"" + (a.is_buffer ? "M_AXI_GMEM" : "S_AXI_CONTROL") +
             "\" size=\"" + (a.is_buffer ? "0x8" : "0x4") + "\" offset=\"" + hex(uint64_t(offset)) +

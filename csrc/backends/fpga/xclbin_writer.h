@@ -3,6 +3,7 @@
 // run the whole host flow without a card (shared/spec/xrt.md §6-7; Debian's xclbinutil does not run).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,12 +15,20 @@ struct XclbinMemoryBank {
   uint64_t size_kb = 0;
 };
 
+struct XclbinArg {
+  std::string name;
+  bool is_buffer;
+};
+
 struct XclbinDescription {
   std::string kernel = "m3vit_backbone";
   std::string instance = "m3vit_backbone_1";
   std::vector<XclbinMemoryBank> banks{{"DDR[0]", 0x4000000000ull, 4ull << 20}};
   // Bank (index into banks) of each m_axi argument, in interface order; empty: all in bank 0.
   std::vector<int> buffer_banks;
+  // The kernel's arguments; empty: the real interface (kernels/src/kernel_interface.h). Tests
+  // describe drifted kernels with it.
+  std::vector<XclbinArg> args;
 };
 
 // The .xclbin bytes (sections MEM_TOPOLOGY, IP_LAYOUT, CONNECTIVITY, EMBEDDED_METADATA). Throws

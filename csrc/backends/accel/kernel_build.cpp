@@ -1,0 +1,140 @@
+#include "backends/accel/kernel_build.h"
+
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace edgemoe::accel {
+
+namespace {
+using namespace edgemoe_hls;
+
+#define EDGEMOE_RECORD_NAME(name, value) #name,
+static_assert(kRecord_sum_int_bits == kBuildRecordWords - 1 && (kBuildRecordWords - kRecord_pixel_bits) % 2 == 0,
+              "the record must end with (bits, integer bits) pairs of the number formats");
+const char* const kFieldNames[kBuildRecordWords] = {EDGEMOE_BUILD_RECORD(EDGEMOE_RECORD_NAME)};
+#undef EDGEMOE_RECORD_NAME
+
+std::string hex(uint32_t v) {
+  char text[16];
+  std::snprintf(text, sizeof text, "0x%08x", v);
+  return text;
+}
+
+[[noreturn]] void refuse(const KernelBuild& build, const std::string& why) {
+  throw std::runtime_error("the accelerator kernel in " + build.origin + " cannot run with this edgemoe build: " +
+                           why);
+}
+
+void limit(const KernelBuild& build, bool ok, const std::string& what, long value, BuildRecordField field,
+           const char* macro) {
+  if (!ok)
+    throw std::invalid_argument("model " + what + " " + std::to_string(value) + " exceeds the accelerator build's " +
+                                macro + " = " + std::to_string(build[field]) + " (kernel config '" +
+                                build.config_name() + "' in " + build.origin + ", kernels/config/)");
+}
+}  // namespace
+
+std::string KernelBuild::config_name() const {
+  char name[4 * kConfigNameWords + 1] = {};
+  for (int w = 0; w < kConfigNameWords; ++w)
+    for (int i = 0; i < 4; ++i) name[4 * w + i] = char((words[kRecord_config_name0 + w] >> (8 * i)) & 0xFF);
+  std::string out(name);
+  for (char& c : out)
+    if (c < 0x20 || c > 0x7E) c = '?';
+  return out;
+}
+
+KernelBuild host_kernel_build() {
+  KernelBuild build;
+  std::vector<ap_uint<32>> record(kBuildRecordWords);
+  write_build_record(record.data());
+  for (int i = 0; i < kBuildRecordWords; ++i) build.words[i] = uint32_t(record[i].raw());
+  build.origin = "this host build";
+  return build;
+}
+
+void check_kernel_build(const KernelBuild& build) {
+  const KernelBuild host = host_kernel_build();
+  if (build[kRecord_magic] != host[kRecord_magic])
+    refuse(build, "it did not answer the build query (" + hex(build[kRecord_magic]) + " instead of " +
+                      hex(host[kRecord_magic]) + "); it is not edgemoe's m3vit_backbone, or one built before the query "
+                      "existed; rebuild the xclbin from this source tree (kernels/vitis)");
+  if (build[kRecord_record_version] != host[kRecord_record_version])
+    refuse(build, "its build record has version " + std::to_string(build[kRecord_record_version]) +
+                      ", this host reads version " + std::to_string(host[kRecord_record_version]));
+  if (build[kRecord_interface_hash] != host[kRecord_interface_hash])
+    refuse(build, "its argument list differs from kernels/src/kernel_interface.h in this build (interface hash " +
+                      hex(build[kRecord_interface_hash]) + ", expected " + hex(host[kRecord_interface_hash]) + ")");
+  // Everything that sets the bits of a result must be equal; maxima and lanes may differ per board.
+  const BuildRecordField numerics[] = {kRecord_attn_rows_in_flight, kRecord_softmax_info_words};
+  for (BuildRecordField f : numerics)
+    if (build[f] != host[f])
+      refuse(build, std::string(kFieldNames[f]) + " is " + std::to_string(build[f]) + ", this build uses " +
+                        std::to_string(host[f]));
+  for (int f = kRecord_pixel_bits; f + 1 < kBuildRecordWords; f += 2) {
+    const std::string type(kFieldNames[f], std::strlen(kFieldNames[f]) - std::strlen("_bits"));
+    if (build.words[f] != host.words[f] || build.words[f + 1] != host.words[f + 1])
+      refuse(build, "number format " + type + "_t is " + std::to_string(build.words[f]) + " bits with " +
+                        std::to_string(build.words[f + 1]) + " integer bits, this build uses " +
+                        std::to_string(host.words[f]) + " with " + std::to_string(host.words[f + 1]) +
+                        " (kernels/src/formats.h)");
+  }
+  const BuildRecordField positive[] = {kRecord_max_images, kRecord_max_dim,   kRecord_max_tokens, kRecord_max_heads,
+                                       kRecord_max_depth,  kRecord_attn_lanes};
+  for (BuildRecordField f : positive)
+    if (build[f] == 0 || build[f] > (1u << 24)) refuse(build, std::string(kFieldNames[f]) + " is " + std::to_string(build[f]));
+}
+
+KernelBuild query_kernel_build(Device& device) {
+  std::vector<uint32_t> record(kBuildRecordWords, 0);
+  const BufferId buffer = device.allocate(record.size() * sizeof(uint32_t), KernelArg::trace);
+  device.write(buffer, record.data(), record.size() * sizeof(uint32_t));
+  KernelArgs args;
+  args.trace = buffer;
+  args.first_stage = uint32_t(kBuildQueryStage);
+  device.run(args);
+  device.read(buffer, record.data(), record.size() * sizeof(uint32_t));
+  device.release(buffer);
+  KernelBuild build;
+  if (device.executes()) {
+    for (int i = 0; i < kBuildRecordWords; ++i) build.words[i] = record[i];
+  } else {
+    build = host_kernel_build();
+    build.assumed = true;
+  }
+  build.origin = device.origin();
+  check_kernel_build(build);
+  return build;
+}
+
+void check_fits_build(const ModelConfig& c, const KernelBuild& b) {
+  limit(b, c.embed_dim <= long(b[kRecord_max_dim]), "width", c.embed_dim, kRecord_max_dim, "EDGEMOE_MAX_DIM");
+  if (c.embed_dim < 64)
+    throw std::invalid_argument("model width " + std::to_string(c.embed_dim) +
+                                " is below the accelerator's minimum of 64 (LayerNorm's 1/D format)");
+  limit(b, c.num_tokens() <= long(b[kRecord_max_tokens]), "token count", c.num_tokens(), kRecord_max_tokens,
+        "EDGEMOE_MAX_TOKENS");
+  limit(b, c.num_heads <= long(b[kRecord_max_heads]), "head count", c.num_heads, kRecord_max_heads,
+        "EDGEMOE_MAX_HEADS");
+  if (c.head_dim() % long(b[kRecord_attn_lanes]) != 0)
+    throw std::invalid_argument("model head dimension " + std::to_string(c.head_dim()) +
+                                " is not a multiple of the attention unit's EDGEMOE_ATTN_LANES = " +
+                                std::to_string(b[kRecord_attn_lanes]) + " (kernel config '" + b.config_name() +
+                                "' in " + b.origin + ")");
+  limit(b, c.depth <= long(b[kRecord_max_depth]), "depth", c.depth, kRecord_max_depth, "EDGEMOE_MAX_DEPTH");
+  limit(b, c.mlp_hidden <= long(b[kRecord_max_mlp_hidden]), "MLP hidden width", c.mlp_hidden, kRecord_max_mlp_hidden,
+        "EDGEMOE_MAX_MLP_HIDDEN");
+  limit(b, c.num_experts <= long(b[kRecord_max_experts]), "expert count", c.num_experts, kRecord_max_experts,
+        "EDGEMOE_MAX_EXPERTS");
+  limit(b, c.expert_hidden <= long(b[kRecord_max_expert_hidden]), "expert hidden width", c.expert_hidden,
+        kRecord_max_expert_hidden, "EDGEMOE_MAX_EXPERT_HIDDEN");
+  limit(b, c.top_k <= long(b[kRecord_max_top_k]), "top-k", c.top_k, kRecord_max_top_k, "EDGEMOE_MAX_TOP_K");
+  limit(b, long(c.tasks.size()) <= long(b[kRecord_max_tasks]), "task count", long(c.tasks.size()), kRecord_max_tasks,
+        "EDGEMOE_MAX_TASKS");
+  limit(b, 3 * c.patch_size * c.patch_size <= long(b[kRecord_max_patch_in]), "patch input (3*P*P)",
+        3 * c.patch_size * c.patch_size, kRecord_max_patch_in, "EDGEMOE_MAX_PATCH_IN");
+}
+
+}  // namespace edgemoe::accel

@@ -1,0 +1,175 @@
+#include "backends/fpga/xrt_device.h"
+
+#include <experimental/xrt_xclbin.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "backends/fpga/xclbin_check.h"
+#include "backends/fpga/xrt_environment.h"
+
+namespace edgemoe::fpga {
+
+namespace {
+
+constexpr const char* kKernelName = "m3vit_backbone";
+
+bool ends_with(const std::string& s, char c) { return !s.empty() && s.back() == c; }
+
+// The kernel's arguments in the xclbin must be the interface list, name by name and kind by kind:
+// XRT does not type-check set_arg (a buffer bound to a scalar crashes it; shared/spec/xrt.md §6.3).
+void check_interface(const xrt::xclbin::kernel& kernel, const std::string& path) {
+  auto fail = [&](const std::string& what) {
+    throw std::invalid_argument("xclbin '" + path + "': " + kKernelName + " " + what +
+                                "; it was built from another kernel interface than this edgemoe "
+                                "(kernels/src/kernel_interface.h): rebuild it with kernels/vitis");
+  };
+  const std::vector<xrt::xclbin::arg> args = kernel.get_args();
+  if (args.size() != size_t(edgemoe_hls::kKernelArgCount))
+    fail("has " + std::to_string(args.size()) + " arguments, this build passes " +
+         std::to_string(edgemoe_hls::kKernelArgCount));
+  for (int i = 0; i < edgemoe_hls::kKernelArgCount; ++i) {
+    const edgemoe_hls::KernelArgSpec& want = edgemoe_hls::kKernelInterface[i];
+    const xrt::xclbin::arg& got = args[size_t(i)];
+    const std::string where = "argument " + std::to_string(i);
+    if (got.get_name() != want.name) fail(where + " is '" + got.get_name() + "', expected '" + want.name + "'");
+    const bool pointer = ends_with(got.get_host_type(), '*');
+    if (pointer != want.is_buffer)
+      fail(where + " '" + want.name + "' is a " + (pointer ? "pointer" : "scalar") + " (" + got.get_host_type() +
+           "), expected a " + (want.is_buffer ? "pointer" : "32-bit scalar"));
+    if (want.is_buffer && got.get_mems().empty()) fail(where + " '" + want.name + "' is connected to no memory bank");
+    if (!want.is_buffer && got.get_size() != 4)
+      fail(where + " '" + want.name + "' has " + std::to_string(got.get_size()) + " bytes, expected 4");
+  }
+}
+
+xrt::xclbin read_xclbin(const std::string& path) {
+  check_xclbin_file(path);  // before XRT's parser trusts a single offset in it
+  xrt::xclbin xclbin;
+  try {
+    xclbin = xrt::xclbin(path);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument("xclbin '" + path + "': XRT cannot read it (" + e.what() + ")");
+  }
+  std::string names;
+  for (const xrt::xclbin::kernel& k : xclbin.get_kernels()) {
+    if (k.get_name() == kKernelName) {
+      check_interface(k, path);
+      return xclbin;
+    }
+    names += (names.empty() ? "" : ", ") + k.get_name();
+  }
+  throw std::invalid_argument("xclbin '" + path + "' has no kernel " + kKernelName + " (it has: " +
+                              (names.empty() ? "none" : names) + "); build it with kernels/vitis");
+}
+
+}  // namespace
+
+XrtDevice::XrtDevice(const BackendOptions& options) {
+  if (options.device < 0) throw std::invalid_argument("device must be >= 0, got " + std::to_string(options.device));
+  if (!(options.timeout_s > 0) || !std::isfinite(options.timeout_s) || options.timeout_s > 86400)
+    throw std::invalid_argument("timeout must be a number of seconds in (0, 86400]");
+  if (options.xclbin.empty())
+    throw std::invalid_argument("backend 'fpga' needs an xclbin: pass xclbin='m3vit_backbone.hw.xclbin' or set "
+                                "EDGEMOE_XCLBIN (build one with kernels/vitis)");
+  timeout_ms_ = unsigned(std::ceil(options.timeout_s * 1000));
+  noop_ = check_emulation_mode() == EmulationMode::kNoop;  // refuses sw_emu/hw_emu before XRT runs
+  const xrt::xclbin xclbin = read_xclbin(options.xclbin);
+  device_ = open_device(options.device);
+  try {
+    const xrt::uuid uuid = device_.load_xclbin(xclbin);
+    kernel_ = xrt::kernel(device_, uuid, kKernelName);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("XRT device " + std::to_string(options.device) + " could not load xclbin '" +
+                             options.xclbin + "': " + e.what());
+  }
+  origin_ = "xclbin '" + options.xclbin + "' on XRT device " + std::to_string(options.device) +
+            (noop_ ? " (XCL_EMULATION_MODE=noop: nothing executes)" : "");
+}
+
+xrt::bo& XrtDevice::bo(accel::BufferId buffer, size_t bytes, size_t offset) {
+  if (buffer < 0 || size_t(buffer) >= buffers_.size() || !buffers_[buffer] || offset > sizes_[buffer] ||
+      bytes > sizes_[buffer] - offset)
+    throw std::out_of_range("fpga device: access outside buffer " + std::to_string(buffer));
+  return buffers_[buffer];
+}
+
+void XrtDevice::require_usable() const {
+  if (!unusable_.empty()) throw std::runtime_error(unusable_);
+}
+
+accel::BufferId XrtDevice::allocate(size_t bytes, accel::KernelArg arg) {
+  require_usable();
+  buffers_.emplace_back(device_, std::max<size_t>(bytes, 1), xrt::bo::flags::normal,
+                        kernel_.group_id(int(arg)));
+  sizes_.push_back(bytes);
+  return accel::BufferId(buffers_.size() - 1);
+}
+
+void XrtDevice::release(accel::BufferId buffer) {
+  bo(buffer, 0, 0) = xrt::bo();
+  sizes_[buffer] = 0;
+}
+
+void XrtDevice::write(accel::BufferId buffer, const void* data, size_t bytes, size_t offset) {
+  require_usable();
+  xrt::bo& b = bo(buffer, bytes, offset);
+  b.write(data, bytes, offset);
+  b.sync(XCL_BO_SYNC_BO_TO_DEVICE, bytes, offset);
+}
+
+void XrtDevice::read(accel::BufferId buffer, void* data, size_t bytes, size_t offset) {
+  require_usable();
+  xrt::bo& b = bo(buffer, bytes, offset);
+  b.sync(XCL_BO_SYNC_BO_FROM_DEVICE, bytes, offset);
+  b.read(data, bytes, offset);
+}
+
+void XrtDevice::run(const accel::KernelArgs& a) {
+  require_usable();
+  xrt::run run(kernel_);
+  int index = 0;
+#define EDGEMOE_XRT_BUFFER(name, type) \
+  if (a.name >= 0) run.set_arg(index, bo(a.name, 0, 0)); \
+  ++index;
+#define EDGEMOE_XRT_SCALAR(name, type) \
+  run.set_arg(index, a.name);          \
+  ++index;
+  EDGEMOE_KERNEL_INTERFACE(EDGEMOE_XRT_BUFFER, EDGEMOE_XRT_SCALAR)
+#undef EDGEMOE_XRT_BUFFER
+#undef EDGEMOE_XRT_SCALAR
+  run.start();
+  const ert_cmd_state state = run.wait(std::chrono::milliseconds(timeout_ms_));
+  if (state == ERT_CMD_STATE_COMPLETED) return;
+  const std::string limit = std::to_string(timeout_ms_ / 1000.0) + " s";
+  if (state == ERT_CMD_STATE_TIMEOUT) {
+    ert_cmd_state stopped = ERT_CMD_STATE_TIMEOUT;
+    std::string why;
+    try {
+      stopped = run.abort();
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    if (stopped == ERT_CMD_STATE_ABORT || stopped == ERT_CMD_STATE_COMPLETED)
+      throw DeviceTimeout("the kernel run on " + origin_ + " did not finish within the timeout of " + limit +
+                          "; it was stopped and the model can be called again (raise timeout= for slow models)");
+    unusable_ = "the fpga device is unusable: a kernel run on " + origin_ + " exceeded the timeout of " + limit +
+                " and could not be stopped (" + (why.empty() ? "state " + std::to_string(int(stopped)) : why) +
+                "); reset the card and load the model again";
+    throw DeviceTimeout(unusable_);
+  }
+  throw std::runtime_error("the kernel run on " + origin_ + " ended in XRT command state " +
+                           std::to_string(int(state)) + " instead of completing");
+}
+
+int XrtDevice::memory_group(accel::BufferId buffer) const {
+  if (buffer < 0 || size_t(buffer) >= buffers_.size() || !buffers_[buffer])
+    throw std::out_of_range("fpga device: no buffer " + std::to_string(buffer));
+  return int(buffers_[buffer].get_memory_group());
+}
+
+int XrtDevice::argument_group(accel::KernelArg arg) const { return kernel_.group_id(int(arg)); }
+
+}  // namespace edgemoe::fpga
