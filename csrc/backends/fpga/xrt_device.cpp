@@ -2,11 +2,11 @@
 
 #include <experimental/xrt_xclbin.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <stdexcept>
 
+#include "backends/fpga/run_wait.h"
 #include "backends/fpga/xclbin_check.h"
 #include "backends/fpga/xrt_environment.h"
 
@@ -141,27 +141,7 @@ void XrtDevice::run(const accel::KernelArgs& a) {
 #undef EDGEMOE_XRT_BUFFER
 #undef EDGEMOE_XRT_SCALAR
   run.start();
-  const ert_cmd_state state = run.wait(std::chrono::milliseconds(timeout_ms_));
-  if (state == ERT_CMD_STATE_COMPLETED) return;
-  const std::string limit = std::to_string(timeout_ms_ / 1000.0) + " s";
-  if (state == ERT_CMD_STATE_TIMEOUT) {
-    ert_cmd_state stopped = ERT_CMD_STATE_TIMEOUT;
-    std::string why;
-    try {
-      stopped = run.abort();
-    } catch (const std::exception& e) {
-      why = e.what();
-    }
-    if (stopped == ERT_CMD_STATE_ABORT || stopped == ERT_CMD_STATE_COMPLETED)
-      throw DeviceTimeout("the kernel run on " + origin_ + " did not finish within the timeout of " + limit +
-                          "; it was stopped and the model can be called again (raise timeout= for slow models)");
-    unusable_ = "the fpga device is unusable: a kernel run on " + origin_ + " exceeded the timeout of " + limit +
-                " and could not be stopped (" + (why.empty() ? "state " + std::to_string(int(stopped)) : why) +
-                "); reset the card and load the model again";
-    throw DeviceTimeout(unusable_);
-  }
-  throw std::runtime_error("the kernel run on " + origin_ + " ended in XRT command state " +
-                           std::to_string(int(state)) + " instead of completing");
+  await_run(run, timeout_ms_, origin_, &unusable_);
 }
 
 int XrtDevice::memory_group(accel::BufferId buffer) const {
