@@ -183,6 +183,7 @@ py::dict build_info() {
   d["native_cpu_tuning"] = static_cast<bool>(EDGEMOE_NATIVE_BUILD);
   d["sanitizers"] = static_cast<bool>(EDGEMOE_SANITIZED);
   d["xrt"] = std::string(EDGEMOE_XRT_VERSION).empty() ? py::object(py::none()) : py::object(py::str(EDGEMOE_XRT_VERSION));
+  d["xrt_library_dir"] = std::string(EDGEMOE_XRT_LIBDIR).empty() ? py::object(py::none()) : py::object(py::str(EDGEMOE_XRT_LIBDIR));
   d["arch"] = EDGEMOE_ARCH;
   const dnnl_version_t* v = dnnl_version();
   d["onednn"] = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
