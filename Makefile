@@ -15,7 +15,7 @@ DEBS := cmake ninja-build g++ python3-venv python3-pip python3-setuptools python
 SOURCES := $(shell find csrc python kernels tests/cpp cmake -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' -o -name 'CMakeLists.txt' -o -name '*.cmake' -o -name '*.cfg' \) -not -path '*/vitis/build/*' 2>/dev/null) \
            CMakeLists.txt setup.py pyproject.toml
 
-.PHONY: all deps install test test-cpp test-python test-asan demo bench info clean
+.PHONY: all deps install test test-cpp test-python test-asan test-aarch64 demo bench info clean
 
 all: install
 
@@ -67,6 +67,42 @@ test-asan: install
 	EDGEMOE_EXPECT_SANITIZED=1 $(ASAN_ENV) PYTHONPATH=$(CURDIR)/$(ASAN_DIR)/pkg \
 	  LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libstdc++.so)" \
 	  $(PY) -m pytest -q -p no:cacheprovider --capture=sys tests/test_safety.py tests/test_asan_smoke.py
+
+# The ZCU102's host is a Cortex-A53: the C++ core, the cpu/emu/fpga backends, the C++ tests and the
+# kernel testbenches cross-built with Debian's aarch64 toolchain against multiarch :arm64 libraries,
+# run under qemu-user. libdnnl-dev:arm64 cannot be installed next to libdnnl-dev (their
+# dnnl_config.h differ), so it is unpacked into a private prefix. No Python here: Debian's arm64
+# torch cannot run under this machine's python.
+AARCH64_DIR := build/aarch64
+ARM64_PREFIX := $(CURDIR)/$(CACHE)/arm64/prefix
+ARM64_DEBS := crossbuild-essential-arm64 qemu-user-static file libxrt-dev:arm64 uuid-dev:arm64 libdnnl2:arm64
+$(CACHE)/arm64.stamp: Makefile
+	@mkdir -p $(CACHE)/arm64/debs
+	@if ! dpkg --print-foreign-architectures | grep -qx arm64; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to add the arm64 architecture (dpkg --add-architecture arm64)" >&2; exit 1; fi; \
+	  dpkg --add-architecture arm64 && apt-get update -qq; \
+	fi
+	@missing=$$(for p in $(ARM64_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install: $$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	rm -rf $(ARM64_PREFIX) $(CACHE)/arm64/debs/*.deb
+	cd $(CACHE)/arm64/debs && apt-get download -qq libdnnl-dev:arm64 libdnnl2:arm64 2>/dev/null
+	for d in $(CACHE)/arm64/debs/*.deb; do dpkg-deb -x $$d $(ARM64_PREFIX); done
+	@touch $@
+
+test-aarch64: $(CACHE)/arm64.stamp
+	cmake -S . -B $(AARCH64_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/aarch64-linux-gnu.cmake -DEDGEMOE_ARM64_PREFIX=$(ARM64_PREFIX) \
+	  -Ddnnl_DIR=$(ARM64_PREFIX)/usr/lib/aarch64-linux-gnu/cmake/dnnl \
+	  -DEDGEMOE_PYTHON=OFF -DEDGEMOE_NATIVE=OFF -DEDGEMOE_WITH_XRT=ON >/dev/null
+	cmake --build $(AARCH64_DIR) -j $(JOBS)
+	cd $(AARCH64_DIR) && ctest --output-on-failure
+	@file $(AARCH64_DIR)/tests/cpp/test_fpga_noop | grep -q 'ARM aarch64' || { echo "test-aarch64: not an aarch64 build" >&2; exit 1; }
+	@test -e /usr/lib/aarch64-linux-gnu/libxrt_noop.so.2 || \
+	  echo "test-aarch64: xclbin_noop and fpga_noop not run: Debian's libxrt1:arm64 ships no noop shim (they run in make test)"
 
 demo: install
 	$(PY) -m edgemoe demo --out demo_out --cache $(CACHE)

@@ -1,4 +1,5 @@
-# Runs each program in RUNS (comma-separated); each must pass, and their "task ..." lines must be equal.
+# Runs each program in RUNS (comma-separated), through EMULATOR when cross-compiled (e.g. qemu);
+# each must pass, and their "task ..." lines must be equal.
 string(REPLACE "," ";" runs "${RUNS}")
 list(REMOVE_ITEM runs "")
 list(LENGTH runs count)
@@ -7,7 +8,7 @@ if(count LESS 2)
 endif()
 set(reference "")
 foreach(run IN LISTS runs)
-  execute_process(COMMAND ${run} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+  execute_process(COMMAND ${EMULATOR} ${run} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
   message("${run}:\n${out}")
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "${run} failed (exit ${rc})")

@@ -15,6 +15,11 @@ namespace {
 
 constexpr uint64_t kControlBase = 0x1800000;  // the CU's s_axilite base address
 constexpr int kFirstArgOffset = 0x10;         // Vitis HLS s_axilite map: 0x00 ctrl .. 0x0C ISR, then args
+#if defined(__aarch64__)
+constexpr const char* kHostArchitecture = "aarch64";  // the ZCU102's Cortex-A53
+#else
+constexpr const char* kHostArchitecture = "x86_64";
+#endif
 constexpr int kPointerStride = 0xC, kScalarStride = 0x8;
 
 template <typename T>
@@ -119,7 +124,7 @@ std::string kernel_xml(const XclbinDescription& d) {
          "    <description/>\n"
          "    <board name=\"\" vendor=\"\" fpga=\"\"><interfaces/><images/><id><vendor/><device/><subsystem/></id></board>\n"
          "    <build_flow/>\n"
-         "    <host architecture=\"x86_64\"/>\n"
+         "    <host architecture=\"" + std::string(kHostArchitecture) + "\"/>\n"
          "    <device name=\"fpga0\" fpgaDevice=\"virtexuplus:xcu280:fsvh2892:-2L:e\" addrWidth=\"0\">\n"
          "      <core name=\"OCL_REGION_0\" target=\"hw\" type=\"clc_region\" clockFreq=\"0MHz\" numComputeUnits=\"60\">\n"
          "        <kernelClocks><clock port=\"KERNEL_CLK\" frequency=\"300.000000MHz\"/></kernelClocks>\n"
