@@ -265,3 +265,28 @@ def test_board_matches_emu_bit_for_bit():
     for task in ("semseg", "depth"):
         assert torch.equal(fpga.features(x, task), emu.features(x, task))
         assert (fpga.moe_trace(task) == emu.moe_trace(task)).all()
+
+
+def test_cli_dry_run(noop, tiny_checkpoint, tmp_path):
+    """python -m edgemoe noop-xclbin, then run --backend fpga with it (XRT's noop shim from the fixture)."""
+    import numpy as np
+    from PIL import Image
+
+    xclbin = tmp_path / "dry.xclbin"
+    made = subprocess.run([sys.executable, "-m", "edgemoe", "noop-xclbin", str(xclbin)], capture_output=True,
+                          text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    assert xclbin.read_bytes() == open(noop, "rb").read()
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(photo)
+    done = subprocess.run([sys.executable, "-m", "edgemoe", "run", "--checkpoint", str(tiny_checkpoint), "--image",
+                           str(photo), "--backend", "fpga", "--xclbin", str(xclbin), "--timeout", "60",
+                           "--num-heads", "2", "--top-k", "2", "--image-size", "64", "96", "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["normals.png", "sal.png", "semseg.png"]
+    bad = subprocess.run([sys.executable, "-m", "edgemoe", "run", "--checkpoint", str(tiny_checkpoint), "--image",
+                          str(photo), "--backend", "cpu", "--xclbin", str(xclbin), "--num-heads", "2", "--top-k", "2",
+                          "--image-size", "64", "96", "--out", str(tmp_path / "out2")], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode != 0 and "only backend='fpga' takes this option" in bad.stderr

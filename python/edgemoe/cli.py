@@ -1,4 +1,4 @@
-"""python -m edgemoe {info,run,demo,bench}"""
+"""python -m edgemoe {info,run,demo,bench,noop-xclbin}"""
 from __future__ import annotations
 
 import argparse
@@ -13,8 +13,23 @@ def _load(args):
     from .model import Model
 
     size = tuple(args.image_size) if args.image_size else None
+    fpga = {k: v for k, v in (("xclbin", args.xclbin), ("device", args.device), ("timeout", args.timeout))
+            if v is not None}
     return Model.from_checkpoint(args.checkpoint, backend=args.backend, top_k=args.top_k, num_heads=args.num_heads,
-                                 image_size=size, config=args.config, num_threads=args.threads)
+                                 image_size=size, config=args.config, num_threads=args.threads, **fpga)
+
+
+def cmd_noop_xclbin(args):
+    """The metadata-only xclbin of m3vit_backbone: a dry run of backend fpga under XRT's noop shim."""
+    from . import _C
+
+    if not hasattr(_C, "metadata_xclbin"):
+        print("error: this build has no XRT support", file=sys.stderr)
+        return 2
+    Path(args.out).write_bytes(_C.metadata_xclbin())
+    print(f"wrote {args.out}: no bitstream; with XCL_EMULATION_MODE=noop, backend='fpga' runs the whole host flow "
+          f"and computes nothing")
+    return 0
 
 
 def cmd_info(args):
@@ -71,6 +86,12 @@ def main(argv=None):
     run.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), dest="image_size")
     run.add_argument("--config", help="M3ViT YAML config supplying heads/top-k/image size")
     run.add_argument("--threads", type=int)
+    run.add_argument("--xclbin", help="fpga: the .xclbin built by kernels/vitis (default: $EDGEMOE_XCLBIN)")
+    run.add_argument("--device", type=int, help="fpga: XRT device index (default 0)")
+    run.add_argument("--timeout", type=float, help="fpga: seconds a kernel run may take (default 300)")
+
+    noop = sub.add_parser("noop-xclbin", help="write a metadata-only xclbin for a dry run of the fpga backend")
+    noop.add_argument("out", help="output .xclbin path")
 
     demo = sub.add_parser("demo", help="the main job on a built-in seeded PASCAL ViT-S checkpoint")
     demo.add_argument("--out", default="demo_out")
@@ -90,6 +111,8 @@ def main(argv=None):
             return cmd_info(args)
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "noop-xclbin":
+            return cmd_noop_xclbin(args)
         if args.command == "demo":
             from .demo import demo as run_demo
 
@@ -98,7 +121,7 @@ def main(argv=None):
             from .bench import bench as run_bench
 
             return run_bench(Path(args.cache), args.repeats, args.torch_repeats, args.threads, args.emu_repeats)
-    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+    except (ValueError, TypeError, RuntimeError, OSError) as exc:  # TimeoutError is an OSError
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
