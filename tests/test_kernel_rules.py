@@ -1,6 +1,8 @@
 """The HLS rules of DEVELOPERS.md, enforced on the kernel sources (kernels/src): no heap, no
-exceptions, no recursion, no std containers, a compile-time bound on every loop. (The ctest
-targets compile them with -fno-exceptions -fno-rtti for every board configuration.)"""
+exceptions, no recursion, no std containers, no floating point, and every loop a `for` with a
+compile-time bound. (The ctest targets compile them with -fno-exceptions -fno-rtti for every
+board configuration.) Each rule is checked against a source that breaks it
+(test_rules_catch_what_they_forbid), so a scanner that goes blind fails too."""
 import re
 from pathlib import Path
 
@@ -16,24 +18,35 @@ def code(path):
     return re.sub(r"/\*.*?\*/", "", text, flags=re.S)
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
-def test_no_heap_exceptions_or_std_containers(path):
-    text = code(path)
-    forbidden = {
+FORBIDDEN = {
         r"\bnew\b": "heap allocation (new)", r"\bdelete\b": "heap allocation (delete)",
         r"\b(malloc|calloc|realloc|free)\s*\(": "heap allocation (malloc)",
         r"\b(throw|try|catch)\b": "exceptions", r"\b(dynamic_cast|typeid)\b": "RTTI",
         r"\bstd::": "the standard library", r"#include\s*<(vector|map|list|deque|set|string|memory|functional)>":
             "std containers", r"\bvirtual\b": "virtual dispatch",
-    }
-    for pattern, what in forbidden.items():
-        match = re.search(pattern, text)
-        assert match is None, f"{path.name} uses {what}: {match.group(0)!r}"
+        # The datapath is fixed point end to end: a float would synthesise to a floating-point core
+        # (and break bit-exactness with emu). Real constants are written as ap_fixed initialisers.
+        r"\b(float|double)\b|\bhalf\s*[<(]|\bhls::half\b": "floating point",
+        r"\bwhile\b|\bdo\s*\{": "a while/do loop (every loop is a `for` with a static bound)",
+        r"\bgoto\b": "goto",
+}
+
+
+def forbidden_uses(text):
+    return [what for pattern, what in FORBIDDEN.items() if re.search(pattern, text)]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_no_heap_exceptions_std_or_floating_point(path):
+    found = forbidden_uses(code(path))
+    assert not found, f"{path.name} uses {found}"
 
 
 def _functions(text):
-    """(name, body) of every function definition, by brace matching."""
-    for m in re.finditer(r"\b([A-Za-z_]\w*)\s*\([^;{}()]*(?:\([^()]*\)[^;{}()]*)*\)\s*(?:const\s*)?\{", text):
+    """(name, body) of every function definition, by brace matching; overloads and templates appear
+    once per definition."""
+    for m in re.finditer(r"\b([A-Za-z_]\w*)\s*\([^;{}()]*(?:\([^()]*\)[^;{}()]*)*\)\s*(?:const\s*)?(?:noexcept\s*)?\{",
+                         text):
         name, depth, i = m.group(1), 1, m.end()
         if name in ("if", "for", "while", "switch", "return"):
             continue
@@ -43,13 +56,18 @@ def _functions(text):
         yield name, text[m.end():i]
 
 
-def test_no_recursion():
-    text = "\n".join(code(p) for p in SOURCES)
-    functions = dict(_functions(text))
-    assert len(functions) > 15, "the function scanner found too little; fix the test"
-    calls = {f: {g for g in functions if g != f and re.search(rf"\b{g}\s*\(", body)} for f, body in functions.items()}
-    for f, body in functions.items():
-        assert not re.search(rf"\b{f}\s*\(", body), f"{f} calls itself"
+def _calls(body, name):
+    """Does `body` call `name`, plainly or with template arguments (f(...), f<N>(...), f<A, B<C>>(...))?"""
+    return re.search(rf"\b{name}\s*(?:<[^;{{}}()]*>\s*)?\(", body) is not None
+
+
+def recursion_in(text):
+    """Functions that call themselves, directly or through others; overloads share a name, so a call
+    to any overload counts as a call to all of them (conservative: HLS forbids either)."""
+    bodies = {}
+    for name, body in _functions(text):
+        bodies.setdefault(name, []).append(body)
+    calls = {f: {g for g in bodies if any(_calls(b, g) for b in fb)} for f, fb in bodies.items()}
 
     def reaches(start, target, seen):
         for g in calls[start]:
@@ -57,8 +75,13 @@ def test_no_recursion():
                 return True
         return False
 
-    for f in functions:
-        assert not reaches(f, f, set()), f"{f} is part of a recursive cycle"
+    return len(bodies), [f for f in bodies if reaches(f, f, set())]
+
+
+def test_no_recursion():
+    count, recursive = recursion_in("\n".join(code(p) for p in SOURCES))
+    assert count > 15, "the function scanner found too little; fix the test"
+    assert not recursive, f"recursive functions: {recursive}"
 
 
 CONSTANT = r"(EDGEMOE_[A-Z_]+|k[A-Z]\w*)"
@@ -67,12 +90,74 @@ CONSTANT = r"(EDGEMOE_[A-Z_]+|k[A-Z]\w*)"
 BOUND = re.compile(rf"^\s*(upto<[\s\d+\-*/()]*({CONSTANT}[\s\d+\-*/()]*)*>\([^;]*\)|[\s\d+\-*/()]*({CONSTANT}[\s\d+\-*/()]*)*)\s*$")
 
 
+def unbounded_loops(text):
+    """Loops whose trip count has no compile-time maximum. A `for` must compare its variable with a
+    static bound (a constant expression, or upto<constant>(runtime size)); counting down, its start
+    must be a constant expression too (a runtime start would be an unbounded trip count)."""
+    bad = []
+    for m in re.finditer(r"\bfor\s*\(([^;]*);([^;]*);([^)]*)\)", text):
+        init, condition, step = (g.strip() for g in m.groups())
+        parts = re.split(r"<=|>=|<|>", condition, maxsplit=1)
+        if len(parts) != 2 or not parts[0].strip() or not BOUND.match(parts[1]):
+            bad.append(f"for ({init}; {condition}; {step}): condition is not a comparison with a static bound")
+            continue
+        if re.search(r"--|-=", step) or re.search(r"<=|>=|<|>", condition).group(0).startswith(">"):
+            start = init.split("=", 1)[-1] if "=" in init else ""
+            if not BOUND.match(start) or not start.strip():
+                bad.append(f"for ({init}; {condition}; {step}): counts down from a runtime start")
+    return bad
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
 def test_every_loop_has_a_static_bound(path):
-    for m in re.finditer(r"\bfor\s*\(([^;]*);([^;]*);", code(path)):
-        condition = m.group(2).strip()
-        bound = re.split(r"<=|>=|<|>", condition, maxsplit=1)[-1]
-        assert BOUND.match(bound), f"{path.name}: loop bound {condition!r} is not a compile-time constant"
+    bad = unbounded_loops(code(path))
+    assert not bad, f"{path.name}: {bad}"
+
+
+# Each scanner must see what it forbids: sources that break one rule each.
+BROKEN = {
+    "while": ("void f(int n) { while (n--) { x(); } }", "while/do"),
+    "do": ("void f(int n) { do { x(); } while (--n); }", "while/do"),
+    "float": ("fm_t g(fm_t v) { float f = v.to_float(); return f; }", "floating point"),
+    "double": ("void f() { double d = 0; }", "floating point"),
+    "new": ("void f() { int* p = new int[4]; }", "heap"),
+    "std": ("void f() { std::vector<int> v; }", "standard library"),
+}
+LOOPS = {
+    "forever": "void f() { for (;;) { x(); } }",
+    "runtime bound": "void f(int n) { for (int i = 0; i < n; ++i) { x(); } }",
+    "count down from runtime": "void f(int n) { for (int i = n; i > 0; --i) { x(); } }",
+    "no comparison": "void f(int* p) { for (int i = 0; p[i]; ++i) { x(); } }",
+}
+RECURSIVE = {
+    "direct": "int f(int n) { return n ? f(n - 1) : 0; }",
+    "template call": "template <int N> int f() { return f<N - 1>(); }",
+    "overload": "int f(int n) { return f(n, 1); }\nint f(int n, int m) { return g(n); }\nint g(int n) { return f(n); }",
+    "mutual": "int a(int n) { return b(n); }\nint b(int n) { return a(n - 1); }",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_rules_catch_what_they_forbid(case):
+    source, what = BROKEN[case]
+    assert any(what in found for found in forbidden_uses(source)), case
+
+
+@pytest.mark.parametrize("case", sorted(LOOPS))
+def test_loop_rule_catches_unbounded_loops(case):
+    assert unbounded_loops(LOOPS[case]), case
+
+
+def test_loop_rule_accepts_bounded_loops():
+    ok = ("for (int i = 0; i < EDGEMOE_MAX_DIM; ++i) {} for (int r = first; r < upto<EDGEMOE_MAX_TOKENS>(rows); ++r) {}"
+          " for (int bit = 24; bit >= 0; --bit) {} for (int i = 0; i < 2 * kLanes + 1; ++i) {}")
+    assert unbounded_loops(ok) == []
+
+
+@pytest.mark.parametrize("case", sorted(RECURSIVE))
+def test_recursion_rule_catches_recursion(case):
+    _, recursive = recursion_in(RECURSIVE[case])
+    assert recursive, case
 
 
 def test_kernel_declaration_names_follow_the_interface_list():

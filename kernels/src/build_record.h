@@ -20,10 +20,15 @@ static_assert(sizeof(EDGEMOE_CFG_NAME) <= 4 * kConfigNameWords + 1, "EDGEMOE_CFG
 
 // FNV-1a over the interface list (names and kinds, in order): a kernel compiled from another
 // list answers with another hash.
+constexpr int kMaxArgNameLength = 32;
 constexpr unsigned interface_hash() {
   unsigned h = 2166136261u;
   for (int a = 0; a < kKernelArgCount; ++a) {
-    for (const char* c = kKernelInterface[a].name; *c; ++c) h = (h ^ unsigned((unsigned char)*c)) * 16777619u;
+    bool ended = false;
+    for (int i = 0; i < kMaxArgNameLength; ++i) {
+      ended = ended || kKernelInterface[a].name[i] == 0;
+      if (!ended) h = (h ^ unsigned((unsigned char)kKernelInterface[a].name[i])) * 16777619u;
+    }
     h = (h ^ (kKernelInterface[a].is_buffer ? 0x42u : 0x53u)) * 16777619u;
   }
   return h;
