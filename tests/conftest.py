@@ -6,10 +6,15 @@ import torch
 from edgemoe import synthetic
 
 # Numerical contract of the fp32 CPU backend (stated once, used by every comparison):
-#   max relative error = max|out - ref| / max|ref| over the whole output tensor, <= 1e-4,
-# where ref is edgemoe.reference (PyTorch fp32). Both sides are fp32 with different summation
-# orders, blocked GEMMs and BatchNorm folded into the convolutions; observed errors are ~1e-6.
-MAX_REL_ERR = 1e-4
+#   max relative error = max|out - ref| / max|ref| over the whole output tensor, <= 5e-6,
+# where ref is edgemoe.reference (PyTorch fp32), on inputs without routing near-ties
+# (reference.near_ties). Both sides are fp32 (unit roundoff u = 6e-8) with different summation
+# orders, blocked GEMMs and BatchNorm folded into the convolutions: a dot product of fan-in n
+# differs by ~sqrt(n) u relative (n <= 3072: ~3e-6 worst case per layer, ~1e-7 typical), and
+# 12 blocks plus a head compound that to the measured 1.0e-6 .. 2.8e-6 (tiny variants, ViT-T,
+# PASCAL/NYUD ViT-S). 5e-6 is the README's "~1e-6" with headroom; LayerNorm's eps changed from 1e-6
+# to 1e-5 moves outputs by 5-8e-6 and fails it.
+MAX_REL_ERR = 5e-6
 
 
 def max_rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:

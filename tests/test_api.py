@@ -148,18 +148,23 @@ def test_preprocess_errors(tmp_path):
 
 
 def test_postprocess():
-    out = torch.randn(2, 5, 8, 8)
+    out = torch.randn(2, 5, 8, 8, generator=torch.Generator().manual_seed(6))
     seg = edgemoe.postprocess("semseg", out)
     assert seg.shape == (2, 8, 8) and np.array_equal(seg, out.argmax(1).numpy())
+    # Values, computed here from the definition (255 / (1 + e^-x)), at points known by hand too.
     sal = edgemoe.postprocess("sal", out[:, :1])
-    assert sal.shape == (2, 8, 8) and sal.min() >= 0 and sal.max() <= 255
+    assert sal.shape == (2, 8, 8)
+    expected = 255.0 / (1.0 + np.exp(-out[:, 0].double().numpy()))
+    assert np.allclose(sal, expected, rtol=0, atol=1e-4)
+    known = edgemoe.postprocess("edge", torch.tensor([[[0.0, np.log(3.0), -np.log(3.0)]]]))
+    assert np.allclose(known, [[127.5, 191.25, 63.75]], atol=1e-4)
     normals = edgemoe.postprocess("normals", out[0, :3])
     assert normals.shape == (8, 8, 3)
     assert np.allclose(np.linalg.norm(normals / 127.5 - 1.0, axis=-1), 1.0, atol=1e-5)
+    assert np.allclose(edgemoe.postprocess("normals", torch.tensor([[[0.0]], [[-3.0]], [[4.0]]]))[0, 0],
+                       [127.5, 127.5 * (1 - 0.6), 127.5 * (1 + 0.8)], atol=1e-4)
     depth = edgemoe.postprocess("depth", out[:, :1])
     assert np.array_equal(depth, out[:, 0].numpy())
-    with pytest.raises(ValueError, match="unknown task"):
-        edgemoe.postprocess("flow", out)
 
 
 def test_info():

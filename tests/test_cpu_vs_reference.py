@@ -1,11 +1,12 @@
 """The CPU backend against the PyTorch reference (edgemoe.reference), for every task, on tiny and
-realistic configurations. Tolerance: conftest.MAX_REL_ERR."""
+realistic configurations. Tolerance: conftest.MAX_REL_ERR. The reference is always the seeded
+in-memory model, never one loaded through edgemoe's own loader and config derivation, so that a
+loader or derivation bug cannot cancel out."""
 import pytest
 import torch
 
 import edgemoe
 from edgemoe import synthetic
-from edgemoe.reference import M3ViT
 
 from conftest import MAX_REL_ERR, max_rel_err, tiny_config
 
@@ -72,9 +73,10 @@ def test_cityscapes_vit_t_edge_moe_configuration():
 @pytest.mark.slow
 def test_pascal_vit_s_from_checkpoint(big_cache):
     """The real PASCAL ViT-S shapes, imported from an M3ViT-layout rank-shard directory."""
-    ckpt = synthetic.cached_checkpoint("pascal-vit-s", big_cache)
+    ckpt = synthetic.cached_checkpoint("pascal-vit-s", big_cache, seed=0)
     model = edgemoe.Model.from_checkpoint(ckpt)
-    ref = M3ViT.from_checkpoint(ckpt)
+    ref = synthetic.seeded_model(synthetic.preset("pascal-vit-s"), 0).eval()
+    assert model.config == ref.cfg  # heads, top-k, image size ... derived from the files alone
     assert model.config.num_heads == 12 and model.config.top_k == 4 and model.config.image_size == (512, 512)
     x = well_routed_images(ref, ("semseg", "normals"), first_seed=11)
     outputs = model(x, tasks=model.tasks)
@@ -88,9 +90,11 @@ def test_pascal_vit_s_from_checkpoint(big_cache):
 
 @pytest.mark.slow
 def test_nyud_vit_s_from_checkpoint(big_cache):
-    ckpt = synthetic.cached_checkpoint("nyud-vit-s", big_cache)
+    ckpt = synthetic.cached_checkpoint("nyud-vit-s", big_cache, seed=0)
     model = edgemoe.Model.from_checkpoint(ckpt)
-    ref = M3ViT.from_checkpoint(ckpt)
+    ref = synthetic.seeded_model(synthetic.preset("nyud-vit-s"), 0).eval()
+    assert model.config == ref.cfg
+    assert model.config.num_heads == 12 and model.config.top_k == 4
     assert model.config.image_size == (480, 640) and model.config.grid == (30, 40)
     assert model.tasks == ["semseg", "depth"]
     x = well_routed_images(ref, model.tasks, first_seed=12)
@@ -98,3 +102,31 @@ def test_nyud_vit_s_from_checkpoint(big_cache):
         with torch.no_grad():
             expected = ref(x, task)
         assert max_rel_err(model(x, task=task), expected) <= MAX_REL_ERR, task
+
+
+def test_cityscapes_grid_from_checkpoint(tmp_path):
+    """Edge-MoE's 128x256 input: an 8x16 grid (129 tokens) that pos_embed alone cannot tell from 16x8,
+    so image_size is given; width 192 gets ViT-T's 3 heads by default."""
+    cfg = synthetic.preset("cityscapes-vit-t")
+    ref = synthetic.seeded_model(cfg, 4).eval()
+    ckpt = synthetic.save_m3vit_checkpoint(ref, tmp_path / "ckpt", world_size=2)
+    model = edgemoe.Model.from_checkpoint(ckpt, image_size=(128, 256), top_k=2)
+    assert model.config == cfg and model.config.num_heads == 3 and model.config.num_tokens == 129
+    x = well_routed_images(ref, model.tasks, batch=1, first_seed=40)
+    for task in model.tasks:
+        with torch.no_grad():
+            expected = ref(x, task)
+        assert max_rel_err(model(x, task=task), expected) <= MAX_REL_ERR, task
+
+
+def test_default_heads_for_vit_b_width(tmp_path):
+    """Width 768 (ViT-B) gets 12 heads when the checkpoint does not say (M3ViT's configs)."""
+    cfg = TINY_VARIANTS["tiny-vit-b-width"]
+    ref = synthetic.seeded_model(cfg, 2).eval()
+    ckpt = synthetic.save_m3vit_checkpoint(ref, tmp_path / "ckpt", world_size=1)
+    model = edgemoe.Model.from_checkpoint(ckpt, image_size=cfg.image_size, top_k=cfg.top_k)
+    assert model.config.num_heads == 12 and model.config == cfg
+    x = well_routed_images(ref, ("semseg",), first_seed=50)
+    with torch.no_grad():
+        expected = ref(x, "semseg")
+    assert max_rel_err(model(x, task="semseg"), expected) <= MAX_REL_ERR

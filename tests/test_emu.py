@@ -1,8 +1,22 @@
 """The emulated accelerator (backend="emu"): the HLS kernels compiled for the CPU, fed exactly the
 buffers an FPGA would get. Accuracy contract against the fp32 CPU backend, per configuration:
-  backbone output NMSE = sum((emu - cpu)^2) / sum(cpu^2) <= 1e-4, and
-  semantic-segmentation argmax agreement >= 99.5 % of pixels.
-Inputs are real 8-bit images through edgemoe.preprocess (the kernel reads 8-bit pixels)."""
+  backbone output NMSE = sum((emu - cpu)^2) / sum(cpu^2) <= NMSE_BOUND, and
+  semantic-segmentation argmax agreement >= ARGMAX_BOUND of pixels,
+over the tokens (and their pixels) none of whose fp32 routing decisions has a top-k margin below
+QUANT_MARGIN: a token the emu may route to another expert moves by its whole MLP output, which is
+not an accuracy question. Routing itself is compared in
+test_moe_trace_shows_each_active_expert_fetched_once, where flips are allowed only at those
+decisions. Inputs are real 8-bit images through
+edgemoe.preprocess (the kernel reads 8-bit pixels).
+
+Why these bounds (kernels/README.md, "Formats"): weights are 18-bit (LSB 2^-16) and activations
+32-bit (LSB 2^-22); rounding a weight of typical size |w| ~ 0.05 to 2^-16 is a relative error of
+~2^-16 / 0.05 / sqrt(12) ~ 1e-4 per product, which averages over a dot product to a relative output
+error of ~1e-4 / sqrt(fan-in) per layer, i.e. an NMSE of ~1e-9 .. 1e-8 after 12 blocks: measured
+1e-9 .. 5e-8 below. NMSE_BOUND = 1e-6 leaves 20x headroom over the worst measurement and is ~10x
+below 16-bit weights (LSB 2^-14: 16x the amplitude, 256x the NMSE; measured 1.2e-5 .. 9e-5), which
+therefore fail. Argmax: pixels whose top-2 class logits lie within the emu's output error change;
+with an NMSE of 1e-8 that is well below 0.1 % of pixels."""
 import dataclasses
 
 import numpy as np
@@ -12,8 +26,14 @@ import torch
 import edgemoe
 from edgemoe import synthetic
 
-NMSE_BOUND = 1e-4
-ARGMAX_BOUND = 0.995
+NMSE_BOUND = 1e-6
+ARGMAX_BOUND = 0.999
+# A routing decision whose fp32 top-k margin (k-th minus (k+1)-th gate probability) is below this may
+# legitimately flip on emu: the gate sees the emu's block input, off by a relative ~sqrt(NMSE) <= 2e-4
+# (worst measured NMSE 4e-8); times the logit scale (|logit| <~ 2.5 for these seeded gates) a logit
+# moves by <= 5e-4, and a contested probability p (<~ 0.1 with 16 experts) by <= 5e-5: a difference
+# of two by < 1e-4. It excludes 1-4 % of tokens here (PASCAL ViT-S's top-4 of 16 has the most).
+QUANT_MARGIN = 1e-4
 
 
 pixel_images = synthetic.pixel_images
@@ -23,6 +43,30 @@ def nmse(a, b):
     return (((a - b) ** 2).sum() / (b ** 2).sum()).item()
 
 
+def untied_tokens(ref, x, task):
+    """[B, N] mask of the tokens none of whose fp32 routing decisions has a margin below QUANT_MARGIN:
+    where emu and fp32 must agree to the NMSE contract (a token routed to another expert is not an
+    accuracy question). Computed from the reference alone."""
+    B, N = x.shape[0], ref.cfg.num_tokens
+    keep = torch.ones(B, N, dtype=torch.bool)
+    if ref.cfg.moe_blocks:
+        for _, margin in ref.routing(x, task).values():
+            keep &= margin.reshape(B, N) >= QUANT_MARGIN
+    assert keep.float().mean() >= 0.8, "more than 20 % of tokens sit near a routing tie; the check would say little"
+    return keep
+
+
+def masked_nmse(a, b, keep):
+    return nmse(a[keep], b[keep])
+
+
+def untied_pixels(cfg, keep):
+    """[B, H, W] mask: the pixels of the patches of untied tokens (the cls token has none)."""
+    gh, gw = cfg.grid
+    P = cfg.patch_size
+    return keep[:, 1:].reshape(-1, gh, gw).repeat_interleave(P, 1).repeat_interleave(P, 2)
+
+
 def compare(cfg, seed=1, batch=1, tasks=None):
     ref = synthetic.seeded_model(cfg, seed)
     state = dict(ref.state_dict())
@@ -30,10 +74,12 @@ def compare(cfg, seed=1, batch=1, tasks=None):
     x = pixel_images(cfg, batch, seed)
     results = {}
     for task in tasks or cfg.task_names:
-        results[task] = {"nmse": nmse(emu.features(x, task), cpu.features(x, task))}
+        keep = untied_tokens(ref, x, task)
+        results[task] = {"nmse": masked_nmse(emu.features(x, task), cpu.features(x, task), keep)}
         if task == "semseg":
-            agree = (emu(x, task=task).argmax(1) == cpu(x, task=task).argmax(1)).float().mean().item()
-            results[task]["argmax"] = agree
+            pixels = untied_pixels(cfg, keep)
+            same = emu(x, task=task).argmax(1) == cpu(x, task=task).argmax(1)
+            results[task]["argmax"] = same[pixels].float().mean().item()
     return results, emu
 
 
@@ -70,29 +116,33 @@ def test_edge_moe_vit_t_cityscapes():
     assert_within_contract(results)
 
 
-def cpu_and_emu(preset, cache):
-    ckpt = synthetic.cached_checkpoint(preset, cache)
-    return edgemoe.Model.from_checkpoint(ckpt), edgemoe.Model.from_checkpoint(ckpt, backend="emu")
+def cpu_emu_and_reference(preset, cache):
+    ckpt = synthetic.cached_checkpoint(preset, cache, seed=0)
+    ref = synthetic.seeded_model(synthetic.preset(preset), 0)  # the checkpoint's in-memory original
+    return edgemoe.Model.from_checkpoint(ckpt), edgemoe.Model.from_checkpoint(ckpt, backend="emu"), ref
 
 
 @pytest.mark.slow
 def test_pascal_vit_s(big_cache):
-    cpu, emu = cpu_and_emu("pascal-vit-s", big_cache)
+    cpu, emu, ref = cpu_emu_and_reference("pascal-vit-s", big_cache)
     x = pixel_images(cpu.config, 1, 3)
-    assert nmse(emu.features(x, "semseg"), cpu.features(x, "semseg")) <= NMSE_BOUND
-    agree = (emu(x, task="semseg").argmax(1) == cpu(x, task="semseg").argmax(1)).float().mean().item()
-    assert agree >= ARGMAX_BOUND
+    keep = untied_tokens(ref, x, "semseg")
+    assert masked_nmse(emu.features(x, "semseg"), cpu.features(x, "semseg"), keep) <= NMSE_BOUND
+    same = emu(x, task="semseg").argmax(1) == cpu(x, task="semseg").argmax(1)
+    assert same[untied_pixels(cpu.config, keep)].float().mean().item() >= ARGMAX_BOUND
 
 
 @pytest.mark.slow
 def test_nyud_vit_s_at_the_token_maximum(big_cache):
     """480x640: 1201 tokens, the emulation build's EDGEMOE_MAX_TOKENS."""
-    cpu, emu = cpu_and_emu("nyud-vit-s", big_cache)
+    cpu, emu, ref = cpu_emu_and_reference("nyud-vit-s", big_cache)
     x = pixel_images(cpu.config, 1, 4)
     out_emu = emu(x, tasks=emu.tasks)
     out_cpu = cpu(x, tasks=cpu.tasks)
-    assert (out_emu["semseg"].argmax(1) == out_cpu["semseg"].argmax(1)).float().mean().item() >= ARGMAX_BOUND
-    assert nmse(emu.features(x, "depth"), cpu.features(x, "depth")) <= NMSE_BOUND
+    same = out_emu["semseg"].argmax(1) == out_cpu["semseg"].argmax(1)
+    assert same[untied_pixels(cpu.config, untied_tokens(ref, x, "semseg"))].float().mean().item() >= ARGMAX_BOUND
+    keep = untied_tokens(ref, x, "depth")
+    assert masked_nmse(emu.features(x, "depth"), cpu.features(x, "depth"), keep) <= NMSE_BOUND
 
 
 def test_moe_trace_shows_each_active_expert_fetched_once():
@@ -109,12 +159,16 @@ def test_moe_trace_shows_each_active_expert_fetched_once():
     assert (fc1[active] == 1).all() and (fc2[active] == 1).all()  # fetched once per layer (per image)
     assert (fc1[~active] == 0).all() and (fc2[~active] == 0).all()  # inactive experts cost nothing
     assert (~active).any(), "this input should leave some expert idle in some layer"
-    # The routing the kernel did matches the PyTorch reference's (up to near-tie decisions).
+    # The routing the kernel did is the PyTorch reference's, except at decisions whose fp32 margin
+    # is below QUANT_MARGIN: each such flip moves one token between two experts (2 in L1).
     routing = ref.routing(x, "depth")
     for j, block in enumerate(cfg.moe_blocks):
-        experts, _ = routing[block]
-        expected = torch.bincount(experts.reshape(2, -1, cfg.top_k).reshape(2, -1)[0], minlength=cfg.num_experts)
-        assert np.abs(tokens[0, j] - expected.numpy()).sum() <= 4, (block, tokens[0, j], expected)
+        experts, margin = routing[block]
+        per_image = experts.reshape(2, -1, cfg.top_k)
+        for i in range(2):
+            expected = torch.bincount(per_image[i].reshape(-1), minlength=cfg.num_experts).numpy()
+            allowed = 2 * int((margin.reshape(2, -1)[i] < QUANT_MARGIN).sum())
+            assert np.abs(tokens[i, j] - expected).sum() <= allowed, (block, i, tokens[i, j], expected, allowed)
 
 
 def test_cpu_has_no_trace(tiny_model):
@@ -137,17 +191,21 @@ def test_deterministic_batch_and_multi_task_sharing(tiny_model):
 def test_to_emu_and_back(tiny_model):
     cfg = tiny_model.cfg
     model = edgemoe.Model(cfg, dict(tiny_model.state_dict()))
-    x = pixel_images(cfg, 1, 6)
+    x = pixel_images(cfg, 2, 6)
     on_cpu = model.features(x, "sal")
     assert model.to("emu").backend == "emu"
-    assert nmse(model.features(x, "sal"), on_cpu) <= NMSE_BOUND
+    fresh = edgemoe.Model(cfg, dict(tiny_model.state_dict()), "emu")
+    assert torch.equal(model.features(x, "sal"), fresh.features(x, "sal"))  # moved = built for emu, bit for bit
+    assert torch.equal(model(x, task="semseg"), fresh(x, task="semseg"))
     assert torch.equal(model.to("cpu").features(x, "sal"), on_cpu)
 
 
-def test_from_checkpoint_with_emu(tiny_checkpoint):
+def test_from_checkpoint_with_emu(tiny_checkpoint, tiny_model):
     model = edgemoe.Model.from_checkpoint(tiny_checkpoint, backend="emu", num_heads=2, top_k=2, image_size=(64, 96))
     assert model.backend == "emu"
-    assert model(pixel_images(model.config, 1, 0), task="normals").shape == (1, 3, 64, 96)
+    fresh = edgemoe.Model(tiny_model.cfg, dict(tiny_model.state_dict()), "emu")
+    x = pixel_images(model.config, 2, 0)
+    assert torch.equal(model(x, task="normals"), fresh(x, task="normals"))  # loaded = in memory, bit for bit
 
 
 @pytest.mark.parametrize("change, limit", [

@@ -12,6 +12,8 @@
 #define EDGEMOE_MAX_TOP_K 4
 #define EDGEMOE_MAX_TASKS 2
 #define EDGEMOE_MAX_PATCH_IN 768
-#define EDGEMOE_LINEAR_TIN 16
-#define EDGEMOE_LINEAR_TOUT 16
-#define EDGEMOE_ATTN_LANES 8
+// A MAC array shaped unlike emu's 16 x 16 (same 256 DSPs) and twice emu's attention lanes: the
+// cross-board bit-identity test (ctest kernel_boards_bit_identical) then compares different tilings.
+#define EDGEMOE_LINEAR_TIN 32
+#define EDGEMOE_LINEAR_TOUT 8
+#define EDGEMOE_ATTN_LANES 16  // ViT-T's head dim 64 is a multiple

@@ -92,16 +92,9 @@ constexpr unsigned config_name_word(const char* name, int word) {
 enum BuildRecordField { EDGEMOE_BUILD_RECORD(EDGEMOE_RECORD_INDEX) kBuildRecordWords };
 #undef EDGEMOE_RECORD_INDEX
 
-// The kernel's side of the query: a constant table streamed to DDR.
-inline void write_build_record(ap_uint<32>* out) {
+// The record's values, as this build computes them.
 #define EDGEMOE_RECORD_VALUE(name, value) (unsigned)(value),
-  static const unsigned record[kBuildRecordWords] = {EDGEMOE_BUILD_RECORD(EDGEMOE_RECORD_VALUE)};
+constexpr unsigned kBuildRecord[kBuildRecordWords] = {EDGEMOE_BUILD_RECORD(EDGEMOE_RECORD_VALUE)};
 #undef EDGEMOE_RECORD_VALUE
-write_record:
-  for (int i = 0; i < kBuildRecordWords; ++i) {
-#pragma HLS PIPELINE II = 1
-    out[i] = record[i];
-  }
-}
 
 }  // namespace edgemoe_hls

@@ -15,6 +15,15 @@ namespace {
 LinearWeights g_ping, g_pong;
 ExpertQueues g_queues;
 
+// The build query's answer: the constant record streamed to DDR.
+void write_build_record(ap_uint<32>* out) {
+write_record:
+  for (int i = 0; i < kBuildRecordWords; ++i) {
+#pragma HLS PIPELINE II = 1
+    out[i] = kBuildRecord[i];
+  }
+}
+
 void patch_embedding(const pixel_t* image, const wt_t* weights, const fm_t* params, fm_t* x, const ModelDims& m) {
   const int D = m.dim, n = tokens(m);
 copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])

@@ -46,7 +46,10 @@ void test_exp() {
     }
   }
   std::printf("exp16: max relative error %.3g over [-87, 0]\n", worst);
-  expect(worst < 5e-7, "exp16 relative error < 5e-7");
+  // Bound 1e-7: the polynomial's design error plus fp32 rounding of its Horner steps (measured
+  // 7.9e-8, README "8e-8"); a polynomial one degree lower (~2e-6) or a float-only range reduction
+  // fails it.
+  expect(worst < 1e-7, "exp16 relative error < 1e-7");
 }
 
 void test_attention(int64_t batch, int64_t tokens, int64_t dim, int64_t heads) {
@@ -81,7 +84,10 @@ void test_attention(int64_t batch, int64_t tokens, int64_t dim, int64_t heads) {
   const std::string name = "attention B" + std::to_string(batch) + " N" + std::to_string(tokens) + " D" +
                            std::to_string(dim) + " H" + std::to_string(heads);
   std::printf("%s: max abs error %.3g (peak %.3g)\n", name.c_str(), worst, peak);
-  expect(worst <= 1e-5 * std::max(1.0, peak), name + " within 1e-5 of float64");
+  // Each output is a convex combination of v (|v| <= ~5 here) with fp32 weights: exp's relative
+  // error (< 1e-7), the fp32 sum over N keys (~sqrt(N) * 6e-8 for these sign-mixed terms) and the
+  // division give ~1e-7 * |v|max; measured 3-6e-7. Bound 2e-6 (relative to max(1, |o|max)).
+  expect(worst <= 2e-6 * std::max(1.0, peak), name + " within 2e-6 of float64");
 }
 
 void test_upsample() {
