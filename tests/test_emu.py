@@ -1,22 +1,23 @@
 """The emulated accelerator (backend="emu"): the HLS kernels compiled for the CPU, fed exactly the
 buffers an FPGA would get. Accuracy contract against the fp32 CPU backend, per configuration:
-  backbone output NMSE = sum((emu - cpu)^2) / sum(cpu^2) <= NMSE_BOUND, and
+  backbone output NMSE = sum((emu - cpu)^2) / sum(cpu^2) <= NMSE_BOUNDS[size], and
   semantic-segmentation argmax agreement >= ARGMAX_BOUND of pixels,
 over the tokens (and their pixels) none of whose fp32 routing decisions has a top-k margin below
 QUANT_MARGIN: a token the emu may route to another expert moves by its whole MLP output, which is
 not an accuracy question. Routing itself is compared in
 test_moe_trace_shows_each_active_expert_fetched_once, where flips are allowed only at those
-decisions. Inputs are real 8-bit images through
-edgemoe.preprocess (the kernel reads 8-bit pixels).
+decisions. Inputs are real 8-bit images through edgemoe.preprocess (the kernel reads 8-bit pixels).
 
-Why these bounds (kernels/README.md, "Formats"): weights are 18-bit (LSB 2^-16) and activations
-32-bit (LSB 2^-22); rounding a weight of typical size |w| ~ 0.05 to 2^-16 is a relative error of
-~2^-16 / 0.05 / sqrt(12) ~ 1e-4 per product, which averages over a dot product to a relative output
-error of ~1e-4 / sqrt(fan-in) per layer, i.e. an NMSE of ~1e-9 .. 1e-8 after 12 blocks: measured
-1e-9 .. 5e-8 below. NMSE_BOUND = 1e-6 leaves 20x headroom over the worst measurement and is ~10x
-below 16-bit weights (LSB 2^-14: 16x the amplitude, 256x the NMSE; measured 1.2e-5 .. 9e-5), which
-therefore fail. Argmax: pixels whose top-2 class logits lie within the emu's output error change;
-with an NMSE of 1e-8 that is well below 0.1 % of pixels."""
+Why these bounds (kernels/README.md, "Formats"): the error is quantisation, dominated by the
+18-bit weights (LSB 2^-16): each rounded weight is off by 2^-16/sqrt(12) rms, so a layer's output
+NMSE is ~(2^-16/sqrt(12))^2 / E[w^2] ~ 2e-11 / E[w^2], summed over the layers a token passes. The
+tiny models' weights are large (E[w^2] ~ 1/64), ViT-T's and ViT-S's smaller and their stacks
+deeper, hence per-size bounds. Measured (deterministic: emu is bit-exact, the fp32 side varies by
+~1e-14 in NMSE across CPUs): tiny 7e-9 .. 3.5e-8, ViT-T 4.1e-8, ViT-S 6.8e-8 .. 7.8e-8. Each
+bound is ~2-5x its worst measurement; 16-bit weights (LSB 2^-14, 16x the amplitude) measured
+1.2e-7 .. 5.7e-7 on the tiny models and 4e-5 .. 7e-5 on ViT-T, above every bound, so they fail.
+Argmax: only pixels whose top-2 class logits lie within the emu's output error can change; measured
+>= 99.98 % agreement, bound 99.9 %."""
 import dataclasses
 
 import numpy as np
@@ -26,13 +27,13 @@ import torch
 import edgemoe
 from edgemoe import synthetic
 
-NMSE_BOUND = 1e-6
+NMSE_BOUNDS = {"tiny": 8e-8, "vit-t": 2e-7, "vit-s": 4e-7}
 ARGMAX_BOUND = 0.999
 # A routing decision whose fp32 top-k margin (k-th minus (k+1)-th gate probability) is below this may
-# legitimately flip on emu: the gate sees the emu's block input, off by a relative ~sqrt(NMSE) <= 2e-4
-# (worst measured NMSE 4e-8); times the logit scale (|logit| <~ 2.5 for these seeded gates) a logit
-# moves by <= 5e-4, and a contested probability p (<~ 0.1 with 16 experts) by <= 5e-5: a difference
-# of two by < 1e-4. It excludes 1-4 % of tokens here (PASCAL ViT-S's top-4 of 16 has the most).
+# legitimately flip on emu: the gate sees the emu's block input, off by a relative ~sqrt(NMSE) <= 3e-4
+# (worst measured NMSE 7.8e-8); times the logit scale (|logit| <~ 2.5 for these seeded gates) a
+# logit moves by <= 7e-4, and a contested probability p (<~ 0.07 with 16 experts) by <= 5e-5: a
+# difference of two by < 1e-4. It excludes 1-4 % of tokens here (PASCAL ViT-S's top-4 of 16 has the most).
 QUANT_MARGIN = 1e-4
 
 
@@ -83,9 +84,9 @@ def compare(cfg, seed=1, batch=1, tasks=None):
     return results, emu
 
 
-def assert_within_contract(results):
+def assert_within_contract(results, nmse_bound):
     for task, r in results.items():
-        assert r["nmse"] <= NMSE_BOUND, (task, r)
+        assert r["nmse"] <= nmse_bound, (task, r)
         if "argmax" in r:
             assert r["argmax"] >= ARGMAX_BOUND, (task, r)
 
@@ -107,13 +108,13 @@ VARIANTS = {
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_tiny_variants(name):
     results, _ = compare(VARIANTS[name], batch=2)
-    assert_within_contract(results)
+    assert_within_contract(results, NMSE_BOUNDS["tiny"])
 
 
 def test_edge_moe_vit_t_cityscapes():
     """Edge-MoE's own model: ViT-T, 128x256, 16 experts, top-2, two tasks."""
     results, _ = compare(synthetic.preset("cityscapes-vit-t"))
-    assert_within_contract(results)
+    assert_within_contract(results, NMSE_BOUNDS["vit-t"])
 
 
 def cpu_emu_and_reference(preset, cache):
@@ -127,7 +128,7 @@ def test_pascal_vit_s(big_cache):
     cpu, emu, ref = cpu_emu_and_reference("pascal-vit-s", big_cache)
     x = pixel_images(cpu.config, 1, 3)
     keep = untied_tokens(ref, x, "semseg")
-    assert masked_nmse(emu.features(x, "semseg"), cpu.features(x, "semseg"), keep) <= NMSE_BOUND
+    assert masked_nmse(emu.features(x, "semseg"), cpu.features(x, "semseg"), keep) <= NMSE_BOUNDS["vit-s"]
     same = emu(x, task="semseg").argmax(1) == cpu(x, task="semseg").argmax(1)
     assert same[untied_pixels(cpu.config, keep)].float().mean().item() >= ARGMAX_BOUND
 
@@ -142,7 +143,7 @@ def test_nyud_vit_s_at_the_token_maximum(big_cache):
     same = out_emu["semseg"].argmax(1) == out_cpu["semseg"].argmax(1)
     assert same[untied_pixels(cpu.config, untied_tokens(ref, x, "semseg"))].float().mean().item() >= ARGMAX_BOUND
     keep = untied_tokens(ref, x, "depth")
-    assert masked_nmse(emu.features(x, "depth"), cpu.features(x, "depth"), keep) <= NMSE_BOUND
+    assert masked_nmse(emu.features(x, "depth"), cpu.features(x, "depth"), keep) <= NMSE_BOUNDS["vit-s"]
 
 
 def test_moe_trace_shows_each_active_expert_fetched_once():
