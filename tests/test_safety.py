@@ -111,6 +111,8 @@ def test_unusual_valid_shapes_run_correctly(tmp_path, name):
     assert model.config == cfg
     x = synthetic.random_images(cfg, 2, seed=5)
     for task in cfg.task_names:
+        if cfg.moe_blocks:  # the bound holds where fp32 routing is not a near-tie (conftest)
+            assert ref.near_ties(x, task) == 0, (name, task)
         with torch.no_grad():
             expected = ref(x, task)
         assert max_rel_err(model(x, task=task), expected) <= MAX_REL_ERR, task
