@@ -4,6 +4,69 @@
 
 using tb::expect;
 
+// The cases where a naive implementation departs from Vitis's documented semantics (issue 9's
+// list): each value is worked out by hand in the comment next to it.
+static void edge_cases() {
+  // ap_int / ap_uint from fixed point or double truncate toward zero (not floor).
+  expect(ap_int<8>(ap_fixed<8, 4>(-2.5)).to_int64() == -2, "ap_int(fixed -2.5) == -2 (toward zero)");
+  expect(ap_int<8>(ap_fixed<8, 4>(2.5)).to_int64() == 2, "ap_int(fixed 2.5) == 2");
+  expect(ap_int<16>(-7.9).to_int64() == -7, "ap_int(double -7.9) == -7");
+  expect(ap_uint<8>(ap_ufixed<8, 5>(6.875)).to_uint() == 6, "ap_uint(ufixed 6.875) == 6");
+  // AP_RND from a double is decided exactly: 0.49999999999999994 LSB is below the half (floor(x +
+  // 0.5) computes 1.0 in floating point and would round up).
+  expect(ap_fixed<8, 8, AP_RND>(0.49999999999999994).to_double() == 0.0, "AP_RND: 0.5 - 2^-54 LSB -> 0");
+  expect(ap_fixed<8, 8, AP_RND>(0.5).to_double() == 1.0, "AP_RND: exactly half -> up");
+  expect(ap_fixed<8, 8, AP_RND_CONV>(0.5).to_double() == 0.0 && ap_fixed<8, 8, AP_RND_CONV>(1.5).to_double() == 2.0,
+         "AP_RND_CONV: halves to even, independent of the FP rounding mode");
+  // Doubles beyond int64 into AP_WRAP keep the low W bits of the exact integer: 2^70 + 5 is not a
+  // double, but 2^70 + 2^18 * 3 is; its low 20 bits are 3 * 2^18 = 786432 -> as ap_int<20>: -262144.
+  expect(ap_int<20>(0x1p70 + 0x1p18 * 3).to_int64() == 786432 - (1 << 20), "AP_WRAP of 2^70 + 3*2^18");
+  expect(ap_fixed<16, 16>(-0x1p64).to_double() == 0.0, "AP_WRAP of -2^64 is 0 (low bits all zero)");
+  expect(ap_fixed<16, 16>(0x1p63).to_double() == 0.0, "AP_WRAP of 2^63 is 0 in 16 bits");
+  expect(ap_fixed<16, 16, AP_TRN, AP_SAT>(1e300).to_double() == 32767.0, "AP_SAT of 1e300 is the maximum");
+  // NaN has no value: 0 in every mode (Vitis documents none); infinities saturate, or wrap to 0.
+  expect(ap_fixed<16, 8, AP_TRN, AP_SAT>(std::nan("")).to_double() == 0.0, "NaN into AP_SAT -> 0");
+  expect(ap_fixed<16, 8, AP_TRN, AP_SAT>(-HUGE_VAL).to_double() == -128.0, "-inf into AP_SAT -> minimum");
+  expect(ap_fixed<16, 8>(HUGE_VAL).to_double() == 0.0, "inf into AP_WRAP -> 0");
+  // Saturating widening conversion to 64 bits: 40 fraction bits more overflow int64 and clamp.
+  const ap_fixed<40, 30> big = 500000000.0;  // < 2^29
+  expect(ap_fixed<64, 24, AP_TRN, AP_SAT>(big).raw() == INT64_MAX, "widening to 64 bits saturates at INT64_MAX");
+  expect(ap_fixed<64, 24, AP_TRN, AP_SAT>(ap_fixed<40, 30>(-500000000.0)).raw() == INT64_MIN, "... and at INT64_MIN");
+  expect(ap_fixed<64, 40, AP_TRN, AP_SAT>(big).to_double() == 500000000.0, "a widening that fits is exact");
+  // A conversion that drops exactly 63 bits: raw 2^62 * 3 at 63 fraction bits is 0.75.
+  ap_fixed<64, 1> three_quarters;
+  three_quarters.V = (int64_t(3) << 61);  // 0.75 with 63 fraction bits
+  expect(ap_fixed<8, 8, AP_RND>(three_quarters).to_double() == 1.0, "AP_RND of 0.75 (63 bits dropped) -> 1");
+  expect(ap_fixed<8, 8>(three_quarters).to_double() == 0.0, "AP_TRN of 0.75 (63 bits dropped) -> 0");
+  ap_fixed<64, 1> minus_one;
+  minus_one.V = INT64_MIN;  // -1.0 with 63 fraction bits
+  expect(ap_fixed<8, 8, AP_RND>(minus_one).to_double() == -1.0 && ap_fixed<8, 8>(minus_one).to_double() == -1.0,
+         "-1.0 with 63 fraction bits converts exactly");
+  ap_fixed<64, 1> minus_quarter;
+  minus_quarter.V = -(int64_t(1) << 61);  // -0.25
+  expect(ap_fixed<8, 8, AP_RND>(minus_quarter).to_double() == 0.0 && ap_fixed<8, 8>(minus_quarter).to_double() == -1.0,
+         "-0.25 (63 bits dropped): AP_RND -> 0, AP_TRN -> -1");
+  // to_int() of the most negative 64-bit value (integer part truncated toward zero, no overflow).
+  ap_fixed<64, 32> most_negative;
+  most_negative.V = INT64_MIN;  // -2^31
+  expect(most_negative.to_int() == INT32_MIN, "to_int() of raw INT64_MIN at 32 fraction bits is -2^31");
+  // Unsigned C integers of 2^63 and more.
+  expect(ap_uint<63>(0x8000000000000005ull).to_uint64() == 5, "ap_uint<63>(2^63 + 5) wraps to 5");
+  expect(ap_fixed<64, 64, AP_TRN, AP_SAT>(0xFFFFFFFFFFFFFFFFull).raw() == INT64_MAX, "2^64-1 saturates a signed 64");
+  expect(ap_ufixed<63, 64, AP_RND>(0x8000000000000003ull).raw() == int64_t(0x4000000000000002ull),
+         "2^63 + 3 in steps of 2 rounds half up to 2^63 + 4");
+  // Shifts by 64 or more keep the type and lose every bit (right: sign fill).
+  const ap_fixed<16, 8> x = -3.5;
+  expect((x >> 64).to_double() == -1.0 / 256 && (x >> 1000).to_double() == -1.0 / 256, "x >> 64: sign fill");
+  expect((x << 64).to_double() == 0.0 && (x << 1000).to_double() == 0.0, "x << 64: 0");
+  expect((x >> -64).to_double() == 0.0 && (x << INT32_MIN).to_double() == -1.0 / 256, "negative counts: other way");
+  // Unsigned minus unsigned: signed, max(I1, I2) + 1 integer bits (Vitis), enough for every difference.
+  const auto d = ap_ufixed<4, 4>(0) - ap_ufixed<6, 6>(63);
+  static_assert(decltype(d)::is_signed && decltype(d)::iwidth == 7 && decltype(d)::fwidth == 0,
+                "ufixed<4,4> - ufixed<6,6>: signed, 7 integer bits");
+  expect(d.to_double() == -63.0, "0 - 63 == -63");
+}
+
 int main() {
   // Quantisation modes on 0.1 in 4 fraction bits: 0.1 * 16 = 1.6.
   expect(ap_fixed<8, 4>(0.1).to_double() == 1.0 / 16, "AP_TRN floors 1.6 LSB to 1");
@@ -102,6 +165,7 @@ int main() {
   static_assert(sizeof(ap_ufixed<8, 0>) == 1 && sizeof(ap_fixed<16, 2>) == 2 && sizeof(ap_fixed<18, 2>) == 4 &&
                     sizeof(ap_fixed<32, 10>) == 4 && sizeof(ap_uint<32>) == 4 && sizeof(ap_fixed<48, 14>) == 8,
                 "element sizes");
+  edge_cases();
   hls::stream<int> s;
   s.write(1);
   s << 2;

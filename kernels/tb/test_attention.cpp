@@ -26,12 +26,31 @@ namespace {
 constexpr double kExpRel = 2e-6;
 constexpr double kRecipRel = 3e-7;
 
-void check(int n, int dim, int heads, unsigned seed) {
+// q, k, v as the attention unit sees them, computed here without ap_fixed: qkv_t keeps 16 fraction
+// bits (floor) and saturates at [-128, 128 - 2^-16] (AP_SAT), so a wrapping qkv_t fails `saturate`.
+double operand(fm_t v) {
+  const double lsb = std::ldexp(1.0, -16), x = std::min(std::max(v.to_double(), -128.0), 128.0 - lsb);
+  return std::floor(x / lsb) * lsb;
+}
+
+// saturate: v entries beyond +-128 (every 5th), and q entries beyond it in each head's first dim on
+// every third row (with that dim of k kept small, so that scores stay inside fm_t).
+void check(int n, int dim, int heads, unsigned seed, bool saturate = false) {
   tb::Rng rng(seed);
   const int hd = dim / heads;
   std::vector<fm_t> qkv(size_t(n) * 3 * dim), out(size_t(n) * dim), info(size_t(n) * heads * kSoftmaxInfoWords);
   std::vector<fm_t> scores(scores_size(n, heads));
   for (auto& v : qkv) v = rng.normal(0, 1.5);
+  int saturated = 0;
+  if (saturate) {
+    for (int i = 0; i < n; ++i)
+      for (int h = 0; h < heads; ++h) {
+        fm_t* row = &qkv[size_t(i) * 3 * dim];
+        if (i % 3 == 0) row[h * hd] = (i % 2 ? -1 : 1) * rng.uniform(130, 400), ++saturated;
+        row[dim + h * hd] = rng.normal(0, 0.05);
+        for (int d = 0; d < hd; d += 5) row[2 * dim + h * hd + d] = (d % 2 ? -1 : 1) * rng.uniform(130, 400), ++saturated;
+      }
+  }
   const fm_t scale = 1.0 / std::sqrt(double(hd));
   run_attention(qkv.data(), scores.data(), info.data(), n, dim, heads, scale, out.data());
   const double lsb22 = std::ldexp(1.0, -22), lsb24 = std::ldexp(1.0, -24), lsb29 = std::ldexp(1.0, -29);
@@ -40,13 +59,13 @@ void check(int n, int dim, int heads, unsigned seed) {
   std::vector<double> s(n), p(n), q(hd), v(size_t(n) * hd);
   for (int h = 0; h < heads; ++h) {
     for (int j = 0; j < n; ++j)
-      for (int d = 0; d < hd; ++d) v[size_t(j) * hd + d] = qkv_t(qkv[size_t(j) * 3 * dim + 2 * dim + h * hd + d]).to_double();
+      for (int d = 0; d < hd; ++d) v[size_t(j) * hd + d] = operand(qkv[size_t(j) * 3 * dim + 2 * dim + h * hd + d]);
     for (int i = 0; i < n; ++i) {
-      for (int d = 0; d < hd; ++d) q[d] = qkv_t(qkv[size_t(i) * 3 * dim + h * hd + d]).to_double();
+      for (int d = 0; d < hd; ++d) q[d] = operand(qkv[size_t(i) * 3 * dim + h * hd + d]);
       double m = -1e300;
       for (int j = 0; j < n; ++j) {
         double dot = 0;
-        for (int d = 0; d < hd; ++d) dot += q[d] * qkv_t(qkv[size_t(j) * 3 * dim + dim + h * hd + d]).to_double();
+        for (int d = 0; d < hd; ++d) dot += q[d] * operand(qkv[size_t(j) * 3 * dim + dim + h * hd + d]);
         s[j] = dot * scale.to_double();
         m = std::max(m, s[j]);
       }
@@ -81,7 +100,9 @@ void check(int n, int dim, int heads, unsigned seed) {
     }
   }
   char name[112];
-  std::printf("N=%d D=%d H=%d: max errors: 1/sum %.3g relative, output %.3g absolute\n", n, dim, heads, err_sum,
+  if (saturate) tb::expect(saturated > 0, "the saturation case has operands beyond qkv_t's range");
+  std::printf("%sN=%d D=%d H=%d: max errors: 1/sum %.3g relative, output %.3g absolute\n", saturate ? "saturating q, v: " : "", n, dim,
+              heads, err_sum,
               err_out);
   std::snprintf(name, sizeof name, "N=%d D=%d H=%d: running max error / e_s", n, dim, heads);
   tb::bound(name, ratio_max, 1.0);
@@ -115,6 +136,7 @@ int main() {
   check(kAttnP + 1, 128, 2, 4);
   check(3 * kAttnP + 2, 96, 3, 5);
   check(129, 192, 3, 6);  // Edge-MoE's token count
+  check(37, 128, 2, 10, /*saturate=*/true);
   if (EDGEMOE_MAX_TOKENS >= 1201) {
     check(1025, 128, 2, 7);  // PASCAL 512x512 (two ViT-S heads' worth of dims)
     check(1201, 128, 2, 8);  // NYUD 480x640, the emulation build's maximum

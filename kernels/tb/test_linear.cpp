@@ -71,6 +71,37 @@ int main() {
   // Two roundings here (score * y, then the accumulate) plus the input lane: 2 LSB + 2^-18 * |x| * |w|.
   tb::bound("linear, score-weighted scatter-accumulate: max abs error", worst, 6e-7);
 
+  // Saturating input lanes: activations beyond mac_in_t's +-256 clamp (AP_SAT) before the MACs.
+  // The golden model clamps and floors to the lane's 18 fraction bits itself, without ap_fixed, so a
+  // wrapping mac_in_t fails here.
+  {
+    static LinearWeights small_weights;
+    std::vector<wt_t> ws(out * in);
+    for (auto& v : ws) v = rng.normal(0, 0.01);
+    std::vector<fm_t> big(rows * in), ys(rows * out);
+    int saturated = 0;
+    for (auto& v : big) {
+      v = rng.normal(0, 250);
+      saturated += std::abs(v.to_double()) >= 256;
+    }
+    load_linear_weights(ws.data(), bias.data(), out, in, small_weights);
+    LinearJob job = {0, rows, kReadRows, big.data(), in, nullptr, nullptr, 0, 0, 0, kWriteStore, ys.data(), out, nullptr, false};
+    run_linear(small_weights, job);
+    const double lsb = std::ldexp(1.0, -18);
+    double worst_sat = 0;
+    for (int r = 0; r < rows; ++r)
+      for (int o = 0; o < out; ++o) {
+        double s = bias[o].to_double();
+        for (int i = 0; i < in; ++i) {
+          const double lane = std::floor(std::min(std::max(big[r * in + i].to_double(), -256.0), 256.0 - lsb) / lsb) * lsb;
+          s += lane * ws[o * in + i].to_double();
+        }
+        worst_sat = std::max(worst_sat, std::abs(ys[r * out + o].to_double() - s));
+      }
+    tb::expect(saturated > rows, "the saturation case has inputs beyond mac_in_t's range");
+    tb::bound("linear, saturating input lanes (|x| ~ 250): max abs error", worst_sat, 3e-7);
+  }
+
   // Patch embedding: the reader cuts 3 x P x P patches out of the image (Conv2d weight order).
   {
     const int gh = 3, gw = 5, P = 4, K = 3 * P * P, D = 24, H = gh * P, W = gw * P;

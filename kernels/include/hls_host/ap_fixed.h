@@ -3,7 +3,9 @@
 // and compute exactly what the synthesized hardware computes.
 //
 // Supported: widths up to 64 bits; quantisation AP_TRN (floor), AP_TRN_ZERO, AP_RND (half up),
-// AP_RND_CONV (half to even); overflow AP_WRAP and AP_SAT. Arithmetic results are exact, as in
+// AP_RND_CONV (half to even), decided exactly for any shift and from doubles; overflow AP_WRAP (N = 0;
+// other N is a compile error) and AP_SAT, by the exact value even beyond 64 bits. ap_int/ap_uint
+// from fixed point or doubles truncate toward zero. NaN converts to 0 (Vitis documents nothing). Arithmetic results are exact, as in
 // Vitis: a*b has W1+W2 bits, a+b one more integer bit than the wider operand; assignment converts
 // (quantise, then overflow) into the destination's format. Under Vitis the real <ap_fixed.h> is
 // used instead (see kernels/src/hls_types.h).
@@ -45,7 +47,20 @@ template <ap_q_mode Q>
 constexpr int64_t quantize(int64_t v, int shift) {
   static_assert(Q == AP_TRN || Q == AP_TRN_ZERO || Q == AP_RND || Q == AP_RND_CONV,
                 "this ap_fixed subset implements AP_TRN, AP_TRN_ZERO, AP_RND and AP_RND_CONV");
-  if (shift >= 63) return v < 0 ? (Q == AP_TRN ? -1 : 0) : 0;
+  if (shift >= 63) {
+    // |v| < 2^63 <= 2^shift: the value lies in [-1, 1). Decided on 128 bits (shift 63 or 64 keeps
+    // a half of 2^62 or 2^63 that v can reach); beyond, no half is reachable.
+    if (shift > 64) return (Q == AP_TRN && v < 0) ? -1 : 0;
+    const __int128 one = (__int128)1 << shift, rem = v < 0 ? one + v : (__int128)v, half = one >> 1;
+    const int64_t floor_v = v < 0 ? -1 : 0;
+    switch (Q) {
+      case AP_TRN: return floor_v;
+      case AP_TRN_ZERO: return 0;
+      case AP_RND: return rem >= half ? floor_v + 1 : floor_v;
+      case AP_RND_CONV: return (rem > half || (rem == half && (floor_v & 1))) ? floor_v + 1 : floor_v;
+      default: return floor_v;
+    }
+  }
   const int64_t floor_v = v >> shift;  // arithmetic shift: floor
   const int64_t rem = v - shl(floor_v, shift);  // in [0, 2^shift)
   const int64_t half = int64_t(1) << (shift - 1);
@@ -105,6 +120,9 @@ struct ap_range_ref {
 template <int W, int I, bool S, ap_q_mode Q, ap_o_mode O, int N>
 struct ap_fixed_base {
   static_assert(W >= 1 && W <= 64 && (S || W <= 63), "this ap_fixed subset supports 1..64 bits (unsigned: 63)");
+  // Vitis's N is the number of saturated MSBs in the wrap modes; this subset wraps all bits.
+  static_assert(O != AP_WRAP || N == 0 || N == ap_host::kExactResult,
+                "this ap_fixed subset implements AP_WRAP with N = 0 only (N saturation bits are not modelled)");
   static constexpr int width = W;
   static constexpr int iwidth = I;
   static constexpr int fwidth = W - I;
@@ -133,9 +151,9 @@ struct ap_fixed_base {
   constexpr ap_fixed_base(int v) { assign_raw(v, 0); }
   constexpr ap_fixed_base(unsigned v) { assign_raw(int64_t(v), 0); }
   constexpr ap_fixed_base(long v) { assign_raw(v, 0); }
-  constexpr ap_fixed_base(unsigned long v) { assign_raw(int64_t(v), 0); }
+  constexpr ap_fixed_base(unsigned long v) { assign_unsigned(v); }
   constexpr ap_fixed_base(long long v) { assign_raw(v, 0); }
-  constexpr ap_fixed_base(unsigned long long v) { assign_raw(int64_t(v), 0); }
+  constexpr ap_fixed_base(unsigned long long v) { assign_unsigned(v); }
   constexpr ap_fixed_base(bool v) { assign_raw(v ? 1 : 0, 0); }
   ap_fixed_base(double d) { assign_double(d); }
   ap_fixed_base(float f) { assign_double(double(f)); }
@@ -151,23 +169,58 @@ struct ap_fixed_base {
       // Shifting left by `up` may leave int64: detect for saturation.
       const bool beyond = up >= 63 ? raw != 0 : (raw > (INT64_MAX >> up) || raw < (INT64_MIN >> up));
       const int64_t shifted = up >= 64 ? 0 : int64_t(uint64_t(raw) << up);
-      V = ap_host::overflow<W, S, O>(shifted, beyond && O == AP_SAT);
+      // Saturation decides by the sign of the value, not of its wrapped low bits.
+      if (beyond && O == AP_SAT) V = ap_host::overflow<W, S, O>(raw < 0 ? INT64_MIN : INT64_MAX, true);
+      else V = ap_host::overflow<W, S, O>(shifted);
     }
   }
 
+  // A C unsigned integer: values of 2^63 and more do not fit the int64 path.
+  constexpr void assign_unsigned(unsigned long long v) {
+    if (v <= (unsigned long long)INT64_MAX) return assign_raw(int64_t(v), 0);
+    constexpr int F = W - I;
+    if constexpr (F < 0) {
+      // Dropping -F >= 1 low bits leaves < 2^63; quantisation of a positive value by halves.
+      const unsigned long long floor_v = v >> -F, rem = v - (floor_v << -F), half = 1ull << (-F - 1);
+      const bool up = (Q == AP_RND && rem >= half) || (Q == AP_RND_CONV && (rem > half || (rem == half && (floor_v & 1))));
+      V = ap_host::overflow<W, S, O>(int64_t(floor_v + (up ? 1 : 0)));  // already in this type's steps
+    } else {
+      // 2^63 <= v * 2^F: beyond every signed 64-bit raw value, and the wrap keeps its low bits.
+      if constexpr (O == AP_SAT) V = ap_host::overflow<W, S, O>(INT64_MAX, /*beyond_int64=*/true);  // positive
+      else V = ap_host::overflow<W, S, O>(F >= 64 ? 0 : int64_t(uint64_t(v) << F));
+    }
+  }
+
+  // A double, quantised exactly (no floating-point rounding decides a half), then overflowed: AP_SAT
+  // clamps (infinities included); AP_WRAP keeps the low W bits of the exact integer, however large.
+  // NaN has no value: it converts to 0 in every mode (Vitis documents no NaN behaviour).
   void assign_double(double d) {
     constexpr int F = W - I;
     if (std::isnan(d)) d = 0;
     const double scaled = std::ldexp(d, F);
-    double q;
-    switch (Q) {
-      case AP_RND: q = std::floor(scaled + 0.5); break;
-      case AP_RND_CONV: q = std::nearbyint(scaled); break;  // default FP rounding: half to even
-      case AP_TRN_ZERO: q = std::trunc(scaled); break;
-      default: q = std::floor(scaled);
+    double q = std::floor(scaled);
+    if (std::isfinite(scaled)) {
+      const double rem = scaled - q;  // exact: q and scaled are within one unit of each other
+      const bool odd = std::fmod(q, 2.0) != 0;
+      switch (Q) {
+        case AP_RND: q += rem >= 0.5 ? 1 : 0; break;
+        case AP_RND_CONV: q += (rem > 0.5 || (rem == 0.5 && odd)) ? 1 : 0; break;
+        case AP_TRN_ZERO: q = std::trunc(scaled); break;
+        default: break;
+      }
     }
-    const bool beyond = !(q < 9.2e18 && q > -9.2e18);
-    const int64_t raw = beyond ? (q < 0 ? INT64_MIN : INT64_MAX) : int64_t(q);
+    const bool beyond = !(q < 0x1p63 && q >= -0x1p63);
+    int64_t raw;
+    if (!beyond) {
+      raw = int64_t(q);
+    } else if (O == AP_SAT || !std::isfinite(q)) {
+      raw = q < 0 ? INT64_MIN : INT64_MAX;  // AP_WRAP of an infinity: no finite bits to keep
+      if (O != AP_SAT) raw = 0;
+    } else {
+      double low = std::fmod(q, 0x1p64);  // exact; q is an integer multiple of a power of two
+      if (low < 0) low += 0x1p64;
+      raw = int64_t(uint64_t(low));
+    }
     V = ap_host::overflow<W, S, O>(raw, beyond && O == AP_SAT);
   }
 
@@ -176,8 +229,7 @@ struct ap_fixed_base {
   constexpr int to_int() const {
     constexpr int F = W - I;
     if (F <= 0) return int(ap_host::shl(raw(), -F));
-    const int64_t v = raw();
-    return int(v < 0 ? -((-v) >> F) : v >> F);
+    return int(ap_host::quantize<AP_TRN_ZERO>(raw(), F));  // no negation: safe for INT64_MIN
   }
   float to_float() const { return float(to_double()); }
   explicit operator double() const { return to_double(); }
@@ -190,10 +242,14 @@ struct ap_fixed_base {
   ap_fixed_base operator>>(int n) const {
     ap_fixed_base r;
     const int64_t v = raw();
-    r.V = n >= 0 ? (n >= 63 ? (v < 0 ? -1 : 0) : v >> n) : ap_host::wrap<W, S>(int64_t(uint64_t(v) << -n));
+    if (n >= 0) r.V = n >= 63 ? (v < 0 ? -1 : 0) : v >> n;
+    else r.V = n <= -64 ? 0 : ap_host::wrap<W, S>(int64_t(uint64_t(v) << -n));  // n > INT_MIN here
     return r;
   }
-  ap_fixed_base operator<<(int n) const { return *this >> -n; }
+  ap_fixed_base operator<<(int n) const {
+    if (n <= -64) return *this >> 64;  // -INT_MIN would overflow
+    return *this >> -n;
+  }
 
   ap_fixed_base<W + 1, I + 1, true, AP_TRN, AP_WRAP, ap_host::kExactResult> operator-() const {
     ap_fixed_base<W + 1, I + 1, true, AP_TRN, AP_WRAP, ap_host::kExactResult> r;
@@ -216,11 +272,13 @@ struct ap_add_result {
   using type = ap_fixed_base<I + F, I, A::is_signed || B::is_signed, AP_TRN, AP_WRAP, ap_host::kExactResult>;
 };
 
-// a - b is always signed (Vitis), one bit wider than the wider operand made signed.
+// a - b is always signed (Vitis), with the integer bits of a + b: for two unsigned operands
+// max(I1, I2) + 1 signed bits hold every difference, (-2^I2, 2^I1).
 template <class A, class B>
 struct ap_sub_result {
   static constexpr int F = ap_host::max_i(A::fwidth, B::fwidth);
-  static constexpr int I = ap_host::max_i(A::iwidth + !A::is_signed, B::iwidth + !B::is_signed) + 1;
+  static constexpr int I = ap_host::max_i(A::iwidth + (B::is_signed && !A::is_signed),
+                                          B::iwidth + (A::is_signed && !B::is_signed)) + 1;
   using type = ap_fixed_base<I + F, I, true, AP_TRN, AP_WRAP, ap_host::kExactResult>;
 };
 
@@ -312,14 +370,18 @@ struct ap_ufixed : ap_fixed_base<W, I, false, Q, O, N> {
   constexpr ap_ufixed(const ap_fixed_base<W2, I2, S2, Q2, O2, N2>& o) : Base(o) {}
 };
 
-// Integers: a fixed-point format with no fraction bits (conversion from fixed floors).
+// Integers: a fixed-point format with no fraction bits. Conversion from fixed point or a double
+// truncates toward zero (Vitis: ap_int of -2.5 is -2), then wraps.
 template <int W>
 struct ap_int : ap_fixed_base<W, W, true, AP_TRN, AP_WRAP> {
   using Base = ap_fixed_base<W, W, true, AP_TRN, AP_WRAP>;
   using Base::Base;
   constexpr ap_int() = default;
   template <int W2, int I2, bool S2, ap_q_mode Q2, ap_o_mode O2, int N2>
-  constexpr ap_int(const ap_fixed_base<W2, I2, S2, Q2, O2, N2>& o) : Base(o) {}
+  constexpr ap_int(const ap_fixed_base<W2, I2, S2, Q2, O2, N2>& o)
+      : Base(ap_fixed_base<W, W, true, AP_TRN_ZERO, AP_WRAP>(o)) {}
+  ap_int(double d) : Base(ap_fixed_base<W, W, true, AP_TRN_ZERO, AP_WRAP>(d)) {}
+  ap_int(float f) : ap_int(double(f)) {}
   constexpr int64_t to_int64() const { return this->raw(); }
 };
 
@@ -329,7 +391,10 @@ struct ap_uint : ap_fixed_base<W, W, false, AP_TRN, AP_WRAP> {
   using Base::Base;
   constexpr ap_uint() = default;
   template <int W2, int I2, bool S2, ap_q_mode Q2, ap_o_mode O2, int N2>
-  constexpr ap_uint(const ap_fixed_base<W2, I2, S2, Q2, O2, N2>& o) : Base(o) {}
+  constexpr ap_uint(const ap_fixed_base<W2, I2, S2, Q2, O2, N2>& o)
+      : Base(ap_fixed_base<W, W, false, AP_TRN_ZERO, AP_WRAP>(o)) {}
+  ap_uint(double d) : Base(ap_fixed_base<W, W, false, AP_TRN_ZERO, AP_WRAP>(d)) {}
+  ap_uint(float f) : ap_uint(double(f)) {}
   constexpr uint64_t to_uint64() const { return uint64_t(this->raw()); }
   constexpr unsigned to_uint() const { return unsigned(this->raw()); }
 };
