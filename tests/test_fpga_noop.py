@@ -96,6 +96,8 @@ def test_edge_moe_vit_t_on_fpga(noop):
     (dict(timeout=0), ValueError, "timeout must be in"),
     (dict(timeout=float("nan")), ValueError, "timeout must be in"),
     (dict(timeout="1"), TypeError, "timeout must be a number"),
+    (dict(timeout=10 ** 400), ValueError, "timeout must be in"),
+    (dict(device=2 ** 31), ValueError, "device must be an XRT device index"),
 ])
 def test_bad_options(noop, tiny_state, kwargs, error, match):
     kwargs = {"xclbin": noop, **kwargs}

@@ -156,20 +156,35 @@ class PyModel {
     return py::make_tuple(out, warnings);
   }
 
+  // Calls that take the model's lock release the GIL first: a forward may hold that lock for long.
   py::object moe_trace(int64_t task_id) {
     std::vector<uint32_t> trace;
-    if (!model_.moe_trace(task_id, &trace)) return py::none();
+    bool recorded;
+    {
+      py::gil_scoped_release release;
+      recorded = model_.moe_trace(task_id, &trace);
+    }
+    if (!recorded) return py::none();
     return py::cast(trace);
   }
 
-  std::string backend() const { return model_.backend_name(); }
+  std::string backend() const {
+    py::gil_scoped_release release;
+    return model_.backend_name();
+  }
   void to(const std::string& name, const py::dict& options) {
     const edgemoe::BackendOptions o = options_from_dict(options);
     py::gil_scoped_release release;
     model_.set_backend(name, o);
   }
-  int num_threads() const { return model_.num_threads(); }
-  void set_num_threads(int n) { model_.set_num_threads(n); }
+  int num_threads() const {
+    py::gil_scoped_release release;
+    return model_.num_threads();
+  }
+  void set_num_threads(int n) {
+    py::gil_scoped_release release;
+    model_.set_num_threads(n);
+  }
 
  private:
   edgemoe::Model model_;
@@ -237,7 +252,7 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("backend"), "probe the system for the devices a backend can run on (fpga: XRT devices)");
   // A device run past its timeout is a TimeoutError, whatever state the device is left in.
-  py::register_exception_translator([](std::exception_ptr p) {
+  py::register_local_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const edgemoe::DeviceTimeout& e) {

@@ -1,6 +1,8 @@
 """What this build of edgemoe is and which backends it can run, with the reason for each one it cannot."""
 from __future__ import annotations
 
+import os
+
 from ._version import __version__
 
 # Every backend edgemoe knows of; those not compiled into this build are reported with why.
@@ -68,7 +70,9 @@ def format_info(result: dict) -> str:
             if isinstance(found, str):
                 lines.append(f"  {name}: cannot probe - {found}")
             elif not found:
-                lines.append(f"  {name}: none found")
+                noop = os.environ.get("XCL_EMULATION_MODE") == "noop"
+                lines.append(f"  {name}: none found" + (" (XCL_EMULATION_MODE=noop: XRT lists no device, yet device 0 "
+                                                         "opens for a dry run)" if noop else ""))
             else:
                 lines += [f"  {name} {d}" for d in found]
     return "\n".join(lines)

@@ -60,15 +60,21 @@ def _backend_options(backend: str, xclbin=None, device=None, timeout=None) -> di
         raise TypeError("xclbin must be a str path, not bytes")
     if not os.path.isfile(path):
         raise ValueError(f"xclbin: no such file {path!r}")
-    options = {"xclbin": os.path.abspath(path)}
+    options = {"xclbin": os.fsencode(os.path.abspath(path))}  # bytes: any file name the OS allows
     if device is not None:
         options["device"] = check_int(device, "device", minimum=0)
+        if options["device"] > 2 ** 31 - 1:
+            raise ValueError(f"device must be an XRT device index (< 2^31), got {device}")
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
             raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
-        if not (math.isfinite(timeout) and 0 < timeout <= 86400):
-            raise ValueError(f"timeout must be in (0, 86400] seconds, got {timeout}")
-        options["timeout"] = float(timeout)
+        try:
+            seconds = float(timeout)
+        except OverflowError:
+            seconds = math.inf
+        if not (math.isfinite(seconds) and 0 < seconds <= 86400):
+            raise ValueError(f"timeout must be in (0, 86400] seconds, got {timeout!r:.40}")
+        options["timeout"] = seconds
     else:
         options["timeout"] = DEFAULT_TIMEOUT_S
     return options
@@ -137,7 +143,8 @@ class Model:
         except CheckpointError:
             raise
         except ValueError as exc:
-            if str(exc).startswith("xclbin"):  # the xclbin's fault, not the checkpoint's
+            # The xclbin's fault, or the accelerator build's limits: not the checkpoint's.
+            if str(exc).startswith(("xclbin", "the accelerator cannot run this model")):
                 raise
             raise CheckpointError(f"{path}: {exc}") from None
 

@@ -431,12 +431,17 @@ void timeout_checks() {
   FakeRun done{ERT_CMD_STATE_COMPLETED, ERT_CMD_STATE_COMPLETED};
   await_run(done, 1000, "dev", &unusable);
   expect(unusable.empty(), "a completed run passes");
-  FakeRun stopped{ERT_CMD_STATE_TIMEOUT, ERT_CMD_STATE_ABORT};
-  expect_throw<edgemoe::DeviceTimeout>([&] { await_run(stopped, 1500, "dev", &unusable); },
-                                       "within the timeout of 1.5", "timed-out run, stopped");
-  expect(unusable.empty(), "a stopped run leaves the device usable");
+  FakeRun late{ERT_CMD_STATE_TIMEOUT, ERT_CMD_STATE_COMPLETED};
+  expect_throw<edgemoe::DeviceTimeout>([&] { await_run(late, 1500, "dev", &unusable); },
+                                       "within the timeout of 1.5", "timed-out run that completed while stopped");
+  expect(unusable.empty(), "a run that completed leaves the device usable");
+  FakeRun aborted{ERT_CMD_STATE_TIMEOUT, ERT_CMD_STATE_ABORT};
+  expect_throw<edgemoe::DeviceTimeout>([&] { await_run(aborted, 1000, "dev", &unusable); }, "may still be running",
+                                       "aborted run: the compute unit may still write");
+  expect(unusable.find("unusable") != std::string::npos, "an aborted run marks the device unusable");
+  unusable.clear();
   FakeRun stuck{ERT_CMD_STATE_TIMEOUT, ERT_CMD_STATE_TIMEOUT, true};
-  expect_throw<edgemoe::DeviceTimeout>([&] { await_run(stuck, 1000, "dev", &unusable); }, "could not be stopped (ioctl failed)",
+  expect_throw<edgemoe::DeviceTimeout>([&] { await_run(stuck, 1000, "dev", &unusable); }, "abort failed: ioctl failed",
                                        "timed-out run, stuck");
   expect(unusable.find("unusable") != std::string::npos, "a stuck run marks the device unusable");
   FakeRun failed{ERT_CMD_STATE_ERROR, ERT_CMD_STATE_ERROR};
@@ -489,6 +494,16 @@ void xrt_error_paths() {
        }},
   };
   (void)length_at;
+  const size_t second_kind = first_section + sizeof(axlf_section_header) + offsetof(axlf_section_header, m_sectionKind);
+  options.xclbin = variant([&](std::vector<char>& b) { const uint32_t kind = MEM_TOPOLOGY; std::memcpy(&b[second_kind], &kind, 4); },
+                           "twice.xclbin");
+  expect_throw<std::invalid_argument>([&] { edgemoe::fpga::XrtDevice d(options); }, "appears twice",
+                                      "a checked section kind twice (XRT reads the first copy)");
+  edgemoe::fpga::XclbinDescription regex_name;
+  regex_name.kernel = "(a*)*b", regex_name.instance = "x_1";
+  options.xclbin = write_xclbin(regex_name, "regex.xclbin");
+  expect_throw<std::invalid_argument>([&] { edgemoe::fpga::XrtDevice d(options); }, "not an identifier",
+                                      "a kernel name XRT would turn into a regex");
   for (const Case& c : cases) {
     options.xclbin = variant(c.change, c.name + ".xclbin");
     expect_throw<std::invalid_argument>([&] { edgemoe::fpga::XrtDevice d(options); }, c.needle, "xclbin " + c.name);

@@ -87,29 +87,32 @@ void AccelBackend::backbone(const float* images, int64_t batch, const std::vecto
   const int64_t plane = config_.image_h() * config_.image_w();
   std::vector<uint8_t> pixels;
   const PixelClipping clipped = quantize_images(images, batch, plane, &pixels);
-  input_warnings_.clear();
+  // Warnings and traces of this call replace the last ones only once the whole call succeeded.
+  std::vector<std::string> warnings;
+  std::vector<std::vector<uint32_t>> traces(traces_.size());
   if (clipped.values) {
     char worst[32];
     std::snprintf(worst, sizeof worst, "%.3g", clipped.worst_levels);
-    input_warnings_.push_back(name_ + ": " + std::to_string(clipped.values) + " of " +
+    warnings.push_back(name_ + ": " + std::to_string(clipped.values) + " of " +
                               std::to_string(batch * 3 * plane) +
                               " input values lie outside the 8-bit pixel range the accelerator reads (up to " +
                               worst + " pixel levels beyond [0, 255]) and were clipped; give it images made by "
                               "edgemoe.preprocess");
   }
-  for (int64_t t : task_ids) traces_[t].clear();
   const int64_t per_call = int64_t(build_[edgemoe_hls::kRecord_max_images]);
   const int64_t feature_size = config_.num_tokens() * config_.embed_dim;
   for (int64_t first = 0; first < batch; first += per_call) {
     const int64_t count = std::min(per_call, batch - first);
     std::vector<float*> chunk_features;
     for (float* f : features) chunk_features.push_back(f + first * feature_size);
-    backbone_chunk(pixels.data() + first * 3 * plane, count, task_ids, chunk_features);
+    backbone_chunk(pixels.data() + first * 3 * plane, count, task_ids, chunk_features, &traces);
   }
+  for (int64_t t : task_ids) traces_[t] = std::move(traces[t]);
+  input_warnings_ = std::move(warnings);
 }
 
 void AccelBackend::backbone_chunk(const uint8_t* pixels, int64_t batch, const std::vector<int64_t>& task_ids,
-                                  const std::vector<float*>& features) {
+                                  const std::vector<float*>& features, std::vector<std::vector<uint32_t>>* traces) {
   ensure_buffers(batch);
   device_->write(args_.images, pixels, size_t(batch * 3 * config_.image_h() * config_.image_w()));
 
@@ -130,7 +133,7 @@ void AccelBackend::backbone_chunk(const uint8_t* pixels, int64_t batch, const st
     if (split < end) {
       if (t > 0) device_->write(args_.x, shared.data(), state_bytes);
       run(batch, task_ids[t], false, split, end);
-      std::vector<uint32_t>& trace = traces_[task_ids[t]];
+      std::vector<uint32_t>& trace = (*traces)[task_ids[t]];
       const bool repeated = std::find(task_ids.begin(), task_ids.begin() + t, task_ids[t]) != task_ids.begin() + t;
       if (repeated) trace.resize(trace.size() - trace_words);  // same task twice in one call: keep one copy
       const size_t before = trace.size();

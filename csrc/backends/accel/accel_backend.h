@@ -30,7 +30,7 @@ class AccelBackend : public Backend {
   void read_features(int64_t batch, float* out);
   // One kernel call's worth of images (at most the build's max_images); traces are appended.
   void backbone_chunk(const uint8_t* pixels, int64_t batch, const std::vector<int64_t>& task_ids,
-                      const std::vector<float*>& features);
+                      const std::vector<float*>& features, std::vector<std::vector<uint32_t>>* traces);
 
   std::string name_;
   std::unique_ptr<Device> device_;

@@ -22,6 +22,9 @@ std::string hex(uint32_t v) {
   return text;
 }
 
+// Every refusal of a model by the build starts so (the Python layer tells these from checkpoint faults).
+constexpr const char* kCannotRun = "the accelerator cannot run this model: ";
+
 [[noreturn]] void refuse(const KernelBuild& build, const std::string& why) {
   throw std::runtime_error("the accelerator kernel in " + build.origin + " cannot run with this edgemoe build: " +
                            why);
@@ -30,7 +33,8 @@ std::string hex(uint32_t v) {
 void limit(const KernelBuild& build, bool ok, const std::string& what, long value, BuildRecordField field,
            const char* macro) {
   if (!ok)
-    throw std::invalid_argument("model " + what + " " + std::to_string(value) + " exceeds the accelerator build's " +
+    throw std::invalid_argument(std::string(kCannotRun) + "model " + what + " " + std::to_string(value) +
+                                " exceeds the accelerator build's " +
                                 macro + " = " + std::to_string(build[field]) + " (kernel config '" +
                                 build.config_name() + "' in " + build.origin + ", kernels/config/)");
 }
@@ -110,14 +114,14 @@ KernelBuild query_kernel_build(Device& device) {
 void check_fits_build(const ModelConfig& c, const KernelBuild& b) {
   limit(b, c.embed_dim <= long(b[kRecord_max_dim]), "width", c.embed_dim, kRecord_max_dim, "EDGEMOE_MAX_DIM");
   if (c.embed_dim < 64)
-    throw std::invalid_argument("model width " + std::to_string(c.embed_dim) +
+    throw std::invalid_argument(std::string(kCannotRun) + "model width " + std::to_string(c.embed_dim) +
                                 " is below the accelerator's minimum of 64 (LayerNorm's 1/D format)");
   limit(b, c.num_tokens() <= long(b[kRecord_max_tokens]), "token count", c.num_tokens(), kRecord_max_tokens,
         "EDGEMOE_MAX_TOKENS");
   limit(b, c.num_heads <= long(b[kRecord_max_heads]), "head count", c.num_heads, kRecord_max_heads,
         "EDGEMOE_MAX_HEADS");
   if (c.head_dim() % long(b[kRecord_attn_lanes]) != 0)
-    throw std::invalid_argument("model head dimension " + std::to_string(c.head_dim()) +
+    throw std::invalid_argument(std::string(kCannotRun) + "model head dimension " + std::to_string(c.head_dim()) +
                                 " is not a multiple of the attention unit's EDGEMOE_ATTN_LANES = " +
                                 std::to_string(b[kRecord_attn_lanes]) + " (kernel config '" + b.config_name() +
                                 "' in " + b.origin + ")");

@@ -13,9 +13,12 @@
 
 namespace edgemoe::fpga {
 
-// Returns when the run completes. Past the deadline it tries to stop the run: DeviceTimeout saying
-// the model can be called again if that worked; otherwise *unusable says why the device must not be
-// used again and DeviceTimeout carries that. Any other end state is a std::runtime_error.
+// Returns when the run completes. Past the deadline it asks XRT to abort the run; only a run that
+// turns out to have completed leaves the device usable (DeviceTimeout, call again). An aborted
+// command may have been running on the compute unit, which XRT cannot stop and which may still
+// write to its buffers: then *unusable says why the device must not be used again (the caller keeps
+// the run and every buffer alive) and DeviceTimeout carries it. Any other end state is a
+// std::runtime_error.
 template <class Run>
 void await_run(Run& run, unsigned timeout_ms, const std::string& origin, std::string* unusable) {
   const ert_cmd_state state = run.wait(std::chrono::milliseconds(timeout_ms));
@@ -31,13 +34,14 @@ void await_run(Run& run, unsigned timeout_ms, const std::string& origin, std::st
   } catch (const std::exception& e) {
     why = e.what();
   }
-  if (why.empty() && (stopped == ERT_CMD_STATE_ABORT || stopped == ERT_CMD_STATE_COMPLETED))
+  if (why.empty() && stopped == ERT_CMD_STATE_COMPLETED)
     throw DeviceTimeout("the kernel run on " + origin + " did not finish within the timeout of " + limit +
-                        "; it was stopped and the model can be called again (pass a larger timeout= for slow "
-                        "models)");
+                        " (it completed while being stopped); the model can be called again (pass a larger "
+                        "timeout= for slow models)");
   *unusable = "the fpga device is unusable: a kernel run on " + origin + " exceeded the timeout of " + limit +
-              " and could not be stopped (" + (why.empty() ? "abort left it in state " + std::to_string(int(stopped)) : why) +
-              "); reset the card and load the model again";
+              " and may still be running (" +
+              (why.empty() ? "XRT left the command in state " + std::to_string(int(stopped)) : "abort failed: " + why) +
+              "); its buffers are kept; reset the card and load the model again";
   throw DeviceTimeout(*unusable);
 }
 

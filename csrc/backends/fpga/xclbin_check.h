@@ -4,10 +4,12 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace edgemoe::fpga {
 
-// Throws std::invalid_argument("xclbin '<path>': <what is wrong>").
-void check_xclbin_file(const std::string& path);
+// The file's bytes, once checked: XRT is then given these bytes, not the path (the file cannot change
+// between the check and the parse). Throws std::invalid_argument("xclbin '<path>': <what is wrong>").
+std::vector<char> read_checked_xclbin(const std::string& path);
 
 }  // namespace edgemoe::fpga

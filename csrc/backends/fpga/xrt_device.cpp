@@ -3,6 +3,7 @@
 #include <experimental/xrt_xclbin.h>
 
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -18,16 +19,24 @@ constexpr const char* kKernelName = "m3vit_backbone";
 
 bool ends_with(const std::string& s, char c) { return !s.empty() && s.back() == c; }
 
-// The kernel's arguments in the xclbin must be the interface list, name by name and kind by kind:
-// XRT does not type-check set_arg (a buffer bound to a scalar crashes it; shared/spec/xrt.md §6.3).
+// The kernel in the xclbin must be the interface list, name by name and kind by kind, with the
+// register layout and connections XRT will trust: XRT does not type-check set_arg (a buffer bound to
+// a scalar crashes it; shared/spec/xrt.md §6.3), writes each scalar at its declared offset into a
+// 4 KiB command buffer, and indexes a compute unit's connections by argument without a check.
 void check_interface(const xrt::xclbin::kernel& kernel, const std::string& path) {
   auto fail = [&](const std::string& what) {
     throw std::invalid_argument("xclbin '" + path + "': " + kKernelName + " " + what +
-                                "; it was built from another kernel interface than this edgemoe "
-                                "(kernels/src/kernel_interface.h): rebuild it with kernels/vitis");
+                                "; it was not built from this edgemoe's kernel (kernels/src/kernel_interface.h): "
+                                "rebuild it with kernels/vitis");
   };
+  const std::vector<xrt::xclbin::ip> cus = kernel.get_cus();
+  if (cus.size() != 1) fail("has " + std::to_string(cus.size()) + " compute units; edgemoe drives exactly one");
+  const xrt::xclbin::ip& cu = cus[0];
+  const auto control = cu.get_control_type();
+  if (control != xrt::xclbin::ip::control_type::hs && control != xrt::xclbin::ip::control_type::chain)
+    fail("has a compute unit with a control protocol other than ap_ctrl_hs/ap_ctrl_chain");
   const std::vector<xrt::xclbin::arg> args = kernel.get_args();
-  if (args.size() != size_t(edgemoe_hls::kKernelArgCount))
+  if (args.size() != size_t(edgemoe_hls::kKernelArgCount) || cu.get_num_args() != args.size())
     fail("has " + std::to_string(args.size()) + " arguments, this build passes " +
          std::to_string(edgemoe_hls::kKernelArgCount));
   for (int i = 0; i < edgemoe_hls::kKernelArgCount; ++i) {
@@ -35,34 +44,47 @@ void check_interface(const xrt::xclbin::kernel& kernel, const std::string& path)
     const xrt::xclbin::arg& got = args[size_t(i)];
     const std::string where = "argument " + std::to_string(i);
     if (got.get_name() != want.name) fail(where + " is '" + got.get_name() + "', expected '" + want.name + "'");
+    if (got.get_index() != size_t(i)) fail(where + " '" + want.name + "' has index " + std::to_string(got.get_index()));
     const bool pointer = ends_with(got.get_host_type(), '*');
     if (pointer != want.is_buffer)
       fail(where + " '" + want.name + "' is a " + (pointer ? "pointer" : "scalar") + " (" + got.get_host_type() +
            "), expected a " + (want.is_buffer ? "pointer" : "32-bit scalar"));
-    if (want.is_buffer && got.get_mems().empty()) fail(where + " '" + want.name + "' is connected to no memory bank");
-    if (!want.is_buffer && got.get_size() != 4)
-      fail(where + " '" + want.name + "' has " + std::to_string(got.get_size()) + " bytes, expected 4");
+    const size_t bytes = want.is_buffer ? 8 : 4;
+    if (got.get_size() != bytes)
+      fail(where + " '" + want.name + "' has " + std::to_string(got.get_size()) + " bytes, expected " +
+           std::to_string(bytes));
+    const size_t offset = got.get_offset();
+    if (offset < 0x10 || offset % 4 != 0 || offset + bytes > 0x1000)
+      fail(where + " '" + want.name + "' sits at register offset " + std::to_string(offset) +
+           ", outside the 4 KiB s_axilite map");
+    if (want.is_buffer) {
+      bool connected = false;
+      for (const xrt::xclbin::mem& bank : cu.get_arg(i).get_mems())
+        connected = connected || (bank.get_used() && bank.get_type() != xrt::xclbin::mem::memory_type::streaming);
+      if (!connected) fail(where + " '" + want.name + "' is connected to no used memory bank");
+    }
   }
 }
 
 xrt::xclbin read_xclbin(const std::string& path) {
-  check_xclbin_file(path);  // before XRT's parser trusts a single offset in it
-  xrt::xclbin xclbin;
+  const std::vector<char> bytes = read_checked_xclbin(path);  // before XRT's parser trusts a single offset
   try {
-    xclbin = xrt::xclbin(path);
-  } catch (const std::exception& e) {
+    const xrt::xclbin xclbin(bytes);
+    std::string names;
+    for (const xrt::xclbin::kernel& k : xclbin.get_kernels()) {
+      if (k.get_name() == kKernelName) {
+        check_interface(k, path);
+        return xclbin;
+      }
+      names += (names.empty() ? "" : ", ") + k.get_name();
+    }
+    throw std::invalid_argument("xclbin '" + path + "' has no kernel " + kKernelName + " (it has: " +
+                                (names.empty() ? "none" : names) + "); build it with kernels/vitis");
+  } catch (const std::invalid_argument&) {
+    throw;
+  } catch (const std::exception& e) {  // XRT parses the metadata lazily, in get_kernels()
     throw std::invalid_argument("xclbin '" + path + "': XRT cannot read it (" + e.what() + ")");
   }
-  std::string names;
-  for (const xrt::xclbin::kernel& k : xclbin.get_kernels()) {
-    if (k.get_name() == kKernelName) {
-      check_interface(k, path);
-      return xclbin;
-    }
-    names += (names.empty() ? "" : ", ") + k.get_name();
-  }
-  throw std::invalid_argument("xclbin '" + path + "' has no kernel " + kKernelName + " (it has: " +
-                              (names.empty() ? "none" : names) + "); build it with kernels/vitis");
 }
 
 }  // namespace
@@ -85,6 +107,17 @@ XrtDevice::XrtDevice(const BackendOptions& options) {
     throw std::runtime_error("XRT device " + std::to_string(options.device) + " could not load xclbin '" +
                              options.xclbin + "': " + e.what());
   }
+  for (int i = 0; i < edgemoe_hls::kKernelArgCount; ++i) {
+    int group = -1;
+    try {
+      if (edgemoe_hls::kKernelInterface[i].is_buffer) group = kernel_.group_id(i);
+      else continue;
+    } catch (const std::exception&) {
+    }
+    if (group < 0)
+      throw std::invalid_argument("xclbin '" + options.xclbin + "': XRT finds no memory bank for argument '" +
+                                  edgemoe_hls::kKernelInterface[i].name + "'");
+  }
   origin_ = "xclbin '" + options.xclbin + "' on XRT device " + std::to_string(options.device) +
             (noop_ ? " (XCL_EMULATION_MODE=noop: nothing executes)" : "");
 }
@@ -102,15 +135,30 @@ void XrtDevice::require_usable() const {
 
 accel::BufferId XrtDevice::allocate(size_t bytes, accel::KernelArg arg) {
   require_usable();
-  buffers_.emplace_back(device_, std::max<size_t>(bytes, 1), xrt::bo::flags::normal,
-                        kernel_.group_id(int(arg)));
+  xrt::bo b(device_, std::max<size_t>(bytes, 1), xrt::bo::flags::normal, kernel_.group_id(int(arg)));
+  // noop hands out uninitialised host memory and computes nothing: zeros, not old heap contents,
+  // are what a dry run then reads back.
+  if (noop_) std::memset(b.map<void*>(), 0, std::max<size_t>(bytes, 1));
+  sizes_.reserve(sizes_.size() + 1);
+  buffers_.push_back(std::move(b));
   sizes_.push_back(bytes);
   return accel::BufferId(buffers_.size() - 1);
 }
 
 void XrtDevice::release(accel::BufferId buffer) {
-  bo(buffer, 0, 0) = xrt::bo();
+  bo(buffer, 0, 0);
+  // After a run that could not be stopped the compute unit may still write to any buffer: keep them.
+  if (!unusable_.empty()) return;
+  buffers_[buffer] = xrt::bo();
   sizes_[buffer] = 0;
+}
+
+XrtDevice::~XrtDevice() {
+  // The same: memory a running compute unit may still write to is never given back.
+  if (!unusable_.empty()) {
+    new std::vector<xrt::bo>(std::move(buffers_));     // NOLINT: deliberate leak
+    new std::vector<xrt::run>(std::move(stuck_runs_));  // NOLINT: deliberate leak
+  }
 }
 
 void XrtDevice::write(accel::BufferId buffer, const void* data, size_t bytes, size_t offset) {
@@ -141,7 +189,12 @@ void XrtDevice::run(const accel::KernelArgs& a) {
 #undef EDGEMOE_XRT_BUFFER
 #undef EDGEMOE_XRT_SCALAR
   run.start();
-  await_run(run, timeout_ms_, origin_, &unusable_);
+  try {
+    await_run(run, timeout_ms_, origin_, &unusable_);
+  } catch (...) {
+    if (!unusable_.empty()) stuck_runs_.push_back(run);  // its command buffer must outlive the run
+    throw;
+  }
 }
 
 int XrtDevice::memory_group(accel::BufferId buffer) const {

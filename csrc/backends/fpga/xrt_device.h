@@ -21,6 +21,7 @@ class XrtDevice : public accel::Device {
   // std::invalid_argument: a bad option or an xclbin that is not one for this build;
   // std::runtime_error: no usable XRT runtime or device (with what to do about it).
   explicit XrtDevice(const BackendOptions& options);
+  ~XrtDevice() override;
 
   std::string name() const override { return "fpga"; }
   std::string origin() const override { return origin_; }
@@ -50,6 +51,7 @@ class XrtDevice : public accel::Device {
   std::vector<xrt::bo> buffers_;  // by BufferId; released ones are empty handles
   std::vector<size_t> sizes_;
   std::string unusable_;          // why the device may not be used again, after a stuck run
+  std::vector<xrt::run> stuck_runs_;
 };
 
 }  // namespace edgemoe::fpga

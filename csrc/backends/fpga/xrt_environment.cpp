@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
 
 namespace edgemoe::fpga {
@@ -41,10 +42,31 @@ EmulationMode check_emulation_mode() {
                            "' is not a mode edgemoe can run; unset it for a real device or set it to noop");
 }
 
+namespace {
+// XRT loads one shim per process, at the first device it opens: what XCL_EMULATION_MODE said then
+// holds for the process, whatever the variable says later.
+std::mutex g_mode_mutex;
+bool g_mode_fixed = false;
+EmulationMode g_mode = EmulationMode::kHardware;
+
+const char* mode_name(EmulationMode m) { return m == EmulationMode::kNoop ? "noop" : "hardware"; }
+}  // namespace
+
 xrt::device open_device(int index) {
   const EmulationMode mode = check_emulation_mode();
+  {
+    std::lock_guard<std::mutex> lock(g_mode_mutex);
+    if (g_mode_fixed && g_mode != mode)
+      throw std::runtime_error(std::string("XCL_EMULATION_MODE now selects the ") + mode_name(mode) +
+                               " shim, but XRT loaded the " + mode_name(g_mode) +
+                               " shim for this process when it opened its first device; start a new process");
+  }
   try {
-    return xrt::device(unsigned(index));
+    xrt::device device{static_cast<unsigned>(index)};
+    std::lock_guard<std::mutex> lock(g_mode_mutex);
+    g_mode_fixed = true;
+    g_mode = mode;
+    return device;
   } catch (const std::exception& e) {
     const std::string what = e.what();
     const std::string root = env("XILINX_XRT");
