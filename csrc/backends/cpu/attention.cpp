@@ -11,13 +11,15 @@ namespace edgemoe::cpu {
 
 namespace {
 
+// Query rows per block and score vectors per row in the inner tile, sized to the register file.
 #if defined(__AVX512F__)
-constexpr int kRows = 6;        // query rows per block: 6 x 4 accumulators = 24 of the 32 zmm registers
-constexpr int kColVecs = 4;     // score columns per inner tile = 4 x 16
+constexpr int kRows = 6;     // 6 x 4 accumulators = 24 of the 32 zmm, + 4 for K, 1 for the broadcast q
+constexpr int kColVecs = 4;  // 4 x 16 score columns
+constexpr int kValueAccumulators = 24;
 #else
-// A v16f is two ymm registers: 6 x 4 accumulators would need 48 of AVX2's 16 and spill every FMA.
-constexpr int kRows = 4;        // 4 x 1 accumulators = 8 ymm, + 2 for K, 1 for the broadcast q
-constexpr int kColVecs = 1;
+constexpr int kRows = 6;     // 6 x 2 accumulators = 12 of the 16 ymm, + 2 for K, 1 for the broadcast q
+constexpr int kColVecs = 2;  // 2 x 8 score columns
+constexpr int kValueAccumulators = 12;
 #endif
 constexpr int64_t kColTile = kColVecs * kLanes;
 
@@ -25,17 +27,17 @@ constexpr int64_t kColTile = kColVecs * kLanes;
 void score_strip(const float* const* q, const float* kt, int64_t hd, int64_t n_pad, float scale,
                  float* scores) {
   for (int64_t j0 = 0; j0 < n_pad; j0 += kColTile) {
-    v16f acc[kRows][kColVecs] = {};
+    vfloat acc[kRows][kColVecs] = {};
     for (int64_t d = 0; d < hd; ++d) {
-      v16f k[kColVecs];
-      for (int v = 0; v < kColVecs; ++v) k[v] = load16(kt + d * n_pad + j0 + v * kLanes);
+      vfloat k[kColVecs];
+      for (int v = 0; v < kColVecs; ++v) k[v] = vload(kt + d * n_pad + j0 + v * kLanes);
       for (int r = 0; r < kRows; ++r) {
-        const v16f qd = splat16(q[r][d]);
+        const vfloat qd = vsplat(q[r][d]);
         for (int v = 0; v < kColVecs; ++v) acc[r][v] += qd * k[v];
       }
     }
     for (int r = 0; r < kRows; ++r)
-      for (int v = 0; v < kColVecs; ++v) store16(scores + r * n_pad + j0 + v * kLanes, acc[r][v] * scale);
+      for (int v = 0; v < kColVecs; ++v) vstore(scores + r * n_pad + j0 + v * kLanes, acc[r][v] * scale);
   }
 }
 
@@ -44,52 +46,54 @@ void softmax_numerators(float* scores, int64_t n, int64_t n_pad, float* sums) {
   for (int r = 0; r < kRows; ++r) {
     float* s = scores + r * n_pad;
     for (int64_t j = n; j < n_pad; ++j) s[j] = -INFINITY;
-    v16f m = splat16(-INFINITY);
+    vfloat m = vsplat(-INFINITY);
     for (int64_t j = 0; j < n_pad; j += kLanes) {
-      const v16f x = load16(s + j);
+      const vfloat x = vload(s + j);
       m = x > m ? x : m;
     }
-    const float row_max = hmax16(m);
-    v16f total{};
+    const float row_max = vhmax(m);
+    vfloat total{};
     for (int64_t j = 0; j < n_pad; j += kLanes) {
-      const v16f e = exp16_nonpositive(load16(s + j) - row_max);
-      v16f masked = e;
+      const vfloat e = vexp_nonpositive(vload(s + j) - row_max);
+      vfloat masked = e;
       for (int l = 0; l < kLanes; ++l)
         if (j + l >= n) masked[l] = 0.f;
-      store16(s + j, masked);
+      vstore(s + j, masked);
       total += masked;
     }
-    sums[r] = hsum16(total);
+    sums[r] = vhsum(total);
   }
 }
 
-// out_r = (sum_j p[r, j] v_j) / sums[r]; HV = hd / 16 vectors per value row. Rows go in passes of
-// R whose R x HV accumulators stay in registers (AVX-512: all kRows at once; AVX2, where a v16f is
-// two of its 16 ymm registers: 2 rows at head dim 32, 1 at 64).
+// out_r = (sum_j p[r, j] v_j) / sums[r]; HV = hd / kLanes vectors per value row. Rows go in passes
+// of R whose R x HV accumulators stay in registers; v_j is read straight into the FMAs (a memory
+// operand), so only the accumulators and the broadcast p occupy registers.
 template <int HV, int R>
 void weighted_values_rows(const float* probs, const float* v, int64_t n, int64_t n_pad, const float* sums,
                           float* const* out, int first_row, int valid_rows) {
-  v16f acc[R][HV] = {};
+  vfloat acc[R][HV] = {};
   for (int64_t j = 0; j < n; ++j) {
-    v16f vj[HV];
-    for (int h = 0; h < HV; ++h) vj[h] = load16(v + j * HV * kLanes + h * kLanes);
+    const float* vj = v + j * HV * kLanes;
     for (int r = 0; r < R; ++r) {
-      const v16f p = splat16(probs[(first_row + r) * n_pad + j]);
-      for (int h = 0; h < HV; ++h) acc[r][h] += p * vj[h];
+      const vfloat p = vsplat(probs[(first_row + r) * n_pad + j]);
+      for (int h = 0; h < HV; ++h) acc[r][h] += p * vload(vj + h * kLanes);
     }
   }
   for (int r = 0; r < R && first_row + r < valid_rows; ++r)
-    for (int h = 0; h < HV; ++h) store16(out[first_row + r] + h * kLanes, acc[r][h] * (1.0f / sums[first_row + r]));
+    for (int h = 0; h < HV; ++h) vstore(out[first_row + r] + h * kLanes, acc[r][h] * (1.0f / sums[first_row + r]));
+}
+
+// The largest row pass dividing kRows whose accumulators fit kValueAccumulators registers.
+constexpr int value_rows(int hv) {
+  int r = kRows;
+  while (r > 1 && (kRows % r != 0 || r * hv > kValueAccumulators)) --r;
+  return r;
 }
 
 template <int HV>
 void weighted_values(const float* probs, const float* v, int64_t n, int64_t n_pad, const float* sums,
                      float* const* out, int valid_rows) {
-#if defined(__AVX512F__)
-  constexpr int R = kRows;
-#else
-  constexpr int R = HV <= 2 ? 2 : 1;
-#endif
+  constexpr int R = value_rows(HV);
   static_assert(kRows % R == 0, "row passes must tile the row block");
   for (int r0 = 0; r0 < valid_rows; r0 += R)
     weighted_values_rows<HV, R>(probs, v, n, n_pad, sums, out, r0, valid_rows);
@@ -149,9 +153,11 @@ void FusedAttention::run(const float* qkv, int64_t batch, int64_t tokens, int64_
         score_strip(q, k_transposed_.data() + bh * hd * n_pad, hd, n_pad, scale, scores.data());
         softmax_numerators(scores.data(), n, n_pad, sums);
         const float* v = v_packed_.data() + bh * n * hd;
-        switch (hd) {
-          case 32: weighted_values<2>(scores.data(), v, n, n_pad, sums, o, valid); break;
-          case 64: weighted_values<4>(scores.data(), v, n, n_pad, sums, o, valid); break;
+        // Head dims 32 and 64 (ViT-T/S/B) in registers; others generic.
+        switch (hd % kLanes == 0 ? hd / kLanes : 0) {
+          case 2: weighted_values<2>(scores.data(), v, n, n_pad, sums, o, valid); break;
+          case 4: weighted_values<4>(scores.data(), v, n, n_pad, sums, o, valid); break;
+          case 8: weighted_values<8>(scores.data(), v, n, n_pad, sums, o, valid); break;
           default: weighted_values_generic(scores.data(), v, n, n_pad, hd, sums, o, valid);
         }
       }
