@@ -278,7 +278,7 @@ PYBIND11_MODULE(_C, m) {
         const std::vector<char> bytes = edgemoe::fpga::metadata_xclbin(d);
         return py::bytes(bytes.data(), bytes.size());
       },
-      py::arg("kernel") = "m3vit_backbone", py::arg("banks") = std::vector<std::string>{"DDR[0]"},
+      py::arg("kernel") = std::string(edgemoe_hls::kKernelName), py::arg("banks") = std::vector<std::string>{"DDR[0]"},
       py::arg("buffer_banks") = std::vector<int>{}, py::arg("args") = std::vector<std::pair<std::string, bool>>{},
       "a metadata-only .xclbin (no bitstream) describing m3vit_backbone, for dry runs under XRT's noop shim; "
       "args: (name, is_buffer) to describe another interface");

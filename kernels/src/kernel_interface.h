@@ -41,6 +41,9 @@
 
 namespace edgemoe_hls {
 
+// The top function's name, as XRT finds the kernel in an xclbin.
+constexpr char kKernelName[] = "m3vit_backbone";
+
 // Images per call: the static bound of the kernel's image loop; the host splits larger batches.
 constexpr int kMaxImagesPerRun = 1024;
 

@@ -33,14 +33,13 @@ def _check_threads(value) -> int:
 
 # Options of backends that drive a device: fpga only.
 _DEVICE_BACKENDS = ("fpga",)
-DEFAULT_TIMEOUT_S = 300.0
 
 
 def _backend_options(backend: str, xclbin=None, device=None, timeout=None) -> dict:
     """The native backend options, checked: which backend takes them, types, ranges, the file's presence.
 
-    ``xclbin`` defaults to the ``EDGEMOE_XCLBIN`` environment variable; ``device`` to XRT device 0;
-    ``timeout`` (seconds per kernel run) to 300.
+    ``xclbin`` defaults to the ``EDGEMOE_XCLBIN`` environment variable; ``device`` (XRT device 0)
+    and ``timeout`` (seconds per kernel run, 300) default in the core (csrc/core/backend.h).
     """
     given = [name for name, value in (("xclbin", xclbin), ("device", device), ("timeout", timeout)) if value is not None]
     if backend not in _DEVICE_BACKENDS:
@@ -75,8 +74,6 @@ def _backend_options(backend: str, xclbin=None, device=None, timeout=None) -> di
         if not (math.isfinite(seconds) and 0 < seconds <= 86400):
             raise ValueError(f"timeout must be in (0, 86400] seconds, got {timeout!r:.40}")
         options["timeout"] = seconds
-    else:
-        options["timeout"] = DEFAULT_TIMEOUT_S
     return options
 
 

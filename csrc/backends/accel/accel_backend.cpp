@@ -129,13 +129,18 @@ void AccelBackend::backbone_chunk(const uint8_t* pixels, int64_t batch, const st
     device_->read(args_.x, shared.data(), state_bytes);
   }
   const size_t trace_words = size_t(edgemoe_hls::trace_size(packed_.dims, int(batch)));
+  const size_t feature_count = size_t(batch * config_.num_tokens() * config_.embed_dim);
   for (size_t t = 0; t < task_ids.size(); ++t) {
+    // A task named twice in one call is computed once.
+    const size_t first = size_t(std::find(task_ids.begin(), task_ids.end(), task_ids[t]) - task_ids.begin());
+    if (first < t) {
+      std::copy(features[first], features[first] + feature_count, features[t]);
+      continue;
+    }
     if (split < end) {
       if (t > 0) device_->write(args_.x, shared.data(), state_bytes);
       run(batch, task_ids[t], false, split, end);
       std::vector<uint32_t>& trace = (*traces)[task_ids[t]];
-      const bool repeated = std::find(task_ids.begin(), task_ids.begin() + t, task_ids[t]) != task_ids.begin() + t;
-      if (repeated) trace.resize(trace.size() - trace_words);  // same task twice in one call: keep one copy
       const size_t before = trace.size();
       trace.resize(before + trace_words);
       if (trace_words) device_->read(args_.trace, trace.data() + before, trace_words * sizeof(uint32_t));

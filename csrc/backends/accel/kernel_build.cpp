@@ -1,5 +1,6 @@
 #include "backends/accel/kernel_build.h"
 
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -30,13 +31,16 @@ constexpr const char* kCannotRun = "the accelerator cannot run this model: ";
                            why);
 }
 
-void limit(const KernelBuild& build, bool ok, const std::string& what, long value, BuildRecordField field,
-           const char* macro) {
-  if (!ok)
-    throw std::invalid_argument(std::string(kCannotRun) + "model " + what + " " + std::to_string(value) +
-                                " exceeds the accelerator build's " +
-                                macro + " = " + std::to_string(build[field]) + " (kernel config '" +
-                                build.config_name() + "' in " + build.origin + ", kernels/config/)");
+// The model's `value` against the build's maximum in `field`; the refusal names the config macro
+// that sets it (field max_dim -> EDGEMOE_MAX_DIM).
+void limit(const KernelBuild& build, const std::string& what, long value, BuildRecordField field) {
+  if (value <= long(build[field])) return;
+  std::string macro = "EDGEMOE_";
+  for (const char* c = kFieldNames[field]; *c; ++c) macro += char(std::toupper(static_cast<unsigned char>(*c)));
+  throw std::invalid_argument(std::string(kCannotRun) + "model " + what + " " + std::to_string(value) +
+                              " exceeds the accelerator build's " + macro + " = " + std::to_string(build[field]) +
+                              " (kernel config '" + build.config_name() + "' in " + build.origin +
+                              ", kernels/config/)");
 }
 }  // namespace
 
@@ -112,31 +116,24 @@ KernelBuild query_kernel_build(Device& device) {
 }
 
 void check_fits_build(const ModelConfig& c, const KernelBuild& b) {
-  limit(b, c.embed_dim <= long(b[kRecord_max_dim]), "width", c.embed_dim, kRecord_max_dim, "EDGEMOE_MAX_DIM");
+  limit(b, "width", c.embed_dim, kRecord_max_dim);
   if (c.embed_dim < 64)
     throw std::invalid_argument(std::string(kCannotRun) + "model width " + std::to_string(c.embed_dim) +
                                 " is below the accelerator's minimum of 64 (LayerNorm's 1/D format)");
-  limit(b, c.num_tokens() <= long(b[kRecord_max_tokens]), "token count", c.num_tokens(), kRecord_max_tokens,
-        "EDGEMOE_MAX_TOKENS");
-  limit(b, c.num_heads <= long(b[kRecord_max_heads]), "head count", c.num_heads, kRecord_max_heads,
-        "EDGEMOE_MAX_HEADS");
+  limit(b, "token count", c.num_tokens(), kRecord_max_tokens);
+  limit(b, "head count", c.num_heads, kRecord_max_heads);
   if (c.head_dim() % long(b[kRecord_attn_lanes]) != 0)
     throw std::invalid_argument(std::string(kCannotRun) + "model head dimension " + std::to_string(c.head_dim()) +
                                 " is not a multiple of the attention unit's EDGEMOE_ATTN_LANES = " +
                                 std::to_string(b[kRecord_attn_lanes]) + " (kernel config '" + b.config_name() +
                                 "' in " + b.origin + ")");
-  limit(b, c.depth <= long(b[kRecord_max_depth]), "depth", c.depth, kRecord_max_depth, "EDGEMOE_MAX_DEPTH");
-  limit(b, c.mlp_hidden <= long(b[kRecord_max_mlp_hidden]), "MLP hidden width", c.mlp_hidden, kRecord_max_mlp_hidden,
-        "EDGEMOE_MAX_MLP_HIDDEN");
-  limit(b, c.num_experts <= long(b[kRecord_max_experts]), "expert count", c.num_experts, kRecord_max_experts,
-        "EDGEMOE_MAX_EXPERTS");
-  limit(b, c.expert_hidden <= long(b[kRecord_max_expert_hidden]), "expert hidden width", c.expert_hidden,
-        kRecord_max_expert_hidden, "EDGEMOE_MAX_EXPERT_HIDDEN");
-  limit(b, c.top_k <= long(b[kRecord_max_top_k]), "top-k", c.top_k, kRecord_max_top_k, "EDGEMOE_MAX_TOP_K");
-  limit(b, long(c.tasks.size()) <= long(b[kRecord_max_tasks]), "task count", long(c.tasks.size()), kRecord_max_tasks,
-        "EDGEMOE_MAX_TASKS");
-  limit(b, 3 * c.patch_size * c.patch_size <= long(b[kRecord_max_patch_in]), "patch input (3*P*P)",
-        3 * c.patch_size * c.patch_size, kRecord_max_patch_in, "EDGEMOE_MAX_PATCH_IN");
+  limit(b, "depth", c.depth, kRecord_max_depth);
+  limit(b, "MLP hidden width", c.mlp_hidden, kRecord_max_mlp_hidden);
+  limit(b, "expert count", c.num_experts, kRecord_max_experts);
+  limit(b, "expert hidden width", c.expert_hidden, kRecord_max_expert_hidden);
+  limit(b, "top-k", c.top_k, kRecord_max_top_k);
+  limit(b, "task count", long(c.tasks.size()), kRecord_max_tasks);
+  limit(b, "patch input (3*P*P)", 3 * c.patch_size * c.patch_size, kRecord_max_patch_in);
 }
 
 }  // namespace edgemoe::accel

@@ -27,18 +27,30 @@ struct Section {
   uint64_t size = 0;
 };
 
-template <size_t N>
-bool terminated(const char (&text)[N]) {
+template <class Char, size_t N>
+bool terminated(const Char (&text)[N]) {
   return std::memchr(text, 0, N) != nullptr;
 }
-template <size_t N>
-bool terminated(const unsigned char (&text)[N]) {
-  return std::memchr(text, 0, N) != nullptr;
+
+using Fail = std::function<void(const std::string&)>;
+
+// A table XRT walks by its own count (a Count at the section's start, entries from array_offset):
+// the number of entries, once the section is shown to hold them all.
+template <class Count>
+int64_t table_entries(const Section& s, size_t array_offset, size_t entry_size, const char* what, const Fail& fail) {
+  if (!s.data) return 0;
+  Count n;
+  if (s.size < sizeof n) fail(std::string(what) + " section is truncated");
+  std::memcpy(&n, s.data, sizeof n);
+  const int64_t count = int64_t(n);
+  if (count < 0 || count > kMaxEntries || array_offset + uint64_t(count) * entry_size > s.size)
+    fail(std::string(what) + " section claims " + std::to_string(count) + " entries it does not hold");
+  return count;
 }
 
 // The kernel XML, before XRT's recursive parser and its name regexes see it: bounded nesting, and
 // kernel and instance names that are plain identifiers.
-void check_metadata_xml(const char* xml, uint64_t size, const std::function<void(const std::string&)>& fail) {
+void check_metadata_xml(const char* xml, uint64_t size, const Fail& fail) {
   if (size > kMaxMetadataBytes) fail("EMBEDDED_METADATA is larger than 16 MiB");
   int depth = 0;
   for (uint64_t i = 0; i < size; ++i) {
@@ -80,7 +92,7 @@ std::vector<char> read_checked_xclbin(const std::string& path) {
   if (end < 0) fail("cannot read it");
   const uint64_t size = uint64_t(end);
   if (size < sizeof(axlf)) fail("not an xclbin (" + std::to_string(size) + " bytes, shorter than its header)");
-  if (size > kMaxFileBytes) fail("larger than 4 GiB");
+  if (size > kMaxFileBytes) fail("larger than 2 GiB");
   std::vector<char> bytes(size);
   in.seekg(0);
   if (!in.read(bytes.data(), std::streamsize(size))) fail("cannot read it");
@@ -124,37 +136,27 @@ std::vector<char> read_checked_xclbin(const std::string& path) {
   if (!conn.data) fail("no CONNECTIVITY section (argument-to-bank map)");
   if (!metadata.data || metadata.size == 0) fail("no EMBEDDED_METADATA section (kernel arguments)");
 
-  // Each table: a 32-bit count, padding to its entry array, entries that fit the section.
-  auto entries = [&](const Section& s, size_t array_offset, size_t entry_size, const char* what) {
-    if (!s.data) return int32_t(0);
-    int32_t n;
-    if (s.size < sizeof n) fail(std::string(what) + " section is truncated");
-    std::memcpy(&n, s.data, sizeof n);
-    if (n < 0 || n > kMaxEntries || array_offset + uint64_t(n) * entry_size > s.size)
-      fail(std::string(what) + " section claims " + std::to_string(n) + " entries it does not hold");
-    return n;
-  };
   auto banks_in = [&](const Section& s, const char* what) {
-    const int32_t n = entries(s, offsetof(mem_topology, m_mem_data), sizeof(mem_data), what);
-    for (int32_t i = 0; i < n; ++i) {
+    const int64_t n = table_entries<int32_t>(s, offsetof(mem_topology, m_mem_data), sizeof(mem_data), what, fail);
+    for (int64_t i = 0; i < n; ++i) {
       mem_data m;
       std::memcpy(&m, s.data + offsetof(mem_topology, m_mem_data) + i * sizeof m, sizeof m);
       if (!terminated(m.m_tag)) fail(std::string(what) + " bank " + std::to_string(i) + " has an unterminated tag");
     }
     return n;
   };
-  const int32_t banks = banks_in(mem, "MEM_TOPOLOGY");
-  const int32_t group_banks = group_mem.data ? banks_in(group_mem, "ASK_GROUP_TOPOLOGY") : banks;
-  const int32_t ips = entries(ip, offsetof(ip_layout, m_ip_data), sizeof(ip_data), "IP_LAYOUT");
+  const int64_t banks = banks_in(mem, "MEM_TOPOLOGY");
+  const int64_t group_banks = group_mem.data ? banks_in(group_mem, "ASK_GROUP_TOPOLOGY") : banks;
+  const int64_t ips = table_entries<int32_t>(ip, offsetof(ip_layout, m_ip_data), sizeof(ip_data), "IP_LAYOUT", fail);
   if (ips > kMaxComputeUnits) fail("IP_LAYOUT lists " + std::to_string(ips) + " IPs, more than XRT's 128");
-  for (int32_t i = 0; i < ips; ++i) {
+  for (int64_t i = 0; i < ips; ++i) {
     ip_data d;
     std::memcpy(&d, ip.data + offsetof(ip_layout, m_ip_data) + i * sizeof d, sizeof d);
     if (!terminated(d.m_name)) fail("IP_LAYOUT entry " + std::to_string(i) + " has an unterminated name");
   }
-  auto check_links = [&](const Section& s, int32_t bank_count, const char* what) {
-    const int32_t n = entries(s, offsetof(connectivity, m_connection), sizeof(connection), what);
-    for (int32_t i = 0; i < n; ++i) {
+  auto check_links = [&](const Section& s, int64_t bank_count, const char* what) {
+    const int64_t n = table_entries<int32_t>(s, offsetof(connectivity, m_connection), sizeof(connection), what, fail);
+    for (int64_t i = 0; i < n; ++i) {
       connection c;
       std::memcpy(&c, s.data + offsetof(connectivity, m_connection) + i * sizeof c, sizeof c);
       if (c.arg_index < 0 || c.arg_index >= kMaxEntries || c.m_ip_layout_index < 0 || c.m_ip_layout_index >= ips ||
@@ -165,16 +167,10 @@ std::vector<char> read_checked_xclbin(const std::string& path) {
   check_links(conn, banks, "CONNECTIVITY");
   if (group_conn.data) check_links(group_conn, group_banks, "ASK_GROUP_CONNECTIVITY");
   // Two more tables XRT walks by their own 16-bit counts.
-  auto small_table = [&](const Section& s, size_t array_offset, size_t entry_size, const char* what) {
-    if (!s.data) return;
-    int16_t n;
-    if (s.size < sizeof n) fail(std::string(what) + " section is truncated");
-    std::memcpy(&n, s.data, sizeof n);
-    if (n < 0 || array_offset + uint64_t(n) * entry_size > s.size)
-      fail(std::string(what) + " section claims " + std::to_string(n) + " entries it does not hold");
-  };
-  small_table(clocks, offsetof(clock_freq_topology, m_clock_freq), sizeof(clock_freq), "CLOCK_FREQ_TOPOLOGY");
-  small_table(debug_ip, offsetof(debug_ip_layout, m_debug_ip_data), sizeof(debug_ip_data), "DEBUG_IP_LAYOUT");
+  table_entries<int16_t>(clocks, offsetof(clock_freq_topology, m_clock_freq), sizeof(clock_freq),
+                         "CLOCK_FREQ_TOPOLOGY", fail);
+  table_entries<uint16_t>(debug_ip, offsetof(debug_ip_layout, m_debug_ip_data), sizeof(debug_ip_data),
+                          "DEBUG_IP_LAYOUT", fail);
   check_metadata_xml(metadata.data, metadata.size, fail);
   return bytes;
 }

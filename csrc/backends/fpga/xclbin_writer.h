@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "src/kernel_interface.h"
+
 namespace edgemoe::fpga {
 
 struct XclbinMemoryBank {
@@ -21,8 +23,8 @@ struct XclbinArg {
 };
 
 struct XclbinDescription {
-  std::string kernel = "m3vit_backbone";
-  std::string instance = "m3vit_backbone_1";
+  std::string kernel = edgemoe_hls::kKernelName;
+  std::string instance = std::string(edgemoe_hls::kKernelName) + "_1";
   std::vector<XclbinMemoryBank> banks{{"DDR[0]", 0x4000000000ull, 4ull << 20}};
   // Bank (index into banks) of each m_axi argument, in interface order; empty: all in bank 0.
   std::vector<int> buffer_banks;

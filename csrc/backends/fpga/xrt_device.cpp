@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <cstdlib>
 #include <stdexcept>
 
 #include "backends/fpga/run_wait.h"
@@ -15,7 +14,7 @@ namespace edgemoe::fpga {
 
 namespace {
 
-constexpr const char* kKernelName = "m3vit_backbone";
+using edgemoe_hls::kKernelName;
 
 bool ends_with(const std::string& s, char c) { return !s.empty() && s.back() == c; }
 
@@ -108,10 +107,10 @@ XrtDevice::XrtDevice(const BackendOptions& options) {
                              options.xclbin + "': " + e.what());
   }
   for (int i = 0; i < edgemoe_hls::kKernelArgCount; ++i) {
+    if (!edgemoe_hls::kKernelInterface[i].is_buffer) continue;
     int group = -1;
     try {
-      if (edgemoe_hls::kKernelInterface[i].is_buffer) group = kernel_.group_id(i);
-      else continue;
+      group = kernel_.group_id(i);
     } catch (const std::exception&) {
     }
     if (group < 0)

@@ -122,7 +122,7 @@ std::vector<std::string> probe_devices() {
   for (unsigned i = 0; i < count; ++i) {
     std::string line = std::to_string(i) + ": ";
     try {
-      const xrt::device device(i);
+      const xrt::device device = open_device(int(i));
       line += device.get_info<xrt::info::device::name>() + " (" + device.get_info<xrt::info::device::bdf>() + ")";
     } catch (const std::exception& e) {
       line += std::string("cannot be opened: ") + e.what();
