@@ -15,3 +15,15 @@
 #define EDGEMOE_LINEAR_TIN 32
 #define EDGEMOE_LINEAR_TOUT 32
 #define EDGEMOE_ATTN_LANES 32  // 4 x 32 MACs per cycle per pass; head dims must be multiples of 32
+
+// The board, for the latency and resource model (../shared/spec/hardware.md §1, §1.2, §6). Each
+// m_axi bundle is on its own HBM pseudo-channels; a port gets ~13.2 GB/s (measured, 32 ports:
+// 44 B per cycle at 300 MHz, below a 512-bit port's 64); all 32 channels together 421 GB/s.
+#define EDGEMOE_DEVICE_NAME "XCU280"
+#define EDGEMOE_CLOCK_MHZ 300
+#define EDGEMOE_PORT_BYTES_PER_KCYCLE 44000
+#define EDGEMOE_DEVICE_BYTES_PER_KCYCLE 1404000
+#define EDGEMOE_DEVICE_DSP 9024
+#define EDGEMOE_DEVICE_BRAM36 2016
+#define EDGEMOE_DEVICE_URAM 960
+#define EDGEMOE_DEVICE_LUT 1303680

@@ -17,3 +17,15 @@
 #define EDGEMOE_LINEAR_TIN 32
 #define EDGEMOE_LINEAR_TOUT 8
 #define EDGEMOE_ATTN_LANES 16  // ViT-T's head dim 64 is a multiple
+
+// The board, for the latency and resource model (../shared/spec/hardware.md §1, §1.3, §6). Each
+// m_axi bundle reaches PS DDR through a 128-bit HP port: 16 B per cycle at 300 MHz; all ports
+// together get at most 75 % of DDR4-2133's 17.1 GB/s (measured, FPT'19): 12.8 GB/s = 42.75 B/cycle.
+#define EDGEMOE_DEVICE_NAME "XCZU9EG"
+#define EDGEMOE_CLOCK_MHZ 300
+#define EDGEMOE_PORT_BYTES_PER_KCYCLE 16000
+#define EDGEMOE_DEVICE_BYTES_PER_KCYCLE 42750
+#define EDGEMOE_DEVICE_DSP 2520
+#define EDGEMOE_DEVICE_BRAM36 912
+#define EDGEMOE_DEVICE_URAM 0
+#define EDGEMOE_DEVICE_LUT 274080

@@ -8,11 +8,11 @@
 
 #include "fixed_math.h"
 #include "layout.h"
+#include "schedule.h"
 
 namespace edgemoe_hls {
 
-constexpr int kAttnP = EDGEMOE_ATTN_P;
-constexpr int kAttnLanes = EDGEMOE_ATTN_LANES;  // head dims must be multiples of this
+namespace ledger = edgemoe_ledger;
 
 // The row held by slot s at key step k of row block b; -1 when the slot is idle.
 inline int slot_row(int b, int k, int s, int n) {
@@ -43,16 +43,21 @@ row_blocks:
   keys:
     for (int k = 0; k < EDGEMOE_MAX_TOKENS; ++k) {
       if (sweep_ends(b, k, n)) break;
+      const int dims = (head_end - head_begin) * hd, nheads = head_end - head_begin;
       if (slot_refills(b, k, n)) {
+        ledger::loop(ledger::kUnitAttnScores, dims, kII, kCopyDepth, ledger::kPortScratch1, dims * beat_bytes<fm_t>(),
+                     beat_bytes<fm_t>());
       load_q:
         for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
           q_slot[k][d] = qkv[(long)(b * kAttnP + k) * 3 * dim + d];
         }
       }
+      ledger::loop(ledger::kUnitAttnScores, dims, kII, kCopyDepth, ledger::kPortScratch1, dims * beat_bytes<fm_t>(),
+                   beat_bytes<fm_t>());
     load_k:  // the dims of this call's heads (all heads on hardware)
       for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
         k_row[d] = qkv[(long)k * 3 * dim + dim + d];
       }
     slots:
@@ -61,6 +66,8 @@ row_blocks:
         const int row = slot_row(b, k, s, n);
         fm_t score[EDGEMOE_MAX_HEADS];
         if (row >= 0) {
+          ledger::loop(ledger::kUnitAttnScores, (long long)(hd / kAttnLanes) * nheads, kAttnDotII, kAttnDotDepth,
+                       ledger::kNoPort, 0, 1, dims, kAttnLanes);
           // q.k for every head: one accumulator per (head, lane), summed at the end (wrapping adds
           // are associative, so this equals a serial sum bit for bit).
           score_acc_t lane[EDGEMOE_MAX_HEADS][kAttnLanes];
@@ -70,7 +77,7 @@ row_blocks:
         dot:
           for (int c = 0; c < upto<EDGEMOE_MAX_DIM / kAttnLanes>(hd / kAttnLanes); ++c) {
             for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kAttnDotII
               for (int l = 0; l < kAttnLanes; ++l) {
                 const int d = h * hd + c * kAttnLanes + l;
                 lane[h][l] += q_slot[s][d] * k_row[d];
@@ -83,8 +90,15 @@ row_blocks:
             score[h] = fm_t(acc) * scale;
           }
         }
+        // Rolled: per head a lane reduction, the online-softmax update and a DDR write of the score
+        // (and of the row's softmax info after its last key).
+        ledger::loop(ledger::kUnitAttnScores, nheads, kAttnLanes + kAttnSoftmaxCycles, 0, ledger::kPortScratch2,
+                     (long long)nheads * (row >= 0 && slot_row_done(k, s, n) ? 1 + kSoftmaxInfoWords : 1) *
+                         beat_bytes<fm_t>(),
+                     beat_bytes<fm_t>());
       heads_loop:
         for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_HEADS
           if (row >= 0) {
             if (k == s) {  // the row's first key
               run_max[s][h] = score[h];
@@ -127,8 +141,12 @@ row_blocks:
   keys:
     for (int k = 0; k < EDGEMOE_MAX_TOKENS; ++k) {
       if (sweep_ends(b, k, n)) break;
+      const int dims = (head_end - head_begin) * hd, nheads = head_end - head_begin;
       if (slot_refills(b, k, n)) {
         const int row = b * kAttnP + k;
+        // Rolled: three dependent DDR reads per head, each waiting the port's read latency.
+        ledger::loop(ledger::kUnitAttnValues, nheads, kSoftmaxInfoWords * kAxiReadLatency, 0, ledger::kPortScratch2,
+                     (long long)nheads * kSoftmaxInfoWords * beat_bytes<fm_t>(), beat_bytes<fm_t>());
       load_info:
         for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
           const fm_t* in = info + ((long)row * heads + h) * kSoftmaxInfoWords;
@@ -136,12 +154,15 @@ row_blocks:
           row_mant[k][h] = in[1];
           row_exp[k][h] = in[2].to_int();
         }
+        ledger::loop(ledger::kUnitAttnValues, dims, kII, 1);
       clear:
         for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) acc[k][d] = 0;
       }
+      ledger::loop(ledger::kUnitAttnValues, dims, kII, kCopyDepth, ledger::kPortScratch1, dims * beat_bytes<fm_t>(),
+                   beat_bytes<fm_t>());
     load_v:  // the dims of this call's heads (all heads on hardware)
       for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
         v_row[d] = qkv[(long)k * 3 * dim + 2 * dim + d];
       }
     slots:
@@ -149,21 +170,28 @@ row_blocks:
 #pragma HLS UNROLL
         const int row = slot_row(b, k, s, n);
         if (row < 0) continue;
+        // Per head: a dependent DDR read of the score and an exp (rolled), then the p.v loop.
+        ledger::loop(ledger::kUnitAttnValues, nheads, kAxiReadLatency + kExpDepth, 0, ledger::kPortScratch2,
+                     (long long)nheads * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+        ledger::loop(ledger::kUnitAttnValues, (long long)nheads * (hd / kAttnLanes), kAttnAccumulateII,
+                     nheads * kMacDepth, ledger::kNoPort, 0, 1, dims, kAttnLanes);
       heads_loop:
         for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
           const fm_t score = scores[(((long)b * n + k) * kAttnP + s) * heads + h];
           const unit_t p = exp_nonpositive(score - row_max[s][h]);
         accumulate:
           for (int d = 0; d < upto<EDGEMOE_MAX_DIM>(hd); ++d) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kAttnAccumulateII
             _Pragma(EDGEMOE_STR(HLS UNROLL factor = EDGEMOE_ATTN_LANES))
             acc[s][h * hd + d] += p * v_row[h * hd + d];  // elementwise over d: vectorises as is
           }
         }
         if (slot_row_done(k, s, n)) {
+          ledger::loop(ledger::kUnitAttnValues, dims, kII, kMacDepth + 2, ledger::kPortScratch0,
+                       dims * beat_bytes<fm_t>(), beat_bytes<fm_t>());
         emit:
           for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
             const int h = d / hd;
             // sum p.v / sum p = (acc >> e) * mant, with 2^e <= sum < 2^(e+1)
             const ap_fixed<39, 10> scaled = acc[s][d] >> row_exp[s][h];
@@ -176,11 +204,12 @@ row_blocks:
 }
 
 // Both passes over all heads. In emulation the heads are split over two threads: heads share
-// nothing but the (read-only) q, k, v rows, so each half computes exactly what it would alone.
+// nothing but the (read-only) q, k, v rows, so each half computes exactly what it would alone
+// (not while the cycle ledger counts, which must see the one run the hardware makes).
 inline void run_attention(const fm_t* qkv, fm_t* scores, fm_t* info, int n, int dim, int heads, fm_t scale,
                           fm_t* out) {
 #ifdef EDGEMOE_EMU_PARALLEL
-  if (heads >= 2) {
+  if (heads >= 2 && !edgemoe_ledger::attached()) {
     const int half = heads / 2;
 #pragma omp parallel sections num_threads(2)
     {

@@ -32,6 +32,17 @@
 #error "define one board: EDGEMOE_BOARD_ZCU102 or EDGEMOE_BOARD_U280"
 #endif
 
+// A board build linked into the host next to the emulation build (the latency model runs each
+// board's own loops, csrc/backends/emu/board_builds.cpp): its own namespace and C symbols, so the
+// builds' inline functions never merge. -DEDGEMOE_HOST_BOARD_BUILD=<config> with the board define.
+#if defined(EDGEMOE_HOST_BOARD_BUILD) && !defined(__SYNTHESIS__)
+#define EDGEMOE_PASTE2(a, b) a##b
+#define EDGEMOE_PASTE(a, b) EDGEMOE_PASTE2(a, b)
+#define edgemoe_hls EDGEMOE_PASTE(edgemoe_hls_, EDGEMOE_HOST_BOARD_BUILD)
+#define m3vit_backbone EDGEMOE_PASTE(m3vit_backbone_, EDGEMOE_HOST_BOARD_BUILD)
+#define m3vit_board_model EDGEMOE_PASTE(m3vit_board_model_, EDGEMOE_HOST_BOARD_BUILD)
+#endif
+
 // A loop bound that is a runtime size clamped to a compile-time maximum: the loop has a static
 // maximum trip count (what HLS needs) without an early exit (what vectorising compilers need).
 template <int MAX>

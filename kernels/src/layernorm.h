@@ -4,15 +4,21 @@
 #pragma once
 
 #include "fixed_math.h"
+#include "schedule.h"
 
 namespace edgemoe_hls {
 
+// src is x (bundle act), dst is xn (bundle scratch0). Per row: one pipelined pass for the statistics
+// (the sums accumulate in DSPs: II = 1), a rolled 1/sqrt, one pipelined pass to normalise.
 inline void layer_norm(const fm_t* src, int src_stride, fm_t* dst, int dst_stride, const fm_t* gamma_ddr,
                        const fm_t* beta_ddr, int rows, int dim) {
+  namespace ledger = edgemoe_ledger;
   fm_t gamma[EDGEMOE_MAX_DIM], beta[EDGEMOE_MAX_DIM], x[EDGEMOE_MAX_DIM];
+  ledger::loop(ledger::kUnitLayerNorm, dim, kII, kCopyDepth, ledger::kPortParams, 2LL * dim * beat_bytes<fm_t>(),
+               beat_bytes<fm_t>());
 load_params:
   for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
     if (d >= dim) break;
     gamma[d] = gamma_ddr[d];
     beta[d] = beta_ddr[d];
@@ -32,16 +38,22 @@ load_params:
     }
     inv_dim.range() = q.range();
   }
+  ledger::loop(ledger::kUnitLayerNorm, 25, 1, 0);  // the rolled restoring division
   const var_t eps = 1e-6;
 rows_loop:
   for (int r = 0; r < EDGEMOE_MAX_TOKENS; ++r) {
     if (r >= rows) break;
+    ledger::loop(ledger::kUnitLayerNorm, dim, kII, kLayerNormDepth, ledger::kPortAct, (long long)dim * beat_bytes<fm_t>(),
+                 beat_bytes<fm_t>());
+    ledger::loop(ledger::kUnitLayerNorm, 1, kReciprocalDepth + 6, 0);  // mean, variance, 1/sqrt
+    ledger::loop(ledger::kUnitLayerNorm, dim, kII, kLayerNormDepth + 2, ledger::kPortScratch0,
+                 (long long)dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
     const fm_t shift = src[(long)r * src_stride];
     ap_fixed<50, 12> sum = 0;    // sum of d/D
     ap_fixed<62, 24> sumsq = 0;  // sum of d^2/D
   stats:
     for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
       if (d >= dim) break;
       const fm_t v = src[(long)r * src_stride + d];
       x[d] = v;
@@ -61,7 +73,7 @@ rows_loop:
     reciprocal_sqrt(var_t(var + eps), mant, exp2);
   normalise:
     for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
       if (d >= dim) break;
       const fm_diff_t centred = x[d] - mean;
       const ap_fixed<58, 12> scaled = centred * mant;

@@ -3,30 +3,21 @@
 // A dataflow of reader -> MAC array -> writer; the reader takes rows in order, gathered through
 // an expert's token queue, or as image patches; the writer stores, adds (residual), or scatters
 // with a score-weighted accumulate (MoE combine).
+//
+// Schedule (kernels/README.md, "Schedules"): the MAC array is one flattened loop over
+// (row, output tile, input tile) at II = 1. Each weight buffer has one bank per (o, i) lane, the
+// row cache one bank per input lane (partitioned at the kernel top and below), so every cycle
+// reads each bank once; each lane accumulates in its DSP's P register, reset on the first input
+// tile; the adder tree, bias and GELU of an output tile run in the same pipeline on its last one.
 #pragma once
 
 #include "fixed_math.h"
+#include "schedule.h"
 
 namespace edgemoe_hls {
 
-constexpr int kTin = EDGEMOE_LINEAR_TIN;
-constexpr int kTout = EDGEMOE_LINEAR_TOUT;
-constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
-constexpr int max2(int a, int b) { return a > b ? a : b; }
-constexpr int max3(int a, int b, int c) { return max2(max2(a, b), c); }
-
-constexpr int kMaxLinearOut = max3(3 * EDGEMOE_MAX_DIM, EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_EXPERT_HIDDEN);
-constexpr int kMaxLinearIn = max3(EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_EXPERT_HIDDEN,
-                                  EDGEMOE_MAX_PATCH_IN > EDGEMOE_MAX_DIM ? EDGEMOE_MAX_PATCH_IN : EDGEMOE_MAX_DIM);
-constexpr int kMaxOutTiles = ceil_div(kMaxLinearOut, kTout);
-constexpr int kMaxInTiles = ceil_div(kMaxLinearIn, kTin);
-// The largest matrix: max over qkv (3D x D), MLP (Hd x D and D x Hd), experts (Hm x D, D x Hm), patch (D x 3P^2).
-constexpr int tiles(int out, int in) { return ceil_div(out, kTout) * ceil_div(in, kTin); }
-constexpr int kMaxWeightTiles =
-    max3(max3(tiles(3 * EDGEMOE_MAX_DIM, EDGEMOE_MAX_DIM), tiles(EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_DIM),
-              tiles(EDGEMOE_MAX_DIM, EDGEMOE_MAX_MLP_HIDDEN)),
-         max2(tiles(EDGEMOE_MAX_EXPERT_HIDDEN, EDGEMOE_MAX_DIM), tiles(EDGEMOE_MAX_DIM, EDGEMOE_MAX_EXPERT_HIDDEN)),
-         tiles(EDGEMOE_MAX_DIM, EDGEMOE_MAX_PATCH_IN));
+static_assert((kTin & (kTin - 1)) == 0 && (kTout & (kTout - 1)) == 0,
+              "MAC array lanes must be powers of two: tile indices are then shifts and masks, not dividers");
 
 struct in_vec {
   mac_in_t v[kTin];
@@ -35,45 +26,50 @@ struct out_vec {
   fm_t v[kTout];
 };
 
-// One on-chip weight buffer (ping or pong): tiles [out_tile * in_tiles + in_tile][o][i].
-struct LinearWeights {
-  wt_t w[kMaxWeightTiles][kTout][kTin];
-  fm_t bias[kMaxOutTiles][kTout];
+// One on-chip weight buffer: tiles [out_tile * in_tiles + in_tile][o][i] and the bias by output
+// tile. Separate arrays (not a struct) so the kernel top can partition each by name: dims o and i
+// completely (one bank per MAC, depth kMaxWeightTiles), the bias by o.
+typedef wt_t WeightTiles[kMaxWeightTiles][kTout][kTin];
+typedef fm_t BiasTiles[kMaxOutTiles][kTout];
+struct LinearShape {
   int out, in, out_tiles, in_tiles;
 };
+constexpr int kPing = 0, kPong = 1;
 
 // Fetch a row-major [out][in] matrix and its bias from DDR into a buffer, re-packed into tiles.
-inline void load_linear_weights(const wt_t* w, const fm_t* bias, int out, int in, LinearWeights& buf) {
-  buf.out = out;
-  buf.in = in;
-  buf.out_tiles = ceil_div(out, kTout);
-  buf.in_tiles = ceil_div(in, kTin);
-load_rows:
-  for (int row = 0; row < kMaxLinearOut; ++row) {
-    if (row >= out) break;
-  load_cols:
-    for (int col = 0; col < kMaxLinearIn; ++col) {
-#pragma HLS PIPELINE II = 1
-      if (col >= in) break;
-      buf.w[(row / kTout) * buf.in_tiles + col / kTin][row % kTout][col % kTin] = w[(long)row * in + col];
+// One flattened pass over the padded matrix: a ragged edge tile gets its zeros in the same pass,
+// so padding costs cycles only where a tile is ragged. Writes go to one (o, i) bank per cycle.
+inline void load_linear_weights(const wt_t* w, const fm_t* bias, int out, int in, WeightTiles tiles,
+                                BiasTiles bias_tiles, LinearShape& shape) {
+  shape.out = out;
+  shape.in = in;
+  shape.out_tiles = ceil_div(out, kTout);
+  shape.in_tiles = ceil_div(in, kTin);
+  const int padded_in = shape.in_tiles * kTin, padded_out = shape.out_tiles * kTout;
+  const int elements = padded_out * padded_in;
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, elements, kII, kCopyDepth, edgemoe_ledger::kPortWeights,
+                       (long long)out * in * beat_bytes<wt_t>(), beat_bytes<wt_t>());
+  int row = 0, col = 0, tile_row = 0;  // tile_row = (row / kTout) * in_tiles, kept incrementally
+  long src = 0;
+load_weights:
+  for (int e = 0; e < upto<kMaxWeightTiles * kTout * kTin>(elements); ++e) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxWeightTiles * kTout * kTin
+    const bool inside = row < out && col < in;
+    tiles[tile_row + col / kTin][row % kTout][col % kTin] = inside ? w[src] : wt_t(0);
+    if (inside) ++src;
+    if (++col == padded_in) {
+      col = 0;
+      if (++row % kTout == 0) tile_row += shape.in_tiles;
     }
   }
-  // Zero the padding of ragged edge tiles, so padded lanes contribute nothing.
-pad_rows:
-  for (int row = 0; row < kMaxOutTiles * kTout; ++row) {
-    if (row >= buf.out_tiles * kTout) break;
-  pad_cols:
-    for (int col = 0; col < kMaxInTiles * kTin; ++col) {
-#pragma HLS PIPELINE II = 1
-      if (col >= buf.in_tiles * kTin) break;
-      if (row >= out || col >= in) buf.w[(row / kTout) * buf.in_tiles + col / kTin][row % kTout][col % kTin] = 0;
-    }
-  }
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, padded_out, kII, kCopyDepth, edgemoe_ledger::kPortParams,
+                       (long long)out * beat_bytes<fm_t>(), beat_bytes<fm_t>());
 load_bias:
-  for (int o = 0; o < kMaxOutTiles * kTout; ++o) {
-#pragma HLS PIPELINE II = 1
-    if (o >= buf.out_tiles * kTout) break;
-    buf.bias[o / kTout][o % kTout] = o < out ? bias[o] : fm_t(0);
+  for (int o = 0; o < upto<kMaxOutTiles * kTout>(padded_out); ++o) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxOutTiles * kTout
+    bias_tiles[o / kTout][o % kTout] = o < out ? bias[o] : fm_t(0);
   }
 }
 
@@ -94,129 +90,190 @@ struct LinearJob {
   int dst_stride;
   const unit_t* scores;  // kWriteScatterWeighted
   bool gelu;
+  // For the cycle ledger: what the job is, and the m_axi bundles its source and destination are on.
+  edgemoe_ledger::Unit unit;
+  edgemoe_ledger::Port src_port, dst_port;
 };
 
-inline void linear_reader(const LinearJob& job, int in, int in_tiles, hls::stream<in_vec>& out) {
-read_rows:
-  for (int r = job.first_row; r < upto<EDGEMOE_MAX_TOKENS>(job.rows); ++r) {
-    const int row = job.read_mode == kReadGather ? int(job.queue[r]) : r;
-  read_tiles:
-    for (int t = 0; t < kMaxInTiles; ++t) {
-#pragma HLS PIPELINE II = 1
-      if (t >= in_tiles) break;
-      in_vec v;
-      for (int i = 0; i < kTin; ++i) {
-        const int col = t * kTin + i;
-        if (col >= in) {
-          v.v[i] = 0;
-        } else if (job.read_mode == kReadPatches) {
-          // column = (channel, ky, kx) as Conv2d weights; row = patch index in row-major order
-          const int c = col / (job.patch * job.patch), ky = (col / job.patch) % job.patch, kx = col % job.patch;
-          const int py = row / job.grid_w, px = row % job.grid_w;
-          const int width = job.grid_w * job.patch;
-          const int height = job.grid_h * job.patch;
-          v.v[i] = job.image[((long)c * height + py * job.patch + ky) * width + px * job.patch + kx];
-        } else {
-          v.v[i] = job.src[(long)row * job.src_stride + col];
-        }
+// im2col without dividers: the offset of every patch column (channel, ky, kx) inside an image,
+// relative to the patch's top-left pixel, built once per job by counting.
+inline void patch_offsets(int patch, int width, int height, int in, int offsets[kMaxInTiles][kTin]) {
+  int c = 0, ky = 0, kx = 0;
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitPatchEmbed, in, kII, kCopyDepth);
+offsets_loop:
+  for (int col = 0; col < upto<kMaxInTiles * kTin>(in); ++col) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxInTiles * kTin
+    offsets[col / kTin][col % kTin] = (c * height + ky) * width + kx;
+    if (++kx == patch) {
+      kx = 0;
+      if (++ky == patch) {
+        ky = 0;
+        ++c;
       }
-      out.write(v);
     }
   }
 }
 
-inline void mac_array(const LinearWeights& wb, int rows, bool gelu, hls::stream<in_vec>& in, hls::stream<out_vec>& out) {
-  in_vec row_cache[kMaxInTiles];
-mac_rows:
-  for (int r = 0; r < EDGEMOE_MAX_TOKENS; ++r) {
-    if (r >= rows) break;
-  cache_row:
-    for (int t = 0; t < kMaxInTiles; ++t) {
-      if (t >= wb.in_tiles) break;
-      row_cache[t] = in.read();
+// One input tile per iteration; each lane is one element. The DDR port delivers one element per
+// beat (ap_fixed pointers are not widened), so a tile costs kTin beats: the ledger reports them.
+inline void linear_reader(const LinearJob& job, int in, int in_tiles, hls::stream<in_vec>& out) {
+  int offsets[kMaxInTiles][kTin];
+#pragma HLS ARRAY_PARTITION variable = offsets dim = 2 complete
+  const int width = job.grid_w * job.patch, height = job.grid_h * job.patch;
+  if (job.read_mode == kReadPatches) patch_offsets(job.patch, width, height, in, offsets);
+  const int rows = job.rows - job.first_row;
+  const int element_bytes = job.read_mode == kReadPatches ? beat_bytes<pixel_t>() : beat_bytes<fm_t>();
+  edgemoe_ledger::region_process(0);
+  edgemoe_ledger::loop(job.unit, (long long)rows * in_tiles, kII, kCopyDepth, job.src_port,
+                       (long long)rows * in * element_bytes, element_bytes);
+  int r = job.first_row, t = 0;
+  int px = 0, py = 0;  // the patch of row r; patch jobs are never split (run_linear), so they start at row 0
+read_tiles:
+  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxInTiles>(rows * in_tiles); ++step) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxInTiles
+    const int row = job.read_mode == kReadGather ? int(job.queue[r]) : r;
+    const long patch_origin = (long)py * job.patch * width + (long)px * job.patch;
+    in_vec v;
+    for (int i = 0; i < kTin; ++i) {
+      const int col = t * kTin + i;
+      if (col >= in) v.v[i] = 0;
+      else if (job.read_mode == kReadPatches) v.v[i] = job.image[patch_origin + offsets[t][i]];
+      else v.v[i] = job.src[(long)row * job.src_stride + col];
     }
-  out_tiles:
-    for (int ot = 0; ot < kMaxOutTiles; ++ot) {
-      if (ot >= wb.out_tiles) break;
-      // Each MAC (one DSP48E2) accumulates its own lane in its 48-bit P register over the input
-      // tiles; one adder tree per output sums the T_in lanes at the end. Wrapping adds are
-      // associative, so this equals a serial sum bit for bit.
-      acc_t lane[kTout][kTin];
+    out.write(v);
+    if (++t == in_tiles) {
+      t = 0;
+      ++r;
+      if (++px == job.grid_w) {
+        px = 0;
+        ++py;
+      }
+    }
+  }
+}
+
+// The MAC array: one flattened loop over (row, output tile, input tile), II = 1.
+inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape, int rows,
+                      bool gelu, edgemoe_ledger::Unit unit, hls::stream<in_vec>& in, hls::stream<out_vec>& out) {
+  mac_in_t row_cache[kMaxInTiles][kTin];
+#pragma HLS ARRAY_PARTITION variable = row_cache dim = 2 complete
+  // Each MAC (one DSP48E2) accumulates its own lane in its 48-bit P register over the input tiles;
+  // one adder tree per output sums the T_in lanes on the last one. Wrapping adds are associative,
+  // so this equals a serial sum bit for bit.
+  acc_t lane[kTout][kTin];
 #pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
+  const int in_tiles = shape.in_tiles, steps = rows * shape.out_tiles * in_tiles;
+  edgemoe_ledger::region_process(1);
+  edgemoe_ledger::loop(unit, steps, kII, kLinearDepth, edgemoe_ledger::kNoPort, 0, 1,
+                       (long long)rows * shape.out * shape.in, kTin * kTout);
+  int ot = 0, it = 0, tile = 0;  // tile = ot * in_tiles + it, kept incrementally
+mac_steps:
+  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxWeightTiles>(steps); ++step) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxWeightTiles
+    in_vec x;
+    if (ot == 0) {  // a new row: its tiles arrive once and are cached for the other output tiles
+      x = in.read();
+      for (int i = 0; i < kTin; ++i) row_cache[it][i] = x.v[i];
+    } else {
+      for (int i = 0; i < kTin; ++i) x.v[i] = row_cache[it][i];
+    }
+    if (it == 0)
       for (int o = 0; o < kTout; ++o)
         for (int i = 0; i < kTin; ++i) lane[o][i] = 0;
-    in_tiles:
-      for (int it = 0; it < upto<kMaxInTiles>(wb.in_tiles); ++it) {
-#pragma HLS PIPELINE II = 1
-        const wt_t(&tile)[kTout][kTin] = wb.w[ot * wb.in_tiles + it];
-        const in_vec& x = row_cache[it];
-        for (int o = 0; o < kTout; ++o)
-          for (int i = 0; i < kTin; ++i) lane[o][i] += x.v[i] * tile[o][i];
-      }
-      acc_t acc[kTout];
-#pragma HLS ARRAY_PARTITION variable = acc complete
-      for (int o = 0; o < kTout; ++o) {
-        acc[o] = wb.bias[ot][o];
-        for (int i = 0; i < kTin; ++i) acc[o] += lane[o][i];
-      }
+    for (int o = 0; o < kTout; ++o)
+      for (int i = 0; i < kTin; ++i) lane[o][i] += x.v[i] * tiles[tile][o][i];
+    if (it == in_tiles - 1) {
       out_vec y;
-      for (int o = 0; o < kTout; ++o) y.v[o] = gelu ? edgemoe_hls::gelu(fm_t(acc[o])) : fm_t(acc[o]);
+      for (int o = 0; o < kTout; ++o) {
+        acc_t acc = bias_tiles[ot][o];
+        for (int i = 0; i < kTin; ++i) acc += lane[o][i];
+        y.v[o] = gelu ? edgemoe_hls::gelu(fm_t(acc)) : fm_t(acc);
+      }
       out.write(y);
     }
-  }
-}
-
-inline void linear_writer(const LinearJob& job, int out_dim, int out_tiles, hls::stream<out_vec>& in) {
-write_rows:
-  for (int r = job.first_row; r < upto<EDGEMOE_MAX_TOKENS>(job.rows); ++r) {
-    const int row = job.write_mode == kWriteScatterWeighted ? int(job.queue[r]) : r;
-    const unit_t score = job.write_mode == kWriteScatterWeighted ? job.scores[r] : unit_t(0);
-  write_tiles:
-    for (int t = 0; t < kMaxOutTiles; ++t) {
-#pragma HLS PIPELINE II = 1
-      if (t >= out_tiles) break;
-      const out_vec y = in.read();
-      for (int o = 0; o < kTout; ++o) {
-        const int col = t * kTout + o;
-        if (col >= out_dim) continue;
-        fm_t& d = job.dst[(long)row * job.dst_stride + col];
-        if (job.write_mode == kWriteStore) d = y.v[o];
-        else if (job.write_mode == kWriteAdd) d = d + y.v[o];
-        else d = d + score * y.v[o];  // the score multiplies the bias too, as FastMoE's combine
+    ++tile;
+    if (++it == in_tiles) {
+      it = 0;
+      if (++ot == shape.out_tiles) {
+        ot = 0;
+        tile = 0;
       }
     }
   }
 }
 
-inline void linear_unit(const LinearWeights& wb, const LinearJob& job) {
+// One output tile per iteration. Add and scatter modes read the destination back (2 beats per
+// element); rows of a scatter are distinct tokens, so no two iterations touch one element.
+inline void linear_writer(const LinearJob& job, int out_dim, int out_tiles, hls::stream<out_vec>& in) {
+  const int rows = job.rows - job.first_row;
+  const int passes = job.write_mode == kWriteStore ? 1 : 2;
+  edgemoe_ledger::region_process(2);
+  edgemoe_ledger::loop(job.unit, (long long)rows * out_tiles, kII, kCopyDepth + (passes - 1) * kMacDepth,
+                       job.dst_port, (long long)rows * out_dim * passes * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+  int r = job.first_row, t = 0;
+write_tiles:
+  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxOutTiles>(rows * out_tiles); ++step) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxOutTiles
+    const int row = job.write_mode == kWriteScatterWeighted ? int(job.queue[r]) : r;
+    const unit_t score = job.write_mode == kWriteScatterWeighted ? job.scores[r] : unit_t(0);
+    const out_vec y = in.read();
+    for (int o = 0; o < kTout; ++o) {
+      const int col = t * kTout + o;
+      if (col >= out_dim) continue;
+      fm_t& d = job.dst[(long)row * job.dst_stride + col];
+      if (job.write_mode == kWriteStore) d = y.v[o];
+      else if (job.write_mode == kWriteAdd) d = d + y.v[o];
+      else d = d + score * y.v[o];  // the score multiplies the bias too, as FastMoE's combine
+    }
+    if (++t == out_tiles) {
+      t = 0;
+      ++r;
+    }
+  }
+}
+
+// Canonical dataflow: three processes, two single-producer single-consumer streams. The input
+// stream holds a whole row of tiles, so the reader runs a row ahead of the MAC array's first
+// output tile; the output stream two tiles.
+inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
+                        const LinearJob& job) {
+#pragma HLS INLINE off
 #pragma HLS DATAFLOW
   hls::stream<in_vec> rows_in("linear_rows_in");
   hls::stream<out_vec> rows_out("linear_rows_out");
-#pragma HLS STREAM variable = rows_in depth = 4
-#pragma HLS STREAM variable = rows_out depth = 4
-  linear_reader(job, wb.in, wb.in_tiles, rows_in);
-  mac_array(wb, job.rows - job.first_row, job.gelu, rows_in, rows_out);
-  linear_writer(job, wb.out, wb.out_tiles, rows_out);
+#pragma HLS STREAM variable = rows_in depth = kMaxInTiles
+#pragma HLS STREAM variable = rows_out depth = 2
+  edgemoe_ledger::region_begin();
+  linear_reader(job, shape.in, shape.in_tiles, rows_in);
+  mac_array(tiles, bias_tiles, shape, job.rows - job.first_row, job.gelu, job.unit, rows_in, rows_out);
+  linear_writer(job, shape.out, shape.out_tiles, rows_out);
+  edgemoe_ledger::region_end(job.unit);
 }
 
 // Runs a job on the unit. In emulation a large job runs as two halves on two threads (rows are
-// independent; an expert's queue holds each token once, so scattered halves never collide).
-inline void run_linear(const LinearWeights& wb, const LinearJob& job) {
+// independent; an expert's queue holds each token once, so scattered halves never collide);
+// not while the cycle ledger counts, which must see the one run the hardware makes.
+inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
+                       const LinearJob& job) {
 #ifdef EDGEMOE_EMU_PARALLEL
-  if (job.rows - job.first_row >= 64) {
+  if (job.rows - job.first_row >= 64 && job.read_mode != kReadPatches && !edgemoe_ledger::attached()) {
     LinearJob low = job, high = job;
     low.rows = high.first_row = job.first_row + (job.rows - job.first_row) / 2;
 #pragma omp parallel sections num_threads(2)
     {
 #pragma omp section
-      linear_unit(wb, low);
+      linear_unit(tiles, bias_tiles, shape, low);
 #pragma omp section
-      linear_unit(wb, high);
+      linear_unit(tiles, bias_tiles, shape, high);
     }
     return;
   }
 #endif
-  linear_unit(wb, job);
+  linear_unit(tiles, bias_tiles, shape, job);
 }
 
 }  // namespace edgemoe_hls

@@ -11,61 +11,86 @@ using namespace edgemoe_hls;
 
 namespace {
 
-// On-chip state that outlives one stage: the two weight buffers and the expert queues.
-LinearWeights g_ping, g_pong;
+// On-chip state that outlives one stage: the two weight buffers (ping, pong) and the expert queues.
+// Partitioned in m3vit_backbone: one bank per (buffer, o, i) MAC lane.
+WeightTiles g_weight_tiles[kWeightBuffers];
+BiasTiles g_bias_tiles[kWeightBuffers];
+LinearShape g_shapes[kWeightBuffers];
 ExpertQueues g_queues;
+
+void load_weights(const wt_t* weights, const fm_t* params, long w_offset, long p_offset, int out, int in, int buffer) {
+#pragma HLS INLINE
+  load_linear_weights(weights + w_offset, params + p_offset, out, in, g_weight_tiles[buffer], g_bias_tiles[buffer],
+                      g_shapes[buffer]);
+}
+void run_on(int buffer, const LinearJob& job) {
+#pragma HLS INLINE
+  run_linear(g_weight_tiles[buffer], g_bias_tiles[buffer], g_shapes[buffer], job);
+}
 
 // The build query's answer: the constant record streamed to DDR.
 void write_build_record(ap_uint<32>* out) {
 write_record:
   for (int i = 0; i < kBuildRecordWords; ++i) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
     out[i] = kBuildRecord[i];
   }
 }
 
 void patch_embedding(const pixel_t* image, const wt_t* weights, const fm_t* params, fm_t* x, const ModelDims& m) {
+#pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, (long long)n * D, kII, kCopyDepth, edgemoe_ledger::kPortParams,
+                       (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, (long long)n * D, kII, kCopyDepth, edgemoe_ledger::kPortAct,
+                       (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_t>());
 copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
   for (int i = 0; i < EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM; ++i) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
     if (i >= n * D) break;
     x[i] = params[p_pos(m) + i];
   }
-  load_linear_weights(weights + w_patch(m), params + p_patch_bias(m), D, patch_in(m), g_ping);
+  load_weights(weights, params, w_patch(m), p_patch_bias(m), D, patch_in(m), kPing);
   LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, nullptr, 0, nullptr, image, m.grid_h, m.grid_w, m.patch,
-                   kWriteAdd, x + D, D, nullptr, false};
-  run_linear(g_ping, job);
+                   kWriteAdd, x + D, D, nullptr, false,
+                   edgemoe_ledger::kUnitPatchEmbed, edgemoe_ledger::kPortActIn, edgemoe_ledger::kPortAct};
+  run_on(kPing, job);
 }
 
 void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, fm_t* scores, fm_t* info, const wt_t* weights,
                     const fm_t* params, const ModelDims& m, int b, fm_t scale) {
+#pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   layer_norm(x, D, xn, D, params + p_ln1(m, b), params + p_ln1(m, b) + D, n, D);
-  load_linear_weights(weights + w_qkv(m, b), params + p_qkv_bias(m, b), 3 * D, D, g_ping);
-  LinearJob to_qkv = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteStore, qkv, 3 * D, nullptr, false};
-  run_linear(g_ping, to_qkv);
-  load_linear_weights(weights + w_proj(m, b), params + p_proj_bias(m, b), D, D, g_pong);
+  load_weights(weights, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
+  LinearJob to_qkv = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteStore, qkv, 3 * D, nullptr, false,
+                      edgemoe_ledger::kUnitQkv, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch1};
+  run_on(kPing, to_qkv);
+  load_weights(weights, params, w_proj(m, b), p_proj_bias(m, b), D, D, kPong);
   run_attention(qkv, scores, info, n, D, m.heads, scale, xn);
-  LinearJob proj = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteAdd, x, D, nullptr, false};
-  run_linear(g_pong, proj);
+  LinearJob proj = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteAdd, x, D, nullptr, false,
+                    edgemoe_ledger::kUnitProj, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
+  run_on(kPong, proj);
 }
 
 void mlp_half(fm_t* x, fm_t* xn, fm_t* hidden, const wt_t* weights, const fm_t* params, const ModelDims& m, int b,
               int task, ap_uint<32>* trace) {
+#pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   layer_norm(x, D, xn, D, params + p_ln2(m, b), params + p_ln2(m, b) + D, n, D);
   if (is_moe(m, b)) {
-    moe_layer(xn, x, hidden, n, m, b, task, weights, params, g_ping, g_pong, g_queues,
+    moe_layer(xn, x, hidden, n, m, b, task, weights, params, g_weight_tiles, g_bias_tiles, g_shapes, g_queues,
               trace + (long)moe_index(m, b) * 3 * m.experts);
     return;
   }
-  load_linear_weights(weights + w_fc1(m, b), params + p_fc1_bias(m, b), m.mlp_hidden, D, g_ping);
-  LinearJob up = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteStore, hidden, m.mlp_hidden, nullptr, true};
-  run_linear(g_ping, up);
-  load_linear_weights(weights + w_fc2(m, b), params + p_fc2_bias(m, b), D, m.mlp_hidden, g_pong);
-  LinearJob down = {0, n, kReadRows, hidden, m.mlp_hidden, nullptr, nullptr, 0, 0, 0, kWriteAdd, x, D, nullptr, false};
-  run_linear(g_pong, down);
+  load_weights(weights, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
+  LinearJob up = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteStore, hidden, m.mlp_hidden, nullptr, true,
+                  edgemoe_ledger::kUnitFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch0};
+  run_on(kPing, up);
+  load_weights(weights, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden, kPong);
+  LinearJob down = {0, n, kReadRows, hidden, m.mlp_hidden, nullptr, nullptr, 0, 0, 0, kWriteAdd, x, D, nullptr, false,
+                    edgemoe_ledger::kUnitFc2, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
+  run_on(kPong, down);
 }
 
 }  // namespace
@@ -105,6 +130,16 @@ extern "C" void m3vit_backbone(const pixel_t* images, const wt_t* weights, const
 #pragma HLS INTERFACE s_axilite port = first_stage
 #pragma HLS INTERFACE s_axilite port = last_stage
 #pragma HLS INTERFACE s_axilite port = return
+  // One bank per MAC lane in each weight buffer (linear.h): every cycle of the MAC array reads each
+  // bank once. The bias by output lane.
+#pragma HLS ARRAY_PARTITION variable = g_weight_tiles dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = g_weight_tiles dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = g_weight_tiles dim = 4 complete
+#pragma HLS ARRAY_PARTITION variable = g_bias_tiles dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = g_bias_tiles dim = 3 complete
+  // One linear unit for every job: the stage functions are inlined here, so every call of
+  // linear_unit is in this scope and shares one instance (its DSPs counted once).
+#pragma HLS ALLOCATION function instances = linear_unit limit = 1
   if (first_stage == kBuildQueryStage) {
     write_build_record(trace);
     return;
@@ -118,14 +153,44 @@ images_loop:
   for (int i = 0; i < kMaxImagesPerRun; ++i) {
     if (i >= num_images) break;
     fm_t* xi = x + (long)i * n * dim;
+    edgemoe_ledger::stage(-1);
     if (embed) patch_embedding(images + i * image_size, weights, params, xi, m);
   stages:
     for (int stage = 0; stage < 2 * EDGEMOE_MAX_DEPTH; ++stage) {
       if (stage >= last_stage) break;
       if (stage < first_stage) continue;
       const int b = stage / 2;
+      edgemoe_ledger::stage(stage);
       if (stage % 2 == 0) attention_half(xi, xn, qkv, scores, softmax_info, weights, params, m, b, attn_scale);
       else mlp_half(xi, xn, hidden, weights, params, m, b, task, trace + i * trace_per_image);
     }
   }
 }
+
+#ifndef __SYNTHESIS__
+// What this build is and what it costs, for the host's latency model (not part of the hardware).
+extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
+  const ResourceEstimate r = resource_estimate();
+  out->config = EDGEMOE_CFG_NAME;
+  out->dsp = r.dsp;
+  out->bram36 = (r.bram18 + 1) / 2;
+  out->uram = 0;
+  out->lut = r.lut;
+#ifdef EDGEMOE_DEVICE_NAME
+  out->device = EDGEMOE_DEVICE_NAME;
+  out->clock_mhz = EDGEMOE_CLOCK_MHZ;
+  out->device_bytes_per_kcycle = EDGEMOE_DEVICE_BYTES_PER_KCYCLE;
+  for (int p = 0; p < edgemoe_ledger::kPortCount; ++p) out->ports[p] = {EDGEMOE_PORT_BYTES_PER_KCYCLE, kAxiReadLatency};
+  out->device_dsp = EDGEMOE_DEVICE_DSP;
+  out->device_bram36 = EDGEMOE_DEVICE_BRAM36;
+  out->device_uram = EDGEMOE_DEVICE_URAM;
+  out->device_lut = EDGEMOE_DEVICE_LUT;
+#else  // the emulation build targets no board
+  out->device = nullptr;
+  out->clock_mhz = 0;
+  out->device_bytes_per_kcycle = 0;
+  for (int p = 0; p < edgemoe_ledger::kPortCount; ++p) out->ports[p] = {0, 0};
+  out->device_dsp = out->device_bram36 = out->device_uram = out->device_lut = 0;
+#endif
+}
+#endif

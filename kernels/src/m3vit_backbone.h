@@ -21,3 +21,9 @@ extern "C" void m3vit_backbone(
     int num_images, int dim, int heads, int grid_h, int grid_w, int patch, int depth, int mlp_hidden,
     int experts, int expert_hidden, int top_k, int num_tasks, unsigned moe_mask, int task,
     edgemoe_hls::fm_t attn_scale, int embed, int first_stage, int last_stage);
+
+#ifndef __SYNTHESIS__
+#include "cycle_ledger.h"
+// Host builds only: the build's board facts and resource estimate (cycle_ledger.h).
+extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out);
+#endif

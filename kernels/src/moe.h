@@ -17,8 +17,11 @@ struct ExpertQueues {
 };
 
 // xn: [n][D] normalised tokens; gate: [E][D] of this task; gate_bias: [E].
+// The gate's matrix is partitioned by expert: each logits step reads one element of every expert's
+// row (E banks) and accumulates E logits in DSPs, II = 1. The softmax and top-k per token are rolled.
 inline void route_tokens(const fm_t* xn, int n, int dim, const wt_t* gate_ddr, const fm_t* gate_bias_ddr,
                          int experts, int top_k, ExpertQueues& q) {
+  namespace ledger = edgemoe_ledger;
   wt_t gate[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_DIM];
   fm_t gate_bias[EDGEMOE_MAX_EXPERTS];
 #pragma HLS ARRAY_PARTITION variable = gate dim = 1 complete
@@ -27,8 +30,10 @@ load_gate:
     if (e >= experts) break;
     gate_bias[e] = gate_bias_ddr[e];
     q.length[e] = 0;
+    ledger::loop(ledger::kUnitGate, dim, kII, kCopyDepth, ledger::kPortWeights, (long long)dim * beat_bytes<wt_t>(),
+                 beat_bytes<wt_t>());
     for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
       if (d >= dim) break;
       gate[e][d] = gate_ddr[(long)e * dim + d];
     }
@@ -39,9 +44,14 @@ tokens_loop:
     acc_t logit_acc[EDGEMOE_MAX_EXPERTS];
 #pragma HLS ARRAY_PARTITION variable = logit_acc complete
     for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) logit_acc[e] = gate_bias[e];
+    ledger::loop(ledger::kUnitGate, dim, kII, kGateDepth, ledger::kPortScratch0, (long long)dim * beat_bytes<fm_t>(),
+                 beat_bytes<fm_t>(), (long long)dim * experts, kGateLanes);
+    // Rolled after the logits: max, exp, 1/sum, probabilities, top-k passes of an E-wide arg-max.
+    ledger::loop(ledger::kUnitGate, 1,
+                 experts * (2 + kExpDepth) + kReciprocalDepth + experts + top_k * kTopKCycles, 0);
   logits:
     for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
       if (d >= dim) break;
       const mac_in_t x = xn[(long)t * dim + d];
       for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) logit_acc[e] += x * gate[e][d];
@@ -90,8 +100,10 @@ tokens_loop:
 // One MoE layer on one image: x [n][D] += sum_k score * expert(xn). hidden: [n][Hm] scratch.
 // trace (per expert): [tokens | fc1 fetches | fc2 fetches].
 inline void moe_layer(const fm_t* xn, fm_t* x, fm_t* hidden, int n, const ModelDims& m, int block, int task,
-                      const wt_t* weights, const fm_t* params, LinearWeights& ping, LinearWeights& pong,
-                      ExpertQueues& queues, ap_uint<32>* trace) {
+                      const wt_t* weights, const fm_t* params, WeightTiles tiles[kWeightBuffers],
+                      BiasTiles bias[kWeightBuffers], LinearShape shape[kWeightBuffers], ExpertQueues& queues,
+                      ap_uint<32>* trace) {
+#pragma HLS INLINE
   route_tokens(xn, n, m.dim, weights + w_gate(m, block, task), params + p_gate_bias(m, block, task), m.experts,
                m.top_k, queues);
   int fc1_fetches[EDGEMOE_MAX_EXPERTS], fc2_fetches[EDGEMOE_MAX_EXPERTS];
@@ -105,7 +117,8 @@ list_active:
   }
   const int Hm = m.expert_hidden, D = m.dim;
   if (num_active > 0) {
-    load_linear_weights(weights + w_expert_fc1(m, block, active[0]), params + p_expert_bias1(m, block, active[0]), Hm, D, ping);
+    load_linear_weights(weights + w_expert_fc1(m, block, active[0]), params + p_expert_bias1(m, block, active[0]), Hm, D,
+                        tiles[kPing], bias[kPing], shape[kPing]);
     ++fc1_fetches[active[0]];
   }
 experts_loop:
@@ -113,19 +126,25 @@ experts_loop:
     if (j >= num_active) break;
     const int e = active[j];
     LinearJob up = {0, queues.length[e], kReadGather, xn, D, queues.token[e], nullptr, 0, 0, 0,
-                    kWriteStore, hidden, Hm, nullptr, true};
-    run_linear(ping, up);
-    load_linear_weights(weights + w_expert_fc2(m, block, e), params + p_expert_bias2(m, block, e), D, Hm, pong);
+                    kWriteStore, hidden, Hm, nullptr, true,
+                    edgemoe_ledger::kUnitExpertFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch0};
+    run_linear(tiles[kPing], bias[kPing], shape[kPing], up);
+    load_linear_weights(weights + w_expert_fc2(m, block, e), params + p_expert_bias2(m, block, e), D, Hm, tiles[kPong],
+                        bias[kPong], shape[kPong]);
     ++fc2_fetches[e];
     LinearJob down = {0, queues.length[e], kReadRows, hidden, Hm, queues.token[e], nullptr, 0, 0, 0,
-                      kWriteScatterWeighted, x, D, queues.score[e], false};
-    run_linear(pong, down);
-    if (j + 1 < num_active) {  // under HLS this fetch overlaps the fc2 above (different buffer)
+                      kWriteScatterWeighted, x, D, queues.score[e], false,
+                      edgemoe_ledger::kUnitExpertFc2, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
+    run_linear(tiles[kPong], bias[kPong], shape[kPong], down);
+    if (j + 1 < num_active) {  // sequential: the next fc1 is fetched after this fc2 ran
       const int next = active[j + 1];
-      load_linear_weights(weights + w_expert_fc1(m, block, next), params + p_expert_bias1(m, block, next), Hm, D, ping);
+      load_linear_weights(weights + w_expert_fc1(m, block, next), params + p_expert_bias1(m, block, next), Hm, D,
+                          tiles[kPing], bias[kPing], shape[kPing]);
       ++fc1_fetches[next];
     }
   }
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, 3LL * m.experts, kII, kCopyDepth, edgemoe_ledger::kPortParams,
+                       3LL * m.experts * 4, 4);
 write_trace:
   for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
     if (e >= m.experts) break;

@@ -8,7 +8,17 @@
 
 using namespace edgemoe_hls;
 
-static LinearWeights g_weights;
+// One on-chip weight buffer, as the kernel top declares ping and pong.
+struct WeightBuffer {
+  WeightTiles tiles;
+  BiasTiles bias;
+  LinearShape shape;
+};
+static WeightBuffer g_weights;
+static void load(const std::vector<wt_t>& w, const std::vector<fm_t>& b, int out, int in, WeightBuffer& buf) {
+  load_linear_weights(w.data(), b.data(), out, in, buf.tiles, buf.bias, buf.shape);
+}
+static void run(const WeightBuffer& buf, const LinearJob& job) { run_linear(buf.tiles, buf.bias, buf.shape, job); }
 
 int main() {
   tb::Rng rng(1);
@@ -18,7 +28,7 @@ int main() {
   for (auto& v : w) v = rng.normal(0, 0.1);
   for (auto& v : bias) v = rng.normal(0, 0.5);
   for (auto& v : x) v = rng.normal(0, 2);
-  load_linear_weights(w.data(), bias.data(), out, in, g_weights);
+  load(w, bias, out, in, g_weights);
   auto golden = [&](int r, int o, bool gelu_on) {
     double s = bias[o].to_double();
     for (int i = 0; i < in; ++i) s += mac_in_t(x[r * in + i]).to_double() * w[o * in + i].to_double();
@@ -26,7 +36,7 @@ int main() {
   };
   for (bool gelu_on : {false, true}) {
     LinearJob job = {0, rows, kReadRows, x.data(), in, nullptr, nullptr, 0, 0, 0, kWriteStore, y.data(), out, nullptr, gelu_on};
-    run_linear(g_weights, job);
+    run(g_weights, job);
     double worst = 0;
     for (int r = 0; r < rows; ++r)
       for (int o = 0; o < out; ++o) worst = std::max(worst, std::abs(y[r * out + o].to_double() - golden(r, o, gelu_on)));
@@ -38,7 +48,7 @@ int main() {
   for (auto& v : base) v = rng.normal(0, 1);
   std::vector<fm_t> acc = base;
   LinearJob add = {0, rows, kReadRows, x.data(), in, nullptr, nullptr, 0, 0, 0, kWriteAdd, acc.data(), out, nullptr, false};
-  run_linear(g_weights, add);
+  run(g_weights, add);
   double worst = 0;
   for (int r = 0; r < rows; ++r)
     for (int o = 0; o < out; ++o)
@@ -49,7 +59,7 @@ int main() {
   const unit_t scores[5] = {0.5, 0.25, 0.125, 0.9, 0.01};
   std::vector<fm_t> hidden(5 * out), scattered = base;
   LinearJob gather = {0, 5, kReadGather, x.data(), in, queue, nullptr, 0, 0, 0, kWriteStore, hidden.data(), out, nullptr, false};
-  run_linear(g_weights, gather);
+  run(g_weights, gather);
   worst = 0;
   for (int j = 0; j < 5; ++j)
     for (int o = 0; o < out; ++o) worst = std::max(worst, std::abs(hidden[j * out + o].to_double() - golden(queue[j], o, false)));
@@ -59,7 +69,7 @@ int main() {
   for (int j = 0; j < 5; ++j)
     for (int i = 0; i < in; ++i) src[j * in + i] = x[queue[j] * in + i];
   LinearJob scatter = {0, 5, kReadRows, src.data(), in, queue, nullptr, 0, 0, 0, kWriteScatterWeighted, scattered.data(), out, scores, false};
-  run_linear(g_weights, scatter);
+  run(g_weights, scatter);
   worst = 0;
   for (int r = 0; r < rows; ++r)
     for (int o = 0; o < out; ++o) {
@@ -75,7 +85,7 @@ int main() {
   // The golden model clamps and floors to the lane's 18 fraction bits itself, without ap_fixed, so a
   // wrapping mac_in_t fails here.
   {
-    static LinearWeights small_weights;
+    static WeightBuffer small_weights;
     std::vector<wt_t> ws(out * in);
     for (auto& v : ws) v = rng.normal(0, 0.01);
     std::vector<fm_t> big(rows * in), ys(rows * out);
@@ -84,9 +94,9 @@ int main() {
       v = rng.normal(0, 250);
       saturated += std::abs(v.to_double()) >= 256;
     }
-    load_linear_weights(ws.data(), bias.data(), out, in, small_weights);
+    load(ws, bias, out, in, small_weights);
     LinearJob job = {0, rows, kReadRows, big.data(), in, nullptr, nullptr, 0, 0, 0, kWriteStore, ys.data(), out, nullptr, false};
-    run_linear(small_weights, job);
+    run(small_weights, job);
     const double lsb = std::ldexp(1.0, -18);
     double worst_sat = 0;
     for (int r = 0; r < rows; ++r)
@@ -105,16 +115,16 @@ int main() {
   // Patch embedding: the reader cuts 3 x P x P patches out of the image (Conv2d weight order).
   {
     const int gh = 3, gw = 5, P = 4, K = 3 * P * P, D = 24, H = gh * P, W = gw * P;
-    static LinearWeights patch_weights;
+    static WeightBuffer patch_weights;
     std::vector<wt_t> pw(D * K);
     std::vector<fm_t> pb(D), emb(gh * gw * D);
     std::vector<pixel_t> image(3 * H * W);
     for (auto& v : pw) v = rng.normal(0, 0.2);
     for (auto& v : pb) v = rng.normal(0, 0.1);
     for (auto& v : image) v = rng.uniform(0, 0.99);
-    load_linear_weights(pw.data(), pb.data(), D, K, patch_weights);
+    load(pw, pb, D, K, patch_weights);
     LinearJob patches = {0, gh * gw, kReadPatches, nullptr, 0, nullptr, image.data(), gh, gw, P, kWriteStore, emb.data(), D, nullptr, false};
-    run_linear(patch_weights, patches);
+    run(patch_weights, patches);
     double worst_patch = 0;
     for (int py = 0; py < gh; ++py)
       for (int px = 0; px < gw; ++px)
@@ -136,8 +146,8 @@ int main() {
     LinearJob whole = {0, many, kReadRows, xs.data(), in, nullptr, nullptr, 0, 0, 0, kWriteStore, a.data(), out, nullptr, true};
     LinearJob split = whole;
     split.dst = b.data();
-    linear_unit(g_weights, whole);
-    run_linear(g_weights, split);
+    linear_unit(g_weights.tiles, g_weights.bias, g_weights.shape, whole);
+    run(g_weights, split);
     int differing = 0;
     for (int i = 0; i < many * out; ++i) differing += !(a[i] == b[i]);
     tb::expect(differing == 0, "run_linear's row split is bit-identical to one call");

@@ -21,7 +21,9 @@
 
 using namespace edgemoe_hls;
 
-static LinearWeights g_ping, g_pong;
+static WeightTiles g_tiles[kWeightBuffers];
+static BiasTiles g_bias[kWeightBuffers];
+static LinearShape g_shapes[kWeightBuffers];
 static ExpertQueues g_queues;
 
 int main() {
@@ -39,7 +41,7 @@ int main() {
   for (int d = 0; d < D; ++d) weights[w_gate(m, 0, task) + 5 * D + d] = -0.5;
   std::vector<uint32_t> trace_words(3 * E);
   std::vector<ap_uint<32>> trace(3 * E);
-  moe_layer(xn.data(), x.data(), hidden.data(), n, m, 0, task, weights.data(), params.data(), g_ping, g_pong, g_queues,
+  moe_layer(xn.data(), x.data(), hidden.data(), n, m, 0, task, weights.data(), params.data(), g_tiles, g_bias, g_shapes, g_queues,
             trace.data());
 
   // Golden routing and output.

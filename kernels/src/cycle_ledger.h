@@ -1,0 +1,180 @@
+// The cycle ledger: the latency model's input, reported by the kernel code itself. In host builds
+// every pipelined loop reports, next to its pragma and before it runs, its trip count and the II
+// and depth that pragma declares (the constants of schedule.h), the DDR bytes it moves on which
+// m_axi bundle and at what beat width, and its MACs. A dataflow region reports its processes
+// apart, so only they overlap. The host attaches a ledger only to estimate a board
+// (csrc/backends/accel/latency_model.cpp); unattached, a report is one branch per loop run.
+// Under synthesis every report is an empty inline function.
+//
+// Not renamed per board build: the host links the emulation build and the board builds together
+// and reads one ledger type from all of them.
+#pragma once
+
+namespace edgemoe_ledger {
+
+// What the time is spent on; the host prints one row per (stage, unit).
+#define EDGEMOE_LEDGER_UNITS(UNIT)          \
+  UNIT(kUnitPosEmbed, "pos embed copy")     \
+  UNIT(kUnitPatchEmbed, "patch embedding")  \
+  UNIT(kUnitLayerNorm, "layernorm")         \
+  UNIT(kUnitWeights, "weight fetch")        \
+  UNIT(kUnitQkv, "qkv")                     \
+  UNIT(kUnitAttnScores, "attention scores") \
+  UNIT(kUnitAttnValues, "attention values") \
+  UNIT(kUnitProj, "proj")                   \
+  UNIT(kUnitFc1, "mlp fc1")                 \
+  UNIT(kUnitFc2, "mlp fc2")                 \
+  UNIT(kUnitGate, "gate + routing")         \
+  UNIT(kUnitExpertFc1, "expert fc1")        \
+  UNIT(kUnitExpertFc2, "expert fc2")        \
+  UNIT(kUnitTrace, "trace")
+
+#define EDGEMOE_LEDGER_UNIT_ENUM(id, label) id,
+enum Unit { EDGEMOE_LEDGER_UNITS(EDGEMOE_LEDGER_UNIT_ENUM) kUnitCount };
+#undef EDGEMOE_LEDGER_UNIT_ENUM
+
+// The kernel's m_axi bundles (m3vit_backbone.cpp's INTERFACE pragmas).
+#define EDGEMOE_LEDGER_PORTS(PORT) \
+  PORT(kPortActIn, "act_in")       \
+  PORT(kPortWeights, "weights")    \
+  PORT(kPortParams, "params")      \
+  PORT(kPortAct, "act")            \
+  PORT(kPortScratch0, "scratch0")  \
+  PORT(kPortScratch1, "scratch1")  \
+  PORT(kPortScratch2, "scratch2")
+
+#define EDGEMOE_LEDGER_PORT_ENUM(id, label) id,
+enum Port { EDGEMOE_LEDGER_PORTS(EDGEMOE_LEDGER_PORT_ENUM) kPortCount, kNoPort = -1 };
+#undef EDGEMOE_LEDGER_PORT_ENUM
+
+// Stage row 0 is the patch embedding; row 1 + s is stage s (2b: block b's attention half, 2b+1
+// its MLP or MoE half).
+constexpr int kMaxStageRows = 1 + 2 * 32;
+constexpr int kMaxRegionProcesses = 4;
+
+struct Cell {
+  long long cycles;          // wall cycles: per loop max(compute, memory) + depth; regions overlap
+  long long compute_cycles;  // trips x II + depth
+  long long memory_cycles;   // beats at the port's width, limited by the platform's bandwidth
+  long long bytes;           // DDR/HBM bytes read and written
+  long long macs;            // useful multiply-accumulates
+  long long mac_slots;       // MAC lanes x cycles of the loops that do MACs (utilisation's denominator)
+  long long loop_runs;       // pipelined loop invocations
+};
+
+// Per bundle: what the platform gives one m_axi port, as bytes per 1000 kernel cycles (integers,
+// so kernel headers stay free of floating point), and the read latency a loop's first beat waits.
+struct PortModel {
+  long long bytes_per_kcycle;
+  int latency;
+};
+
+struct Ledger {
+  PortModel ports[kPortCount];
+  long long device_bytes_per_kcycle;  // all ports together (the board's memory bandwidth)
+  int stage_row;
+  Cell cells[kMaxStageRows][kUnitCount];
+  // Open dataflow region: per process, wall/compute/memory cycles; cells get the slowest.
+  bool in_region;
+  int process;
+  long long region_cycles[kMaxRegionProcesses], region_compute[kMaxRegionProcesses],
+      region_memory[kMaxRegionProcesses];
+};
+
+#ifdef __SYNTHESIS__
+inline void stage(int) {}
+inline void loop(Unit, long long, int, int, Port = kNoPort, long long = 0, int = 1, long long = 0, int = 0) {}
+inline void region_begin() {}
+inline void region_process(int) {}
+inline void region_end(Unit) {}
+inline bool attached() { return false; }
+#else
+inline Ledger*& active() {
+  static Ledger* ledger = nullptr;
+  return ledger;
+}
+inline bool attached() { return active() != nullptr; }
+
+// The stage whose rows the next reports go to (-1: the patch embedding).
+inline void stage(int s) {
+  if (Ledger* l = active()) l->stage_row = 1 + s < 0 ? 0 : (1 + s < kMaxStageRows ? 1 + s : kMaxStageRows - 1);
+}
+
+// One run of a pipelined loop: `trips` iterations at `ii`, `depth` cycles to drain; it moves
+// `bytes` on `port` in beats of `beat_bytes` (one beat per cycle at most: an element type that
+// is not widened costs a beat per element), and does `macs` MACs on `mac_lanes` lanes.
+inline void loop(Unit unit, long long trips, int ii, int depth, Port port = kNoPort, long long bytes = 0,
+                 int beat_bytes = 1, long long macs = 0, int mac_lanes = 0) {
+  Ledger* l = active();
+  if (!l || trips <= 0) return;
+  const long long issue = trips * ii;
+  long long memory = 0;
+  int latency = 0;
+  if (port != kNoPort && bytes > 0) {
+    const long long beats = (bytes + beat_bytes - 1) / beat_bytes;
+    const PortModel& p = l->ports[port];
+    long long bandwidth = p.bytes_per_kcycle < l->device_bytes_per_kcycle ? p.bytes_per_kcycle
+                                                                           : l->device_bytes_per_kcycle;
+    if (bandwidth < 1) bandwidth = 1;
+    const long long limited = (bytes * 1000 + bandwidth - 1) / bandwidth;
+    memory = beats > limited ? beats : limited;
+    latency = p.latency;
+  }
+  const long long wall = (issue > memory ? issue : memory) + depth + latency;
+  Cell& c = l->cells[l->stage_row][unit];
+  c.bytes += bytes;
+  c.macs += macs;
+  c.mac_slots += mac_lanes > 0 ? wall * mac_lanes : 0;
+  c.loop_runs += 1;
+  if (l->in_region) {
+    l->region_cycles[l->process] += wall;
+    l->region_compute[l->process] += issue + depth;
+    l->region_memory[l->process] += memory + latency;
+  } else {
+    c.cycles += wall;
+    c.compute_cycles += issue + depth;
+    c.memory_cycles += memory + latency;
+  }
+}
+
+// A DATAFLOW region: its processes run concurrently, so it takes as long as the slowest.
+inline void region_begin() {
+  if (Ledger* l = active()) {
+    l->in_region = true;
+    l->process = 0;
+    for (int p = 0; p < kMaxRegionProcesses; ++p) l->region_cycles[p] = l->region_compute[p] = l->region_memory[p] = 0;
+  }
+}
+inline void region_process(int p) {
+  if (Ledger* l = active()) l->process = p < 0 ? 0 : (p < kMaxRegionProcesses ? p : kMaxRegionProcesses - 1);
+}
+inline void region_end(Unit unit) {
+  Ledger* l = active();
+  if (!l) return;
+  long long wall = 0, compute = 0, memory = 0;
+  for (int p = 0; p < kMaxRegionProcesses; ++p) {
+    wall = l->region_cycles[p] > wall ? l->region_cycles[p] : wall;
+    compute = l->region_compute[p] > compute ? l->region_compute[p] : compute;
+    memory = l->region_memory[p] > memory ? l->region_memory[p] : memory;
+  }
+  Cell& c = l->cells[l->stage_row][unit];
+  c.cycles += wall;
+  c.compute_cycles += compute;
+  c.memory_cycles += memory;
+  l->in_region = false;
+}
+#endif
+
+// What a board build says about itself and its board, for the latency and resource model.
+struct BoardModel {
+  const char* config;  // EDGEMOE_CFG_NAME
+  const char* device;  // e.g. "XCZU9EG"
+  int clock_mhz;
+  long long device_bytes_per_kcycle;
+  PortModel ports[kPortCount];
+  // Resource estimate of this build (schedule.h) and the device's totals.
+  int dsp, bram36, uram, lut;
+  int device_dsp, device_bram36, device_uram, device_lut;
+};
+
+}  // namespace edgemoe_ledger

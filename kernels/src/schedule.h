@@ -1,0 +1,115 @@
+// The one place for the numbers that set each unit's schedule: lanes, initiation intervals and
+// pipeline depths. The pragmas use them (Vitis HLS takes constexpr values in pragmas, UG1399
+// "Using Constants with Pragmas"), every pipelined loop reports them to the cycle ledger
+// (cycle_ledger.h), and the resource estimate below counts from them, so the latency model cannot
+// drift from the code. Why each II holds is written next to its loop and in kernels/README.md.
+#pragma once
+
+#include "cycle_ledger.h"
+#include "formats.h"
+
+namespace edgemoe_hls {
+
+constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
+constexpr int max2(int a, int b) { return a > b ? a : b; }
+constexpr int max3(int a, int b, int c) { return max2(max2(a, b), c); }
+constexpr int log2_ceil(int n) { return n <= 1 ? 0 : 1 + log2_ceil((n + 1) / 2); }
+
+// --- lanes -----------------------------------------------------------------------------------
+constexpr int kTin = EDGEMOE_LINEAR_TIN;    // MAC array: input lanes ...
+constexpr int kTout = EDGEMOE_LINEAR_TOUT;  // ... x output lanes, one DSP48E2 each
+constexpr int kAttnP = EDGEMOE_ATTN_P;      // query rows in flight (formats.h: part of the numerics)
+constexpr int kAttnLanes = EDGEMOE_ATTN_LANES;  // head-dimension lanes per slot
+constexpr int kGateLanes = EDGEMOE_MAX_EXPERTS;  // one gate MAC per expert per cycle
+
+// --- pipeline depths (cycles from an iteration's first operand to its last result) ------------
+// Engineering estimates in the sense of ../shared/spec/hardware.md §7, not synthesis results: a
+// 27x18 MAC into the DSP's P register 4, a table function (exp, 1/x, 1/sqrt, GELU: index
+// arithmetic, a ROM read, one interpolating multiply) 5-8, an adder tree 1 per level.
+constexpr int kMacDepth = 4;
+constexpr int kExpDepth = 6;
+constexpr int kReciprocalDepth = 8;  // table + one Newton step
+constexpr int kGeluDepth = 6;
+constexpr int kCopyDepth = 2;        // read, convert, write
+// The read latency HLS schedules an m_axi read with (the INTERFACE `latency` option, default 64):
+// a rolled loop waits it per read; a pipelined loop once per run (the ledger adds it).
+constexpr int kAxiReadLatency = 64;
+constexpr int kLinearDepth = kMacDepth + log2_ceil(kTin) + 1 /* bias */ + kGeluDepth + 1 /* to the stream */;
+constexpr int kAttnDotDepth = kMacDepth + log2_ceil(kAttnLanes) + 1;
+constexpr int kLayerNormDepth = kMacDepth + 2;
+constexpr int kGateDepth = kMacDepth;
+
+// --- initiation intervals ----------------------------------------------------------------------
+// Loops whose II is 1 by construction (each array read in the unrolled body is partitioned to the
+// unroll; accumulators are DSP P registers; at most one access per port per cycle).
+constexpr int kII = 1;
+// Loops not yet reworked state the II their memories allow today (kernels/README.md, "Schedules"):
+// q_slot/k_row are partitioned by slot, not along the head dimension, so a dot step reads
+// kAttnLanes elements of one BRAM through its two ports.
+constexpr int kAttnDotII = kAttnLanes / 2 > 1 ? kAttnLanes / 2 : 1;
+// acc[s][h*hd + d] is partitioned by slot only: UNROLL by kAttnLanes reads and writes kAttnLanes
+// elements of one BRAM per iteration (2 ports).
+constexpr int kAttnAccumulateII = kAttnLanes;
+// Softmax updates, score and info writes sit in a rolled head loop: one exp, one compare and a DDR
+// write per head, not overlapped.
+constexpr int kAttnSoftmaxCycles = kExpDepth + 4;
+// Gate top-k: k passes of an E-wide arg-max, rolled.
+constexpr int kTopKCycles = EDGEMOE_MAX_EXPERTS + 2;
+
+// --- element sizes on the m_axi ports (each element is one beat: ap_fixed pointers are not widened)
+template <class T>
+constexpr int beat_bytes() {
+  return int(sizeof(T));
+}
+
+// --- the resource estimate -------------------------------------------------------------------
+// Counted from the lanes and buffers above (hardware.md §2-3): a 27x18 MAC is one DSP48E2, a 24x24
+// or 25x24 product two; a BRAM18 holds 1K x 18 (512 x 36); banks of a partitioned array cost one
+// BRAM18 each at least. LUTs: a per-lane allowance for operand muxes, control and the AXI
+// adapters, stated in kernels/README.md; an estimate, not a synthesis result.
+constexpr int bram18_for(long long depth, int width) {
+  return depth <= 0 ? 0 : int(((width + 17) / 18) * ((depth + 1023) / 1024));
+}
+constexpr int kMaxLinearOut = max3(3 * EDGEMOE_MAX_DIM, EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_EXPERT_HIDDEN);
+constexpr int kMaxLinearIn = max3(EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_EXPERT_HIDDEN,
+                                  EDGEMOE_MAX_PATCH_IN > EDGEMOE_MAX_DIM ? EDGEMOE_MAX_PATCH_IN : EDGEMOE_MAX_DIM);
+constexpr int kMaxOutTiles = ceil_div(kMaxLinearOut, kTout);
+constexpr int kMaxInTiles = ceil_div(kMaxLinearIn, kTin);
+// The largest matrix: max over qkv (3D x D), MLP (Hd x D and D x Hd), experts (Hm x D, D x Hm), patch (D x 3P^2).
+constexpr int tiles(int out, int in) { return ceil_div(out, kTout) * ceil_div(in, kTin); }
+constexpr int kMaxWeightTiles =
+    max3(max3(tiles(3 * EDGEMOE_MAX_DIM, EDGEMOE_MAX_DIM), tiles(EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_DIM),
+              tiles(EDGEMOE_MAX_DIM, EDGEMOE_MAX_MLP_HIDDEN)),
+         max2(tiles(EDGEMOE_MAX_EXPERT_HIDDEN, EDGEMOE_MAX_DIM), tiles(EDGEMOE_MAX_DIM, EDGEMOE_MAX_EXPERT_HIDDEN)),
+         tiles(EDGEMOE_MAX_DIM, EDGEMOE_MAX_PATCH_IN));
+constexpr int kWeightBuffers = 2;  // ping and pong
+
+struct ResourceEstimate {
+  int dsp, bram18, lut;
+};
+constexpr ResourceEstimate resource_estimate() {
+  const int linear_dsp = kTin * kTout + kTout /* GELU interpolation */ + 2 * kTout /* scatter score x y */;
+  const int attention_dsp = 2 * kAttnP * kAttnLanes /* q.k */ + 2 * kAttnP * kAttnLanes /* p.v */ +
+                            kAttnP * (2 + 2) /* exp interpolation, scale */ + 4 /* reciprocal */;
+  const int other_dsp = kGateLanes /* gate MACs */ + 4 /* gate softmax */ + 8 /* layernorm */;
+  const int weight_bram = kWeightBuffers * kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
+                          kWeightBuffers * kTout * bram18_for(kMaxOutTiles, fm_t::width);
+  const int row_cache_bram = kTin * bram18_for(kMaxInTiles, mac_in_t::width);
+  const int queue_bram = EDGEMOE_MAX_EXPERTS * (bram18_for(EDGEMOE_MAX_TOKENS, 16) + bram18_for(EDGEMOE_MAX_TOKENS, unit_t::width));
+  const int gate_bram = EDGEMOE_MAX_EXPERTS * bram18_for(EDGEMOE_MAX_DIM, wt_t::width);
+  const int attention_bram = kAttnP * bram18_for(EDGEMOE_MAX_DIM, qkv_t::width) /* q slots */ +
+                             2 * bram18_for(EDGEMOE_MAX_DIM, qkv_t::width) /* k, v rows */ +
+                             kAttnP * bram18_for(EDGEMOE_MAX_DIM, pv_acc_t::width) /* p.v accumulators */;
+  const int layernorm_bram = 3 * bram18_for(EDGEMOE_MAX_DIM, fm_t::width);
+  const int table_bram = 4;  // exp, reciprocal, rsqrt, GELU ROMs
+  const int axi_bram = 7 * 2;  // read/write buffers of seven m_axi bundles
+  const int dsp = linear_dsp + attention_dsp + other_dsp;
+  const int bram18 = weight_bram + row_cache_bram + queue_bram + gate_bram + attention_bram + layernorm_bram +
+                     table_bram + axi_bram;
+  // ~40 LUTs per DSP lane (operand muxes and pipeline control), ~30 per BRAM bank (address and
+  // write-enable decode), 25K for the AXI masters, the control FSMs and the s_axilite block.
+  const int lut = 40 * dsp + 30 * bram18 + 25000;
+  return {dsp, bram18, lut};
+}
+
+}  // namespace edgemoe_hls
