@@ -170,6 +170,7 @@ images_loop:
 #ifndef __SYNTHESIS__
 // What this build is and what it costs, for the host's latency model (not part of the hardware).
 extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
+  constexpr int kPorts = edgemoe_ledger::kPortCount;
   const ResourceEstimate r = resource_estimate();
   out->config = EDGEMOE_CFG_NAME;
   out->dsp = r.dsp;
@@ -180,7 +181,7 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
   out->device = EDGEMOE_DEVICE_NAME;
   out->clock_mhz = EDGEMOE_CLOCK_MHZ;
   out->device_bytes_per_kcycle = EDGEMOE_DEVICE_BYTES_PER_KCYCLE;
-  for (int p = 0; p < edgemoe_ledger::kPortCount; ++p) out->ports[p] = {EDGEMOE_PORT_BYTES_PER_KCYCLE, kAxiReadLatency};
+  for (int p = 0; p < kPorts; ++p) out->ports[p] = {EDGEMOE_PORT_BYTES_PER_KCYCLE, kAxiReadLatency};
   out->device_dsp = EDGEMOE_DEVICE_DSP;
   out->device_bram36 = EDGEMOE_DEVICE_BRAM36;
   out->device_uram = EDGEMOE_DEVICE_URAM;
@@ -189,7 +190,7 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
   out->device = nullptr;
   out->clock_mhz = 0;
   out->device_bytes_per_kcycle = 0;
-  for (int p = 0; p < edgemoe_ledger::kPortCount; ++p) out->ports[p] = {0, 0};
+  for (int p = 0; p < kPorts; ++p) out->ports[p] = {0, 0};
   out->device_dsp = out->device_bram36 = out->device_uram = out->device_lut = 0;
 #endif
 }

@@ -13,7 +13,11 @@ namespace edgemoe_hls {
 constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 constexpr int max2(int a, int b) { return a > b ? a : b; }
 constexpr int max3(int a, int b, int c) { return max2(max2(a, b), c); }
-constexpr int log2_ceil(int n) { return n <= 1 ? 0 : 1 + log2_ceil((n + 1) / 2); }
+constexpr int log2_ceil(int n) {
+  int bits = 0;
+  for (int i = 0; i < 31; ++i) bits += (1 << i) < n ? 1 : 0;
+  return bits;
+}
 
 // --- lanes -----------------------------------------------------------------------------------
 constexpr int kTin = EDGEMOE_LINEAR_TIN;    // MAC array: input lanes ...
