@@ -9,6 +9,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "backends/cpu/onednn_layers.h"
+#include "backends/emu/latency_model.h"
 #include "core/backend.h"
 #include "core/model.h"
 #if EDGEMOE_XRT_TOOLS
@@ -168,6 +169,45 @@ class PyModel {
     return py::cast(trace);
   }
 
+  // The latency model of `board` on these images (edgemoe.Model.estimate formats it).
+  py::dict estimate(const std::string& board, torch::Tensor images, int64_t task_id) {
+    const ModelConfig& c = model_.config();
+    check_images(images, c);
+    images = images.resolve_conj().resolve_neg().contiguous();
+    edgemoe::emu::LatencyEstimate e;
+    {
+      py::gil_scoped_release release;
+      e = edgemoe::emu::estimate_latency(c, model_.weights(), board, images.data_ptr<float>(), images.size(0),
+                                         task_id, model_.num_threads());
+    }
+    py::list rows;
+    for (const auto& r : e.rows) {
+      py::dict d;
+      d["stage"] = r.stage;
+      d["unit"] = r.unit;
+      d["cycles"] = r.cycles;
+      d["compute_cycles"] = r.compute_cycles;
+      d["memory_cycles"] = r.memory_cycles;
+      d["bytes"] = r.bytes;
+      d["macs"] = r.macs;
+      d["mac_slots"] = r.mac_slots;
+      d["loop_runs"] = r.loop_runs;
+      rows.append(d);
+    }
+    py::list resources;
+    for (const auto& u : e.resources) resources.append(py::make_tuple(u.resource, u.used, u.available));
+    py::dict out;
+    out["board"] = e.board;
+    out["device"] = e.device;
+    out["clock_mhz"] = e.clock_mhz;
+    out["images"] = e.images;
+    out["rows"] = rows;
+    out["total_cycles"] = e.total_cycles;
+    out["resources"] = resources;
+    out["moe_trace"] = e.moe_trace;
+    return out;
+  }
+
   std::string backend() const {
     py::gil_scoped_release release;
     return model_.backend_name();
@@ -229,6 +269,7 @@ PYBIND11_MODULE(_C, m) {
       .def("forward", &PyModel::forward, py::arg("images"), py::arg("task_ids"))
       .def("features", &PyModel::features, py::arg("images"), py::arg("task_id"))
       .def("moe_trace", &PyModel::moe_trace, py::arg("task_id"))
+      .def("estimate", &PyModel::estimate, py::arg("board"), py::arg("images"), py::arg("task_id"))
       .def_property_readonly("backend", &PyModel::backend)
       .def("to", &PyModel::to, py::arg("backend"), py::arg("options"))
       .def_property("num_threads", &PyModel::num_threads, &PyModel::set_num_threads);

@@ -18,6 +18,7 @@ class Model {
         int num_threads, BackendOptions options = {});
 
   const ModelConfig& config() const { return config_; }
+  std::shared_ptr<const ModelWeights> weights() const { return weights_; }
   std::string backend_name() const;
   int num_threads() const {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -16,6 +16,7 @@
 // cross-board bit-identity test (ctest kernel_boards_bit_identical) then compares different tilings.
 #define EDGEMOE_LINEAR_TIN 32
 #define EDGEMOE_LINEAR_TOUT 8
+#define EDGEMOE_ATTN_URAM 0  // no URAM on the XCZU9EG: K, V and the output rows in BRAM
 #define EDGEMOE_ATTN_LANES 16  // ViT-T's head dim 64 is a multiple
 
 // The board, for the latency and resource model (../shared/spec/hardware.md §1, §1.3, §6). Each

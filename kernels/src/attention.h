@@ -1,9 +1,25 @@
-// Multi-head attention with Edge-MoE's reordered schedule: P query rows are resident in P slots;
-// slot s takes its next row when the key sweep reaches k = s, so at most one Q block and one K
-// (or V) block are read per step whatever P is (constant DDR bandwidth). Each row sees every key
-// once, in rotated order. Pass 1 computes the scores and, in the same sweep, the softmax
-// statistics with a single-pass (online) max and sum; pass 2 recomputes exp(s - max), accumulates
-// p.v, and normalises once per output (1/sum as mantissa and exponent).
+// Multi-head attention with Edge-MoE's reordered schedule and a single-pass softmax, all on chip.
+//
+// K and V of every token are loaded once per layer into on-chip buffers (BRAM, URAM on the U280),
+// so no key is re-read from DDR; nothing but q, k, v in and the output out crosses the memory port.
+// Rows run in blocks of P (one row per slot); in its block's key sweep, slot s sees the keys in the
+// rotated order s, s+1, ..., n-1, 0, ..., s-1 (P is part of the numerics, formats.h), and all slots
+// read the same key row at each step. Pass 1 computes q.k and, in the same sweep, each row's
+// online max and sum; its max, and 1/sum as mantissa and exponent, stay on chip (`RowSoftmax`).
+// Pass 2 recomputes q.k (the same exact integer sums, so the same scores: no score scratch in DDR),
+// takes p = exp(s - max) and accumulates p.v exactly; each finished output chunk is normalised
+// once (shift by the exponent, multiply by the mantissa) into an on-chip row buffer that is
+// written out in one burst at the end.
+//
+// Schedule (kernels/README.md, "Schedules"): each sweep is one pipelined loop over (key step,
+// head, lane chunk) at II = 1. Per iteration every slot multiplies kAttnLanes elements of its q
+// row with kAttnLanes elements of one k row: q, k, v and the accumulators are partitioned
+// cyclically by kAttnLanes along the feature dimension, and q and the accumulators by slot, so
+// each bank is read once (the accumulators read and written once: two ports). A row's running
+// max and sum are updated once per key and head; the steps per key are padded to
+// kSoftmaxRecurrence, so two dependent updates are always that many cycles apart (DEPENDENCE
+// distance below) and the exp-compare-multiply chain fits. Pass 2 accumulates the p.v of key
+// step j - 1 while it computes the scores of step j (p is ready only after the last chunk).
 #pragma once
 
 #include "fixed_math.h"
@@ -12,223 +28,289 @@
 
 namespace edgemoe_hls {
 
+// One row and head's softmax statistics after pass 1: the max score and 1/sum = mant * 2^-exp2.
+struct RowSoftmax {
+  fm_t max;
+  unit_t mant;
+  int exp2;
+};
+typedef RowSoftmax SoftmaxTable[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_HEADS];
+
+constexpr int kMaxAttnBlocks = ceil_div(EDGEMOE_MAX_TOKENS, kAttnP);
+
+// Cycles per key step of a sweep: one per (head, lane chunk), at least the softmax recurrence.
+inline int attention_steps_per_key(int heads, int head_dim) {
+  const int work = heads * (head_dim / kAttnLanes);
+  return work > kSoftmaxRecurrence ? work : kSoftmaxRecurrence;
+}
+
+namespace attention_detail {
+
 namespace ledger = edgemoe_ledger;
 
-// The row held by slot s at key step k of row block b; -1 when the slot is idle.
-inline int slot_row(int b, int k, int s, int n) {
-  const int row = k >= s ? b * kAttnP + s : (b - 1) * kAttnP + s;
-  return (row >= 0 && row < n && !(k < s && b == 0)) ? row : -1;
-}
-// The key sweep of row block b can stop once no row starts in it (only wrapped rows finish).
-inline bool sweep_ends(int b, int k, int n) { return k >= n || (b * kAttnP >= n && k >= kAttnP - 1); }
-// At key step k of block b, slot k takes row bP + k: the staggered refill.
-inline bool slot_refills(int b, int k, int n) { return k < kAttnP && b * kAttnP + k < n; }
-// Whether key k is the last one row `slot s` sees (rotated order s, s+1, ..., n-1, 0, ..., s-1).
-inline bool slot_row_done(int k, int s, int n) { return s == 0 ? k == n - 1 : k == s - 1; }
+// Whether slot s holds a row at key step j of a block (rows past n are idle), and that row.
+inline bool slot_active(int block, int s, int j, int n) { return s <= j && j <= n - 1 + s && block * kAttnP + s < n; }
 
-// qkv: [n][3D] (q | k | v). scores: [blocks][n][P][H]. info: [n][H][3].
-inline void attention_scores(const fm_t* qkv, int n, int dim, int heads, fm_t scale, fm_t* scores, fm_t* info,
-                             int head_begin, int head_end) {
-  const int hd = dim / heads, blocks = attn_row_blocks(n, kAttnP);
-  qkv_t q_slot[kAttnP][EDGEMOE_MAX_DIM];
-  qkv_t k_row[EDGEMOE_MAX_DIM];
+inline int block_rows(int block, int n) { return n - block * kAttnP < kAttnP ? n - block * kAttnP : kAttnP; }
+
+// K and V of every token (two DDR reads per iteration on one bundle: two beats).
+inline void load_kv(const fm_t* qkv, int n, int dim, qkv_t k[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
+                    qkv_t v[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM]) {
+  ledger::loop(ledger::kUnitAttnScores, (long long)n * dim, kII, kCopyDepth, ledger::kPortScratch1,
+               2LL * n * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+  int t = 0, d = 0;
+load_kv_loop:
+  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM>(n * dim); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM
+    k[t][d] = qkv[(long)t * 3 * dim + dim + d];
+    v[t][d] = qkv[(long)t * 3 * dim + 2 * dim + d];
+    if (++d == dim) {
+      d = 0;
+      ++t;
+    }
+  }
+}
+
+// The q rows of one block, one per slot (read for each pass: q is not kept for all rows).
+inline void load_q(const fm_t* qkv, int block, int n, int dim, qkv_t q[kAttnP][EDGEMOE_MAX_DIM], ledger::Unit unit) {
+  const int rows = block_rows(block, n);
+  ledger::loop(unit, (long long)rows * dim, kII, kCopyDepth, ledger::kPortScratch1,
+               (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+  int s = 0, d = 0;
+load_q_loop:
+  for (int i = 0; i < upto<kAttnP * EDGEMOE_MAX_DIM>(rows * dim); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kAttnP * EDGEMOE_MAX_DIM
+    q[s][d] = qkv[(long)(block * kAttnP + s) * 3 * dim + d];
+    if (++d == dim) {
+      d = 0;
+      ++s;
+    }
+  }
+}
+
+// q.k of every slot over one lane chunk of one head (exact products into score_acc_t lanes).
+inline void dot_chunk(const qkv_t q[kAttnP][EDGEMOE_MAX_DIM], const qkv_t k[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
+                      int key, int base, score_acc_t lane[kAttnP][kAttnLanes], bool first_chunk) {
+  for (int s = 0; s < kAttnP; ++s)
+    for (int l = 0; l < kAttnLanes; ++l) {
+      const score_acc_t product = q[s][base + l] * k[key][base + l];
+      lane[s][l] = first_chunk ? product : score_acc_t(lane[s][l] + product);
+    }
+}
+
+inline fm_t lane_sum(const score_acc_t lane[kAttnLanes], fm_t scale) {
+  score_acc_t acc = 0;
+  for (int l = 0; l < kAttnLanes; ++l) acc += lane[l];  // wrapping adds are associative: any order
+  return fm_t(acc) * scale;
+}
+
+// Pass 1 for one block of P rows: scores and the online softmax statistics of its rows.
+inline void block_softmax(const qkv_t q[kAttnP][EDGEMOE_MAX_DIM], const qkv_t k[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
+                          int block, int n, int heads, int hd, fm_t scale, SoftmaxTable info) {
+  const int chunks = hd / kAttnLanes;
+  const int steps = attention_steps_per_key(heads, hd);
+  score_acc_t lane[kAttnP][kAttnLanes];
   fm_t run_max[kAttnP][EDGEMOE_MAX_HEADS];
   sum_t run_sum[kAttnP][EDGEMOE_MAX_HEADS];
-#pragma HLS ARRAY_PARTITION variable = q_slot dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
 #pragma HLS ARRAY_PARTITION variable = run_max dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = run_sum dim = 1 complete
-row_blocks:
-  for (int b = 0; b < EDGEMOE_MAX_TOKENS + kAttnP; ++b) {
-    if (b >= blocks) break;
-  keys:
-    for (int k = 0; k < EDGEMOE_MAX_TOKENS; ++k) {
-      if (sweep_ends(b, k, n)) break;
-      const int dims = (head_end - head_begin) * hd, nheads = head_end - head_begin;
-      if (slot_refills(b, k, n)) {
-        ledger::loop(ledger::kUnitAttnScores, dims, kII, kCopyDepth, ledger::kPortScratch1, dims * beat_bytes<fm_t>(),
-                     beat_bytes<fm_t>());
-      load_q:
-        for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
+#pragma HLS DEPENDENCE variable = run_max inter distance = kSoftmaxRecurrence true
+#pragma HLS DEPENDENCE variable = run_sum inter distance = kSoftmaxRecurrence true
+  const int rows = block_rows(block, n);
+  ledger::loop(ledger::kUnitAttnScores, (long long)(n + kAttnP - 1) * steps, kII, kAttnSweepDepth, ledger::kNoPort,
+               0, 1, (long long)rows * n * heads * hd, kAttnP * kAttnLanes);
+  int j = 0, step = 0, h = 0, c = 0;
+sweep:
+  for (int i = 0; i < upto<(EDGEMOE_MAX_TOKENS + kAttnP - 1) * kMaxStepsPerKey>((n + kAttnP - 1) * steps); ++i) {
 #pragma HLS PIPELINE II = kII
-          q_slot[k][d] = qkv[(long)(b * kAttnP + k) * 3 * dim + d];
-        }
-      }
-      ledger::loop(ledger::kUnitAttnScores, dims, kII, kCopyDepth, ledger::kPortScratch1, dims * beat_bytes<fm_t>(),
-                   beat_bytes<fm_t>());
-    load_k:  // the dims of this call's heads (all heads on hardware)
-      for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
-#pragma HLS PIPELINE II = kII
-        k_row[d] = qkv[(long)k * 3 * dim + dim + d];
-      }
-    slots:
-      for (int s = 0; s < kAttnP; ++s) {
-#pragma HLS UNROLL
-        const int row = slot_row(b, k, s, n);
-        fm_t score[EDGEMOE_MAX_HEADS];
-        if (row >= 0) {
-          ledger::loop(ledger::kUnitAttnScores, (long long)(hd / kAttnLanes) * nheads, kAttnDotII, kAttnDotDepth,
-                       ledger::kNoPort, 0, 1, dims, kAttnLanes);
-          // q.k for every head: one accumulator per (head, lane), summed at the end (wrapping adds
-          // are associative, so this equals a serial sum bit for bit).
-          score_acc_t lane[EDGEMOE_MAX_HEADS][kAttnLanes];
-#pragma HLS ARRAY_PARTITION variable = lane complete dim = 2
-          for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h)
-            for (int l = 0; l < kAttnLanes; ++l) lane[h][l] = 0;
-        dot:
-          for (int c = 0; c < upto<EDGEMOE_MAX_DIM / kAttnLanes>(hd / kAttnLanes); ++c) {
-            for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
-#pragma HLS PIPELINE II = kAttnDotII
-              for (int l = 0; l < kAttnLanes; ++l) {
-                const int d = h * hd + c * kAttnLanes + l;
-                lane[h][l] += q_slot[s][d] * k_row[d];
-              }
-            }
+#pragma HLS LOOP_TRIPCOUNT max = (EDGEMOE_MAX_TOKENS + kAttnP - 1) * kMaxStepsPerKey
+    if (step < heads * chunks) {  // the rest of a key step is padding for the recurrence
+      const int key = j < n ? j : j - n;
+      dot_chunk(q, k, key, h * hd + c * kAttnLanes, lane, c == 0);
+      if (c == chunks - 1) {
+        for (int s = 0; s < kAttnP; ++s) {
+          if (!slot_active(block, s, j, n)) continue;
+          const fm_t score = lane_sum(lane[s], scale);
+          if (j == s) {  // the row's first key
+            run_max[s][h] = score;
+            run_sum[s][h] = 1;
+          } else if (score > run_max[s][h]) {
+            run_sum[s][h] = run_sum[s][h] * exp_nonpositive(run_max[s][h] - score) + ap_ufixed<1, 1>(1);
+            run_max[s][h] = score;
+          } else {
+            run_sum[s][h] = run_sum[s][h] + exp_nonpositive(score - run_max[s][h]);
           }
-          for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
-            score_acc_t acc = 0;
-            for (int l = 0; l < kAttnLanes; ++l) acc += lane[h][l];
-            score[h] = fm_t(acc) * scale;
+          if (j == n - 1 + s) {  // the row's last key
+            RowSoftmax& r = info[block * kAttnP + s][h];
+            r.max = run_max[s][h];
+            reciprocal(run_sum[s][h], r.mant, r.exp2);
           }
         }
-        // Rolled: per head a lane reduction, the online-softmax update and a DDR write of the score
-        // (and of the row's softmax info after its last key).
-        ledger::loop(ledger::kUnitAttnScores, nheads, kAttnLanes + kAttnSoftmaxCycles, 0, ledger::kPortScratch2,
-                     (long long)nheads * (row >= 0 && slot_row_done(k, s, n) ? 1 + kSoftmaxInfoWords : 1) *
-                         beat_bytes<fm_t>(),
-                     beat_bytes<fm_t>());
-      heads_loop:
-        for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_HEADS
-          if (row >= 0) {
-            if (k == s) {  // the row's first key
-              run_max[s][h] = score[h];
-              run_sum[s][h] = 1;
-            } else if (score[h] > run_max[s][h]) {
-              run_sum[s][h] = run_sum[s][h] * exp_nonpositive(run_max[s][h] - score[h]) + ap_ufixed<1, 1>(1);
-              run_max[s][h] = score[h];
-            } else {
-              run_sum[s][h] = run_sum[s][h] + exp_nonpositive(score[h] - run_max[s][h]);
-            }
-            if (slot_row_done(k, s, n)) {
-              unit_t mant;
-              int exp2;
-              reciprocal(run_sum[s][h], mant, exp2);
-              fm_t* out = info + ((long)row * heads + h) * kSoftmaxInfoWords;
-              out[0] = run_max[s][h];
-              out[1] = mant;
-              out[2] = exp2;
-            }
-          }
-          scores[(((long)b * n + k) * kAttnP + s) * heads + h] = row >= 0 ? score[h] : fm_t(0);
-        }
       }
+    }
+    if (++c == chunks) {
+      c = 0;
+      ++h;
+    }
+    if (++step == steps) {
+      step = 0;
+      c = 0;
+      h = 0;
+      ++j;
     }
   }
 }
 
-inline void attention_values(const fm_t* qkv, const fm_t* scores, const fm_t* info, int n, int dim, int heads,
-                             fm_t* out, int head_begin, int head_end) {
-  const int hd = dim / heads, blocks = attn_row_blocks(n, kAttnP);
-  qkv_t v_row[EDGEMOE_MAX_DIM];
+// Pass 2 for one block: p.v with p from recomputed scores, normalised into the row buffer.
+inline void block_values(const qkv_t q[kAttnP][EDGEMOE_MAX_DIM], const qkv_t k[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
+                         const qkv_t v[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM], int block, int n, int heads, int hd,
+                         fm_t scale, const SoftmaxTable info, fm_t out[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM]) {
+  const int chunks = hd / kAttnLanes;
+  const int steps = attention_steps_per_key(heads, hd);
+  score_acc_t lane[kAttnP][kAttnLanes];
   pv_acc_t acc[kAttnP][EDGEMOE_MAX_DIM];
-  fm_t row_max[kAttnP][EDGEMOE_MAX_HEADS];
-  unit_t row_mant[kAttnP][EDGEMOE_MAX_HEADS];
-  int row_exp[kAttnP][EDGEMOE_MAX_HEADS];
+  unit_t p_prev[kAttnP][EDGEMOE_MAX_HEADS];  // p of key step j - 1, used while step j's scores form
+  RowSoftmax stats[kAttnP][EDGEMOE_MAX_HEADS];
+#pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
 #pragma HLS ARRAY_PARTITION variable = acc dim = 1 complete
-row_blocks:
-  for (int b = 0; b < EDGEMOE_MAX_TOKENS + kAttnP; ++b) {
-    if (b >= blocks) break;
-  keys:
-    for (int k = 0; k < EDGEMOE_MAX_TOKENS; ++k) {
-      if (sweep_ends(b, k, n)) break;
-      const int dims = (head_end - head_begin) * hd, nheads = head_end - head_begin;
-      if (slot_refills(b, k, n)) {
-        const int row = b * kAttnP + k;
-        // Rolled: three dependent DDR reads per head, each waiting the port's read latency.
-        ledger::loop(ledger::kUnitAttnValues, nheads, kSoftmaxInfoWords * kAxiReadLatency, 0, ledger::kPortScratch2,
-                     (long long)nheads * kSoftmaxInfoWords * beat_bytes<fm_t>(), beat_bytes<fm_t>());
-      load_info:
-        for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
-          const fm_t* in = info + ((long)row * heads + h) * kSoftmaxInfoWords;
-          row_max[k][h] = in[0];
-          row_mant[k][h] = in[1];
-          row_exp[k][h] = in[2].to_int();
-        }
-        ledger::loop(ledger::kUnitAttnValues, dims, kII, 1);
-      clear:
-        for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) acc[k][d] = 0;
-      }
-      ledger::loop(ledger::kUnitAttnValues, dims, kII, kCopyDepth, ledger::kPortScratch1, dims * beat_bytes<fm_t>(),
-                   beat_bytes<fm_t>());
-    load_v:  // the dims of this call's heads (all heads on hardware)
-      for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
+#pragma HLS ARRAY_PARTITION variable = acc dim = 2 cyclic factor = kAttnLanes
+#pragma HLS ARRAY_PARTITION variable = p_prev dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = stats dim = 1 complete
+#pragma HLS DEPENDENCE variable = acc inter distance = kSoftmaxRecurrence true
+  const int rows = block_rows(block, n);
+  ledger::loop(ledger::kUnitAttnValues, (long long)rows * heads, kII, kCopyDepth);
+  int stat_slot = 0, stat_head = 0;
+load_stats:
+  for (int i = 0; i < upto<kAttnP * EDGEMOE_MAX_HEADS>(rows * heads); ++i) {
 #pragma HLS PIPELINE II = kII
-        v_row[d] = qkv[(long)k * 3 * dim + 2 * dim + d];
-      }
-    slots:
-      for (int s = 0; s < kAttnP; ++s) {
-#pragma HLS UNROLL
-        const int row = slot_row(b, k, s, n);
-        if (row < 0) continue;
-        // Per head: a dependent DDR read of the score and an exp (rolled), then the p.v loop.
-        ledger::loop(ledger::kUnitAttnValues, nheads, kAxiReadLatency + kExpDepth, 0, ledger::kPortScratch2,
-                     (long long)nheads * beat_bytes<fm_t>(), beat_bytes<fm_t>());
-        ledger::loop(ledger::kUnitAttnValues, (long long)nheads * (hd / kAttnLanes), kAttnAccumulateII,
-                     nheads * kMacDepth, ledger::kNoPort, 0, 1, dims, kAttnLanes);
-      heads_loop:
-        for (int h = head_begin; h < upto<EDGEMOE_MAX_HEADS>(head_end); ++h) {
-          const fm_t score = scores[(((long)b * n + k) * kAttnP + s) * heads + h];
-          const unit_t p = exp_nonpositive(score - row_max[s][h]);
-        accumulate:
-          for (int d = 0; d < upto<EDGEMOE_MAX_DIM>(hd); ++d) {
-#pragma HLS PIPELINE II = kAttnAccumulateII
-            _Pragma(EDGEMOE_STR(HLS UNROLL factor = EDGEMOE_ATTN_LANES))
-            acc[s][h * hd + d] += p * v_row[h * hd + d];  // elementwise over d: vectorises as is
+#pragma HLS LOOP_TRIPCOUNT max = kAttnP * EDGEMOE_MAX_HEADS
+    stats[stat_slot][stat_head] = info[block * kAttnP + stat_slot][stat_head];
+    if (++stat_head == heads) {
+      stat_head = 0;
+      ++stat_slot;
+    }
+  }
+  // One more key step than pass 1: step n + P - 1 only accumulates the previous step's p.v.
+  ledger::loop(ledger::kUnitAttnValues, (long long)(n + kAttnP) * steps, kII, kAttnSweepDepth + kExpDepth,
+               ledger::kNoPort, 0, 1, 2LL * rows * n * heads * hd, 2 * kAttnP * kAttnLanes);
+  int j = 0, step = 0, h = 0, c = 0;
+sweep:
+  for (int i = 0; i < upto<(EDGEMOE_MAX_TOKENS + kAttnP) * kMaxStepsPerKey>((n + kAttnP) * steps); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = (EDGEMOE_MAX_TOKENS + kAttnP) * kMaxStepsPerKey
+    if (step < heads * chunks) {
+      const int base = h * hd + c * kAttnLanes;
+      if (j >= 1) {  // p.v of key step j - 1 over this chunk
+        const int key = j - 1 < n ? j - 1 : j - 1 - n;
+        for (int s = 0; s < kAttnP; ++s) {
+          if (!slot_active(block, s, j - 1, n)) continue;
+          for (int l = 0; l < kAttnLanes; ++l) {
+            const pv_acc_t pv = p_prev[s][h] * v[key][base + l];
+            acc[s][base + l] = j - 1 == s ? pv : pv_acc_t(acc[s][base + l] + pv);
           }
-        }
-        if (slot_row_done(k, s, n)) {
-          ledger::loop(ledger::kUnitAttnValues, dims, kII, kMacDepth + 2, ledger::kPortScratch0,
-                       dims * beat_bytes<fm_t>(), beat_bytes<fm_t>());
-        emit:
-          for (int d = head_begin * hd; d < upto<EDGEMOE_MAX_DIM>(head_end * hd); ++d) {
-#pragma HLS PIPELINE II = kII
-            const int h = d / hd;
-            // sum p.v / sum p = (acc >> e) * mant, with 2^e <= sum < 2^(e+1)
-            const ap_fixed<39, 10> scaled = acc[s][d] >> row_exp[s][h];
-            out[(long)row * dim + d] = fm_t(scaled * row_mant[s][h]);
+          if (j - 1 == n - 1 + s) {  // the row's last key: normalise this chunk, sum p.v / sum p
+            for (int l = 0; l < kAttnLanes; ++l) {
+              const ap_fixed<39, 10> scaled = acc[s][base + l] >> stats[s][h].exp2;
+              out[block * kAttnP + s][base + l] = fm_t(scaled * stats[s][h].mant);
+            }
           }
         }
       }
+      if (j < n + kAttnP - 1) {
+        const int key = j < n ? j : j - n;
+        dot_chunk(q, k, key, base, lane, c == 0);
+        if (c == chunks - 1)
+          for (int s = 0; s < kAttnP; ++s)
+            if (slot_active(block, s, j, n)) p_prev[s][h] = exp_nonpositive(lane_sum(lane[s], scale) - stats[s][h].max);
+      }
+    }
+    if (++c == chunks) {
+      c = 0;
+      ++h;
+    }
+    if (++step == steps) {
+      step = 0;
+      c = 0;
+      h = 0;
+      ++j;
     }
   }
 }
 
-// Both passes over all heads. In emulation the heads are split over two threads: heads share
-// nothing but the (read-only) q, k, v rows, so each half computes exactly what it would alone
-// (not while the cycle ledger counts, which must see the one run the hardware makes).
-inline void run_attention(const fm_t* qkv, fm_t* scores, fm_t* info, int n, int dim, int heads, fm_t scale,
-                          fm_t* out) {
+inline void write_rows(fm_t out[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM], int n, int dim, fm_t* dst) {
+  ledger::loop(ledger::kUnitAttnValues, (long long)n * dim, kII, kCopyDepth, ledger::kPortScratch0,
+               (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+  int t = 0, d = 0;
+write_rows_loop:
+  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM>(n * dim); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM
+    dst[(long)t * dim + d] = out[t][d];
+    if (++d == dim) {
+      d = 0;
+      ++t;
+    }
+  }
+}
+
+// Both passes over the row blocks [block_begin, block_end).
+inline void attention_blocks(const fm_t* qkv, const qkv_t k[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
+                             const qkv_t v[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM], int n, int dim, int heads,
+                             fm_t scale, SoftmaxTable info, fm_t out[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
+                             int block_begin, int block_end) {
+  const int hd = dim / heads;
+  qkv_t q[kAttnP][EDGEMOE_MAX_DIM];
+#pragma HLS ARRAY_PARTITION variable = q dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = q dim = 2 cyclic factor = kAttnLanes
+blocks:
+  for (int b = block_begin; b < upto<kMaxAttnBlocks>(block_end); ++b) {
+#pragma HLS LOOP_TRIPCOUNT max = kMaxAttnBlocks
+    load_q(qkv, b, n, dim, q, ledger::kUnitAttnScores);
+    block_softmax(q, k, b, n, heads, hd, scale, info);
+    block_values(q, k, v, b, n, heads, hd, scale, info, out);
+  }
+}
+
+}  // namespace attention_detail
+
+// The layer's attention: qkv [n][3D] (q | k | v) in DDR, output [n][D] to DDR. `info` receives each
+// row's softmax statistics (on chip; the testbench reads them). In emulation the row blocks are
+// split over two threads (blocks share only read-only K, V; each writes its own rows), not while
+// the cycle ledger counts, which must see the one run the hardware makes.
+inline void run_attention(const fm_t* qkv, int n, int dim, int heads, fm_t scale, fm_t* out, SoftmaxTable info) {
+  using namespace attention_detail;
+  // On chip for the layer: K and V of every token (all heads), and the output rows.
+  static qkv_t k_rows[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM], v_rows[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM];
+  static fm_t rows_out[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM];
+#pragma HLS ARRAY_PARTITION variable = k_rows dim = 2 cyclic factor = kAttnLanes
+#pragma HLS ARRAY_PARTITION variable = v_rows dim = 2 cyclic factor = kAttnLanes
+#pragma HLS ARRAY_PARTITION variable = rows_out dim = 2 cyclic factor = kAttnLanes
+#if EDGEMOE_ATTN_URAM
+#pragma HLS BIND_STORAGE variable = k_rows type = ram_2p impl = uram
+#pragma HLS BIND_STORAGE variable = v_rows type = ram_2p impl = uram
+#pragma HLS BIND_STORAGE variable = rows_out type = ram_2p impl = uram
+#endif
+  load_kv(qkv, n, dim, k_rows, v_rows);
+  const int blocks = ceil_div(n, kAttnP);
 #ifdef EDGEMOE_EMU_PARALLEL
-  if (heads >= 2 && !edgemoe_ledger::attached()) {
-    const int half = heads / 2;
+  if (blocks >= 2 && !edgemoe_ledger::attached()) {
+    const int half = blocks / 2;
 #pragma omp parallel sections num_threads(2)
     {
 #pragma omp section
-      {
-        attention_scores(qkv, n, dim, heads, scale, scores, info, 0, half);
-        attention_values(qkv, scores, info, n, dim, heads, out, 0, half);
-      }
+      attention_blocks(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, 0, half);
 #pragma omp section
-      {
-        attention_scores(qkv, n, dim, heads, scale, scores, info, half, heads);
-        attention_values(qkv, scores, info, n, dim, heads, out, half, heads);
-      }
+      attention_blocks(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, half, blocks);
     }
+    write_rows(rows_out, n, dim, out);
     return;
   }
 #endif
-  attention_scores(qkv, n, dim, heads, scale, scores, info, 0, heads);
-  attention_values(qkv, scores, info, n, dim, heads, out, 0, heads);
+  attention_blocks(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, 0, blocks);
+  write_rows(rows_out, n, dim, out);
 }
 
 }  // namespace edgemoe_hls

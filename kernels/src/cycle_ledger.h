@@ -40,8 +40,7 @@ enum Unit { EDGEMOE_LEDGER_UNITS(EDGEMOE_LEDGER_UNIT_ENUM) kUnitCount };
   PORT(kPortParams, "params")      \
   PORT(kPortAct, "act")            \
   PORT(kPortScratch0, "scratch0")  \
-  PORT(kPortScratch1, "scratch1")  \
-  PORT(kPortScratch2, "scratch2")
+  PORT(kPortScratch1, "scratch1")
 
 #define EDGEMOE_LEDGER_PORT_ENUM(id, label) id,
 enum Port { EDGEMOE_LEDGER_PORTS(EDGEMOE_LEDGER_PORT_ENUM) kPortCount, kNoPort = -1 };
@@ -79,11 +78,13 @@ struct Ledger {
   int process;
   long long region_cycles[kMaxRegionProcesses], region_compute[kMaxRegionProcesses],
       region_memory[kMaxRegionProcesses];
+  int region_mac_lanes;  // the region's MAC lanes are busy (or idle) for the whole region
 };
 
 #ifdef __SYNTHESIS__
 inline void stage(int) {}
-inline void loop(Unit, long long, int, int, Port = kNoPort, long long = 0, int = 1, long long = 0, int = 0) {}
+inline void loop(Unit, long long, int, int, Port = kNoPort, long long = 0, int = 1, long long = 0, int = 0,
+                 Port = kNoPort, long long = 0, int = 1) {}
 inline void region_begin() {}
 inline void region_process(int) {}
 inline void region_end(Unit) {}
@@ -100,37 +101,47 @@ inline void stage(int s) {
   if (Ledger* l = active()) l->stage_row = 1 + s < 0 ? 0 : (1 + s < kMaxStageRows ? 1 + s : kMaxStageRows - 1);
 }
 
+// Cycles a port needs for `bytes` in beats of `beat_bytes`: one beat per cycle at most (an element
+// type that is not widened costs a beat per element), and no faster than the platform's port.
+inline long long port_cycles(const Ledger& l, Port port, long long bytes, int beat_bytes) {
+  if (port == kNoPort || bytes <= 0) return 0;
+  const long long beats = (bytes + beat_bytes - 1) / beat_bytes;
+  const long long bandwidth = l.ports[port].bytes_per_kcycle > 0 ? l.ports[port].bytes_per_kcycle : 1;
+  const long long limited = (bytes * 1000 + bandwidth - 1) / bandwidth;
+  return beats > limited ? beats : limited;
+}
+
 // One run of a pipelined loop: `trips` iterations at `ii`, `depth` cycles to drain; it moves
-// `bytes` on `port` in beats of `beat_bytes` (one beat per cycle at most: an element type that
-// is not widened costs a beat per element), and does `macs` MACs on `mac_lanes` lanes.
+// `bytes` on `port` (and `bytes2` on `port2`) in beats of `beat_bytes`, and does `macs` MACs on
+// `mac_lanes` lanes. The ports run concurrently, within the board's total bandwidth.
 inline void loop(Unit unit, long long trips, int ii, int depth, Port port = kNoPort, long long bytes = 0,
-                 int beat_bytes = 1, long long macs = 0, int mac_lanes = 0) {
+                 int beat_bytes = 1, long long macs = 0, int mac_lanes = 0, Port port2 = kNoPort,
+                 long long bytes2 = 0, int beat_bytes2 = 1) {
   Ledger* l = active();
   if (!l || trips <= 0) return;
   const long long issue = trips * ii;
-  long long memory = 0;
+  long long memory = port_cycles(*l, port, bytes, beat_bytes);
+  const long long memory2 = port_cycles(*l, port2, bytes2, beat_bytes2);
+  memory = memory > memory2 ? memory : memory2;
+  const long long device = l->device_bytes_per_kcycle > 0 ? l->device_bytes_per_kcycle : 1;
+  const long long shared = ((bytes + bytes2) * 1000 + device - 1) / device;
+  if (bytes + bytes2 > 0 && shared > memory) memory = shared;
   int latency = 0;
-  if (port != kNoPort && bytes > 0) {
-    const long long beats = (bytes + beat_bytes - 1) / beat_bytes;
-    const PortModel& p = l->ports[port];
-    long long bandwidth = p.bytes_per_kcycle < l->device_bytes_per_kcycle ? p.bytes_per_kcycle
-                                                                           : l->device_bytes_per_kcycle;
-    if (bandwidth < 1) bandwidth = 1;
-    const long long limited = (bytes * 1000 + bandwidth - 1) / bandwidth;
-    memory = beats > limited ? beats : limited;
-    latency = p.latency;
-  }
+  if (port != kNoPort && bytes > 0) latency = l->ports[port].latency;
+  if (port2 != kNoPort && bytes2 > 0 && l->ports[port2].latency > latency) latency = l->ports[port2].latency;
+  bytes += bytes2;
   const long long wall = (issue > memory ? issue : memory) + depth + latency;
   Cell& c = l->cells[l->stage_row][unit];
   c.bytes += bytes;
   c.macs += macs;
-  c.mac_slots += mac_lanes > 0 ? wall * mac_lanes : 0;
   c.loop_runs += 1;
   if (l->in_region) {
+    l->region_mac_lanes = mac_lanes > l->region_mac_lanes ? mac_lanes : l->region_mac_lanes;
     l->region_cycles[l->process] += wall;
     l->region_compute[l->process] += issue + depth;
     l->region_memory[l->process] += memory + latency;
   } else {
+    c.mac_slots += mac_lanes > 0 ? wall * mac_lanes : 0;
     c.cycles += wall;
     c.compute_cycles += issue + depth;
     c.memory_cycles += memory + latency;
@@ -142,6 +153,7 @@ inline void region_begin() {
   if (Ledger* l = active()) {
     l->in_region = true;
     l->process = 0;
+    l->region_mac_lanes = 0;
     for (int p = 0; p < kMaxRegionProcesses; ++p) l->region_cycles[p] = l->region_compute[p] = l->region_memory[p] = 0;
   }
 }
@@ -159,6 +171,7 @@ inline void region_end(Unit unit) {
   }
   Cell& c = l->cells[l->stage_row][unit];
   c.cycles += wall;
+  c.mac_slots += wall * l->region_mac_lanes;
   c.compute_cycles += compute;
   c.memory_cycles += memory;
   l->in_region = false;

@@ -17,8 +17,6 @@
   BUFFER(xn, edgemoe_hls::fm_t)                  \
   BUFFER(qkv, edgemoe_hls::fm_t)                 \
   BUFFER(hidden, edgemoe_hls::fm_t)              \
-  BUFFER(scores, edgemoe_hls::fm_t)              \
-  BUFFER(softmax_info, edgemoe_hls::fm_t)        \
   BUFFER(trace, ap_uint<32>)                     \
   SCALAR(num_images, int)                        \
   SCALAR(dim, int)                               \

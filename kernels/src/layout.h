@@ -93,12 +93,6 @@ inline long p_expert_bias2(const ModelDims& m, int b, int e) { return p_expert_b
 inline long params_size(const ModelDims& m) { return p_block(m, m.depth); }
 
 // --- activation buffers (fm_t, per image unless noted) ---
-constexpr int kSoftmaxInfoWords = 3;  // per (row, head): running max, mantissa and exponent of 1/sum
-inline int attn_row_blocks(int n, int p) { return (n + p - 1 + p - 1) / p; }  // ceil((N + P - 1) / P)
-// Attention scores, [row blocks][N][P][H], written by pass 1 and read by pass 2.
-inline long scores_size(int n, int heads) {
-  return long(attn_row_blocks(n, EDGEMOE_ATTN_P)) * n * EDGEMOE_ATTN_P * heads;
-}
 
 // --- MoE trace (uint32): per image, per MoE layer, [tokens | fc1 fetches | fc2 fetches] x experts ---
 inline long trace_size(const ModelDims& m, int images) {

@@ -17,6 +17,7 @@ WeightTiles g_weight_tiles[kWeightBuffers];
 BiasTiles g_bias_tiles[kWeightBuffers];
 LinearShape g_shapes[kWeightBuffers];
 ExpertQueues g_queues;
+SoftmaxTable g_softmax;  // each row's softmax statistics between the attention unit's two passes
 
 void load_weights(const wt_t* weights, const fm_t* params, long w_offset, long p_offset, int out, int in, int buffer) {
 #pragma HLS INLINE
@@ -41,8 +42,7 @@ void patch_embedding(const pixel_t* image, const wt_t* weights, const fm_t* para
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, (long long)n * D, kII, kCopyDepth, edgemoe_ledger::kPortParams,
-                       (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_t>());
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, (long long)n * D, kII, kCopyDepth, edgemoe_ledger::kPortAct,
+                       (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_t>(), 0, 0, edgemoe_ledger::kPortAct,
                        (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_t>());
 copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
   for (int i = 0; i < EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM; ++i) {
@@ -57,7 +57,7 @@ copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
   run_on(kPing, job);
 }
 
-void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, fm_t* scores, fm_t* info, const wt_t* weights,
+void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, const wt_t* weights,
                     const fm_t* params, const ModelDims& m, int b, fm_t scale) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
@@ -67,7 +67,7 @@ void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, fm_t* scores, fm_t* info, cons
                       edgemoe_ledger::kUnitQkv, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch1};
   run_on(kPing, to_qkv);
   load_weights(weights, params, w_proj(m, b), p_proj_bias(m, b), D, D, kPong);
-  run_attention(qkv, scores, info, n, D, m.heads, scale, xn);
+  run_attention(qkv, n, D, m.heads, scale, xn, g_softmax);
   LinearJob proj = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteAdd, x, D, nullptr, false,
                     edgemoe_ledger::kUnitProj, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
   run_on(kPong, proj);
@@ -96,7 +96,7 @@ void mlp_half(fm_t* x, fm_t* xn, fm_t* hidden, const wt_t* weights, const fm_t* 
 }  // namespace
 
 extern "C" void m3vit_backbone(const pixel_t* images, const wt_t* weights, const fm_t* params, fm_t* x, fm_t* xn,
-                               fm_t* qkv, fm_t* hidden, fm_t* scores, fm_t* softmax_info, ap_uint<32>* trace,
+                               fm_t* qkv, fm_t* hidden, ap_uint<32>* trace,
                                int num_images, int dim, int heads, int grid_h, int grid_w, int patch, int depth,
                                int mlp_hidden, int experts, int expert_hidden, int top_k, int num_tasks,
                                unsigned moe_mask, int task, fm_t attn_scale, int embed, int first_stage,
@@ -108,8 +108,6 @@ extern "C" void m3vit_backbone(const pixel_t* images, const wt_t* weights, const
 #pragma HLS INTERFACE m_axi port = xn offset = slave bundle = scratch0 max_widen_bitwidth = 512
 #pragma HLS INTERFACE m_axi port = qkv offset = slave bundle = scratch1 max_widen_bitwidth = 512
 #pragma HLS INTERFACE m_axi port = hidden offset = slave bundle = scratch0 max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = scores offset = slave bundle = scratch2 max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = softmax_info offset = slave bundle = scratch2
 #pragma HLS INTERFACE m_axi port = trace offset = slave bundle = params
 #pragma HLS INTERFACE s_axilite port = num_images
 #pragma HLS INTERFACE s_axilite port = dim
@@ -161,7 +159,7 @@ images_loop:
       if (stage < first_stage) continue;
       const int b = stage / 2;
       edgemoe_ledger::stage(stage);
-      if (stage % 2 == 0) attention_half(xi, xn, qkv, scores, softmax_info, weights, params, m, b, attn_scale);
+      if (stage % 2 == 0) attention_half(xi, xn, qkv, weights, params, m, b, attn_scale);
       else mlp_half(xi, xn, hidden, weights, params, m, b, task, trace + i * trace_per_image);
     }
   }
@@ -175,7 +173,7 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
   out->config = EDGEMOE_CFG_NAME;
   out->dsp = r.dsp;
   out->bram36 = (r.bram18 + 1) / 2;
-  out->uram = 0;
+  out->uram = r.uram;
   out->lut = r.lut;
 #ifdef EDGEMOE_DEVICE_NAME
   out->device = EDGEMOE_DEVICE_NAME;

@@ -15,8 +15,6 @@ extern "C" void m3vit_backbone(
     edgemoe_hls::fm_t* xn,               // [N][max(D, ...)] scratch: normalised tokens / attention output
     edgemoe_hls::fm_t* qkv,              // [N][3D] scratch
     edgemoe_hls::fm_t* hidden,           // [N][max(Hd, Hm)] scratch
-    edgemoe_hls::fm_t* scores,           // [ceil((N+P-1)/P)][N][P][H] scratch
-    edgemoe_hls::fm_t* softmax_info,     // [N][H][3] scratch
     ap_uint<32>* trace,                  // [images][moe layers][3][E]
     int num_images, int dim, int heads, int grid_h, int grid_w, int patch, int depth, int mlp_hidden,
     int experts, int expert_hidden, int top_k, int num_tasks, unsigned moe_mask, int task,

@@ -39,7 +39,8 @@ constexpr int kCopyDepth = 2;        // read, convert, write
 // a rolled loop waits it per read; a pipelined loop once per run (the ledger adds it).
 constexpr int kAxiReadLatency = 64;
 constexpr int kLinearDepth = kMacDepth + log2_ceil(kTin) + 1 /* bias */ + kGeluDepth + 1 /* to the stream */;
-constexpr int kAttnDotDepth = kMacDepth + log2_ceil(kAttnLanes) + 1;
+// A sweep iteration: a chunk of q.k (MAC), on the last chunk the lane sum, scale and softmax update.
+constexpr int kAttnSweepDepth = kMacDepth + log2_ceil(kAttnLanes) + 2 + kExpDepth + 2;
 constexpr int kLayerNormDepth = kMacDepth + 2;
 constexpr int kGateDepth = kMacDepth;
 
@@ -47,16 +48,11 @@ constexpr int kGateDepth = kMacDepth;
 // Loops whose II is 1 by construction (each array read in the unrolled body is partitioned to the
 // unroll; accumulators are DSP P registers; at most one access per port per cycle).
 constexpr int kII = 1;
-// Loops not yet reworked state the II their memories allow today (kernels/README.md, "Schedules"):
-// q_slot/k_row are partitioned by slot, not along the head dimension, so a dot step reads
-// kAttnLanes elements of one BRAM through its two ports.
-constexpr int kAttnDotII = kAttnLanes / 2 > 1 ? kAttnLanes / 2 : 1;
-// acc[s][h*hd + d] is partitioned by slot only: UNROLL by kAttnLanes reads and writes kAttnLanes
-// elements of one BRAM per iteration (2 ports).
-constexpr int kAttnAccumulateII = kAttnLanes;
-// Softmax updates, score and info writes sit in a rolled head loop: one exp, one compare and a DDR
-// write per head, not overlapped.
-constexpr int kAttnSoftmaxCycles = kExpDepth + 4;
+// The online softmax's loop-carried chain per (row, head): compare, exp of the difference, multiply-
+// add into the running sum. A key step takes at least this many cycles, so dependent updates of one
+// row never come closer (attention.h pads the step).
+constexpr int kSoftmaxRecurrence = 2 + kExpDepth + 2;
+constexpr int kMaxStepsPerKey = max2(EDGEMOE_MAX_DIM / kAttnLanes, kSoftmaxRecurrence);
 // Gate top-k: k passes of an E-wide arg-max, rolled.
 constexpr int kTopKCycles = EDGEMOE_MAX_EXPERTS + 2;
 
@@ -89,31 +85,47 @@ constexpr int kMaxWeightTiles =
 constexpr int kWeightBuffers = 2;  // ping and pong
 
 struct ResourceEstimate {
-  int dsp, bram18, lut;
+  int dsp, bram18, uram, lut;
 };
+// A buffer of `banks` banks, each `depth` x `width` bits, in BRAM18 or (EDGEMOE_ATTN_URAM) URAM288 (4K x 72).
+constexpr int uram_for(long long depth, int width) {
+  return depth <= 0 ? 0 : int(((width + 71) / 72) * ((depth + 4095) / 4096));
+}
 constexpr ResourceEstimate resource_estimate() {
   const int linear_dsp = kTin * kTout + kTout /* GELU interpolation */ + 2 * kTout /* scatter score x y */;
-  const int attention_dsp = 2 * kAttnP * kAttnLanes /* q.k */ + 2 * kAttnP * kAttnLanes /* p.v */ +
-                            kAttnP * (2 + 2) /* exp interpolation, scale */ + 4 /* reciprocal */;
+  // q.k in both passes, p.v (24 x 24 and 25 x 24 bits: two DSPs each), P exp units per pass, the
+  // scale, the output normalisation (39 x 25 bits), 1/sum.
+  const int attention_dsp = 2 * (2 * kAttnP * kAttnLanes) + 2 * kAttnP * kAttnLanes + 2 * kAttnP + kAttnP +
+                            2 * kAttnLanes + 4;
   const int other_dsp = kGateLanes /* gate MACs */ + 4 /* gate softmax */ + 8 /* layernorm */;
   const int weight_bram = kWeightBuffers * kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
                           kWeightBuffers * kTout * bram18_for(kMaxOutTiles, fm_t::width);
   const int row_cache_bram = kTin * bram18_for(kMaxInTiles, mac_in_t::width);
   const int queue_bram = EDGEMOE_MAX_EXPERTS * (bram18_for(EDGEMOE_MAX_TOKENS, 16) + bram18_for(EDGEMOE_MAX_TOKENS, unit_t::width));
   const int gate_bram = EDGEMOE_MAX_EXPERTS * bram18_for(EDGEMOE_MAX_DIM, wt_t::width);
-  const int attention_bram = kAttnP * bram18_for(EDGEMOE_MAX_DIM, qkv_t::width) /* q slots */ +
-                             2 * bram18_for(EDGEMOE_MAX_DIM, qkv_t::width) /* k, v rows */ +
-                             kAttnP * bram18_for(EDGEMOE_MAX_DIM, pv_acc_t::width) /* p.v accumulators */;
+  // Attention: K, V and the output rows of the layer, kAttnLanes banks each.
+  const long long kv_depth = (long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM / kAttnLanes;
+#if EDGEMOE_ATTN_URAM
+  const int attention_uram = kAttnLanes * (2 * uram_for(kv_depth, qkv_t::width) + uram_for(kv_depth, fm_t::width));
+  const int attention_rows_bram = 0;
+#else
+  const int attention_uram = 0;
+  const int attention_rows_bram = kAttnLanes * (2 * bram18_for(kv_depth, qkv_t::width) + bram18_for(kv_depth, fm_t::width));
+#endif
+  const int attention_bram = attention_rows_bram +
+                             kAttnP * kAttnLanes * bram18_for(EDGEMOE_MAX_DIM / kAttnLanes, qkv_t::width) /* q */ +
+                             kAttnP * kAttnLanes * bram18_for(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width) /* acc */ +
+                             bram18_for((long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS, fm_t::width + unit_t::width + 8);
   const int layernorm_bram = 3 * bram18_for(EDGEMOE_MAX_DIM, fm_t::width);
-  const int table_bram = 4;  // exp, reciprocal, rsqrt, GELU ROMs
+  const int table_bram = 4 + 2 * kAttnP;  // exp (one copy per two exp units), reciprocal, rsqrt, GELU ROMs
   const int axi_bram = 7 * 2;  // read/write buffers of seven m_axi bundles
   const int dsp = linear_dsp + attention_dsp + other_dsp;
   const int bram18 = weight_bram + row_cache_bram + queue_bram + gate_bram + attention_bram + layernorm_bram +
                      table_bram + axi_bram;
   // ~40 LUTs per DSP lane (operand muxes and pipeline control), ~30 per BRAM bank (address and
   // write-enable decode), 25K for the AXI masters, the control FSMs and the s_axilite block.
-  const int lut = 40 * dsp + 30 * bram18 + 25000;
-  return {dsp, bram18, lut};
+  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + 25000;
+  return {dsp, bram18, attention_uram, lut};
 }
 
 }  // namespace edgemoe_hls

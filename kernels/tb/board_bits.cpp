@@ -49,14 +49,13 @@ int main() {
   std::vector<pixel_t> image(3L * m.grid_h * m.patch * m.grid_w * m.patch);
   for (auto& v : image) v.range() = uint64_t(rng.integer(0, 255));
 
-  std::vector<fm_t> x(n * D), xn(n * D), qkv(3 * n * D), hidden(n * m.mlp_hidden),
-      scores(scores_size(n, m.heads)), info(n * m.heads * kSoftmaxInfoWords);
+  std::vector<fm_t> x(n * D), xn(n * D), qkv(3 * n * D), hidden(n * m.mlp_hidden);
   std::vector<ap_uint<32>> trace(trace_size(m, 1));
   bool tasks_differ = false, finite_spread = true;
   uint64_t first_task_hash = 0;
   for (int task = 0; task < m.num_tasks; ++task) {
     m3vit_backbone(image.data(), weights.data(), params.data(), x.data(), xn.data(), qkv.data(), hidden.data(),
-                   scores.data(), info.data(), trace.data(), 1, D, m.heads, m.grid_h, m.grid_w, m.patch, m.depth,
+                   trace.data(), 1, D, m.heads, m.grid_h, m.grid_w, m.patch, m.depth,
                    m.mlp_hidden, m.experts, m.expert_hidden, m.top_k, m.num_tasks, m.moe_mask, task,
                    fm_t(0.125), 1, 0, 2 * m.depth);
     uint64_t x_hash = 1469598103934665603ull, trace_hash = 1469598103934665603ull;

@@ -60,6 +60,32 @@ def bench_emu(cache: Path, threads: int, emu_repeats: int) -> None:
         print(f"| {label} | {t_emu * 1e3:.0f} ms | {t_cpu * 1e3:.0f} ms | {t_emu / t_cpu:.1f}x | {err:.1e} |")
 
 
+def bench_model(cache: Path, threads: int) -> None:
+    """The accelerator's modelled latency and resources against issue 9's targets and Edge-MoE's figures."""
+    from .estimate import EDGE_MOE_ZCU102_MS, RESOURCE_BUDGET, TARGETS_MS
+
+    print()
+    print("modelled accelerator (kernels/src/cycle_ledger.h; 300 MHz, batch 1, one task, the built-in photo):")
+    print("| model | board | backbone latency | target | DSP | BRAM36 | URAM | LUT | resources <= 70 % |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for preset, board, label in (("cityscapes-vit-t", "zcu102", "Edge-MoE ViT-T 128x256"),
+                                 ("pascal-vit-s", "u280", "PASCAL ViT-S 512x512")):
+        model = Model.from_checkpoint(cached_checkpoint(preset, cache), num_threads=threads)
+        bar = Progress(1, f"model {preset} on {board}")
+        est = model.estimate(board=board)
+        bar.step(f"{est.milliseconds:.1f} ms")
+        shares = {name: (f"{frac * 100:.0f} %" if frac is not None else "—")
+                  for name, _, _, frac in est.resource_utilisation()}
+        met = "yes" if est.milliseconds <= TARGETS_MS[board] else "**no**"
+        budget = "yes" if est.within_budget(RESOURCE_BUDGET) else "**no**"
+        print(f"| {label} | {board} | {est.milliseconds:.1f} ms | <= {TARGETS_MS[board]:.0f} ms ({met}) | {shares['DSP']} | "
+              f"{shares['BRAM36']} | {shares['URAM']} | {shares['LUT']} | {budget} |")
+        print(f"|   largest units | | " + ", ".join(f"{u} {share * 100:.0f} %" for u, _, share in est.by_unit()[:3])
+              + " | | | | | | |")
+    print(f"Edge-MoE (ICCAD'23), ViT-T on the ZCU102: {EDGE_MOE_ZCU102_MS['measured']:.0f} ms measured, "
+          f"{EDGE_MOE_ZCU102_MS['ideal']:.0f} ms ideal.")
+
+
 def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 2, emu_repeats: int = 2) -> int:
     task = "semseg"
     ckpt = cached_checkpoint("pascal-vit-s", cache)
@@ -94,4 +120,5 @@ def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 
           f"{100 * backbone_flops(cfg) / t_backbone / 1e9 / peak:.0f} % |")
     if emu_repeats > 0:
         bench_emu(cache, threads, emu_repeats)
+    bench_model(cache, threads)
     return 0

@@ -1,4 +1,4 @@
-"""python -m edgemoe {info,run,demo,bench,noop-xclbin}"""
+"""python -m edgemoe {info,run,estimate,demo,bench,noop-xclbin}"""
 from __future__ import annotations
 
 import argparse
@@ -68,6 +68,28 @@ def cmd_run(args):
     return 0
 
 
+def cmd_estimate(args):
+    from .imaging import preprocess
+
+    model = _load(args)
+    task = args.task or model.tasks[0]
+    if task not in model.tasks:
+        print(f"error: unknown task {task!r}; this model has {model.tasks}", file=sys.stderr)
+        return 2
+    images = preprocess(args.image, model.config.image_size) if args.image else None
+    print(model.estimate(board=args.board, images=images, task=task).table(per_stage=not args.summary))
+    return 0
+
+
+def _model_options(p):
+    """The model options `run` takes, shared by every command that loads a checkpoint."""
+    p.add_argument("--top-k", type=int, dest="top_k")
+    p.add_argument("--num-heads", type=int, dest="num_heads")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), dest="image_size")
+    p.add_argument("--config", help="M3ViT YAML config supplying heads/top-k/image size")
+    p.add_argument("--threads", type=int)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="edgemoe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,14 +103,19 @@ def main(argv=None):
     run.add_argument("--task", action="append", help="task to run (repeatable; default: all)")
     run.add_argument("--backend", default="cpu")
     run.add_argument("--out", required=True, help="output directory for the PNGs")
-    run.add_argument("--top-k", type=int, dest="top_k")
-    run.add_argument("--num-heads", type=int, dest="num_heads")
-    run.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), dest="image_size")
-    run.add_argument("--config", help="M3ViT YAML config supplying heads/top-k/image size")
-    run.add_argument("--threads", type=int)
+    _model_options(run)
     run.add_argument("--xclbin", help="fpga: the .xclbin built by kernels/vitis (default: $EDGEMOE_XCLBIN)")
     run.add_argument("--device", type=int, help="fpga: XRT device index (default 0)")
     run.add_argument("--timeout", type=float, help="fpga: seconds a kernel run may take (default 300)")
+
+    est = sub.add_parser("estimate", help="modelled latency and resources of the accelerator on a board")
+    est.add_argument("--checkpoint", required=True, help="M3ViT checkpoint directory or .pth/.pth.tar file")
+    est.add_argument("--board", default="zcu102", choices=["zcu102", "u280"])
+    est.add_argument("--task", help="the task whose gates route the MoE layers (default: the first)")
+    est.add_argument("--image", help="input image whose routing sets the MoE load (default: the built-in photo)")
+    est.add_argument("--summary", action="store_true", help="totals by unit only, no per-stage rows")
+    _model_options(est)
+    est.set_defaults(backend="cpu", xclbin=None, device=None, timeout=None)
 
     noop = sub.add_parser("noop-xclbin", help="write a metadata-only xclbin for a dry run of the fpga backend")
     noop.add_argument("out", help="output .xclbin path")
@@ -111,6 +138,8 @@ def main(argv=None):
             return cmd_info(args)
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "estimate":
+            return cmd_estimate(args)
         if args.command == "noop-xclbin":
             return cmd_noop_xclbin(args)
         if args.command == "demo":

@@ -8,16 +8,11 @@ import numpy as np
 import torch
 
 from .cli import run_tasks
+from .imaging import sample_photo
 from .model import Model
 from .progress import Progress
 from .reference import M3ViT
 from .synthetic import cached_checkpoint
-
-
-def sample_photo() -> np.ndarray:
-    import skimage.data
-
-    return skimage.data.astronaut()  # 512x512 RGB, shipped with python3-skimage
 
 
 def demo(out_dir: Path, cache: Path, backend: str = "cpu") -> int:

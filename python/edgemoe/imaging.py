@@ -13,6 +13,13 @@ STD = (0.229, 0.224, 0.225)
 SEGMENTATION_TASKS = ("semseg", "human_parts")
 
 
+def sample_photo() -> np.ndarray:
+    """The built-in photo: scikit-image's astronaut (512x512 RGB, shipped with python3-skimage)."""
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
 def _as_rgb_array(image) -> np.ndarray:
     from PIL import Image
 

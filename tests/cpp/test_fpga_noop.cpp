@@ -269,12 +269,12 @@ std::string write_xclbin(const edgemoe::fpga::XclbinDescription& d, const std::s
   return path;
 }
 
-// Every buffer argument in its own place: 10 buffers over 4 banks.
+// Every buffer argument in its own place: 8 buffers over 4 banks.
 edgemoe::fpga::XclbinDescription four_banks() {
   edgemoe::fpga::XclbinDescription d;
   d.banks = {{"HBM[0]", 0x0, 256ull << 10}, {"HBM[1]", 0x10000000, 256ull << 10},
              {"HBM[2]", 0x20000000, 256ull << 10}, {"HBM[3]", 0x30000000, 256ull << 10}};
-  d.buffer_banks = {0, 1, 2, 3, 0, 1, 2, 3, 2, 1};
+  d.buffer_banks = {0, 1, 2, 3, 0, 1, 2, 3};
   return d;
 }
 
@@ -520,8 +520,8 @@ void xrt_error_paths() {
                                       "renamed argument");
   edgemoe::fpga::XclbinDescription kinds = renamed;
   kinds.args[3].name = "x";
-  kinds.args[10].is_buffer = true;  // num_images as a pointer
-  kinds.buffer_banks.assign(11, 0);
+  kinds.args[8].is_buffer = true;  // num_images as a pointer
+  kinds.buffer_banks.assign(9, 0);
   options.xclbin = write_xclbin(kinds, "kinds.xclbin");
   expect_throw<std::invalid_argument>([&] { edgemoe::fpga::XrtDevice d(options); },
                                       "'num_images' is a pointer", "scalar declared as a buffer");

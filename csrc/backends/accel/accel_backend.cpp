@@ -32,8 +32,6 @@ AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, con
   args_.xn = device_->allocate(n * D * kFmBytes, KernelArg::xn);
   args_.qkv = device_->allocate(n * 3 * D * kFmBytes, KernelArg::qkv);
   args_.hidden = device_->allocate(n * widest * kFmBytes, KernelArg::hidden);
-  args_.scores = device_->allocate(edgemoe_hls::scores_size(int(n), m.heads) * kFmBytes, KernelArg::scores);
-  args_.softmax_info = device_->allocate(n * m.heads * edgemoe_hls::kSoftmaxInfoWords * kFmBytes, KernelArg::softmax_info);
   args_.dim = m.dim;
   args_.heads = m.heads;
   args_.grid_h = m.grid_h;

@@ -8,7 +8,6 @@
 #include <type_traits>
 
 #include "backends/accel/accel_backend.h"
-#include "src/m3vit_backbone.h"
 
 namespace edgemoe::emu {
 
@@ -45,12 +44,12 @@ void EmuDevice::read(accel::BufferId buffer, void* data, size_t bytes, size_t of
   std::memcpy(data, at(buffer, bytes, offset), bytes);
 }
 
-namespace {
-static_assert(std::is_same<decltype(m3vit_backbone),
-                           edgemoe_hls::Signature<void EDGEMOE_KERNEL_INTERFACE(EDGEMOE_AS_PARAM_BUFFER,
-                                                                                EDGEMOE_AS_PARAM_SCALAR)>::type>::value,
-              "m3vit_backbone's declaration drifted from EDGEMOE_KERNEL_INTERFACE (kernels/src/kernel_interface.h)");
+std::string EmuDevice::origin() const {
+  if (&build_ == &emulation_build()) return "the emulated kernel compiled into edgemoe";
+  return std::string("the ") + build_.name + " build of the kernel, emulated";
+}
 
+namespace {
 // A scalar register's 32 bits as the kernel parameter type.
 template <typename T>
 T from_register(uint32_t bits) {
@@ -67,9 +66,14 @@ T from_register(uint32_t bits) {
 void EmuDevice::run(const accel::KernelArgs& a) {
   using namespace edgemoe_hls;
   std::lock_guard<std::mutex> lock(g_compute_unit);
+  // The ledger is global to the kernel builds; the compute-unit lock makes it this run's alone.
+  struct Attach {
+    explicit Attach(edgemoe_ledger::Ledger* ledger) { edgemoe_ledger::active() = ledger; }
+    ~Attach() { edgemoe_ledger::active() = nullptr; }
+  } attach(ledger_);
 #define EDGEMOE_EMU_BUFFER(name, type) , reinterpret_cast<type*>(base_or_null(a.name))
 #define EDGEMOE_EMU_SCALAR(name, type) , from_register<type>(a.name)
-  std::invoke(m3vit_backbone EDGEMOE_KERNEL_INTERFACE(EDGEMOE_EMU_BUFFER, EDGEMOE_EMU_SCALAR));
+  std::invoke(build_.kernel EDGEMOE_KERNEL_INTERFACE(EDGEMOE_EMU_BUFFER, EDGEMOE_EMU_SCALAR));
 #undef EDGEMOE_EMU_BUFFER
 #undef EDGEMOE_EMU_SCALAR
 }

@@ -7,14 +7,19 @@
 #include <vector>
 
 #include "backends/accel/device.h"
+#include "backends/emu/board_builds.h"
 #include "core/backend.h"
 
 namespace edgemoe::emu {
 
 class EmuDevice : public accel::Device {
  public:
+  // `build`: which kernel build runs (a board build for the latency model); `ledger`: where that
+  // build's loops report their cycles during this device's runs (none: not counted).
+  explicit EmuDevice(const KernelBuild& build = emulation_build(), edgemoe_ledger::Ledger* ledger = nullptr)
+      : build_(build), ledger_(ledger) {}
   std::string name() const override { return "emu"; }
-  std::string origin() const override { return "the emulated kernel compiled into edgemoe"; }
+  std::string origin() const override;
   accel::BufferId allocate(size_t bytes, accel::KernelArg arg) override;
   void release(accel::BufferId buffer) override;
   void write(accel::BufferId buffer, const void* data, size_t bytes, size_t offset) override;
@@ -24,6 +29,8 @@ class EmuDevice : public accel::Device {
  private:
   uint8_t* at(accel::BufferId buffer, size_t bytes, size_t offset);
   uint8_t* base_or_null(accel::BufferId buffer);
+  const KernelBuild& build_;
+  edgemoe_ledger::Ledger* ledger_;
   std::vector<std::vector<uint64_t>> buffers_;  // 8-byte aligned backing store
   std::vector<size_t> sizes_;
 };

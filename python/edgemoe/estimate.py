@@ -1,0 +1,121 @@
+"""The accelerator's modelled latency and resources on a board (Model.estimate, `python -m edgemoe estimate`).
+
+The native side runs the board's own build of the kernel (its MAC array, lanes and maxima) in emulation on
+real images with the cycle ledger attached (kernels/src/cycle_ledger.h): every pipelined loop reports its trip
+count, the II and depth its pragma declares (kernels/src/schedule.h), the bytes it moves on which m_axi bundle
+at the port's beat width, and its MACs. A loop takes max(trips x II, memory cycles) + depth (+ the read
+latency once per run when it touches DDR/HBM); loops add up, except inside a DATAFLOW region, which takes its
+slowest process. MoE load is the routing of the given images. The backbone only: the heads run on the host.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+# Published figures to print next to the model (../shared/spec/accelerator.md): Edge-MoE, ViT-T 128x256 on
+# the ZCU102 at 300 MHz.
+EDGE_MOE_ZCU102_MS = {"measured": 59.0, "ideal": 17.0}
+TARGETS_MS = {"zcu102": 15.0, "u280": 80.0}  # issue 9: ViT-T on the ZCU102, PASCAL ViT-S backbone on the U280
+RESOURCE_BUDGET = 0.70
+
+
+def stage_name(stage: int) -> str:
+    if stage < 0:
+        return "embed"
+    return f"block {stage // 2} {'attn' if stage % 2 == 0 else 'mlp'}"
+
+
+@dataclass
+class UnitEstimate:
+    stage: int
+    unit: str
+    cycles: int
+    compute_cycles: int
+    memory_cycles: int
+    bytes: int
+    macs: int
+    mac_slots: int
+    loop_runs: int
+    clock_mhz: int
+
+    @property
+    def milliseconds(self) -> float:
+        return self.cycles / (self.clock_mhz * 1e3)
+
+    @property
+    def mac_utilisation(self) -> Optional[float]:
+        """Useful MACs over the unit's MAC lanes x cycles; None for units without MACs."""
+        return self.macs / self.mac_slots if self.mac_slots else None
+
+    @property
+    def bound(self) -> str:
+        """'memory' when the unit's DDR/HBM beats take longer than its issue cycles, else 'compute'."""
+        return "memory" if self.memory_cycles > self.compute_cycles else "compute"
+
+
+@dataclass
+class Estimate:
+    board: str
+    device: str
+    clock_mhz: int
+    task: str
+    images: int
+    units: List[UnitEstimate]
+    total_cycles: int
+    resources: List[Tuple[str, int, int]]  # (resource, used, available)
+    moe_trace: Optional[object] = field(default=None, repr=False)
+
+    @property
+    def milliseconds(self) -> float:
+        """Modelled backbone latency per image."""
+        return self.total_cycles / (self.clock_mhz * 1e3)
+
+    def by_unit(self) -> List[Tuple[str, int, float]]:
+        """(unit, cycles, share of the total) summed over stages, largest first."""
+        sums = {}
+        for u in self.units:
+            sums[u.unit] = sums.get(u.unit, 0) + u.cycles
+        total = max(self.total_cycles, 1)
+        return sorted(((k, v, v / total) for k, v in sums.items()), key=lambda t: -t[1])
+
+    def resource_utilisation(self) -> List[Tuple[str, int, int, Optional[float]]]:
+        return [(name, used, avail, used / avail if avail else None) for name, used, avail in self.resources]
+
+    def within_budget(self, budget: float = RESOURCE_BUDGET) -> bool:
+        """Every resource the device has at most `budget` used (URAM counts only where the device has some)."""
+        return all(frac is None or frac <= budget for _, used, _, frac in self.resource_utilisation()
+                   if not (frac is None and used == 0))
+
+    def table(self, per_stage: bool = True) -> str:
+        lines = [f"modelled latency of the M3ViT backbone on {self.board} ({self.device}, {self.clock_mhz} MHz), "
+                 f"task {self.task!r}, per image (mean of {self.images})"]
+        head = f"{'stage':<14} {'unit':<18} {'cycles':>11} {'ms':>8} {'MAC util':>8} {'MB moved':>9}  bound"
+        lines.append(head)
+        lines.append("-" * len(head))
+        if per_stage:
+            for u in self.units:
+                util = f"{u.mac_utilisation * 100:7.1f}%" if u.mac_utilisation is not None else f"{'':>8}"
+                lines.append(f"{stage_name(u.stage):<14} {u.unit:<18} {u.cycles:>11,} {u.milliseconds:8.3f} {util} "
+                             f"{u.bytes / 1e6:9.3f}  {u.bound}")
+            lines.append("-" * len(head))
+        lines.append("by unit (all stages):")
+        for unit, cycles, share in self.by_unit():
+            lines.append(f"  {unit:<28} {cycles:>13,} cycles {cycles / (self.clock_mhz * 1e3):9.3f} ms "
+                         f"{share * 100:5.1f} %")
+        lines.append(f"total: {self.total_cycles:,} cycles = {self.milliseconds:.2f} ms per image")
+        lines.append(f"{'resource':<8} {'used':>9} {'available':>10} {'share':>7}")
+        for name, used, avail, frac in self.resource_utilisation():
+            share = f"{frac * 100:6.1f}%" if frac is not None else "     —"
+            lines.append(f"{name:<8} {used:>9,} {avail:>10,} {share}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def from_native(raw: dict, task: str, moe_trace=None) -> Estimate:
+    clock = int(raw["clock_mhz"])
+    units = [UnitEstimate(clock_mhz=clock, **r) for r in raw["rows"]]
+    return Estimate(board=raw["board"], device=raw["device"], clock_mhz=clock, task=task, images=int(raw["images"]),
+                    units=units, total_cycles=int(raw["total_cycles"]), resources=[tuple(r) for r in raw["resources"]],
+                    moe_trace=moe_trace)

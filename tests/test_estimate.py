@@ -1,0 +1,127 @@
+"""Model.estimate and `python -m edgemoe estimate`: the latency and resource model computed from the kernel's
+own loops (kernels/src/cycle_ledger.h). The counts must be the loops that actually ran: MACs equal the layers'
+sizes times the tokens each sees, expert work and weight traffic follow the image's routing (moe_trace), rows
+add up to the total, and a model the board's build cannot hold is refused naming the limit."""
+import numpy as np
+import pytest
+import torch
+
+import edgemoe
+from edgemoe import synthetic
+from edgemoe.cli import main as cli
+
+
+@pytest.fixture(scope="module")
+def vit_t():
+    config = synthetic.preset("cityscapes-vit-t")
+    state = synthetic.seeded_model(config, seed=3).state_dict()
+    return edgemoe.Model(config, state, "cpu", num_threads=2)
+
+
+@pytest.fixture(scope="module")
+def estimate(vit_t):
+    images = synthetic.pixel_images(vit_t.config, batch=1, seed=5)
+    return vit_t.estimate(board="zcu102", images=images, task="semseg")
+
+
+def _unit(est, stage, unit):
+    rows = [u for u in est.units if u.stage == stage and u.unit == unit]
+    assert len(rows) == 1, (stage, unit, [(u.stage, u.unit) for u in est.units])
+    return rows[0]
+
+
+def test_rows_cover_every_stage_and_add_up(vit_t, estimate):
+    c = vit_t.config
+    assert estimate.board == "zcu102" and estimate.device == "XCZU9EG" and estimate.clock_mhz == 300
+    assert {u.stage for u in estimate.units} == set(range(-1, 2 * c.depth))
+    assert sum(u.cycles for u in estimate.units) == estimate.total_cycles > 0
+    assert estimate.milliseconds == pytest.approx(estimate.total_cycles / 300e3)
+    for u in estimate.units:
+        assert u.cycles >= max(u.compute_cycles, 0) or u.memory_cycles > u.compute_cycles
+        assert u.bound in ("compute", "memory")
+        if u.mac_utilisation is not None:
+            assert 0 < u.mac_utilisation <= 1
+    moe_stages = {2 * b + 1 for b in c.moe_blocks}
+    assert {u.stage for u in estimate.units if u.unit == "expert fc1"} == moe_stages
+    assert {u.stage for u in estimate.units if u.unit == "mlp fc1"} == set(range(1, 2 * c.depth, 2)) - moe_stages
+    text = str(estimate)
+    assert "total:" in text and "DSP" in text and "block 11 mlp" in text
+
+
+def test_macs_are_the_layers_the_kernel_ran(vit_t, estimate):
+    c = vit_t.config
+    n, D = c.num_tokens, c.embed_dim
+    assert _unit(estimate, 0, "qkv").macs == n * 3 * D * D
+    assert _unit(estimate, 0, "proj").macs == n * D * D
+    assert _unit(estimate, 1, "mlp fc1").macs == n * c.mlp_hidden * D
+    assert _unit(estimate, -1, "patch embedding").macs == (n - 1) * D * 3 * c.patch_size ** 2
+    assert _unit(estimate, 0, "attention scores").macs == n * n * D  # q.k of every row and key, all heads
+
+
+def test_moe_load_follows_the_routing(vit_t, estimate):
+    """Expert MACs and weight fetches of each MoE layer are what the image's routing asks for: tokens per
+    expert times the expert's size, and each active expert's two matrices fetched once."""
+    c = vit_t.config
+    trace = estimate.moe_trace  # [MoE layers, 3, experts]: tokens, fc1 fetches, fc2 fetches
+    assert trace.shape == (len(c.moe_blocks), 3, c.num_experts)
+    D, Hm = c.embed_dim, c.expert_hidden
+    for layer, block in enumerate(c.moe_blocks):
+        tokens, fc1, fc2 = trace[layer]
+        assert tokens.sum() == c.num_tokens * c.top_k
+        assert _unit(estimate, 2 * block + 1, "expert fc1").macs == tokens.sum() * Hm * D
+        assert _unit(estimate, 2 * block + 1, "expert fc2").macs == tokens.sum() * D * Hm
+        active = int((tokens > 0).sum())
+        assert (fc1 == (tokens > 0)).all() and (fc2 == (tokens > 0)).all()
+        fetched = _unit(estimate, 2 * block + 1, "weight fetch").bytes
+        # 4-byte weight elements on the weights bundle, 4-byte biases on params
+        assert fetched == active * (2 * Hm * D * 4 + (Hm + D) * 4)
+
+
+def test_estimate_leaves_the_model_and_emu_untouched(vit_t):
+    images = synthetic.pixel_images(vit_t.config, batch=1, seed=6)
+    emu = edgemoe.Model(vit_t.config, synthetic.seeded_model(vit_t.config, seed=3).state_dict(), "emu")
+    before = emu.features(images, "semseg")
+    first = emu.estimate(board="zcu102", images=images, task="semseg")
+    after = emu.features(images, "semseg")
+    assert torch.equal(before, after)
+    second = vit_t.estimate(board="zcu102", images=images, task="semseg")
+    assert first.total_cycles == second.total_cycles  # deterministic, whichever backend asks
+
+
+def test_boards_and_their_limits(estimate):
+    tiny = synthetic.preset("tiny")
+    model = edgemoe.Model(tiny, synthetic.seeded_model(tiny, seed=0).state_dict(), "cpu")
+    images = synthetic.pixel_images(tiny, batch=1, seed=1)
+    u280 = model.estimate(board="U280", images=images)
+    assert u280.device == "XCU280"
+    assert dict((r, a) for r, _, a in estimate.resources) == {"DSP": 2520, "BRAM36": 912, "URAM": 0, "LUT": 274080}
+    assert dict((r, a) for r, _, a in u280.resources) == {"DSP": 9024, "BRAM36": 2016, "URAM": 960, "LUT": 1303680}
+    # the tiny model has three tasks; the ZCU102 build holds two
+    with pytest.raises(ValueError, match="EDGEMOE_MAX_TASKS = 2"):
+        model.estimate(board="zcu102", images=images)
+    with pytest.raises(ValueError, match="unknown board 'vc707'"):
+        model.estimate(board="vc707", images=images)
+    with pytest.raises(TypeError, match="board must be a str"):
+        model.estimate(board=102, images=images)
+    with pytest.raises(ValueError, match="unknown task"):
+        model.estimate(board="zcu102", images=images, task="depth")
+    with pytest.raises(ValueError, match=r"images must have shape"):
+        model.estimate(board="zcu102", images=torch.zeros(1, 3, 8, 8))
+    vit_s = synthetic.preset("pascal-vit-s")
+    big = edgemoe.Model(vit_s, synthetic.seeded_model(vit_s, seed=0).state_dict(), "cpu")
+    with pytest.raises(ValueError, match="EDGEMOE_MAX_DIM = 192"):
+        big.estimate(board="zcu102", images=synthetic.pixel_images(vit_s, batch=1, seed=0))
+
+
+def test_cli_estimate(tmp_path, capsys):
+    ckpt = synthetic.cached_checkpoint("tiny", tmp_path)
+    size = ["--image-size", "64", "96"]
+    assert cli(["estimate", "--checkpoint", str(ckpt), "--board", "u280", "--task", "sal"] + size) == 0
+    out = capsys.readouterr().out
+    assert "on u280 (XCU280, 300 MHz), task 'sal'" in out and "block 3 mlp" in out and "URAM" in out
+    assert cli(["estimate", "--checkpoint", str(ckpt), "--board", "u280", "--summary", "--top-k", "1"] + size) == 0
+    out = capsys.readouterr().out
+    assert "by unit" in out and "block 0" not in out
+    assert cli(["estimate", "--checkpoint", str(ckpt), "--task", "nope"] + size) == 2
+    assert cli(["estimate", "--checkpoint", str(ckpt)] + size) == 1  # three tasks: beyond the ZCU102 build
+    assert "EDGEMOE_MAX_TASKS" in capsys.readouterr().err
