@@ -214,7 +214,7 @@ def test_from_checkpoint_with_emu(tiny_checkpoint, tiny_model):
           image_size=(32, 32)), "EDGEMOE_MAX_DIM = 768"),
     (dict(image_size=(16 * 40, 16 * 40), depth=2, moe_blocks=(1,)), "EDGEMOE_MAX_TOKENS = 1201"),
     (dict(num_heads=16, embed_dim=128, depth=2, moe_blocks=(1,), image_size=(32, 32)), "EDGEMOE_MAX_HEADS = 12"),
-    (dict(embed_dim=96, num_heads=8, depth=2, moe_blocks=(1,)), "head dimension 12 .* EDGEMOE_ATTN_LANES = 8"),
+    (dict(embed_dim=96, num_heads=8, depth=2, moe_blocks=(1,)), "head dimension 12 .* EDGEMOE_ATTN_LANES = 16"),
 ])
 def test_model_too_large_for_the_build(change, limit):
     cfg = dataclasses.replace(TINY, **change)

@@ -14,4 +14,4 @@
 #define EDGEMOE_LINEAR_TIN 16      // MAC array: T_in x T_out
 #define EDGEMOE_LINEAR_TOUT 16
 #define EDGEMOE_ATTN_URAM 0
-#define EDGEMOE_ATTN_LANES 8       // feature lanes per attention cycle
+#define EDGEMOE_ATTN_LANES 16      // feature lanes per attention cycle

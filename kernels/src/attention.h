@@ -93,11 +93,11 @@ load_q_loop:
 // q.k of every slot over one lane chunk of one head (exact products into score_acc_t lanes).
 inline void dot_chunk(const qkv_t q[kAttnP][EDGEMOE_MAX_DIM], const qkv_t k[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
                       int key, int base, score_acc_t lane[kAttnP][kAttnLanes], bool first_chunk) {
+  if (first_chunk)  // each lane's DSP starts a new sum (its P register reset)
+    for (int s = 0; s < kAttnP; ++s)
+      for (int l = 0; l < kAttnLanes; ++l) lane[s][l] = 0;
   for (int s = 0; s < kAttnP; ++s)
-    for (int l = 0; l < kAttnLanes; ++l) {
-      const score_acc_t product = q[s][base + l] * k[key][base + l];
-      lane[s][l] = first_chunk ? product : score_acc_t(lane[s][l] + product);
-    }
+    for (int l = 0; l < kAttnLanes; ++l) lane[s][l] += q[s][base + l] * k[key][base + l];
 }
 
 inline fm_t lane_sum(const score_acc_t lane[kAttnLanes], fm_t scale) {
@@ -207,10 +207,10 @@ sweep:
         const int key = j - 1 < n ? j - 1 : j - 1 - n;
         for (int s = 0; s < kAttnP; ++s) {
           if (!slot_active(block, s, j - 1, n)) continue;
-          for (int l = 0; l < kAttnLanes; ++l) {
-            const pv_acc_t pv = p_prev[s][h] * v[key][base + l];
-            acc[s][base + l] = j - 1 == s ? pv : pv_acc_t(acc[s][base + l] + pv);
-          }
+          if (j - 1 == s)  // the row's first key
+            for (int l = 0; l < kAttnLanes; ++l) acc[s][base + l] = 0;
+          const unit_t p = p_prev[s][h];
+          for (int l = 0; l < kAttnLanes; ++l) acc[s][base + l] += p * v[key][base + l];
           if (j - 1 == n - 1 + s) {  // the row's last key: normalise this chunk, sum p.v / sum p
             for (int l = 0; l < kAttnLanes; ++l) {
               const ap_fixed<39, 10> scaled = acc[s][base + l] >> stats[s][h].exp2;
