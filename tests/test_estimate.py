@@ -73,8 +73,9 @@ def test_moe_load_follows_the_routing(vit_t, estimate):
         active = int((tokens > 0).sum())
         assert (fc1 == (tokens > 0)).all() and (fc2 == (tokens > 0)).all()
         fetched = _unit(estimate, 2 * block + 1, "weight fetch").bytes
-        # 4-byte weight elements on the weights bundle, 4-byte biases on params
-        assert fetched == active * (2 * Hm * D * 4 + (Hm + D) * 4)
+        # rows of 64-byte words of 28 weights (kernels/src/layout.h) on the weights bundle, 4-byte biases on params
+        words = Hm * -(-D // 28) + D * -(-Hm // 28)
+        assert fetched == active * (words * 64 + (Hm + D) * 4)
 
 
 def test_estimate_leaves_the_model_and_emu_untouched(vit_t):

@@ -11,7 +11,7 @@
 #define EDGEMOE_MAX_TOP_K 4
 #define EDGEMOE_MAX_TASKS 6
 #define EDGEMOE_MAX_PATCH_IN 768   // 3 x 16 x 16
-#define EDGEMOE_LINEAR_TIN 16      // MAC array: T_in x T_out
+#define EDGEMOE_LINEAR_TIN 32      // MAC array: T_in x T_out (T_in >= 28: a packed weight word per cycle)
 #define EDGEMOE_LINEAR_TOUT 16
 #define EDGEMOE_ATTN_URAM 0
 #define EDGEMOE_ATTN_LANES 16      // feature lanes per attention cycle

@@ -25,4 +25,12 @@ typedef ap_ufixed<25, 1> unit_t;                  // exp(x <= 0) and normalised 
 typedef ap_ufixed<36, 12> sum_t;                  // softmax running sum (>= 1, < 4096)
 typedef ap_fixed<60, 20> pv_acc_t;                // exact sum of unit_t x qkv_t over <= 2048 keys
 
+// One beat of the weights port: 512 bits holding 28 packed 18-bit weights (layout.h). A plain
+// struct of 32-bit parts: an aggregated 512-bit m_axi element under Vitis, the same 64 bytes on the
+// host (little-endian, as Vitis lays out wide words).
+constexpr int kWeightWordParts = 16;
+struct weight_word_t {
+  unsigned part[kWeightWordParts];
+};
+
 }  // namespace edgemoe_hls

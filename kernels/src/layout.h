@@ -23,39 +23,71 @@ inline int moe_index(const ModelDims& m, int block) {  // position among the MoE
   return n;
 }
 
-// --- weights buffer (wt_t), row-major [out][in] matrices ---
+// --- weights buffer: 512-bit words, each holding kWeightsPerWord 18-bit weights ---
+// A matrix [out][in] is stored row by row, each row in whole words (lane l of word w of row r is
+// column 28 w + l; the unused lanes of a row's last word are zero), so one word never holds two
+// rows and the on-chip loader writes each lane to its own bank. Offsets are in words.
+constexpr int kWeightsPerWord = 28;  // 28 x 18 = 504 of 512 bits
+constexpr int kWeightBits = 18;
+static_assert(kWeightBits == wt_t::width, "the packed weight format holds 18-bit weights");
+inline long words_per_row(int in) { return (in + kWeightsPerWord - 1) / kWeightsPerWord; }
+inline long matrix_words(int out, int in) { return (long)out * words_per_row(in); }
+// The word holding element (r, c) of the matrix starting at word `at`, and its lane (c % 28).
+inline long weight_word_index(long at, int in, int r, int c) { return at + (long)r * words_per_row(in) + c / kWeightsPerWord; }
+
+// Lane `lane` of a word as wt_t (in the loaders `lane` is an unrolled constant: wiring, no logic).
+inline wt_t weight_lane(const weight_word_t& w, int lane) {
+  const int bit = lane * kWeightBits, part = bit / 32, shift = bit % 32;
+  unsigned long long pair = w.part[part];
+  if (part + 1 < kWeightWordParts) pair |= (unsigned long long)w.part[part + 1] << 32;
+  wt_t v;
+  v.range() = (pair >> shift) & ((1ull << kWeightBits) - 1);
+  return v;
+}
+inline void set_weight_lane(weight_word_t& w, int lane, wt_t v) {
+  const int bit = lane * kWeightBits, part = bit / 32, shift = bit % 32;
+  const unsigned long long bits = (unsigned long long)v.range() & ((1ull << kWeightBits) - 1);
+  const unsigned long long mask = ((1ull << kWeightBits) - 1) << shift;
+  unsigned long long pair = w.part[part];
+  if (part + 1 < kWeightWordParts) pair |= (unsigned long long)w.part[part + 1] << 32;
+  pair = (pair & ~mask) | (bits << shift);
+  w.part[part] = (unsigned)pair;
+  if (part + 1 < kWeightWordParts) w.part[part + 1] = (unsigned)(pair >> 32);
+}
+
 inline long block_weights_size(const ModelDims& m, int block) {
-  const long D = m.dim;
-  long n = 3 * D * D + D * D;  // qkv, proj
+  const int D = m.dim;
+  long n = matrix_words(3 * D, D) + matrix_words(D, D);  // qkv, proj
   if (is_moe(m, block))
-    n += (long)m.num_tasks * m.experts * D + (long)m.experts * 2 * m.expert_hidden * D;  // gates, experts
+    n += (long)m.num_tasks * matrix_words(m.experts, D) +
+         (long)m.experts * (matrix_words(m.expert_hidden, D) + matrix_words(D, m.expert_hidden));  // gates, experts
   else
-    n += 2L * m.mlp_hidden * D;
+    n += matrix_words(m.mlp_hidden, D) + matrix_words(D, m.mlp_hidden);
   return n;
 }
-inline long w_patch(const ModelDims&) { return 0; }
+inline long w_patch(const ModelDims&) { return 0; }  // [D][3 P^2]
 inline long w_block(const ModelDims& m, int block) {
-  long off = (long)m.dim * patch_in(m);
+  long off = matrix_words(m.dim, patch_in(m));
   for (int b = 0; b < 32; ++b) {
     if (b >= block) break;
     off += block_weights_size(m, b);
   }
   return off;
 }
-inline long w_qkv(const ModelDims& m, int b) { return w_block(m, b); }
-inline long w_proj(const ModelDims& m, int b) { return w_block(m, b) + 3L * m.dim * m.dim; }
-inline long w_fc1(const ModelDims& m, int b) { return w_proj(m, b) + (long)m.dim * m.dim; }
-inline long w_fc2(const ModelDims& m, int b) { return w_fc1(m, b) + (long)m.mlp_hidden * m.dim; }
+inline long w_qkv(const ModelDims& m, int b) { return w_block(m, b); }  // [3D][D]
+inline long w_proj(const ModelDims& m, int b) { return w_block(m, b) + matrix_words(3 * m.dim, m.dim); }  // [D][D]
+inline long w_fc1(const ModelDims& m, int b) { return w_proj(m, b) + matrix_words(m.dim, m.dim); }  // [Hd][D]
+inline long w_fc2(const ModelDims& m, int b) { return w_fc1(m, b) + matrix_words(m.mlp_hidden, m.dim); }  // [D][Hd]
 inline long w_gate(const ModelDims& m, int b, int task) {  // [E][D] for one task
-  return w_proj(m, b) + (long)m.dim * m.dim + (long)task * m.experts * m.dim;
+  return w_proj(m, b) + matrix_words(m.dim, m.dim) + (long)task * matrix_words(m.experts, m.dim);
 }
 inline long w_expert_fc1(const ModelDims& m, int b, int e) {  // [Hm][D]
-  return w_gate(m, b, m.num_tasks) + (long)e * 2 * m.expert_hidden * m.dim;
+  return w_gate(m, b, m.num_tasks) + (long)e * (matrix_words(m.expert_hidden, m.dim) + matrix_words(m.dim, m.expert_hidden));
 }
 inline long w_expert_fc2(const ModelDims& m, int b, int e) {  // [D][Hm]
-  return w_expert_fc1(m, b, e) + (long)m.expert_hidden * m.dim;
+  return w_expert_fc1(m, b, e) + matrix_words(m.expert_hidden, m.dim);
 }
-inline long weights_size(const ModelDims& m) { return w_block(m, m.depth); }
+inline long weights_size(const ModelDims& m) { return w_block(m, m.depth); }  // words
 
 // --- params buffer (fm_t) ---
 inline long block_params_size(const ModelDims& m, int block) {

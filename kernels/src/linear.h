@@ -12,12 +12,15 @@
 #pragma once
 
 #include "fixed_math.h"
+#include "layout.h"
 #include "schedule.h"
 
 namespace edgemoe_hls {
 
 static_assert((kTin & (kTin - 1)) == 0 && (kTout & (kTout - 1)) == 0,
               "MAC array lanes must be powers of two: tile indices are then shifts and masks, not dividers");
+static_assert(kTin >= kWeightsPerWord,
+              "a weight word's 28 lanes must land in 28 different input-lane banks (one write each per cycle)");
 
 struct in_vec {
   mac_in_t v[kTin];
@@ -35,31 +38,37 @@ struct LinearShape {
   int out, in, out_tiles, in_tiles;
 };
 constexpr int kPing = 0, kPong = 1;
+constexpr int kMaxWeightWords = kMaxLinearOut * ceil_div(kMaxLinearIn, kWeightsPerWord);  // of one matrix
 
-// Fetch a row-major [out][in] matrix and its bias from DDR into a buffer, re-packed into tiles.
-// One flattened pass over the padded matrix: a ragged edge tile gets its zeros in the same pass,
-// so padding costs cycles only where a tile is ragged. Writes go to one (o, i) bank per cycle.
-inline void load_linear_weights(const wt_t* w, const fm_t* bias, int out, int in, WeightTiles tiles,
+// Fetch a packed [out][in] matrix (layout.h: rows of 512-bit words, 28 weights each) and its bias
+// from DDR into a buffer, re-packed into tiles: one word per cycle in one burst, its 28 lanes
+// written to 28 different input-lane banks (kTin >= 28). Padding lanes of ragged edge tiles are
+// never written: their input lanes are zero (linear_reader) and their outputs never stored
+// (linear_writer), so whatever a previous matrix left there contributes nothing.
+inline void load_linear_weights(const weight_word_t* w, const fm_t* bias, int out, int in, WeightTiles tiles,
                                 BiasTiles bias_tiles, LinearShape& shape) {
   shape.out = out;
   shape.in = in;
   shape.out_tiles = ceil_div(out, kTout);
   shape.in_tiles = ceil_div(in, kTin);
-  const int padded_in = shape.in_tiles * kTin, padded_out = shape.out_tiles * kTout;
-  const int elements = padded_out * padded_in;
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, elements, kII, kCopyDepth, edgemoe_ledger::kPortWeights,
-                       (long long)out * in * beat_bytes<wt_t>(), beat_bytes<wt_t>());
-  int row = 0, col = 0, tile_row = 0;  // tile_row = (row / kTout) * in_tiles, kept incrementally
-  long src = 0;
+  const int row_words = int(words_per_row(in)), words = out * row_words;
+  const int padded_out = shape.out_tiles * kTout;
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, words, kII, kCopyDepth, edgemoe_ledger::kPortWeights,
+                       (long long)words * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>());
+  int row = 0, word_in_row = 0, col_base = 0, tile_row = 0;  // tile_row = (row / kTout) * in_tiles
 load_weights:
-  for (int e = 0; e < upto<kMaxWeightTiles * kTout * kTin>(elements); ++e) {
+  for (int i = 0; i < upto<kMaxWeightWords>(words); ++i) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxWeightTiles * kTout * kTin
-    const bool inside = row < out && col < in;
-    tiles[tile_row + col / kTin][row % kTout][col % kTin] = inside ? w[src] : wt_t(0);
-    if (inside) ++src;
-    if (++col == padded_in) {
-      col = 0;
+#pragma HLS LOOP_TRIPCOUNT max = kMaxWeightWords
+    const weight_word_t word = w[i];
+    for (int l = 0; l < kWeightsPerWord; ++l) {
+      const int col = col_base + l;
+      if (col < in) tiles[tile_row + col / kTin][row % kTout][col % kTin] = weight_lane(word, l);
+    }
+    col_base += kWeightsPerWord;
+    if (++word_in_row == row_words) {
+      word_in_row = 0;
+      col_base = 0;
       if (++row % kTout == 0) tile_row += shape.in_tiles;
     }
   }

@@ -19,7 +19,7 @@ LinearShape g_shapes[kWeightBuffers];
 ExpertQueues g_queues;
 SoftmaxTable g_softmax;  // each row's softmax statistics between the attention unit's two passes
 
-void load_weights(const wt_t* weights, const fm_t* params, long w_offset, long p_offset, int out, int in, int buffer) {
+void load_weights(const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset, int out, int in, int buffer) {
 #pragma HLS INLINE
   load_linear_weights(weights + w_offset, params + p_offset, out, in, g_weight_tiles[buffer], g_bias_tiles[buffer],
                       g_shapes[buffer]);
@@ -38,7 +38,7 @@ write_record:
   }
 }
 
-void patch_embedding(const pixel_t* image, const wt_t* weights, const fm_t* params, fm_t* x, const ModelDims& m) {
+void patch_embedding(const pixel_t* image, const weight_word_t* weights, const fm_t* params, fm_t* x, const ModelDims& m) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, (long long)n * D, kII, kCopyDepth, edgemoe_ledger::kPortParams,
@@ -57,7 +57,7 @@ copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
   run_on(kPing, job);
 }
 
-void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, const wt_t* weights,
+void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, const weight_word_t* weights,
                     const fm_t* params, const ModelDims& m, int b, fm_t scale) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
@@ -73,7 +73,7 @@ void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, const wt_t* weights,
   run_on(kPong, proj);
 }
 
-void mlp_half(fm_t* x, fm_t* xn, fm_t* hidden, const wt_t* weights, const fm_t* params, const ModelDims& m, int b,
+void mlp_half(fm_t* x, fm_t* xn, fm_t* hidden, const weight_word_t* weights, const fm_t* params, const ModelDims& m, int b,
               int task, ap_uint<32>* trace) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
@@ -95,7 +95,7 @@ void mlp_half(fm_t* x, fm_t* xn, fm_t* hidden, const wt_t* weights, const fm_t* 
 
 }  // namespace
 
-extern "C" void m3vit_backbone(const pixel_t* images, const wt_t* weights, const fm_t* params, fm_t* x, fm_t* xn,
+extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weights, const fm_t* params, fm_t* x, fm_t* xn,
                                fm_t* qkv, fm_t* hidden, ap_uint<32>* trace,
                                int num_images, int dim, int heads, int grid_h, int grid_w, int patch, int depth,
                                int mlp_hidden, int experts, int expert_hidden, int top_k, int num_tasks,

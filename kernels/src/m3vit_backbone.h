@@ -9,7 +9,7 @@
 
 extern "C" void m3vit_backbone(
     const edgemoe_hls::pixel_t* images,  // [images][3][H][W], k/256
-    const edgemoe_hls::wt_t* weights,    // layout.h
+    const edgemoe_hls::weight_word_t* weights,  // layout.h: 28 packed 18-bit weights per 512-bit word
     const edgemoe_hls::fm_t* params,     // layout.h
     edgemoe_hls::fm_t* x,                // [images][N][D] residual stream (in/out)
     edgemoe_hls::fm_t* xn,               // [N][max(D, ...)] scratch: normalised tokens / attention output

@@ -19,7 +19,7 @@ struct ExpertQueues {
 // xn: [n][D] normalised tokens; gate: [E][D] of this task; gate_bias: [E].
 // The gate's matrix is partitioned by expert: each logits step reads one element of every expert's
 // row (E banks) and accumulates E logits in DSPs, II = 1. The softmax and top-k per token are rolled.
-inline void route_tokens(const fm_t* xn, int n, int dim, const wt_t* gate_ddr, const fm_t* gate_bias_ddr,
+inline void route_tokens(const fm_t* xn, int n, int dim, const weight_word_t* gate_ddr, const fm_t* gate_bias_ddr,
                          int experts, int top_k, ExpertQueues& q) {
   namespace ledger = edgemoe_ledger;
   wt_t gate[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_DIM];
@@ -30,12 +30,21 @@ load_gate:
     if (e >= experts) break;
     gate_bias[e] = gate_bias_ddr[e];
     q.length[e] = 0;
-    ledger::loop(ledger::kUnitGate, dim, kII, kCopyDepth, ledger::kPortWeights, (long long)dim * beat_bytes<wt_t>(),
-                 beat_bytes<wt_t>());
+    // One weight per cycle (the expert's row is one bank): a word is read every 28 cycles.
+    const int row_words = int(words_per_row(dim));
+    ledger::loop(ledger::kUnitGate, dim, kII, kCopyDepth, ledger::kPortWeights,
+                 (long long)row_words * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>());
+    weight_word_t word = gate_ddr[(long)e * row_words];
+    int lane = 0;
+    long next = (long)e * row_words + 1;
     for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
 #pragma HLS PIPELINE II = kII
       if (d >= dim) break;
-      gate[e][d] = gate_ddr[(long)e * dim + d];
+      gate[e][d] = weight_lane(word, lane);
+      if (++lane == kWeightsPerWord && d + 1 < dim) {
+        lane = 0;
+        word = gate_ddr[next++];
+      }
     }
   }
 tokens_loop:
@@ -100,7 +109,7 @@ tokens_loop:
 // One MoE layer on one image: x [n][D] += sum_k score * expert(xn). hidden: [n][Hm] scratch.
 // trace (per expert): [tokens | fc1 fetches | fc2 fetches].
 inline void moe_layer(const fm_t* xn, fm_t* x, fm_t* hidden, int n, const ModelDims& m, int block, int task,
-                      const wt_t* weights, const fm_t* params, WeightTiles tiles[kWeightBuffers],
+                      const weight_word_t* weights, const fm_t* params, WeightTiles tiles[kWeightBuffers],
                       BiasTiles bias[kWeightBuffers], LinearShape shape[kWeightBuffers], ExpertQueues& queues,
                       ap_uint<32>* trace) {
 #pragma HLS INLINE

@@ -11,6 +11,7 @@
 #include "src/layout.h"
 #include "src/m3vit_backbone.h"
 #include "tb_util.h"
+#include "tb_weights.h"
 
 using namespace edgemoe_hls;
 
@@ -31,10 +32,11 @@ int main() {
   const ModelDims m = {192, 3, 8, 16, 16, 4, 768, 16, 384, 2, 2, 0b1010u};
   const int n = tokens(m), D = m.dim;
   tb::Rng rng(11);
-  std::vector<wt_t> weights(weights_size(m));
+  std::vector<weight_word_t> weights(weights_size(m));
   std::vector<fm_t> params(params_size(m));
   // Scaled like a trained network: unit-variance activations, decisive gates.
-  for (auto& v : weights) v = rng.normal(0, 1.0 / 14);
+  for (auto& word : weights)
+    for (int lane = 0; lane < kWeightsPerWord; ++lane) set_weight_lane(word, lane, rng.normal(0, 1.0 / 14));
   for (auto& v : params) v = rng.normal(0, 0.05);
   for (int i = 0; i < n * D; ++i) params[p_pos(m) + i] = rng.normal(0, 0.5);
   for (int b = 0; b < m.depth; ++b) {
@@ -44,7 +46,7 @@ int main() {
     }
     if (!is_moe(m, b)) continue;
     for (int t = 0; t < m.num_tasks; ++t)
-      for (int i = 0; i < m.experts * D; ++i) weights[w_gate(m, b, t) + i] = rng.normal(0, 0.15);
+      for (int i = 0; i < m.experts * D; ++i) tb::set_weight_at(weights, w_gate(m, b, t), D, i / D, i % D, rng.normal(0, 0.15));
   }
   std::vector<pixel_t> image(3L * m.grid_h * m.patch * m.grid_w * m.patch);
   for (auto& v : image) v.range() = uint64_t(rng.integer(0, 255));

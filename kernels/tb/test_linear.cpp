@@ -5,6 +5,7 @@
 
 #include "src/linear.h"
 #include "tb_util.h"
+#include "tb_weights.h"
 
 using namespace edgemoe_hls;
 
@@ -16,7 +17,8 @@ struct WeightBuffer {
 };
 static WeightBuffer g_weights;
 static void load(const std::vector<wt_t>& w, const std::vector<fm_t>& b, int out, int in, WeightBuffer& buf) {
-  load_linear_weights(w.data(), b.data(), out, in, buf.tiles, buf.bias, buf.shape);
+  const std::vector<weight_word_t> words = tb::pack(w, out, in);
+  load_linear_weights(words.data(), b.data(), out, in, buf.tiles, buf.bias, buf.shape);
 }
 static void run(const WeightBuffer& buf, const LinearJob& job) { run_linear(buf.tiles, buf.bias, buf.shape, job); }
 

@@ -18,6 +18,7 @@
 
 #include "src/moe.h"
 #include "tb_util.h"
+#include "tb_weights.h"
 
 using namespace edgemoe_hls;
 
@@ -31,14 +32,15 @@ int main() {
   // One MoE block (block 0) in a model of depth 1, 8 experts, top-2, 2 tasks.
   ModelDims m = {64, 2, 3, 5, 16, 1, 0, 8, 48, 2, 2, 1u};
   const int n = tokens(m), D = m.dim, E = m.experts, Hm = m.expert_hidden, task = 1;
-  std::vector<wt_t> weights(weights_size(m));
+  std::vector<weight_word_t> weights(weights_size(m));
   std::vector<fm_t> params(params_size(m));
-  for (auto& v : weights) v = rng.normal(0, 0.12);
+  for (auto& word : weights)
+    for (int lane = 0; lane < kWeightsPerWord; ++lane) set_weight_lane(word, lane, rng.normal(0, 0.12));
   for (auto& v : params) v = rng.normal(0, 0.1);
   // Expert 5 never wins: its gate row for the task is strongly negative against positive tokens.
   std::vector<fm_t> xn(n * D), x(n * D, fm_t(0)), hidden(n * Hm);
   for (auto& v : xn) v = std::abs(rng.normal(0.5, 1));
-  for (int d = 0; d < D; ++d) weights[w_gate(m, 0, task) + 5 * D + d] = -0.5;
+  for (int d = 0; d < D; ++d) tb::set_weight_at(weights, w_gate(m, 0, task), D, 5, d, -0.5);
   std::vector<uint32_t> trace_words(3 * E);
   std::vector<ap_uint<32>> trace(3 * E);
   moe_layer(xn.data(), x.data(), hidden.data(), n, m, 0, task, weights.data(), params.data(), g_tiles, g_bias, g_shapes, g_queues,
@@ -58,7 +60,7 @@ int main() {
     double mx = -1e300, total = 0;
     for (int e = 0; e < E; ++e) {
       double s = params[p_gate_bias(m, 0, task) + e].to_double();
-      for (int d = 0; d < D; ++d) s += mac_in_t(xn[t * D + d]).to_double() * weights[w_gate(m, 0, task) + e * D + d].to_double();
+      for (int d = 0; d < D; ++d) s += mac_in_t(xn[t * D + d]).to_double() * tb::weight_at(weights, w_gate(m, 0, task), D, e, d).to_double();
       logit[e] = s;
       mx = std::max(mx, s);
     }
@@ -84,14 +86,14 @@ int main() {
       std::vector<double> h(Hm);
       for (int o = 0; o < Hm; ++o) {
         double s = params[p_expert_bias1(m, 0, best) + o].to_double();
-        for (int d = 0; d < D; ++d) s += mac_in_t(xn[t * D + d]).to_double() * weights[w_expert_fc1(m, 0, best) + o * D + d].to_double();
+        for (int d = 0; d < D; ++d) s += mac_in_t(xn[t * D + d]).to_double() * tb::weight_at(weights, w_expert_fc1(m, 0, best), D, o, d).to_double();
         h[o] = 0.5 * s * (1 + std::erf(s / std::sqrt(2.0)));
       }
       const double dh = kGelu + 1.13 * lsb22 + lsb22 + lsb18;
       for (int o = 0; o < D; ++o) {
         double s = params[p_expert_bias2(m, 0, best) + o].to_double(), w2_abs = 0;
         for (int i = 0; i < Hm; ++i) {
-          const double w = weights[w_expert_fc2(m, 0, best) + o * Hm + i].to_double();
+          const double w = tb::weight_at(weights, w_expert_fc2(m, 0, best), Hm, o, i).to_double();
           s += h[i] * w;
           w2_abs += std::abs(w);
         }

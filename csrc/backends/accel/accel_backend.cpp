@@ -21,7 +21,7 @@ AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, con
       config_(checked(config, build_)), packed_(pack_model(config_, *weights)), heads_(config, weights, num_threads, /*with_backbone=*/false),
       traces_(config.tasks.size()) {
   const edgemoe_hls::ModelDims& m = packed_.dims;
-  const size_t weight_bytes = packed_.weights.size() * sizeof(edgemoe_hls::wt_t);
+  const size_t weight_bytes = packed_.weights.size() * sizeof(edgemoe_hls::weight_word_t);
   const size_t param_bytes = packed_.params.size() * kFmBytes;
   args_.weights = device_->allocate(weight_bytes, KernelArg::weights);
   device_->write(args_.weights, packed_.weights.data(), weight_bytes);

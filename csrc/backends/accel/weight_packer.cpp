@@ -37,12 +37,16 @@ PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
   PackedModel out;
   out.dims = kernel_dims(c);
   const ModelDims& m = out.dims;
-  out.weights.assign(static_cast<size_t>(weights_size(m)), wt_t(0));
+  out.weights.assign(static_cast<size_t>(weights_size(m)), weight_word_t{});
   out.params.assign(static_cast<size_t>(params_size(m)), fm_t(0));
   const int64_t D = c.embed_dim, P = c.patch_size, N = c.num_tokens(), E = c.num_experts, Hm = c.expert_hidden;
   auto data = [&](const std::string& key) { return w.get(key).data.data(); };
-  auto put_matrix = [&](long offset, const float* src, int64_t count) {
-    for (int64_t i = 0; i < count; ++i) out.weights[offset + i] = to_wt(src[i]);
+  auto put_weight = [&](long matrix, int64_t in, int64_t r, int64_t col, double v) {
+    set_weight_lane(out.weights[weight_word_index(matrix, int(in), int(r), int(col))], int(col % kWeightsPerWord), to_wt(v));
+  };
+  auto put_matrix = [&](long matrix, const float* src, int64_t rows, int64_t in) {  // row-major [rows][in]
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t col = 0; col < in; ++col) put_weight(matrix, in, r, col, src[r * in + col]);
   };
   auto put_vector = [&](long offset, const float* src, int64_t count) {
     for (int64_t i = 0; i < count; ++i) out.params[offset + i] = to_fm(src[i]);
@@ -56,7 +60,7 @@ PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
     for (int64_t ch = 0; ch < 3; ++ch)
       for (int64_t i = 0; i < P * P; ++i) {
         const double wv = pw[(d * 3 + ch) * P * P + i];
-        out.weights[w_patch(m) + (d * 3 + ch) * P * P + i] = to_wt(wv * 256.0 / (255.0 * kStd[ch]));
+        put_weight(w_patch(m), 3 * P * P, d, ch * P * P + i, wv * 256.0 / (255.0 * kStd[ch]));
         bias -= wv * kMean[ch] / kStd[ch];
       }
     out.params[p_patch_bias(m) + d] = to_fm(bias);
@@ -72,14 +76,14 @@ PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
     put_vector(p_ln1(m, b) + D, data(block_key(b, "norm1.bias")), D);
     put_vector(p_ln2(m, b), data(block_key(b, "norm2.weight")), D);
     put_vector(p_ln2(m, b) + D, data(block_key(b, "norm2.bias")), D);
-    put_matrix(w_qkv(m, b), data(block_key(b, "attn.qkv.weight")), 3 * D * D);
+    put_matrix(w_qkv(m, b), data(block_key(b, "attn.qkv.weight")), 3 * D, D);
     put_vector(p_qkv_bias(m, b), data(block_key(b, "attn.qkv.bias")), 3 * D);
-    put_matrix(w_proj(m, b), data(block_key(b, "attn.proj.weight")), D * D);
+    put_matrix(w_proj(m, b), data(block_key(b, "attn.proj.weight")), D, D);
     put_vector(p_proj_bias(m, b), data(block_key(b, "attn.proj.bias")), D);
     if (!c.is_moe_block(b)) {
-      put_matrix(w_fc1(m, b), data(block_key(b, "mlp.fc1.weight")), c.mlp_hidden * D);
+      put_matrix(w_fc1(m, b), data(block_key(b, "mlp.fc1.weight")), c.mlp_hidden, D);
       put_vector(p_fc1_bias(m, b), data(block_key(b, "mlp.fc1.bias")), c.mlp_hidden);
-      put_matrix(w_fc2(m, b), data(block_key(b, "mlp.fc2.weight")), D * c.mlp_hidden);
+      put_matrix(w_fc2(m, b), data(block_key(b, "mlp.fc2.weight")), D, c.mlp_hidden);
       put_vector(p_fc2_bias(m, b), data(block_key(b, "mlp.fc2.bias")), D);
       continue;
     }
@@ -90,7 +94,7 @@ PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
                                   : block_key(b, "mlp.gate.w_gate");
       const float* g = data(key);
       for (int64_t e = 0; e < E; ++e)
-        for (int64_t d = 0; d < D; ++d) out.weights[w_gate(m, b, int(t)) + e * D + d] = to_wt(g[d * E + e]);
+        for (int64_t d = 0; d < D; ++d) put_weight(w_gate(m, b, int(t)), D, e, d, g[d * E + e]);
       if (c.gate == GateKind::kTaskConditioned)
         put_vector(p_gate_bias(m, b, int(t)), task_gate_logit_bias(w, c, b, int64_t(t)).data(), E);
     }
@@ -99,9 +103,9 @@ PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
     const float* w2 = data(block_key(b, "mlp.experts.h4toh.weight"));
     const float* b2 = data(block_key(b, "mlp.experts.h4toh.bias"));
     for (int e = 0; e < int(E); ++e) {
-      put_matrix(w_expert_fc1(m, b, e), w1 + e * Hm * D, Hm * D);
+      put_matrix(w_expert_fc1(m, b, e), w1 + e * Hm * D, Hm, D);
       put_vector(p_expert_bias1(m, b, e), b1 + e * Hm, Hm);
-      put_matrix(w_expert_fc2(m, b, e), w2 + e * D * Hm, D * Hm);
+      put_matrix(w_expert_fc2(m, b, e), w2 + e * D * Hm, D, Hm);
       put_vector(p_expert_bias2(m, b, e), b2 + e * D, D);
     }
   }

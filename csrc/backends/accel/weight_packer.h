@@ -17,7 +17,7 @@ namespace edgemoe::accel {
 struct PackedModel {
   edgemoe_hls::ModelDims dims;
   // The kernel's own types: on the host they have exactly the DDR byte layout.
-  std::vector<edgemoe_hls::wt_t> weights;
+  std::vector<edgemoe_hls::weight_word_t> weights;  // 28 packed weights per 64-byte word (layout.h)
   std::vector<edgemoe_hls::fm_t> params;
   int32_t attn_scale_raw;
 };

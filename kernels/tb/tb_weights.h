@@ -1,0 +1,31 @@
+// Testbench helpers for the packed weight format (kernels/src/layout.h: rows of 512-bit words).
+#pragma once
+
+#include <vector>
+
+#include "src/layout.h"
+
+namespace tb {
+
+// A row-major [out][in] matrix of wt_t, packed as the kernel reads it.
+inline std::vector<edgemoe_hls::weight_word_t> pack(const std::vector<edgemoe_hls::wt_t>& w, int out, int in) {
+  using namespace edgemoe_hls;
+  std::vector<weight_word_t> words(size_t(matrix_words(out, in)), weight_word_t{});
+  for (int r = 0; r < out; ++r)
+    for (int c = 0; c < in; ++c)
+      set_weight_lane(words[size_t(weight_word_index(0, in, r, c))], c % kWeightsPerWord, w[size_t(r) * in + c]);
+  return words;
+}
+
+// Element (r, c) of the matrix starting at word `at`.
+inline edgemoe_hls::wt_t weight_at(const std::vector<edgemoe_hls::weight_word_t>& words, long at, int in, int r, int c) {
+  return edgemoe_hls::weight_lane(words[size_t(edgemoe_hls::weight_word_index(at, in, r, c))],
+                                  c % edgemoe_hls::kWeightsPerWord);
+}
+inline void set_weight_at(std::vector<edgemoe_hls::weight_word_t>& words, long at, int in, int r, int c,
+                          edgemoe_hls::wt_t v) {
+  edgemoe_hls::set_weight_lane(words[size_t(edgemoe_hls::weight_word_index(at, in, r, c))],
+                               c % edgemoe_hls::kWeightsPerWord, v);
+}
+
+}  // namespace tb
