@@ -126,3 +126,30 @@ def test_cli_estimate(tmp_path, capsys):
     assert cli(["estimate", "--checkpoint", str(ckpt), "--task", "nope"] + size) == 2
     assert cli(["estimate", "--checkpoint", str(ckpt)] + size) == 1  # three tasks: beyond the ZCU102 build
     assert "EDGEMOE_MAX_TASKS" in capsys.readouterr().err
+
+
+def test_csynth_comparison_flags_a_missed_ii(tmp_path, capsys):
+    """kernels/tools/csynth_vs_model.py reads the declared IIs from the sources and the achieved ones from a
+    csynth report (here a hand-written one in Vitis's layout: loops as elements with PipelineII/Depth)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "kernels" / "tools" / "csynth_vs_model.py"
+    spec = importlib.util.spec_from_file_location("csynth_vs_model", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    declared = tool.declared_loops()
+    assert declared["mac_steps"] == 1 and declared["load_weights"] == 1 and declared["rows_loop"] == 1
+    report = tmp_path / "csynth.xml"
+    report.write_text("""<profile><PerformanceEstimates><SummaryOfLoopLatency>
+      <images_loop><TripCount>1024</TripCount>
+        <mac_steps_1><TripCount>1485000</TripCount><PipelineII>1</PipelineII><PipelineDepth>14</PipelineDepth></mac_steps_1>
+        <sweep><TripCount>9000</TripCount><PipelineII>4</PipelineII><PipelineDepth>20</PipelineDepth></sweep>
+        <VITIS_LOOP_52_1><TripCount>64</TripCount><PipelineII>1</PipelineII><PipelineDepth>3</PipelineDepth></VITIS_LOOP_52_1>
+      </images_loop></SummaryOfLoopLatency></PerformanceEstimates></profile>""")
+    assert tool.main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:-1]}
+    assert lines["mac_steps_1"].endswith("ok") and lines["sweep"].endswith("MISSED")
+    assert lines["VITIS_LOOP_52_1"].endswith("unlabelled") and "not in report" in lines["load_weights"]
+    assert "1 loop(s) missed" in out

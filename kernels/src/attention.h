@@ -177,6 +177,7 @@ inline void block_values(const qkv_t q[kAttnP][EDGEMOE_MAX_DIM], const qkv_t k[E
 #pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
 #pragma HLS ARRAY_PARTITION variable = acc dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = acc dim = 2 cyclic factor = kAttnLanes
+#pragma HLS BIND_STORAGE variable = acc type = ram_2p impl = lutram
 #pragma HLS ARRAY_PARTITION variable = p_prev dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = stats dim = 1 complete
 #pragma HLS DEPENDENCE variable = acc inter distance = kSoftmaxRecurrence true
@@ -265,6 +266,7 @@ inline void attention_blocks(const fm_t* qkv, const qkv_t k[EDGEMOE_MAX_TOKENS][
   qkv_t q[kAttnP][EDGEMOE_MAX_DIM];
 #pragma HLS ARRAY_PARTITION variable = q dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = q dim = 2 cyclic factor = kAttnLanes
+#pragma HLS BIND_STORAGE variable = q type = ram_2p impl = lutram
 blocks:
   for (int b = block_begin; b < upto<kMaxAttnBlocks>(block_end); ++b) {
 #pragma HLS LOOP_TRIPCOUNT max = kMaxAttnBlocks

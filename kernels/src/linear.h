@@ -168,6 +168,7 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
                       bool gelu, edgemoe_ledger::Unit unit, hls::stream<in_vec>& in, hls::stream<out_vec>& out) {
   mac_in_t row_cache[kMaxInTiles][kTin];
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 2 complete
+#pragma HLS BIND_STORAGE variable = row_cache type = ram_2p impl = lutram
   // Each MAC (one DSP48E2) accumulates its own lane in its 48-bit P register over the input tiles;
   // one adder tree per output sums the T_in lanes on the last one. Wrapping adds are associative,
   // so this equals a serial sum bit for bit.

@@ -70,6 +70,9 @@ constexpr int beat_bytes() {
 constexpr int bram18_for(long long depth, int width) {
   return depth <= 0 ? 0 : int(((width + 17) / 18) * ((depth + 1023) / 1024));
 }
+// A shallow bank bound to LUTRAM (BIND_STORAGE impl=lutram): a LUT6 holds 64 x 1 bits; a second
+// port doubles it.
+constexpr int lutram_luts(long long depth, int width) { return depth <= 0 ? 0 : int(2 * width * ((depth + 63) / 64)); }
 constexpr int kMaxLinearOut = max3(3 * EDGEMOE_MAX_DIM, EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_EXPERT_HIDDEN);
 constexpr int kMaxLinearIn = max3(EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_EXPERT_HIDDEN,
                                   EDGEMOE_MAX_PATCH_IN > EDGEMOE_MAX_DIM ? EDGEMOE_MAX_PATCH_IN : EDGEMOE_MAX_DIM);
@@ -100,7 +103,7 @@ constexpr ResourceEstimate resource_estimate() {
   const int other_dsp = kGateLanes /* gate MACs */ + 4 /* gate softmax */ + 8 /* layernorm */;
   const int weight_bram = kWeightBuffers * kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
                           kWeightBuffers * kTout * bram18_for(kMaxOutTiles, fm_t::width);
-  const int row_cache_bram = kTin * bram18_for(kMaxInTiles, mac_in_t::width);
+  const int row_cache_luts = kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
   const int queue_bram = EDGEMOE_MAX_EXPERTS * (bram18_for(EDGEMOE_MAX_TOKENS, 16) + bram18_for(EDGEMOE_MAX_TOKENS, unit_t::width));
   const int gate_bram = EDGEMOE_MAX_EXPERTS * bram18_for(EDGEMOE_MAX_DIM, wt_t::width);
   // Attention: K, V and the output rows of the layer, kAttnLanes banks each.
@@ -113,18 +116,18 @@ constexpr ResourceEstimate resource_estimate() {
   const int attention_rows_bram = kAttnLanes * (2 * bram18_for(kv_depth, qkv_t::width) + bram18_for(kv_depth, fm_t::width));
 #endif
   const int attention_bram = attention_rows_bram +
-                             kAttnP * kAttnLanes * bram18_for(EDGEMOE_MAX_DIM / kAttnLanes, qkv_t::width) /* q */ +
-                             kAttnP * kAttnLanes * bram18_for(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width) /* acc */ +
                              bram18_for((long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS, fm_t::width + unit_t::width + 8);
+  const int attention_luts = kAttnP * kAttnLanes * (lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, qkv_t::width) /* q */ +
+                                                   lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width) /* acc */);
   const int layernorm_bram = 3 * bram18_for(EDGEMOE_MAX_DIM, fm_t::width);
   const int table_bram = 4 + 2 * kAttnP;  // exp (one copy per two exp units), reciprocal, rsqrt, GELU ROMs
   const int axi_bram = 7 * 2;  // read/write buffers of seven m_axi bundles
   const int dsp = linear_dsp + attention_dsp + other_dsp;
-  const int bram18 = weight_bram + row_cache_bram + queue_bram + gate_bram + attention_bram + layernorm_bram +
-                     table_bram + axi_bram;
+  const int bram18 = weight_bram + queue_bram + gate_bram + attention_bram + layernorm_bram + table_bram + axi_bram;
   // ~40 LUTs per DSP lane (operand muxes and pipeline control), ~30 per BRAM bank (address and
-  // write-enable decode), 25K for the AXI masters, the control FSMs and the s_axilite block.
-  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + 25000;
+  // write-enable decode), the LUTRAM banks, 25K for the AXI masters, the control FSMs and the
+  // s_axilite block.
+  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + row_cache_luts + attention_luts + 25000;
   return {dsp, bram18, attention_uram, lut};
 }
 
