@@ -68,17 +68,22 @@ struct PortModel {
   int latency;
 };
 
+constexpr int kMaxRegionDepth = 2;  // a job's dataflow region inside a fetch-while-run region
+
+struct Region {
+  int process;
+  int mac_lanes;  // the region's MAC lanes are busy (or idle) for the whole region
+  long long cycles[kMaxRegionProcesses], compute[kMaxRegionProcesses], memory[kMaxRegionProcesses];
+  int unit[kMaxRegionProcesses];  // what each process is (its loops' unit); -1: none yet
+};
+
 struct Ledger {
   PortModel ports[kPortCount];
   long long device_bytes_per_kcycle;  // all ports together (the board's memory bandwidth)
   int stage_row;
   Cell cells[kMaxStageRows][kUnitCount];
-  // Open dataflow region: per process, wall/compute/memory cycles; cells get the slowest.
-  bool in_region;
-  int process;
-  long long region_cycles[kMaxRegionProcesses], region_compute[kMaxRegionProcesses],
-      region_memory[kMaxRegionProcesses];
-  int region_mac_lanes;  // the region's MAC lanes are busy (or idle) for the whole region
+  int depth;  // open dataflow regions
+  Region regions[kMaxRegionDepth];
 };
 
 #ifdef __SYNTHESIS__
@@ -111,6 +116,22 @@ inline long long port_cycles(const Ledger& l, Port port, long long bytes, int be
   return beats > limited ? beats : limited;
 }
 
+// Time spent by a process of the innermost open region, or (none open) by a unit of the stage.
+inline void add_time(Ledger& l, Unit unit, long long wall, long long compute, long long memory) {
+  if (l.depth > 0) {
+    Region& r = l.regions[l.depth - 1];
+    r.cycles[r.process] += wall;
+    r.compute[r.process] += compute;
+    r.memory[r.process] += memory;
+    if (r.unit[r.process] < 0) r.unit[r.process] = unit;
+    return;
+  }
+  Cell& c = l.cells[l.stage_row][unit];
+  c.cycles += wall;
+  c.compute_cycles += compute;
+  c.memory_cycles += memory;
+}
+
 // One run of a pipelined loop: `trips` iterations at `ii`, `depth` cycles to drain; it moves
 // `bytes` on `port` (and `bytes2` on `port2`) in beats of `beat_bytes`, and does `macs` MACs on
 // `mac_lanes` lanes. The ports run concurrently, within the board's total bandwidth.
@@ -129,52 +150,74 @@ inline void loop(Unit unit, long long trips, int ii, int depth, Port port = kNoP
   int latency = 0;
   if (port != kNoPort && bytes > 0) latency = l->ports[port].latency;
   if (port2 != kNoPort && bytes2 > 0 && l->ports[port2].latency > latency) latency = l->ports[port2].latency;
-  bytes += bytes2;
   const long long wall = (issue > memory ? issue : memory) + depth + latency;
   Cell& c = l->cells[l->stage_row][unit];
-  c.bytes += bytes;
+  c.bytes += bytes + bytes2;
   c.macs += macs;
   c.loop_runs += 1;
-  if (l->in_region) {
-    l->region_mac_lanes = mac_lanes > l->region_mac_lanes ? mac_lanes : l->region_mac_lanes;
-    l->region_cycles[l->process] += wall;
-    l->region_compute[l->process] += issue + depth;
-    l->region_memory[l->process] += memory + latency;
+  if (l->depth > 0) {
+    Region& r = l->regions[l->depth - 1];
+    r.mac_lanes = mac_lanes > r.mac_lanes ? mac_lanes : r.mac_lanes;
   } else {
     c.mac_slots += mac_lanes > 0 ? wall * mac_lanes : 0;
-    c.cycles += wall;
-    c.compute_cycles += issue + depth;
-    c.memory_cycles += memory + latency;
   }
+  add_time(*l, unit, wall, issue + depth, memory + latency);
 }
 
 // A DATAFLOW region: its processes run concurrently, so it takes as long as the slowest.
 inline void region_begin() {
-  if (Ledger* l = active()) {
-    l->in_region = true;
-    l->process = 0;
-    l->region_mac_lanes = 0;
-    for (int p = 0; p < kMaxRegionProcesses; ++p) l->region_cycles[p] = l->region_compute[p] = l->region_memory[p] = 0;
+  Ledger* l = active();
+  if (!l || l->depth >= kMaxRegionDepth) return;
+  Region& r = l->regions[l->depth++];
+  r.process = 0;
+  r.mac_lanes = 0;
+  for (int p = 0; p < kMaxRegionProcesses; ++p) {
+    r.cycles[p] = r.compute[p] = r.memory[p] = 0;
+    r.unit[p] = -1;
   }
 }
 inline void region_process(int p) {
-  if (Ledger* l = active()) l->process = p < 0 ? 0 : (p < kMaxRegionProcesses ? p : kMaxRegionProcesses - 1);
+  Ledger* l = active();
+  if (l && l->depth > 0) l->regions[l->depth - 1].process = p < 0 ? 0 : (p < kMaxRegionProcesses ? p : kMaxRegionProcesses - 1);
 }
+// The region's time is its slowest process. Nested in another region, it is time of that region's
+// current process. Outermost, process 0's unit is charged process 0's time and the slowest
+// process's unit the rest (a fetch hidden behind a job costs nothing; its excess shows as the
+// fetch's time).
 inline void region_end(Unit unit) {
   Ledger* l = active();
-  if (!l) return;
-  long long wall = 0, compute = 0, memory = 0;
+  if (!l || l->depth == 0) return;
+  Region r = l->regions[--l->depth];
+  int slowest = 0;
+  long long compute = 0, memory = 0;
   for (int p = 0; p < kMaxRegionProcesses; ++p) {
-    wall = l->region_cycles[p] > wall ? l->region_cycles[p] : wall;
-    compute = l->region_compute[p] > compute ? l->region_compute[p] : compute;
-    memory = l->region_memory[p] > memory ? l->region_memory[p] : memory;
+    if (r.unit[p] < 0) r.unit[p] = unit;
+    if (r.cycles[p] > r.cycles[slowest]) slowest = p;
+    compute = r.compute[p] > compute ? r.compute[p] : compute;
+    memory = r.memory[p] > memory ? r.memory[p] : memory;
   }
-  Cell& c = l->cells[l->stage_row][unit];
-  c.cycles += wall;
-  c.mac_slots += wall * l->region_mac_lanes;
-  c.compute_cycles += compute;
-  c.memory_cycles += memory;
-  l->in_region = false;
+  l->cells[l->stage_row][unit].mac_slots += r.cycles[slowest] * r.mac_lanes;
+  if (l->depth > 0) {
+    add_time(*l, unit, r.cycles[slowest], compute, memory);
+    return;
+  }
+  add_time(*l, Unit(r.unit[0]), r.cycles[0], 0, 0);
+  if (slowest != 0) add_time(*l, Unit(r.unit[slowest]), r.cycles[slowest] - r.cycles[0], 0, 0);
+  // Work per unit, for its bound: processes of one unit overlap (their maximum), units add.
+  for (int p = 0; p < kMaxRegionProcesses; ++p) {
+    bool first = true;
+    long long unit_compute = 0, unit_memory = 0;
+    for (int q = 0; q < kMaxRegionProcesses; ++q) {
+      if (r.unit[q] != r.unit[p]) continue;
+      first = first && q >= p;
+      unit_compute = r.compute[q] > unit_compute ? r.compute[q] : unit_compute;
+      unit_memory = r.memory[q] > unit_memory ? r.memory[q] : unit_memory;
+    }
+    if (!first) continue;
+    Cell& c = l->cells[l->stage_row][r.unit[p]];
+    c.compute_cycles += unit_compute;
+    c.memory_cycles += unit_memory;
+  }
 }
 #endif
 

@@ -47,6 +47,7 @@ constexpr int kMaxWeightWords = kMaxLinearOut * ceil_div(kMaxLinearIn, kWeightsP
 // (linear_writer), so whatever a previous matrix left there contributes nothing.
 inline void load_linear_weights(const weight_word_t* w, const fm_t* bias, int out, int in, WeightTiles tiles,
                                 BiasTiles bias_tiles, LinearShape& shape) {
+  if (out <= 0) return;  // nothing to fetch (linear_step): the buffer keeps its matrix
   shape.out = out;
   shape.in = in;
   shape.out_tiles = ceil_div(out, kTout);
@@ -103,6 +104,13 @@ struct LinearJob {
   edgemoe_ledger::Unit unit;
   edgemoe_ledger::Port src_port, dst_port;
 };
+
+// A job of no rows: linear_step's fetch with nothing to overlap.
+inline LinearJob no_linear_job() {
+  LinearJob job = {0, 0, kReadRows, nullptr, 0, nullptr, nullptr, 0, 0, 0, kWriteStore, nullptr, 0, nullptr, false,
+                   edgemoe_ledger::kUnitWeights, edgemoe_ledger::kNoPort, edgemoe_ledger::kNoPort};
+  return job;
+}
 
 // im2col without dividers: the offset of every patch column (channel, ky, kx) inside an image,
 // relative to the patch's top-left pixel, built once per job by counting.
@@ -284,6 +292,27 @@ inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, cons
   }
 #endif
   linear_unit(tiles, bias_tiles, shape, job);
+}
+
+// Every linear job and every weight fetch of the kernel goes through here: the job runs on buffer
+// `run_buffer` while the next matrix is fetched into `fetch_buffer` (out = 0: no fetch; rows = 0: no
+// job). The two are the processes of one dataflow region: disjoint buffers (the caller never
+// passes the same one for both while both work) and disjoint bundles (weights/params vs the job's
+// activations), so the fetch hides behind the job. One call site in the kernel's top scope, where
+// ALLOCATION keeps one instance: one MAC array for everything.
+inline void linear_step(WeightTiles tiles[kWeightBuffers], BiasTiles bias[kWeightBuffers],
+                        LinearShape shapes[kWeightBuffers], int run_buffer, const LinearJob& job,
+                        const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset, int out, int in,
+                        int fetch_buffer) {
+#pragma HLS INLINE off
+#pragma HLS DATAFLOW
+  edgemoe_ledger::region_begin();
+  edgemoe_ledger::region_process(0);
+  run_linear(tiles[run_buffer], bias[run_buffer], shapes[run_buffer], job);
+  edgemoe_ledger::region_process(1);
+  load_linear_weights(weights + w_offset, params + p_offset, out, in, tiles[fetch_buffer], bias[fetch_buffer],
+                      shapes[fetch_buffer]);
+  edgemoe_ledger::region_end(job.unit);
 }
 
 }  // namespace edgemoe_hls

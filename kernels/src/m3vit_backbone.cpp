@@ -19,14 +19,21 @@ LinearShape g_shapes[kWeightBuffers];
 ExpertQueues g_queues;
 SoftmaxTable g_softmax;  // each row's softmax statistics between the attention unit's two passes
 
-void load_weights(const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset, int out, int in, int buffer) {
+// A linear job on buffer `run` while the matrix at (w_offset, p_offset) is fetched into `fetch`
+// (linear_step: one dataflow region). fetch_only: the fetch with no job; run_only: the job alone.
+void run_and_fetch(int run, const LinearJob& job, const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset,
+          int out, int in, int fetch) {
 #pragma HLS INLINE
-  load_linear_weights(weights + w_offset, params + p_offset, out, in, g_weight_tiles[buffer], g_bias_tiles[buffer],
-                      g_shapes[buffer]);
+  linear_step(g_weight_tiles, g_bias_tiles, g_shapes, run, job, weights, params, w_offset, p_offset, out, in, fetch);
 }
-void run_on(int buffer, const LinearJob& job) {
+void fetch_only(const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset, int out, int in,
+                int fetch) {
 #pragma HLS INLINE
-  run_linear(g_weight_tiles[buffer], g_bias_tiles[buffer], g_shapes[buffer], job);
+  run_and_fetch(1 - fetch, no_linear_job(), weights, params, w_offset, p_offset, out, in, fetch);
+}
+void run_only(int run, const LinearJob& job, const weight_word_t* weights, const fm_t* params) {
+#pragma HLS INLINE
+  run_and_fetch(run, job, weights, params, 0, 0, 0, 0, 1 - run);
 }
 
 // The build query's answer: the constant record streamed to DDR.
@@ -50,11 +57,11 @@ copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
     if (i >= n * D) break;
     x[i] = params[p_pos(m) + i];
   }
-  load_weights(weights, params, w_patch(m), p_patch_bias(m), D, patch_in(m), kPing);
+  fetch_only(weights, params, w_patch(m), p_patch_bias(m), D, patch_in(m), kPing);
   LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, nullptr, 0, nullptr, image, m.grid_h, m.grid_w, m.patch,
                    kWriteAdd, x + D, D, nullptr, false,
                    edgemoe_ledger::kUnitPatchEmbed, edgemoe_ledger::kPortActIn, edgemoe_ledger::kPortAct};
-  run_on(kPing, job);
+  run_only(kPing, job, weights, params);
 }
 
 void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, const weight_word_t* weights,
@@ -62,15 +69,14 @@ void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, const weight_word_t* weights,
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   layer_norm(x, D, xn, D, params + p_ln1(m, b), params + p_ln1(m, b) + D, n, D);
-  load_weights(weights, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
+  fetch_only(weights, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
   LinearJob to_qkv = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteStore, qkv, 3 * D, nullptr, false,
                       edgemoe_ledger::kUnitQkv, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch1};
-  run_on(kPing, to_qkv);
-  load_weights(weights, params, w_proj(m, b), p_proj_bias(m, b), D, D, kPong);
+  run_and_fetch(kPing, to_qkv, weights, params, w_proj(m, b), p_proj_bias(m, b), D, D, kPong);  // proj fetched meanwhile
   run_attention(qkv, n, D, m.heads, scale, xn, g_softmax);
   LinearJob proj = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteAdd, x, D, nullptr, false,
                     edgemoe_ledger::kUnitProj, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
-  run_on(kPong, proj);
+  run_only(kPong, proj, weights, params);
 }
 
 void mlp_half(fm_t* x, fm_t* xn, fm_t* hidden, const weight_word_t* weights, const fm_t* params, const ModelDims& m, int b,
@@ -83,14 +89,13 @@ void mlp_half(fm_t* x, fm_t* xn, fm_t* hidden, const weight_word_t* weights, con
               trace + (long)moe_index(m, b) * 3 * m.experts);
     return;
   }
-  load_weights(weights, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
+  fetch_only(weights, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
   LinearJob up = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteStore, hidden, m.mlp_hidden, nullptr, true,
                   edgemoe_ledger::kUnitFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch0};
-  run_on(kPing, up);
-  load_weights(weights, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden, kPong);
+  run_and_fetch(kPing, up, weights, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden, kPong);  // fc2 fetched meanwhile
   LinearJob down = {0, n, kReadRows, hidden, m.mlp_hidden, nullptr, nullptr, 0, 0, 0, kWriteAdd, x, D, nullptr, false,
                     edgemoe_ledger::kUnitFc2, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
-  run_on(kPong, down);
+  run_only(kPong, down, weights, params);
 }
 
 }  // namespace
@@ -137,7 +142,7 @@ extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weigh
 #pragma HLS ARRAY_PARTITION variable = g_bias_tiles dim = 3 complete
   // One linear unit for every job: the stage functions are inlined here, so every call of
   // linear_unit is in this scope and shares one instance (its DSPs counted once).
-#pragma HLS ALLOCATION function instances = linear_unit limit = 1
+#pragma HLS ALLOCATION function instances = linear_step limit = 1
   if (first_stage == kBuildQueryStage) {
     write_build_record(trace);
     return;

@@ -126,8 +126,8 @@ list_active:
   }
   const int Hm = m.expert_hidden, D = m.dim;
   if (num_active > 0) {
-    load_linear_weights(weights + w_expert_fc1(m, block, active[0]), params + p_expert_bias1(m, block, active[0]), Hm, D,
-                        tiles[kPing], bias[kPing], shape[kPing]);
+    linear_step(tiles, bias, shape, kPong, no_linear_job(), weights, params, w_expert_fc1(m, block, active[0]),
+                p_expert_bias1(m, block, active[0]), Hm, D, kPing);
     ++fc1_fetches[active[0]];
   }
 experts_loop:
@@ -137,20 +137,18 @@ experts_loop:
     LinearJob up = {0, queues.length[e], kReadGather, xn, D, queues.token[e], nullptr, 0, 0, 0,
                     kWriteStore, hidden, Hm, nullptr, true,
                     edgemoe_ledger::kUnitExpertFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch0};
-    run_linear(tiles[kPing], bias[kPing], shape[kPing], up);
-    load_linear_weights(weights + w_expert_fc2(m, block, e), params + p_expert_bias2(m, block, e), D, Hm, tiles[kPong],
-                        bias[kPong], shape[kPong]);
+    // fc1 over the queue while fc2 is fetched, then fc2 while the next expert's fc1 is fetched
+    linear_step(tiles, bias, shape, kPing, up, weights, params, w_expert_fc2(m, block, e), p_expert_bias2(m, block, e),
+                D, Hm, kPong);
     ++fc2_fetches[e];
     LinearJob down = {0, queues.length[e], kReadRows, hidden, Hm, queues.token[e], nullptr, 0, 0, 0,
                       kWriteScatterWeighted, x, D, queues.score[e], false,
                       edgemoe_ledger::kUnitExpertFc2, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
-    run_linear(tiles[kPong], bias[kPong], shape[kPong], down);
-    if (j + 1 < num_active) {  // sequential: the next fc1 is fetched after this fc2 ran
-      const int next = active[j + 1];
-      load_linear_weights(weights + w_expert_fc1(m, block, next), params + p_expert_bias1(m, block, next), Hm, D,
-                          tiles[kPing], bias[kPing], shape[kPing]);
-      ++fc1_fetches[next];
-    }
+    const bool more = j + 1 < num_active;
+    const int next = more ? active[j + 1] : e;
+    linear_step(tiles, bias, shape, kPong, down, weights, params, w_expert_fc1(m, block, next),
+                p_expert_bias1(m, block, next), more ? Hm : 0, D, kPing);
+    if (more) ++fc1_fetches[next];
   }
   edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, 3LL * m.experts, kII, kCopyDepth, edgemoe_ledger::kPortParams,
                        3LL * m.experts * 4, 4);
