@@ -169,3 +169,44 @@ def test_kernel_declaration_names_follow_the_interface_list():
     declared = [p.strip().split()[-1].lstrip("*") for p in params[len("m3vit_backbone("):].split(",")]
     assert declared == listed
     assert len(listed) == 26 and listed[0] == "images" and listed[-1] == "last_stage"
+
+
+# --- schedules: the constants the pragmas and the latency model share (kernels/src/schedule.h) ---
+
+def schedule_violations(text):
+    """Pipelined loops whose II is a literal (it must be a schedule.h constant, which the cycle ledger
+    reports), variable-bound loops (upto<>) without LOOP_TRIPCOUNT, and functions with a pipelined
+    loop that report nothing to the cycle ledger (kernels/src/cycle_ledger.h)."""
+    bad = []
+    for m in re.finditer(r"#pragma HLS PIPELINE(?P<rest>[^\n]*)", text):
+        ii = re.search(r"II\s*=\s*(\w+)", m.group("rest"))
+        if not ii or not re.fullmatch(r"k[A-Z]\w*", ii.group(1)):
+            bad.append(f"PIPELINE{m.group('rest')}: II must name a schedule.h constant")
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if re.search(r"\bfor\s*\([^;]*;[^;]*upto<", line) and not any(
+                "LOOP_TRIPCOUNT" in l for l in lines[i + 1:i + 4]):
+            bad.append(f"{line.strip()}: a variable-bound loop without LOOP_TRIPCOUNT")
+    for name, body in _functions(text):
+        if "#pragma HLS PIPELINE" in body and not re.search(r"\bloop\(", body):
+            bad.append(f"{name}: pipelined loops but no report to the cycle ledger")
+    return bad
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if p.name not in ("build_record.h",)], ids=lambda p: p.name)
+def test_pipelined_loops_share_their_schedule_with_the_model(path):
+    text = code(path)
+    if path.name == "m3vit_backbone.cpp":  # the build query's record write is not part of an inference
+        text = re.sub(r"void write_build_record\(.*?\n\}\n", "", text, flags=re.S)
+    bad = schedule_violations(text)
+    assert not bad, f"{path.name}: {bad}"
+
+
+def test_schedule_rule_catches_what_it_forbids():
+    literal = "void f(int n) {\n  for (int i = 0; i < upto<kMax>(n); ++i) {\n#pragma HLS PIPELINE II = 1\n#pragma HLS LOOP_TRIPCOUNT max = kMax\n  }\n  ledger::loop(kUnitQkv, n, kII, 1);\n}"
+    untracked = "void f(int n) {\n  for (int i = 0; i < upto<kMax>(n); ++i) {\n#pragma HLS PIPELINE II = kII\n  }\n}"
+    assert any("schedule.h constant" in b for b in schedule_violations(literal))
+    found = schedule_violations(untracked)
+    assert any("LOOP_TRIPCOUNT" in b for b in found) and any("cycle ledger" in b for b in found)
+    ok = literal.replace("II = 1", "II = kII")
+    assert schedule_violations(ok) == []
