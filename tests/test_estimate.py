@@ -81,16 +81,14 @@ def test_moe_load_follows_the_routing(vit_t, estimate):
         assert fetched == active * (words * 64 + (Hm + D) * 4)
 
 
-def test_weight_fetch_hides_behind_the_job_running_meanwhile(vit_t, estimate):
-    """fc2's weights are fetched while fc1 runs (kernels/src/linear.h, linear_step): in a dense MLP stage the
-    fetch's exposed time is the first fetch (fc1's, nothing to hide behind) plus what fc1 does not cover."""
+def test_weight_fetch_is_charged_in_full(vit_t, estimate):
+    """linear_step runs the job, then the fetch (kernels/src/linear.h): nothing hides a fetch, so each stage's
+    fetch costs at least its memory cycles; a dense MLP half fetches fc1 and fc2, whole rows of 28-weight words."""
     fetch = _unit(estimate, 1, "weight fetch")  # block 0's MLP half (dense)
-    fc1 = _unit(estimate, 1, "mlp fc1")
-    assert fetch.cycles < fetch.memory_cycles  # part of the fetch is hidden
+    assert fetch.cycles >= fetch.memory_cycles > 0
     c = vit_t.config
     fc1_words, fc2_words = c.mlp_hidden * -(-c.embed_dim // 28), c.embed_dim * -(-c.mlp_hidden // 28)
     assert fetch.bytes == (fc1_words + fc2_words) * 64 + (c.mlp_hidden + c.embed_dim) * 4
-    assert fc1.cycles > 0
 
 
 def test_estimate_leaves_the_model_and_emu_untouched(vit_t):

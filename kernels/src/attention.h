@@ -48,23 +48,32 @@ namespace attention_detail {
 
 namespace ledger = edgemoe_ledger;
 
-// Whether slot s holds a row at key step j of a block (rows past n are idle), and that row.
-inline bool slot_active(int block, int s, int j, int n) { return s <= j && j <= n - 1 + s && block * kAttnP + s < n; }
+static_assert((kAttnLanes & (kAttnLanes - 1)) == 0, "ATTN_LANES must be a power of two (lane = d & (lanes - 1))");
+constexpr int kMaxChunks = EDGEMOE_MAX_DIM / kAttnLanes;
+constexpr int kLaneMask = kAttnLanes - 1;
+constexpr int kLaneShift = log2_ceil(kAttnLanes);
+// Feature rows as [chunk][lane]: d = chunk * ATTN_LANES + lane. The lane dimension is partitioned
+// completely, so a lane's bank is its (constant, unrolled) index, not a runtime address.
+typedef qkv_t FeatureRows[EDGEMOE_MAX_TOKENS][kMaxChunks][kAttnLanes];
+typedef qkv_t SlotRows[kAttnP][kMaxChunks][kAttnLanes];
+typedef pv_acc_t SlotSums[kAttnP][kMaxChunks][kAttnLanes];
+typedef fm_t OutputRows[EDGEMOE_MAX_TOKENS][kMaxChunks][kAttnLanes];
 
+// Whether slot s holds a row at key step j of a block (rows past n are idle).
+inline bool slot_active(int block, int s, int j, int n) { return s <= j && j <= n - 1 + s && block * kAttnP + s < n; }
 inline int block_rows(int block, int n) { return n - block * kAttnP < kAttnP ? n - block * kAttnP : kAttnP; }
 
 // K and V of every token (two DDR reads per iteration on one bundle: two beats).
-inline void load_kv(const fm_t* qkv, int n, int dim, qkv_t k[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
-                    qkv_t v[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM]) {
-  ledger::loop(ledger::kUnitAttnScores, (long long)n * dim, kII, kCopyDepth, ledger::kPortScratch1,
+inline void load_kv(const fm_t* qkv, int n, int dim, FeatureRows k, FeatureRows v) {
+  ledger::loop(ledger::kUnitAttnScores, (long long)n * dim, kTwoReadsII, kCopyDepth, ledger::kPortScratch1,
                2LL * n * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
   int t = 0, d = 0;
 load_kv_loop:
   for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM>(n * dim); ++i) {
-#pragma HLS PIPELINE II = kII
+#pragma HLS PIPELINE II = kTwoReadsII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM
-    k[t][d] = qkv[(long)t * 3 * dim + dim + d];
-    v[t][d] = qkv[(long)t * 3 * dim + 2 * dim + d];
+    k[t][d >> kLaneShift][d & kLaneMask] = qkv[(long)t * 3 * dim + dim + d];
+    v[t][d >> kLaneShift][d & kLaneMask] = qkv[(long)t * 3 * dim + 2 * dim + d];
     if (++d == dim) {
       d = 0;
       ++t;
@@ -73,7 +82,7 @@ load_kv_loop:
 }
 
 // The q rows of one block, one per slot (read for each pass: q is not kept for all rows).
-inline void load_q(const fm_t* qkv, int block, int n, int dim, qkv_t q[kAttnP][EDGEMOE_MAX_DIM], ledger::Unit unit) {
+inline void load_q(const fm_t* qkv, int block, int n, int dim, SlotRows q, ledger::Unit unit) {
   const int rows = block_rows(block, n);
   ledger::loop(unit, (long long)rows * dim, kII, kCopyDepth, ledger::kPortScratch1,
                (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
@@ -82,7 +91,7 @@ load_q_loop:
   for (int i = 0; i < upto<kAttnP * EDGEMOE_MAX_DIM>(rows * dim); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kAttnP * EDGEMOE_MAX_DIM
-    q[s][d] = qkv[(long)(block * kAttnP + s) * 3 * dim + d];
+    q[s][d >> kLaneShift][d & kLaneMask] = qkv[(long)(block * kAttnP + s) * 3 * dim + d];
     if (++d == dim) {
       d = 0;
       ++s;
@@ -90,14 +99,14 @@ load_q_loop:
   }
 }
 
-// q.k of every slot over one lane chunk of one head (exact products into score_acc_t lanes).
-inline void dot_chunk(const qkv_t q[kAttnP][EDGEMOE_MAX_DIM], const qkv_t k[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
-                      int key, int base, score_acc_t lane[kAttnP][kAttnLanes], bool first_chunk) {
+// q.k of every slot over one lane chunk (exact products into score_acc_t lanes).
+inline void dot_chunk(const SlotRows q, const FeatureRows k, int key, int chunk, score_acc_t lane[kAttnP][kAttnLanes],
+                      bool first_chunk) {
   if (first_chunk)  // each lane's DSP starts a new sum (its P register reset)
     for (int s = 0; s < kAttnP; ++s)
       for (int l = 0; l < kAttnLanes; ++l) lane[s][l] = 0;
   for (int s = 0; s < kAttnP; ++s)
-    for (int l = 0; l < kAttnLanes; ++l) lane[s][l] += q[s][base + l] * k[key][base + l];
+    for (int l = 0; l < kAttnLanes; ++l) lane[s][l] += q[s][chunk][l] * k[key][chunk][l];
 }
 
 inline fm_t lane_sum(const score_acc_t lane[kAttnLanes], fm_t scale) {
@@ -106,9 +115,10 @@ inline fm_t lane_sum(const score_acc_t lane[kAttnLanes], fm_t scale) {
   return fm_t(acc) * scale;
 }
 
-// Pass 1 for one block of P rows: scores and the online softmax statistics of its rows.
-inline void block_softmax(const qkv_t q[kAttnP][EDGEMOE_MAX_DIM], const qkv_t k[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
-                          int block, int n, int heads, int hd, fm_t scale, SoftmaxTable info) {
+// Pass 1 for one block of P rows: scores and the online softmax statistics of its rows. At most
+// one slot finishes its row per key step (slot j - n + 1), so `info` gets one write per cycle.
+inline void block_softmax(const SlotRows q, const FeatureRows k, int block, int n, int heads, int hd, fm_t scale,
+                          SoftmaxTable info) {
   const int chunks = hd / kAttnLanes;
   const int steps = attention_steps_per_key(heads, hd);
   score_acc_t lane[kAttnP][kAttnLanes];
@@ -122,14 +132,14 @@ inline void block_softmax(const qkv_t q[kAttnP][EDGEMOE_MAX_DIM], const qkv_t k[
   const int rows = block_rows(block, n);
   ledger::loop(ledger::kUnitAttnScores, (long long)(n + kAttnP - 1) * steps, kII, kAttnSweepDepth, ledger::kNoPort,
                0, 1, (long long)rows * n * heads * hd, kAttnP * kAttnLanes);
-  int j = 0, step = 0, h = 0, c = 0;
+  int j = 0, step = 0, h = 0, c = 0, chunk = 0;  // chunk = h * chunks + c
 sweep:
   for (int i = 0; i < upto<(EDGEMOE_MAX_TOKENS + kAttnP - 1) * kMaxStepsPerKey>((n + kAttnP - 1) * steps); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = (EDGEMOE_MAX_TOKENS + kAttnP - 1) * kMaxStepsPerKey
     if (step < heads * chunks) {  // the rest of a key step is padding for the recurrence
       const int key = j < n ? j : j - n;
-      dot_chunk(q, k, key, h * hd + c * kAttnLanes, lane, c == 0);
+      dot_chunk(q, k, key, chunk, lane, c == 0);
       if (c == chunks - 1) {
         for (int s = 0; s < kAttnP; ++s) {
           if (!slot_active(block, s, j, n)) continue;
@@ -143,13 +153,15 @@ sweep:
           } else {
             run_sum[s][h] = run_sum[s][h] + exp_nonpositive(score - run_max[s][h]);
           }
-          if (j == n - 1 + s) {  // the row's last key
-            RowSoftmax& r = info[block * kAttnP + s][h];
-            r.max = run_max[s][h];
-            reciprocal(run_sum[s][h], r.mant, r.exp2);
-          }
+        }
+        const int done = j - (n - 1);  // the slot whose row saw its last key
+        if (done >= 0 && done < kAttnP && slot_active(block, done, j, n)) {
+          RowSoftmax& r = info[block * kAttnP + done][h];
+          r.max = run_max[done][h];
+          reciprocal(run_sum[done][h], r.mant, r.exp2);
         }
       }
+      ++chunk;
     }
     if (++c == chunks) {
       c = 0;
@@ -159,24 +171,25 @@ sweep:
       step = 0;
       c = 0;
       h = 0;
+      chunk = 0;
       ++j;
     }
   }
 }
 
-// Pass 2 for one block: p.v with p from recomputed scores, normalised into the row buffer.
-inline void block_values(const qkv_t q[kAttnP][EDGEMOE_MAX_DIM], const qkv_t k[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
-                         const qkv_t v[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM], int block, int n, int heads, int hd,
-                         fm_t scale, const SoftmaxTable info, fm_t out[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM]) {
+// Pass 2 for one block: p.v with p from recomputed scores, normalised into the row buffer by the
+// one slot that finishes at this key step.
+inline void block_values(const SlotRows q, const FeatureRows k, const FeatureRows v, int block, int n, int heads, int hd,
+                         fm_t scale, const SoftmaxTable info, OutputRows out) {
   const int chunks = hd / kAttnLanes;
   const int steps = attention_steps_per_key(heads, hd);
   score_acc_t lane[kAttnP][kAttnLanes];
-  pv_acc_t acc[kAttnP][EDGEMOE_MAX_DIM];
+  SlotSums acc;
   unit_t p_prev[kAttnP][EDGEMOE_MAX_HEADS];  // p of key step j - 1, used while step j's scores form
   RowSoftmax stats[kAttnP][EDGEMOE_MAX_HEADS];
 #pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
 #pragma HLS ARRAY_PARTITION variable = acc dim = 1 complete
-#pragma HLS ARRAY_PARTITION variable = acc dim = 2 cyclic factor = kAttnLanes
+#pragma HLS ARRAY_PARTITION variable = acc dim = 3 complete
 #pragma HLS BIND_STORAGE variable = acc type = ram_2p impl = lutram
 #pragma HLS ARRAY_PARTITION variable = p_prev dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = stats dim = 1 complete
@@ -197,36 +210,37 @@ load_stats:
   // One more key step than pass 1: step n + P - 1 only accumulates the previous step's p.v.
   ledger::loop(ledger::kUnitAttnValues, (long long)(n + kAttnP) * steps, kII, kAttnSweepDepth + kExpDepth,
                ledger::kNoPort, 0, 1, 2LL * rows * n * heads * hd, 2 * kAttnP * kAttnLanes);
-  int j = 0, step = 0, h = 0, c = 0;
+  int j = 0, step = 0, h = 0, c = 0, chunk = 0;
 sweep:
   for (int i = 0; i < upto<(EDGEMOE_MAX_TOKENS + kAttnP) * kMaxStepsPerKey>((n + kAttnP) * steps); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = (EDGEMOE_MAX_TOKENS + kAttnP) * kMaxStepsPerKey
     if (step < heads * chunks) {
-      const int base = h * hd + c * kAttnLanes;
       if (j >= 1) {  // p.v of key step j - 1 over this chunk
         const int key = j - 1 < n ? j - 1 : j - 1 - n;
         for (int s = 0; s < kAttnP; ++s) {
           if (!slot_active(block, s, j - 1, n)) continue;
           if (j - 1 == s)  // the row's first key
-            for (int l = 0; l < kAttnLanes; ++l) acc[s][base + l] = 0;
+            for (int l = 0; l < kAttnLanes; ++l) acc[s][chunk][l] = 0;
           const unit_t p = p_prev[s][h];
-          for (int l = 0; l < kAttnLanes; ++l) acc[s][base + l] += p * v[key][base + l];
-          if (j - 1 == n - 1 + s) {  // the row's last key: normalise this chunk, sum p.v / sum p
-            for (int l = 0; l < kAttnLanes; ++l) {
-              const ap_fixed<39, 10> scaled = acc[s][base + l] >> stats[s][h].exp2;
-              out[block * kAttnP + s][base + l] = fm_t(scaled * stats[s][h].mant);
-            }
+          for (int l = 0; l < kAttnLanes; ++l) acc[s][chunk][l] += p * v[key][chunk][l];
+        }
+        const int done = j - 1 - (n - 1);  // the slot whose row saw its last key: sum p.v / sum p
+        if (done >= 0 && done < kAttnP && slot_active(block, done, j - 1, n)) {
+          for (int l = 0; l < kAttnLanes; ++l) {
+            const ap_fixed<39, 10> scaled = acc[done][chunk][l] >> stats[done][h].exp2;
+            out[block * kAttnP + done][chunk][l] = fm_t(scaled * stats[done][h].mant);
           }
         }
       }
       if (j < n + kAttnP - 1) {
         const int key = j < n ? j : j - n;
-        dot_chunk(q, k, key, base, lane, c == 0);
+        dot_chunk(q, k, key, chunk, lane, c == 0);
         if (c == chunks - 1)
           for (int s = 0; s < kAttnP; ++s)
             if (slot_active(block, s, j, n)) p_prev[s][h] = exp_nonpositive(lane_sum(lane[s], scale) - stats[s][h].max);
       }
+      ++chunk;
     }
     if (++c == chunks) {
       c = 0;
@@ -236,12 +250,13 @@ sweep:
       step = 0;
       c = 0;
       h = 0;
+      chunk = 0;
       ++j;
     }
   }
 }
 
-inline void write_rows(fm_t out[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM], int n, int dim, fm_t* dst) {
+inline void write_rows(const OutputRows out, int n, int dim, fm_t* dst) {
   ledger::loop(ledger::kUnitAttnValues, (long long)n * dim, kII, kCopyDepth, ledger::kPortScratch0,
                (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
   int t = 0, d = 0;
@@ -249,7 +264,7 @@ write_rows_loop:
   for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM>(n * dim); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM
-    dst[(long)t * dim + d] = out[t][d];
+    dst[(long)t * dim + d] = out[t][d >> kLaneShift][d & kLaneMask];
     if (++d == dim) {
       d = 0;
       ++t;
@@ -258,14 +273,12 @@ write_rows_loop:
 }
 
 // Both passes over the row blocks [block_begin, block_end).
-inline void attention_blocks(const fm_t* qkv, const qkv_t k[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
-                             const qkv_t v[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM], int n, int dim, int heads,
-                             fm_t scale, SoftmaxTable info, fm_t out[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM],
-                             int block_begin, int block_end) {
+inline void attention_blocks(const fm_t* qkv, const FeatureRows k, const FeatureRows v, int n, int dim, int heads,
+                             fm_t scale, SoftmaxTable info, OutputRows out, int block_begin, int block_end) {
   const int hd = dim / heads;
-  qkv_t q[kAttnP][EDGEMOE_MAX_DIM];
+  SlotRows q;
 #pragma HLS ARRAY_PARTITION variable = q dim = 1 complete
-#pragma HLS ARRAY_PARTITION variable = q dim = 2 cyclic factor = kAttnLanes
+#pragma HLS ARRAY_PARTITION variable = q dim = 3 complete
 #pragma HLS BIND_STORAGE variable = q type = ram_2p impl = lutram
 blocks:
   for (int b = block_begin; b < upto<kMaxAttnBlocks>(block_end); ++b) {
@@ -284,12 +297,12 @@ blocks:
 // the cycle ledger counts, which must see the one run the hardware makes.
 inline void run_attention(const fm_t* qkv, int n, int dim, int heads, fm_t scale, fm_t* out, SoftmaxTable info) {
   using namespace attention_detail;
-  // On chip for the layer: K and V of every token (all heads), and the output rows.
-  static qkv_t k_rows[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM], v_rows[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM];
-  static fm_t rows_out[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_DIM];
-#pragma HLS ARRAY_PARTITION variable = k_rows dim = 2 cyclic factor = kAttnLanes
-#pragma HLS ARRAY_PARTITION variable = v_rows dim = 2 cyclic factor = kAttnLanes
-#pragma HLS ARRAY_PARTITION variable = rows_out dim = 2 cyclic factor = kAttnLanes
+  // On chip for the layer: K and V of every token (all heads), and the output rows; lanes in banks.
+  static FeatureRows k_rows, v_rows;
+  static OutputRows rows_out;
+#pragma HLS ARRAY_PARTITION variable = k_rows dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = v_rows dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = rows_out dim = 3 complete
 #if EDGEMOE_ATTN_URAM
 #pragma HLS BIND_STORAGE variable = k_rows type = ram_2p impl = uram
 #pragma HLS BIND_STORAGE variable = v_rows type = ram_2p impl = uram

@@ -3,7 +3,7 @@
 // and depth that pragma declares (the constants of schedule.h), the DDR bytes it moves on which
 // m_axi bundle and at what beat width, and its MACs. A dataflow region reports its processes
 // apart, so only they overlap. The host attaches a ledger only to estimate a board
-// (csrc/backends/accel/latency_model.cpp); unattached, a report is one branch per loop run.
+// (csrc/backends/emu/latency_model.cpp); unattached, a report is one branch per loop run.
 // Under synthesis every report is an empty inline function.
 //
 // Not renamed per board build: the host links the emulation build and the board builds together
@@ -82,7 +82,8 @@ struct Ledger {
   long long device_bytes_per_kcycle;  // all ports together (the board's memory bandwidth)
   int stage_row;
   Cell cells[kMaxStageRows][kUnitCount];
-  int depth;  // open dataflow regions
+  int depth;     // open dataflow regions
+  int overflow;  // regions opened beyond kMaxRegionDepth (counted, so their ends match)
   Region regions[kMaxRegionDepth];
 };
 
@@ -167,7 +168,11 @@ inline void loop(Unit unit, long long trips, int ii, int depth, Port port = kNoP
 // A DATAFLOW region: its processes run concurrently, so it takes as long as the slowest.
 inline void region_begin() {
   Ledger* l = active();
-  if (!l || l->depth >= kMaxRegionDepth) return;
+  if (!l) return;
+  if (l->depth >= kMaxRegionDepth) {  // deeper nesting is charged to the enclosing region's process
+    ++l->overflow;
+    return;
+  }
   Region& r = l->regions[l->depth++];
   r.process = 0;
   r.mac_lanes = 0;
@@ -186,7 +191,12 @@ inline void region_process(int p) {
 // fetch's time).
 inline void region_end(Unit unit) {
   Ledger* l = active();
-  if (!l || l->depth == 0) return;
+  if (!l) return;
+  if (l->overflow > 0) {
+    --l->overflow;
+    return;
+  }
+  if (l->depth == 0) return;
   Region r = l->regions[--l->depth];
   int slowest = 0;
   long long compute = 0, memory = 0;

@@ -13,11 +13,11 @@ inline void layer_norm(const fm_t* src, int src_stride, fm_t* dst, int dst_strid
                        const fm_t* beta_ddr, int rows, int dim) {
   namespace ledger = edgemoe_ledger;
   fm_t gamma[EDGEMOE_MAX_DIM], beta[EDGEMOE_MAX_DIM];
-  ledger::loop(ledger::kUnitLayerNorm, dim, kII, kCopyDepth, ledger::kPortParams, 2LL * dim * beat_bytes<fm_t>(),
-               beat_bytes<fm_t>());
+  ledger::loop(ledger::kUnitLayerNorm, dim, kTwoReadsII, kCopyDepth, ledger::kPortParams,
+               2LL * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
 load_params:
   for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
-#pragma HLS PIPELINE II = kII
+#pragma HLS PIPELINE II = kTwoReadsII
     if (d >= dim) break;
     gamma[d] = gamma_ddr[d];
     beta[d] = beta_ddr[d];

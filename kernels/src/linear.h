@@ -41,8 +41,8 @@ constexpr int kPing = 0, kPong = 1;
 constexpr int kMaxWeightWords = kMaxLinearOut * ceil_div(kMaxLinearIn, kWeightsPerWord);  // of one matrix
 
 // Fetch a packed [out][in] matrix (layout.h: rows of 512-bit words, 28 weights each) and its bias
-// from DDR into a buffer, re-packed into tiles: one word per cycle in one burst, its 28 lanes
-// written to 28 different input-lane banks (kTin >= 28). Padding lanes of ragged edge tiles are
+// from DDR into a buffer, re-packed into tiles: one word per cycle in one burst, rotated onto the
+// input-lane banks (kTin >= 28: its 28 lanes land in 28 different banks). Padding lanes of ragged edge tiles are
 // never written: their input lanes are zero (linear_reader) and their outputs never stored
 // (linear_writer), so whatever a previous matrix left there contributes nothing.
 inline void load_linear_weights(const weight_word_t* w, const fm_t* bias, int out, int in, WeightTiles tiles,
@@ -62,9 +62,13 @@ load_weights:
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxWeightWords
     const weight_word_t word = w[i];
-    for (int l = 0; l < kWeightsPerWord; ++l) {
+    // Bank (input lane) b takes the word's lane l = (b - col_base) mod T_in when the word has one: a
+    // rotation of the word onto the banks, so each bank is written by one statement, once a cycle.
+    const int rotation = col_base & (kTin - 1);
+    for (int b = 0; b < kTin; ++b) {
+      const int l = (b - rotation) & (kTin - 1);
       const int col = col_base + l;
-      if (col < in) tiles[tile_row + col / kTin][row % kTout][col % kTin] = weight_lane(word, l);
+      if (l < kWeightsPerWord && col < in) tiles[tile_row + col / kTin][row % kTout][b] = weight_lane(word, l);
     }
     col_base += kWeightsPerWord;
     if (++word_in_row == row_words) {
@@ -133,7 +137,7 @@ offsets_loop:
 }
 
 // One input tile per iteration; each lane is one element. The DDR port delivers one element per
-// beat (ap_fixed pointers are not widened), so a tile costs kTin beats: the ledger reports them.
+// beat (ap_fixed pointers are not widened), so a tile costs kTin beats: II = kTin.
 inline void linear_reader(const LinearJob& job, int in, int in_tiles, hls::stream<in_vec>& out) {
   int offsets[kMaxInTiles][kTin];
 #pragma HLS ARRAY_PARTITION variable = offsets dim = 2 complete
@@ -142,13 +146,13 @@ inline void linear_reader(const LinearJob& job, int in, int in_tiles, hls::strea
   const int rows = job.rows - job.first_row;
   const int element_bytes = job.read_mode == kReadPatches ? beat_bytes<pixel_t>() : beat_bytes<fm_t>();
   edgemoe_ledger::region_process(0);
-  edgemoe_ledger::loop(job.unit, (long long)rows * in_tiles, kII, kCopyDepth, job.src_port,
+  edgemoe_ledger::loop(job.unit, (long long)rows * in_tiles, kReadTileII, kCopyDepth, job.src_port,
                        (long long)rows * in * element_bytes, element_bytes);
   int r = job.first_row, t = 0;
   int px = 0, py = 0;  // the patch of row r; patch jobs are never split (run_linear), so they start at row 0
 read_tiles:
   for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxInTiles>(rows * in_tiles); ++step) {
-#pragma HLS PIPELINE II = kII
+#pragma HLS PIPELINE II = kReadTileII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxInTiles
     const int row = job.read_mode == kReadGather ? int(job.queue[r]) : r;
     const long patch_origin = (long)py * job.patch * width + (long)px * job.patch;
@@ -223,18 +227,35 @@ mac_steps:
   }
 }
 
-// One output tile per iteration. Add and scatter modes read the destination back (2 beats per
-// element); rows of a scatter are distinct tokens, so no two iterations touch one element.
+// One output tile per iteration, T_out beats (store) or 2 T_out (add and scatter read the
+// destination back); rows of a scatter are distinct tokens, so no two iterations touch one element.
+// Two loops, one per kind, so each declares its own II; a job runs one of them.
 inline void linear_writer(const LinearJob& job, int out_dim, int out_tiles, hls::stream<out_vec>& in) {
   const int rows = job.rows - job.first_row;
-  const int passes = job.write_mode == kWriteStore ? 1 : 2;
+  const bool store = job.write_mode == kWriteStore;
   edgemoe_ledger::region_process(2);
-  edgemoe_ledger::loop(job.unit, (long long)rows * out_tiles, kII, kCopyDepth + (passes - 1) * kMacDepth,
-                       job.dst_port, (long long)rows * out_dim * passes * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+  edgemoe_ledger::loop(job.unit, (long long)rows * out_tiles, store ? kWriteStoreII : kWriteAccumulateII,
+                       kCopyDepth + (store ? 0 : kMacDepth), job.dst_port,
+                       (long long)rows * out_dim * (store ? 1 : 2) * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+  const int store_steps = store ? rows * out_tiles : 0, accumulate_steps = store ? 0 : rows * out_tiles;
   int r = job.first_row, t = 0;
-write_tiles:
-  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxOutTiles>(rows * out_tiles); ++step) {
-#pragma HLS PIPELINE II = kII
+store_tiles:
+  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxOutTiles>(store_steps); ++step) {
+#pragma HLS PIPELINE II = kWriteStoreII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxOutTiles
+    const out_vec y = in.read();
+    for (int o = 0; o < kTout; ++o) {
+      const int col = t * kTout + o;
+      if (col < out_dim) job.dst[(long)r * job.dst_stride + col] = y.v[o];
+    }
+    if (++t == out_tiles) {
+      t = 0;
+      ++r;
+    }
+  }
+accumulate_tiles:
+  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxOutTiles>(accumulate_steps); ++step) {
+#pragma HLS PIPELINE II = kWriteAccumulateII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxOutTiles
     const int row = job.write_mode == kWriteScatterWeighted ? int(job.queue[r]) : r;
     const unit_t score = job.write_mode == kWriteScatterWeighted ? job.scores[r] : unit_t(0);
@@ -243,8 +264,7 @@ write_tiles:
       const int col = t * kTout + o;
       if (col >= out_dim) continue;
       fm_t& d = job.dst[(long)row * job.dst_stride + col];
-      if (job.write_mode == kWriteStore) d = y.v[o];
-      else if (job.write_mode == kWriteAdd) d = d + y.v[o];
+      if (job.write_mode == kWriteAdd) d = d + y.v[o];
       else d = d + score * y.v[o];  // the score multiplies the bias too, as FastMoE's combine
     }
     if (++t == out_tiles) {
@@ -294,25 +314,20 @@ inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, cons
   linear_unit(tiles, bias_tiles, shape, job);
 }
 
-// Every linear job and every weight fetch of the kernel goes through here: the job runs on buffer
-// `run_buffer` while the next matrix is fetched into `fetch_buffer` (out = 0: no fetch; rows = 0: no
-// job). The two are the processes of one dataflow region: disjoint buffers (the caller never
-// passes the same one for both while both work) and disjoint bundles (weights/params vs the job's
-// activations), so the fetch hides behind the job. One call site in the kernel's top scope, where
-// ALLOCATION keeps one instance: one MAC array for everything.
+// Every linear job and every weight fetch of the kernel goes through here (one call site in the
+// kernel's top scope, where ALLOCATION keeps one instance): the job runs on buffer `run_buffer`,
+// then the next matrix is fetched into `fetch_buffer` (out = 0: no fetch; rows = 0: no job). The
+// two run one after the other: overlapping them needs the weights as a ping-pong channel between a
+// fetch process and the MAC array over a stream of jobs (kernels/README.md, Known limits), not a
+// runtime-indexed pair of buffers that both processes touch.
 inline void linear_step(WeightTiles tiles[kWeightBuffers], BiasTiles bias[kWeightBuffers],
                         LinearShape shapes[kWeightBuffers], int run_buffer, const LinearJob& job,
                         const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset, int out, int in,
                         int fetch_buffer) {
 #pragma HLS INLINE off
-#pragma HLS DATAFLOW
-  edgemoe_ledger::region_begin();
-  edgemoe_ledger::region_process(0);
   run_linear(tiles[run_buffer], bias[run_buffer], shapes[run_buffer], job);
-  edgemoe_ledger::region_process(1);
   load_linear_weights(weights + w_offset, params + p_offset, out, in, tiles[fetch_buffer], bias[fetch_buffer],
                       shapes[fetch_buffer]);
-  edgemoe_ledger::region_end(job.unit);
 }
 
 }  // namespace edgemoe_hls

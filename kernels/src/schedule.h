@@ -53,6 +53,13 @@ constexpr int kII = 1;
 // row never come closer (attention.h pads the step).
 constexpr int kSoftmaxRecurrence = 2 + kExpDepth + 2;
 constexpr int kMaxStepsPerKey = max2(EDGEMOE_MAX_DIM / kAttnLanes, kSoftmaxRecurrence);
+// Loops that move several elements of one m_axi bundle per iteration: the activation pointers are
+// not widened (one beat per element), so their II is the beats per iteration (kernels/README.md,
+// Known limits: 512-bit activation words would make them 1).
+constexpr int kReadTileII = kTin;               // linear reader: a tile of T_in elements (rows or pixels)
+constexpr int kWriteStoreII = kTout;            // linear writer, store: T_out elements
+constexpr int kWriteAccumulateII = 2 * kTout;   // add / scatter: each element read back and written
+constexpr int kTwoReadsII = 2;                  // K and V rows; gamma and beta
 // Gate top-k: k passes of an E-wide arg-max, rolled.
 constexpr int kTopKCycles = EDGEMOE_MAX_EXPERTS + 2;
 

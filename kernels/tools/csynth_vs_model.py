@@ -55,7 +55,8 @@ def declared_loops(sources: Path = KERNEL_SOURCES) -> dict:
 
 
 def reported_loops(paths) -> dict:
-    """{loop name: {"ii", "depth", "trips"}} for every pipelined loop in the csynth XML reports."""
+    """{(report, loop name): {"ii", "depth", "trips"}} for every pipelined loop in the csynth XML reports
+    (keyed by report too: loops of one name in different functions must not hide each other)."""
     files = []
     for p in map(Path, paths):
         files += sorted(p.rglob("*.xml")) if p.is_dir() else [p]
@@ -70,7 +71,7 @@ def reported_loops(paths) -> dict:
             if ii is None or ii.text is None or not ii.text.strip().isdigit():
                 continue
             depth, trips = el.find("PipelineDepth"), el.find("TripCount")
-            loops[el.tag] = {"ii": int(ii.text), "depth": depth.text.strip() if depth is not None and depth.text else "?",
+            loops[(f.stem, el.tag)] = {"ii": int(ii.text), "depth": depth.text.strip() if depth is not None and depth.text else "?",
                              "trips": trips.text.strip() if trips is not None and trips.text else "?"}
     return loops
 
@@ -78,8 +79,10 @@ def reported_loops(paths) -> dict:
 def compare(declared: dict, reported: dict):
     """Rows (loop, declared II, reported II, depth, trips, verdict) and the number of missed IIs."""
     rows, missed = [], 0
-    for name, rep in sorted(reported.items()):
+    seen = set()
+    for (_, name), rep in sorted(reported.items()):
         base = re.sub(r"_\d+$", "", name)  # HLS suffixes inlined copies: mac_steps_1
+        seen.update((name, base))
         want = declared.get(name, declared.get(base))
         if want is None:
             verdict = "unlabelled"
@@ -88,7 +91,7 @@ def compare(declared: dict, reported: dict):
         else:
             verdict = "ok"
         rows.append((name, want, rep["ii"], rep["depth"], rep["trips"], verdict))
-    for name in sorted(set(declared) - {re.sub(r"_\d+$", "", n) for n in reported} - set(reported)):
+    for name in sorted(set(declared) - seen):
         rows.append((name, declared[name], None, "", "", "not in report"))
     return rows, missed
 

@@ -150,7 +150,7 @@ def main(argv=None):
             from .bench import bench as run_bench
 
             return run_bench(Path(args.cache), args.repeats, args.torch_repeats, args.threads, args.emu_repeats)
-    except (ValueError, TypeError, RuntimeError, OSError) as exc:  # TimeoutError is an OSError
+    except (ValueError, TypeError, RuntimeError, OSError, ImportError) as exc:  # TimeoutError is an OSError
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -248,8 +248,9 @@ class Model:
         return np.asarray(trace, dtype=np.int64).reshape(-1, layers, 3, experts)
 
     def estimate(self, board: str = "zcu102", images: Optional[torch.Tensor] = None, task: Optional[str] = None):
-        """The accelerator's modelled backbone latency and resources on `board` ("zcu102" or "u280"), at batch 1,
-        for one task: an edgemoe.estimate.Estimate (print it for the per-stage table). The board's own kernel
+        """The accelerator's modelled backbone latency and resources on `board` ("zcu102" or "u280"), per image
+        (the mean over the batch of `images`) for one task: an edgemoe.estimate.Estimate (print it for the
+        per-stage table). The board's own kernel
         build runs in emulation on `images` (default: the built-in photo) and counts every pipelined loop's
         cycles and memory traffic (see edgemoe.estimate); MoE load is these images' routing. Works on any
         backend; a model the board's build cannot hold raises ValueError naming the limit."""
@@ -260,6 +261,8 @@ class Model:
 
         if not isinstance(board, str):
             raise TypeError(f"board must be a str ('zcu102' or 'u280'), got {type(board).__name__}")
+        if task is not None and not isinstance(task, str):
+            raise TypeError(f"task must be a str (one of {self.tasks}), got {type(task).__name__}")
         task = self.tasks[0] if task is None else task
         task_id = self._task_id(task)
         if images is None:
@@ -269,6 +272,8 @@ class Model:
         trace = np.asarray(raw["moe_trace"], dtype=np.int64)
         if c.moe_blocks and trace.size:
             trace = trace.reshape(-1, len(c.moe_blocks), 3, c.num_experts)[-1]
+        else:
+            trace = np.zeros((0, 3, c.num_experts), dtype=np.int64)
         return from_native(raw, task, trace)
 
     def __repr__(self) -> str:

@@ -36,7 +36,8 @@ struct LatencyEstimate {
   std::vector<uint32_t> moe_trace;  // the last image's, as Model.moe_trace lays it out
 };
 
-// images: [batch, 3, H, W] floats in [0, 1]. Throws std::invalid_argument for an unknown board or
+// images: [batch, 3, H, W], normalised as edgemoe.preprocess makes them; the result is per image,
+// the mean over the batch. Throws std::invalid_argument for an unknown board or
 // a model the board's build cannot hold (naming the limit).
 LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
                                  const std::string& board, const float* images, int64_t batch, int64_t task_id,
