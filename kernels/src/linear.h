@@ -90,19 +90,26 @@ load_bias:
 enum ReadMode { kReadRows = 0, kReadGather = 1, kReadPatches = 2 };
 enum WriteMode { kWriteStore = 0, kWriteAdd = 1, kWriteScatterWeighted = 2 };
 
-// Where a linear job reads and writes. Strides are in elements.
+// Which of the kernel's buffers a job reads and writes. A job names them (no pointers in the job):
+// every buffer reaches the unit as its own argument, so its one instance serves every call and each
+// pointer stays one m_axi bundle.
+enum Source { kFromXn = 0, kFromHidden = 1, kFromImage = 2 };
+enum Destination { kToQkv = 0, kToHidden = 1, kToX = 2 };
+typedef short QueueTokens[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_TOKENS];  // the MoE expert queues (moe.h)
+typedef unit_t QueueScores[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_TOKENS];
+
+// What a linear job does. Strides and offsets are in elements.
 struct LinearJob {
   int first_row, rows;  // rows [first_row, rows) of the job (first_row = 0 on hardware)
   ReadMode read_mode;
-  const fm_t* src;
+  Source src;
   int src_stride;
-  const short* queue;  // gather/scatter row indices (MoE)
-  const pixel_t* image;  // kReadPatches: [3][grid_h*patch][grid_w*patch]
-  int grid_h, grid_w, patch;
+  int expert;  // kReadGather / kWriteScatterWeighted: the expert whose queue lists the rows
+  int grid_h, grid_w, patch;  // kReadPatches: the image is [3][grid_h*patch][grid_w*patch]
   WriteMode write_mode;
-  fm_t* dst;
+  Destination dst;
+  long dst_offset;
   int dst_stride;
-  const unit_t* scores;  // kWriteScatterWeighted
   bool gelu;
   // For the cycle ledger: what the job is, and the m_axi bundles its source and destination are on.
   edgemoe_ledger::Unit unit;
@@ -111,7 +118,7 @@ struct LinearJob {
 
 // A job of no rows: linear_step's fetch with nothing to overlap.
 inline LinearJob no_linear_job() {
-  LinearJob job = {0, 0, kReadRows, nullptr, 0, nullptr, nullptr, 0, 0, 0, kWriteStore, nullptr, 0, nullptr, false,
+  LinearJob job = {0, 0, kReadRows, kFromXn, 0, 0, 0, 0, 0, kWriteStore, kToHidden, 0, 0, false,
                    edgemoe_ledger::kUnitWeights, edgemoe_ledger::kNoPort, edgemoe_ledger::kNoPort};
   return job;
 }
@@ -138,30 +145,41 @@ offsets_loop:
 
 // One input tile per iteration; each lane is one element. The DDR port delivers one element per
 // beat (ap_fixed pointers are not widened), so a tile costs kTin beats: II = kTin.
-inline void linear_reader(const LinearJob& job, int in, int in_tiles, hls::stream<in_vec>& out) {
+inline void linear_reader(const LinearJob& job, int in, int in_tiles, const pixel_t* images, const fm_t* xn,
+                          const fm_t* hidden, const QueueTokens tokens, hls::stream<in_vec>& out,
+                          hls::stream<int>& dest_rows) {
   int offsets[kMaxInTiles][kTin];
 #pragma HLS ARRAY_PARTITION variable = offsets dim = 2 complete
   const int width = job.grid_w * job.patch, height = job.grid_h * job.patch;
   if (job.read_mode == kReadPatches) patch_offsets(job.patch, width, height, in, offsets);
   const int rows = job.rows - job.first_row;
   const int element_bytes = job.read_mode == kReadPatches ? beat_bytes<pixel_t>() : beat_bytes<fm_t>();
+  const int expert = job.expert < 0 ? 0 : job.expert;
+  const bool queued = job.read_mode == kReadGather || job.write_mode == kWriteScatterWeighted;
   edgemoe_ledger::region_process(0);
   edgemoe_ledger::loop(job.unit, (long long)rows * in_tiles, kReadTileII, kCopyDepth, job.src_port,
                        (long long)rows * in * element_bytes, element_bytes);
   int r = job.first_row, t = 0;
   int px = 0, py = 0;  // the patch of row r; patch jobs are never split (run_linear), so they start at row 0
+  int src_row = r;
 read_tiles:
   for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxInTiles>(rows * in_tiles); ++step) {
 #pragma HLS PIPELINE II = kReadTileII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxInTiles
-    const int row = job.read_mode == kReadGather ? int(job.queue[r]) : r;
+    if (t == 0) {  // a new row: where it comes from, and (to the writer) where it goes
+      const int token = queued ? int(tokens[expert][r]) : r;
+      src_row = job.read_mode == kReadGather ? token : r;
+      dest_rows.write(job.write_mode == kWriteScatterWeighted ? token : r);
+    }
     const long patch_origin = (long)py * job.patch * width + (long)px * job.patch;
     in_vec v;
     for (int i = 0; i < kTin; ++i) {
       const int col = t * kTin + i;
+      const long at = (long)src_row * job.src_stride + col;
       if (col >= in) v.v[i] = 0;
-      else if (job.read_mode == kReadPatches) v.v[i] = job.image[patch_origin + offsets[t][i]];
-      else v.v[i] = job.src[(long)row * job.src_stride + col];
+      else if (job.read_mode == kReadPatches) v.v[i] = images[patch_origin + offsets[t][i]];
+      else if (job.src == kFromHidden) v.v[i] = hidden[at];
+      else v.v[i] = xn[at];
     }
     out.write(v);
     if (++t == in_tiles) {
@@ -230,40 +248,49 @@ mac_steps:
 // One output tile per iteration, T_out beats (store) or 2 T_out (add and scatter read the
 // destination back); rows of a scatter are distinct tokens, so no two iterations touch one element.
 // Two loops, one per kind, so each declares its own II; a job runs one of them.
-inline void linear_writer(const LinearJob& job, int out_dim, int out_tiles, hls::stream<out_vec>& in) {
+inline void store_element(const LinearJob& job, long at, fm_t v, fm_t* qkv, fm_t* hidden, fm_t* x) {
+  if (job.dst == kToQkv) qkv[at] = v;
+  else if (job.dst == kToHidden) hidden[at] = v;
+  else x[at] = v;
+}
+
+inline void linear_writer(const LinearJob& job, int out_dim, int out_tiles, fm_t* x, fm_t* qkv, fm_t* hidden,
+                          const QueueScores scores, hls::stream<out_vec>& in, hls::stream<int>& dest_rows) {
   const int rows = job.rows - job.first_row;
   const bool store = job.write_mode == kWriteStore;
+  const int expert = job.expert < 0 ? 0 : job.expert;
   edgemoe_ledger::region_process(2);
   edgemoe_ledger::loop(job.unit, (long long)rows * out_tiles, store ? kWriteStoreII : kWriteAccumulateII,
                        kCopyDepth + (store ? 0 : kMacDepth), job.dst_port,
                        (long long)rows * out_dim * (store ? 1 : 2) * beat_bytes<fm_t>(), beat_bytes<fm_t>());
   const int store_steps = store ? rows * out_tiles : 0, accumulate_steps = store ? 0 : rows * out_tiles;
-  int r = job.first_row, t = 0;
+  int r = job.first_row, t = 0, row = 0;
 store_tiles:
   for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxOutTiles>(store_steps); ++step) {
 #pragma HLS PIPELINE II = kWriteStoreII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxOutTiles
+    if (t == 0) row = dest_rows.read();
     const out_vec y = in.read();
     for (int o = 0; o < kTout; ++o) {
       const int col = t * kTout + o;
-      if (col < out_dim) job.dst[(long)r * job.dst_stride + col] = y.v[o];
+      if (col < out_dim) store_element(job, job.dst_offset + (long)row * job.dst_stride + col, y.v[o], qkv, hidden, x);
     }
     if (++t == out_tiles) {
       t = 0;
       ++r;
     }
   }
-accumulate_tiles:
+accumulate_tiles:  // into x: the residual add, or the MoE combine scattered by token
   for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxOutTiles>(accumulate_steps); ++step) {
 #pragma HLS PIPELINE II = kWriteAccumulateII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxOutTiles
-    const int row = job.write_mode == kWriteScatterWeighted ? int(job.queue[r]) : r;
-    const unit_t score = job.write_mode == kWriteScatterWeighted ? job.scores[r] : unit_t(0);
+    if (t == 0) row = dest_rows.read();
+    const unit_t score = job.write_mode == kWriteScatterWeighted ? scores[expert][r] : unit_t(0);
     const out_vec y = in.read();
     for (int o = 0; o < kTout; ++o) {
       const int col = t * kTout + o;
       if (col >= out_dim) continue;
-      fm_t& d = job.dst[(long)row * job.dst_stride + col];
+      fm_t& d = x[job.dst_offset + (long)row * job.dst_stride + col];
       if (job.write_mode == kWriteAdd) d = d + y.v[o];
       else d = d + score * y.v[o];  // the score multiplies the bias too, as FastMoE's combine
     }
@@ -274,21 +301,25 @@ accumulate_tiles:
   }
 }
 
-// Canonical dataflow: three processes, two single-producer single-consumer streams. The input
-// stream holds a whole row of tiles, so the reader runs a row ahead of the MAC array's first
-// output tile; the output stream two tiles.
+// Canonical dataflow: three processes, three single-producer single-consumer streams (tiles in,
+// tiles out, and each row's destination from the reader to the writer, so only the reader reads
+// the queue). The input stream holds a whole row of tiles, so the reader runs a row ahead of the
+// MAC array's first output tile. Each m_axi buffer is read or written by one process.
 inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
-                        const LinearJob& job) {
+                        const LinearJob& job, const pixel_t* images, fm_t* x, const fm_t* xn, fm_t* qkv,
+                        fm_t* hidden, const QueueTokens tokens, const QueueScores scores) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
   hls::stream<in_vec> rows_in("linear_rows_in");
   hls::stream<out_vec> rows_out("linear_rows_out");
+  hls::stream<int> dest_rows("linear_dest_rows");
 #pragma HLS STREAM variable = rows_in depth = kMaxInTiles
 #pragma HLS STREAM variable = rows_out depth = 2
+#pragma HLS STREAM variable = dest_rows depth = 4
   edgemoe_ledger::region_begin();
-  linear_reader(job, shape.in, shape.in_tiles, rows_in);
+  linear_reader(job, shape.in, shape.in_tiles, images, xn, hidden, tokens, rows_in, dest_rows);
   mac_array(tiles, bias_tiles, shape, job.rows - job.first_row, job.gelu, job.unit, rows_in, rows_out);
-  linear_writer(job, shape.out, shape.out_tiles, rows_out);
+  linear_writer(job, shape.out, shape.out_tiles, x, qkv, hidden, scores, rows_out, dest_rows);
   edgemoe_ledger::region_end(job.unit);
 }
 
@@ -296,7 +327,8 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
 // independent; an expert's queue holds each token once, so scattered halves never collide);
 // not while the cycle ledger counts, which must see the one run the hardware makes.
 inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
-                       const LinearJob& job) {
+                       const LinearJob& job, const pixel_t* images, fm_t* x, const fm_t* xn, fm_t* qkv, fm_t* hidden,
+                       const QueueTokens tokens, const QueueScores scores) {
 #ifdef EDGEMOE_EMU_PARALLEL
   if (job.rows - job.first_row >= 64 && job.read_mode != kReadPatches && !edgemoe_ledger::attached()) {
     LinearJob low = job, high = job;
@@ -304,14 +336,14 @@ inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, cons
 #pragma omp parallel sections num_threads(2)
     {
 #pragma omp section
-      linear_unit(tiles, bias_tiles, shape, low);
+      linear_unit(tiles, bias_tiles, shape, low, images, x, xn, qkv, hidden, tokens, scores);
 #pragma omp section
-      linear_unit(tiles, bias_tiles, shape, high);
+      linear_unit(tiles, bias_tiles, shape, high, images, x, xn, qkv, hidden, tokens, scores);
     }
     return;
   }
 #endif
-  linear_unit(tiles, bias_tiles, shape, job);
+  linear_unit(tiles, bias_tiles, shape, job, images, x, xn, qkv, hidden, tokens, scores);
 }
 
 // Every linear job and every weight fetch of the kernel goes through here (one call site in the
@@ -321,11 +353,12 @@ inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, cons
 // fetch process and the MAC array over a stream of jobs (kernels/README.md, Known limits), not a
 // runtime-indexed pair of buffers that both processes touch.
 inline void linear_step(WeightTiles tiles[kWeightBuffers], BiasTiles bias[kWeightBuffers],
-                        LinearShape shapes[kWeightBuffers], int run_buffer, const LinearJob& job,
-                        const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset, int out, int in,
-                        int fetch_buffer) {
+                        LinearShape shapes[kWeightBuffers], int run_buffer, const LinearJob& job, const pixel_t* images,
+                        fm_t* x, const fm_t* xn, fm_t* qkv, fm_t* hidden, const QueueTokens tokens,
+                        const QueueScores scores, const weight_word_t* weights, const fm_t* params, long w_offset,
+                        long p_offset, int out, int in, int fetch_buffer) {
 #pragma HLS INLINE off
-  run_linear(tiles[run_buffer], bias[run_buffer], shapes[run_buffer], job);
+  run_linear(tiles[run_buffer], bias[run_buffer], shapes[run_buffer], job, images, x, xn, qkv, hidden, tokens, scores);
   load_linear_weights(weights + w_offset, params + p_offset, out, in, tiles[fetch_buffer], bias[fetch_buffer],
                       shapes[fetch_buffer]);
 }

@@ -19,21 +19,14 @@ LinearShape g_shapes[kWeightBuffers];
 ExpertQueues g_queues;
 SoftmaxTable g_softmax;  // each row's softmax statistics between the attention unit's two passes
 
-// A linear job on buffer `run` while the matrix at (w_offset, p_offset) is fetched into `fetch`
-// (linear_step: one dataflow region). fetch_only: the fetch with no job; run_only: the job alone.
-void run_and_fetch(int run, const LinearJob& job, const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset,
-          int out, int in, int fetch) {
+// A linear job on buffer `run`, then a fetch of the matrix at (w_offset, p_offset) into `fetch`
+// (linear_step). fetch_only: the fetch with no job; run_only: the job alone.
+void run_and_fetch(int run, const LinearJob& job, const pixel_t* image, fm_t* x, fm_t* xn, fm_t* qkv,
+                   fm_t* hidden, const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset, int out,
+                   int in, int fetch) {
 #pragma HLS INLINE
-  linear_step(g_weight_tiles, g_bias_tiles, g_shapes, run, job, weights, params, w_offset, p_offset, out, in, fetch);
-}
-void fetch_only(const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset, int out, int in,
-                int fetch) {
-#pragma HLS INLINE
-  run_and_fetch(1 - fetch, no_linear_job(), weights, params, w_offset, p_offset, out, in, fetch);
-}
-void run_only(int run, const LinearJob& job, const weight_word_t* weights, const fm_t* params) {
-#pragma HLS INLINE
-  run_and_fetch(run, job, weights, params, 0, 0, 0, 0, 1 - run);
+  linear_step(g_weight_tiles, g_bias_tiles, g_shapes, run, job, image, x, xn, qkv, hidden, g_queues.token,
+              g_queues.score, weights, params, w_offset, p_offset, out, in, fetch);
 }
 
 // The build query's answer: the constant record streamed to DDR.
@@ -45,7 +38,21 @@ write_record:
   }
 }
 
-void patch_embedding(const pixel_t* image, const weight_word_t* weights, const fm_t* params, fm_t* x, const ModelDims& m) {
+// Every stage gets the image's buffers one by one, as linear_step does.
+#define EDGEMOE_IMAGE_BUFFERS const pixel_t *image, fm_t *x, fm_t *xn, fm_t *qkv, fm_t *hidden
+#define EDGEMOE_PASS_BUFFERS image, x, xn, qkv, hidden
+
+void fetch_only(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset,
+                int out, int in, int fetch) {
+#pragma HLS INLINE
+  run_and_fetch(1 - fetch, no_linear_job(), EDGEMOE_PASS_BUFFERS, weights, params, w_offset, p_offset, out, in, fetch);
+}
+void run_only(int run, const LinearJob& job, EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* params) {
+#pragma HLS INLINE
+  run_and_fetch(run, job, EDGEMOE_PASS_BUFFERS, weights, params, 0, 0, 0, 0, 1 - run);
+}
+
+void patch_embedding(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* params, const ModelDims& m) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, (long long)n * D, kII, kCopyDepth, edgemoe_ledger::kPortParams,
@@ -57,46 +64,50 @@ copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
     if (i >= n * D) break;
     x[i] = params[p_pos(m) + i];
   }
-  fetch_only(weights, params, w_patch(m), p_patch_bias(m), D, patch_in(m), kPing);
-  LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, nullptr, 0, nullptr, image, m.grid_h, m.grid_w, m.patch,
-                   kWriteAdd, x + D, D, nullptr, false,
+  fetch_only(EDGEMOE_PASS_BUFFERS, weights, params, w_patch(m), p_patch_bias(m), D, patch_in(m), kPing);
+  // rows 1..N-1 of x (row 0 is the cls token) += the patches' embeddings
+  LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, kFromImage, 0, -1, m.grid_h, m.grid_w, m.patch,
+                   kWriteAdd, kToX, D, D, false,
                    edgemoe_ledger::kUnitPatchEmbed, edgemoe_ledger::kPortActIn, edgemoe_ledger::kPortAct};
-  run_only(kPing, job, weights, params);
+  run_only(kPing, job, EDGEMOE_PASS_BUFFERS, weights, params);
 }
 
-void attention_half(fm_t* x, fm_t* xn, fm_t* qkv, const weight_word_t* weights,
-                    const fm_t* params, const ModelDims& m, int b, fm_t scale) {
+void attention_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* params, const ModelDims& m, int b,
+                    fm_t scale) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   layer_norm(x, D, xn, D, params + p_ln1(m, b), params + p_ln1(m, b) + D, n, D);
-  fetch_only(weights, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
-  LinearJob to_qkv = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteStore, qkv, 3 * D, nullptr, false,
+  fetch_only(EDGEMOE_PASS_BUFFERS, weights, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
+  LinearJob to_qkv = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteStore, kToQkv, 0, 3 * D, false,
                       edgemoe_ledger::kUnitQkv, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch1};
-  run_and_fetch(kPing, to_qkv, weights, params, w_proj(m, b), p_proj_bias(m, b), D, D, kPong);  // proj fetched meanwhile
+  run_and_fetch(kPing, to_qkv, EDGEMOE_PASS_BUFFERS, weights, params, w_proj(m, b), p_proj_bias(m, b), D, D, kPong);
   run_attention(qkv, n, D, m.heads, scale, xn, g_softmax);
-  LinearJob proj = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteAdd, x, D, nullptr, false,
+  LinearJob proj = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteAdd, kToX, 0, D, false,
                     edgemoe_ledger::kUnitProj, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
-  run_only(kPong, proj, weights, params);
+  run_only(kPong, proj, EDGEMOE_PASS_BUFFERS, weights, params);
 }
 
-void mlp_half(fm_t* x, fm_t* xn, fm_t* hidden, const weight_word_t* weights, const fm_t* params, const ModelDims& m, int b,
+void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* params, const ModelDims& m, int b,
               int task, ap_uint<32>* trace) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   layer_norm(x, D, xn, D, params + p_ln2(m, b), params + p_ln2(m, b) + D, n, D);
   if (is_moe(m, b)) {
-    moe_layer(xn, x, hidden, n, m, b, task, weights, params, g_weight_tiles, g_bias_tiles, g_shapes, g_queues,
+    moe_layer(EDGEMOE_PASS_BUFFERS, n, m, b, task, weights, params, g_weight_tiles, g_bias_tiles, g_shapes, g_queues,
               trace + (long)moe_index(m, b) * 3 * m.experts);
     return;
   }
-  fetch_only(weights, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
-  LinearJob up = {0, n, kReadRows, xn, D, nullptr, nullptr, 0, 0, 0, kWriteStore, hidden, m.mlp_hidden, nullptr, true,
+  fetch_only(EDGEMOE_PASS_BUFFERS, weights, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
+  LinearJob up = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteStore, kToHidden, 0, m.mlp_hidden, true,
                   edgemoe_ledger::kUnitFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch0};
-  run_and_fetch(kPing, up, weights, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden, kPong);  // fc2 fetched meanwhile
-  LinearJob down = {0, n, kReadRows, hidden, m.mlp_hidden, nullptr, nullptr, 0, 0, 0, kWriteAdd, x, D, nullptr, false,
+  run_and_fetch(kPing, up, EDGEMOE_PASS_BUFFERS, weights, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden, kPong);
+  LinearJob down = {0, n, kReadRows, kFromHidden, m.mlp_hidden, -1, 0, 0, 0, kWriteAdd, kToX, 0, D, false,
                     edgemoe_ledger::kUnitFc2, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
-  run_only(kPong, down, weights, params);
+  run_only(kPong, down, EDGEMOE_PASS_BUFFERS, weights, params);
 }
+
+#undef EDGEMOE_IMAGE_BUFFERS
+#undef EDGEMOE_PASS_BUFFERS
 
 }  // namespace
 
@@ -141,7 +152,8 @@ extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weigh
 #pragma HLS ARRAY_PARTITION variable = g_bias_tiles dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = g_bias_tiles dim = 3 complete
   // One linear unit for every job: the stage functions are inlined here, so every call of
-  // linear_unit is in this scope and shares one instance (its DSPs counted once).
+  // linear_step (the unit's only caller) is in this scope, with the same buffer arguments, and
+  // shares one instance (its DSPs counted once).
 #pragma HLS ALLOCATION function instances = linear_step limit = 1
   if (first_stage == kBuildQueryStage) {
     write_build_record(trace);
@@ -157,15 +169,16 @@ images_loop:
     if (i >= num_images) break;
     fm_t* xi = x + (long)i * n * dim;
     edgemoe_ledger::stage(-1);
-    if (embed) patch_embedding(images + i * image_size, weights, params, xi, m);
+    const pixel_t* image = images + i * image_size;
+    if (embed) patch_embedding(image, xi, xn, qkv, hidden, weights, params, m);
   stages:
     for (int stage = 0; stage < 2 * EDGEMOE_MAX_DEPTH; ++stage) {
       if (stage >= last_stage) break;
       if (stage < first_stage) continue;
       const int b = stage / 2;
       edgemoe_ledger::stage(stage);
-      if (stage % 2 == 0) attention_half(xi, xn, qkv, weights, params, m, b, attn_scale);
-      else mlp_half(xi, xn, hidden, weights, params, m, b, task, trace + i * trace_per_image);
+      if (stage % 2 == 0) attention_half(image, xi, xn, qkv, hidden, weights, params, m, b, attn_scale);
+      else mlp_half(image, xi, xn, qkv, hidden, weights, params, m, b, task, trace + i * trace_per_image);
     }
   }
 }

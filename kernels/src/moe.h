@@ -108,7 +108,8 @@ tokens_loop:
 
 // One MoE layer on one image: x [n][D] += sum_k score * expert(xn). hidden: [n][Hm] scratch.
 // trace (per expert): [tokens | fc1 fetches | fc2 fetches].
-inline void moe_layer(const fm_t* xn, fm_t* x, fm_t* hidden, int n, const ModelDims& m, int block, int task,
+inline void moe_layer(const pixel_t* images, fm_t* x, const fm_t* xn, fm_t* qkv, fm_t* hidden, int n, const ModelDims& m,
+                      int block, int task,
                       const weight_word_t* weights, const fm_t* params, WeightTiles tiles[kWeightBuffers],
                       BiasTiles bias[kWeightBuffers], LinearShape shape[kWeightBuffers], ExpertQueues& queues,
                       ap_uint<32>* trace) {
@@ -126,28 +127,26 @@ list_active:
   }
   const int Hm = m.expert_hidden, D = m.dim;
   if (num_active > 0) {
-    linear_step(tiles, bias, shape, kPong, no_linear_job(), weights, params, w_expert_fc1(m, block, active[0]),
-                p_expert_bias1(m, block, active[0]), Hm, D, kPing);
+    linear_step(tiles, bias, shape, kPong, no_linear_job(), images, x, xn, qkv, hidden, queues.token, queues.score,
+                weights, params, w_expert_fc1(m, block, active[0]), p_expert_bias1(m, block, active[0]), Hm, D, kPing);
     ++fc1_fetches[active[0]];
   }
 experts_loop:
   for (int j = 0; j < EDGEMOE_MAX_EXPERTS; ++j) {
     if (j >= num_active) break;
     const int e = active[j];
-    LinearJob up = {0, queues.length[e], kReadGather, xn, D, queues.token[e], nullptr, 0, 0, 0,
-                    kWriteStore, hidden, Hm, nullptr, true,
+    LinearJob up = {0, queues.length[e], kReadGather, kFromXn, D, e, 0, 0, 0, kWriteStore, kToHidden, 0, Hm, true,
                     edgemoe_ledger::kUnitExpertFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch0};
-    // fc1 over the queue while fc2 is fetched, then fc2 while the next expert's fc1 is fetched
-    linear_step(tiles, bias, shape, kPing, up, weights, params, w_expert_fc2(m, block, e), p_expert_bias2(m, block, e),
-                D, Hm, kPong);
+    // fc1 over the queue, then fc2 is fetched; fc2 over the queue, then the next expert's fc1
+    linear_step(tiles, bias, shape, kPing, up, images, x, xn, qkv, hidden, queues.token, queues.score, weights, params,
+                w_expert_fc2(m, block, e), p_expert_bias2(m, block, e), D, Hm, kPong);
     ++fc2_fetches[e];
-    LinearJob down = {0, queues.length[e], kReadRows, hidden, Hm, queues.token[e], nullptr, 0, 0, 0,
-                      kWriteScatterWeighted, x, D, queues.score[e], false,
-                      edgemoe_ledger::kUnitExpertFc2, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
+    LinearJob down = {0, queues.length[e], kReadRows, kFromHidden, Hm, e, 0, 0, 0, kWriteScatterWeighted, kToX, 0, D,
+                      false, edgemoe_ledger::kUnitExpertFc2, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
     const bool more = j + 1 < num_active;
     const int next = more ? active[j + 1] : e;
-    linear_step(tiles, bias, shape, kPong, down, weights, params, w_expert_fc1(m, block, next),
-                p_expert_bias1(m, block, next), more ? Hm : 0, D, kPing);
+    linear_step(tiles, bias, shape, kPong, down, images, x, xn, qkv, hidden, queues.token, queues.score, weights,
+                params, w_expert_fc1(m, block, next), p_expert_bias1(m, block, next), more ? Hm : 0, D, kPing);
     if (more) ++fc1_fetches[next];
   }
   edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, 3LL * m.experts, kII, kCopyDepth, edgemoe_ledger::kPortParams,

@@ -20,7 +20,22 @@ static void load(const std::vector<wt_t>& w, const std::vector<fm_t>& b, int out
   const std::vector<weight_word_t> words = tb::pack(w, out, in);
   load_linear_weights(words.data(), b.data(), out, in, buf.tiles, buf.bias, buf.shape);
 }
-static void run(const WeightBuffer& buf, const LinearJob& job) { run_linear(buf.tiles, buf.bias, buf.shape, job); }
+// The expert queue of jobs that gather or scatter (expert 0).
+static QueueTokens g_tokens;
+static QueueScores g_scores;
+// A job on testbench vectors: it reads `src` (passed as the kernel's xn) or the image, and writes
+// `dst` (passed as qkv for a store, as x for add and scatter).
+static LinearJob job_of(int rows, ReadMode read, int src_stride, WriteMode write, int dst_stride, bool gelu,
+                        int grid_h = 0, int grid_w = 0, int patch = 0) {
+  LinearJob job = {0, rows, read, read == kReadPatches ? kFromImage : kFromXn, src_stride, 0, grid_h, grid_w, patch,
+                   write, write == kWriteStore ? kToQkv : kToX, 0, dst_stride, gelu,
+                   edgemoe_ledger::kUnitQkv, edgemoe_ledger::kNoPort, edgemoe_ledger::kNoPort};
+  return job;
+}
+static void run(const WeightBuffer& buf, const LinearJob& job, const fm_t* src, fm_t* dst,
+                const pixel_t* image = nullptr) {
+  run_linear(buf.tiles, buf.bias, buf.shape, job, image, dst, src, dst, nullptr, g_tokens, g_scores);
+}
 
 int main() {
   tb::Rng rng(1);
@@ -37,8 +52,8 @@ int main() {
     return gelu_on ? 0.5 * s * (1 + std::erf(s / std::sqrt(2.0))) : s;
   };
   for (bool gelu_on : {false, true}) {
-    LinearJob job = {0, rows, kReadRows, x.data(), in, nullptr, nullptr, 0, 0, 0, kWriteStore, y.data(), out, nullptr, gelu_on};
-    run(g_weights, job);
+    LinearJob job = job_of(rows, kReadRows, in, kWriteStore, out, gelu_on);
+    run(g_weights, job, x.data(), y.data());
     double worst = 0;
     for (int r = 0; r < rows; ++r)
       for (int o = 0; o < out; ++o) worst = std::max(worst, std::abs(y[r * out + o].to_double() - golden(r, o, gelu_on)));
@@ -49,8 +64,8 @@ int main() {
   std::vector<fm_t> base(rows * out);
   for (auto& v : base) v = rng.normal(0, 1);
   std::vector<fm_t> acc = base;
-  LinearJob add = {0, rows, kReadRows, x.data(), in, nullptr, nullptr, 0, 0, 0, kWriteAdd, acc.data(), out, nullptr, false};
-  run(g_weights, add);
+  LinearJob add = job_of(rows, kReadRows, in, kWriteAdd, out, false);
+  run(g_weights, add, x.data(), acc.data());
   double worst = 0;
   for (int r = 0; r < rows; ++r)
     for (int o = 0; o < out; ++o)
@@ -59,9 +74,10 @@ int main() {
   // Gather through a queue, then scatter with score-weighted accumulate.
   const short queue[5] = {3, 17, 4, 36, 0};
   const unit_t scores[5] = {0.5, 0.25, 0.125, 0.9, 0.01};
+  for (int j = 0; j < 5; ++j) g_tokens[0][j] = queue[j], g_scores[0][j] = scores[j];
   std::vector<fm_t> hidden(5 * out), scattered = base;
-  LinearJob gather = {0, 5, kReadGather, x.data(), in, queue, nullptr, 0, 0, 0, kWriteStore, hidden.data(), out, nullptr, false};
-  run(g_weights, gather);
+  LinearJob gather = job_of(5, kReadGather, in, kWriteStore, out, false);
+  run(g_weights, gather, x.data(), hidden.data());
   worst = 0;
   for (int j = 0; j < 5; ++j)
     for (int o = 0; o < out; ++o) worst = std::max(worst, std::abs(hidden[j * out + o].to_double() - golden(queue[j], o, false)));
@@ -70,8 +86,8 @@ int main() {
   std::vector<fm_t> src(5 * in);
   for (int j = 0; j < 5; ++j)
     for (int i = 0; i < in; ++i) src[j * in + i] = x[queue[j] * in + i];
-  LinearJob scatter = {0, 5, kReadRows, src.data(), in, queue, nullptr, 0, 0, 0, kWriteScatterWeighted, scattered.data(), out, scores, false};
-  run(g_weights, scatter);
+  LinearJob scatter = job_of(5, kReadRows, in, kWriteScatterWeighted, out, false);
+  run(g_weights, scatter, src.data(), scattered.data());
   worst = 0;
   for (int r = 0; r < rows; ++r)
     for (int o = 0; o < out; ++o) {
@@ -97,8 +113,8 @@ int main() {
       saturated += std::abs(v.to_double()) >= 256;
     }
     load(ws, bias, out, in, small_weights);
-    LinearJob job = {0, rows, kReadRows, big.data(), in, nullptr, nullptr, 0, 0, 0, kWriteStore, ys.data(), out, nullptr, false};
-    run(small_weights, job);
+    LinearJob job = job_of(rows, kReadRows, in, kWriteStore, out, false);
+    run(small_weights, job, big.data(), ys.data());
     const double lsb = std::ldexp(1.0, -18);
     double worst_sat = 0;
     for (int r = 0; r < rows; ++r)
@@ -125,8 +141,8 @@ int main() {
     for (auto& v : pb) v = rng.normal(0, 0.1);
     for (auto& v : image) v = rng.uniform(0, 0.99);
     load(pw, pb, D, K, patch_weights);
-    LinearJob patches = {0, gh * gw, kReadPatches, nullptr, 0, nullptr, image.data(), gh, gw, P, kWriteStore, emb.data(), D, nullptr, false};
-    run(patch_weights, patches);
+    LinearJob patches = job_of(gh * gw, kReadPatches, 0, kWriteStore, D, false, gh, gw, P);
+    run(patch_weights, patches, nullptr, emb.data(), image.data());
     double worst_patch = 0;
     for (int py = 0; py < gh; ++py)
       for (int px = 0; px < gw; ++px)
@@ -145,11 +161,11 @@ int main() {
     const int many = 150;
     std::vector<fm_t> xs(many * in), a(many * out, fm_t(0)), b(many * out, fm_t(0));
     for (auto& v : xs) v = rng.normal(0, 2);
-    LinearJob whole = {0, many, kReadRows, xs.data(), in, nullptr, nullptr, 0, 0, 0, kWriteStore, a.data(), out, nullptr, true};
+    LinearJob whole = job_of(many, kReadRows, in, kWriteStore, out, true);
     LinearJob split = whole;
-    split.dst = b.data();
-    linear_unit(g_weights.tiles, g_weights.bias, g_weights.shape, whole);
-    run(g_weights, split);
+    linear_unit(g_weights.tiles, g_weights.bias, g_weights.shape, whole, nullptr, a.data(), xs.data(), a.data(), nullptr,
+                g_tokens, g_scores);
+    run(g_weights, split, xs.data(), b.data());
     int differing = 0;
     for (int i = 0; i < many * out; ++i) differing += !(a[i] == b[i]);
     tb::expect(differing == 0, "run_linear's row split is bit-identical to one call");
