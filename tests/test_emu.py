@@ -215,6 +215,9 @@ def test_from_checkpoint_with_emu(tiny_checkpoint, tiny_model):
     (dict(image_size=(16 * 40, 16 * 40), depth=2, moe_blocks=(1,)), "EDGEMOE_MAX_TOKENS = 1201"),
     (dict(num_heads=16, embed_dim=128, depth=2, moe_blocks=(1,), image_size=(32, 32)), "EDGEMOE_MAX_HEADS = 12"),
     (dict(embed_dim=96, num_heads=8, depth=2, moe_blocks=(1,)), "head dimension 12 .* EDGEMOE_ATTN_LANES = 16"),
+    # activations move in 512-bit words of 16 values: every row width a multiple of 16
+    (dict(depth=2, moe_blocks=(1,), mlp_hidden=136), "MLP hidden width 136 is not a multiple of 16"),
+    (dict(depth=2, moe_blocks=(1,), expert_hidden=72), "expert hidden width 72 is not a multiple of 16"),
 ])
 def test_model_too_large_for_the_build(change, limit):
     cfg = dataclasses.replace(TINY, **change)

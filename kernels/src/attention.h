@@ -63,37 +63,50 @@ typedef fm_t OutputRows[EDGEMOE_MAX_TOKENS][kMaxChunks][kAttnLanes];
 inline bool slot_active(int block, int s, int j, int n) { return s <= j && j <= n - 1 + s && block * kAttnP + s < n; }
 inline int block_rows(int block, int n) { return n - block * kAttnP < kAttnP ? n - block * kAttnP : kAttnP; }
 
-// K and V of every token (two DDR reads per iteration on one bundle: two beats).
-inline void load_kv(const fm_t* qkv, int n, int dim, FeatureRows k, FeatureRows v) {
-  ledger::loop(ledger::kUnitAttnScores, (long long)n * dim, kTwoReadsII, kCopyDepth, ledger::kPortScratch1,
-               2LL * n * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
-  int t = 0, d = 0;
+constexpr int kMaxDimWords = EDGEMOE_MAX_DIM / kWordElems;
+
+// K and V of every token: a word of each per iteration on one bundle (two beats). Element e of a
+// word goes to lane (16 w + e) mod ATTN_LANES: each lane's bank is written by one statement.
+inline void load_kv(const fm_word_t* qkv, int n, int dim, FeatureRows k, FeatureRows v) {
+  const int words = dim / kWordElems;
+  ledger::loop(ledger::kUnitAttnScores, (long long)n * words, kTwoReadsII, kCopyDepth, ledger::kPortScratch1,
+               2LL * n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
+  int t = 0, w = 0;
 load_kv_loop:
-  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM>(n * dim); ++i) {
+  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(n * words); ++i) {
 #pragma HLS PIPELINE II = kTwoReadsII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM
-    k[t][d >> kLaneShift][d & kLaneMask] = qkv[(long)t * 3 * dim + dim + d];
-    v[t][d >> kLaneShift][d & kLaneMask] = qkv[(long)t * 3 * dim + 2 * dim + d];
-    if (++d == dim) {
-      d = 0;
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
+    const long row = (long)t * 3 * words;
+    const fm_word_t kw = qkv[row + words + w], vw = qkv[row + 2 * words + w];
+    for (int e = 0; e < kWordElems; ++e) {
+      const int d = w * kWordElems + e;
+      k[t][d >> kLaneShift][d & kLaneMask] = kw.v[e];
+      v[t][d >> kLaneShift][d & kLaneMask] = vw.v[e];
+    }
+    if (++w == words) {
+      w = 0;
       ++t;
     }
   }
 }
 
 // The q rows of one block, one per slot (read for each pass: q is not kept for all rows).
-inline void load_q(const fm_t* qkv, int block, int n, int dim, SlotRows q, ledger::Unit unit) {
-  const int rows = block_rows(block, n);
-  ledger::loop(unit, (long long)rows * dim, kII, kCopyDepth, ledger::kPortScratch1,
-               (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
-  int s = 0, d = 0;
+inline void load_q(const fm_word_t* qkv, int block, int n, int dim, SlotRows q, ledger::Unit unit) {
+  const int rows = block_rows(block, n), words = dim / kWordElems;
+  ledger::loop(unit, (long long)rows * words, kII, kCopyDepth, ledger::kPortScratch1,
+               (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
+  int s = 0, w = 0;
 load_q_loop:
-  for (int i = 0; i < upto<kAttnP * EDGEMOE_MAX_DIM>(rows * dim); ++i) {
+  for (int i = 0; i < upto<kAttnP * kMaxDimWords>(rows * words); ++i) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kAttnP * EDGEMOE_MAX_DIM
-    q[s][d >> kLaneShift][d & kLaneMask] = qkv[(long)(block * kAttnP + s) * 3 * dim + d];
-    if (++d == dim) {
-      d = 0;
+#pragma HLS LOOP_TRIPCOUNT max = kAttnP * kMaxDimWords
+    const fm_word_t qw = qkv[(long)(block * kAttnP + s) * 3 * words + w];
+    for (int e = 0; e < kWordElems; ++e) {
+      const int d = w * kWordElems + e;
+      q[s][d >> kLaneShift][d & kLaneMask] = qw.v[e];
+    }
+    if (++w == words) {
+      w = 0;
       ++s;
     }
   }
@@ -256,24 +269,30 @@ sweep:
   }
 }
 
-inline void write_rows(const OutputRows out, int n, int dim, fm_t* dst) {
-  ledger::loop(ledger::kUnitAttnValues, (long long)n * dim, kII, kCopyDepth, ledger::kPortScratch0,
-               (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
-  int t = 0, d = 0;
+inline void write_rows(const OutputRows out, int n, int dim, fm_word_t* dst) {
+  const int words = dim / kWordElems;
+  ledger::loop(ledger::kUnitAttnValues, (long long)n * words, kII, kCopyDepth, ledger::kPortScratch0,
+               (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
+  int t = 0, w = 0;
 write_rows_loop:
-  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM>(n * dim); ++i) {
+  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(n * words); ++i) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM
-    dst[(long)t * dim + d] = out[t][d >> kLaneShift][d & kLaneMask];
-    if (++d == dim) {
-      d = 0;
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
+    fm_word_t word;
+    for (int e = 0; e < kWordElems; ++e) {
+      const int d = w * kWordElems + e;
+      word.v[e] = out[t][d >> kLaneShift][d & kLaneMask];
+    }
+    dst[(long)t * words + w] = word;
+    if (++w == words) {
+      w = 0;
       ++t;
     }
   }
 }
 
 // Both passes over the row blocks [block_begin, block_end).
-inline void attention_blocks(const fm_t* qkv, const FeatureRows k, const FeatureRows v, int n, int dim, int heads,
+inline void attention_blocks(const fm_word_t* qkv, const FeatureRows k, const FeatureRows v, int n, int dim, int heads,
                              fm_t scale, SoftmaxTable info, OutputRows out, int block_begin, int block_end) {
   const int hd = dim / heads;
   SlotRows q;
@@ -295,7 +314,8 @@ blocks:
 // row's softmax statistics (on chip; the testbench reads them). In emulation the row blocks are
 // split over two threads (blocks share only read-only K, V; each writes its own rows), not while
 // the cycle ledger counts, which must see the one run the hardware makes.
-inline void run_attention(const fm_t* qkv, int n, int dim, int heads, fm_t scale, fm_t* out, SoftmaxTable info) {
+inline void run_attention(const fm_word_t* qkv, int n, int dim, int heads, fm_t scale, fm_word_t* out,
+                          SoftmaxTable info) {
   using namespace attention_detail;
   // On chip for the layer: K and V of every token (all heads), and the output rows; lanes in banks.
   static FeatureRows k_rows, v_rows;

@@ -14,7 +14,7 @@ namespace edgemoe_hls {
 constexpr int kBuildQueryStage = -1;
 constexpr unsigned kBuildRecordMagic = 0x4D335642u;  // "M3VB"
 // Bump when the meaning of any field below changes.
-constexpr unsigned kBuildRecordVersion = 3;  // 2: no scores/softmax_info buffers; 3: packed weights
+constexpr unsigned kBuildRecordVersion = 4;  // 2: no scores/softmax_info; 3: packed weights; 4: activation words
 constexpr int kConfigNameWords = 4;  // the board config's name, up to 16 ASCII characters
 static_assert(sizeof(EDGEMOE_CFG_NAME) <= 4 * kConfigNameWords + 1, "EDGEMOE_CFG_NAME: at most 16 characters");
 
@@ -71,6 +71,7 @@ constexpr unsigned config_name_word(const char* name, int word) {
   FIELD(attn_lanes, EDGEMOE_ATTN_LANES)                                       \
   FIELD(attn_rows_in_flight, EDGEMOE_ATTN_P)                                  \
   FIELD(weights_per_word, kWeightsPerWord)                                    \
+  FIELD(activation_word_elements, kWordElems)                                 \
   FIELD(pixel_bits, pixel_t::width)                                           \
   FIELD(pixel_int_bits, pixel_t::iwidth)                                      \
   FIELD(fm_bits, fm_t::width)                                                 \

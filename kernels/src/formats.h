@@ -29,6 +29,13 @@ typedef ap_fixed<60, 20> pv_acc_t;                // exact sum of unit_t x qkv_t
 // struct of 32-bit parts: an aggregated 512-bit m_axi element under Vitis, the same 64 bytes on the
 // host (little-endian, as Vitis lays out wide words).
 constexpr int kWeightWordParts = 16;
+
+// One beat of the activation ports (x, xn, qkv, hidden): 16 fm_t, 512 bits. Rows of those buffers
+// are whole words (widths, MLP and expert hidden widths are multiples of 16: the host checks).
+constexpr int kWordElems = 16;
+struct fm_word_t {
+  fm_t v[kWordElems];
+};
 struct weight_word_t {
   unsigned part[kWeightWordParts];
 };

@@ -13,10 +13,10 @@
   BUFFER(images, const edgemoe_hls::pixel_t)     \
   BUFFER(weights, const edgemoe_hls::weight_word_t) \
   BUFFER(params, const edgemoe_hls::fm_t)        \
-  BUFFER(x, edgemoe_hls::fm_t)                   \
-  BUFFER(xn, edgemoe_hls::fm_t)                  \
-  BUFFER(qkv, edgemoe_hls::fm_t)                 \
-  BUFFER(hidden, edgemoe_hls::fm_t)              \
+  BUFFER(x, edgemoe_hls::fm_word_t)              \
+  BUFFER(xn, edgemoe_hls::fm_word_t)             \
+  BUFFER(qkv, edgemoe_hls::fm_word_t)            \
+  BUFFER(hidden, edgemoe_hls::fm_word_t)         \
   BUFFER(trace, ap_uint<32>)                     \
   SCALAR(num_images, int)                        \
   SCALAR(dim, int)                               \

@@ -8,19 +8,24 @@
 
 namespace edgemoe_hls {
 
-// src is x (bundle act), dst is xn (bundle scratch0): one read and one write per cycle on two bundles.
-inline void layer_norm(const fm_t* src, int src_stride, fm_t* dst, int dst_stride, const fm_t* gamma_ddr,
+constexpr int kMaxDimWords = EDGEMOE_MAX_DIM / kWordElems;
+
+// src is x (bundle act), dst is xn (bundle scratch0), both in 512-bit words of 16 features: one
+// word read and one written per cycle on two bundles. dim and the strides are multiples of 16.
+inline void layer_norm(const fm_word_t* src, int src_stride, fm_word_t* dst, int dst_stride, const fm_t* gamma_ddr,
                        const fm_t* beta_ddr, int rows, int dim) {
   namespace ledger = edgemoe_ledger;
-  fm_t gamma[EDGEMOE_MAX_DIM], beta[EDGEMOE_MAX_DIM];
+  fm_t gamma[kMaxDimWords][kWordElems], beta[kMaxDimWords][kWordElems];
+#pragma HLS ARRAY_PARTITION variable = gamma dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = beta dim = 2 complete
   ledger::loop(ledger::kUnitLayerNorm, dim, kTwoReadsII, kCopyDepth, ledger::kPortParams,
                2LL * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
 load_params:
   for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
 #pragma HLS PIPELINE II = kTwoReadsII
     if (d >= dim) break;
-    gamma[d] = gamma_ddr[d];
-    beta[d] = beta_ddr[d];
+    gamma[d / kWordElems][d % kWordElems] = gamma_ddr[d];
+    beta[d / kWordElems][d % kWordElems] = beta_ddr[d];
   }
   // 1/dim with 30 fraction bits (dim >= 64 keeps it below 2^-5): restoring division 2^30 / dim.
   ap_ufixed<25, -5> inv_dim = 0;
@@ -39,25 +44,27 @@ load_params:
   }
   ledger::loop(ledger::kUnitLayerNorm, 25, 1, 0);  // the rolled restoring division
   const var_t eps = 1e-6;
-  // One flattened pass over (row, feature), one row behind for the output: iteration (r, d) adds
-  // x[r][d] to row r's sums and writes y[r - 1][d]; at d = 0 row r - 1's sums are complete and its
-  // mean and 1/sqrt(var + eps) are formed (deeper pipeline, same II). Rows alternate between two
-  // buffers, so reading row r never touches the row being normalised.
-  fm_t row_buf[2][EDGEMOE_MAX_DIM];
+  // One flattened pass over (row, word), one row behind for the output: iteration (r, w) adds the
+  // 16 features of word w of row r to row r's sums (exact sums: any order gives the same bits) and
+  // writes word w of y[r - 1]; at w = 0 row r - 1's sums are complete and its mean and
+  // 1/sqrt(var + eps) are formed (deeper pipeline, same II). Rows alternate between two buffers.
+  fm_t row_buf[2][kMaxDimWords][kWordElems];
+#pragma HLS ARRAY_PARTITION variable = row_buf dim = 3 complete
   ap_fixed<50, 12> sum = 0;    // sum of d/D
   ap_fixed<62, 24> sumsq = 0;  // sum of d^2/D
   fm_t shift = 0, mean = 0;
   unit_t mant = 0;
   int exp2 = 0;
-  ledger::loop(ledger::kUnitLayerNorm, (long long)(rows + 1) * dim, kII, kLayerNormDepth + kReciprocalDepth,
-               ledger::kPortAct, (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>(), 0, 0,
-               ledger::kPortScratch0, (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
-  int r = 0, d = 0;
+  const int words = dim / kWordElems;
+  ledger::loop(ledger::kUnitLayerNorm, (long long)(rows + 1) * words, kII, kLayerNormDepth + kReciprocalDepth,
+               ledger::kPortAct, (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>(), 0, 0,
+               ledger::kPortScratch0, (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
+  int r = 0, w = 0;
 rows_loop:
-  for (int i = 0; i < upto<(EDGEMOE_MAX_TOKENS + 1) * EDGEMOE_MAX_DIM>((rows + 1) * dim); ++i) {
+  for (int i = 0; i < upto<(EDGEMOE_MAX_TOKENS + 1) * kMaxDimWords>((rows + 1) * words); ++i) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = (EDGEMOE_MAX_TOKENS + 1) * EDGEMOE_MAX_DIM
-    if (d == 0 && r > 0) {  // row r - 1's statistics
+#pragma HLS LOOP_TRIPCOUNT max = (EDGEMOE_MAX_TOKENS + 1) * kMaxDimWords
+    if (w == 0 && r > 0) {  // row r - 1's statistics
       const ap_fixed<48, 12> mean_d = sum;
       mean = shift + mean_d;
       const ap_fixed<32, 8> mean_d_narrow = mean_d;  // |mean - x_0| < 128
@@ -69,22 +76,32 @@ rows_loop:
       sumsq = 0;
     }
     if (r < rows) {
-      const fm_t v = src[(long)r * src_stride + d];
-      row_buf[r & 1][d] = v;
-      if (d == 0) shift = v;
-      const ap_fixed<32, 11> centred = v - shift;
-      const ap_fixed<32, 2> scaled = centred * inv_dim;  // |d/D| < 2 for D >= 64 and |d| < 1024
-      sum += scaled;
-      sumsq += ap_fixed<56, 18>(scaled * centred);
+      const fm_word_t in = src[((long)r * src_stride) / kWordElems + w];
+      if (w == 0) shift = in.v[0];
+      ap_fixed<50, 12> word_sum = 0;
+      ap_fixed<62, 24> word_sumsq = 0;
+      for (int e = 0; e < kWordElems; ++e) {
+        row_buf[r & 1][w][e] = in.v[e];
+        const ap_fixed<32, 11> centred = in.v[e] - shift;
+        const ap_fixed<32, 2> scaled = centred * inv_dim;  // |d/D| < 2 for D >= 64 and |d| < 1024
+        word_sum += scaled;
+        word_sumsq += ap_fixed<56, 18>(scaled * centred);
+      }
+      sum += word_sum;
+      sumsq += word_sumsq;
     }
     if (r > 0) {
-      const fm_diff_t centred = row_buf[(r - 1) & 1][d] - mean;
-      const ap_fixed<58, 12> scaled = centred * mant;
-      const fm_t normalised = exp2 >= 0 ? fm_t(scaled >> exp2) : fm_t(scaled << -exp2);
-      dst[(long)(r - 1) * dst_stride + d] = fm_t(fm_t(normalised * gamma[d]) + beta[d]);
+      fm_word_t out;
+      for (int e = 0; e < kWordElems; ++e) {
+        const fm_diff_t centred = row_buf[(r - 1) & 1][w][e] - mean;
+        const ap_fixed<58, 12> scaled = centred * mant;
+        const fm_t normalised = exp2 >= 0 ? fm_t(scaled >> exp2) : fm_t(scaled << -exp2);
+        out.v[e] = fm_t(fm_t(normalised * gamma[w][e]) + beta[w][e]);
+      }
+      dst[((long)(r - 1) * dst_stride) / kWordElems + w] = out;
     }
-    if (++d == dim) {
-      d = 0;
+    if (++w == words) {
+      w = 0;
       ++r;
     }
   }

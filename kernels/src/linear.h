@@ -38,6 +38,8 @@ struct LinearShape {
   int out, in, out_tiles, in_tiles;
 };
 constexpr int kPing = 0, kPong = 1;
+// The lanes of one activation word an output tile touches: all 16, or T_out when T_out < 16.
+constexpr int kLanesPerWordTouch = kTout >= kWordElems ? kWordElems : kTout;
 constexpr int kMaxWeightWords = kMaxLinearOut * ceil_div(kMaxLinearIn, kWeightsPerWord);  // of one matrix
 
 // Fetch a packed [out][in] matrix (layout.h: rows of 512-bit words, 28 weights each) and its bias
@@ -143,43 +145,65 @@ offsets_loop:
   }
 }
 
-// One input tile per iteration; each lane is one element. The DDR port delivers one element per
-// beat (ap_fixed pointers are not widened), so a tile costs kTin beats: II = kTin.
-inline void linear_reader(const LinearJob& job, int in, int in_tiles, const pixel_t* images, const fm_t* xn,
-                          const fm_t* hidden, const QueueTokens tokens, hls::stream<in_vec>& out,
+// Rows: one 512-bit word per iteration (II = 1), a tile every kWordsPerInTile words (rows are whole
+// words, so a word is inside `in` or wholly beyond it, where the lanes are zero). Patches: a tile
+// of T_in single-byte pixels per iteration (II = T_in beats). One loop runs per job.
+inline void linear_reader(const LinearJob& job, int in, int in_tiles, const pixel_t* images, const fm_word_t* xn,
+                          const fm_word_t* hidden, const QueueTokens tokens, hls::stream<in_vec>& out,
                           hls::stream<int>& dest_rows) {
   int offsets[kMaxInTiles][kTin];
 #pragma HLS ARRAY_PARTITION variable = offsets dim = 2 complete
+  const bool patches = job.read_mode == kReadPatches;
   const int width = job.grid_w * job.patch, height = job.grid_h * job.patch;
-  if (job.read_mode == kReadPatches) patch_offsets(job.patch, width, height, in, offsets);
+  if (patches) patch_offsets(job.patch, width, height, in, offsets);
   const int rows = job.rows - job.first_row;
-  const int element_bytes = job.read_mode == kReadPatches ? beat_bytes<pixel_t>() : beat_bytes<fm_t>();
   const int expert = job.expert < 0 ? 0 : job.expert;
   const bool queued = job.read_mode == kReadGather || job.write_mode == kWriteScatterWeighted;
   edgemoe_ledger::region_process(0);
-  edgemoe_ledger::loop(job.unit, (long long)rows * in_tiles, kReadTileII, kCopyDepth, job.src_port,
-                       (long long)rows * in * element_bytes, element_bytes);
-  int r = job.first_row, t = 0;
-  int px = 0, py = 0;  // the patch of row r; patch jobs are never split (run_linear), so they start at row 0
-  int src_row = r;
-read_tiles:
-  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxInTiles>(rows * in_tiles); ++step) {
-#pragma HLS PIPELINE II = kReadTileII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxInTiles
-    if (t == 0) {  // a new row: where it comes from, and (to the writer) where it goes
+  if (patches)
+    edgemoe_ledger::loop(job.unit, (long long)rows * in_tiles, kReadPatchII, kCopyDepth, job.src_port,
+                         (long long)rows * in * beat_bytes<pixel_t>(), beat_bytes<pixel_t>());
+  else
+    edgemoe_ledger::loop(job.unit, (long long)rows * in_tiles * kWordsPerInTile, kII, kCopyDepth, job.src_port,
+                         (long long)rows * in * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
+  const int row_steps = patches ? 0 : rows * in_tiles * kWordsPerInTile, patch_steps = patches ? rows * in_tiles : 0;
+  int r = job.first_row, t = 0, half = 0, src_row = r;
+  in_vec v;
+read_words:
+  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxInTiles * kWordsPerInTile>(row_steps); ++step) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxInTiles * kWordsPerInTile
+    if (t == 0 && half == 0) {  // a new row: where it comes from, and (to the writer) where it goes
       const int token = queued ? int(tokens[expert][r]) : r;
       src_row = job.read_mode == kReadGather ? token : r;
       dest_rows.write(job.write_mode == kWriteScatterWeighted ? token : r);
     }
+    const int col = (t * kWordsPerInTile + half) * kWordElems;
+    fm_word_t word;
+    if (col < in) {
+      const long at = ((long)src_row * job.src_stride + col) / kWordElems;
+      word = job.src == kFromHidden ? hidden[at] : xn[at];
+    }
+    for (int e = 0; e < kWordElems; ++e) v.v[half * kWordElems + e] = col < in ? mac_in_t(word.v[e]) : mac_in_t(0);
+    if (++half == kWordsPerInTile) {
+      half = 0;
+      out.write(v);
+      if (++t == in_tiles) {
+        t = 0;
+        ++r;
+      }
+    }
+  }
+  int px = 0, py = 0;  // the patch of row r; patch jobs are never split (run_linear), so they start at row 0
+read_patches:
+  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxInTiles>(patch_steps); ++step) {
+#pragma HLS PIPELINE II = kReadPatchII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxInTiles
+    if (t == 0) dest_rows.write(r);
     const long patch_origin = (long)py * job.patch * width + (long)px * job.patch;
-    in_vec v;
     for (int i = 0; i < kTin; ++i) {
       const int col = t * kTin + i;
-      const long at = (long)src_row * job.src_stride + col;
-      if (col >= in) v.v[i] = 0;
-      else if (job.read_mode == kReadPatches) v.v[i] = images[patch_origin + offsets[t][i]];
-      else if (job.src == kFromHidden) v.v[i] = hidden[at];
-      else v.v[i] = xn[at];
+      v.v[i] = col < in ? mac_in_t(images[patch_origin + offsets[t][i]]) : mac_in_t(0);
     }
     out.write(v);
     if (++t == in_tiles) {
@@ -248,32 +272,49 @@ mac_steps:
 // One output tile per iteration, T_out beats (store) or 2 T_out (add and scatter read the
 // destination back); rows of a scatter are distinct tokens, so no two iterations touch one element.
 // Two loops, one per kind, so each declares its own II; a job runs one of them.
-inline void store_element(const LinearJob& job, long at, fm_t v, fm_t* qkv, fm_t* hidden, fm_t* x) {
-  if (job.dst == kToQkv) qkv[at] = v;
-  else if (job.dst == kToHidden) hidden[at] = v;
-  else x[at] = v;
+inline void store_word(const LinearJob& job, long at, const fm_word_t& word, fm_word_t* qkv, fm_word_t* hidden,
+                       fm_word_t* x) {
+  if (job.dst == kToQkv) qkv[at] = word;
+  else if (job.dst == kToHidden) hidden[at] = word;
+  else x[at] = word;
 }
 
-inline void linear_writer(const LinearJob& job, int out_dim, int out_tiles, fm_t* x, fm_t* qkv, fm_t* hidden,
-                          const QueueScores scores, hls::stream<out_vec>& in, hls::stream<int>& dest_rows) {
+// One output tile per iteration. A tile is kWordsPerOutTile whole words (T_out >= 16) or part of
+// one word (T_out < 16: the word is assembled over its tiles and written on the last). Add and
+// scatter read each word back first (into x). Rows of a scatter are distinct tokens, so no two
+// iterations touch one word. Two loops, one per kind, so each declares its own II.
+inline void linear_writer(const LinearJob& job, int out_dim, int out_tiles, fm_word_t* x, fm_word_t* qkv,
+                          fm_word_t* hidden, const QueueScores scores, hls::stream<out_vec>& in,
+                          hls::stream<int>& dest_rows) {
   const int rows = job.rows - job.first_row;
   const bool store = job.write_mode == kWriteStore;
   const int expert = job.expert < 0 ? 0 : job.expert;
   edgemoe_ledger::region_process(2);
   edgemoe_ledger::loop(job.unit, (long long)rows * out_tiles, store ? kWriteStoreII : kWriteAccumulateII,
                        kCopyDepth + (store ? 0 : kMacDepth), job.dst_port,
-                       (long long)rows * out_dim * (store ? 1 : 2) * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+                       (long long)rows * out_dim * (store ? 1 : 2) * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
   const int store_steps = store ? rows * out_tiles : 0, accumulate_steps = store ? 0 : rows * out_tiles;
   int r = job.first_row, t = 0, row = 0;
+  fm_word_t pending;  // T_out < 16: the word being assembled
 store_tiles:
   for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxOutTiles>(store_steps); ++step) {
 #pragma HLS PIPELINE II = kWriteStoreII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxOutTiles
     if (t == 0) row = dest_rows.read();
     const out_vec y = in.read();
-    for (int o = 0; o < kTout; ++o) {
-      const int col = t * kTout + o;
-      if (col < out_dim) store_element(job, job.dst_offset + (long)row * job.dst_stride + col, y.v[o], qkv, hidden, x);
+    const long row_word = (job.dst_offset + (long)row * job.dst_stride) / kWordElems;
+    if (kTout >= kWordElems) {
+      for (int w = 0; w < kWordsPerOutTile; ++w) {
+        const int word = t * kWordsPerOutTile + w;
+        if (word * kWordElems >= out_dim) continue;
+        fm_word_t out;
+        for (int e = 0; e < kWordElems; ++e) out.v[e] = y.v[(w * kWordElems + e) % kTout];
+        store_word(job, row_word + word, out, qkv, hidden, x);
+      }
+    } else {
+      const int lane0 = (t * kTout) % kWordElems;
+      for (int o = 0; o < kTout; ++o) pending.v[(lane0 + o) % kWordElems] = y.v[o];
+      if (lane0 + kTout == kWordElems) store_word(job, row_word + (t * kTout) / kWordElems, pending, qkv, hidden, x);
     }
     if (++t == out_tiles) {
       t = 0;
@@ -287,12 +328,20 @@ accumulate_tiles:  // into x: the residual add, or the MoE combine scattered by 
     if (t == 0) row = dest_rows.read();
     const unit_t score = job.write_mode == kWriteScatterWeighted ? scores[expert][r] : unit_t(0);
     const out_vec y = in.read();
-    for (int o = 0; o < kTout; ++o) {
-      const int col = t * kTout + o;
-      if (col >= out_dim) continue;
-      fm_t& d = x[job.dst_offset + (long)row * job.dst_stride + col];
-      if (job.write_mode == kWriteAdd) d = d + y.v[o];
-      else d = d + score * y.v[o];  // the score multiplies the bias too, as FastMoE's combine
+    const long row_word = (job.dst_offset + (long)row * job.dst_stride) / kWordElems;
+    for (int w = 0; w < kWordsPerOutTile; ++w) {
+      const int first = kTout >= kWordElems ? (t * kWordsPerOutTile + w) * kWordElems : t * kTout;
+      if (first >= out_dim) continue;
+      const long at = row_word + first / kWordElems;
+      const int lane0 = first % kWordElems;
+      if (lane0 == 0) pending = x[at];  // the word's first tile reads it back
+      for (int o = 0; o < kLanesPerWordTouch; ++o) {
+        fm_t& d = pending.v[(lane0 + o) % kWordElems];
+        const fm_t value = y.v[(w * kWordElems + o) % kTout];
+        if (job.write_mode == kWriteAdd) d = d + value;
+        else d = d + score * value;  // the score multiplies the bias too, as FastMoE's combine
+      }
+      if (lane0 + kLanesPerWordTouch == kWordElems) x[at] = pending;  // its last tile writes it
     }
     if (++t == out_tiles) {
       t = 0;
@@ -306,8 +355,8 @@ accumulate_tiles:  // into x: the residual add, or the MoE combine scattered by 
 // the queue). The input stream holds a whole row of tiles, so the reader runs a row ahead of the
 // MAC array's first output tile. Each m_axi buffer is read or written by one process.
 inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
-                        const LinearJob& job, const pixel_t* images, fm_t* x, const fm_t* xn, fm_t* qkv,
-                        fm_t* hidden, const QueueTokens tokens, const QueueScores scores) {
+                        const LinearJob& job, const pixel_t* images, fm_word_t* x, const fm_word_t* xn,
+                        fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
   hls::stream<in_vec> rows_in("linear_rows_in");
@@ -327,8 +376,8 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
 // independent; an expert's queue holds each token once, so scattered halves never collide);
 // not while the cycle ledger counts, which must see the one run the hardware makes.
 inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
-                       const LinearJob& job, const pixel_t* images, fm_t* x, const fm_t* xn, fm_t* qkv, fm_t* hidden,
-                       const QueueTokens tokens, const QueueScores scores) {
+                       const LinearJob& job, const pixel_t* images, fm_word_t* x, const fm_word_t* xn,
+                       fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores) {
 #ifdef EDGEMOE_EMU_PARALLEL
   if (job.rows - job.first_row >= 64 && job.read_mode != kReadPatches && !edgemoe_ledger::attached()) {
     LinearJob low = job, high = job;
@@ -354,7 +403,7 @@ inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, cons
 // runtime-indexed pair of buffers that both processes touch.
 inline void linear_step(WeightTiles tiles[kWeightBuffers], BiasTiles bias[kWeightBuffers],
                         LinearShape shapes[kWeightBuffers], int run_buffer, const LinearJob& job, const pixel_t* images,
-                        fm_t* x, const fm_t* xn, fm_t* qkv, fm_t* hidden, const QueueTokens tokens,
+                        fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens,
                         const QueueScores scores, const weight_word_t* weights, const fm_t* params, long w_offset,
                         long p_offset, int out, int in, int fetch_buffer) {
 #pragma HLS INLINE off

@@ -21,8 +21,8 @@ SoftmaxTable g_softmax;  // each row's softmax statistics between the attention 
 
 // A linear job on buffer `run`, then a fetch of the matrix at (w_offset, p_offset) into `fetch`
 // (linear_step). fetch_only: the fetch with no job; run_only: the job alone.
-void run_and_fetch(int run, const LinearJob& job, const pixel_t* image, fm_t* x, fm_t* xn, fm_t* qkv,
-                   fm_t* hidden, const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset, int out,
+void run_and_fetch(int run, const LinearJob& job, const pixel_t* image, fm_word_t* x, fm_word_t* xn, fm_word_t* qkv,
+                   fm_word_t* hidden, const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset, int out,
                    int in, int fetch) {
 #pragma HLS INLINE
   linear_step(g_weight_tiles, g_bias_tiles, g_shapes, run, job, image, x, xn, qkv, hidden, g_queues.token,
@@ -39,7 +39,7 @@ write_record:
 }
 
 // Every stage gets the image's buffers one by one, as linear_step does.
-#define EDGEMOE_IMAGE_BUFFERS const pixel_t *image, fm_t *x, fm_t *xn, fm_t *qkv, fm_t *hidden
+#define EDGEMOE_IMAGE_BUFFERS const pixel_t *image, fm_word_t *x, fm_word_t *xn, fm_word_t *qkv, fm_word_t *hidden
 #define EDGEMOE_PASS_BUFFERS image, x, xn, qkv, hidden
 
 void fetch_only(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset,
@@ -57,12 +57,14 @@ void patch_embedding(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const 
   const int D = m.dim, n = tokens(m);
   edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, (long long)n * D, kII, kCopyDepth, edgemoe_ledger::kPortParams,
                        (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_t>(), 0, 0, edgemoe_ledger::kPortAct,
-                       (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+                       (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
+  fm_word_t word;  // params are read one element a cycle; x is written a word every 16
 copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
   for (int i = 0; i < EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM; ++i) {
 #pragma HLS PIPELINE II = kII
     if (i >= n * D) break;
-    x[i] = params[p_pos(m) + i];
+    word.v[i % kWordElems] = params[p_pos(m) + i];
+    if (i % kWordElems == kWordElems - 1) x[i / kWordElems] = word;
   }
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, params, w_patch(m), p_patch_bias(m), D, patch_in(m), kPing);
   // rows 1..N-1 of x (row 0 is the cls token) += the patches' embeddings
@@ -111,8 +113,8 @@ void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* p
 
 }  // namespace
 
-extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weights, const fm_t* params, fm_t* x, fm_t* xn,
-                               fm_t* qkv, fm_t* hidden, ap_uint<32>* trace,
+extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weights, const fm_t* params, fm_word_t* x,
+                               fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, ap_uint<32>* trace,
                                int num_images, int dim, int heads, int grid_h, int grid_w, int patch, int depth,
                                int mlp_hidden, int experts, int expert_hidden, int top_k, int num_tasks,
                                unsigned moe_mask, int task, fm_t attn_scale, int embed, int first_stage,
@@ -167,7 +169,7 @@ extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weigh
 images_loop:
   for (int i = 0; i < kMaxImagesPerRun; ++i) {
     if (i >= num_images) break;
-    fm_t* xi = x + (long)i * n * dim;
+    fm_word_t* xi = x + (long)i * n * dim / kWordElems;
     edgemoe_ledger::stage(-1);
     const pixel_t* image = images + i * image_size;
     if (embed) patch_embedding(image, xi, xn, qkv, hidden, weights, params, m);

@@ -11,10 +11,10 @@ extern "C" void m3vit_backbone(
     const edgemoe_hls::pixel_t* images,  // [images][3][H][W], k/256
     const edgemoe_hls::weight_word_t* weights,  // layout.h: 28 packed 18-bit weights per 512-bit word
     const edgemoe_hls::fm_t* params,     // layout.h
-    edgemoe_hls::fm_t* x,                // [images][N][D] residual stream (in/out)
-    edgemoe_hls::fm_t* xn,               // [N][max(D, ...)] scratch: normalised tokens / attention output
-    edgemoe_hls::fm_t* qkv,              // [N][3D] scratch
-    edgemoe_hls::fm_t* hidden,           // [N][max(Hd, Hm)] scratch
+    edgemoe_hls::fm_word_t* x,           // [images][N][D] residual stream (in/out), 16 fm_t per word
+    edgemoe_hls::fm_word_t* xn,          // [N][max(D, ...)] scratch: normalised tokens / attention output
+    edgemoe_hls::fm_word_t* qkv,         // [N][3D] scratch
+    edgemoe_hls::fm_word_t* hidden,      // [N][max(Hd, Hm)] scratch
     ap_uint<32>* trace,                  // [images][moe layers][3][E]
     int num_images, int dim, int heads, int grid_h, int grid_w, int patch, int depth, int mlp_hidden,
     int experts, int expert_hidden, int top_k, int num_tasks, unsigned moe_mask, int task,

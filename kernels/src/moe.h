@@ -19,7 +19,7 @@ struct ExpertQueues {
 // xn: [n][D] normalised tokens; gate: [E][D] of this task; gate_bias: [E].
 // The gate's matrix is partitioned by expert: each logits step reads one element of every expert's
 // row (E banks) and accumulates E logits in DSPs, II = 1. The softmax and top-k per token are rolled.
-inline void route_tokens(const fm_t* xn, int n, int dim, const weight_word_t* gate_ddr, const fm_t* gate_bias_ddr,
+inline void route_tokens(const fm_word_t* xn, int n, int dim, const weight_word_t* gate_ddr, const fm_t* gate_bias_ddr,
                          int experts, int top_k, ExpertQueues& q) {
   namespace ledger = edgemoe_ledger;
   wt_t gate[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_DIM];
@@ -54,7 +54,8 @@ tokens_loop:
 #pragma HLS ARRAY_PARTITION variable = logit_acc complete
     for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) logit_acc[e] = gate_bias[e];
     ledger::loop(ledger::kUnitGate, dim, kII, kGateDepth, ledger::kPortScratch0, (long long)dim * beat_bytes<fm_t>(),
-                 beat_bytes<fm_t>(), (long long)dim * experts, kGateLanes);
+                 beat_bytes<fm_word_t>(), (long long)dim * experts, kGateLanes);
+    fm_word_t token_word;  // one feature per cycle: a word read every 16
     // Rolled after the logits: max, exp, 1/sum, probabilities, top-k passes of an E-wide arg-max.
     ledger::loop(ledger::kUnitGate, 1,
                  experts * (2 + kExpDepth) + kReciprocalDepth + experts + top_k * kTopKCycles, 0);
@@ -62,7 +63,8 @@ tokens_loop:
     for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
 #pragma HLS PIPELINE II = kII
       if (d >= dim) break;
-      const mac_in_t x = xn[(long)t * dim + d];
+      if (d % kWordElems == 0) token_word = xn[((long)t * dim + d) / kWordElems];
+      const mac_in_t x = token_word.v[d % kWordElems];
       for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) logit_acc[e] += x * gate[e][d];
     }
     fm_t logit[EDGEMOE_MAX_EXPERTS];
@@ -108,7 +110,8 @@ tokens_loop:
 
 // One MoE layer on one image: x [n][D] += sum_k score * expert(xn). hidden: [n][Hm] scratch.
 // trace (per expert): [tokens | fc1 fetches | fc2 fetches].
-inline void moe_layer(const pixel_t* images, fm_t* x, const fm_t* xn, fm_t* qkv, fm_t* hidden, int n, const ModelDims& m,
+inline void moe_layer(const pixel_t* images, fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, int n,
+                      const ModelDims& m,
                       int block, int task,
                       const weight_word_t* weights, const fm_t* params, WeightTiles tiles[kWeightBuffers],
                       BiasTiles bias[kWeightBuffers], LinearShape shape[kWeightBuffers], ExpertQueues& queues,

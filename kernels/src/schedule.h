@@ -53,13 +53,20 @@ constexpr int kII = 1;
 // row never come closer (attention.h pads the step).
 constexpr int kSoftmaxRecurrence = 2 + kExpDepth + 2;
 constexpr int kMaxStepsPerKey = max2(EDGEMOE_MAX_DIM / kAttnLanes, kSoftmaxRecurrence);
-// Loops that move several elements of one m_axi bundle per iteration: the activation pointers are
-// not widened (one beat per element), so their II is the beats per iteration (kernels/README.md,
-// Known limits: 512-bit activation words would make them 1).
-constexpr int kReadTileII = kTin;               // linear reader: a tile of T_in elements (rows or pixels)
-constexpr int kWriteStoreII = kTout;            // linear writer, store: T_out elements
-constexpr int kWriteAccumulateII = 2 * kTout;   // add / scatter: each element read back and written
-constexpr int kTwoReadsII = 2;                  // K and V rows; gamma and beta
+// Loops that move more than one beat of one m_axi bundle per iteration declare that many cycles.
+// Activations move as 512-bit words of kWordElems fm_t (formats.h); pixels and params one element
+// per beat.
+static_assert(kTin % kWordElems == 0, "an input tile is whole activation words");
+constexpr int kWordsPerInTile = kTin / kWordElems;
+constexpr int kWordsPerOutTile = kTout >= kWordElems ? kTout / kWordElems : 1;  // words a tile touches
+static_assert(kTout >= kWordElems ? kTout % kWordElems == 0 : kWordElems % kTout == 0,
+              "output tiles and activation words nest");
+constexpr int kReadPatchII = kTin;                // patch reader: T_in pixels, one beat each
+constexpr int kWriteStoreII = kWordsPerOutTile;   // writer, store: the words of a tile
+// add / scatter read each word back: two beats per word, or (T_out < 16) a read on a word's first
+// tile and a write on its last
+constexpr int kWriteAccumulateII = kTout >= kWordElems ? 2 * kWordsPerOutTile : 1;
+constexpr int kTwoReadsII = 2;                    // K and V words; gamma and beta
 // Gate top-k: k passes of an E-wide arg-max, rolled.
 constexpr int kTopKCycles = EDGEMOE_MAX_EXPERTS + 2;
 

@@ -28,4 +28,12 @@ inline void set_weight_at(std::vector<edgemoe_hls::weight_word_t>& words, long a
                                c % edgemoe_hls::kWeightsPerWord, v);
 }
 
+// A vector of fm_t seen as the kernel's 512-bit activation words (16 fm_t each, same bytes).
+inline edgemoe_hls::fm_word_t* words(std::vector<edgemoe_hls::fm_t>& v) {
+  return reinterpret_cast<edgemoe_hls::fm_word_t*>(v.data());
+}
+inline const edgemoe_hls::fm_word_t* words(const std::vector<edgemoe_hls::fm_t>& v) {
+  return reinterpret_cast<const edgemoe_hls::fm_word_t*>(v.data());
+}
+
 }  // namespace tb

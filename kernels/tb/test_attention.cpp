@@ -19,6 +19,7 @@
 
 #include "src/attention.h"
 #include "tb_util.h"
+#include "tb_weights.h"
 
 using namespace edgemoe_hls;
 
@@ -52,7 +53,7 @@ void check(int n, int dim, int heads, unsigned seed, bool saturate = false) {
       }
   }
   const fm_t scale = 1.0 / std::sqrt(double(hd));
-  run_attention(qkv.data(), n, dim, heads, scale, out.data(), g_info);
+  run_attention(tb::words(qkv), n, dim, heads, scale, tb::words(out), g_info);
   const double lsb22 = std::ldexp(1.0, -22), lsb24 = std::ldexp(1.0, -24), lsb29 = std::ldexp(1.0, -29);
   const double e_s = lsb22 * (1 + scale.to_double());
   double ratio_max = 0, ratio_sum = 0, ratio_out = 0, err_out = 0, err_sum = 0;
@@ -121,9 +122,9 @@ void check_block_split(int n, int dim, int heads) {
   const fm_t scale = 0.125;
   static edgemoe_ledger::Ledger ledger;
   edgemoe_ledger::active() = &ledger;
-  run_attention(qkv.data(), n, dim, heads, scale, a.data(), g_info);
+  run_attention(tb::words(qkv), n, dim, heads, scale, tb::words(a), g_info);
   edgemoe_ledger::active() = nullptr;
-  run_attention(qkv.data(), n, dim, heads, scale, b.data(), g_info);
+  run_attention(tb::words(qkv), n, dim, heads, scale, tb::words(b), g_info);
   int differing = 0;
   for (int i = 0; i < n * dim; ++i) differing += !(a[i] == b[i]);
   tb::expect(differing == 0, "run_attention's block split is bit-identical to one thread (H=" + std::to_string(heads) + ")");

@@ -34,12 +34,14 @@ static LinearJob job_of(int rows, ReadMode read, int src_stride, WriteMode write
 }
 static void run(const WeightBuffer& buf, const LinearJob& job, const fm_t* src, fm_t* dst,
                 const pixel_t* image = nullptr) {
-  run_linear(buf.tiles, buf.bias, buf.shape, job, image, dst, src, dst, nullptr, g_tokens, g_scores);
+  fm_word_t* out = reinterpret_cast<fm_word_t*>(dst);
+  run_linear(buf.tiles, buf.bias, buf.shape, job, image, out, reinterpret_cast<const fm_word_t*>(src), out, nullptr,
+             g_tokens, g_scores);
 }
 
 int main() {
   tb::Rng rng(1);
-  const int rows = 37, in = 100, out = 70;  // ragged tiles on both sides
+  const int rows = 37, in = 112, out = 80;  // whole 16-value words; input tiles ragged (T_in = 32)
   std::vector<wt_t> w(out * in);
   std::vector<fm_t> bias(out), x(rows * in), y(rows * out, fm_t(0));
   for (auto& v : w) v = rng.normal(0, 0.1);
@@ -132,7 +134,7 @@ int main() {
 
   // Patch embedding: the reader cuts 3 x P x P patches out of the image (Conv2d weight order).
   {
-    const int gh = 3, gw = 5, P = 4, K = 3 * P * P, D = 24, H = gh * P, W = gw * P;
+    const int gh = 3, gw = 5, P = 4, K = 3 * P * P, D = 32, H = gh * P, W = gw * P;
     static WeightBuffer patch_weights;
     std::vector<wt_t> pw(D * K);
     std::vector<fm_t> pb(D), emb(gh * gw * D);
@@ -163,8 +165,8 @@ int main() {
     for (auto& v : xs) v = rng.normal(0, 2);
     LinearJob whole = job_of(many, kReadRows, in, kWriteStore, out, true);
     LinearJob split = whole;
-    linear_unit(g_weights.tiles, g_weights.bias, g_weights.shape, whole, nullptr, a.data(), xs.data(), a.data(), nullptr,
-                g_tokens, g_scores);
+    linear_unit(g_weights.tiles, g_weights.bias, g_weights.shape, whole, nullptr, tb::words(a), tb::words(xs),
+                tb::words(a), nullptr, g_tokens, g_scores);
     run(g_weights, split, xs.data(), b.data());
     int differing = 0;
     for (int i = 0; i < many * out; ++i) differing += !(a[i] == b[i]);

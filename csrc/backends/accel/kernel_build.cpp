@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace edgemoe::accel {
@@ -74,7 +75,8 @@ void check_kernel_build(const KernelBuild& build) {
     refuse(build, "its argument list differs from kernels/src/kernel_interface.h in this build (interface hash " +
                       hex(build[kRecord_interface_hash]) + ", expected " + hex(host[kRecord_interface_hash]) + ")");
   // Everything that sets the bits of a result must be equal; maxima and lanes may differ per board.
-  const BuildRecordField numerics[] = {kRecord_attn_rows_in_flight, kRecord_weights_per_word};
+  const BuildRecordField numerics[] = {kRecord_attn_rows_in_flight, kRecord_weights_per_word,
+                                       kRecord_activation_word_elements};
   for (BuildRecordField f : numerics)
     if (build[f] != host[f])
       refuse(build, std::string(kFieldNames[f]) + " is " + std::to_string(build[f]) + ", this build uses " +
@@ -127,6 +129,19 @@ void check_fits_build(const ModelConfig& c, const KernelBuild& b) {
                                 " is not a multiple of the attention unit's EDGEMOE_ATTN_LANES = " +
                                 std::to_string(b[kRecord_attn_lanes]) + " (kernel config '" + b.config_name() +
                                 "' in " + b.origin + ")");
+  // Rows of x, xn, qkv and hidden are whole 512-bit words of activation_word_elements values.
+  const long word = long(b[kRecord_activation_word_elements]);
+  bool dense = false, moe = false;
+  for (int64_t blk = 0; blk < c.depth; ++blk) (c.is_moe_block(blk) ? moe : dense) = true;
+  const std::pair<const char*, long> widths[] = {{"width", long(c.embed_dim)},
+                                                 {"MLP hidden width", dense ? long(c.mlp_hidden) : 0},
+                                                 {"expert hidden width", moe ? long(c.expert_hidden) : 0}};
+  for (const auto& w : widths)
+    if (w.second % word != 0)
+      throw std::invalid_argument(std::string(kCannotRun) + "model " + w.first + " " + std::to_string(w.second) +
+                                  " is not a multiple of " + std::to_string(word) +
+                                  " (the kernel moves activations in 512-bit words; kernel config '" +
+                                  b.config_name() + "' in " + b.origin + ")");
   limit(b, "depth", c.depth, kRecord_max_depth);
   limit(b, "MLP hidden width", c.mlp_hidden, kRecord_max_mlp_hidden);
   limit(b, "expert count", c.num_experts, kRecord_max_experts);
