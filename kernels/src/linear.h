@@ -278,6 +278,12 @@ inline void store_word(const LinearJob& job, long at, const fm_word_t& word, fm_
   else if (job.dst == kToHidden) hidden[at] = word;
   else x[at] = word;
 }
+inline fm_word_t load_word(const LinearJob& job, long at, const fm_word_t* qkv, const fm_word_t* hidden,
+                           const fm_word_t* x) {
+  if (job.dst == kToQkv) return qkv[at];
+  if (job.dst == kToHidden) return hidden[at];
+  return x[at];
+}
 
 // One output tile per iteration. A tile is kWordsPerOutTile whole words (T_out >= 16) or part of
 // one word (T_out < 16: the word is assembled over its tiles and written on the last). Add and
@@ -321,7 +327,7 @@ store_tiles:
       ++r;
     }
   }
-accumulate_tiles:  // into x: the residual add, or the MoE combine scattered by token
+accumulate_tiles:  // the residual add, or the MoE combine scattered by token (into x today)
   for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxOutTiles>(accumulate_steps); ++step) {
 #pragma HLS PIPELINE II = kWriteAccumulateII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxOutTiles
@@ -334,14 +340,14 @@ accumulate_tiles:  // into x: the residual add, or the MoE combine scattered by 
       if (first >= out_dim) continue;
       const long at = row_word + first / kWordElems;
       const int lane0 = first % kWordElems;
-      if (lane0 == 0) pending = x[at];  // the word's first tile reads it back
+      if (lane0 == 0) pending = load_word(job, at, qkv, hidden, x);  // the word's first tile reads it back
       for (int o = 0; o < kLanesPerWordTouch; ++o) {
         fm_t& d = pending.v[(lane0 + o) % kWordElems];
         const fm_t value = y.v[(w * kWordElems + o) % kTout];
         if (job.write_mode == kWriteAdd) d = d + value;
         else d = d + score * value;  // the score multiplies the bias too, as FastMoE's combine
       }
-      if (lane0 + kLanesPerWordTouch == kWordElems) x[at] = pending;  // its last tile writes it
+      if (lane0 + kLanesPerWordTouch == kWordElems) store_word(job, at, pending, qkv, hidden, x);  // its last tile
     }
     if (++t == out_tiles) {
       t = 0;
@@ -353,7 +359,10 @@ accumulate_tiles:  // into x: the residual add, or the MoE combine scattered by 
 // Canonical dataflow: three processes, three single-producer single-consumer streams (tiles in,
 // tiles out, and each row's destination from the reader to the writer, so only the reader reads
 // the queue). The input stream holds a whole row of tiles, so the reader runs a row ahead of the
-// MAC array's first output tile. Each m_axi buffer is read or written by one process.
+// MAC array's first output tile. xn and the image are only read (reader), qkv and x only written
+// or read back (writer); `hidden` is read by the reader in one job (fc2) and written by the writer
+// in another (fc1), never both in one job: if HLS orders the two processes for it, that dependence
+// is false (check the csynth dataflow report).
 inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
                         const LinearJob& job, const pixel_t* images, fm_word_t* x, const fm_word_t* xn,
                         fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores) {

@@ -90,7 +90,7 @@ void check_kernel_build(const KernelBuild& build) {
                         " (kernels/src/formats.h)");
   }
   const BuildRecordField positive[] = {kRecord_max_images, kRecord_max_dim,   kRecord_max_tokens, kRecord_max_heads,
-                                       kRecord_max_depth,  kRecord_attn_lanes};
+                                       kRecord_max_depth,  kRecord_attn_lanes, kRecord_activation_word_elements};
   for (BuildRecordField f : positive)
     if (build[f] == 0 || build[f] > (1u << 24)) refuse(build, std::string(kFieldNames[f]) + " is " + std::to_string(build[f]));
 }
