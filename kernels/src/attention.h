@@ -63,8 +63,6 @@ typedef fm_t OutputRows[EDGEMOE_MAX_TOKENS][kMaxChunks][kAttnLanes];
 inline bool slot_active(int block, int s, int j, int n) { return s <= j && j <= n - 1 + s && block * kAttnP + s < n; }
 inline int block_rows(int block, int n) { return n - block * kAttnP < kAttnP ? n - block * kAttnP : kAttnP; }
 
-constexpr int kMaxDimWords = EDGEMOE_MAX_DIM / kWordElems;
-
 // K and V of every token: a word of each per iteration on one bundle (two beats). Element e of a
 // word goes to lane (16 w + e) mod ATTN_LANES: each lane's bank is written by one statement.
 inline void load_kv(const fm_word_t* qkv, int n, int dim, FeatureRows k, FeatureRows v) {
@@ -128,6 +126,28 @@ inline fm_t lane_sum(const score_acc_t lane[kAttnLanes], fm_t scale) {
   return fm_t(acc) * scale;
 }
 
+// Where a sweep is: key step j, iteration `step` of that key step, head h and its lane chunk c
+// (chunk = h * chunks + c, counted only on working iterations; the rest of a key step is padding
+// for the softmax recurrence).
+struct SweepPosition {
+  int j, step, h, c, chunk;
+};
+inline bool sweep_works(const SweepPosition& at, int heads, int chunks) { return at.step < heads * chunks; }
+inline void sweep_advance(SweepPosition& at, int heads, int chunks, int steps) {
+  if (sweep_works(at, heads, chunks)) ++at.chunk;
+  if (++at.c == chunks) {
+    at.c = 0;
+    ++at.h;
+  }
+  if (++at.step == steps) {
+    at.step = 0;
+    at.c = 0;
+    at.h = 0;
+    at.chunk = 0;
+    ++at.j;
+  }
+}
+
 // Pass 1 for one block of P rows: scores and the online softmax statistics of its rows. At most
 // one slot finishes its row per key step (slot j - n + 1), so `info` gets one write per cycle.
 inline void block_softmax(const SlotRows q, const FeatureRows k, int block, int n, int heads, int hd, fm_t scale,
@@ -145,12 +165,13 @@ inline void block_softmax(const SlotRows q, const FeatureRows k, int block, int 
   const int rows = block_rows(block, n);
   ledger::loop(ledger::kUnitAttnScores, (long long)(n + kAttnP - 1) * steps, kII, kAttnSweepDepth, ledger::kNoPort,
                0, 1, (long long)rows * n * heads * hd, kAttnP * kAttnLanes);
-  int j = 0, step = 0, h = 0, c = 0, chunk = 0;  // chunk = h * chunks + c
+  SweepPosition at = {0, 0, 0, 0, 0};
 sweep:
   for (int i = 0; i < upto<(EDGEMOE_MAX_TOKENS + kAttnP - 1) * kMaxStepsPerKey>((n + kAttnP - 1) * steps); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = (EDGEMOE_MAX_TOKENS + kAttnP - 1) * kMaxStepsPerKey
-    if (step < heads * chunks) {  // the rest of a key step is padding for the recurrence
+    if (sweep_works(at, heads, chunks)) {
+      const int j = at.j, h = at.h, c = at.c, chunk = at.chunk;
       const int key = j < n ? j : j - n;
       dot_chunk(q, k, key, chunk, lane, c == 0);
       if (c == chunks - 1) {
@@ -174,19 +195,8 @@ sweep:
           reciprocal(run_sum[done][h], r.mant, r.exp2);
         }
       }
-      ++chunk;
     }
-    if (++c == chunks) {
-      c = 0;
-      ++h;
-    }
-    if (++step == steps) {
-      step = 0;
-      c = 0;
-      h = 0;
-      chunk = 0;
-      ++j;
-    }
+    sweep_advance(at, heads, chunks, steps);
   }
 }
 
@@ -223,12 +233,13 @@ load_stats:
   // One more key step than pass 1: step n + P - 1 only accumulates the previous step's p.v.
   ledger::loop(ledger::kUnitAttnValues, (long long)(n + kAttnP) * steps, kII, kAttnSweepDepth + kExpDepth,
                ledger::kNoPort, 0, 1, 2LL * rows * n * heads * hd, 2 * kAttnP * kAttnLanes);
-  int j = 0, step = 0, h = 0, c = 0, chunk = 0;
+  SweepPosition at = {0, 0, 0, 0, 0};
 sweep:
   for (int i = 0; i < upto<(EDGEMOE_MAX_TOKENS + kAttnP) * kMaxStepsPerKey>((n + kAttnP) * steps); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = (EDGEMOE_MAX_TOKENS + kAttnP) * kMaxStepsPerKey
-    if (step < heads * chunks) {
+    if (sweep_works(at, heads, chunks)) {
+      const int j = at.j, h = at.h, c = at.c, chunk = at.chunk;
       if (j >= 1) {  // p.v of key step j - 1 over this chunk
         const int key = j - 1 < n ? j - 1 : j - 1 - n;
         for (int s = 0; s < kAttnP; ++s) {
@@ -253,19 +264,8 @@ sweep:
           for (int s = 0; s < kAttnP; ++s)
             if (slot_active(block, s, j, n)) p_prev[s][h] = exp_nonpositive(lane_sum(lane[s], scale) - stats[s][h].max);
       }
-      ++chunk;
     }
-    if (++c == chunks) {
-      c = 0;
-      ++h;
-    }
-    if (++step == steps) {
-      step = 0;
-      c = 0;
-      h = 0;
-      chunk = 0;
-      ++j;
-    }
+    sweep_advance(at, heads, chunks, steps);
   }
 }
 

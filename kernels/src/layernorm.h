@@ -8,8 +8,6 @@
 
 namespace edgemoe_hls {
 
-constexpr int kMaxDimWords = EDGEMOE_MAX_DIM / kWordElems;
-
 // src is x (bundle act), dst is xn (bundle scratch0), both in 512-bit words of 16 features: one
 // word read and one written per cycle on two bundles. dim and the strides are multiples of 16.
 inline void layer_norm(const fm_word_t* src, int src_stride, fm_word_t* dst, int dst_stride, const fm_t* gamma_ddr,

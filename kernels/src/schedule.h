@@ -58,6 +58,7 @@ constexpr int kMaxStepsPerKey = max2(EDGEMOE_MAX_DIM / kAttnLanes, kSoftmaxRecur
 // per beat.
 static_assert(kTin % kWordElems == 0, "an input tile is whole activation words");
 constexpr int kWordsPerInTile = kTin / kWordElems;
+constexpr int kMaxDimWords = EDGEMOE_MAX_DIM / kWordElems;  // activation words of a model-width row
 constexpr int kWordsPerOutTile = kTout >= kWordElems ? kTout / kWordElems : 1;  // words a tile touches
 static_assert(kTout >= kWordElems ? kTout % kWordElems == 0 : kWordElems % kTout == 0,
               "output tiles and activation words nest");
