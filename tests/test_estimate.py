@@ -58,7 +58,7 @@ def test_macs_are_the_layers_the_kernel_ran(vit_t, estimate):
     assert _unit(estimate, 0, "proj").macs == n * D * D
     assert _unit(estimate, 1, "mlp fc1").macs == n * c.mlp_hidden * D
     assert _unit(estimate, -1, "patch embedding").macs == (n - 1) * D * 3 * c.patch_size ** 2
-    assert _unit(estimate, 0, "attention scores").macs == n * n * D  # q.k of every row and key, all heads
+    assert _unit(estimate, 0, "attention").macs == 2 * n * n * D  # q.k and p.v of every row and key, all heads
 
 
 def test_moe_load_follows_the_routing(vit_t, estimate):
@@ -157,12 +157,12 @@ def test_csynth_comparison_flags_a_missed_ii(tmp_path, capsys):
     report.write_text("""<profile><PerformanceEstimates><SummaryOfLoopLatency>
       <images_loop><TripCount>1024</TripCount>
         <mac_steps_1><TripCount>1485000</TripCount><PipelineII>1</PipelineII><PipelineDepth>14</PipelineDepth></mac_steps_1>
-        <sweep><TripCount>9000</TripCount><PipelineII>4</PipelineII><PipelineDepth>20</PipelineDepth></sweep>
+        <sweep_loop><TripCount>9000</TripCount><PipelineII>4</PipelineII><PipelineDepth>20</PipelineDepth></sweep_loop>
         <VITIS_LOOP_52_1><TripCount>64</TripCount><PipelineII>1</PipelineII><PipelineDepth>3</PipelineDepth></VITIS_LOOP_52_1>
       </images_loop></SummaryOfLoopLatency></PerformanceEstimates></profile>""")
     assert tool.main([str(tmp_path)]) == 1
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines()[1:-1]}
-    assert lines["mac_steps_1"].endswith("ok") and lines["sweep"].endswith("MISSED")
+    assert lines["mac_steps_1"].endswith("ok") and lines["sweep_loop"].endswith("MISSED")
     assert lines["VITIS_LOOP_52_1"].endswith("unlabelled") and "not in report" in lines["load_weights"]
     assert "1 loop(s) missed" in out

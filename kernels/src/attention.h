@@ -4,22 +4,24 @@
 // so no key is re-read from DDR; nothing but q, k, v in and the output out crosses the memory port.
 // Rows run in blocks of P (one row per slot); in its block's key sweep, slot s sees the keys in the
 // rotated order s, s+1, ..., n-1, 0, ..., s-1 (P is part of the numerics, formats.h), and all slots
-// read the same key row at each step. Pass 1 computes q.k and, in the same sweep, each row's
-// online max and sum; its max, and 1/sum as mantissa and exponent, stay on chip (`RowSoftmax`).
-// Pass 2 recomputes q.k (the same exact integer sums, so the same scores: no score scratch in DDR),
-// takes p = exp(s - max) and accumulates p.v exactly; each finished output chunk is normalised
-// once (shift by the exponent, multiply by the mantissa) into an on-chip row buffer that is
-// written out in one burst at the end.
+// read the same key row at each step. A group of ATTN_BLOCKS blocks shares one sweep (the blocks
+// are independent: more rows in flight, the same bits). Pass 1 computes q.k, keeps each score on
+// chip and, in the same sweep, each row's online max and sum; its max, and 1/sum as mantissa and
+// exponent, go to pass 2. Pass 2 takes p = exp(s - max) of the kept scores and accumulates p.v
+// exactly; each finished output chunk is normalised once (shift by the exponent, multiply by the
+// mantissa) into an on-chip row buffer that is written out in one burst at the end.
 //
-// Schedule (kernels/README.md, "Schedules"): each sweep is one pipelined loop over (key step,
-// head, lane chunk) at II = 1. Per iteration every slot multiplies kAttnLanes elements of its q
-// row with kAttnLanes elements of one k row: q, k, v and the accumulators are partitioned
-// cyclically by kAttnLanes along the feature dimension, and q and the accumulators by slot, so
-// each bank is read once (the accumulators read and written once: two ports). A row's running
-// max and sum are updated once per key and head; the steps per key are padded to
-// kSoftmaxRecurrence, so two dependent updates are always that many cycles apart (DEPENDENCE
-// distance below) and the exp-compare-multiply chain fits. Pass 2 accumulates the p.v of key
-// step j - 1 while it computes the scores of step j (p is ready only after the last chunk).
+// Schedule (kernels/README.md, "Schedules"): sweep g is one pipelined loop over (key step, head,
+// lane chunk) at II = 1 that runs pass 1 of group g and pass 2 of group g - 1 side by side: both
+// read key row j (K for pass 1, V for pass 2), so the two passes cost one sweep per group. The
+// scores and statistics live in two halves (group parity): pass 1 writes one while pass 2 reads
+// the other. Per iteration every slot of pass 1 multiplies kAttnLanes elements of its q row with
+// kAttnLanes elements of one k row, and every slot of pass 2 kAttnLanes elements of one v row with
+// its p: q, k, v, the accumulators and the output rows are partitioned by lane (and q, the
+// accumulators, the scores and the output rows by block and slot), so each bank sees at most one
+// read and one write a cycle. A row's running max and sum are updated once per key and head; the
+// steps per key are padded to kSoftmaxRecurrence, so two dependent updates are always that many
+// cycles apart (DEPENDENCE distance below) and the exp-compare-multiply chain fits.
 #pragma once
 
 #include "fixed_math.h"
@@ -36,7 +38,8 @@ struct RowSoftmax {
 };
 typedef RowSoftmax SoftmaxTable[EDGEMOE_MAX_TOKENS][EDGEMOE_MAX_HEADS];
 
-constexpr int kMaxAttnBlocks = ceil_div(EDGEMOE_MAX_TOKENS, kAttnP);
+constexpr int kMaxAttnGroups = ceil_div(EDGEMOE_MAX_TOKENS, kAttnRows);
+constexpr int kMaxKeySteps = EDGEMOE_MAX_TOKENS + kAttnP - 1;  // key steps of a sweep (the last slot starts P - 1 late)
 
 // Cycles per key step of a sweep: one per (head, lane chunk), at least the softmax recurrence.
 inline int attention_steps_per_key(int heads, int head_dim) {
@@ -52,22 +55,30 @@ static_assert((kAttnLanes & (kAttnLanes - 1)) == 0, "ATTN_LANES must be a power 
 constexpr int kMaxChunks = EDGEMOE_MAX_DIM / kAttnLanes;
 constexpr int kLaneMask = kAttnLanes - 1;
 constexpr int kLaneShift = log2_ceil(kAttnLanes);
+constexpr int kScoreHalf = kMaxKeySteps * EDGEMOE_MAX_HEADS;  // one group's scores per slot
+constexpr int kStatHalf = kAttnP * EDGEMOE_MAX_HEADS;         // one group's statistics per block
 // Feature rows as [chunk][lane]: d = chunk * ATTN_LANES + lane. The lane dimension is partitioned
 // completely, so a lane's bank is its (constant, unrolled) index, not a runtime address.
 typedef qkv_t FeatureRows[EDGEMOE_MAX_TOKENS][kMaxChunks][kAttnLanes];
-typedef qkv_t SlotRows[kAttnP][kMaxChunks][kAttnLanes];
-typedef pv_acc_t SlotSums[kAttnP][kMaxChunks][kAttnLanes];
-typedef fm_t OutputRows[EDGEMOE_MAX_TOKENS][kMaxChunks][kAttnLanes];
+typedef qkv_t GroupRows[kAttnBlocks][kAttnP][kMaxChunks][kAttnLanes];
+typedef pv_acc_t GroupSums[kAttnBlocks][kAttnP][kMaxChunks][kAttnLanes];
+// Pass 1's results for pass 2, two halves by group parity: scores [half][key step][head] per slot,
+// statistics [half][slot][head] per block.
+typedef fm_t ScoreBanks[kAttnBlocks][kAttnP][2 * kScoreHalf];
+typedef RowSoftmax StatBanks[kAttnBlocks][2 * kStatHalf];
+typedef RowSoftmax GroupStats[kAttnBlocks][kAttnP][EDGEMOE_MAX_HEADS];
+// Output rows by (group, block, slot): row = group * kAttnRows + block * P + slot.
+typedef fm_t OutputRows[kMaxAttnGroups][kAttnBlocks][kAttnP][kMaxChunks][kAttnLanes];
 
-// Whether slot s holds a row at key step j of a block (rows past n are idle).
+// Whether slot s of block `block` holds a row at key step j (rows past n are idle).
 inline bool slot_active(int block, int s, int j, int n) { return s <= j && j <= n - 1 + s && block * kAttnP + s < n; }
-inline int block_rows(int block, int n) { return n - block * kAttnP < kAttnP ? n - block * kAttnP : kAttnP; }
+inline int group_rows(int group, int n) { return n - group * kAttnRows < kAttnRows ? n - group * kAttnRows : kAttnRows; }
 
 // K and V of every token: a word of each per iteration on one bundle (two beats). Element e of a
 // word goes to lane (16 w + e) mod ATTN_LANES: each lane's bank is written by one statement.
 inline void load_kv(const fm_word_t* qkv, int n, int dim, FeatureRows k, FeatureRows v) {
   const int words = dim / kWordElems;
-  ledger::loop(ledger::kUnitAttnScores, (long long)n * words, kTwoReadsII, kCopyDepth, ledger::kPortScratch1,
+  ledger::loop(ledger::kUnitAttention, (long long)n * words, kTwoReadsII, kCopyDepth, ledger::kPortScratch1,
                2LL * n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
   int t = 0, w = 0;
 load_kv_loop:
@@ -88,36 +99,53 @@ load_kv_loop:
   }
 }
 
-// The q rows of one block, one per slot (read for each pass: q is not kept for all rows).
-inline void load_q(const fm_word_t* qkv, int block, int n, int dim, SlotRows q, ledger::Unit unit) {
-  const int rows = block_rows(block, n), words = dim / kWordElems;
-  ledger::loop(unit, (long long)rows * words, kII, kCopyDepth, ledger::kPortScratch1,
+// The q rows of one group, one per (block, slot), a word per cycle.
+inline void load_group_q(const fm_word_t* qkv, int group, int n, int dim, GroupRows q) {
+  const int rows = group_rows(group, n), words = dim / kWordElems;
+  ledger::loop(ledger::kUnitAttention, (long long)rows * words, kII, kCopyDepth, ledger::kPortScratch1,
                (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
-  int s = 0, w = 0;
+  int b = 0, s = 0, w = 0;
 load_q_loop:
-  for (int i = 0; i < upto<kAttnP * kMaxDimWords>(rows * words); ++i) {
+  for (int i = 0; i < upto<kAttnRows * kMaxDimWords>(rows * words); ++i) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kAttnP * kMaxDimWords
-    const fm_word_t qw = qkv[(long)(block * kAttnP + s) * 3 * words + w];
+#pragma HLS LOOP_TRIPCOUNT max = kAttnRows * kMaxDimWords
+    const fm_word_t qw = qkv[(long)(group * kAttnRows + b * kAttnP + s) * 3 * words + w];
     for (int e = 0; e < kWordElems; ++e) {
       const int d = w * kWordElems + e;
-      q[s][d >> kLaneShift][d & kLaneMask] = qw.v[e];
+      q[b][s][d >> kLaneShift][d & kLaneMask] = qw.v[e];
     }
     if (++w == words) {
       w = 0;
-      ++s;
+      if (++s == kAttnP) {
+        s = 0;
+        ++b;
+      }
     }
   }
 }
 
-// q.k of every slot over one lane chunk (exact products into score_acc_t lanes).
-inline void dot_chunk(const SlotRows q, const FeatureRows k, int key, int chunk, score_acc_t lane[kAttnP][kAttnLanes],
-                      bool first_chunk) {
-  if (first_chunk)  // each lane's DSP starts a new sum (its P register reset)
-    for (int s = 0; s < kAttnP; ++s)
-      for (int l = 0; l < kAttnLanes; ++l) lane[s][l] = 0;
-  for (int s = 0; s < kAttnP; ++s)
-    for (int l = 0; l < kAttnLanes; ++l) lane[s][l] += q[s][chunk][l] * k[key][chunk][l];
+// Pass 1's statistics of one group (half `half`) into registers for pass 2's sweep, one per cycle
+// (one read of a block's bank); the same values go to `info`, the testbench's view of them.
+inline void load_group_stats(const StatBanks stats, int group, int half, int n, int heads, GroupStats regs,
+                             SoftmaxTable info) {
+  const int rows = group_rows(group, n);
+  ledger::loop(ledger::kUnitAttention, (long long)rows * heads, kII, kCopyDepth);
+  int b = 0, s = 0, h = 0;
+load_stats:
+  for (int i = 0; i < upto<kAttnRows * EDGEMOE_MAX_HEADS>(rows * heads); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kAttnRows * EDGEMOE_MAX_HEADS
+    const RowSoftmax r = stats[b][half * kStatHalf + s * EDGEMOE_MAX_HEADS + h];
+    regs[b][s][h] = r;
+    info[group * kAttnRows + b * kAttnP + s][h] = r;
+    if (++h == heads) {
+      h = 0;
+      if (++s == kAttnP) {
+        s = 0;
+        ++b;
+      }
+    }
+  }
 }
 
 inline fm_t lane_sum(const score_acc_t lane[kAttnLanes], fm_t scale) {
@@ -148,121 +176,112 @@ inline void sweep_advance(SweepPosition& at, int heads, int chunks, int steps) {
   }
 }
 
-// Pass 1 for one block of P rows: scores and the online softmax statistics of its rows. At most
-// one slot finishes its row per key step (slot j - n + 1), so `info` gets one write per cycle.
-inline void block_softmax(const SlotRows q, const FeatureRows k, int block, int n, int heads, int hd, fm_t scale,
-                          SoftmaxTable info) {
+// What one sweep does: pass 1 of group `scoring` and pass 2 of group `weighing` (-1: none).
+struct SweepGroups {
+  int scoring, weighing;
+};
+
+// One sweep. Pass 1: each slot's scores into its score bank (one write per head, at its last
+// chunk) and its running max and sum; at most one slot per block finishes its row per key step
+// (slot j - n + 1), so a block's statistics bank gets one write a cycle. Pass 2: at a head's first
+// chunk each slot reads that key's score (one read of its bank) and forms p; every chunk adds p.v
+// into the slot's accumulators; the finishing slot of each block normalises its chunk into the
+// output rows (one write per block and lane bank).
+inline void sweep(const GroupRows q, const FeatureRows k, const FeatureRows v, SweepGroups groups, int n, int heads,
+                  int hd, fm_t scale, ScoreBanks scores, StatBanks stats, const GroupStats weigh_stats,
+                  OutputRows out) {
   const int chunks = hd / kAttnLanes;
   const int steps = attention_steps_per_key(heads, hd);
-  score_acc_t lane[kAttnP][kAttnLanes];
-  fm_t run_max[kAttnP][EDGEMOE_MAX_HEADS];
-  sum_t run_sum[kAttnP][EDGEMOE_MAX_HEADS];
+  const bool scoring = groups.scoring >= 0, weighing = groups.weighing >= 0;
+  const int write_half = groups.scoring & 1, read_half = groups.weighing & 1;
+  score_acc_t lane[kAttnBlocks][kAttnP][kAttnLanes];
+  fm_t run_max[kAttnBlocks][kAttnP][EDGEMOE_MAX_HEADS];
+  sum_t run_sum[kAttnBlocks][kAttnP][EDGEMOE_MAX_HEADS];
+  GroupSums acc;
+  unit_t p[kAttnBlocks][kAttnP];  // a head's p of this key step, formed on its first chunk
+  pv_acc_t fresh[kAttnBlocks][kAttnP][kAttnLanes];  // this iteration's accumulator values
 #pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
 #pragma HLS ARRAY_PARTITION variable = run_max dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = run_max dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = run_sum dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = run_sum dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = acc dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = acc dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = acc dim = 4 complete
+#pragma HLS BIND_STORAGE variable = acc type = ram_2p impl = lutram
+#pragma HLS ARRAY_PARTITION variable = p complete dim = 0
+#pragma HLS ARRAY_PARTITION variable = fresh complete dim = 0
 #pragma HLS DEPENDENCE variable = run_max inter distance = kSoftmaxRecurrence true
 #pragma HLS DEPENDENCE variable = run_sum inter distance = kSoftmaxRecurrence true
-  const int rows = block_rows(block, n);
-  ledger::loop(ledger::kUnitAttnScores, (long long)(n + kAttnP - 1) * steps, kII, kAttnSweepDepth, ledger::kNoPort,
-               0, 1, (long long)rows * n * heads * hd, kAttnP * kAttnLanes);
+#pragma HLS DEPENDENCE variable = acc inter distance = kSoftmaxRecurrence true
+  // Pass 1 writes the half of group parity `scoring`, pass 2 reads the other one.
+#pragma HLS DEPENDENCE variable = scores inter false
+#pragma HLS DEPENDENCE variable = scores intra false
+  const long long score_rows = scoring ? group_rows(groups.scoring, n) : 0;
+  const long long weigh_rows = weighing ? group_rows(groups.weighing, n) : 0;
+  ledger::loop(ledger::kUnitAttention, (long long)(n + kAttnP - 1) * steps, kII, kAttnSweepDepth, ledger::kNoPort, 0,
+               1, (score_rows + weigh_rows) * n * heads * hd, 2 * kAttnRows * kAttnLanes);
   SweepPosition at = {0, 0, 0, 0, 0};
-sweep:
-  for (int i = 0; i < upto<(EDGEMOE_MAX_TOKENS + kAttnP - 1) * kMaxStepsPerKey>((n + kAttnP - 1) * steps); ++i) {
+sweep_loop:
+  for (int i = 0; i < upto<kMaxKeySteps * kMaxStepsPerKey>((n + kAttnP - 1) * steps); ++i) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = (EDGEMOE_MAX_TOKENS + kAttnP - 1) * kMaxStepsPerKey
+#pragma HLS LOOP_TRIPCOUNT max = kMaxKeySteps * kMaxStepsPerKey
     if (sweep_works(at, heads, chunks)) {
       const int j = at.j, h = at.h, c = at.c, chunk = at.chunk;
       const int key = j < n ? j : j - n;
-      dot_chunk(q, k, key, chunk, lane, c == 0);
-      if (c == chunks - 1) {
-        for (int s = 0; s < kAttnP; ++s) {
-          if (!slot_active(block, s, j, n)) continue;
-          const fm_t score = lane_sum(lane[s], scale);
-          if (j == s) {  // the row's first key
-            run_max[s][h] = score;
-            run_sum[s][h] = 1;
-          } else if (score > run_max[s][h]) {
-            run_sum[s][h] = run_sum[s][h] * exp_nonpositive(run_max[s][h] - score) + ap_ufixed<1, 1>(1);
-            run_max[s][h] = score;
-          } else {
-            run_sum[s][h] = run_sum[s][h] + exp_nonpositive(score - run_max[s][h]);
-          }
-        }
-        const int done = j - (n - 1);  // the slot whose row saw its last key
-        if (done >= 0 && done < kAttnP && slot_active(block, done, j, n)) {
-          RowSoftmax& r = info[block * kAttnP + done][h];
-          r.max = run_max[done][h];
-          reciprocal(run_sum[done][h], r.mant, r.exp2);
-        }
-      }
-    }
-    sweep_advance(at, heads, chunks, steps);
-  }
-}
-
-// Pass 2 for one block: p.v with p from recomputed scores, normalised into the row buffer by the
-// one slot that finishes at this key step.
-inline void block_values(const SlotRows q, const FeatureRows k, const FeatureRows v, int block, int n, int heads, int hd,
-                         fm_t scale, const SoftmaxTable info, OutputRows out) {
-  const int chunks = hd / kAttnLanes;
-  const int steps = attention_steps_per_key(heads, hd);
-  score_acc_t lane[kAttnP][kAttnLanes];
-  SlotSums acc;
-  unit_t p_prev[kAttnP][EDGEMOE_MAX_HEADS];  // p of key step j - 1, used while step j's scores form
-  RowSoftmax stats[kAttnP][EDGEMOE_MAX_HEADS];
-#pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
-#pragma HLS ARRAY_PARTITION variable = acc dim = 1 complete
-#pragma HLS ARRAY_PARTITION variable = acc dim = 3 complete
-#pragma HLS BIND_STORAGE variable = acc type = ram_2p impl = lutram
-#pragma HLS ARRAY_PARTITION variable = p_prev dim = 1 complete
-#pragma HLS ARRAY_PARTITION variable = stats dim = 1 complete
-#pragma HLS DEPENDENCE variable = acc inter distance = kSoftmaxRecurrence true
-  const int rows = block_rows(block, n);
-  ledger::loop(ledger::kUnitAttnValues, (long long)rows * heads, kII, kCopyDepth);
-  int stat_slot = 0, stat_head = 0;
-load_stats:
-  for (int i = 0; i < upto<kAttnP * EDGEMOE_MAX_HEADS>(rows * heads); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kAttnP * EDGEMOE_MAX_HEADS
-    stats[stat_slot][stat_head] = info[block * kAttnP + stat_slot][stat_head];
-    if (++stat_head == heads) {
-      stat_head = 0;
-      ++stat_slot;
-    }
-  }
-  // One more key step than pass 1: step n + P - 1 only accumulates the previous step's p.v.
-  ledger::loop(ledger::kUnitAttnValues, (long long)(n + kAttnP) * steps, kII, kAttnSweepDepth + kExpDepth,
-               ledger::kNoPort, 0, 1, 2LL * rows * n * heads * hd, 2 * kAttnP * kAttnLanes);
-  SweepPosition at = {0, 0, 0, 0, 0};
-sweep:
-  for (int i = 0; i < upto<(EDGEMOE_MAX_TOKENS + kAttnP) * kMaxStepsPerKey>((n + kAttnP) * steps); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = (EDGEMOE_MAX_TOKENS + kAttnP) * kMaxStepsPerKey
-    if (sweep_works(at, heads, chunks)) {
-      const int j = at.j, h = at.h, c = at.c, chunk = at.chunk;
-      if (j >= 1) {  // p.v of key step j - 1 over this chunk
-        const int key = j - 1 < n ? j - 1 : j - 1 - n;
-        for (int s = 0; s < kAttnP; ++s) {
-          if (!slot_active(block, s, j - 1, n)) continue;
-          if (j - 1 == s)  // the row's first key
-            for (int l = 0; l < kAttnLanes; ++l) acc[s][chunk][l] = 0;
-          const unit_t p = p_prev[s][h];
-          for (int l = 0; l < kAttnLanes; ++l) acc[s][chunk][l] += p * v[key][chunk][l];
-        }
-        const int done = j - 1 - (n - 1);  // the slot whose row saw its last key: sum p.v / sum p
-        if (done >= 0 && done < kAttnP && slot_active(block, done, j - 1, n)) {
-          for (int l = 0; l < kAttnLanes; ++l) {
-            const ap_fixed<39, 10> scaled = acc[done][chunk][l] >> stats[done][h].exp2;
-            out[block * kAttnP + done][chunk][l] = fm_t(scaled * stats[done][h].mant);
-          }
-        }
-      }
-      if (j < n + kAttnP - 1) {
-        const int key = j < n ? j : j - n;
-        dot_chunk(q, k, key, chunk, lane, c == 0);
-        if (c == chunks - 1)
+      const int done = j - (n - 1);  // the slot whose row sees its last key at this step
+      const bool someone_done = done >= 0 && done < kAttnP;
+      const int score_at = j * EDGEMOE_MAX_HEADS + h;
+      if (scoring) {
+        for (int b = 0; b < kAttnBlocks; ++b)
           for (int s = 0; s < kAttnP; ++s)
-            if (slot_active(block, s, j, n)) p_prev[s][h] = exp_nonpositive(lane_sum(lane[s], scale) - stats[s][h].max);
+            for (int l = 0; l < kAttnLanes; ++l)  // each lane's DSP starts a new sum on a head's first chunk
+              lane[b][s][l] = (c == 0 ? score_acc_t(0) : lane[b][s][l]) + q[b][s][chunk][l] * k[key][chunk][l];
+        if (c == chunks - 1) {
+          for (int b = 0; b < kAttnBlocks; ++b) {
+            const int block = groups.scoring * kAttnBlocks + b;
+            for (int s = 0; s < kAttnP; ++s) {
+              if (!slot_active(block, s, j, n)) continue;
+              const fm_t score = lane_sum(lane[b][s], scale);
+              scores[b][s][write_half * kScoreHalf + score_at] = score;
+              if (j == s) {  // the row's first key
+                run_max[b][s][h] = score;
+                run_sum[b][s][h] = 1;
+              } else if (score > run_max[b][s][h]) {
+                run_sum[b][s][h] = run_sum[b][s][h] * exp_nonpositive(run_max[b][s][h] - score) + ap_ufixed<1, 1>(1);
+                run_max[b][s][h] = score;
+              } else {
+                run_sum[b][s][h] = run_sum[b][s][h] + exp_nonpositive(score - run_max[b][s][h]);
+              }
+            }
+            if (someone_done && slot_active(block, done, j, n)) {
+              RowSoftmax r;
+              r.max = run_max[b][done][h];
+              reciprocal(run_sum[b][done][h], r.mant, r.exp2);
+              stats[b][write_half * kStatHalf + done * EDGEMOE_MAX_HEADS + h] = r;
+            }
+          }
+        }
+      }
+      if (weighing) {
+        for (int b = 0; b < kAttnBlocks; ++b) {
+          const int block = groups.weighing * kAttnBlocks + b;
+          for (int s = 0; s < kAttnP; ++s) {
+            if (!slot_active(block, s, j, n)) continue;
+            if (c == 0) p[b][s] = exp_nonpositive(scores[b][s][read_half * kScoreHalf + score_at] - weigh_stats[b][s][h].max);
+            for (int l = 0; l < kAttnLanes; ++l) {  // the row's first key starts its sums
+              fresh[b][s][l] = (j == s ? pv_acc_t(0) : acc[b][s][chunk][l]) + p[b][s] * v[key][chunk][l];
+              acc[b][s][chunk][l] = fresh[b][s][l];
+            }
+          }
+          if (someone_done && slot_active(block, done, j, n)) {  // sum p.v / sum p
+            const RowSoftmax& st = weigh_stats[b][done][h];
+            for (int l = 0; l < kAttnLanes; ++l) {
+              const ap_fixed<39, 10> scaled = fresh[b][done][l] >> st.exp2;
+              out[groups.weighing][b][done][chunk][l] = fm_t(scaled * st.mant);
+            }
+          }
+        }
       }
     }
     sweep_advance(at, heads, chunks, steps);
@@ -271,9 +290,9 @@ sweep:
 
 inline void write_rows(const OutputRows out, int n, int dim, fm_word_t* dst) {
   const int words = dim / kWordElems;
-  ledger::loop(ledger::kUnitAttnValues, (long long)n * words, kII, kCopyDepth, ledger::kPortScratch0,
+  ledger::loop(ledger::kUnitAttention, (long long)n * words, kII, kCopyDepth, ledger::kPortScratch0,
                (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
-  int t = 0, w = 0;
+  int t = 0, w = 0, g = 0, b = 0, s = 0;  // token t = g * kAttnRows + b * P + s
 write_rows_loop:
   for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(n * words); ++i) {
 #pragma HLS PIPELINE II = kII
@@ -281,70 +300,100 @@ write_rows_loop:
     fm_word_t word;
     for (int e = 0; e < kWordElems; ++e) {
       const int d = w * kWordElems + e;
-      word.v[e] = out[t][d >> kLaneShift][d & kLaneMask];
+      word.v[e] = out[g][b][s][d >> kLaneShift][d & kLaneMask];
     }
     dst[(long)t * words + w] = word;
     if (++w == words) {
       w = 0;
       ++t;
+      if (++s == kAttnP) {
+        s = 0;
+        if (++b == kAttnBlocks) {
+          b = 0;
+          ++g;
+        }
+      }
     }
   }
 }
 
-// Both passes over the row blocks [block_begin, block_end).
-inline void attention_blocks(const fm_word_t* qkv, const FeatureRows k, const FeatureRows v, int n, int dim, int heads,
-                             fm_t scale, SoftmaxTable info, OutputRows out, int block_begin, int block_end) {
+// Sweeps over the groups [group_begin, group_end): one more sweep than groups, pass 1 running a
+// group ahead of pass 2. Before each sweep the next group's q rows and the previous group's
+// statistics are loaded (a few hundred cycles against a sweep's thousands).
+inline void attention_groups(const fm_word_t* qkv, const FeatureRows k, const FeatureRows v, int n, int dim, int heads,
+                             fm_t scale, SoftmaxTable info, OutputRows out, int group_begin, int group_end,
+                             ScoreBanks scores, StatBanks stats) {
   const int hd = dim / heads;
-  SlotRows q;
+  GroupRows q;
+  GroupStats weigh_stats;
 #pragma HLS ARRAY_PARTITION variable = q dim = 1 complete
-#pragma HLS ARRAY_PARTITION variable = q dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = q dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = q dim = 4 complete
 #pragma HLS BIND_STORAGE variable = q type = ram_2p impl = lutram
-blocks:
-  for (int b = block_begin; b < upto<kMaxAttnBlocks>(block_end); ++b) {
-#pragma HLS LOOP_TRIPCOUNT max = kMaxAttnBlocks
-    load_q(qkv, b, n, dim, q, ledger::kUnitAttnScores);
-    block_softmax(q, k, b, n, heads, hd, scale, info);
-    block_values(q, k, v, b, n, heads, hd, scale, info, out);
+#pragma HLS ARRAY_PARTITION variable = weigh_stats dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = weigh_stats dim = 2 complete
+groups_loop:
+  for (int g = group_begin; g < upto<kMaxAttnGroups + 1>(group_end + 1); ++g) {
+#pragma HLS LOOP_TRIPCOUNT max = kMaxAttnGroups + 1
+    const SweepGroups now = {g < group_end ? g : -1, g > group_begin ? g - 1 : -1};
+    if (now.scoring >= 0) load_group_q(qkv, now.scoring, n, dim, q);
+    if (now.weighing >= 0) load_group_stats(stats, now.weighing, now.weighing & 1, n, heads, weigh_stats, info);
+    sweep(q, k, v, now, n, heads, hd, scale, scores, stats, weigh_stats, out);
   }
 }
 
 }  // namespace attention_detail
 
 // The layer's attention: qkv [n][3D] (q | k | v) in DDR, output [n][D] to DDR. `info` receives each
-// row's softmax statistics (on chip; the testbench reads them). In emulation the row blocks are
-// split over two threads (blocks share only read-only K, V; each writes its own rows), not while
-// the cycle ledger counts, which must see the one run the hardware makes.
+// row's softmax statistics (the testbench reads them). In emulation the groups are split over two
+// threads (groups share only read-only K, V; each writes its own rows, and each thread has its own
+// score and statistics banks), not while the cycle ledger counts, which must see the one run the
+// hardware makes.
 inline void run_attention(const fm_word_t* qkv, int n, int dim, int heads, fm_t scale, fm_word_t* out,
                           SoftmaxTable info) {
   using namespace attention_detail;
-  // On chip for the layer: K and V of every token (all heads), and the output rows; lanes in banks.
+  // On chip for the layer: K and V of every token (all heads), the output rows, and pass 1's
+  // scores and statistics for pass 2; lanes, blocks and slots in banks.
+#ifdef EDGEMOE_EMU_PARALLEL
+  constexpr int kParts = 2;
+#else
+  constexpr int kParts = 1;
+#endif
   static FeatureRows k_rows, v_rows;
   static OutputRows rows_out;
+  static ScoreBanks scores[kParts];
+  static StatBanks stats[kParts];
 #pragma HLS ARRAY_PARTITION variable = k_rows dim = 3 complete
 #pragma HLS ARRAY_PARTITION variable = v_rows dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = rows_out dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = rows_out dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = rows_out dim = 5 complete
+#pragma HLS ARRAY_PARTITION variable = scores dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = scores dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = stats dim = 2 complete
 #if EDGEMOE_ATTN_URAM
 #pragma HLS BIND_STORAGE variable = k_rows type = ram_2p impl = uram
 #pragma HLS BIND_STORAGE variable = v_rows type = ram_2p impl = uram
 #pragma HLS BIND_STORAGE variable = rows_out type = ram_2p impl = uram
+#pragma HLS BIND_STORAGE variable = scores type = ram_2p impl = uram
 #endif
   load_kv(qkv, n, dim, k_rows, v_rows);
-  const int blocks = ceil_div(n, kAttnP);
+  const int groups = ceil_div(n, kAttnRows);
 #ifdef EDGEMOE_EMU_PARALLEL
-  if (blocks >= 2 && !edgemoe_ledger::attached()) {
-    const int half = blocks / 2;
+  if (groups >= 2 && !edgemoe_ledger::attached()) {
+    const int half = groups / 2;
 #pragma omp parallel sections num_threads(2)
     {
 #pragma omp section
-      attention_blocks(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, 0, half);
+      attention_groups(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, 0, half, scores[0], stats[0]);
 #pragma omp section
-      attention_blocks(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, half, blocks);
+      attention_groups(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, half, groups, scores[1], stats[1]);
     }
     write_rows(rows_out, n, dim, out);
     return;
   }
 #endif
-  attention_blocks(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, 0, blocks);
+  attention_groups(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, 0, groups, scores[0], stats[0]);
   write_rows(rows_out, n, dim, out);
 }
 

@@ -19,8 +19,7 @@ namespace edgemoe_ledger {
   UNIT(kUnitLayerNorm, "layernorm")         \
   UNIT(kUnitWeights, "weight fetch")        \
   UNIT(kUnitQkv, "qkv")                     \
-  UNIT(kUnitAttnScores, "attention scores") \
-  UNIT(kUnitAttnValues, "attention values") \
+  UNIT(kUnitAttention, "attention")         \
   UNIT(kUnitProj, "proj")                   \
   UNIT(kUnitFc1, "mlp fc1")                 \
   UNIT(kUnitFc2, "mlp fc2")                 \

@@ -24,6 +24,8 @@ constexpr int kTin = EDGEMOE_LINEAR_TIN;    // MAC array: input lanes ...
 constexpr int kTout = EDGEMOE_LINEAR_TOUT;  // ... x output lanes, one DSP48E2 each
 constexpr int kAttnP = EDGEMOE_ATTN_P;      // query rows in flight (formats.h: part of the numerics)
 constexpr int kAttnLanes = EDGEMOE_ATTN_LANES;  // head-dimension lanes per slot
+constexpr int kAttnBlocks = EDGEMOE_ATTN_BLOCKS;  // blocks of P rows sharing one sweep (not numerics)
+constexpr int kAttnRows = kAttnBlocks * kAttnP;   // rows per sweep group
 constexpr int kGateLanes = EDGEMOE_MAX_EXPERTS;  // one gate MAC per expert per cycle
 
 // --- pipeline depths (cycles from an iteration's first operand to its last result) ------------
@@ -111,31 +113,40 @@ constexpr int uram_for(long long depth, int width) {
 }
 constexpr ResourceEstimate resource_estimate() {
   const int linear_dsp = kTin * kTout + kTout /* GELU interpolation */ + 2 * kTout /* scatter score x y */;
-  // q.k in both passes, p.v (24 x 24 and 25 x 24 bits: two DSPs each), P exp units per pass, the
-  // scale, the output normalisation (39 x 25 bits), 1/sum.
-  const int attention_dsp = 2 * (2 * kAttnP * kAttnLanes) + 2 * kAttnP * kAttnLanes + 2 * kAttnP + kAttnP +
-                            2 * kAttnLanes + 4;
+  // Per block and slot: q.k (pass 1) and p.v (pass 2), kAttnLanes each (24 x 24 and 25 x 24 bits:
+  // two DSPs each), an exp unit per pass, the scale; per block the output normalisation (39 x 25
+  // bits, two DSPs per lane) and 1/sum.
+  const int attention_dsp = kAttnRows * (2 * 2 * kAttnLanes + 2 + 1) + kAttnBlocks * (2 * kAttnLanes + 4);
   const int other_dsp = kGateLanes /* gate MACs */ + 4 /* gate softmax */ + 8 /* layernorm */;
   const int weight_bram = kWeightBuffers * kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
                           kWeightBuffers * kTout * bram18_for(kMaxOutTiles, fm_t::width);
   const int row_cache_luts = kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
   const int queue_bram = EDGEMOE_MAX_EXPERTS * (bram18_for(EDGEMOE_MAX_TOKENS, 16) + bram18_for(EDGEMOE_MAX_TOKENS, unit_t::width));
   const int gate_bram = EDGEMOE_MAX_EXPERTS * bram18_for(EDGEMOE_MAX_DIM, wt_t::width);
-  // Attention: K, V and the output rows of the layer, kAttnLanes banks each.
+  // Attention: K and V (kAttnLanes banks each), the output rows (a bank per block and lane), pass
+  // 1's scores (two halves, a bank per block and slot) and statistics (a bank per block).
   const long long kv_depth = (long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM / kAttnLanes;
+  const long long out_depth = (long long)ceil_div(EDGEMOE_MAX_TOKENS, kAttnRows) * kAttnP * (EDGEMOE_MAX_DIM / kAttnLanes);
+  const long long score_depth = 2LL * (EDGEMOE_MAX_TOKENS + kAttnP - 1) * EDGEMOE_MAX_HEADS;
 #if EDGEMOE_ATTN_URAM
-  const int attention_uram = kAttnLanes * (2 * uram_for(kv_depth, qkv_t::width) + uram_for(kv_depth, fm_t::width));
+  const int attention_uram = kAttnLanes * 2 * uram_for(kv_depth, qkv_t::width) +
+                             kAttnBlocks * kAttnLanes * uram_for(out_depth, fm_t::width) +
+                             kAttnRows * uram_for(score_depth, fm_t::width);
   const int attention_rows_bram = 0;
 #else
   const int attention_uram = 0;
-  const int attention_rows_bram = kAttnLanes * (2 * bram18_for(kv_depth, qkv_t::width) + bram18_for(kv_depth, fm_t::width));
+  const int attention_rows_bram = kAttnLanes * 2 * bram18_for(kv_depth, qkv_t::width) +
+                                  kAttnBlocks * kAttnLanes * bram18_for(out_depth, fm_t::width) +
+                                  kAttnRows * bram18_for(score_depth, fm_t::width);
 #endif
-  const int attention_bram = attention_rows_bram +
-                             bram18_for((long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS, fm_t::width + unit_t::width + 8);
-  const int attention_luts = kAttnP * kAttnLanes * (lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, qkv_t::width) /* q */ +
-                                                   lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width) /* acc */);
+  const int stats_width = fm_t::width + unit_t::width + 8;
+  const int attention_bram = attention_rows_bram + kAttnBlocks * bram18_for(2LL * kAttnP * EDGEMOE_MAX_HEADS, stats_width) +
+                             bram18_for((long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS, stats_width);
+  // LUTRAM: q and the p.v accumulators, a bank per block, slot and lane.
+  const int attention_luts = kAttnRows * kAttnLanes * (lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, qkv_t::width) +
+                                                      lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width));
   const int layernorm_bram = 3 * bram18_for(EDGEMOE_MAX_DIM, fm_t::width);
-  const int table_bram = 4 + 2 * kAttnP;  // exp (one copy per two exp units), reciprocal, rsqrt, GELU ROMs
+  const int table_bram = 4 + kAttnRows;  // exp (one copy per two exp units: 2 per slot), reciprocal, rsqrt, GELU ROMs
   const int axi_bram = 7 * 2;  // read/write buffers of seven m_axi bundles
   const int dsp = linear_dsp + attention_dsp + other_dsp;
   const int bram18 = weight_bram + queue_bram + gate_bram + attention_bram + layernorm_bram + table_bram + axi_bram;
