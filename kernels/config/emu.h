@@ -16,3 +16,4 @@
 #define EDGEMOE_ATTN_URAM 0
 #define EDGEMOE_ATTN_LANES 16      // feature lanes per attention cycle
 #define EDGEMOE_ATTN_BLOCKS 2      // blocks of P rows per sweep (throughput only: the bits do not depend on it)
+#define EDGEMOE_GATE_FEATURES 16   // gate: token features per cycle (times every expert)

@@ -17,6 +17,7 @@
 #define EDGEMOE_ATTN_URAM 1  // K, V and the output rows of 1201 tokens in URAM (BRAM would not hold them)
 #define EDGEMOE_ATTN_LANES 32  // head dims must be multiples of 32
 #define EDGEMOE_ATTN_BLOCKS 4  // 4 x 4 rows per sweep: 16 x 32 MACs per cycle per pass
+#define EDGEMOE_GATE_FEATURES 8  // gate: 8 features x 16 experts per cycle
 
 // The board, for the latency and resource model (../shared/spec/hardware.md §1, §1.2, §6). Each
 // m_axi bundle is on its own HBM pseudo-channels; a port gets ~13.2 GB/s (measured, 32 ports:

@@ -19,6 +19,7 @@
 #define EDGEMOE_ATTN_URAM 0  // no URAM on the XCZU9EG: K, V and the output rows in BRAM
 #define EDGEMOE_ATTN_LANES 16  // ViT-T's head dim 64 is a multiple
 #define EDGEMOE_ATTN_BLOCKS 2  // 2 x 4 rows per sweep
+#define EDGEMOE_GATE_FEATURES 4  // gate: 4 features x 16 experts per cycle
 
 // The board, for the latency and resource model (../shared/spec/hardware.md §1, §1.3, §6). Each
 // m_axi bundle reaches PS DDR through a 128-bit HP port: 16 B per cycle at 300 MHz; all ports

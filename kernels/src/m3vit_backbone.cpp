@@ -153,6 +153,11 @@ extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weigh
 #pragma HLS ARRAY_PARTITION variable = g_weight_tiles dim = 4 complete
 #pragma HLS ARRAY_PARTITION variable = g_bias_tiles dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = g_bias_tiles dim = 3 complete
+  // The expert queues by expert (a global struct is disaggregated into its members, UG1399
+  // "Structs"): the gate appends a token to k different experts' queues in one cycle.
+#pragma HLS ARRAY_PARTITION variable = g_queues.token dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = g_queues.score dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = g_queues.length complete
   // One linear unit for every job: the stage functions are inlined here, so every call of
   // linear_step (the unit's only caller) is in this scope, with the same buffer arguments, and
   // shares one instance (its DSPs counted once).

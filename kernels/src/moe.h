@@ -17,93 +17,107 @@ struct ExpertQueues {
 };
 
 // xn: [n][D] normalised tokens; gate: [E][D] of this task; gate_bias: [E].
-// The gate's matrix is partitioned by expert: each logits step reads one element of every expert's
-// row (E banks) and accumulates E logits in DSPs, II = 1. The softmax and top-k per token are rolled.
+// Schedule: one flattened loop over (token, chunk of kGateFeatures features) at II = 1. The gate's
+// matrix is partitioned by expert and by feature lane (d mod kGateFeatures), so each step reads one
+// element of each of the E x kGateFeatures banks and accumulates E logits (an adder tree into each
+// expert's accumulator, reset on the token's first chunk). On the token's last chunk the same
+// iteration runs the softmax and top-k fully unrolled (E exp units, a max and a sum tree, one 1/x,
+// k passes of an E-wide arg-max), deep but not loop-carried: only the E queue lengths carry from
+// token to token, incremented in registers; the k queue appends go to k different experts' banks
+// (the queues are partitioned by expert at the kernel top). Bits: the same operations in the same order as a
+// rolled loop (the logit sums are exact).
 inline void route_tokens(const fm_word_t* xn, int n, int dim, const weight_word_t* gate_ddr, const fm_t* gate_bias_ddr,
                          int experts, int top_k, ExpertQueues& q) {
   namespace ledger = edgemoe_ledger;
-  wt_t gate[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_DIM];
+  wt_t gate[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_DIM / kGateFeatures][kGateFeatures];
   fm_t gate_bias[EDGEMOE_MAX_EXPERTS];
 #pragma HLS ARRAY_PARTITION variable = gate dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = gate dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = gate_bias complete
 load_gate:
   for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
     if (e >= experts) break;
     gate_bias[e] = gate_bias_ddr[e];
     q.length[e] = 0;
-    // One weight per cycle (the expert's row is one bank): a word is read every 28 cycles.
+    // One weight per cycle into bank (e, d mod kGateFeatures): a word is read every 28 cycles.
     const int row_words = int(words_per_row(dim));
     ledger::loop(ledger::kUnitGate, dim, kII, kCopyDepth, ledger::kPortWeights,
                  (long long)row_words * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>());
     weight_word_t word = gate_ddr[(long)e * row_words];
     int lane = 0;
     long next = (long)e * row_words + 1;
+  load_gate_row:
     for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
 #pragma HLS PIPELINE II = kII
       if (d >= dim) break;
-      gate[e][d] = weight_lane(word, lane);
+      gate[e][d / kGateFeatures][d % kGateFeatures] = weight_lane(word, lane);
       if (++lane == kWeightsPerWord && d + 1 < dim) {
         lane = 0;
         word = gate_ddr[next++];
       }
     }
   }
-tokens_loop:
-  for (int t = 0; t < EDGEMOE_MAX_TOKENS; ++t) {
-    if (t >= n) break;
-    acc_t logit_acc[EDGEMOE_MAX_EXPERTS];
+  const int chunks = dim / kGateFeatures;  // dim is whole words, so whole chunks
+  ledger::loop(ledger::kUnitGate, (long long)n * chunks, kII, kGateDepth + kGateTailDepth, ledger::kPortScratch0,
+               (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>(), (long long)n * dim * experts,
+               kGateLanes);
+  acc_t logit_acc[EDGEMOE_MAX_EXPERTS];
 #pragma HLS ARRAY_PARTITION variable = logit_acc complete
-    for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) logit_acc[e] = gate_bias[e];
-    ledger::loop(ledger::kUnitGate, dim, kII, kGateDepth, ledger::kPortScratch0, (long long)dim * beat_bytes<fm_t>(),
-                 beat_bytes<fm_word_t>(), (long long)dim * experts, kGateLanes);
-    fm_word_t token_word;  // one feature per cycle: a word read every 16
-    // Rolled after the logits: max, exp, 1/sum, probabilities, top-k passes of an E-wide arg-max.
-    ledger::loop(ledger::kUnitGate, 1,
-                 experts * (2 + kExpDepth) + kReciprocalDepth + experts + top_k * kTopKCycles, 0);
-  logits:
-    for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+  fm_word_t token_word;  // a word read every kWordElems / kGateFeatures chunks
+  int t = 0, c = 0;
+gate_steps:
+  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * (EDGEMOE_MAX_DIM / kGateFeatures)>(n * chunks); ++step) {
 #pragma HLS PIPELINE II = kII
-      if (d >= dim) break;
-      if (d % kWordElems == 0) token_word = xn[((long)t * dim + d) / kWordElems];
-      const mac_in_t x = token_word.v[d % kWordElems];
-      for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) logit_acc[e] += x * gate[e][d];
-    }
-    fm_t logit[EDGEMOE_MAX_EXPERTS];
-    fm_t max_logit = logit_acc[0];
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * (EDGEMOE_MAX_DIM / kGateFeatures)
+    const int d0 = c * kGateFeatures;
+    if (d0 % kWordElems == 0) token_word = xn[((long)t * dim + d0) / kWordElems];
     for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
-      if (e >= experts) break;
-      logit[e] = logit_acc[e];
-      if (logit[e] > max_logit) max_logit = logit[e];
+      acc_t a = c == 0 ? acc_t(gate_bias[e]) : logit_acc[e];
+      for (int f = 0; f < kGateFeatures; ++f) a += mac_in_t(token_word.v[(d0 + f) % kWordElems]) * gate[e][c][f];
+      logit_acc[e] = a;
     }
-    unit_t num[EDGEMOE_MAX_EXPERTS];
-    sum_t total = 0;
-    for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
-      if (e >= experts) break;
-      num[e] = exp_nonpositive(logit[e] - max_logit);
-      total = total + num[e];
-    }
-    unit_t mant;
-    int exp2;
-    reciprocal(total, mant, exp2);
-    unit_t prob[EDGEMOE_MAX_EXPERTS];
-    bool taken[EDGEMOE_MAX_EXPERTS];
-    for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
-      if (e >= experts) break;
-      prob[e] = unit_t(num[e] * mant) >> exp2;  // softmax over all experts
-      taken[e] = false;
-    }
-  top_k_loop:
-    for (int j = 0; j < EDGEMOE_MAX_TOP_K; ++j) {  // k passes of arg-max; the lower index wins ties
-      if (j >= top_k) break;
-      int best = -1;
+    if (c == chunks - 1) {  // the token's softmax over all experts and its top-k
+      fm_t logit[EDGEMOE_MAX_EXPERTS];
+      fm_t max_logit = logit_acc[0];
       for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
         if (e >= experts) break;
-        if (!taken[e] && (best < 0 || prob[e] > prob[best])) best = e;
+        logit[e] = logit_acc[e];
+        if (logit[e] > max_logit) max_logit = logit[e];
       }
-      taken[best] = true;
-      const int slot = q.length[best];
-      q.token[best][slot] = short(t);
-      q.score[best][slot] = prob[best];  // not renormalised over the top-k
-      q.length[best] = slot + 1;
+      unit_t num[EDGEMOE_MAX_EXPERTS];
+      sum_t total = 0;
+      for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+        if (e >= experts) break;
+        num[e] = exp_nonpositive(logit[e] - max_logit);
+        total = total + num[e];
+      }
+      unit_t mant;
+      int exp2;
+      reciprocal(total, mant, exp2);
+      unit_t prob[EDGEMOE_MAX_EXPERTS];
+      bool taken[EDGEMOE_MAX_EXPERTS];
+      for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+        if (e >= experts) break;
+        prob[e] = unit_t(num[e] * mant) >> exp2;  // softmax over all experts
+        taken[e] = false;
+      }
+      for (int j = 0; j < EDGEMOE_MAX_TOP_K; ++j) {  // k passes of arg-max; the lower index wins ties
+        if (j >= top_k) break;
+        int best = -1;
+        for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+          if (e >= experts) break;
+          if (!taken[e] && (best < 0 || prob[e] > prob[best])) best = e;
+        }
+        taken[best] = true;
+        const int slot = q.length[best];
+        q.token[best][slot] = short(t);
+        q.score[best][slot] = prob[best];  // not renormalised over the top-k
+        q.length[best] = slot + 1;
+      }
+    }
+    if (++c == chunks) {
+      c = 0;
+      ++t;
     }
   }
 }

@@ -26,7 +26,8 @@ constexpr int kAttnP = EDGEMOE_ATTN_P;      // query rows in flight (formats.h: 
 constexpr int kAttnLanes = EDGEMOE_ATTN_LANES;  // head-dimension lanes per slot
 constexpr int kAttnBlocks = EDGEMOE_ATTN_BLOCKS;  // blocks of P rows sharing one sweep (not numerics)
 constexpr int kAttnRows = kAttnBlocks * kAttnP;   // rows per sweep group
-constexpr int kGateLanes = EDGEMOE_MAX_EXPERTS;  // one gate MAC per expert per cycle
+constexpr int kGateFeatures = EDGEMOE_GATE_FEATURES;  // token features per gate step ...
+constexpr int kGateLanes = EDGEMOE_MAX_EXPERTS * kGateFeatures;  // ... times every expert: MACs per cycle
 
 // --- pipeline depths (cycles from an iteration's first operand to its last result) ------------
 // Engineering estimates in the sense of ../shared/spec/hardware.md §7, not synthesis results: a
@@ -44,7 +45,11 @@ constexpr int kLinearDepth = kMacDepth + log2_ceil(kTin) + 1 /* bias */ + kGeluD
 // A sweep iteration: a chunk of q.k (MAC), on the last chunk the lane sum, scale and softmax update.
 constexpr int kAttnSweepDepth = kMacDepth + log2_ceil(kAttnLanes) + 2 + kExpDepth + 2;
 constexpr int kLayerNormDepth = kMacDepth + 2;
-constexpr int kGateDepth = kMacDepth;
+constexpr int kGateDepth = kMacDepth + log2_ceil(kGateFeatures);
+// The gate's per-token tail, unrolled in the pipeline: max tree, exp, sum tree, 1/x, the
+// probability multiply, and k arg-max passes (a comparison tree each).
+constexpr int kGateTailDepth = 2 * log2_ceil(EDGEMOE_MAX_EXPERTS) + kExpDepth + kReciprocalDepth + kMacDepth +
+                               EDGEMOE_MAX_TOP_K * (log2_ceil(EDGEMOE_MAX_EXPERTS) + 1);
 
 // --- initiation intervals ----------------------------------------------------------------------
 // Loops whose II is 1 by construction (each array read in the unrolled body is partitioned to the
@@ -70,8 +75,6 @@ constexpr int kWriteStoreII = kWordsPerOutTile;   // writer, store: the words of
 // tile and a write on its last
 constexpr int kWriteAccumulateII = kTout >= kWordElems ? 2 * kWordsPerOutTile : 1;
 constexpr int kTwoReadsII = 2;                    // K and V words; gamma and beta
-// Gate top-k: k passes of an E-wide arg-max, rolled.
-constexpr int kTopKCycles = EDGEMOE_MAX_EXPERTS + 2;
 
 // --- element sizes on the m_axi ports (each element is one beat: ap_fixed pointers are not widened)
 template <class T>
@@ -117,12 +120,14 @@ constexpr ResourceEstimate resource_estimate() {
   // two DSPs each), an exp unit per pass, the scale; per block the output normalisation (39 x 25
   // bits, two DSPs per lane) and 1/sum.
   const int attention_dsp = kAttnRows * (2 * 2 * kAttnLanes + 2 + 1) + kAttnBlocks * (2 * kAttnLanes + 4);
-  const int other_dsp = kGateLanes /* gate MACs */ + 4 /* gate softmax */ + 8 /* layernorm */;
+  const int other_dsp = kGateLanes /* gate MACs */ + 3 * EDGEMOE_MAX_EXPERTS /* gate exp, probabilities */ +
+                        4 /* gate 1/sum */ + 8 /* layernorm */;
   const int weight_bram = kWeightBuffers * kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
                           kWeightBuffers * kTout * bram18_for(kMaxOutTiles, fm_t::width);
   const int row_cache_luts = kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
   const int queue_bram = EDGEMOE_MAX_EXPERTS * (bram18_for(EDGEMOE_MAX_TOKENS, 16) + bram18_for(EDGEMOE_MAX_TOKENS, unit_t::width));
-  const int gate_bram = EDGEMOE_MAX_EXPERTS * bram18_for(EDGEMOE_MAX_DIM, wt_t::width);
+  // The gate: a LUTRAM bank per (expert, feature lane).
+  const int gate_luts = kGateLanes * lutram_luts(EDGEMOE_MAX_DIM / kGateFeatures, wt_t::width);
   // Attention: K and V (kAttnLanes banks each), the output rows (a bank per block and lane), pass
   // 1's scores (two halves, a bank per block and slot) and statistics (a bank per block).
   const long long kv_depth = (long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM / kAttnLanes;
@@ -149,11 +154,11 @@ constexpr ResourceEstimate resource_estimate() {
   const int table_bram = 4 + kAttnRows;  // exp (one copy per two exp units: 2 per slot), reciprocal, rsqrt, GELU ROMs
   const int axi_bram = 7 * 2;  // read/write buffers of seven m_axi bundles
   const int dsp = linear_dsp + attention_dsp + other_dsp;
-  const int bram18 = weight_bram + queue_bram + gate_bram + attention_bram + layernorm_bram + table_bram + axi_bram;
+  const int bram18 = weight_bram + queue_bram + attention_bram + layernorm_bram + table_bram + axi_bram;
   // ~40 LUTs per DSP lane (operand muxes and pipeline control), ~30 per BRAM bank (address and
   // write-enable decode), the LUTRAM banks, 25K for the AXI masters, the control FSMs and the
   // s_axilite block.
-  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + row_cache_luts + attention_luts + 25000;
+  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + row_cache_luts + attention_luts + gate_luts + 25000;
   return {dsp, bram18, attention_uram, lut};
 }
 
