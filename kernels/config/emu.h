@@ -13,6 +13,7 @@
 #define EDGEMOE_MAX_PATCH_IN 768   // 3 x 16 x 16
 #define EDGEMOE_LINEAR_TIN 32      // MAC array: T_in x T_out (T_in >= 28: a packed weight word per cycle)
 #define EDGEMOE_LINEAR_TOUT 16
+#define EDGEMOE_LINEAR_ROWS 2      // rows sharing each weight read (throughput only: rows are independent)
 #define EDGEMOE_ATTN_URAM 0
 #define EDGEMOE_ATTN_LANES 16      // feature lanes per attention cycle
 #define EDGEMOE_ATTN_BLOCKS 2      // blocks of P rows per sweep (throughput only: the bits do not depend on it)

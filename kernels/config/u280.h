@@ -14,6 +14,7 @@
 #define EDGEMOE_MAX_PATCH_IN 768
 #define EDGEMOE_LINEAR_TIN 32
 #define EDGEMOE_LINEAR_TOUT 32
+#define EDGEMOE_LINEAR_ROWS 3  // 3 rows share each weight read: 32 x 32 x 3 = 3072 MACs
 #define EDGEMOE_ATTN_URAM 1  // K, V and the output rows of 1201 tokens in URAM (BRAM would not hold them)
 #define EDGEMOE_ATTN_LANES 32  // head dims must be multiples of 32
 #define EDGEMOE_ATTN_BLOCKS 4  // 4 x 4 rows per sweep: 16 x 32 MACs per cycle per pass

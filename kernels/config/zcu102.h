@@ -10,12 +10,13 @@
 #define EDGEMOE_MAX_EXPERTS 16
 #define EDGEMOE_MAX_EXPERT_HIDDEN 384
 #define EDGEMOE_MAX_TOP_K 4
-#define EDGEMOE_MAX_TASKS 2
+#define EDGEMOE_MAX_TASKS 6
 #define EDGEMOE_MAX_PATCH_IN 768
-// A MAC array shaped unlike emu's 16 x 16 (same 256 DSPs) and twice emu's attention lanes: the
-// cross-board bit-identity test (ctest kernel_boards_bit_identical) then compares different tilings.
+// A MAC array shaped unlike emu's 32 x 16 x 2 rows: the cross-board bit-identity test (ctest
+// kernel_boards_bit_identical) then compares different tilings and row groupings.
 #define EDGEMOE_LINEAR_TIN 32
 #define EDGEMOE_LINEAR_TOUT 8
+#define EDGEMOE_LINEAR_ROWS 3  // 3 rows share each weight read: 32 x 8 x 3 = 768 MACs
 #define EDGEMOE_ATTN_URAM 0  // no URAM on the XCZU9EG: K, V and the output rows in BRAM
 #define EDGEMOE_ATTN_LANES 16  // ViT-T's head dim 64 is a multiple
 #define EDGEMOE_ATTN_BLOCKS 2  // 2 x 4 rows per sweep

@@ -14,7 +14,8 @@ namespace edgemoe_hls {
 constexpr int kBuildQueryStage = -1;
 constexpr unsigned kBuildRecordMagic = 0x4D335642u;  // "M3VB"
 // Bump when the meaning of any field below changes.
-constexpr unsigned kBuildRecordVersion = 4;  // 2: no scores/softmax_info; 3: packed weights; 4: activation words
+constexpr unsigned kBuildRecordVersion = 5;  // 2: no scores/softmax_info; 3: packed weights; 4: activation words;
+                                             // 5: two weight ports, matrices at even words
 constexpr int kConfigNameWords = 4;  // the board config's name, up to 16 ASCII characters
 static_assert(sizeof(EDGEMOE_CFG_NAME) <= 4 * kConfigNameWords + 1, "EDGEMOE_CFG_NAME: at most 16 characters");
 
@@ -69,8 +70,12 @@ constexpr unsigned config_name_word(const char* name, int word) {
   FIELD(linear_tin, EDGEMOE_LINEAR_TIN)                                       \
   FIELD(linear_tout, EDGEMOE_LINEAR_TOUT)                                     \
   FIELD(attn_lanes, EDGEMOE_ATTN_LANES)                                       \
+  FIELD(linear_rows, EDGEMOE_LINEAR_ROWS)                                     \
+  FIELD(attn_blocks, EDGEMOE_ATTN_BLOCKS)                                     \
+  FIELD(gate_features, EDGEMOE_GATE_FEATURES)                                 \
   FIELD(attn_rows_in_flight, EDGEMOE_ATTN_P)                                  \
   FIELD(weights_per_word, kWeightsPerWord)                                    \
+  FIELD(weight_ports, kWeightPorts)                                           \
   FIELD(activation_word_elements, kWordElems)                                 \
   FIELD(pixel_bits, pixel_t::width)                                           \
   FIELD(pixel_int_bits, pixel_t::iwidth)                                      \

@@ -36,6 +36,7 @@ enum Unit { EDGEMOE_LEDGER_UNITS(EDGEMOE_LEDGER_UNIT_ENUM) kUnitCount };
 #define EDGEMOE_LEDGER_PORTS(PORT) \
   PORT(kPortActIn, "act_in")       \
   PORT(kPortWeights, "weights")    \
+  PORT(kPortWeightsOdd, "weights_odd") \
   PORT(kPortParams, "params")      \
   PORT(kPortAct, "act")            \
   PORT(kPortScratch0, "scratch0")  \

@@ -12,6 +12,7 @@
 #define EDGEMOE_KERNEL_INTERFACE(BUFFER, SCALAR) \
   BUFFER(images, const edgemoe_hls::pixel_t)     \
   BUFFER(weights, const edgemoe_hls::weight_word_t) \
+  BUFFER(weights_odd, const edgemoe_hls::weight_word_t) \
   BUFFER(params, const edgemoe_hls::fm_t)        \
   BUFFER(x, edgemoe_hls::fm_word_t)              \
   BUFFER(xn, edgemoe_hls::fm_word_t)             \

@@ -31,7 +31,16 @@ constexpr int kWeightsPerWord = 28;  // 28 x 18 = 504 of 512 bits
 constexpr int kWeightBits = 18;
 static_assert(kWeightBits == wt_t::width, "the packed weight format holds 18-bit weights");
 inline long words_per_row(int in) { return (in + kWeightsPerWord - 1) / kWeightsPerWord; }
-inline long matrix_words(int out, int in) { return (long)out * words_per_row(in); }
+// A matrix's words, rounded up to even: every matrix starts at an even word (see the ports below).
+inline long matrix_words(int out, int in) {
+  const long words = (long)out * words_per_row(in);
+  return words + (words & 1);
+}
+// The weights go to the kernel over two m_axi ports, for twice one port's bandwidth: word w of the
+// buffer is word w >> 1 of port w & 1 (`weights` holds the even words, `weights_odd` the odd ones).
+// A matrix starts at an even word, so its word pair (2p, 2p + 1) is word p of each port.
+constexpr int kWeightPorts = 2;
+inline long port_words(long words, int port) { return (words + 1 - port) / 2; }
 // The word holding element (r, c) of the matrix starting at word `at`, and its lane (c % 28).
 inline long weight_word_index(long at, int in, int r, int c) { return at + (long)r * words_per_row(in) + c / kWeightsPerWord; }
 

@@ -5,10 +5,12 @@
 // with a score-weighted accumulate (MoE combine).
 //
 // Schedule (kernels/README.md, "Schedules"): the MAC array is one flattened loop over
-// (row, output tile, input tile) at II = 1. Each weight buffer has one bank per (o, i) lane, the
-// row cache one bank per input lane (partitioned at the kernel top and below), so every cycle
-// reads each bank once; each lane accumulates in its DSP's P register, reset on the first input
-// tile; the adder tree, bias and GELU of an output tile run in the same pipeline on its last one.
+// (row group, output tile, input tile) at II = 1, a group being T_rows rows that share every weight
+// read: R x T_out x T_in MACs per cycle from T_out x T_in weight banks. Each weight buffer has one
+// bank per (o, i) lane, the row cache one bank per (row, input lane) (partitioned at the kernel top
+// and below), so every cycle reads each bank once; each lane accumulates in its DSP's P register,
+// reset on the first input tile; the adder tree, bias and GELU of an output tile run in the same
+// pipeline on its last one. Rows are independent, so the grouping changes no bits.
 #pragma once
 
 #include "fixed_math.h"
@@ -22,11 +24,16 @@ static_assert((kTin & (kTin - 1)) == 0 && (kTout & (kTout - 1)) == 0,
 static_assert(kTin >= kWeightsPerWord,
               "a weight word's 28 lanes must land in 28 different input-lane banks (one write each per cycle)");
 
+// One input tile of a row group, and one output tile of it (rows past the job's end are zero).
 struct in_vec {
-  mac_in_t v[kTin];
+  mac_in_t v[kTrows][kTin];
 };
 struct out_vec {
-  fm_t v[kTout];
+  fm_t v[kTrows][kTout];
+};
+// Where each row of a group goes (-1: a padding row past the job's end).
+struct dest_group {
+  int row[kTrows];
 };
 
 // One on-chip weight buffer: tiles [out_tile * in_tiles + in_tile][o][i] and the bias by output
@@ -41,42 +48,52 @@ constexpr int kPing = 0, kPong = 1;
 // The lanes of one activation word an output tile touches: all 16, or T_out when T_out < 16.
 constexpr int kLanesPerWordTouch = kTout >= kWordElems ? kWordElems : kTout;
 constexpr int kMaxWeightWords = kMaxLinearOut * ceil_div(kMaxLinearIn, kWeightsPerWord);  // of one matrix
+constexpr int kMaxWeightPairs = ceil_div(kMaxWeightWords, kWeightPorts);
 
-// Fetch a packed [out][in] matrix (layout.h: rows of 512-bit words, 28 weights each) and its bias
-// from DDR into a buffer, re-packed into tiles: one word per cycle in one burst, rotated onto the
-// input-lane banks (kTin >= 28: its 28 lanes land in 28 different banks). Padding lanes of ragged edge tiles are
+// Fetch a packed [out][in] matrix (layout.h: rows of 512-bit words, 28 weights each, the words
+// alternating between the two weight ports) and its bias from DDR into a buffer, re-packed into
+// tiles: a word pair per iteration (one word of each port, each port one burst), II = 2: each word
+// is rotated onto the input-lane banks (kTin >= 28: its 28 lanes land in 28 different banks), so a
+// bank takes at most one write per word, two per iteration. Padding lanes of ragged edge tiles are
 // never written: their input lanes are zero (linear_reader) and their outputs never stored
 // (linear_writer), so whatever a previous matrix left there contributes nothing.
-inline void load_linear_weights(const weight_word_t* w, const fm_t* bias, int out, int in, WeightTiles tiles,
-                                BiasTiles bias_tiles, LinearShape& shape) {
+inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t* w_odd, long w_offset,
+                                const fm_t* bias, int out, int in, WeightTiles tiles, BiasTiles bias_tiles,
+                                LinearShape& shape) {
   if (out <= 0) return;  // nothing to fetch (linear_step): the buffer keeps its matrix
   shape.out = out;
   shape.in = in;
   shape.out_tiles = ceil_div(out, kTout);
   shape.in_tiles = ceil_div(in, kTin);
-  const int row_words = int(words_per_row(in)), words = out * row_words;
+  const int row_words = int(words_per_row(in)), words = out * row_words, pairs = ceil_div(words, kWeightPorts);
+  const long first_pair = w_offset / kWeightPorts;  // matrices start at even words (layout.h)
   const int padded_out = shape.out_tiles * kTout;
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, words, kII, kCopyDepth, edgemoe_ledger::kPortWeights,
-                       (long long)words * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>());
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, pairs, kWeightPairII, kCopyDepth, edgemoe_ledger::kPortWeights,
+                       (long long)pairs * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>(), 0, 0,
+                       edgemoe_ledger::kPortWeightsOdd, (long long)pairs * beat_bytes<weight_word_t>(),
+                       beat_bytes<weight_word_t>());
   int row = 0, word_in_row = 0, col_base = 0, tile_row = 0;  // tile_row = (row / kTout) * in_tiles
 load_weights:
-  for (int i = 0; i < upto<kMaxWeightWords>(words); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxWeightWords
-    const weight_word_t word = w[i];
-    // Bank (input lane) b takes the word's lane l = (b - col_base) mod T_in when the word has one: a
-    // rotation of the word onto the banks, so each bank is written by one statement, once a cycle.
-    const int rotation = col_base & (kTin - 1);
-    for (int b = 0; b < kTin; ++b) {
-      const int l = (b - rotation) & (kTin - 1);
-      const int col = col_base + l;
-      if (l < kWeightsPerWord && col < in) tiles[tile_row + col / kTin][row % kTout][b] = weight_lane(word, l);
-    }
-    col_base += kWeightsPerWord;
-    if (++word_in_row == row_words) {
-      word_in_row = 0;
-      col_base = 0;
-      if (++row % kTout == 0) tile_row += shape.in_tiles;
+  for (int p = 0; p < upto<kMaxWeightPairs>(pairs); ++p) {
+#pragma HLS PIPELINE II = kWeightPairII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxWeightPairs
+    const weight_word_t pair[kWeightPorts] = {w_even[first_pair + p], w_odd[first_pair + p]};
+    for (int k = 0; k < kWeightPorts; ++k) {
+      if (p * kWeightPorts + k >= words) break;  // the padding word of an odd-sized matrix
+      // Bank (input lane) b takes the word's lane l = (b - col_base) mod T_in when the word has one: a
+      // rotation of the word onto the banks, so each bank is written by one statement per word.
+      const int rotation = col_base & (kTin - 1);
+      for (int b = 0; b < kTin; ++b) {
+        const int l = (b - rotation) & (kTin - 1);
+        const int col = col_base + l;
+        if (l < kWeightsPerWord && col < in) tiles[tile_row + col / kTin][row % kTout][b] = weight_lane(pair[k], l);
+      }
+      col_base += kWeightsPerWord;
+      if (++word_in_row == row_words) {
+        word_in_row = 0;
+        col_base = 0;
+        if (++row % kTout == 0) tile_row += shape.in_tiles;
+      }
     }
   }
   edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, padded_out, kII, kCopyDepth, edgemoe_ledger::kPortParams,
@@ -145,117 +162,142 @@ offsets_loop:
   }
 }
 
-// Rows: one 512-bit word per iteration (II = 1), a tile every kWordsPerInTile words (rows are whole
-// words, so a word is inside `in` or wholly beyond it, where the lanes are zero). Patches: a tile
-// of T_in single-byte pixels per iteration (II = T_in beats). One loop runs per job.
+// Rows: one 512-bit word per iteration (II = 1) over (group, input tile, row of the group, word of
+// the tile); a group's input tile is streamed once all its rows' words are in. Rows are whole words,
+// so a word is inside `in` or wholly beyond it, where the lanes are zero; rows past the job's end
+// are zero and never read. Patches: a row's tile of T_in single-byte pixels per iteration (II =
+// T_in beats). One loop runs per job. On a group's first tile each row's source (the expert queue
+// for a gather) is looked up once and kept; its destinations go to the writer as one record.
 inline void linear_reader(const LinearJob& job, int in, int in_tiles, const pixel_t* images, const fm_word_t* xn,
                           const fm_word_t* hidden, const QueueTokens tokens, hls::stream<in_vec>& out,
-                          hls::stream<int>& dest_rows) {
+                          hls::stream<dest_group>& dest_rows) {
   int offsets[kMaxInTiles][kTin];
 #pragma HLS ARRAY_PARTITION variable = offsets dim = 2 complete
   const bool patches = job.read_mode == kReadPatches;
   const int width = job.grid_w * job.patch, height = job.grid_h * job.patch;
   if (patches) patch_offsets(job.patch, width, height, in, offsets);
-  const int rows = job.rows - job.first_row;
+  const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows);
   const int expert = job.expert < 0 ? 0 : job.expert;
   const bool queued = job.read_mode == kReadGather || job.write_mode == kWriteScatterWeighted;
   edgemoe_ledger::region_process(0);
   if (patches)
-    edgemoe_ledger::loop(job.unit, (long long)rows * in_tiles, kReadPatchII, kCopyDepth, job.src_port,
+    edgemoe_ledger::loop(job.unit, (long long)groups * in_tiles * kTrows, kReadPatchII, kCopyDepth, job.src_port,
                          (long long)rows * in * beat_bytes<pixel_t>(), beat_bytes<pixel_t>());
   else
-    edgemoe_ledger::loop(job.unit, (long long)rows * in_tiles * kWordsPerInTile, kII, kCopyDepth, job.src_port,
-                         (long long)rows * in * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
-  const int row_steps = patches ? 0 : rows * in_tiles * kWordsPerInTile, patch_steps = patches ? rows * in_tiles : 0;
-  int r = job.first_row, t = 0, half = 0, src_row = r;
+    edgemoe_ledger::loop(job.unit, (long long)groups * in_tiles * kTrows * kWordsPerInTile, kII, kCopyDepth,
+                         job.src_port, (long long)rows * in * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
+  const int row_steps = patches ? 0 : groups * in_tiles * kTrows * kWordsPerInTile;
+  const int patch_steps = patches ? groups * in_tiles * kTrows : 0;
+  int g = job.first_row, t = 0, r = 0, half = 0;  // g: the group's first row
+  int src_row[kTrows];
+  long patch_origin[kTrows];
+#pragma HLS ARRAY_PARTITION variable = src_row complete
+#pragma HLS ARRAY_PARTITION variable = patch_origin complete
+  dest_group dest;
   in_vec v;
 read_words:
-  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxInTiles * kWordsPerInTile>(row_steps); ++step) {
+  for (int step = 0; step < upto<kMaxRowGroups * kMaxInTiles * kTrows * kWordsPerInTile>(row_steps); ++step) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxInTiles * kWordsPerInTile
-    if (t == 0 && half == 0) {  // a new row: where it comes from, and (to the writer) where it goes
-      const int token = queued ? int(tokens[expert][r]) : r;
-      src_row = job.read_mode == kReadGather ? token : r;
-      dest_rows.write(job.write_mode == kWriteScatterWeighted ? token : r);
+#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxInTiles * kTrows * kWordsPerInTile
+    const bool real = g + r < job.rows;
+    if (t == 0 && half == 0) {  // a row's first word: where it comes from, and where it goes
+      const int token = real && queued ? int(tokens[expert][g + r]) : g + r;
+      src_row[r] = job.read_mode == kReadGather ? token : g + r;
+      dest.row[r] = !real ? -1 : job.write_mode == kWriteScatterWeighted ? token : g + r;
+      if (r == kTrows - 1) dest_rows.write(dest);
     }
     const int col = (t * kWordsPerInTile + half) * kWordElems;
+    const bool inside = real && col < in;
     fm_word_t word;
-    if (col < in) {
-      const long at = ((long)src_row * job.src_stride + col) / kWordElems;
+    if (inside) {
+      const long at = ((long)src_row[r] * job.src_stride + col) / kWordElems;
       word = job.src == kFromHidden ? hidden[at] : xn[at];
     }
-    for (int e = 0; e < kWordElems; ++e) v.v[half * kWordElems + e] = col < in ? mac_in_t(word.v[e]) : mac_in_t(0);
+    for (int e = 0; e < kWordElems; ++e) v.v[r][half * kWordElems + e] = inside ? mac_in_t(word.v[e]) : mac_in_t(0);
     if (++half == kWordsPerInTile) {
       half = 0;
-      out.write(v);
-      if (++t == in_tiles) {
-        t = 0;
-        ++r;
+      if (++r == kTrows) {
+        r = 0;
+        out.write(v);
+        if (++t == in_tiles) {
+          t = 0;
+          g += kTrows;
+        }
       }
     }
   }
-  int px = 0, py = 0;  // the patch of row r; patch jobs are never split (run_linear), so they start at row 0
+  int px = 0, py = 0;  // the next patch; patch jobs are never split (run_linear), so they start at row 0
 read_patches:
-  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxInTiles>(patch_steps); ++step) {
+  for (int step = 0; step < upto<kMaxRowGroups * kMaxInTiles * kTrows>(patch_steps); ++step) {
 #pragma HLS PIPELINE II = kReadPatchII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxInTiles
-    if (t == 0) dest_rows.write(r);
-    const long patch_origin = (long)py * job.patch * width + (long)px * job.patch;
-    for (int i = 0; i < kTin; ++i) {
-      const int col = t * kTin + i;
-      v.v[i] = col < in ? mac_in_t(images[patch_origin + offsets[t][i]]) : mac_in_t(0);
-    }
-    out.write(v);
-    if (++t == in_tiles) {
-      t = 0;
-      ++r;
+#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxInTiles * kTrows
+    const bool real = g + r < job.rows;
+    if (t == 0) {
+      patch_origin[r] = (long)py * job.patch * width + (long)px * job.patch;
+      dest.row[r] = real ? g + r : -1;
+      if (r == kTrows - 1) dest_rows.write(dest);
       if (++px == job.grid_w) {
         px = 0;
         ++py;
       }
     }
+    for (int i = 0; i < kTin; ++i) {
+      const int col = t * kTin + i;
+      v.v[r][i] = real && col < in ? mac_in_t(images[patch_origin[r] + offsets[t][i]]) : mac_in_t(0);
+    }
+    if (++r == kTrows) {
+      r = 0;
+      out.write(v);
+      if (++t == in_tiles) {
+        t = 0;
+        g += kTrows;
+      }
+    }
   }
 }
 
-// The MAC array: one flattened loop over (row, output tile, input tile), II = 1.
+// The MAC array: one flattened loop over (row group, output tile, input tile), II = 1.
 inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape, int rows,
                       bool gelu, edgemoe_ledger::Unit unit, hls::stream<in_vec>& in, hls::stream<out_vec>& out) {
-  mac_in_t row_cache[kMaxInTiles][kTin];
+  mac_in_t row_cache[kMaxInTiles][kTrows][kTin];
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = row_cache dim = 3 complete
 #pragma HLS BIND_STORAGE variable = row_cache type = ram_2p impl = lutram
   // Each MAC (one DSP48E2) accumulates its own lane in its 48-bit P register over the input tiles;
   // one adder tree per output sums the T_in lanes on the last one. Wrapping adds are associative,
   // so this equals a serial sum bit for bit.
-  acc_t lane[kTout][kTin];
+  acc_t lane[kTrows][kTout][kTin];
 #pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
-  const int in_tiles = shape.in_tiles, steps = rows * shape.out_tiles * in_tiles;
+  const int in_tiles = shape.in_tiles, steps = ceil_div(rows, kTrows) * shape.out_tiles * in_tiles;
   edgemoe_ledger::region_process(1);
   edgemoe_ledger::loop(unit, steps, kII, kLinearDepth, edgemoe_ledger::kNoPort, 0, 1,
-                       (long long)rows * shape.out * shape.in, kTin * kTout);
+                       (long long)rows * shape.out * shape.in, kTrows * kTin * kTout);
   int ot = 0, it = 0, tile = 0;  // tile = ot * in_tiles + it, kept incrementally
 mac_steps:
-  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxWeightTiles>(steps); ++step) {
+  for (int step = 0; step < upto<kMaxRowGroups * kMaxWeightTiles>(steps); ++step) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxWeightTiles
+#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxWeightTiles
     in_vec x;
-    if (ot == 0) {  // a new row: its tiles arrive once and are cached for the other output tiles
+    if (ot == 0) {  // a new group: its tiles arrive once and are cached for the other output tiles
       x = in.read();
-      for (int i = 0; i < kTin; ++i) row_cache[it][i] = x.v[i];
+      for (int r = 0; r < kTrows; ++r)
+        for (int i = 0; i < kTin; ++i) row_cache[it][r][i] = x.v[r][i];
     } else {
-      for (int i = 0; i < kTin; ++i) x.v[i] = row_cache[it][i];
+      for (int r = 0; r < kTrows; ++r)
+        for (int i = 0; i < kTin; ++i) x.v[r][i] = row_cache[it][r][i];
     }
-    if (it == 0)
+    for (int r = 0; r < kTrows; ++r)
       for (int o = 0; o < kTout; ++o)
-        for (int i = 0; i < kTin; ++i) lane[o][i] = 0;
-    for (int o = 0; o < kTout; ++o)
-      for (int i = 0; i < kTin; ++i) lane[o][i] += x.v[i] * tiles[tile][o][i];
+        for (int i = 0; i < kTin; ++i)
+          lane[r][o][i] = (it == 0 ? acc_t(0) : lane[r][o][i]) + x.v[r][i] * tiles[tile][o][i];
     if (it == in_tiles - 1) {
       out_vec y;
-      for (int o = 0; o < kTout; ++o) {
-        acc_t acc = bias_tiles[ot][o];
-        for (int i = 0; i < kTin; ++i) acc += lane[o][i];
-        y.v[o] = gelu ? edgemoe_hls::gelu(fm_t(acc)) : fm_t(acc);
-      }
+      for (int r = 0; r < kTrows; ++r)
+        for (int o = 0; o < kTout; ++o) {
+          acc_t acc = bias_tiles[ot][o];
+          for (int i = 0; i < kTin; ++i) acc += lane[r][o][i];
+          y.v[r][o] = gelu ? edgemoe_hls::gelu(fm_t(acc)) : fm_t(acc);
+        }
       out.write(y);
     }
     ++tile;
@@ -285,81 +327,95 @@ inline fm_word_t load_word(const LinearJob& job, long at, const fm_word_t* qkv, 
   return x[at];
 }
 
-// One output tile per iteration. A tile is kWordsPerOutTile whole words (T_out >= 16) or part of
-// one word (T_out < 16: the word is assembled over its tiles and written on the last). Add and
-// scatter read each word back first (into x). Rows of a scatter are distinct tokens, so no two
-// iterations touch one word. Two loops, one per kind, so each declares its own II.
+// One row's output tile per iteration, over (group, output tile, row of the group). A tile is
+// kWordsPerOutTile whole words (T_out >= 16) or part of one word (T_out < 16: each row's word is
+// assembled over its tiles and written on the last). Add and scatter read each word back first
+// (into x). Rows of a scatter are distinct tokens, so no two iterations touch one word; padding rows
+// (-1) are skipped. Two loops, one per kind, so each declares its own II.
 inline void linear_writer(const LinearJob& job, int out_dim, int out_tiles, fm_word_t* x, fm_word_t* qkv,
                           fm_word_t* hidden, const QueueScores scores, hls::stream<out_vec>& in,
-                          hls::stream<int>& dest_rows) {
-  const int rows = job.rows - job.first_row;
+                          hls::stream<dest_group>& dest_rows) {
+  const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows);
   const bool store = job.write_mode == kWriteStore;
   const int expert = job.expert < 0 ? 0 : job.expert;
   edgemoe_ledger::region_process(2);
-  edgemoe_ledger::loop(job.unit, (long long)rows * out_tiles, store ? kWriteStoreII : kWriteAccumulateII,
+  edgemoe_ledger::loop(job.unit, (long long)groups * out_tiles * kTrows, store ? kWriteStoreII : kWriteAccumulateII,
                        kCopyDepth + (store ? 0 : kMacDepth), job.dst_port,
                        (long long)rows * out_dim * (store ? 1 : 2) * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
-  const int store_steps = store ? rows * out_tiles : 0, accumulate_steps = store ? 0 : rows * out_tiles;
-  int r = job.first_row, t = 0, row = 0;
-  fm_word_t pending;  // T_out < 16: the word being assembled
+  const int store_steps = store ? groups * out_tiles * kTrows : 0, accumulate_steps = store ? 0 : groups * out_tiles * kTrows;
+  int g = job.first_row, t = 0, r = 0;
+  dest_group dest;
+  out_vec y;
+  fm_word_t pending[kTrows];  // T_out < 16: each row's word being assembled
+#pragma HLS ARRAY_PARTITION variable = pending complete dim = 0
 store_tiles:
-  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxOutTiles>(store_steps); ++step) {
+  for (int step = 0; step < upto<kMaxRowGroups * kMaxOutTiles * kTrows>(store_steps); ++step) {
 #pragma HLS PIPELINE II = kWriteStoreII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxOutTiles
-    if (t == 0) row = dest_rows.read();
-    const out_vec y = in.read();
+#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxOutTiles * kTrows
+    if (t == 0 && r == 0) dest = dest_rows.read();
+    if (r == 0) y = in.read();
+    const int row = dest.row[r];
     const long row_word = (job.dst_offset + (long)row * job.dst_stride) / kWordElems;
     if (kTout >= kWordElems) {
       for (int w = 0; w < kWordsPerOutTile; ++w) {
         const int word = t * kWordsPerOutTile + w;
-        if (word * kWordElems >= out_dim) continue;
+        if (row < 0 || word * kWordElems >= out_dim) continue;
         fm_word_t out;
-        for (int e = 0; e < kWordElems; ++e) out.v[e] = y.v[(w * kWordElems + e) % kTout];
+        for (int e = 0; e < kWordElems; ++e) out.v[e] = y.v[r][(w * kWordElems + e) % kTout];
         store_word(job, row_word + word, out, qkv, hidden, x);
       }
     } else {
       const int lane0 = (t * kTout) % kWordElems;
-      for (int o = 0; o < kTout; ++o) pending.v[(lane0 + o) % kWordElems] = y.v[o];
-      if (lane0 + kTout == kWordElems) store_word(job, row_word + (t * kTout) / kWordElems, pending, qkv, hidden, x);
+      for (int o = 0; o < kTout; ++o) pending[r].v[(lane0 + o) % kWordElems] = y.v[r][o];
+      if (row >= 0 && lane0 + kTout == kWordElems)
+        store_word(job, row_word + (t * kTout) / kWordElems, pending[r], qkv, hidden, x);
     }
-    if (++t == out_tiles) {
-      t = 0;
-      ++r;
+    if (++r == kTrows) {
+      r = 0;
+      if (++t == out_tiles) {
+        t = 0;
+        g += kTrows;
+      }
     }
   }
 accumulate_tiles:  // the residual add, or the MoE combine scattered by token (into x today)
-  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * kMaxOutTiles>(accumulate_steps); ++step) {
+  for (int step = 0; step < upto<kMaxRowGroups * kMaxOutTiles * kTrows>(accumulate_steps); ++step) {
 #pragma HLS PIPELINE II = kWriteAccumulateII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxOutTiles
-    if (t == 0) row = dest_rows.read();
-    const unit_t score = job.write_mode == kWriteScatterWeighted ? scores[expert][r] : unit_t(0);
-    const out_vec y = in.read();
+#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxOutTiles * kTrows
+    if (t == 0 && r == 0) dest = dest_rows.read();
+    if (r == 0) y = in.read();
+    const int row = dest.row[r];
+    const unit_t score = job.write_mode == kWriteScatterWeighted && row >= 0 ? scores[expert][g + r] : unit_t(0);
     const long row_word = (job.dst_offset + (long)row * job.dst_stride) / kWordElems;
     for (int w = 0; w < kWordsPerOutTile; ++w) {
       const int first = kTout >= kWordElems ? (t * kWordsPerOutTile + w) * kWordElems : t * kTout;
-      if (first >= out_dim) continue;
+      if (row < 0 || first >= out_dim) continue;
       const long at = row_word + first / kWordElems;
       const int lane0 = first % kWordElems;
-      if (lane0 == 0) pending = load_word(job, at, qkv, hidden, x);  // the word's first tile reads it back
+      fm_word_t& word = pending[r];
+      if (lane0 == 0) word = load_word(job, at, qkv, hidden, x);  // the word's first tile reads it back
       for (int o = 0; o < kLanesPerWordTouch; ++o) {
-        fm_t& d = pending.v[(lane0 + o) % kWordElems];
-        const fm_t value = y.v[(w * kWordElems + o) % kTout];
+        fm_t& d = word.v[(lane0 + o) % kWordElems];
+        const fm_t value = y.v[r][(w * kWordElems + o) % kTout];
         if (job.write_mode == kWriteAdd) d = d + value;
         else d = d + score * value;  // the score multiplies the bias too, as FastMoE's combine
       }
-      if (lane0 + kLanesPerWordTouch == kWordElems) store_word(job, at, pending, qkv, hidden, x);  // its last tile
+      if (lane0 + kLanesPerWordTouch == kWordElems) store_word(job, at, word, qkv, hidden, x);  // its last tile
     }
-    if (++t == out_tiles) {
-      t = 0;
-      ++r;
+    if (++r == kTrows) {
+      r = 0;
+      if (++t == out_tiles) {
+        t = 0;
+        g += kTrows;
+      }
     }
   }
 }
 
 // Canonical dataflow: three processes, three single-producer single-consumer streams (tiles in,
 // tiles out, and each row's destination from the reader to the writer, so only the reader reads
-// the queue). The input stream holds a whole row of tiles, so the reader runs a row ahead of the
-// MAC array's first output tile. xn and the image are only read (reader), qkv and x only written
+// the queue). The input stream holds a whole group's tiles, so the reader runs a group ahead of
+// the MAC array's first output tile. xn and the image are only read (reader), qkv and x only written
 // or read back (writer); `hidden` is read by the reader in one job (fc2) and written by the writer
 // in another (fc1), never both in one job: if HLS orders the two processes for it, that dependence
 // is false (check the csynth dataflow report).
@@ -370,7 +426,7 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
 #pragma HLS DATAFLOW
   hls::stream<in_vec> rows_in("linear_rows_in");
   hls::stream<out_vec> rows_out("linear_rows_out");
-  hls::stream<int> dest_rows("linear_dest_rows");
+  hls::stream<dest_group> dest_rows("linear_dest_rows");
 #pragma HLS STREAM variable = rows_in depth = kMaxInTiles
 #pragma HLS STREAM variable = rows_out depth = 2
 #pragma HLS STREAM variable = dest_rows depth = 4
@@ -413,12 +469,12 @@ inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, cons
 inline void linear_step(WeightTiles tiles[kWeightBuffers], BiasTiles bias[kWeightBuffers],
                         LinearShape shapes[kWeightBuffers], int run_buffer, const LinearJob& job, const pixel_t* images,
                         fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens,
-                        const QueueScores scores, const weight_word_t* weights, const fm_t* params, long w_offset,
-                        long p_offset, int out, int in, int fetch_buffer) {
+                        const QueueScores scores, const weight_word_t* weights, const weight_word_t* weights_odd,
+                        const fm_t* params, long w_offset, long p_offset, int out, int in, int fetch_buffer) {
 #pragma HLS INLINE off
   run_linear(tiles[run_buffer], bias[run_buffer], shapes[run_buffer], job, images, x, xn, qkv, hidden, tokens, scores);
-  load_linear_weights(weights + w_offset, params + p_offset, out, in, tiles[fetch_buffer], bias[fetch_buffer],
-                      shapes[fetch_buffer]);
+  load_linear_weights(weights, weights_odd, w_offset, params + p_offset, out, in, tiles[fetch_buffer],
+                      bias[fetch_buffer], shapes[fetch_buffer]);
 }
 
 }  // namespace edgemoe_hls

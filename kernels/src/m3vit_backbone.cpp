@@ -22,11 +22,11 @@ SoftmaxTable g_softmax;  // each row's softmax statistics between the attention 
 // A linear job on buffer `run`, then a fetch of the matrix at (w_offset, p_offset) into `fetch`
 // (linear_step). fetch_only: the fetch with no job; run_only: the job alone.
 void run_and_fetch(int run, const LinearJob& job, const pixel_t* image, fm_word_t* x, fm_word_t* xn, fm_word_t* qkv,
-                   fm_word_t* hidden, const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset, int out,
+                   fm_word_t* hidden, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, long w_offset, long p_offset, int out,
                    int in, int fetch) {
 #pragma HLS INLINE
   linear_step(g_weight_tiles, g_bias_tiles, g_shapes, run, job, image, x, xn, qkv, hidden, g_queues.token,
-              g_queues.score, weights, params, w_offset, p_offset, out, in, fetch);
+              g_queues.score, weights, weights_odd, params, w_offset, p_offset, out, in, fetch);
 }
 
 // The build query's answer: the constant record streamed to DDR.
@@ -42,17 +42,17 @@ write_record:
 #define EDGEMOE_IMAGE_BUFFERS const pixel_t *image, fm_word_t *x, fm_word_t *xn, fm_word_t *qkv, fm_word_t *hidden
 #define EDGEMOE_PASS_BUFFERS image, x, xn, qkv, hidden
 
-void fetch_only(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* params, long w_offset, long p_offset,
+void fetch_only(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, long w_offset, long p_offset,
                 int out, int in, int fetch) {
 #pragma HLS INLINE
-  run_and_fetch(1 - fetch, no_linear_job(), EDGEMOE_PASS_BUFFERS, weights, params, w_offset, p_offset, out, in, fetch);
+  run_and_fetch(1 - fetch, no_linear_job(), EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_offset, p_offset, out, in, fetch);
 }
-void run_only(int run, const LinearJob& job, EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* params) {
+void run_only(int run, const LinearJob& job, EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params) {
 #pragma HLS INLINE
-  run_and_fetch(run, job, EDGEMOE_PASS_BUFFERS, weights, params, 0, 0, 0, 0, 1 - run);
+  run_and_fetch(run, job, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, 0, 0, 0, 0, 1 - run);
 }
 
-void patch_embedding(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* params, const ModelDims& m) {
+void patch_embedding(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, const ModelDims& m) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, (long long)n * D, kII, kCopyDepth, edgemoe_ledger::kPortParams,
@@ -66,46 +66,46 @@ copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
     word.v[i % kWordElems] = params[p_pos(m) + i];
     if (i % kWordElems == kWordElems - 1) x[i / kWordElems] = word;
   }
-  fetch_only(EDGEMOE_PASS_BUFFERS, weights, params, w_patch(m), p_patch_bias(m), D, patch_in(m), kPing);
+  fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_patch(m), p_patch_bias(m), D, patch_in(m), kPing);
   // rows 1..N-1 of x (row 0 is the cls token) += the patches' embeddings
   LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, kFromImage, 0, -1, m.grid_h, m.grid_w, m.patch,
                    kWriteAdd, kToX, D, D, false,
                    edgemoe_ledger::kUnitPatchEmbed, edgemoe_ledger::kPortActIn, edgemoe_ledger::kPortAct};
-  run_only(kPing, job, EDGEMOE_PASS_BUFFERS, weights, params);
+  run_only(kPing, job, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }
 
-void attention_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* params, const ModelDims& m, int b,
+void attention_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, const ModelDims& m, int b,
                     fm_t scale) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   layer_norm(x, D, xn, D, params + p_ln1(m, b), params + p_ln1(m, b) + D, n, D);
-  fetch_only(EDGEMOE_PASS_BUFFERS, weights, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
+  fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
   LinearJob to_qkv = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteStore, kToQkv, 0, 3 * D, false,
                       edgemoe_ledger::kUnitQkv, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch1};
-  run_and_fetch(kPing, to_qkv, EDGEMOE_PASS_BUFFERS, weights, params, w_proj(m, b), p_proj_bias(m, b), D, D, kPong);
+  run_and_fetch(kPing, to_qkv, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_proj(m, b), p_proj_bias(m, b), D, D, kPong);
   run_attention(qkv, n, D, m.heads, scale, xn, g_softmax);
   LinearJob proj = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteAdd, kToX, 0, D, false,
                     edgemoe_ledger::kUnitProj, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
-  run_only(kPong, proj, EDGEMOE_PASS_BUFFERS, weights, params);
+  run_only(kPong, proj, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }
 
-void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* params, const ModelDims& m, int b,
+void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, const ModelDims& m, int b,
               int task, ap_uint<32>* trace) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   layer_norm(x, D, xn, D, params + p_ln2(m, b), params + p_ln2(m, b) + D, n, D);
   if (is_moe(m, b)) {
-    moe_layer(EDGEMOE_PASS_BUFFERS, n, m, b, task, weights, params, g_weight_tiles, g_bias_tiles, g_shapes, g_queues,
+    moe_layer(EDGEMOE_PASS_BUFFERS, n, m, b, task, weights, weights_odd, params, g_weight_tiles, g_bias_tiles, g_shapes, g_queues,
               trace + (long)moe_index(m, b) * 3 * m.experts);
     return;
   }
-  fetch_only(EDGEMOE_PASS_BUFFERS, weights, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
+  fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
   LinearJob up = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteStore, kToHidden, 0, m.mlp_hidden, true,
                   edgemoe_ledger::kUnitFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch0};
-  run_and_fetch(kPing, up, EDGEMOE_PASS_BUFFERS, weights, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden, kPong);
+  run_and_fetch(kPing, up, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden, kPong);
   LinearJob down = {0, n, kReadRows, kFromHidden, m.mlp_hidden, -1, 0, 0, 0, kWriteAdd, kToX, 0, D, false,
                     edgemoe_ledger::kUnitFc2, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
-  run_only(kPong, down, EDGEMOE_PASS_BUFFERS, weights, params);
+  run_only(kPong, down, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }
 
 #undef EDGEMOE_IMAGE_BUFFERS
@@ -113,7 +113,7 @@ void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const fm_t* p
 
 }  // namespace
 
-extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weights, const fm_t* params, fm_word_t* x,
+extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, fm_word_t* x,
                                fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, ap_uint<32>* trace,
                                int num_images, int dim, int heads, int grid_h, int grid_w, int patch, int depth,
                                int mlp_hidden, int experts, int expert_hidden, int top_k, int num_tasks,
@@ -121,6 +121,7 @@ extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weigh
                                int last_stage) {
 #pragma HLS INTERFACE m_axi port = images offset = slave bundle = act_in max_widen_bitwidth = 512
 #pragma HLS INTERFACE m_axi port = weights offset = slave bundle = weights max_widen_bitwidth = 512
+#pragma HLS INTERFACE m_axi port = weights_odd offset = slave bundle = weights_odd max_widen_bitwidth = 512
 #pragma HLS INTERFACE m_axi port = params offset = slave bundle = params max_widen_bitwidth = 512
 #pragma HLS INTERFACE m_axi port = x offset = slave bundle = act max_widen_bitwidth = 512
 #pragma HLS INTERFACE m_axi port = xn offset = slave bundle = scratch0 max_widen_bitwidth = 512
@@ -177,15 +178,15 @@ images_loop:
     fm_word_t* xi = x + (long)i * n * dim / kWordElems;
     edgemoe_ledger::stage(-1);
     const pixel_t* image = images + i * image_size;
-    if (embed) patch_embedding(image, xi, xn, qkv, hidden, weights, params, m);
+    if (embed) patch_embedding(image, xi, xn, qkv, hidden, weights, weights_odd, params, m);
   stages:
     for (int stage = 0; stage < 2 * EDGEMOE_MAX_DEPTH; ++stage) {
       if (stage >= last_stage) break;
       if (stage < first_stage) continue;
       const int b = stage / 2;
       edgemoe_ledger::stage(stage);
-      if (stage % 2 == 0) attention_half(image, xi, xn, qkv, hidden, weights, params, m, b, attn_scale);
-      else mlp_half(image, xi, xn, qkv, hidden, weights, params, m, b, task, trace + i * trace_per_image);
+      if (stage % 2 == 0) attention_half(image, xi, xn, qkv, hidden, weights, weights_odd, params, m, b, attn_scale);
+      else mlp_half(image, xi, xn, qkv, hidden, weights, weights_odd, params, m, b, task, trace + i * trace_per_image);
     }
   }
 }

@@ -1,5 +1,5 @@
 // The accelerator's one top-level kernel: the M3ViT backbone for one task, on `images` images.
-// m_axi: images, weights, params (read-only), x (result), scratch activations, trace; s_axilite:
+// m_axi: images, weights (two ports), params (read-only), x (result), scratch activations, trace; s_axilite:
 // the scalars. Runs the stages [first_stage, last_stage) where stage 2b is block b's attention
 // half and 2b+1 its MLP/MoE half; `embed` runs the patch embedding first. The host uses the range
 // to compute the task-independent prefix once and the task-gated rest per task.
@@ -9,7 +9,8 @@
 
 extern "C" void m3vit_backbone(
     const edgemoe_hls::pixel_t* images,  // [images][3][H][W], k/256
-    const edgemoe_hls::weight_word_t* weights,  // layout.h: 28 packed 18-bit weights per 512-bit word
+    const edgemoe_hls::weight_word_t* weights,      // layout.h: the even 512-bit words (28 18-bit weights each)
+    const edgemoe_hls::weight_word_t* weights_odd,  // layout.h: the odd words, on a second port
     const edgemoe_hls::fm_t* params,     // layout.h
     edgemoe_hls::fm_word_t* x,           // [images][N][D] residual stream (in/out), 16 fm_t per word
     edgemoe_hls::fm_word_t* xn,          // [N][max(D, ...)] scratch: normalised tokens / attention output

@@ -26,8 +26,8 @@ struct ExpertQueues {
 // token to token, incremented in registers; the k queue appends go to k different experts' banks
 // (the queues are partitioned by expert at the kernel top). Bits: the same operations in the same order as a
 // rolled loop (the logit sums are exact).
-inline void route_tokens(const fm_word_t* xn, int n, int dim, const weight_word_t* gate_ddr, const fm_t* gate_bias_ddr,
-                         int experts, int top_k, ExpertQueues& q) {
+inline void route_tokens(const fm_word_t* xn, int n, int dim, const weight_word_t* weights, const weight_word_t* weights_odd,
+                         long gate_offset, const fm_t* gate_bias_ddr, int experts, int top_k, ExpertQueues& q) {
   namespace ledger = edgemoe_ledger;
   wt_t gate[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_DIM / kGateFeatures][kGateFeatures];
   fm_t gate_bias[EDGEMOE_MAX_EXPERTS];
@@ -39,13 +39,15 @@ load_gate:
     if (e >= experts) break;
     gate_bias[e] = gate_bias_ddr[e];
     q.length[e] = 0;
-    // One weight per cycle into bank (e, d mod kGateFeatures): a word is read every 28 cycles.
+    // One weight per cycle into bank (e, d mod kGateFeatures): a word is read every 28 cycles, from
+    // the port that holds it (layout.h: word w on port w & 1).
     const int row_words = int(words_per_row(dim));
     ledger::loop(ledger::kUnitGate, dim, kII, kCopyDepth, ledger::kPortWeights,
                  (long long)row_words * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>());
-    weight_word_t word = gate_ddr[(long)e * row_words];
+    long next = gate_offset + (long)e * row_words;
+    weight_word_t word = next & 1 ? weights_odd[next >> 1] : weights[next >> 1];
+    ++next;
     int lane = 0;
-    long next = (long)e * row_words + 1;
   load_gate_row:
     for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
 #pragma HLS PIPELINE II = kII
@@ -53,7 +55,8 @@ load_gate:
       gate[e][d / kGateFeatures][d % kGateFeatures] = weight_lane(word, lane);
       if (++lane == kWeightsPerWord && d + 1 < dim) {
         lane = 0;
-        word = gate_ddr[next++];
+        word = next & 1 ? weights_odd[next >> 1] : weights[next >> 1];
+        ++next;
       }
     }
   }
@@ -127,12 +130,13 @@ gate_steps:
 inline void moe_layer(const pixel_t* images, fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, int n,
                       const ModelDims& m,
                       int block, int task,
-                      const weight_word_t* weights, const fm_t* params, WeightTiles tiles[kWeightBuffers],
+                      const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params,
+                      WeightTiles tiles[kWeightBuffers],
                       BiasTiles bias[kWeightBuffers], LinearShape shape[kWeightBuffers], ExpertQueues& queues,
                       ap_uint<32>* trace) {
 #pragma HLS INLINE
-  route_tokens(xn, n, m.dim, weights + w_gate(m, block, task), params + p_gate_bias(m, block, task), m.experts,
-               m.top_k, queues);
+  route_tokens(xn, n, m.dim, weights, weights_odd, w_gate(m, block, task), params + p_gate_bias(m, block, task),
+               m.experts, m.top_k, queues);
   int fc1_fetches[EDGEMOE_MAX_EXPERTS], fc2_fetches[EDGEMOE_MAX_EXPERTS];
   int active[EDGEMOE_MAX_EXPERTS];
   int num_active = 0;
@@ -145,7 +149,7 @@ list_active:
   const int Hm = m.expert_hidden, D = m.dim;
   if (num_active > 0) {
     linear_step(tiles, bias, shape, kPong, no_linear_job(), images, x, xn, qkv, hidden, queues.token, queues.score,
-                weights, params, w_expert_fc1(m, block, active[0]), p_expert_bias1(m, block, active[0]), Hm, D, kPing);
+                weights, weights_odd, params, w_expert_fc1(m, block, active[0]), p_expert_bias1(m, block, active[0]), Hm, D, kPing);
     ++fc1_fetches[active[0]];
   }
 experts_loop:
@@ -155,7 +159,7 @@ experts_loop:
     LinearJob up = {0, queues.length[e], kReadGather, kFromXn, D, e, 0, 0, 0, kWriteStore, kToHidden, 0, Hm, true,
                     edgemoe_ledger::kUnitExpertFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch0};
     // fc1 over the queue, then fc2 is fetched; fc2 over the queue, then the next expert's fc1
-    linear_step(tiles, bias, shape, kPing, up, images, x, xn, qkv, hidden, queues.token, queues.score, weights, params,
+    linear_step(tiles, bias, shape, kPing, up, images, x, xn, qkv, hidden, queues.token, queues.score, weights, weights_odd, params,
                 w_expert_fc2(m, block, e), p_expert_bias2(m, block, e), D, Hm, kPong);
     ++fc2_fetches[e];
     LinearJob down = {0, queues.length[e], kReadRows, kFromHidden, Hm, e, 0, 0, 0, kWriteScatterWeighted, kToX, 0, D,
@@ -163,7 +167,7 @@ experts_loop:
     const bool more = j + 1 < num_active;
     const int next = more ? active[j + 1] : e;
     linear_step(tiles, bias, shape, kPong, down, images, x, xn, qkv, hidden, queues.token, queues.score, weights,
-                params, w_expert_fc1(m, block, next), p_expert_bias1(m, block, next), more ? Hm : 0, D, kPing);
+                weights_odd, params, w_expert_fc1(m, block, next), p_expert_bias1(m, block, next), more ? Hm : 0, D, kPing);
     if (more) ++fc1_fetches[next];
   }
   edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, 3LL * m.experts, kII, kCopyDepth, edgemoe_ledger::kPortParams,

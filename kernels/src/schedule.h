@@ -21,7 +21,8 @@ constexpr int log2_ceil(int n) {
 
 // --- lanes -----------------------------------------------------------------------------------
 constexpr int kTin = EDGEMOE_LINEAR_TIN;    // MAC array: input lanes ...
-constexpr int kTout = EDGEMOE_LINEAR_TOUT;  // ... x output lanes, one DSP48E2 each
+constexpr int kTout = EDGEMOE_LINEAR_TOUT;  // ... x output lanes ...
+constexpr int kTrows = EDGEMOE_LINEAR_ROWS;  // ... x rows sharing each weight read, one DSP48E2 each
 constexpr int kAttnP = EDGEMOE_ATTN_P;      // query rows in flight (formats.h: part of the numerics)
 constexpr int kAttnLanes = EDGEMOE_ATTN_LANES;  // head-dimension lanes per slot
 constexpr int kAttnBlocks = EDGEMOE_ATTN_BLOCKS;  // blocks of P rows sharing one sweep (not numerics)
@@ -75,6 +76,7 @@ constexpr int kWriteStoreII = kWordsPerOutTile;   // writer, store: the words of
 // tile and a write on its last
 constexpr int kWriteAccumulateII = kTout >= kWordElems ? 2 * kWordsPerOutTile : 1;
 constexpr int kTwoReadsII = 2;                    // K and V words; gamma and beta
+constexpr int kWeightPairII = 2;                  // weight fetch: a word of each weight port, written in turn
 
 // --- element sizes on the m_axi ports (each element is one beat: ap_fixed pointers are not widened)
 template <class T>
@@ -98,6 +100,7 @@ constexpr int kMaxLinearIn = max3(EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_EXPERT_HID
                                   EDGEMOE_MAX_PATCH_IN > EDGEMOE_MAX_DIM ? EDGEMOE_MAX_PATCH_IN : EDGEMOE_MAX_DIM);
 constexpr int kMaxOutTiles = ceil_div(kMaxLinearOut, kTout);
 constexpr int kMaxInTiles = ceil_div(kMaxLinearIn, kTin);
+constexpr int kMaxRowGroups = ceil_div(EDGEMOE_MAX_TOKENS, kTrows);
 // The largest matrix: max over qkv (3D x D), MLP (Hd x D and D x Hd), experts (Hm x D, D x Hm), patch (D x 3P^2).
 constexpr int tiles(int out, int in) { return ceil_div(out, kTout) * ceil_div(in, kTin); }
 constexpr int kMaxWeightTiles =
@@ -115,7 +118,7 @@ constexpr int uram_for(long long depth, int width) {
   return depth <= 0 ? 0 : int(((width + 71) / 72) * ((depth + 4095) / 4096));
 }
 constexpr ResourceEstimate resource_estimate() {
-  const int linear_dsp = kTin * kTout + kTout /* GELU interpolation */ + 2 * kTout /* scatter score x y */;
+  const int linear_dsp = kTrows * (kTin * kTout + kTout /* GELU interpolation */) + 2 * kTout /* scatter score x y */;
   // Per block and slot: q.k (pass 1) and p.v (pass 2), kAttnLanes each (24 x 24 and 25 x 24 bits:
   // two DSPs each), an exp unit per pass, the scale; per block the output normalisation (39 x 25
   // bits, two DSPs per lane) and 1/sum.
@@ -124,7 +127,7 @@ constexpr ResourceEstimate resource_estimate() {
                         4 /* gate 1/sum */ + 8 /* layernorm */;
   const int weight_bram = kWeightBuffers * kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
                           kWeightBuffers * kTout * bram18_for(kMaxOutTiles, fm_t::width);
-  const int row_cache_luts = kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
+  const int row_cache_luts = kTrows * kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
   const int queue_bram = EDGEMOE_MAX_EXPERTS * (bram18_for(EDGEMOE_MAX_TOKENS, 16) + bram18_for(EDGEMOE_MAX_TOKENS, unit_t::width));
   // The gate: a LUTRAM bank per (expert, feature lane).
   const int gate_luts = kGateLanes * lutram_luts(EDGEMOE_MAX_DIM / kGateFeatures, wt_t::width);

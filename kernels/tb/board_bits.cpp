@@ -55,8 +55,9 @@ int main() {
   std::vector<ap_uint<32>> trace(trace_size(m, 1));
   bool tasks_differ = false, finite_spread = true;
   uint64_t first_task_hash = 0;
+  const tb::WeightPorts ports = tb::split_ports(weights);
   for (int task = 0; task < m.num_tasks; ++task) {
-    m3vit_backbone(image.data(), weights.data(), params.data(), tb::words(x), tb::words(xn), tb::words(qkv), tb::words(hidden),
+    m3vit_backbone(image.data(), ports.even.data(), ports.odd.data(), params.data(), tb::words(x), tb::words(xn), tb::words(qkv), tb::words(hidden),
                    trace.data(), 1, D, m.heads, m.grid_h, m.grid_w, m.patch, m.depth,
                    m.mlp_hidden, m.experts, m.expert_hidden, m.top_k, m.num_tasks, m.moe_mask, task,
                    fm_t(0.125), 1, 0, 2 * m.depth);

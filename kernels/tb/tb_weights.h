@@ -28,6 +28,18 @@ inline void set_weight_at(std::vector<edgemoe_hls::weight_word_t>& words, long a
                                c % edgemoe_hls::kWeightsPerWord, v);
 }
 
+// A weights buffer split over the kernel's two weight ports (layout.h: word w is word w >> 1 of
+// port w & 1).
+struct WeightPorts {
+  std::vector<edgemoe_hls::weight_word_t> even, odd;
+};
+inline WeightPorts split_ports(const std::vector<edgemoe_hls::weight_word_t>& words) {
+  WeightPorts p;
+  for (size_t w = 0; w < words.size(); ++w) (w & 1 ? p.odd : p.even).push_back(words[w]);
+  if (p.odd.size() < p.even.size()) p.odd.push_back(edgemoe_hls::weight_word_t{});  // a matrix's padding word
+  return p;
+}
+
 // A vector of fm_t seen as the kernel's 512-bit activation words (16 fm_t each, same bytes).
 inline edgemoe_hls::fm_word_t* words(std::vector<edgemoe_hls::fm_t>& v) {
   return reinterpret_cast<edgemoe_hls::fm_word_t*>(v.data());

@@ -17,8 +17,8 @@ struct WeightBuffer {
 };
 static WeightBuffer g_weights;
 static void load(const std::vector<wt_t>& w, const std::vector<fm_t>& b, int out, int in, WeightBuffer& buf) {
-  const std::vector<weight_word_t> words = tb::pack(w, out, in);
-  load_linear_weights(words.data(), b.data(), out, in, buf.tiles, buf.bias, buf.shape);
+  const tb::WeightPorts ports = tb::split_ports(tb::pack(w, out, in));
+  load_linear_weights(ports.even.data(), ports.odd.data(), 0, b.data(), out, in, buf.tiles, buf.bias, buf.shape);
 }
 // The expert queue of jobs that gather or scatter (expert 0).
 static QueueTokens g_tokens;

@@ -43,7 +43,9 @@ int main() {
   for (int d = 0; d < D; ++d) tb::set_weight_at(weights, w_gate(m, 0, task), D, 5, d, -0.5);
   std::vector<uint32_t> trace_words(3 * E);
   std::vector<ap_uint<32>> trace(3 * E);
-  moe_layer(nullptr, tb::words(x), tb::words(xn), nullptr, tb::words(hidden), n, m, 0, task, weights.data(), params.data(), g_tiles, g_bias,
+  const tb::WeightPorts ports = tb::split_ports(weights);
+  moe_layer(nullptr, tb::words(x), tb::words(xn), nullptr, tb::words(hidden), n, m, 0, task, ports.even.data(),
+            ports.odd.data(), params.data(), g_tiles, g_bias,
             g_shapes, g_queues,
             trace.data());
 

@@ -117,7 +117,7 @@ struct Event {
 };
 
 // The buffers whose contents the host owns when a run starts (scratch and results are the kernel's).
-constexpr KernelArg kHostInputs[] = {KernelArg::images, KernelArg::weights, KernelArg::params};
+constexpr KernelArg kHostInputs[] = {KernelArg::images, KernelArg::weights, KernelArg::weights_odd, KernelArg::params};
 
 class RecordingDevice : public Device {
  public:
@@ -269,12 +269,12 @@ std::string write_xclbin(const edgemoe::fpga::XclbinDescription& d, const std::s
   return path;
 }
 
-// Every buffer argument in its own place: 8 buffers over 4 banks.
+// Every buffer argument in its own place: 9 buffers over 4 banks.
 edgemoe::fpga::XclbinDescription four_banks() {
   edgemoe::fpga::XclbinDescription d;
   d.banks = {{"HBM[0]", 0x0, 256ull << 10}, {"HBM[1]", 0x10000000, 256ull << 10},
              {"HBM[2]", 0x20000000, 256ull << 10}, {"HBM[3]", 0x30000000, 256ull << 10}};
-  d.buffer_banks = {0, 1, 2, 3, 0, 1, 2, 3};
+  d.buffer_banks = {0, 1, 2, 3, 0, 1, 2, 3, 0};
   return d;
 }
 
@@ -308,13 +308,14 @@ void host_flow(const ModelConfig& config, const std::vector<Call>& calls, const 
   compare_logs(emu_log, fpga_log, label);
 
   // Weights and params: uploaded once, whatever the calls.
-  int weight_writes = 0, param_writes = 0;
+  int weight_writes = 0, odd_weight_writes = 0, param_writes = 0;
   for (const Event& e : fpga_log) {
     if (e.kind != Event::kWrite) continue;
     weight_writes += e.role == KernelArg::weights;
+    odd_weight_writes += e.role == KernelArg::weights_odd;
     param_writes += e.role == KernelArg::params;
   }
-  expect(weight_writes == 1 && param_writes == 1, label + ": weights and params uploaded exactly once over " +
+  expect(weight_writes == 1 && odd_weight_writes == 1 && param_writes == 1, label + ": weights and params uploaded exactly once over " +
                                                       std::to_string(calls.size()) + " calls");
 
   // Banks: every live buffer where the xclbin connects its argument.
@@ -513,15 +514,21 @@ void xrt_error_paths() {
   }
   // Interface drift: a renamed argument, a scalar where a buffer is, a kernel of another name.
   edgemoe::fpga::XclbinDescription renamed;
-  for (const auto& a : edgemoe_hls::kKernelInterface) renamed.args.push_back({a.name, a.is_buffer});
-  renamed.args[3].name = "y";
+  int x_arg = -1, num_images_arg = -1, buffers = 0;
+  for (const auto& a : edgemoe_hls::kKernelInterface) {
+    if (std::string(a.name) == "x") x_arg = int(renamed.args.size());
+    if (std::string(a.name) == "num_images") num_images_arg = int(renamed.args.size());
+    buffers += a.is_buffer;
+    renamed.args.push_back({a.name, a.is_buffer});
+  }
+  renamed.args[size_t(x_arg)].name = "y";
   options.xclbin = write_xclbin(renamed, "renamed.xclbin");
-  expect_throw<std::invalid_argument>([&] { edgemoe::fpga::XrtDevice d(options); }, "argument 3 is 'y', expected 'x'",
-                                      "renamed argument");
+  expect_throw<std::invalid_argument>([&] { edgemoe::fpga::XrtDevice d(options); },
+                                      "argument " + std::to_string(x_arg) + " is 'y', expected 'x'", "renamed argument");
   edgemoe::fpga::XclbinDescription kinds = renamed;
-  kinds.args[3].name = "x";
-  kinds.args[8].is_buffer = true;  // num_images as a pointer
-  kinds.buffer_banks.assign(9, 0);
+  kinds.args[size_t(x_arg)].name = "x";
+  kinds.args[size_t(num_images_arg)].is_buffer = true;  // num_images as a pointer
+  kinds.buffer_banks.assign(size_t(buffers) + 1, 0);
   options.xclbin = write_xclbin(kinds, "kinds.xclbin");
   expect_throw<std::invalid_argument>([&] { edgemoe::fpga::XrtDevice d(options); },
                                       "'num_images' is a pointer", "scalar declared as a buffer");

@@ -15,16 +15,35 @@ const ModelConfig& checked(const ModelConfig& config, const KernelBuild& build) 
 }
 }  // namespace
 
+// The weights go over the kernel's two weight ports (layout.h): even words to `weights`, odd words
+// to `weights_odd`. Once on the device the host copy is dropped.
+void AccelBackend::upload_weights() {
+  using edgemoe_hls::weight_word_t;
+  std::vector<weight_word_t>& words = packed_.weights;
+  const long total = long(words.size());
+  const struct {
+    KernelArg arg;
+    BufferId* id;
+    int port;
+  } ports[] = {{KernelArg::weights, &args_.weights, 0}, {KernelArg::weights_odd, &args_.weights_odd, 1}};
+  for (const auto& p : ports) {
+    std::vector<weight_word_t> half(size_t(std::max(1L, edgemoe_hls::port_words(total, p.port))), weight_word_t{});
+    for (long w = p.port; w < total; w += edgemoe_hls::kWeightPorts) half[size_t(w >> 1)] = words[size_t(w)];
+    const size_t bytes = half.size() * sizeof(weight_word_t);
+    *p.id = device_->allocate(bytes, p.arg);
+    device_->write(*p.id, half.data(), bytes);
+  }
+  std::vector<weight_word_t>().swap(words);
+}
+
 AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, const ModelConfig& config,
                            std::shared_ptr<const ModelWeights> weights, int num_threads)
     : name_(std::move(name)), device_(std::move(device)), build_(query_kernel_build(*device_)),
       config_(checked(config, build_)), packed_(pack_model(config_, *weights)), heads_(config, weights, num_threads, /*with_backbone=*/false),
       traces_(config.tasks.size()) {
   const edgemoe_hls::ModelDims& m = packed_.dims;
-  const size_t weight_bytes = packed_.weights.size() * sizeof(edgemoe_hls::weight_word_t);
   const size_t param_bytes = packed_.params.size() * kFmBytes;
-  args_.weights = device_->allocate(weight_bytes, KernelArg::weights);
-  device_->write(args_.weights, packed_.weights.data(), weight_bytes);
+  upload_weights();
   args_.params = device_->allocate(param_bytes, KernelArg::params);
   device_->write(args_.params, packed_.params.data(), param_bytes);
   const long n = edgemoe_hls::tokens(m), D = m.dim;

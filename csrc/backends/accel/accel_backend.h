@@ -25,6 +25,7 @@ class AccelBackend : public Backend {
   std::vector<std::string> input_warnings() const override { return input_warnings_; }
 
  private:
+  void upload_weights();
   void ensure_buffers(int64_t batch);
   void run(int64_t batch, int64_t task_id, bool embed, int first_stage, int last_stage);
   void read_features(int64_t batch, float* out);

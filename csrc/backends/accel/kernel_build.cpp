@@ -75,7 +75,7 @@ void check_kernel_build(const KernelBuild& build) {
     refuse(build, "its argument list differs from kernels/src/kernel_interface.h in this build (interface hash " +
                       hex(build[kRecord_interface_hash]) + ", expected " + hex(host[kRecord_interface_hash]) + ")");
   // Everything that sets the bits of a result must be equal; maxima and lanes may differ per board.
-  const BuildRecordField numerics[] = {kRecord_attn_rows_in_flight, kRecord_weights_per_word,
+  const BuildRecordField numerics[] = {kRecord_attn_rows_in_flight, kRecord_weights_per_word, kRecord_weight_ports,
                                        kRecord_activation_word_elements};
   for (BuildRecordField f : numerics)
     if (build[f] != host[f])
