@@ -18,8 +18,8 @@
 // the other. Per iteration every slot of pass 1 multiplies kAttnLanes elements of its q row with
 // kAttnLanes elements of one k row, and every slot of pass 2 kAttnLanes elements of one v row with
 // its p: q, k, v, the accumulators and the output rows are partitioned by lane (and q, the
-// accumulators, the scores and the output rows by block and slot), so each bank sees at most one
-// read and one write a cycle. A row's running max and sum are updated once per key and head; the
+// accumulators and the scores by block and slot, the output rows by block), so each bank sees at
+// most one read and one write a cycle. A row's running max and sum are updated once per key and head; the
 // steps per key are padded to kSoftmaxRecurrence, so two dependent updates are always that many
 // cycles apart (DEPENDENCE distance below) and the exp-compare-multiply chain fits.
 #pragma once
@@ -197,6 +197,7 @@ inline void sweep(const GroupRows q, const FeatureRows k, const FeatureRows v, S
   score_acc_t lane[kAttnBlocks][kAttnP][kAttnLanes];
   fm_t run_max[kAttnBlocks][kAttnP][EDGEMOE_MAX_HEADS];
   sum_t run_sum[kAttnBlocks][kAttnP][EDGEMOE_MAX_HEADS];
+  // (new_max / new_sum below are unrolled registers: complete partitions by construction.)
   GroupSums acc;
   unit_t p[kAttnBlocks][kAttnP];  // a head's p of this key step, formed on its first chunk
   pv_acc_t fresh[kAttnBlocks][kAttnP][kAttnLanes];  // this iteration's accumulator values
@@ -240,24 +241,29 @@ sweep_loop:
         if (c == chunks - 1) {
           for (int b = 0; b < kAttnBlocks; ++b) {
             const int block = groups.scoring * kAttnBlocks + b;
+            // Each slot's updated max and sum, in registers: the banks see one read and one write,
+            // and the finishing slot's statistics come from here, not from a third bank access.
+            fm_t new_max[kAttnP];
+            sum_t new_sum[kAttnP];
             for (int s = 0; s < kAttnP; ++s) {
               if (!slot_active(block, s, j, n)) continue;
               const fm_t score = lane_sum(lane[b][s], scale);
               scores[b][s][write_half * kScoreHalf + score_at] = score;
-              if (j == s) {  // the row's first key
-                run_max[b][s][h] = score;
-                run_sum[b][s][h] = 1;
-              } else if (score > run_max[b][s][h]) {
-                run_sum[b][s][h] = run_sum[b][s][h] * exp_nonpositive(run_max[b][s][h] - score) + ap_ufixed<1, 1>(1);
-                run_max[b][s][h] = score;
-              } else {
-                run_sum[b][s][h] = run_sum[b][s][h] + exp_nonpositive(score - run_max[b][s][h]);
-              }
+              const bool first = j == s;  // the row's first key: nothing to read yet
+              const fm_t old_max = first ? score : run_max[b][s][h];
+              const sum_t old_sum = first ? sum_t(0) : run_sum[b][s][h];
+              const bool larger = score > old_max;
+              // One exp per slot: of the old max against a larger score, or of the score against the max.
+              const unit_t e = exp_nonpositive(larger ? old_max - score : score - old_max);
+              new_max[s] = first || larger ? score : old_max;
+              new_sum[s] = first ? sum_t(1) : larger ? sum_t(old_sum * e + ap_ufixed<1, 1>(1)) : sum_t(old_sum + e);
+              run_max[b][s][h] = new_max[s];
+              run_sum[b][s][h] = new_sum[s];
             }
             if (someone_done && slot_active(block, done, j, n)) {
               RowSoftmax r;
-              r.max = run_max[b][done][h];
-              reciprocal(run_sum[b][done][h], r.mant, r.exp2);
+              r.max = new_max[done];
+              reciprocal(new_sum[done], r.mant, r.exp2);
               stats[b][write_half * kStatHalf + done * EDGEMOE_MAX_HEADS + h] = r;
             }
           }
@@ -365,8 +371,9 @@ inline void run_attention(const fm_word_t* qkv, int n, int dim, int heads, fm_t 
   static StatBanks stats[kParts];
 #pragma HLS ARRAY_PARTITION variable = k_rows dim = 3 complete
 #pragma HLS ARRAY_PARTITION variable = v_rows dim = 3 complete
+  // The output rows by block and lane (not by slot: the finishing slot is a runtime index, so it
+  // addresses its block's bank rather than selecting one).
 #pragma HLS ARRAY_PARTITION variable = rows_out dim = 2 complete
-#pragma HLS ARRAY_PARTITION variable = rows_out dim = 3 complete
 #pragma HLS ARRAY_PARTITION variable = rows_out dim = 5 complete
 #pragma HLS ARRAY_PARTITION variable = scores dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = scores dim = 3 complete

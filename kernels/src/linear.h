@@ -292,12 +292,14 @@ mac_steps:
           lane[r][o][i] = (it == 0 ? acc_t(0) : lane[r][o][i]) + x.v[r][i] * tiles[tile][o][i];
     if (it == in_tiles - 1) {
       out_vec y;
-      for (int r = 0; r < kTrows; ++r)
-        for (int o = 0; o < kTout; ++o) {
-          acc_t acc = bias_tiles[ot][o];
+      for (int o = 0; o < kTout; ++o) {
+        const fm_t bias = bias_tiles[ot][o];  // one read of the bias bank for all rows
+        for (int r = 0; r < kTrows; ++r) {
+          acc_t acc = bias;
           for (int i = 0; i < kTin; ++i) acc += lane[r][o][i];
           y.v[r][o] = gelu ? edgemoe_hls::gelu(fm_t(acc)) : fm_t(acc);
         }
+      }
       out.write(y);
     }
     ++tile;
@@ -428,6 +430,8 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
   hls::stream<out_vec> rows_out("linear_rows_out");
   hls::stream<dest_group> dest_rows("linear_dest_rows");
 #pragma HLS STREAM variable = rows_in depth = kMaxInTiles
+  // A group's tile is T_rows x T_in x 27 bits wide and kMaxInTiles deep: LUTRAM (SRL), not BRAM.
+#pragma HLS BIND_STORAGE variable = rows_in type = fifo impl = lutram
 #pragma HLS STREAM variable = rows_out depth = 2
 #pragma HLS STREAM variable = dest_rows depth = 4
   edgemoe_ledger::region_begin();

@@ -33,6 +33,7 @@ inline void route_tokens(const fm_word_t* xn, int n, int dim, const weight_word_
   fm_t gate_bias[EDGEMOE_MAX_EXPERTS];
 #pragma HLS ARRAY_PARTITION variable = gate dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = gate dim = 3 complete
+#pragma HLS BIND_STORAGE variable = gate type = ram_2p impl = lutram
 #pragma HLS ARRAY_PARTITION variable = gate_bias complete
 load_gate:
   for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
@@ -42,9 +43,12 @@ load_gate:
     // One weight per cycle into bank (e, d mod kGateFeatures): a word is read every 28 cycles, from
     // the port that holds it (layout.h: word w on port w & 1).
     const int row_words = int(words_per_row(dim));
-    ledger::loop(ledger::kUnitGate, dim, kII, kCopyDepth, ledger::kPortWeights,
-                 (long long)row_words * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>());
     long next = gate_offset + (long)e * row_words;
+    const long odd_words = (next + row_words) / 2 - (next + 1) / 2;  // of the row's words, those on port 1
+    ledger::loop(ledger::kUnitGate, dim, kII, kCopyDepth, ledger::kPortWeights,
+                 (long long)(row_words - odd_words) * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>(), 0, 0,
+                 ledger::kPortWeightsOdd, (long long)odd_words * beat_bytes<weight_word_t>(),
+                 beat_bytes<weight_word_t>());
     weight_word_t word = next & 1 ? weights_odd[next >> 1] : weights[next >> 1];
     ++next;
     int lane = 0;
@@ -60,6 +64,7 @@ load_gate:
       }
     }
   }
+  static_assert(kWordElems % kGateFeatures == 0, "a gate chunk lies inside one activation word");
   const int chunks = dim / kGateFeatures;  // dim is whole words, so whole chunks
   ledger::loop(ledger::kUnitGate, (long long)n * chunks, kII, kGateDepth + kGateTailDepth, ledger::kPortScratch0,
                (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>(), (long long)n * dim * experts,
@@ -75,9 +80,11 @@ gate_steps:
     const int d0 = c * kGateFeatures;
     if (d0 % kWordElems == 0) token_word = xn[((long)t * dim + d0) / kWordElems];
     for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
-      acc_t a = c == 0 ? acc_t(gate_bias[e]) : logit_acc[e];
-      for (int f = 0; f < kGateFeatures; ++f) a += mac_in_t(token_word.v[(d0 + f) % kWordElems]) * gate[e][c][f];
-      logit_acc[e] = a;
+      // The chunk's F products summed first (an adder tree, exact), then one add into the
+      // accumulator: the only loop-carried operation is that one add.
+      acc_t chunk_sum = 0;
+      for (int f = 0; f < kGateFeatures; ++f) chunk_sum += mac_in_t(token_word.v[(d0 + f) % kWordElems]) * gate[e][c][f];
+      logit_acc[e] = (c == 0 ? acc_t(gate_bias[e]) : logit_acc[e]) + chunk_sum;
     }
     if (c == chunks - 1) {  // the token's softmax over all experts and its top-k
       fm_t logit[EDGEMOE_MAX_EXPERTS];
@@ -112,10 +119,16 @@ gate_steps:
           if (!taken[e] && (best < 0 || prob[e] > prob[best])) best = e;
         }
         taken[best] = true;
-        const int slot = q.length[best];
-        q.token[best][slot] = short(t);
-        q.score[best][slot] = prob[best];  // not renormalised over the top-k
-        q.length[best] = slot + 1;
+      }
+      // Each chosen expert's queue gets the token: one write per expert bank, at its own length
+      // (the same queues as appending in pick order: every queue is in token order either way).
+      for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+        if (e >= experts) break;
+        if (!taken[e]) continue;
+        const int slot = q.length[e];
+        q.token[e][slot] = short(t);
+        q.score[e][slot] = prob[e];  // not renormalised over the top-k
+        q.length[e] = slot + 1;
       }
     }
     if (++c == chunks) {

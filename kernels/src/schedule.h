@@ -44,13 +44,15 @@ constexpr int kCopyDepth = 2;        // read, convert, write
 constexpr int kAxiReadLatency = 64;
 constexpr int kLinearDepth = kMacDepth + log2_ceil(kTin) + 1 /* bias */ + kGeluDepth + 1 /* to the stream */;
 // A sweep iteration: a chunk of q.k (MAC), on the last chunk the lane sum, scale and softmax update.
-constexpr int kAttnSweepDepth = kMacDepth + log2_ceil(kAttnLanes) + 2 + kExpDepth + 2;
+// Pass 1's chain (the longer one): q.k MAC, lane tree, scale, exp, running-sum update, 1/sum of the
+// finishing row.
+constexpr int kAttnSweepDepth = kMacDepth + log2_ceil(kAttnLanes) + 2 + kExpDepth + 2 + kReciprocalDepth;
 constexpr int kLayerNormDepth = kMacDepth + 2;
 constexpr int kGateDepth = kMacDepth + log2_ceil(kGateFeatures);
-// The gate's per-token tail, unrolled in the pipeline: max tree, exp, sum tree, 1/x, the
-// probability multiply, and k arg-max passes (a comparison tree each).
-constexpr int kGateTailDepth = 2 * log2_ceil(EDGEMOE_MAX_EXPERTS) + kExpDepth + kReciprocalDepth + kMacDepth +
-                               EDGEMOE_MAX_TOP_K * (log2_ceil(EDGEMOE_MAX_EXPERTS) + 1);
+// The gate's per-token tail, unrolled in the pipeline as written: a serial max scan, exp, a serial
+// sum, 1/x, the probability multiply, k serial arg-max scans, the queue appends.
+constexpr int kGateTailDepth = EDGEMOE_MAX_EXPERTS + kExpDepth + EDGEMOE_MAX_EXPERTS + kReciprocalDepth + kMacDepth +
+                               EDGEMOE_MAX_TOP_K * EDGEMOE_MAX_EXPERTS + 1;
 
 // --- initiation intervals ----------------------------------------------------------------------
 // Loops whose II is 1 by construction (each array read in the unrolled body is partitioned to the
@@ -89,8 +91,12 @@ constexpr int beat_bytes() {
 // or 25x24 product two; a BRAM18 holds 1K x 18 (512 x 36); banks of a partitioned array cost one
 // BRAM18 each at least. LUTs: a per-lane allowance for operand muxes, control and the AXI
 // adapters, stated in kernels/README.md; an estimate, not a synthesis result.
+constexpr long long cdiv(long long a, long long b) { return (a + b - 1) / b; }
 constexpr int bram18_for(long long depth, int width) {
-  return depth <= 0 ? 0 : int(((width + 17) / 18) * ((depth + 1023) / 1024));
+  // the cheapest of the BRAM18 aspect ratios 1K x 18 and 512 x 36 (UG573)
+  return depth <= 0 ? 0 : int(cdiv(width, 18) * cdiv(depth, 1024) < cdiv(width, 36) * cdiv(depth, 512)
+                                  ? cdiv(width, 18) * cdiv(depth, 1024)
+                                  : cdiv(width, 36) * cdiv(depth, 512));
 }
 // A shallow bank bound to LUTRAM (BIND_STORAGE impl=lutram): a LUT6 holds 64 x 1 bits; a second
 // port doubles it.
@@ -120,9 +126,9 @@ constexpr int uram_for(long long depth, int width) {
 constexpr ResourceEstimate resource_estimate() {
   const int linear_dsp = kTrows * (kTin * kTout + kTout /* GELU interpolation */) + 2 * kTout /* scatter score x y */;
   // Per block and slot: q.k (pass 1) and p.v (pass 2), kAttnLanes each (24 x 24 and 25 x 24 bits:
-  // two DSPs each), an exp unit per pass, the scale; per block the output normalisation (39 x 25
-  // bits, two DSPs per lane) and 1/sum.
-  const int attention_dsp = kAttnRows * (2 * 2 * kAttnLanes + 2 + 1) + kAttnBlocks * (2 * kAttnLanes + 4);
+  // two DSPs each), one exp unit per pass, the scale (fm_t x fm_t: four); per block the output
+  // normalisation (39 x 25 bits: three DSPs per lane) and 1/sum.
+  const int attention_dsp = kAttnRows * (2 * 2 * kAttnLanes + 2 + 4) + kAttnBlocks * (3 * kAttnLanes + 4);
   const int other_dsp = kGateLanes /* gate MACs */ + 3 * EDGEMOE_MAX_EXPERTS /* gate exp, probabilities */ +
                         4 /* gate 1/sum */ + 8 /* layernorm */;
   const int weight_bram = kWeightBuffers * kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
@@ -147,21 +153,28 @@ constexpr ResourceEstimate resource_estimate() {
                                   kAttnBlocks * kAttnLanes * bram18_for(out_depth, fm_t::width) +
                                   kAttnRows * bram18_for(score_depth, fm_t::width);
 #endif
-  const int stats_width = fm_t::width + unit_t::width + 8;
+  const int stats_width = fm_t::width + unit_t::width + 32;  // exp2 is an int
   const int attention_bram = attention_rows_bram + kAttnBlocks * bram18_for(2LL * kAttnP * EDGEMOE_MAX_HEADS, stats_width) +
                              bram18_for((long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS, stats_width);
   // LUTRAM: q and the p.v accumulators, a bank per block, slot and lane.
   const int attention_luts = kAttnRows * kAttnLanes * (lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, qkv_t::width) +
                                                       lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width));
   const int layernorm_bram = 3 * bram18_for(EDGEMOE_MAX_DIM, fm_t::width);
-  const int table_bram = 4 + kAttnRows;  // exp (one copy per two exp units: 2 per slot), reciprocal, rsqrt, GELU ROMs
+  // Table ROMs: an interpolating lookup reads two neighbouring entries, both ports of its ROM, so
+  // every unit has its own copy: exp (two per attention slot, one per expert in the gate), GELU
+  // (one per output lane and row), 1/x (one per attention block, the gate's, LayerNorm's rsqrt).
+  const int table_bram = (2 * kAttnRows + EDGEMOE_MAX_EXPERTS) * bram18_for(257, 32) +
+                         kTrows * kTout * bram18_for(1025, 32) + (kAttnBlocks + 1) * bram18_for(257, 32) +
+                         bram18_for(385, 32);
+  // The linear unit's input stream: a group's tiles (T_rows x T_in lanes, kMaxInTiles deep) in LUTRAM.
+  const int stream_luts = lutram_luts(kMaxInTiles, kTrows * kTin * mac_in_t::width);
   const int axi_bram = 7 * 2;  // read/write buffers of seven m_axi bundles
   const int dsp = linear_dsp + attention_dsp + other_dsp;
   const int bram18 = weight_bram + queue_bram + attention_bram + layernorm_bram + table_bram + axi_bram;
   // ~40 LUTs per DSP lane (operand muxes and pipeline control), ~30 per BRAM bank (address and
   // write-enable decode), the LUTRAM banks, 25K for the AXI masters, the control FSMs and the
   // s_axilite block.
-  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + row_cache_luts + attention_luts + gate_luts + 25000;
+  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + row_cache_luts + attention_luts + gate_luts + stream_luts + 25000;
   return {dsp, bram18, attention_uram, lut};
 }
 
