@@ -2,6 +2,7 @@
 own loops (kernels/src/cycle_ledger.h). The counts must be the loops that actually ran: MACs equal the layers'
 sizes times the tokens each sees, expert work and weight traffic follow the image's routing (moe_trace), rows
 add up to the total, and a model the board's build cannot hold is refused naming the limit."""
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -110,9 +111,11 @@ def test_boards_and_their_limits(estimate):
     assert u280.device == "XCU280"
     assert dict((r, a) for r, _, a in estimate.resources) == {"DSP": 2520, "BRAM36": 912, "URAM": 0, "LUT": 274080}
     assert dict((r, a) for r, _, a in u280.resources) == {"DSP": 9024, "BRAM36": 2016, "URAM": 960, "LUT": 1303680}
-    # the tiny model has three tasks; the ZCU102 build holds two
-    with pytest.raises(ValueError, match="EDGEMOE_MAX_TASKS = 2"):
-        model.estimate(board="zcu102", images=images)
+    # four heads (head dim 16) are beyond the ZCU102 build's three
+    four_heads = dataclasses.replace(tiny, num_heads=4)
+    wide = edgemoe.Model(four_heads, synthetic.seeded_model(four_heads, seed=0).state_dict(), "cpu")
+    with pytest.raises(ValueError, match="EDGEMOE_MAX_HEADS = 3"):
+        wide.estimate(board="zcu102", images=images)
     with pytest.raises(ValueError, match="unknown board 'vc707'"):
         model.estimate(board="vc707", images=images)
     with pytest.raises(TypeError, match="board must be a str"):
@@ -137,8 +140,8 @@ def test_cli_estimate(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "by unit" in out and "block 0" not in out
     assert cli(["estimate", "--checkpoint", str(ckpt), "--task", "nope"] + size) == 2
-    assert cli(["estimate", "--checkpoint", str(ckpt)] + size) == 1  # three tasks: beyond the ZCU102 build
-    assert "EDGEMOE_MAX_TASKS" in capsys.readouterr().err
+    assert cli(["estimate", "--checkpoint", str(ckpt), "--num-heads", "4"] + size) == 1  # beyond the ZCU102 build
+    assert "EDGEMOE_MAX_HEADS" in capsys.readouterr().err
 
 
 def test_csynth_comparison_flags_a_missed_ii(tmp_path, capsys):

@@ -5,7 +5,8 @@ from .errors import CheckpointError, InputRangeWarning, UnsafeCheckpointError
 from .imaging import postprocess, preprocess
 from .info import info
 from .model import Model
-from . import reference
+from .evaluation import evaluate
+from . import data, reference
 
-__all__ = ["Model", "ModelConfig", "CheckpointError", "UnsafeCheckpointError", "InputRangeWarning", "preprocess", "postprocess", "reference", "info",
+__all__ = ["Model", "ModelConfig", "CheckpointError", "UnsafeCheckpointError", "InputRangeWarning", "preprocess", "postprocess", "reference", "info", "evaluate", "data",
            "TASK_ORDER", "__version__"]

@@ -121,4 +121,53 @@ def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 
     if emu_repeats > 0:
         bench_emu(cache, threads, emu_repeats)
     bench_model(cache, threads)
+    bench_scenes()
+    bench_metrics(threads)
     return 0
+
+
+def bench_metrics(threads: int, scenes: int = 200) -> None:
+    """The built-in trained model's task metrics on the synthetic test scenes: a trivial baseline,
+    PyTorch (fp32), and the cpu and emu backends; and how concentrated each task's routing is."""
+    from .data import SyntheticScenes, trained_checkpoint
+    from .evaluation import evaluate, routing_concentration, routing_statistics, trivial_baseline
+    from .metrics import METRICS
+    from .reference import M3ViT
+
+    ckpt = trained_checkpoint()
+    reference = M3ViT.from_checkpoint(ckpt)
+    torch.set_num_threads(threads)
+    data = SyntheticScenes("test", scenes, reference.cfg.image_size)
+    columns = {"trivial baseline": trivial_baseline(data, channels=reference.cfg.out_channels),
+               "PyTorch (fp32)": evaluate(reference, data)}
+    for backend in ("cpu", "emu"):
+        columns[backend] = evaluate(Model.from_checkpoint(ckpt, backend=backend, num_threads=threads), data)
+    print(f"\ntrained synthetic-scenes M3ViT ({ckpt.parent.name}), {scenes} test scenes:")
+    print("| task | metric | " + " | ".join(columns) + " |")
+    print("|---|---|" + "---:|" * len(columns))
+    for task in reference.tasks:
+        name, unit, higher = METRICS[task]
+        label = f"{name} ({unit}, {'higher' if higher else 'lower'} is better)" if unit else \
+            f"{name} ({'higher' if higher else 'lower'} is better)"
+        print(f"| {task} | {label} | " + " | ".join(f"{c[task]:.3f}" for c in columns.values()) + " |")
+    stats = routing_statistics(reference, SyntheticScenes("test", 16, reference.cfg.image_size))
+    print("\nrouting (PyTorch, 16 test scenes): per MoE block the most used expert, its share of the token slots, and "
+          "the concentration (1 - normalised entropy)")
+    print("| task | " + " | ".join(f"block {b}" for b in next(iter(stats.values()))) + " |")
+    print("|---|" + "---|" * len(next(iter(stats.values()))))
+    for task, layers in stats.items():
+        cells = [f"e{int(share.argmax())} {share.max() * 100:.0f} %, {routing_concentration(share):.2f}"
+                 for share in layers.values()]
+        print(f"| {task} | " + " | ".join(cells) + " |")
+
+def bench_scenes(count: int = 100) -> None:
+    """The synthetic scene generator's speed (issue target: well over 50 scenes/s at 128 x 256)."""
+    import time
+
+    from .data import synthetic_scene
+
+    start = time.perf_counter()
+    for i in range(count):
+        synthetic_scene("train", i)
+    rate = count / (time.perf_counter() - start)
+    print(f"\nsynthetic scenes (edgemoe.data, 128x256, all six labels): {rate:.0f} scenes/s on one thread")

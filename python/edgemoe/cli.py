@@ -1,4 +1,4 @@
-"""python -m edgemoe {info,run,estimate,demo,bench,noop-xclbin}"""
+"""python -m edgemoe {info,run,estimate,evaluate,train,demo,bench,noop-xclbin}"""
 from __future__ import annotations
 
 import argparse
@@ -81,6 +81,36 @@ def cmd_estimate(args):
     return 0
 
 
+def cmd_evaluate(args):
+    from .data import open_dataset
+    from .evaluation import evaluate, format_results
+
+    if args.backend == "reference":
+        from .reference import M3ViT
+
+        model = M3ViT.from_checkpoint(args.checkpoint, top_k=args.top_k, num_heads=args.num_heads,
+                                      image_size=tuple(args.image_size) if args.image_size else None,
+                                      config=args.config)
+        size = model.cfg.image_size
+    else:
+        model = _load(args)
+        size = model.config.image_size
+    dataset = open_dataset(args.data, size, args.task)
+    results = evaluate(model, dataset, tasks=args.task, batch_size=args.batch_size)
+    print(f"{args.backend} on {args.data} ({len(dataset)} images):")
+    print(format_results(results))
+    return 0
+
+
+def cmd_train(args):
+    from .train import train
+
+    train(Path(args.out), steps=args.steps, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
+          max_minutes=args.max_minutes)
+    print(f"wrote {args.out} (M3ViT rank-shard checkpoint directory)")
+    return 0
+
+
 def _model_options(p):
     """The model options `run` takes, shared by every command that loads a checkpoint."""
     p.add_argument("--top-k", type=int, dest="top_k")
@@ -117,6 +147,25 @@ def main(argv=None):
     _model_options(est)
     est.set_defaults(backend="cpu", xclbin=None, device=None, timeout=None)
 
+    ev = sub.add_parser("evaluate", help="task metrics of a checkpoint on a dataset, on any backend or PyTorch")
+    ev.add_argument("--checkpoint", help="M3ViT checkpoint (default: the built-in trained synthetic-scenes model)")
+    ev.add_argument("--backend", default="cpu", help="cpu, emu, fpga, or reference (PyTorch)")
+    ev.add_argument("--data", default="synthetic:100", help="synthetic:N (test scenes), pascal:DIR or nyud:DIR")
+    ev.add_argument("--task", action="append", help="task to evaluate (repeatable; default: all the data has)")
+    ev.add_argument("--batch-size", type=int, default=8, dest="batch_size")
+    _model_options(ev)
+    ev.add_argument("--xclbin", help="fpga: the .xclbin built by kernels/vitis (default: $EDGEMOE_XCLBIN)")
+    ev.add_argument("--device", type=int, help="fpga: XRT device index (default 0)")
+    ev.add_argument("--timeout", type=float, help="fpga: seconds a kernel run may take (default 300)")
+
+    tr = sub.add_parser("train", help="train the small M3ViT on the built-in synthetic scenes (CPU)")
+    tr.add_argument("--out", required=True, help="checkpoint directory to write (M3ViT's rank shards)")
+    tr.add_argument("--steps", type=int, default=320)
+    tr.add_argument("--batch-size", type=int, default=8, dest="batch_size")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--threads", type=int, default=2)
+    tr.add_argument("--max-minutes", type=float, dest="max_minutes", help="stop with an error past this time")
+
     noop = sub.add_parser("noop-xclbin", help="write a metadata-only xclbin for a dry run of the fpga backend")
     noop.add_argument("out", help="output .xclbin path")
 
@@ -142,6 +191,14 @@ def main(argv=None):
             return cmd_estimate(args)
         if args.command == "noop-xclbin":
             return cmd_noop_xclbin(args)
+        if args.command == "evaluate":
+            if args.checkpoint is None:
+                from .data import trained_checkpoint
+
+                args.checkpoint = str(trained_checkpoint())
+            return cmd_evaluate(args)
+        if args.command == "train":
+            return cmd_train(args)
         if args.command == "demo":
             from .demo import demo as run_demo
 

@@ -1,5 +1,8 @@
-"""make demo: a seeded PASCAL ViT-S M3ViT checkpoint (created once, cached), a sample photo from
-Debian's python3-skimage, all five tasks on the native backend, PNGs, and agreement with PyTorch."""
+"""make demo: the built-in trained M3ViT (a small model trained on the synthetic multi-task scenes,
+``edgemoe.train``) on a few test scenes and on a sample photo from Debian's python3-skimage, all six
+tasks on the native backend; one PNG per image with the input, each task's prediction and its
+ground truth; task metrics of the backend, of PyTorch and of a trivial baseline on test scenes; and
+agreement with PyTorch."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,52 +10,97 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cli import run_tasks
-from .imaging import sample_photo
+from .data import SyntheticScenes, trained_checkpoint
+from .evaluation import evaluate, routing_statistics, trivial_baseline
+from .imaging import postprocess, preprocess, render, sample_photo, save_png
+from .metrics import METRICS, format_metric
 from .model import Model
 from .progress import Progress
 from .reference import M3ViT
-from .synthetic import cached_checkpoint
+
+DEMO_SCENES = 3       # test scenes drawn as PNGs
+METRIC_SCENES = 32    # test scenes the printed metrics are computed on
+
+
+def _target_rgb(task: str, target: torch.Tensor, channels: int) -> np.ndarray:
+    t = target.numpy()
+    if task in ("semseg", "human_parts"):
+        return render(task, np.where(t == 255, 0, t), channels)
+    if task == "normals":
+        return render(task, ((np.where(t == 255, 0, t) + 1) * 127.5).transpose(1, 2, 0))
+    if task == "depth":
+        return render(task, t)
+    return render(task, (np.clip(t, 0, 1) * 255).astype(np.uint8))
+
+
+def _panel(model: Model, x: torch.Tensor, pixels: np.ndarray, item=None) -> np.ndarray:
+    """Rows: input, then per task its prediction and (when known) its ground truth side by side."""
+    H, W = pixels.shape[:2]
+    blank = np.full((H, W, 3), 255, np.uint8)
+    rows = [np.concatenate([pixels, blank], axis=1)]
+    outputs = model(x, tasks=model.tasks)
+    for task in model.tasks:
+        ch = model.config.out_channels(task)
+        pred = render(task, postprocess(task, outputs[task])[0], ch)
+        truth = _target_rgb(task, item[task], ch) if item is not None and task in item else blank
+        rows.append(np.concatenate([pred, truth], axis=1))
+    sep = np.full((2, 2 * W, 3), 255, np.uint8)
+    return np.concatenate([r for row in rows for r in (row, sep)][:-1], axis=0)
 
 
 def demo(out_dir: Path, cache: Path, backend: str = "cpu") -> int:
-    ckpt_dir = cache / "pascal-vit-s-seed0" / "checkpoint.pth.tar"
-    if not (ckpt_dir / "0.pth").exists():
-        bar = Progress(1, "creating checkpoint")
-        cached_checkpoint("pascal-vit-s", cache)
-        bar.step(str(ckpt_dir))
-    model = Model.from_checkpoint(ckpt_dir, backend=backend)
-    print(f"checkpoint: {ckpt_dir} (seeded weights; M3ViT publishes none)")
+    ckpt = trained_checkpoint()
+    model = Model.from_checkpoint(ckpt, backend=backend)
+    print(f"checkpoint: {ckpt} (trained on the built-in synthetic scenes: python -m edgemoe train)")
     print(model.config)
-    photo = sample_photo()
-    from .imaging import save_png
-
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_png(out_dir / "input.png", photo)
-    model(torch.zeros(1, 3, *model.config.image_size), task=model.tasks[0])  # warm-up: kernel creation, packing
-    x, results = run_tasks(model, photo, model.tasks, out_dir)
+    size = model.config.image_size
 
-    reference = M3ViT.from_checkpoint(ckpt_dir)
+    scenes = SyntheticScenes("test", METRIC_SCENES, size)
+    for i in range(DEMO_SCENES):
+        item = scenes[i]
+        save_png(out_dir / f"scene{i}.png", _panel(model, item["image"][None], item["pixels"].numpy(), item))
+    photo = preprocess(sample_photo(), size)
+    shown = np.clip((photo[0].permute(1, 2, 0).numpy() * [0.229, 0.224, 0.225] + [0.485, 0.456, 0.406]) * 255 + 0.5,
+                    0, 255).astype(np.uint8)
+    save_png(out_dir / "photo.png", _panel(model, photo, shown))
+    print(f"wrote {', '.join(sorted(p.name for p in out_dir.glob('*.png')))} to {out_dir}/ "
+          f"(rows: input, then per task prediction | ground truth; tasks {', '.join(model.tasks)})")
+
+    reference = M3ViT.from_checkpoint(ckpt)
     torch.set_num_threads(model.num_threads)
-    bar = Progress(len(model.tasks), "PyTorch reference")
+    print(f"\ntask metrics on {METRIC_SCENES} test scenes:")
+    ours = evaluate(model, scenes)
+    theirs = evaluate(reference, scenes)
+    base = trivial_baseline(scenes, channels=model.config.out_channels)
+    print(f"{'task':<12} {'metric':<32} {'trivial':>9} {'PyTorch':>9} {backend:>9}")
+    for task in model.tasks:
+        name, unit, _ = METRICS[task]
+        label = f"{name} ({unit})" if unit else name
+        print(f"{task:<12} {label:<32} {base[task]:9.3f} {theirs[task]:9.3f} {ours[task]:9.3f}")
+
+    x = torch.stack([scenes[i]["image"] for i in range(4)])
+    outputs = model(x, tasks=model.tasks)
+    bar = Progress(len(model.tasks), "PyTorch agreement")
     rows = []
-    for task, (seconds, y) in results.items():
+    for task in model.tasks:
         with torch.no_grad():
             r = reference(x, task)
         bar.step(task)
+        y = outputs[task]
         rel = ((y - r).abs().max() / r.abs().max()).item()
-        ties = reference.near_ties(x, task)
-        if task in ("semseg", "human_parts"):
-            agree = f"{(y.argmax(1) == r.argmax(1)).float().mean().item() * 100:.3f} % argmax"
-        else:
-            agree = "-"
-        rows.append((task, seconds * 1e3, rel, ties, agree))
-    print(f"\n{'task':<12} {'latency (ms)':>12} {'max rel err':>12} {'near ties':>9}  agreement   [backend {model.backend}]")
-    for task, ms, rel, ties, agree in rows:
-        print(f"{task:<12} {ms:12.1f} {rel:12.2e} {ties:9d}  {agree}")
-    if any(r[3] for r in rows):
-        print("near ties: routing decisions whose k-th and (k+1)-th gate probabilities differ by < 1e-6; fp32\n"
-              "implementations that sum in a different order may route those tokens to the other expert,\n"
-              "which shows up as a larger max error confined to those tokens.")
-    print(f"\nwrote {', '.join(sorted(p.name for p in out_dir.glob('*.png')))} to {out_dir}/")
+        rows.append((task, rel, reference.near_ties(x, task)))
+    print(f"\n{'task':<12} {'max rel err vs PyTorch':>22} {'near ties':>9}   [backend {model.backend}, 4 scenes]")
+    for task, rel, ties in rows:
+        print(f"{task:<12} {rel:22.2e} {ties:9d}")
+
+    stats = routing_statistics(reference, SyntheticScenes("test", 8, size))
+    print("\nrouting per task (PyTorch, 8 test scenes): the two most used experts of each MoE layer and their share "
+          "of the token slots")
+    for task, layers in stats.items():
+        cells = []
+        for layer, share in layers.items():
+            top = np.argsort(share)[::-1][:2]
+            cells.append(f"block {layer}: e{top[0]} {share[top[0]] * 100:.0f} %, e{top[1]} {share[top[1]] * 100:.0f} %")
+        print(f"{task:<12} " + "; ".join(cells))
     return 0

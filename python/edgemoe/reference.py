@@ -88,6 +88,7 @@ class MoEMlp(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.last_routing = None
+        self.last_importance = None
         D, E = cfg.embed_dim, cfg.num_experts
         self.top_k = cfg.top_k
         if cfg.gate == "multi":
@@ -106,6 +107,8 @@ class MoEMlp(nn.Module):
         else:
             logits = tokens @ self.gate.w_gate
         probs = logits.softmax(dim=-1)                 # over all experts
+        # Training (edgemoe.train): each expert's share of the gate probability, for the balance loss.
+        self.last_importance = probs.sum(0) if self.training else None
         score, expert = probs.topk(self.top_k, dim=-1)  # not renormalised
         if self.top_k < probs.shape[-1]:
             margin = score[:, -1] - probs.topk(self.top_k + 1, dim=-1).values[:, -1]

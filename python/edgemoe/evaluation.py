@@ -1,0 +1,156 @@
+"""Task metrics of a model on a dataset: ``edgemoe.evaluate(model, dataset)``.
+
+``model`` is an ``edgemoe.Model`` on any backend (cpu, emu, fpga) or an ``edgemoe.reference.M3ViT``
+(PyTorch); ``dataset`` yields the dicts of ``edgemoe.data`` (the synthetic scenes, or PASCAL-Context
+/ NYUD-v2 in M3ViT's folder layouts). Metrics are those of ``edgemoe.metrics``, computed as M3ViT
+computes them.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Dict, Optional, Sequence
+
+import torch
+
+from . import metrics as _metrics
+from .progress import Progress
+
+
+def _model_parts(model):
+    """(tasks, channels per task, image size, forward(images, task) -> output)."""
+    from .model import Model
+    from .reference import M3ViT
+
+    if isinstance(model, Model):
+        return model.tasks, model.config.out_channels, model.config.image_size, lambda x, t: model(x, task=t)
+    if isinstance(model, M3ViT):
+        def forward(x, t):
+            with torch.no_grad():
+                return model(x, t)
+        return list(model.tasks), model.cfg.out_channels, model.cfg.image_size, forward
+    raise TypeError(f"model must be an edgemoe.Model or an edgemoe.reference.M3ViT, got {type(model).__name__}")
+
+
+def evaluate(model, dataset, tasks: Optional[Sequence[str]] = None, batch_size: int = 8,
+             progress: bool = True, stream=None) -> Dict[str, float]:
+    """{task: metric} over ``dataset`` for each task the model and the dataset both have (or ``tasks``).
+
+    The metric per task is ``edgemoe.metrics.METRICS[task]``: semseg/human_parts mIoU (%), sal maxF,
+    normals mean angle error (degrees), edge ODS F (with tolerance, no matching), depth RMSE (m).
+    """
+    model_tasks, channels, image_size, forward = _model_parts(model)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if len(dataset) < 1:
+        raise ValueError("dataset is empty")
+    first = dataset[0]
+    if "image" not in first:
+        raise TypeError("dataset items must be dicts with an 'image' tensor and task targets (edgemoe.data)")
+    if tuple(first["image"].shape[-2:]) != tuple(image_size):
+        raise ValueError(f"dataset images are {tuple(first['image'].shape[-2:])}, the model takes {tuple(image_size)}; "
+                         f"open the dataset with image_size={tuple(image_size)}")
+    available = [t for t in model_tasks if t in first]
+    if tasks is None:
+        tasks = available
+        if not tasks:
+            raise ValueError(f"the model's tasks {list(model_tasks)} and the dataset's targets "
+                             f"{sorted(k for k in first if k not in ('image', 'pixels'))} have nothing in common")
+    else:
+        tasks = list(tasks)
+        for t in tasks:
+            if t not in model_tasks:
+                raise ValueError(f"unknown task {t!r}; the model has {list(model_tasks)}")
+            if t not in first:
+                raise ValueError(f"the dataset has no {t!r} targets")
+    meters = {t: _metrics.meter(t, channels(t)) for t in tasks}
+    batches = (len(dataset) + batch_size - 1) // batch_size
+    bar = Progress(batches, "evaluate", stream=stream) if progress else None
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        images = torch.stack([it["image"] for it in items])
+        for t in tasks:
+            out = forward(images, t).float()
+            meters[t].update(out, torch.stack([it[t] for it in items]))
+        if bar:
+            bar.step()
+    return {t: m.result() for t, m in meters.items()}
+
+
+def format_results(results: Dict[str, float]) -> str:
+    rows = [f"{t:<12} {_metrics.format_metric(t, v)}" for t, v in results.items()]
+    return "\n".join(rows)
+
+
+def trivial_baseline(dataset, tasks: Optional[Sequence[str]] = None, channels=None) -> Dict[str, float]:
+    """The metrics of predicting the same thing everywhere, from the dataset's own statistics: the
+    majority class, the pixel-wise majority for saliency and edges (all 0: their F is then that of
+    the best constant probability), the mean normal, the mean depth. What a model must clearly beat."""
+    first = dataset[0]
+    tasks = list(tasks) if tasks else [t for t in _metrics.METRICS if t in first]
+    counts, normal_sum, depth_sum, depth_n = {}, torch.zeros(3, dtype=torch.float64), 0.0, 0
+    for i in range(len(dataset)):
+        item = dataset[i]
+        for t in ("semseg", "human_parts"):
+            if t in tasks:
+                lab = item[t][item[t] != _metrics.IGNORE]
+                c = torch.bincount(lab.reshape(-1), minlength=256)[:256]
+                counts[t] = counts.get(t, 0) + c
+        if "normals" in tasks:
+            n = item["normals"]
+            valid = (n != _metrics.IGNORE).all(0)
+            normal_sum += n[:, valid].double().sum(1)
+        if "depth" in tasks:
+            d = item["depth"]
+            valid = (d > 0) & (d != _metrics.IGNORE)
+            depth_sum += float(d[valid].double().sum())
+            depth_n += int(valid.sum())
+    out = {}
+    for t in tasks:
+        ch = channels(t) if channels else (int(counts[t].nonzero().max()) + 1 if t in counts else None)
+        m = _metrics.meter(t, ch)
+        for i in range(len(dataset)):
+            item = dataset[i]
+            H, W = item["image"].shape[-2:]
+            if t in ("semseg", "human_parts"):
+                pred = torch.full((1, H, W), int(counts[t].argmax()))
+                m.update(pred, item[t][None])
+            elif t in ("sal", "edge"):
+                m.update(torch.zeros(1, 1, H, W), item[t][None])  # sigmoid(0) = 0.5 everywhere
+            elif t == "normals":
+                mean = (normal_sum / normal_sum.norm().clamp_min(1e-12)).float()
+                m.update(mean.view(1, 3, 1, 1).expand(1, 3, H, W), item[t][None])
+            elif t == "depth":
+                m.update(torch.full((1, 1, H, W), depth_sum / max(depth_n, 1)), item[t][None])
+        out[t] = m.result()
+    return out
+
+
+def routing_statistics(reference, dataset, tasks: Optional[Sequence[str]] = None,
+                       batch_size: int = 8) -> Dict[str, Dict[int, "np.ndarray"]]:
+    """{task: {MoE block: share of the token slots each expert received}} over ``dataset``, from
+    the PyTorch model's routing (``reference.routing``): which experts each task selects per layer."""
+    import numpy as np
+
+    tasks = list(tasks) if tasks else list(reference.tasks)
+    E = reference.cfg.num_experts
+    counts = {t: {} for t in tasks}
+    for start in range(0, len(dataset), batch_size):
+        images = torch.stack([dataset[i]["image"] for i in range(start, min(start + batch_size, len(dataset)))])
+        for t in tasks:
+            for block, (experts, _) in reference.routing(images, t).items():
+                c = np.bincount(experts.reshape(-1).numpy(), minlength=E).astype(np.float64)
+                counts[t][block] = counts[t].get(block, 0) + c
+    return {t: {b: c / c.sum() for b, c in layers.items()} for t, layers in counts.items()}
+
+
+def routing_concentration(share) -> float:
+    """1 - normalised entropy of an expert-share vector: 0 = every expert equally, 1 = one expert."""
+    import numpy as np
+
+    p = np.asarray(share, dtype=np.float64)
+    p = p[p > 0]
+    return float(1 - (-(p * np.log(p)).sum()) / np.log(len(share))) if len(share) > 1 else 1.0
+
+
+def print_results(results: Dict[str, float], stream=None) -> None:
+    print(format_results(results), file=stream or sys.stdout)

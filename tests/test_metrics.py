@@ -1,0 +1,81 @@
+"""The task metrics against cases computed by hand."""
+import math
+
+import pytest
+import torch
+
+from edgemoe import metrics
+
+
+def test_miou_pools_pixels_and_ignores_255():
+    m = metrics.meter("semseg", 3)
+    pred = torch.tensor([[[0, 1], [1, 1]]])
+    target = torch.tensor([[[0, 1], [0, 255]]])
+    m.update(pred, target)
+    # class 0: TP 1, FN 1 -> 1/2; class 1: TP 1, FP 1 -> 1/2; class 2 never occurs -> 0
+    assert m.result() == pytest.approx(100 * (0.5 + 0.5 + 0) / 3)
+    m.update(torch.tensor([[[2]]]), torch.tensor([[[2]]]))  # a second image adds to the same counts
+    assert m.result() == pytest.approx(100 * (0.5 + 0.5 + 1) / 3)
+    logits = torch.zeros(1, 3, 1, 2)
+    logits[0, 1, 0, 0] = logits[0, 2, 0, 1] = 1  # argmax over channels
+    m2 = metrics.meter("human_parts", 3)
+    m2.update(logits, torch.tensor([[[1, 2]]]))
+    assert m2.result() == pytest.approx(100 * 2 / 3)
+    with pytest.raises(ValueError, match="labels"):
+        m2.update(logits, torch.tensor([[[1, 7]]]))
+
+
+def test_saliency_maxf():
+    m = metrics.meter("sal")
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    out = torch.full((1, 1, 2, 2), logit(0.1))
+    out[0, 0, 0, 0] = out[0, 0, 0, 1] = logit(0.8)
+    target = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
+    m.update(out, target)
+    # thresholds below 0.8: 2 predicted, 1 right: P = R = 1/2 -> F = 1/2; above: nothing predicted -> 0
+    assert m.result() == pytest.approx(0.5, abs=1e-6)
+
+
+def test_normals_mean_angle():
+    m = metrics.meter("normals")
+    out = torch.zeros(1, 3, 1, 3)
+    out[0, 0, 0, 0] = 5.0          # (1, 0, 0) after normalisation, against (0, 1, 0): 90 degrees
+    out[0, 1, 0, 1] = 0.5          # (0, 1, 0) against (0, 1, 0): 0 degrees
+    target = torch.zeros(1, 3, 1, 3)
+    target[0, 1] = 1.0
+    target[0, :, 0, 2] = 255       # ignored
+    m.update(out, target)
+    assert m.result() == pytest.approx(45.0)
+
+
+def test_depth_rmse_over_measured_pixels():
+    m = metrics.meter("depth")
+    m.update(torch.tensor([[[[3.0, 5.0, 9.0]]]]), torch.tensor([[[2.0, 2.0, 0.0]]]))
+    assert m.result() == pytest.approx(math.sqrt((1 + 9) / 2))
+
+
+def test_edge_f_with_tolerance():
+    target = torch.zeros(1, 20, 20)
+    target[0, :, 5] = 1
+    near = torch.full((1, 1, 20, 20), -10.0)
+    near[0, 0, :, 6] = 10.0  # one pixel off: within the tolerance (at least one pixel)
+    m = metrics.meter("edge")
+    m.update(near, target)
+    assert m.result() == pytest.approx(1.0, abs=1e-6)
+    far = torch.full((1, 1, 20, 20), -10.0)
+    far[0, 0, :, 9] = 10.0
+    m = metrics.meter("edge")
+    m.update(far, target)
+    assert m.result() == pytest.approx(0.0, abs=1e-6)
+    half = torch.full((1, 1, 20, 20), -10.0)
+    half[0, 0, :10, 5] = 10.0  # rows 0-9 found, nothing wrong: P 1; rows 0-10 lie within a pixel: R 11/20
+    m = metrics.meter("edge")
+    m.update(half, target)
+    assert m.result() == pytest.approx(2 * 0.55 / 1.55, abs=1e-6)
+
+
+def test_unknown_task_and_missing_classes():
+    with pytest.raises(ValueError, match="no metric"):
+        metrics.meter("keypoints")
+    with pytest.raises(ValueError, match="classes"):
+        metrics.meter("semseg")

@@ -1,0 +1,135 @@
+"""The built-in trained checkpoint (loads like any M3ViT checkpoint, has learned every task, routes by
+task), edgemoe.evaluate on every backend and PyTorch, the evaluate CLI, and the training script."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import edgemoe
+from edgemoe import data
+from edgemoe.cli import main
+from edgemoe.evaluation import routing_concentration, routing_statistics, trivial_baseline
+from edgemoe.metrics import METRICS
+from edgemoe.reference import M3ViT
+from edgemoe.train import SYNTHETIC_CONFIG, initial_model, train
+
+SCENES = 16  # test scenes for the quality checks (a fraction of the README's 200, for speed)
+
+
+@pytest.fixture(scope="module")
+def ckpt():
+    return data.trained_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def reference(ckpt):
+    return M3ViT.from_checkpoint(ckpt)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return data.SyntheticScenes("test", SCENES, SYNTHETIC_CONFIG.image_size)
+
+
+@pytest.fixture(scope="module")
+def pytorch_metrics(reference, scenes):
+    return edgemoe.evaluate(reference, scenes, progress=False)
+
+
+def test_checkpoint_is_m3vit_rank_shards_under_12_mb(ckpt, reference):
+    files = sorted(p.name for p in ckpt.iterdir())
+    assert files == ["0.pth", "1.pth"]
+    assert sum(p.stat().st_size for p in ckpt.iterdir()) <= 12 * 2 ** 20
+    assert reference.cfg.tasks == SYNTHETIC_CONFIG.tasks and reference.cfg.moe_blocks == (1, 3, 5)
+    model = edgemoe.Model.from_checkpoint(ckpt)
+    assert model.config == reference.cfg
+
+
+# The tasks the committed checkpoint has learned clearly. Depth (RMSE at the baseline's) and
+# saliency (maxF a few hundredths above it) have not yet: issue 10 stays open on that (README,
+# "Trained model and task metrics").
+LEARNED = ("semseg", "human_parts", "normals", "edge")
+
+
+def test_learned_tasks_beat_the_trivial_baseline(scenes, pytorch_metrics):
+    base = trivial_baseline(scenes, channels=SYNTHETIC_CONFIG.out_channels)
+    for task in LEARNED:
+        value = pytorch_metrics[task]
+        higher_better = METRICS[task][2]
+        margin = abs(base[task]) * 0.1 + (1.0 if task in ("semseg", "human_parts", "normals") else 0.02)
+        if higher_better:
+            assert value > base[task] + margin, (task, value, base[task])
+        else:
+            assert value < base[task] - margin, (task, value, base[task])
+
+
+def test_routing_is_task_specific(reference):
+    stats = routing_statistics(reference, data.SyntheticScenes("test", 4, SYNTHETIC_CONFIG.image_size))
+    assert set(stats) == set(reference.tasks)
+    for task, layers in stats.items():
+        assert sorted(layers) == [1, 3, 5]
+        for share in layers.values():
+            assert share.shape == (8,) and share.sum() == pytest.approx(1.0)
+            assert 0 <= routing_concentration(share) <= 1
+    # at least one layer where two tasks prefer different experts
+    differ = any(np.argmax(stats[a][layer]) != np.argmax(stats[b][layer])
+                 for layer in (1, 3, 5) for a in stats for b in stats)
+    assert differ
+
+
+@pytest.mark.parametrize("backend", ["cpu", "emu"])
+def test_backends_match_pytorch_metrics(ckpt, scenes, pytorch_metrics, backend):
+    """The README's targets for emu against fp32 PyTorch (0.5 mIoU points, 0.005 maxF, 0.5 degrees, 1 %
+    RMSE) on the test scenes; cpu is fp32 itself and must be far tighter."""
+    model = edgemoe.Model.from_checkpoint(ckpt, backend=backend)
+    ours = edgemoe.evaluate(model, scenes, progress=False)
+    assert set(ours) == set(pytorch_metrics)
+    scale = 0.02 if backend == "cpu" else 1.0
+    tolerance = {"semseg": 0.5, "human_parts": 0.5, "sal": 0.005, "edge": 0.005, "normals": 0.5}
+    for task, value in ours.items():
+        if task == "depth":
+            assert abs(value - pytorch_metrics[task]) <= 0.01 * scale * pytorch_metrics[task], task
+        else:
+            assert abs(value - pytorch_metrics[task]) <= tolerance[task] * scale, (task, value, pytorch_metrics[task])
+
+
+def test_evaluate_arguments(ckpt, reference, scenes):
+    with pytest.raises(TypeError, match="edgemoe.Model"):
+        edgemoe.evaluate(object(), scenes)
+    with pytest.raises(ValueError, match="batch_size"):
+        edgemoe.evaluate(reference, scenes, batch_size=0)
+    with pytest.raises(ValueError, match="takes"):
+        edgemoe.evaluate(reference, data.SyntheticScenes("test", 2, (64, 128)))
+    with pytest.raises(ValueError, match="unknown task"):
+        edgemoe.evaluate(reference, scenes, tasks=["keypoints"])
+    only = edgemoe.evaluate(reference, data.SyntheticScenes("test", 2), tasks=["sal"], progress=False)
+    assert list(only) == ["sal"]
+
+
+def test_evaluate_cli(ckpt, capsys):
+    assert main(["evaluate", "--data", "synthetic:2", "--backend", "cpu", "--task", "semseg", "--task", "depth"]) == 0
+    out = capsys.readouterr().out
+    assert "mIoU" in out and "RMSE" in out and "2 images" in out
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", "synthetic:2", "--backend", "reference",
+                 "--task", "normals"]) == 0
+    assert "angle" in capsys.readouterr().out
+    assert main(["evaluate", "--data", "nowhere:1"]) == 1
+    assert "synthetic:N" in capsys.readouterr().err
+
+
+def test_training_is_deterministic_and_writes_a_loadable_checkpoint(tmp_path):
+    tiny = dataclasses.replace(SYNTHETIC_CONFIG, embed_dim=64, depth=2, num_heads=2, image_size=(64, 128),
+                               mlp_hidden=64, moe_blocks=(1,), num_experts=4, expert_hidden=32, head_channels=8)
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    a = train(tmp_path / "a", steps=2, batch_size=2, config=tiny, progress=False, log_every=0)
+    b = train(None, steps=2, batch_size=2, config=tiny, progress=False, log_every=0)
+    for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(p, q), name
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == (threads, deterministic)
+    untrained = initial_model(tiny, 0)
+    assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), untrained.parameters()))
+    model = edgemoe.Model.from_checkpoint(tmp_path / "a", image_size=(64, 128))
+    x = data.SyntheticScenes("test", 1, (64, 128))[0]["image"][None]
+    with torch.no_grad():
+        assert torch.allclose(model(x, task="depth"), a(x, "depth"), atol=1e-4, rtol=1e-4)
