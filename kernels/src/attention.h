@@ -234,10 +234,13 @@ sweep_loop:
       const bool someone_done = done >= 0 && done < kAttnP;
       const int score_at = j * EDGEMOE_MAX_HEADS + h;
       if (scoring) {
+        if (c == 0)  // each lane's DSP starts a new sum on a head's first chunk
+          for (int b = 0; b < kAttnBlocks; ++b)
+            for (int s = 0; s < kAttnP; ++s)
+              for (int l = 0; l < kAttnLanes; ++l) lane[b][s][l] = 0;
         for (int b = 0; b < kAttnBlocks; ++b)
           for (int s = 0; s < kAttnP; ++s)
-            for (int l = 0; l < kAttnLanes; ++l)  // each lane's DSP starts a new sum on a head's first chunk
-              lane[b][s][l] = (c == 0 ? score_acc_t(0) : lane[b][s][l]) + q[b][s][chunk][l] * k[key][chunk][l];
+            for (int l = 0; l < kAttnLanes; ++l) lane[b][s][l] += q[b][s][chunk][l] * k[key][chunk][l];
         if (c == chunks - 1) {
           for (int b = 0; b < kAttnBlocks; ++b) {
             const int block = groups.scoring * kAttnBlocks + b;

@@ -286,10 +286,13 @@ mac_steps:
       for (int r = 0; r < kTrows; ++r)
         for (int i = 0; i < kTin; ++i) x.v[r][i] = row_cache[it][r][i];
     }
+    if (it == 0)
+      for (int r = 0; r < kTrows; ++r)
+        for (int o = 0; o < kTout; ++o)
+          for (int i = 0; i < kTin; ++i) lane[r][o][i] = 0;
     for (int r = 0; r < kTrows; ++r)
       for (int o = 0; o < kTout; ++o)
-        for (int i = 0; i < kTin; ++i)
-          lane[r][o][i] = (it == 0 ? acc_t(0) : lane[r][o][i]) + x.v[r][i] * tiles[tile][o][i];
+        for (int i = 0; i < kTin; ++i) lane[r][o][i] += x.v[r][i] * tiles[tile][o][i];
     if (it == in_tiles - 1) {
       out_vec y;
       for (int o = 0; o < kTout; ++o) {
