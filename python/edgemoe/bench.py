@@ -90,7 +90,7 @@ def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 
     task = "semseg"
     ckpt = cached_checkpoint("pascal-vit-s", cache)
     model = Model.from_checkpoint(ckpt, num_threads=threads)
-    reference = M3ViT.from_checkpoint(ckpt)
+    reference = M3ViT.from_checkpoint(ckpt, config=trained_config())
     torch.set_num_threads(threads)
     cfg = model.config
     x = random_images(cfg, 1)
@@ -129,19 +129,19 @@ def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 
 def bench_metrics(threads: int, scenes: int = 200) -> None:
     """The built-in trained model's task metrics on the synthetic test scenes: a trivial baseline,
     PyTorch (fp32), and the cpu and emu backends; and how concentrated each task's routing is."""
-    from .data import SyntheticScenes, trained_checkpoint
+    from .data import SyntheticScenes, trained_checkpoint, trained_config
     from .evaluation import evaluate, routing_concentration, routing_statistics, trivial_baseline
     from .metrics import METRICS
     from .reference import M3ViT
 
     ckpt = trained_checkpoint()
-    reference = M3ViT.from_checkpoint(ckpt)
+    reference = M3ViT.from_checkpoint(ckpt, config=trained_config())
     torch.set_num_threads(threads)
     data = SyntheticScenes("test", scenes, reference.cfg.image_size)
     columns = {"trivial baseline": trivial_baseline(data, channels=reference.cfg.out_channels),
                "PyTorch (fp32)": evaluate(reference, data)}
     for backend in ("cpu", "emu"):
-        columns[backend] = evaluate(Model.from_checkpoint(ckpt, backend=backend, num_threads=threads), data)
+        columns[backend] = evaluate(Model.from_checkpoint(ckpt, backend=backend, num_threads=threads, config=trained_config()), data)
     print(f"\ntrained synthetic-scenes M3ViT ({ckpt.parent.name}), {scenes} test scenes:")
     print("| task | metric | " + " | ".join(columns) + " |")
     print("|---|---|" + "---:|" * len(columns))

@@ -193,9 +193,10 @@ def main(argv=None):
             return cmd_noop_xclbin(args)
         if args.command == "evaluate":
             if args.checkpoint is None:
-                from .data import trained_checkpoint
+                from .data import trained_checkpoint, trained_config
 
                 args.checkpoint = str(trained_checkpoint())
+                args.config = args.config or str(trained_config())
             return cmd_evaluate(args)
         if args.command == "train":
             return cmd_train(args)

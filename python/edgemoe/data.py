@@ -50,6 +50,12 @@ def trained_checkpoint() -> Path:
     return path
 
 
+def trained_config() -> Path:
+    """The M3ViT YAML config of the built-in checkpoint: what a checkpoint does not record (its
+    heads, top-k 2 and 128 x 256 input). Pass it as ``config=`` when loading ``trained_checkpoint()``."""
+    return trained_checkpoint().parent / "config.yml"
+
+
 def normalise(pixels: np.ndarray) -> torch.Tensor:
     """uint8 [H, W, 3] -> float32 [3, H, W] with M3ViT's ImageNet normalisation."""
     x = (pixels.astype(np.float32) / 255.0 - MEAN) / STD
