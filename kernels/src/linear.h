@@ -162,6 +162,18 @@ offsets_loop:
   }
 }
 
+// Row r of the group starting at row g has its input tile t: the group's tile goes out once its
+// last row is in, then the next tile, and after the last tile the next group.
+inline void row_tile_done(int& r, int& t, int& g, int in_tiles, const in_vec& v, hls::stream<in_vec>& out) {
+  if (++r < kTrows) return;
+  r = 0;
+  out.write(v);
+  if (++t == in_tiles) {
+    t = 0;
+    g += kTrows;
+  }
+}
+
 // Rows: one 512-bit word per iteration (II = 1) over (group, input tile, row of the group, word of
 // the tile); a group's input tile is streamed once all its rows' words are in. Rows are whole words,
 // so a word is inside `in` or wholly beyond it, where the lanes are zero; rows past the job's end
@@ -216,14 +228,7 @@ read_words:
     for (int e = 0; e < kWordElems; ++e) v.v[r][half * kWordElems + e] = inside ? mac_in_t(word.v[e]) : mac_in_t(0);
     if (++half == kWordsPerInTile) {
       half = 0;
-      if (++r == kTrows) {
-        r = 0;
-        out.write(v);
-        if (++t == in_tiles) {
-          t = 0;
-          g += kTrows;
-        }
-      }
+      row_tile_done(r, t, g, in_tiles, v, out);
     }
   }
   int px = 0, py = 0;  // the next patch; patch jobs are never split (run_linear), so they start at row 0
@@ -245,14 +250,7 @@ read_patches:
       const int col = t * kTin + i;
       v.v[r][i] = real && col < in ? mac_in_t(images[patch_origin[r] + offsets[t][i]]) : mac_in_t(0);
     }
-    if (++r == kTrows) {
-      r = 0;
-      out.write(v);
-      if (++t == in_tiles) {
-        t = 0;
-        g += kTrows;
-      }
-    }
+    row_tile_done(r, t, g, in_tiles, v, out);
   }
 }
 

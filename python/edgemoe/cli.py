@@ -120,6 +120,13 @@ def _model_options(p):
     p.add_argument("--threads", type=int)
 
 
+def _fpga_options(p):
+    """The fpga backend's options, for every command that runs a model."""
+    p.add_argument("--xclbin", help="fpga: the .xclbin built by kernels/vitis (default: $EDGEMOE_XCLBIN)")
+    p.add_argument("--device", type=int, help="fpga: XRT device index (default 0)")
+    p.add_argument("--timeout", type=float, help="fpga: seconds a kernel run may take (default 300)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="edgemoe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,9 +141,7 @@ def main(argv=None):
     run.add_argument("--backend", default="cpu")
     run.add_argument("--out", required=True, help="output directory for the PNGs")
     _model_options(run)
-    run.add_argument("--xclbin", help="fpga: the .xclbin built by kernels/vitis (default: $EDGEMOE_XCLBIN)")
-    run.add_argument("--device", type=int, help="fpga: XRT device index (default 0)")
-    run.add_argument("--timeout", type=float, help="fpga: seconds a kernel run may take (default 300)")
+    _fpga_options(run)
 
     est = sub.add_parser("estimate", help="modelled latency and resources of the accelerator on a board")
     est.add_argument("--checkpoint", required=True, help="M3ViT checkpoint directory or .pth/.pth.tar file")
@@ -154,9 +159,7 @@ def main(argv=None):
     ev.add_argument("--task", action="append", help="task to evaluate (repeatable; default: all the data has)")
     ev.add_argument("--batch-size", type=int, default=8, dest="batch_size")
     _model_options(ev)
-    ev.add_argument("--xclbin", help="fpga: the .xclbin built by kernels/vitis (default: $EDGEMOE_XCLBIN)")
-    ev.add_argument("--device", type=int, help="fpga: XRT device index (default 0)")
-    ev.add_argument("--timeout", type=float, help="fpga: seconds a kernel run may take (default 300)")
+    _fpga_options(ev)
 
     tr = sub.add_parser("train", help="train the small M3ViT on the built-in synthetic scenes (CPU)")
     tr.add_argument("--out", required=True, help="checkpoint directory to write (M3ViT's rank shards)")

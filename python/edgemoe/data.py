@@ -342,6 +342,10 @@ class _FolderDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
+    def _image(self, folder: str, image_id: str) -> np.ndarray:
+        path = self.root / folder / f"{image_id}.jpg"
+        return _guarded("an image", path, lambda: _load_rgb(path))
+
     def _finish(self, pixels: np.ndarray, labels: Dict[str, np.ndarray], image_id: str) -> Dict[str, torch.Tensor]:
         H, W = pixels.shape[:2]
         for task, value in labels.items():
@@ -449,8 +453,7 @@ class PascalContext(_FolderDataset):
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         i = self.ids[index]
-        image = self.root / "JPEGImages" / f"{i}.jpg"
-        pixels = _guarded("an image", image, lambda: _load_rgb(image))
+        pixels = self._image("JPEGImages", i)
         labels = {}
         if "semseg" in self.wanted:
             labels["semseg"] = self._semseg(i)
@@ -497,8 +500,7 @@ class NYUD(_FolderDataset):
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         i = self.ids[index]
-        image = self.root / "images" / f"{i}.jpg"
-        pixels = _guarded("an image", image, lambda: _load_rgb(image))
+        pixels = self._image("images", i)
         labels = {}
         if "semseg" in self.wanted:
             p = self.root / "segmentation" / f"{i}.png"
