@@ -292,3 +292,15 @@ def test_cli_dry_run(noop, tiny_checkpoint, tmp_path):
                           "--image-size", "64", "96", "--out", str(tmp_path / "out2")], capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode != 0 and "only backend='fpga' takes this option" in bad.stderr
+
+
+def test_fpga_trace_has_the_names_and_shapes_of_emu(noop, tiny_state):
+    """The stage-by-stage read-back and the gate replay run the whole host flow on fpga (noop
+    computes nothing, so only names, shapes and dtypes are compared)."""
+    images = _images(TINY, 2, 4)
+    fpga = edgemoe.Model(TINY, tiny_state, "fpga", xclbin=noop)
+    emu = edgemoe.Model(TINY, tiny_state, "emu")
+    a, b = emu.trace(images, "semseg"), fpga.trace(images, "semseg")
+    assert b.source == "fpga" and list(a) == list(b)
+    for name in a:
+        assert a[name].shape == b[name].shape and a[name].dtype == b[name].dtype, name

@@ -157,6 +157,26 @@ class PyModel {
     return py::make_tuple(out, warnings);
   }
 
+  // Returns ([(name, tensor)] in forward order, the backend's input warnings); core/trace.h names them.
+  py::tuple trace(torch::Tensor images, int64_t task_id) {
+    const ModelConfig& c = model_.config();
+    check_images(images, c);
+    if (task_id < 0 || task_id >= static_cast<int64_t>(c.tasks.size())) throw py::value_error("task index out of range");
+    images = images.resolve_conj().resolve_neg().contiguous();
+    std::vector<edgemoe::TraceTensor> tensors;
+    std::vector<std::string> warnings;
+    {
+      py::gil_scoped_release release;
+      warnings = model_.trace(images.data_ptr<float>(), images.size(0), task_id, &tensors);
+    }
+    py::list entries;
+    for (edgemoe::TraceTensor& t : tensors) {
+      torch::Tensor values = torch::from_blob(t.values.data(), t.shape, torch::kFloat32).clone();
+      entries.append(py::make_tuple(t.name, t.integer ? values.to(torch::kInt64) : values));
+    }
+    return py::make_tuple(entries, warnings);
+  }
+
   // Calls that take the model's lock release the GIL first: a forward may hold that lock for long.
   py::object moe_trace(int64_t task_id) {
     std::vector<uint32_t> trace;
@@ -269,6 +289,7 @@ PYBIND11_MODULE(_C, m) {
       .def("forward", &PyModel::forward, py::arg("images"), py::arg("task_ids"))
       .def("features", &PyModel::features, py::arg("images"), py::arg("task_id"))
       .def("moe_trace", &PyModel::moe_trace, py::arg("task_id"))
+      .def("trace", &PyModel::trace, py::arg("images"), py::arg("task_id"))
       .def("estimate", &PyModel::estimate, py::arg("board"), py::arg("images"), py::arg("task_id"))
       .def_property_readonly("backend", &PyModel::backend)
       .def("to", &PyModel::to, py::arg("backend"), py::arg("options"))

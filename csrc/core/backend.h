@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/trace.h"
 #include "core/weights.h"
 
 namespace edgemoe {
@@ -27,6 +28,10 @@ class Backend {
 
   // features: [batch, num_tokens, D] -> out: [batch, out_channels, H, W] (raw head output).
   virtual void head(int64_t task_id, const float* features, int64_t batch, float* out) = 0;
+
+  // One image's forward pass for one task with every intermediate core/trace.h names recorded, in
+  // forward order, each computed the way this backend computes it. A diagnostic: speed is secondary.
+  virtual void trace(const float* image, int64_t task_id, TraceRecorder* recorder) = 0;
 
   // What the MoE hardware did in the last backbone() for a task, for backends that record it:
   // per image, per MoE layer, [tokens | fc1 fetches | fc2 fetches] per expert. False if not recorded.

@@ -116,4 +116,36 @@ std::vector<std::string> Model::features(const float* images, int64_t batch, int
   return backend_->input_warnings();
 }
 
+std::vector<std::string> Model::trace(const float* images, int64_t batch, int64_t task_id,
+                                     std::vector<TraceTensor>* out) {
+  if (task_id < 0 || task_id >= static_cast<int64_t>(config_.tasks.size()))
+    throw std::invalid_argument("task index out of range");
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t image_size = 3 * config_.image_h() * config_.image_w();
+  std::vector<std::string> warnings;
+  out->clear();
+  for (int64_t i = 0; i < batch; ++i) {
+    TraceRecorder recorder(config_, task_id);
+    backend_->trace(images + i * image_size, task_id, &recorder);
+    for (const std::string& w : backend_->input_warnings())
+      if (std::find(warnings.begin(), warnings.end(), w) == warnings.end()) warnings.push_back(w);
+    const std::vector<TraceTensor>& image = recorder.tensors();
+    if (i == 0) {
+      for (const TraceTensor& t : image) {
+        TraceTensor batched = t;
+        batched.shape.insert(batched.shape.begin(), batch);
+        batched.values.reserve(t.values.size() * static_cast<size_t>(batch));
+        out->push_back(std::move(batched));
+      }
+      continue;
+    }
+    if (image.size() != out->size()) throw std::logic_error("trace: images recorded different entries");
+    for (size_t k = 0; k < image.size(); ++k) {
+      if (image[k].name != (*out)[k].name) throw std::logic_error("trace: images recorded different entries");
+      (*out)[k].values.insert((*out)[k].values.end(), image[k].values.begin(), image[k].values.end());
+    }
+  }
+  return warnings;
+}
+
 }  // namespace edgemoe

@@ -39,6 +39,10 @@ class Model {
     return backend_->moe_trace(task_id, trace);
   }
 
+  // One task's forward pass with its intermediates (core/trace.h), image by image; every tensor's
+  // shape gets the batch in front. Returns the backend's input warnings (each once).
+  std::vector<std::string> trace(const float* images, int64_t batch, int64_t task_id, std::vector<TraceTensor>* out);
+
   // The backbone alone (last block output incl. cls), for accuracy comparisons.
   std::vector<std::string> features(const float* images, int64_t batch, int64_t task_id, float* out);
 

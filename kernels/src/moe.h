@@ -16,6 +16,64 @@ struct ExpertQueues {
   int length[EDGEMOE_MAX_EXPERTS];
 };
 
+// The gate's per-token tail, unrolled inside route_tokens' pipeline: the softmax over all experts
+// and k passes of an E-wide arg-max (the lower index wins ties); pick[j] is the j-th choice (only the
+// host's replay reads it). One definition for the kernel and for gate_token, so a trace reports
+// exactly these bits.
+inline void gate_softmax_top_k(const acc_t logit_acc[EDGEMOE_MAX_EXPERTS], int experts, int top_k,
+                               unit_t prob[EDGEMOE_MAX_EXPERTS], bool taken[EDGEMOE_MAX_EXPERTS],
+                               int pick[EDGEMOE_MAX_TOP_K]) {
+#pragma HLS INLINE
+  fm_t logit[EDGEMOE_MAX_EXPERTS];
+  fm_t max_logit = logit_acc[0];
+  for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+    if (e >= experts) break;
+    logit[e] = logit_acc[e];
+    if (logit[e] > max_logit) max_logit = logit[e];
+  }
+  unit_t num[EDGEMOE_MAX_EXPERTS];
+  sum_t total = 0;
+  for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+    if (e >= experts) break;
+    num[e] = exp_nonpositive(logit[e] - max_logit);
+    total = total + num[e];
+  }
+  unit_t mant;
+  int exp2;
+  reciprocal(total, mant, exp2);
+  for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+    if (e >= experts) break;
+    prob[e] = unit_t(num[e] * mant) >> exp2;  // softmax over all experts
+    taken[e] = false;
+  }
+  for (int j = 0; j < EDGEMOE_MAX_TOP_K; ++j) {
+    if (j >= top_k) break;
+    int best = -1;
+    for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+      if (e >= experts) break;
+      if (!taken[e] && (best < 0 || prob[e] > prob[best])) best = e;
+    }
+    taken[best] = true;
+    pick[j] = best;
+  }
+}
+
+#ifndef __SYNTHESIS__
+// Not hardware: the host's replay of route_tokens for one token, for traces (the device keeps no
+// probabilities). token: [dim] as the kernel read it from xn; gate: [experts][dim]. The logits are
+// the gate's exact sums (any order gives the same acc_t bits), then the same tail.
+inline void gate_token(const fm_t* token, const wt_t* gate, const fm_t* bias, int dim, int experts, int top_k,
+                       unit_t prob[EDGEMOE_MAX_EXPERTS], int pick[EDGEMOE_MAX_TOP_K]) {
+  acc_t logit_acc[EDGEMOE_MAX_EXPERTS];
+  for (int e = 0; e < experts; ++e) {
+    logit_acc[e] = acc_t(bias[e]);
+    for (int d = 0; d < dim; ++d) logit_acc[e] += mac_in_t(token[d]) * gate[(long)e * dim + d];
+  }
+  bool taken[EDGEMOE_MAX_EXPERTS];
+  gate_softmax_top_k(logit_acc, experts, top_k, prob, taken, pick);
+}
+#endif
+
 // xn: [n][D] normalised tokens; gate: [E][D] of this task; gate_bias: [E].
 // Schedule: one flattened loop over (token, chunk of kGateFeatures features) at II = 1. The gate's
 // matrix is partitioned by expert and by feature lane (d mod kGateFeatures), so each step reads one
@@ -87,39 +145,10 @@ gate_steps:
       logit_acc[e] = (c == 0 ? acc_t(gate_bias[e]) : logit_acc[e]) + chunk_sum;
     }
     if (c == chunks - 1) {  // the token's softmax over all experts and its top-k
-      fm_t logit[EDGEMOE_MAX_EXPERTS];
-      fm_t max_logit = logit_acc[0];
-      for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
-        if (e >= experts) break;
-        logit[e] = logit_acc[e];
-        if (logit[e] > max_logit) max_logit = logit[e];
-      }
-      unit_t num[EDGEMOE_MAX_EXPERTS];
-      sum_t total = 0;
-      for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
-        if (e >= experts) break;
-        num[e] = exp_nonpositive(logit[e] - max_logit);
-        total = total + num[e];
-      }
-      unit_t mant;
-      int exp2;
-      reciprocal(total, mant, exp2);
       unit_t prob[EDGEMOE_MAX_EXPERTS];
       bool taken[EDGEMOE_MAX_EXPERTS];
-      for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
-        if (e >= experts) break;
-        prob[e] = unit_t(num[e] * mant) >> exp2;  // softmax over all experts
-        taken[e] = false;
-      }
-      for (int j = 0; j < EDGEMOE_MAX_TOP_K; ++j) {  // k passes of arg-max; the lower index wins ties
-        if (j >= top_k) break;
-        int best = -1;
-        for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
-          if (e >= experts) break;
-          if (!taken[e] && (best < 0 || prob[e] > prob[best])) best = e;
-        }
-        taken[best] = true;
-      }
+      int pick[EDGEMOE_MAX_TOP_K];
+      gate_softmax_top_k(logit_acc, experts, top_k, prob, taken, pick);
       // Each chosen expert's queue gets the token: one write per expert bank, at its own length
       // (the same queues as appending in pick order: every queue is in token order either way).
       for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {

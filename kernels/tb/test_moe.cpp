@@ -105,6 +105,29 @@ int main() {
       }
     }
   }
+  // The host's replay (gate_token, what traces report for emu/fpga) reproduces the kernel's queues bit
+  // for bit: the same tokens, scores and order, picks best first.
+  int replay_errors = 0;
+  {
+    std::vector<wt_t> gate(E * D);
+    for (int e = 0; e < E; ++e)
+      for (int d = 0; d < D; ++d) gate[e * D + d] = tb::weight_at(weights, w_gate(m, 0, task), D, e, d);
+    std::vector<int> slot(E, 0);
+    for (int t = 0; t < n; ++t) {
+      unit_t prob[EDGEMOE_MAX_EXPERTS];
+      int pick[EDGEMOE_MAX_TOP_K];
+      gate_token(&xn[t * D], gate.data(), &params[p_gate_bias(m, 0, task)], D, E, m.top_k, prob, pick);
+      for (int j = 0; j < m.top_k; ++j) {
+        const int e = pick[j], at = slot[e]++;
+        if (j > 0 && prob[e].to_double() > prob[pick[j - 1]].to_double()) ++replay_errors;
+        if (at >= g_queues.length[e] || g_queues.token[e][at] != t ||
+            g_queues.score[e][at].to_double() != prob[e].to_double())
+          ++replay_errors;
+      }
+    }
+    for (int e = 0; e < E; ++e) replay_errors += slot[e] != g_queues.length[e];
+  }
+  tb::expect(replay_errors == 0, "the host's gate replay (gate_token) reproduces the kernel's queues bit for bit");
   for (int e = 0; e < E; ++e) routing_mismatches += std::abs(int(trace[e].to_uint()) - count[e]);
   tb::expect(routing_mismatches == 0, "per-expert token counts equal the golden top-k routing");
   tb::expect(queue_order_errors == 0, "each queue lists its tokens in token order");

@@ -6,7 +6,8 @@ from .imaging import postprocess, preprocess
 from .info import info
 from .model import Model
 from .evaluation import evaluate
+from .trace import Trace, compare
 from . import data, reference
 
-__all__ = ["Model", "ModelConfig", "CheckpointError", "UnsafeCheckpointError", "InputRangeWarning", "preprocess", "postprocess", "reference", "info", "evaluate", "data",
+__all__ = ["Model", "ModelConfig", "CheckpointError", "UnsafeCheckpointError", "InputRangeWarning", "preprocess", "postprocess", "reference", "info", "evaluate", "compare", "Trace", "data",
            "TASK_ORDER", "__version__"]

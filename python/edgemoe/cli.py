@@ -1,4 +1,4 @@
-"""python -m edgemoe {info,run,estimate,evaluate,train,demo,bench,noop-xclbin}"""
+"""python -m edgemoe {info,run,estimate,evaluate,compare,train,demo,bench,noop-xclbin}"""
 from __future__ import annotations
 
 import argparse
@@ -86,11 +86,7 @@ def cmd_evaluate(args):
     from .evaluation import evaluate, format_results
 
     if args.backend == "reference":
-        from .reference import M3ViT
-
-        model = M3ViT.from_checkpoint(args.checkpoint, top_k=args.top_k, num_heads=args.num_heads,
-                                      image_size=tuple(args.image_size) if args.image_size else None,
-                                      config=args.config)
+        model = _reference(args)
         size = model.cfg.image_size
     else:
         model = _load(args)
@@ -100,6 +96,37 @@ def cmd_evaluate(args):
     print(f"{args.backend} on {args.data} ({len(dataset)} images):")
     print(format_results(results))
     return 0
+
+
+def _reference(args):
+    from .reference import M3ViT
+
+    return M3ViT.from_checkpoint(args.checkpoint, top_k=args.top_k, num_heads=args.num_heads,
+                                 image_size=tuple(args.image_size) if args.image_size else None, config=args.config)
+
+
+def cmd_compare(args):
+    from .imaging import preprocess, sample_photo
+    from .trace import compare
+
+    traces = []
+    for backend in args.backends:
+        if backend == "reference":
+            model = _reference(args)
+            config = model.cfg
+        else:
+            args.backend = backend
+            model = _load(args)
+            config = model.config
+        task = args.task or config.task_names[0]
+        if task not in config.task_names:
+            print(f"error: unknown task {task!r}; this model has {list(config.task_names)}", file=sys.stderr)
+            return 2
+        images = preprocess(args.image if args.image else sample_photo(), config.image_size)
+        traces.append(model.trace(images, task))
+    result = compare(*traces)
+    print(result)
+    return 0 if result.first_divergence is None else 3
 
 
 def cmd_train(args):
@@ -161,9 +188,18 @@ def main(argv=None):
     _model_options(ev)
     _fpga_options(ev)
 
+    cmp = sub.add_parser("compare", help="layer-by-layer comparison of two backends (or PyTorch) on one image")
+    cmp.add_argument("--checkpoint", help="M3ViT checkpoint (default: the built-in trained synthetic-scenes model)")
+    cmp.add_argument("--backends", nargs=2, default=["reference", "emu"], metavar=("A", "B"),
+                     help="baseline and backend under test: reference (PyTorch), cpu, emu or fpga (default: reference emu)")
+    cmp.add_argument("--task", help="the task whose gates and head run (default: the first)")
+    cmp.add_argument("--image", help="input image (default: the built-in photo)")
+    _model_options(cmp)
+    _fpga_options(cmp)
+
     tr = sub.add_parser("train", help="train the small M3ViT on the built-in synthetic scenes (CPU)")
     tr.add_argument("--out", required=True, help="checkpoint directory to write (M3ViT's rank shards)")
-    tr.add_argument("--steps", type=int, default=320)
+    tr.add_argument("--steps", type=int, default=640)
     tr.add_argument("--batch-size", type=int, default=8, dest="batch_size")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--threads", type=int, default=2)
@@ -194,13 +230,13 @@ def main(argv=None):
             return cmd_estimate(args)
         if args.command == "noop-xclbin":
             return cmd_noop_xclbin(args)
-        if args.command == "evaluate":
+        if args.command in ("evaluate", "compare"):
             if args.checkpoint is None:
                 from .data import trained_checkpoint, trained_config
 
                 args.checkpoint = str(trained_checkpoint())
                 args.config = args.config or str(trained_config())
-            return cmd_evaluate(args)
+            return cmd_evaluate(args) if args.command == "evaluate" else cmd_compare(args)
         if args.command == "train":
             return cmd_train(args)
         if args.command == "demo":

@@ -232,6 +232,17 @@ class Model:
         self._warn(notes)  # the core has refused non-finite features
         return features
 
+    def trace(self, images: torch.Tensor, task: str):
+        """One task's forward pass layer by layer: an edgemoe.trace.Trace (name -> tensor, in forward
+        order) with the same names and shapes on every backend and in edgemoe.reference.M3ViT.trace;
+        edgemoe.compare(a, b) compares two. See edgemoe.trace for the names and how emu/fpga read them."""
+        from .trace import Trace
+
+        images = self._check_images(images)
+        entries, notes = self._native.trace(images, self._task_id(task))
+        self._warn(notes)
+        return Trace(entries, self.backend, task)
+
     def moe_trace(self, task: str):
         """What the accelerator's MoE unit did in the last forward of `task` (emu/fpga backends):
         an int array [images, MoE layers, 3, experts] holding, per expert, the tokens routed to it,

@@ -97,16 +97,20 @@ class MoEMlp(nn.Module):
             self.gate = Gate(D + cfg.gate_task_dim, E)
         self.experts = Experts(E, D, cfg.expert_hidden)
 
-    def forward(self, x, task_id: int, task_feature=None):
-        B, N, D = x.shape
-        tokens = x.reshape(B * N, D)  # routing is per token, across the whole batch, cls included
+    def gate_probs(self, tokens, task_id: int, task_feature=None):
+        """[T, D] tokens -> [T, E] the gate's softmax over all experts."""
         if isinstance(self.gate, nn.ModuleList):
             logits = tokens @ self.gate[task_id].w_gate
         elif task_feature is not None:
-            logits = torch.cat([tokens, task_feature.expand(B * N, -1)], dim=1) @ self.gate.w_gate
+            logits = torch.cat([tokens, task_feature.expand(tokens.shape[0], -1)], dim=1) @ self.gate.w_gate
         else:
             logits = tokens @ self.gate.w_gate
-        probs = logits.softmax(dim=-1)                 # over all experts
+        return logits.softmax(dim=-1)
+
+    def forward(self, x, task_id: int, task_feature=None):
+        B, N, D = x.shape
+        tokens = x.reshape(B * N, D)  # routing is per token, across the whole batch, cls included
+        probs = self.gate_probs(tokens, task_id, task_feature)
         # Training (edgemoe.train): each expert's share of the gate probability, for the balance loss.
         self.last_importance = probs.sum(0) if self.training else None
         score, expert = probs.topk(self.top_k, dim=-1)  # not renormalised
@@ -210,6 +214,53 @@ class M3ViT(nn.Module):
 
     def features(self, images, task: str):
         return self.backbone(images, self.cfg.gate_index(task))
+
+    @torch.no_grad()
+    def trace(self, images, task: str):
+        """The named intermediates of edgemoe.trace (same names and shapes as edgemoe.Model.trace), the
+        same math as forward, step by step."""
+        from .trace import Trace
+
+        cfg, bb, head = self.cfg, self.backbone, self.decoders[task]
+        task_id = cfg.gate_index(task)
+        out = {}
+        x = bb.patch_embed(images)
+        x = torch.cat([bb.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + bb.pos_embed
+        out["embed"] = x
+        feature = None
+        if hasattr(bb, "gate_task_represent"):
+            feature = bb.gate_task_represent(F.one_hot(torch.tensor([task_id]), cfg.gate_num_tasks).to(x.dtype))
+        for i, block in enumerate(bb.blocks):
+            branch = block.attn(block.norm1(x))
+            out[f"block{i}.attn"] = branch
+            x = x + branch
+            h = block.norm2(x)
+            if isinstance(block.mlp, MoEMlp):
+                B, N, D = h.shape
+                probs = block.mlp.gate_probs(h.reshape(B * N, D), task_id, feature)
+                experts = probs.topk(cfg.top_k, dim=-1).indices  # best first
+                out[f"block{i}.gate_probs"] = probs.reshape(B, N, -1)
+                out[f"block{i}.experts"] = experts.reshape(B, N, -1)
+                out[f"block{i}.tokens_per_expert"] = torch.stack(
+                    [torch.bincount(e.flatten(), minlength=cfg.num_experts) for e in experts.reshape(B, -1)])
+                branch = block.mlp(h, task_id, feature)
+            else:
+                branch = block.mlp(h)
+            out[f"block{i}.mlp"] = branch
+            x = x + branch
+            out[f"block{i}.out"] = x
+        y = head.norm(x[:, 1:])
+        y = y.transpose(1, 2).reshape(y.shape[0], -1, *cfg.grid)
+        out["head.norm"] = y
+        for i in range(4):
+            y = F.relu(getattr(head, f"syncbn_fc_{i}")(getattr(head, f"conv_{i}")(y)))
+            if i < 3:
+                y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+            out[f"head.stage{i}"] = y
+        y = head.conv_4(y)
+        out["head.logits"] = y
+        out["output"] = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+        return Trace(out, "PyTorch", task)
 
     def forward(self, images, task: str):
         return self.decoders[task](self.features(images, task), self.cfg.grid)

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "backends/accel/gate_replay.h"
+
 namespace edgemoe::accel {
 
 namespace {
@@ -98,24 +100,30 @@ void AccelBackend::read_features(int64_t batch, float* out) {
   for (size_t i = 0; i < count; ++i) out[i] = fm_to_float(raw[i]);
 }
 
+std::vector<uint8_t> AccelBackend::quantize(const float* images, int64_t batch,
+                                            std::vector<std::string>* warnings) const {
+  const int64_t plane = config_.image_h() * config_.image_w();
+  std::vector<uint8_t> pixels;
+  const PixelClipping clipped = quantize_images(images, batch, plane, &pixels);
+  if (clipped.values) {
+    char worst[32];
+    std::snprintf(worst, sizeof worst, "%.3g", clipped.worst_levels);
+    warnings->push_back(name_ + ": " + std::to_string(clipped.values) + " of " + std::to_string(batch * 3 * plane) +
+                        " input values lie outside the 8-bit pixel range the accelerator reads (up to " + worst +
+                        " pixel levels beyond [0, 255]) and were clipped; give it images made by "
+                        "edgemoe.preprocess");
+  }
+  return pixels;
+}
+
 void AccelBackend::backbone(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
                             const std::vector<float*>& features) {
   if (task_ids.empty()) return;
   const int64_t plane = config_.image_h() * config_.image_w();
-  std::vector<uint8_t> pixels;
-  const PixelClipping clipped = quantize_images(images, batch, plane, &pixels);
   // Warnings and traces of this call replace the last ones only once the whole call succeeded.
   std::vector<std::string> warnings;
+  const std::vector<uint8_t> pixels = quantize(images, batch, &warnings);
   std::vector<std::vector<uint32_t>> traces(traces_.size());
-  if (clipped.values) {
-    char worst[32];
-    std::snprintf(worst, sizeof worst, "%.3g", clipped.worst_levels);
-    warnings.push_back(name_ + ": " + std::to_string(clipped.values) + " of " +
-                              std::to_string(batch * 3 * plane) +
-                              " input values lie outside the 8-bit pixel range the accelerator reads (up to " +
-                              worst + " pixel levels beyond [0, 255]) and were clipped; give it images made by "
-                              "edgemoe.preprocess");
-  }
   const int64_t per_call = int64_t(build_[edgemoe_hls::kRecord_max_images]);
   const int64_t feature_size = config_.num_tokens() * config_.embed_dim;
   for (int64_t first = 0; first < batch; first += per_call) {
@@ -173,6 +181,71 @@ void AccelBackend::head(int64_t task_id, const float* features, int64_t batch, f
 bool AccelBackend::moe_trace(int64_t task_id, std::vector<uint32_t>* trace) const {
   *trace = traces_[task_id];
   return true;
+}
+
+void AccelBackend::trace(const float* image, int64_t task_id, TraceRecorder* recorder) {
+  std::vector<std::string> warnings;
+  const std::vector<uint8_t> pixels = quantize(image, 1, &warnings);
+  ensure_buffers(1);
+  device_->write(args_.images, pixels.data(), pixels.size());
+  // x is read raw: a branch is the exact fixed-point difference the half added to the stream.
+  const size_t count = size_t(config_.num_tokens() * config_.embed_dim);
+  std::vector<edgemoe_hls::fm_t> raw(count), before(count);
+  std::vector<float> x(count), branch(count);
+  auto read_x = [&]() {
+    device_->read(args_.x, raw.data(), count * kFmBytes);
+    for (size_t i = 0; i < count; ++i) x[i] = fm_to_float(raw[i]);
+  };
+  auto added = [&]() {
+    for (size_t i = 0; i < count; ++i) branch[i] = float((raw[i] - before[i]).to_double());
+    return branch.data();
+  };
+  run(1, task_id, true, 0, 0);
+  read_x();
+  recorder->embedding(x.data());
+  for (int stage = 0; stage < int(2 * config_.depth); ++stage) {
+    const int block = stage / 2;
+    before = raw;
+    run(1, task_id, false, stage, stage + 1);
+    read_x();
+    if (stage % 2 == 0) {
+      recorder->attention(block, added());
+      continue;
+    }
+    if (config_.is_moe_block(block)) record_routing(block, task_id, recorder);
+    recorder->mlp(block, added());
+    recorder->block_output(block, x.data());
+  }
+  std::vector<float> out(size_t(config_.tasks[task_id].out_channels * config_.image_h() * config_.image_w()));
+  heads_.trace_head(task_id, x.data(), out.data(), recorder);
+  input_warnings_ = std::move(warnings);
+}
+
+// After block `block`'s MoE stage on one image: xn holds the tokens its gate read, the trace buffer
+// the expert counts. The gate's matrix and bias are read back from the device, as the kernel reads them.
+void AccelBackend::record_routing(int block, int64_t task_id, TraceRecorder* recorder) {
+  using edgemoe_hls::fm_t;
+  using edgemoe_hls::weight_word_t;
+  const edgemoe_hls::ModelDims& m = packed_.dims;
+  const int D = m.dim, E = m.experts;
+  const long N = edgemoe_hls::tokens(m);
+  std::vector<fm_t> xn(static_cast<size_t>(N * D));
+  device_->read(args_.xn, xn.data(), xn.size() * kFmBytes);
+  // A matrix starts at an even word and spans an even count (layout.h): pairs of (even, odd) words.
+  const long first = edgemoe_hls::w_gate(m, block, int(task_id));
+  const long pairs = (E * edgemoe_hls::words_per_row(D) + 1) / 2;
+  std::vector<weight_word_t> even(static_cast<size_t>(pairs)), odd(static_cast<size_t>(pairs));
+  const size_t at = size_t(first / 2) * sizeof(weight_word_t);
+  device_->read(args_.weights, even.data(), even.size() * sizeof(weight_word_t), at);
+  device_->read(args_.weights_odd, odd.data(), odd.size() * sizeof(weight_word_t), at);
+  std::vector<fm_t> bias(static_cast<size_t>(E));
+  device_->read(args_.params, bias.data(), bias.size() * kFmBytes,
+                size_t(edgemoe_hls::p_gate_bias(m, block, int(task_id))) * kFmBytes);
+  const GateReplay gate = replay_gate(xn.data(), N, even.data(), odd.data(), bias.data(), D, E, m.top_k);
+  recorder->routing(block, gate.probs.data(), gate.picks.data());
+  std::vector<uint32_t> trace(static_cast<size_t>(edgemoe_hls::trace_size(m, 1)));
+  device_->read(args_.trace, trace.data(), trace.size() * sizeof(uint32_t));
+  recorder->tokens_per_expert(block, trace.data() + long(edgemoe_hls::moe_index(m, block)) * 3 * E);
 }
 
 }  // namespace edgemoe::accel

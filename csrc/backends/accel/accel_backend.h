@@ -22,6 +22,10 @@ class AccelBackend : public Backend {
                 const std::vector<float*>& features) override;
   void head(int64_t task_id, const float* features, int64_t batch, float* out) override;
   bool moe_trace(int64_t task_id, std::vector<uint32_t>* trace) const override;
+  // Stage by stage through the kernel's stage range, reading x back after each half-block; the MoE
+  // routing is the kernel's gate replayed on the host (gate_token) over the xn the device wrote,
+  // with the device's own token counts.
+  void trace(const float* image, int64_t task_id, TraceRecorder* recorder) override;
   std::vector<std::string> input_warnings() const override { return input_warnings_; }
 
  private:
@@ -29,6 +33,8 @@ class AccelBackend : public Backend {
   void ensure_buffers(int64_t batch);
   void run(int64_t batch, int64_t task_id, bool embed, int first_stage, int last_stage);
   void read_features(int64_t batch, float* out);
+  std::vector<uint8_t> quantize(const float* images, int64_t batch, std::vector<std::string>* warnings) const;
+  void record_routing(int block, int64_t task_id, TraceRecorder* recorder);
   // One kernel call's worth of images (at most the build's max_images); traces are appended.
   void backbone_chunk(const uint8_t* pixels, int64_t batch, const std::vector<int64_t>& task_ids,
                       const std::vector<float*>& features, std::vector<std::vector<uint32_t>>* traces);

@@ -21,7 +21,23 @@ T* grow(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
+// One image's activations in the heads' blocked layout [C / block][H][W][block] as [C][H][W].
+std::vector<float> blocked_to_chw(const float* src, int64_t channels, int64_t H, int64_t W, int64_t block) {
+  std::vector<float> chw(static_cast<size_t>(channels * H * W));
+  for (int64_t ch = 0; ch < channels; ++ch)
+    for (int64_t p = 0; p < H * W; ++p) chw[ch * H * W + p] = src[((ch / block) * H * W + p) * block + ch % block];
+  return chw;
+}
+
 }  // namespace
+
+void gate_softmax(const float* logits, int64_t experts, float* probs) {
+  float m = logits[0];
+  for (int64_t e = 1; e < experts; ++e) m = std::max(m, logits[e]);
+  float sum = 0.f;
+  for (int64_t e = 0; e < experts; ++e) sum += (probs[e] = std::exp(logits[e] - m));
+  for (int64_t e = 0; e < experts; ++e) probs[e] /= sum;
+}
 
 void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t top_k, ExpertQueues* q) {
   std::vector<int64_t> choice(static_cast<size_t>(rows * top_k));
@@ -29,26 +45,12 @@ void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t to
 #pragma omp parallel
   {
     std::vector<float> p(static_cast<size_t>(experts));
-    std::vector<char> taken(static_cast<size_t>(experts));
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-      const float* l = logits + r * experts;
-      float m = l[0];
-      for (int64_t e = 1; e < experts; ++e) m = std::max(m, l[e]);
-      float sum = 0.f;
-      for (int64_t e = 0; e < experts; ++e) sum += (p[e] = std::exp(l[e] - m));
-      for (int64_t e = 0; e < experts; ++e) p[e] /= sum;
-      std::fill(taken.begin(), taken.end(), 0);
-      for (int64_t j = 0; j < top_k; ++j) {
-        // k is small: repeated arg-max, lowest index wins ties. A NaN probability never wins, and a
-        // row of NaNs still picks k distinct experts, so the queues below stay in bounds.
-        int64_t best = -1;
-        for (int64_t e = 0; e < experts; ++e)
-          if (!taken[e] && (best < 0 || p[e] > p[best] || (std::isnan(p[best]) && !std::isnan(p[e])))) best = e;
-        choice[r * top_k + j] = best;
-        score[r * top_k + j] = p[best];
-        taken[best] = 1;
-      }
+      gate_softmax(logits + r * experts, experts, p.data());
+      int64_t* picks = choice.data() + r * top_k;
+      pick_experts(p.data(), experts, top_k, picks);
+      for (int64_t j = 0; j < top_k; ++j) score[r * top_k + j] = p[picks[j]];
     }
   }
   q->offsets.assign(static_cast<size_t>(experts + 1), 0);
@@ -168,17 +170,19 @@ void CpuBackend::attention_half(Block& blk, float* x, int64_t batch) {
   blk.proj.forward(attn, T, x, Epilogue::kBiasAccumulate);
 }
 
-void CpuBackend::mlp_half(Block& blk, float* x, int64_t batch, int64_t task_id) {
+void CpuBackend::mlp_half(Block& blk, float* x, int64_t batch, int64_t task_id, TraceRecorder* recorder,
+                          int64_t block_index) {
   const int64_t D = config_.embed_dim, T = batch * config_.num_tokens();
   float* xn = grow(xn_, T * D);
   layer_norm_rows(x, D, T, D, blk.norm2.weight, blk.norm2.bias, kBackboneLayerNormEps, xn, D);
-  if (blk.moe) return moe_mlp(*blk.moe, T, x, task_id);
+  if (blk.moe) return moe_mlp(*blk.moe, T, x, task_id, recorder, block_index);
   float* hidden = grow(hidden_, T * config_.mlp_hidden);
   blk.fc1->forward(xn, T, hidden, Epilogue::kBiasGelu);
   blk.fc2->forward(hidden, T, x, Epilogue::kBiasAccumulate);
 }
 
-void CpuBackend::moe_mlp(MoeLayer& moe, int64_t rows, float* x, int64_t task_id) {
+void CpuBackend::moe_mlp(MoeLayer& moe, int64_t rows, float* x, int64_t task_id, TraceRecorder* recorder,
+                         int64_t block_index) {
   const ModelConfig& c = config_;
   const int64_t D = c.embed_dim, E = c.num_experts, Hm = c.expert_hidden;
   const TaskSpec& task = c.tasks[task_id];
@@ -198,6 +202,16 @@ void CpuBackend::moe_mlp(MoeLayer& moe, int64_t rows, float* x, int64_t task_id)
     }
   }
   route_tokens(logits, rows, E, c.top_k, &queues_);
+  if (recorder) {  // one image: rows are its tokens
+    std::vector<float> probs(static_cast<size_t>(rows * E));
+    std::vector<int64_t> picks(static_cast<size_t>(rows * c.top_k));
+    std::vector<uint32_t> counts(static_cast<size_t>(E), 0);
+    for (int64_t r = 0; r < rows; ++r) gate_softmax(logits + r * E, E, probs.data() + r * E);
+    for (int64_t r = 0; r < rows; ++r) pick_experts(probs.data() + r * E, E, c.top_k, picks.data() + r * c.top_k);
+    for (int64_t e = 0; e < E; ++e) counts[e] = uint32_t(queues_.offsets[e + 1] - queues_.offsets[e]);
+    recorder->routing(block_index, probs.data(), picks.data());
+    recorder->tokens_per_expert(block_index, counts.data());
+  }
 
   for (int64_t e = 0; e < E; ++e) {
     const int64_t begin = queues_.offsets[e], count = queues_.offsets[e + 1] - begin;
@@ -258,6 +272,39 @@ void CpuBackend::backbone(const float* images, int64_t batch, const std::vector<
 }
 
 void CpuBackend::head(int64_t task_id, const float* features, int64_t batch, float* out) {
+  run_head(task_id, features, batch, out, nullptr);
+}
+
+void CpuBackend::trace_head(int64_t task_id, const float* features, float* out, TraceRecorder* recorder) {
+  run_head(task_id, features, 1, out, recorder);
+}
+
+void CpuBackend::trace(const float* image, int64_t task_id, TraceRecorder* recorder) {
+  omp_set_num_threads(num_threads_);
+  const ModelConfig& c = config_;
+  std::vector<float> x(static_cast<size_t>(c.num_tokens() * c.embed_dim)), before, branch(x.size());
+  embed(image, 1, x.data());
+  recorder->embedding(x.data());
+  // A branch is what its half adds to the stream (the halves accumulate into x in place).
+  auto added = [&]() {
+    for (size_t i = 0; i < x.size(); ++i) branch[i] = x[i] - before[i];
+    return branch.data();
+  };
+  for (int64_t b = 0; b < c.depth; ++b) {
+    before = x;
+    attention_half(blocks_[b], x.data(), 1);
+    recorder->attention(b, added());
+    before = x;
+    mlp_half(blocks_[b], x.data(), 1, task_id, recorder, b);
+    recorder->mlp(b, added());
+    recorder->block_output(b, x.data());
+  }
+  std::vector<float> out(static_cast<size_t>(c.tasks[task_id].out_channels * c.image_h() * c.image_w()));
+  run_head(task_id, x.data(), 1, out.data(), recorder);
+}
+
+void CpuBackend::run_head(int64_t task_id, const float* features, int64_t batch, float* out,
+                          TraceRecorder* recorder) {
   omp_set_num_threads(num_threads_);
   const ModelConfig& c = config_;
   Head& h = heads_[task_id];
@@ -272,6 +319,7 @@ void CpuBackend::head(int64_t task_id, const float* features, int64_t batch, flo
   for (int64_t i = 0; i < batch; ++i)  // drop cls, norm, tokens are already NHWC
     layer_norm_rows(features + (i * N + 1) * D, D, gh * gw, D, h.norm.weight, h.norm.bias, kBackboneLayerNormEps,
                     a + i * gh * gw * D, D);
+  if (recorder) recorder->head_norm(blocked_to_chw(a, D, gh, gw, D).data());  // NHWC: one block of D
   int64_t H = gh, W = gw;
   const int64_t blocks = (c.head_channels + block - 1) / block;
   for (int i = 0; i < 3; ++i) {
@@ -279,10 +327,14 @@ void CpuBackend::head(int64_t task_id, const float* features, int64_t batch, flo
     upsample2x_hwc(b, a, batch * blocks, H, W, block);
     H *= 2;
     W *= 2;
+    if (recorder) recorder->head_stage(i, blocked_to_chw(a, c.head_channels, H, W, block).data(), c.head_channels, H, W);
   }
   h.convs[3].forward(a, batch, H, W, b);
+  if (recorder) recorder->head_stage(3, blocked_to_chw(b, c.head_channels, H, W, block).data(), c.head_channels, H, W);
   h.convs[4].forward(b, batch, H, W, a);
+  if (recorder) recorder->head_logits(blocked_to_chw(a, h.convs[4].out_channels(), H, W, block).data(), H, W);
   upsample2x_blocked_to_nchw(a, out, batch, h.convs[4].out_channels(), H, W, block);
+  if (recorder) recorder->output(out);
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,

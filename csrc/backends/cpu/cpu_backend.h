@@ -19,6 +19,9 @@ struct ExpertQueues {
   std::vector<float> scores;
 };
 
+// The gate's softmax over all experts of one token (the trace records exactly what routing used).
+void gate_softmax(const float* logits, int64_t experts, float* probs);
+
 // Gate softmax over all experts, top-k without renormalisation, grouped per expert in token order.
 void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t top_k, ExpertQueues* queues);
 
@@ -31,6 +34,9 @@ class CpuBackend : public Backend {
   void backbone(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
                 const std::vector<float*>& features) override;
   void head(int64_t task_id, const float* features, int64_t batch, float* out) override;
+  void trace(const float* image, int64_t task_id, TraceRecorder* recorder) override;
+  // The head on one image's features, recording its stages (backends that run only the heads here).
+  void trace_head(int64_t task_id, const float* features, float* out, TraceRecorder* recorder);
 
  private:
   struct Norm {
@@ -57,8 +63,11 @@ class CpuBackend : public Backend {
   void build_heads();
   void embed(const float* images, int64_t batch, float* x);
   void attention_half(Block& block, float* x, int64_t batch);
-  void mlp_half(Block& block, float* x, int64_t batch, int64_t task_id);
-  void moe_mlp(MoeLayer& moe, int64_t rows, float* x, int64_t task_id);
+  // recorder: when tracing one image, the MoE routing of block `block` is recorded.
+  void mlp_half(Block& block, float* x, int64_t batch, int64_t task_id, TraceRecorder* recorder = nullptr,
+                int64_t block_index = -1);
+  void moe_mlp(MoeLayer& moe, int64_t rows, float* x, int64_t task_id, TraceRecorder* recorder, int64_t block_index);
+  void run_head(int64_t task_id, const float* features, int64_t batch, float* out, TraceRecorder* recorder);
   int64_t first_task_dependent_block() const;
 
   ModelConfig config_;
