@@ -47,15 +47,16 @@ def test_checkpoint_is_m3vit_rank_shards_under_12_mb(ckpt, reference):
     assert model.config == reference.cfg
 
 
-# "Clearly beats": 2 mIoU points, 0.05 F, 5 degrees, 10 % of the RMSE (on 200 scenes, README: 8.2
-# and 4.6 points, 0.11 and 0.22 F, 19.5 degrees, 20 %).
-MARGIN = {"semseg": 2.0, "human_parts": 2.0, "sal": 0.05, "edge": 0.05, "normals": 5.0}
+# "Clearly beats", about half of what the model shows (16 scenes, notebooks/fpga_vs_pytorch.ipynb:
+# +31 and +21.5 mIoU points, +0.18 maxF, +0.35 edge F, -18.6 degrees, -29 % RMSE; README on 200).
+MARGIN = {"semseg": 15.0, "human_parts": 10.0, "sal": 0.1, "edge": 0.2, "normals": 10.0}
+DEPTH_MARGIN = 0.2  # of the baseline's RMSE
 
 
 def test_every_task_beats_the_trivial_baseline(scenes, pytorch_metrics):
     base = trivial_baseline(scenes, channels=SYNTHETIC_CONFIG.out_channels)
     for task in SYNTHETIC_CONFIG.task_names:
-        value, margin = pytorch_metrics[task], MARGIN.get(task, 0.1 * base[task])
+        value, margin = pytorch_metrics[task], MARGIN.get(task, DEPTH_MARGIN * base[task])
         if METRICS[task][2]:  # higher is better
             assert value > base[task] + margin, (task, value, base[task])
         else:

@@ -90,7 +90,7 @@ def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 
     task = "semseg"
     ckpt = cached_checkpoint("pascal-vit-s", cache)
     model = Model.from_checkpoint(ckpt, num_threads=threads)
-    reference = M3ViT.from_checkpoint(ckpt, config=trained_config())
+    reference = M3ViT.from_checkpoint(ckpt)
     torch.set_num_threads(threads)
     cfg = model.config
     x = random_images(cfg, 1)
@@ -135,7 +135,7 @@ def bench_metrics(threads: int, scenes: int = 200) -> None:
     from .reference import M3ViT
 
     ckpt = trained_checkpoint()
-    reference = M3ViT.from_checkpoint(ckpt, config=trained_config())
+    reference = M3ViT.from_checkpoint(ckpt)
     torch.set_num_threads(threads)
     data = SyntheticScenes("test", scenes, reference.cfg.image_size)
     columns = {"trivial baseline": trivial_baseline(data, channels=reference.cfg.out_channels),
