@@ -10,12 +10,12 @@ JOBS ?= 2
 DEBS := cmake ninja-build g++ python3-venv python3-pip python3-setuptools python3-wheel \
         libtorch-dev python3-torch pybind11-dev python3-pybind11 libdnnl-dev libopenblas0-pthread \
         python3-numpy python3-yaml python3-pil python3-matplotlib python3-skimage python3-scipy python3-pytest \
-        libxrt-dev uuid-dev
+        python3-nbclient python3-ipykernel python3-nbformat libxrt-dev uuid-dev
 
 SOURCES := $(shell find csrc python kernels tests/cpp cmake -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' -o -name 'CMakeLists.txt' -o -name '*.cmake' -o -name '*.cfg' \) -not -path '*/vitis/build/*' 2>/dev/null) \
            CMakeLists.txt setup.py pyproject.toml
 
-.PHONY: all deps install test test-cpp test-python test-asan test-aarch64 demo bench info clean
+.PHONY: all deps install test test-cpp test-python test-asan test-aarch64 demo bench notebooks info clean
 
 all: install
 
@@ -109,6 +109,11 @@ demo: install
 
 bench: install
 	$(PY) -m edgemoe bench --cache $(CACHE)
+
+# Re-run both notebooks headless and write them back with their outputs (what is committed).
+notebooks: install
+	$(PY) notebooks/execute.py notebooks/fpga_vs_pytorch.ipynb
+	$(PY) notebooks/execute.py notebooks/expert_routing.ipynb
 
 info: install
 	$(PY) -m edgemoe info

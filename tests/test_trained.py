@@ -132,3 +132,14 @@ def test_training_is_deterministic_and_writes_a_loadable_checkpoint(tmp_path):
     x = data.SyntheticScenes("test", 1, (64, 128))[0]["image"][None]
     with torch.no_grad():
         assert torch.allclose(model(x, task="depth"), a(x, "depth"), atol=1e-4, rtol=1e-4)
+
+
+def test_single_threaded_blas_pins_openblas_and_restores_it():
+    from edgemoe.blas import _openblas, single_threaded_blas
+
+    lib = _openblas()
+    assert lib is not None, "torch's BLAS here is OpenBLAS (the Makefile installs libopenblas0-pthread)"
+    before = lib.openblas_get_num_threads()
+    with single_threaded_blas():
+        assert lib.openblas_get_num_threads() == 1
+    assert lib.openblas_get_num_threads() == before

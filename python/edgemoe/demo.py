@@ -12,7 +12,7 @@ import torch
 
 from .data import SyntheticScenes, trained_checkpoint, trained_config
 from .evaluation import evaluate, routing_statistics, trivial_baseline
-from .imaging import postprocess, preprocess, render, sample_photo, save_png
+from .imaging import postprocess, preprocess, render, render_target, sample_photo, save_png, unnormalise
 from .metrics import METRICS, format_metric
 from .model import Model
 from .progress import Progress
@@ -20,17 +20,6 @@ from .reference import M3ViT
 
 DEMO_SCENES = 3       # test scenes drawn as PNGs
 METRIC_SCENES = 32    # test scenes the printed metrics are computed on
-
-
-def _target_rgb(task: str, target: torch.Tensor, channels: int) -> np.ndarray:
-    t = target.numpy()
-    if task in ("semseg", "human_parts"):
-        return render(task, np.where(t == 255, 0, t), channels)
-    if task == "normals":
-        return render(task, ((np.where(t == 255, 0, t) + 1) * 127.5).transpose(1, 2, 0))
-    if task == "depth":
-        return render(task, t)
-    return render(task, (np.clip(t, 0, 1) * 255).astype(np.uint8))
 
 
 def _panel(model: Model, x: torch.Tensor, pixels: np.ndarray, item=None) -> np.ndarray:
@@ -42,7 +31,7 @@ def _panel(model: Model, x: torch.Tensor, pixels: np.ndarray, item=None) -> np.n
     for task in model.tasks:
         ch = model.config.out_channels(task)
         pred = render(task, postprocess(task, outputs[task])[0], ch)
-        truth = _target_rgb(task, item[task], ch) if item is not None and task in item else blank
+        truth = render_target(task, item[task], ch) if item is not None and task in item else blank
         rows.append(np.concatenate([pred, truth], axis=1))
     sep = np.full((2, 2 * W, 3), 255, np.uint8)
     return np.concatenate([r for row in rows for r in (row, sep)][:-1], axis=0)
@@ -61,8 +50,7 @@ def demo(out_dir: Path, cache: Path, backend: str = "cpu") -> int:
         item = scenes[i]
         save_png(out_dir / f"scene{i}.png", _panel(model, item["image"][None], item["pixels"].numpy(), item))
     photo = preprocess(sample_photo(), size)
-    shown = np.clip((photo[0].permute(1, 2, 0).numpy() * [0.229, 0.224, 0.225] + [0.485, 0.456, 0.406]) * 255 + 0.5,
-                    0, 255).astype(np.uint8)
+    shown = unnormalise(photo[0])
     save_png(out_dir / "photo.png", _panel(model, photo, shown))
     print(f"wrote {', '.join(sorted(p.name for p in out_dir.glob('*.png')))} to {out_dir}/ "
           f"(rows: input, then per task prediction | ground truth; tasks {', '.join(model.tasks)})")

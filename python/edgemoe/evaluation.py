@@ -13,6 +13,7 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from . import metrics as _metrics
+from .blas import single_threaded_blas
 from .progress import Progress
 
 
@@ -25,7 +26,7 @@ def _model_parts(model):
         return model.tasks, model.config.out_channels, model.config.image_size, lambda x, t: model(x, task=t)
     if isinstance(model, M3ViT):
         def forward(x, t):
-            with torch.no_grad():
+            with torch.no_grad(), single_threaded_blas():  # PyTorch at its fastest here (edgemoe.blas)
                 return model(x, t)
         return list(model.tasks), model.cfg.out_channels, model.cfg.image_size, forward
     raise TypeError(f"model must be an edgemoe.Model or an edgemoe.reference.M3ViT, got {type(model).__name__}")

@@ -111,6 +111,25 @@ def render(task: str, prediction: np.ndarray, num_classes: int = 256) -> np.ndar
     return (colormaps["magma" if task == "depth" else "inferno"](values)[..., :3] * 255).astype(np.uint8)
 
 
+def render_target(task: str, target: torch.Tensor, num_classes: int = 256) -> np.ndarray:
+    """A ground-truth label of edgemoe.data ([H, W], or [3, H, W] for normals; 255 = ignore) as RGB,
+    drawn like render draws the prediction (ignored pixels as class 0 / a zero normal)."""
+    t = target.numpy()
+    if task in SEGMENTATION_TASKS:
+        return render(task, np.where(t == 255, 0, t), num_classes)
+    if task == "normals":
+        return render(task, ((np.where(t == 255, 0, t) + 1) * 127.5).transpose(1, 2, 0))
+    if task == "depth":
+        return render(task, t)
+    return render(task, (np.clip(t, 0, 1) * 255).astype(np.uint8))
+
+
+def unnormalise(image: torch.Tensor) -> np.ndarray:
+    """preprocess's [3, H, W] output back to uint8 RGB [H, W, 3], for display."""
+    rgb = image.permute(1, 2, 0).numpy() * np.array(STD) + np.array(MEAN)
+    return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
 def save_png(path: Union[str, Path], rgb: np.ndarray) -> None:
     from PIL import Image
 

@@ -107,8 +107,9 @@ class Comparison:
 
     __str__ = table
 
-    def plot(self, ax=None):
-        """NMSE per float layer (log scale) with the threshold; matplotlib axes returned."""
+    def plot(self, ax=None, threshold: bool = True):
+        """NMSE per float layer (log scale), with the threshold line unless ``threshold=False`` (for a
+        second comparison on the same axes); returns the matplotlib axes."""
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -116,7 +117,8 @@ class Comparison:
         rows = [layer for layer in self.layers if layer.nmse is not None]
         floor = 1e-30  # an exact match still gets a point
         ax.semilogy(range(len(rows)), [max(r.nmse, floor) for r in rows], "o-", label=f"{self.source_b} vs {self.source_a}")
-        ax.axhline(NMSE_THRESHOLD, color="red", linestyle="--", linewidth=1, label=f"threshold {NMSE_THRESHOLD:g}")
+        if threshold:
+            ax.axhline(NMSE_THRESHOLD, color="red", linestyle="--", linewidth=1, label=f"threshold {NMSE_THRESHOLD:g}")
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([r.name for r in rows], rotation=70, fontsize=7)
         ax.set_ylabel("NMSE")

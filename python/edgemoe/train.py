@@ -16,16 +16,15 @@ instead of SGD from ImageNet weights, no gate noise, no TAM, no augmentation (ev
 """
 from __future__ import annotations
 
-import ctypes
 import math
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
+from .blas import single_threaded_blas
 from .config import ModelConfig
 from .data import SYNTHETIC_TASKS, SyntheticScenes, synthetic_scene, _to_item
 from .progress import Progress
@@ -118,34 +117,6 @@ def initial_model(config: ModelConfig, seed: int) -> M3ViT:
         if "depth" in model.decoders:
             model.decoders["depth"].conv_4.bias.fill_(6.0)
     return model
-
-
-def _openblas():
-    """The OpenBLAS torch calls, when it is the system BLAS (Debian's torch uses libblas.so.3, which
-    libopenblas0-pthread provides), else None."""
-    try:
-        lib = ctypes.CDLL("libblas.so.3")
-    except OSError:
-        return None
-    ok = hasattr(lib, "openblas_set_num_threads") and hasattr(lib, "openblas_get_num_threads")
-    return lib if ok else None
-
-
-@contextmanager
-def single_threaded_blas():
-    """OpenBLAS's own pthreads on top of torch's OpenMP threads oversubscribe the cores: every small
-    GEMM of a training step then waits for threads that are busy elsewhere (a step of 8 scenes takes
-    4.7 s on 2 cores, 1.9 s with OpenBLAS on one thread). Restores the previous count."""
-    lib = _openblas()
-    if lib is None:
-        yield
-        return
-    before = lib.openblas_get_num_threads()
-    lib.openblas_set_num_threads(1)
-    try:
-        yield
-    finally:
-        lib.openblas_set_num_threads(before)
 
 
 def train(out: Path, steps: int = 640, batch_size: int = 8, lr: float = 2e-3, seed: int = 0,
