@@ -304,3 +304,16 @@ def test_fpga_trace_has_the_names_and_shapes_of_emu(noop, tiny_state):
     assert b.source == "fpga" and list(a) == list(b)
     for name in a:
         assert a[name].shape == b[name].shape and a[name].dtype == b[name].dtype, name
+
+
+def test_cli_compare_takes_the_fpga_options_for_the_fpga_side_only(noop, tmp_path, capsys):
+    from edgemoe.cli import main
+
+    ckpt = synthetic.save_m3vit_checkpoint(synthetic.seeded_model(TINY, 0), tmp_path / "ckpt", world_size=2)
+    H, W = TINY.image_size
+    code = main(["compare", "--checkpoint", str(ckpt), "--backends", "emu", "fpga", "--xclbin", noop,
+                 "--task", "semseg", "--image-size", str(H), str(W), "--top-k", str(TINY.top_k),
+                 "--num-heads", str(TINY.num_heads)])
+    out = capsys.readouterr().out
+    assert "fpga vs emu, task semseg" in out
+    assert code == 3 and "first layer over its threshold" in out  # noop computes nothing

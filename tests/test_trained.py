@@ -140,6 +140,10 @@ def test_single_threaded_blas_pins_openblas_and_restores_it():
     lib = _openblas()
     assert lib is not None, "torch's BLAS here is OpenBLAS (the Makefile installs libopenblas0-pthread)"
     before = lib.openblas_get_num_threads()
-    with single_threaded_blas():
-        assert lib.openblas_get_num_threads() == 1
-    assert lib.openblas_get_num_threads() == before
+    lib.openblas_set_num_threads(2)  # so that a missing restore shows
+    try:
+        with single_threaded_blas():
+            assert lib.openblas_get_num_threads() == 1
+        assert lib.openblas_get_num_threads() == 2
+    finally:
+        lib.openblas_set_num_threads(before)

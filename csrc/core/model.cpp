@@ -127,7 +127,7 @@ std::vector<std::string> Model::trace(const float* images, int64_t batch, int64_
   for (int64_t i = 0; i < batch; ++i) {
     TraceRecorder recorder(config_, task_id);
     backend_->trace(images + i * image_size, task_id, &recorder);
-    for (const std::string& w : backend_->input_warnings())
+    for (const std::string& w : recorder.warnings())
       if (std::find(warnings.begin(), warnings.end(), w) == warnings.end()) warnings.push_back(w);
     const std::vector<TraceTensor>& image = recorder.tensors();
     if (i == 0) {

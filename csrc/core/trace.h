@@ -49,7 +49,12 @@ class TraceRecorder {
   void head_logits(const float* chw, int64_t height, int64_t width);
   void output(const float* chw);
 
+  // What the backend had to change in the image to run it (as Backend::input_warnings, but of the
+  // trace: a trace leaves the backend's last-forward state alone).
+  void warn(std::string note) { warnings_.push_back(std::move(note)); }
+
   const std::vector<TraceTensor>& tensors() const { return tensors_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
   void add(std::string name, std::vector<int64_t> shape, const float* values, bool integer = false);
@@ -57,6 +62,7 @@ class TraceRecorder {
   const ModelConfig& config_;
   int64_t task_id_;
   std::vector<TraceTensor> tensors_;
+  std::vector<std::string> warnings_;
 };
 
 // Expert choices of one token from its gate probabilities, as every backend's router picks them:

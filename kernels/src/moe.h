@@ -65,9 +65,13 @@ inline void gate_softmax_top_k(const acc_t logit_acc[EDGEMOE_MAX_EXPERTS], int e
 inline void gate_token(const fm_t* token, const wt_t* gate, const fm_t* bias, int dim, int experts, int top_k,
                        unit_t prob[EDGEMOE_MAX_EXPERTS], int pick[EDGEMOE_MAX_TOP_K]) {
   acc_t logit_acc[EDGEMOE_MAX_EXPERTS];
-  for (int e = 0; e < experts; ++e) {
+  for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+    if (e >= experts) break;
     logit_acc[e] = acc_t(bias[e]);
-    for (int d = 0; d < dim; ++d) logit_acc[e] += mac_in_t(token[d]) * gate[(long)e * dim + d];
+    for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
+      if (d >= dim) break;
+      logit_acc[e] += mac_in_t(token[d]) * gate[(long)e * dim + d];
+    }
   }
   bool taken[EDGEMOE_MAX_EXPERTS];
   gate_softmax_top_k(logit_acc, experts, top_k, prob, taken, pick);

@@ -142,7 +142,7 @@ def bench_metrics(threads: int, scenes: int = 200) -> None:
     from .reference import M3ViT
 
     ckpt = trained_checkpoint()
-    reference = M3ViT.from_checkpoint(ckpt)
+    reference = M3ViT.from_checkpoint(ckpt, config=trained_config())
     torch.set_num_threads(threads)
     data = SyntheticScenes("test", scenes, reference.cfg.image_size)
     columns = {"trivial baseline": trivial_baseline(data, channels=reference.cfg.out_channels),

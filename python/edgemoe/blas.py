@@ -6,13 +6,19 @@ evaluation of edgemoe.reference and the benchmark's PyTorch peer run inside sing
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
 from contextlib import contextmanager
 
 
+@functools.lru_cache(maxsize=None)
 def _openblas():
-    """The OpenBLAS library torch calls, or None when the system BLAS is another one."""
+    """The OpenBLAS torch has loaded as libblas.so.3, or None (another BLAS, or a torch that bundles its
+    own: RTLD_NOLOAD finds the library only if the process has it already, never a second copy)."""
+    import torch  # noqa: F401  (torch's libraries, libblas.so.3 among them, are loaded first)
+
     try:
-        lib = ctypes.CDLL("libblas.so.3")
+        lib = ctypes.CDLL("libblas.so.3", mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
     except OSError:
         return None
     ok = hasattr(lib, "openblas_set_num_threads") and hasattr(lib, "openblas_get_num_threads")

@@ -14,7 +14,7 @@ def _load(args):
 
     size = tuple(args.image_size) if args.image_size else None
     fpga = {k: v for k, v in (("xclbin", args.xclbin), ("device", args.device), ("timeout", args.timeout))
-            if v is not None}
+            if v is not None and (args.backend == "fpga" or args.command != "compare")}  # compare: only its fpga side
     return Model.from_checkpoint(args.checkpoint, backend=args.backend, top_k=args.top_k, num_heads=args.num_heads,
                                  image_size=size, config=args.config, num_threads=args.threads, **fpga)
 

@@ -221,6 +221,16 @@ class M3ViT(nn.Module):
         same math as forward, step by step."""
         from .trace import Trace
 
+        if not isinstance(task, str) or task not in self.decoders:
+            raise ValueError(f"unknown task {task!r}; this model has tasks {list(self.tasks)}")
+        was_training = self.training
+        self.eval()  # inference statistics; BatchNorm's running averages stay as they are
+        try:
+            return Trace(self._trace(images, task), "PyTorch", task)
+        finally:
+            self.train(was_training)
+
+    def _trace(self, images, task: str):
         cfg, bb, head = self.cfg, self.backbone, self.decoders[task]
         task_id = cfg.gate_index(task)
         out = {}
@@ -260,7 +270,7 @@ class M3ViT(nn.Module):
         y = head.conv_4(y)
         out["head.logits"] = y
         out["output"] = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
-        return Trace(out, "PyTorch", task)
+        return out
 
     def forward(self, images, task: str):
         return self.decoders[task](self.features(images, task), self.cfg.grid)

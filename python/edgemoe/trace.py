@@ -207,9 +207,12 @@ def compare(trace_a: Trace, trace_b: Trace, nmse_threshold: float = NMSE_THRESHO
       of a near-tie routing flip; a 50 % perturbation of one weight matrix puts its branch at 6e-4
       in the mildest case we found (an MLP whose output is mostly its bias) and usually far above.
       1e-4 sits between, 250x above the healthy datapath and 6x below that mildest fault.
-    * An MoE branch (``block{b}.mlp``) is compared over the tokens both traces route alike: a token
-      sent to another expert at a near tie (below) changes its branch by a whole expert's output,
-      which is a routing effect, not a numeric one; the note says how many tokens were left out.
+    * An MoE block's branch and output (``block{b}.mlp``, ``block{b}.out``) are compared over the
+      tokens both traces route alike: a token sent to another expert at a near tie (below) changes
+      by a whole expert's output, a routing effect, not a numeric one; the note says how many
+      tokens were left out. Later layers see such a flip through attention, spread over all tokens
+      (4e-7 on the trained checkpoint); a model whose inputs have many near ties may need a looser
+      ``nmse_threshold``.
     * Routing: a token may legitimately go to another expert when its k-th and (k+1)-th gate
       probabilities are closer than the two traces' probability error can move them: a flip needs
       two probabilities to cross, so it is explained when the baseline's margin <= 2 x the token's
@@ -246,7 +249,7 @@ def compare(trace_a: Trace, trace_b: Trace, nmse_threshold: float = NMSE_THRESHO
             k = trace_a[prefix + ".experts"].shape[-1]
             _counts(layer, trace_a, trace_b, name, k, disagreements.get(prefix))
         else:
-            keep = routed_alike.get(name[: -len(".mlp")]) if name.endswith(".mlp") else None
+            keep = routed_alike.get(name.rsplit(".", 1)[0]) if name.endswith((".mlp", ".out")) else None
             layer.nmse, layer.max_abs = _float_stats(a, b, keep)
             if keep is not None and not bool(keep.all()):
                 layer.note = f"over the tokens routed alike ({int((~keep).sum())} left out)"

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <stdexcept>
 
 #include "backends/accel/gate_replay.h"
 
@@ -184,8 +185,15 @@ bool AccelBackend::moe_trace(int64_t task_id, std::vector<uint32_t>* trace) cons
 }
 
 void AccelBackend::trace(const float* image, int64_t task_id, TraceRecorder* recorder) {
+  const edgemoe_hls::ModelDims& m = packed_.dims;
+  if (m.experts > EDGEMOE_MAX_EXPERTS || m.top_k > EDGEMOE_MAX_TOP_K || m.dim > EDGEMOE_MAX_DIM)  // the host's replay
+    throw std::invalid_argument("trace: width " + std::to_string(m.dim) + ", " + std::to_string(m.experts) +
+                                " experts, top-" + std::to_string(m.top_k) + " exceed the host's gate replay bounds (" +
+                                std::to_string(EDGEMOE_MAX_DIM) + ", " + std::to_string(EDGEMOE_MAX_EXPERTS) + ", " +
+                                std::to_string(EDGEMOE_MAX_TOP_K) + ")");
   std::vector<std::string> warnings;
   const std::vector<uint8_t> pixels = quantize(image, 1, &warnings);
+  for (std::string& w : warnings) recorder->warn(std::move(w));
   ensure_buffers(1);
   device_->write(args_.images, pixels.data(), pixels.size());
   // x is read raw: a branch is the exact fixed-point difference the half added to the stream.
@@ -218,7 +226,6 @@ void AccelBackend::trace(const float* image, int64_t task_id, TraceRecorder* rec
   }
   std::vector<float> out(size_t(config_.tasks[task_id].out_channels * config_.image_h() * config_.image_w()));
   heads_.trace_head(task_id, x.data(), out.data(), recorder);
-  input_warnings_ = std::move(warnings);
 }
 
 // After block `block`'s MoE stage on one image: xn holds the tokens its gate read, the trace buffer
@@ -233,6 +240,7 @@ void AccelBackend::record_routing(int block, int64_t task_id, TraceRecorder* rec
   device_->read(args_.xn, xn.data(), xn.size() * kFmBytes);
   // A matrix starts at an even word and spans an even count (layout.h): pairs of (even, odd) words.
   const long first = edgemoe_hls::w_gate(m, block, int(task_id));
+  if (first % 2) throw std::logic_error("trace: a gate matrix starts at an odd weight word (layout.h says even)");
   const long pairs = (E * edgemoe_hls::words_per_row(D) + 1) / 2;
   std::vector<weight_word_t> even(static_cast<size_t>(pairs)), odd(static_cast<size_t>(pairs));
   const size_t at = size_t(first / 2) * sizeof(weight_word_t);
