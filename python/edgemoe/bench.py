@@ -137,7 +137,8 @@ def bench_metrics(threads: int, scenes: int = 200) -> None:
     """The built-in trained model's task metrics on the synthetic test scenes: a trivial baseline,
     PyTorch (fp32), and the cpu and emu backends; and how concentrated each task's routing is."""
     from .data import SyntheticScenes, trained_checkpoint, trained_config
-    from .evaluation import evaluate, routing_concentration, routing_statistics, trivial_baseline
+    from .evaluation import (evaluate, routing_concentration, routing_statistics, routing_task_specificity,
+                             trivial_baseline)
     from .metrics import METRICS
     from .reference import M3ViT
 
@@ -166,6 +167,9 @@ def bench_metrics(threads: int, scenes: int = 200) -> None:
         cells = [f"e{int(share.argmax())} {share.max() * 100:.0f} %, {routing_concentration(share):.2f}"
                  for share in layers.values()]
         print(f"| {task} | " + " | ".join(cells) + " |")
+    specificity = routing_task_specificity(reference, SyntheticScenes("test", 32, reference.cfg.image_size))
+    print("task specificity (between-task / within-task Jensen-Shannon divergence of the expert shares, 32 test "
+          "scenes): " + ", ".join(f"block {b} {v:.1f}" for b, v in specificity.items()))
 
 def bench_scenes(count: int = 100) -> None:
     """The synthetic scene generator's speed (issue target: well over 50 scenes/s at 128 x 256)."""

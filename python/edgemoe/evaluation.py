@@ -144,6 +144,47 @@ def routing_statistics(reference, dataset, tasks: Optional[Sequence[str]] = None
     return {t: {b: c / c.sum() for b, c in layers.items()} for t, layers in counts.items()}
 
 
+class _Subset:
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.dataset[self.indices[i]]
+
+
+def _js_divergence(p, q) -> float:
+    import numpy as np
+
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    m = (p + q) / 2
+    kl = lambda x: float((x[x > 0] * np.log(x[x > 0] / m[x > 0])).sum())  # noqa: E731
+    return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+def routing_task_specificity(reference, dataset, tasks: Optional[Sequence[str]] = None,
+                             batch_size: int = 8) -> Dict[int, float]:
+    """{MoE block: between-task / within-task divergence of the expert shares}. The images are split
+    into two halves (even and odd indices); "within" is the mean Jensen-Shannon divergence between
+    one task's expert shares on the two halves (how much routing varies with the images), "between"
+    the mean over pairs of different tasks across the halves. 1 means the tasks route alike; much
+    more than 1 means each task has its own routing, stable over images."""
+    if len(dataset) < 2:
+        raise ValueError("routing_task_specificity needs at least 2 images")
+    a = routing_statistics(reference, _Subset(dataset, range(0, len(dataset), 2)), tasks, batch_size)
+    b = routing_statistics(reference, _Subset(dataset, range(1, len(dataset), 2)), tasks, batch_size)
+    names = list(a)
+    out = {}
+    for layer in next(iter(a.values())):
+        within = sum(_js_divergence(a[t][layer], b[t][layer]) for t in names) / len(names)
+        pairs = [(s, t) for s in names for t in names if s != t]
+        between = sum(_js_divergence(a[s][layer], b[t][layer]) for s, t in pairs) / max(len(pairs), 1)
+        out[layer] = between / within if within > 0 else float("inf")
+    return out
+
+
 def routing_concentration(share) -> float:
     """1 - normalised entropy of an expert-share vector: 0 = every expert equally, 1 = one expert."""
     import numpy as np
