@@ -37,3 +37,17 @@ def test_every_backend_runs_every_task_batched(name):
             assert model.moe_trace("semseg").shape == (2, len(cfg.moe_blocks), 3, cfg.num_experts)
     for task, out in outputs["cpu"].items():
         assert out.shape == outputs["emu"][task].shape and torch.isfinite(outputs["emu"][task]).all()
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_traces_of_every_backend(name):
+    """Model.trace's native paths: the cpu recorder and head stages, the accelerator's stage-by-stage
+    read-back and host gate replay."""
+    cfg = CONFIGS[name]
+    state = dict(synthetic.seeded_model(cfg, 5).state_dict())
+    x = synthetic.pixel_images(cfg, 2, seed=5)
+    cpu, emu = (edgemoe.Model(cfg, state, b, num_threads=min(2, os.cpu_count() or 1)).trace(x, "semseg")
+                for b in ("cpu", "emu"))
+    assert list(cpu) == list(emu) and list(cpu)[-1] == "output"
+    for name_, tensor in emu.items():
+        assert tensor.shape == cpu[name_].shape and torch.isfinite(tensor.double()).all(), name_
