@@ -9,14 +9,21 @@ from pathlib import Path
 DEFAULT_CACHE = Path.home() / ".cache" / "edgemoe"
 
 
-def _load(args):
+def _fpga_kwargs(args) -> dict:
+    return {k: v for k, v in (("xclbin", args.xclbin), ("device", args.device), ("timeout", args.timeout))
+            if v is not None}
+
+
+def _load(args, backend=None, fpga=None):
+    """args' checkpoint and model options on `backend` (default args.backend) with the fpga options
+    `fpga` (default: all that args gives; the Model refuses them for other backends)."""
     from .model import Model
 
     size = tuple(args.image_size) if args.image_size else None
-    fpga = {k: v for k, v in (("xclbin", args.xclbin), ("device", args.device), ("timeout", args.timeout))
-            if v is not None and (args.backend == "fpga" or args.command != "compare")}  # compare: only its fpga side
-    return Model.from_checkpoint(args.checkpoint, backend=args.backend, top_k=args.top_k, num_heads=args.num_heads,
-                                 image_size=size, config=args.config, num_threads=args.threads, **fpga)
+    fpga = _fpga_kwargs(args) if fpga is None else fpga
+    return Model.from_checkpoint(args.checkpoint, backend=backend or args.backend, top_k=args.top_k,
+                                 num_heads=args.num_heads, image_size=size, config=args.config,
+                                 num_threads=args.threads, **fpga)
 
 
 def cmd_noop_xclbin(args):
@@ -114,9 +121,8 @@ def cmd_compare(args):
         if backend == "reference":
             model = _reference(args)
             config = model.cfg
-        else:
-            args.backend = backend
-            model = _load(args)
+        else:  # the fpga options belong to its fpga side
+            model = _load(args, backend, fpga=_fpga_kwargs(args) if backend == "fpga" else {})
             config = model.config
         task = args.task or config.task_names[0]
         if task not in config.task_names:

@@ -144,17 +144,6 @@ def routing_statistics(reference, dataset, tasks: Optional[Sequence[str]] = None
     return {t: {b: c / c.sum() for b, c in layers.items()} for t, layers in counts.items()}
 
 
-class _Subset:
-    def __init__(self, dataset, indices):
-        self.dataset, self.indices = dataset, list(indices)
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        return self.dataset[self.indices[i]]
-
-
 def _js_divergence(p, q) -> float:
     import numpy as np
 
@@ -173,8 +162,10 @@ def routing_task_specificity(reference, dataset, tasks: Optional[Sequence[str]] 
     more than 1 means each task has its own routing, stable over images."""
     if len(dataset) < 2:
         raise ValueError("routing_task_specificity needs at least 2 images")
-    a = routing_statistics(reference, _Subset(dataset, range(0, len(dataset), 2)), tasks, batch_size)
-    b = routing_statistics(reference, _Subset(dataset, range(1, len(dataset), 2)), tasks, batch_size)
+    from torch.utils.data import Subset
+
+    a = routing_statistics(reference, Subset(dataset, range(0, len(dataset), 2)), tasks, batch_size)
+    b = routing_statistics(reference, Subset(dataset, range(1, len(dataset), 2)), tasks, batch_size)
     names = list(a)
     out = {}
     for layer in next(iter(a.values())):

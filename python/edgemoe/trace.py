@@ -139,8 +139,9 @@ def _float_stats(a: torch.Tensor, b: torch.Tensor, keep: Optional[torch.Tensor] 
     return nmse, max_abs
 
 
-def _routing(layer: LayerComparison, a: Trace, b: Trace, name: str):
-    """experts entry: tokens whose chosen set differs, and how many a near tie explains."""
+def _routing(layer: LayerComparison, a: Trace, b: Trace, name: str) -> torch.Tensor:
+    """experts entry: tokens whose chosen set differs, and how many a near tie explains. Returns
+    the [B, N] mask of tokens both route alike."""
     prefix = name[: -len(".experts")]
     ea, eb = a[name], b[name]
     set_a, set_b = ea.sort(dim=-1).values, eb.sort(dim=-1).values
@@ -163,6 +164,7 @@ def _routing(layer: LayerComparison, a: Trace, b: Trace, name: str):
     layer.threshold = "a routing difference no near tie explains"
     layer.over = unexplained > 0
     layer.note = f"{n_diff} of {tokens} tokens routed differently, {layer.near_ties} near ties"
+    return ~differs
 
 
 def _counts(layer: LayerComparison, a: Trace, b: Trace, name: str, k: int, disagreements: Optional[int]):
@@ -240,10 +242,9 @@ def compare(trace_a: Trace, trace_b: Trace, nmse_threshold: float = NMSE_THRESHO
             raise ValueError(f"{name}: shapes differ, {tuple(a.shape)} and {tuple(b.shape)} (different images?)")
         layer = LayerComparison(name, tuple(a.shape))
         if name.endswith(".experts"):
-            _routing(layer, trace_a, trace_b, name)
             prefix = name[: -len(".experts")]
+            routed_alike[prefix] = _routing(layer, trace_a, trace_b, name)
             disagreements[prefix] = layer.disagreements
-            routed_alike[prefix] = (a.sort(dim=-1).values == b.sort(dim=-1).values).all(dim=-1)
         elif name.endswith(".tokens_per_expert"):
             prefix = name[: -len(".tokens_per_expert")]
             k = trace_a[prefix + ".experts"].shape[-1]

@@ -94,11 +94,15 @@ void AccelBackend::run(int64_t batch, int64_t task_id, bool embed, int first_sta
   device_->run(a);
 }
 
+std::vector<edgemoe_hls::fm_t> AccelBackend::read_x(int64_t batch) {
+  std::vector<edgemoe_hls::fm_t> raw(size_t(batch * config_.num_tokens() * config_.embed_dim));
+  device_->read(args_.x, raw.data(), raw.size() * kFmBytes);
+  return raw;
+}
+
 void AccelBackend::read_features(int64_t batch, float* out) {
-  const size_t count = size_t(batch * config_.num_tokens() * config_.embed_dim);
-  std::vector<edgemoe_hls::fm_t> raw(count);
-  device_->read(args_.x, raw.data(), count * kFmBytes);
-  for (size_t i = 0; i < count; ++i) out[i] = fm_to_float(raw[i]);
+  const std::vector<edgemoe_hls::fm_t> raw = read_x(batch);
+  for (size_t i = 0; i < raw.size(); ++i) out[i] = fm_to_float(raw[i]);
 }
 
 std::vector<uint8_t> AccelBackend::quantize(const float* images, int64_t batch,
@@ -186,11 +190,7 @@ bool AccelBackend::moe_trace(int64_t task_id, std::vector<uint32_t>* trace) cons
 
 void AccelBackend::trace(const float* image, int64_t task_id, TraceRecorder* recorder) {
   const edgemoe_hls::ModelDims& m = packed_.dims;
-  if (m.experts > EDGEMOE_MAX_EXPERTS || m.top_k > EDGEMOE_MAX_TOP_K || m.dim > EDGEMOE_MAX_DIM)  // the host's replay
-    throw std::invalid_argument("trace: width " + std::to_string(m.dim) + ", " + std::to_string(m.experts) +
-                                " experts, top-" + std::to_string(m.top_k) + " exceed the host's gate replay bounds (" +
-                                std::to_string(EDGEMOE_MAX_DIM) + ", " + std::to_string(EDGEMOE_MAX_EXPERTS) + ", " +
-                                std::to_string(EDGEMOE_MAX_TOP_K) + ")");
+  check_gate_replay_bounds(m.dim, m.experts, m.top_k);  // before any device run
   std::vector<std::string> warnings;
   const std::vector<uint8_t> pixels = quantize(image, 1, &warnings);
   for (std::string& w : warnings) recorder->warn(std::move(w));
@@ -198,10 +198,10 @@ void AccelBackend::trace(const float* image, int64_t task_id, TraceRecorder* rec
   device_->write(args_.images, pixels.data(), pixels.size());
   // x is read raw: a branch is the exact fixed-point difference the half added to the stream.
   const size_t count = size_t(config_.num_tokens() * config_.embed_dim);
-  std::vector<edgemoe_hls::fm_t> raw(count), before(count);
+  std::vector<edgemoe_hls::fm_t> raw, before;
   std::vector<float> x(count), branch(count);
-  auto read_x = [&]() {
-    device_->read(args_.x, raw.data(), count * kFmBytes);
+  auto read_stream = [&]() {
+    raw = read_x(1);
     for (size_t i = 0; i < count; ++i) x[i] = fm_to_float(raw[i]);
   };
   auto added = [&]() {
@@ -209,13 +209,13 @@ void AccelBackend::trace(const float* image, int64_t task_id, TraceRecorder* rec
     return branch.data();
   };
   run(1, task_id, true, 0, 0);
-  read_x();
+  read_stream();
   recorder->embedding(x.data());
   for (int stage = 0; stage < int(2 * config_.depth); ++stage) {
     const int block = stage / 2;
-    before = raw;
+    before = std::move(raw);
     run(1, task_id, false, stage, stage + 1);
-    read_x();
+    read_stream();
     if (stage % 2 == 0) {
       recorder->attention(block, added());
       continue;

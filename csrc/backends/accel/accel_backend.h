@@ -32,6 +32,7 @@ class AccelBackend : public Backend {
   void upload_weights();
   void ensure_buffers(int64_t batch);
   void run(int64_t batch, int64_t task_id, bool embed, int first_stage, int last_stage);
+  std::vector<edgemoe_hls::fm_t> read_x(int64_t batch);  // the residual stream as the device holds it
   void read_features(int64_t batch, float* out);
   std::vector<uint8_t> quantize(const float* images, int64_t batch, std::vector<std::string>* warnings) const;
   void record_routing(int block, int64_t task_id, TraceRecorder* recorder);

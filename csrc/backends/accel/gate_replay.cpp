@@ -8,13 +8,19 @@
 
 namespace edgemoe::accel {
 
+void check_gate_replay_bounds(int dim, int experts, int top_k) {
+  if (experts > EDGEMOE_MAX_EXPERTS || top_k > EDGEMOE_MAX_TOP_K || dim > EDGEMOE_MAX_DIM)
+    throw std::invalid_argument("trace: width " + std::to_string(dim) + ", " + std::to_string(experts) +
+                                " experts, top-" + std::to_string(top_k) + " exceed the host's gate replay bounds (" +
+                                std::to_string(EDGEMOE_MAX_DIM) + ", " + std::to_string(EDGEMOE_MAX_EXPERTS) + ", " +
+                                std::to_string(EDGEMOE_MAX_TOP_K) + ")");
+}
+
 GateReplay replay_gate(const edgemoe_hls::fm_t* xn, long tokens, const edgemoe_hls::weight_word_t* even,
                        const edgemoe_hls::weight_word_t* odd, const edgemoe_hls::fm_t* bias, int dim, int experts,
                        int top_k) {
   using namespace edgemoe_hls;
-  if (experts > EDGEMOE_MAX_EXPERTS || top_k > EDGEMOE_MAX_TOP_K || dim > EDGEMOE_MAX_DIM)  // board builds' are <=
-    throw std::invalid_argument("trace: width " + std::to_string(dim) + ", " + std::to_string(experts) +
-                                " experts, top-" + std::to_string(top_k) + " exceed the host's gate replay bounds");
+  check_gate_replay_bounds(dim, experts, top_k);
   const long row_words = words_per_row(dim);
   std::vector<wt_t> gate(static_cast<size_t>(experts) * dim);
   for (int e = 0; e < experts; ++e)

@@ -14,6 +14,10 @@ struct GateReplay {
   std::vector<int64_t> picks;  // [tokens, top_k], best first
 };
 
+// Throws std::invalid_argument when the host's replay (sized by the emulation build's maxima) cannot
+// hold a model of this width, expert count and top-k; every board build's maxima are within them.
+void check_gate_replay_bounds(int dim, int experts, int top_k);
+
 // xn: [tokens, dim] the normalised tokens the gate read; the gate matrix [experts][dim] as packed
 // words (layout.h), word w at (w & 1 ? odd : even)[w / 2]; bias: [experts] logit offsets.
 GateReplay replay_gate(const edgemoe_hls::fm_t* xn, long tokens, const edgemoe_hls::weight_word_t* even,

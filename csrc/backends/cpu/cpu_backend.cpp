@@ -29,8 +29,6 @@ std::vector<float> blocked_to_chw(const float* src, int64_t channels, int64_t H,
   return chw;
 }
 
-}  // namespace
-
 void gate_softmax(const float* logits, int64_t experts, float* probs) {
   float m = logits[0];
   for (int64_t e = 1; e < experts; ++e) m = std::max(m, logits[e]);
@@ -39,17 +37,22 @@ void gate_softmax(const float* logits, int64_t experts, float* probs) {
   for (int64_t e = 0; e < experts; ++e) probs[e] /= sum;
 }
 
-void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t top_k, ExpertQueues* q) {
+}  // namespace
+
+void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t top_k, ExpertQueues* q,
+                  RoutingDetail* detail) {
   std::vector<int64_t> choice(static_cast<size_t>(rows * top_k));
   std::vector<float> score(static_cast<size_t>(rows * top_k));
+  if (detail) detail->probs.resize(static_cast<size_t>(rows * experts));
 #pragma omp parallel
   {
-    std::vector<float> p(static_cast<size_t>(experts));
+    std::vector<float> scratch(detail ? 0 : static_cast<size_t>(experts));
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-      gate_softmax(logits + r * experts, experts, p.data());
+      float* p = detail ? detail->probs.data() + r * experts : scratch.data();
+      gate_softmax(logits + r * experts, experts, p);
       int64_t* picks = choice.data() + r * top_k;
-      pick_experts(p.data(), experts, top_k, picks);
+      pick_experts(p, experts, top_k, picks);
       for (int64_t j = 0; j < top_k; ++j) score[r * top_k + j] = p[picks[j]];
     }
   }
@@ -65,6 +68,7 @@ void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t to
       q->rows[slot] = r;
       q->scores[slot] = score[r * top_k + j];
     }
+  if (detail) detail->picks = std::move(choice);
 }
 
 CpuBackend::CpuBackend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights, int num_threads,
@@ -201,15 +205,12 @@ void CpuBackend::moe_mlp(MoeLayer& moe, int64_t rows, float* x, int64_t task_id,
       for (int64_t e = 0; e < E; ++e) l[e] += v * wrow[e];
     }
   }
-  route_tokens(logits, rows, E, c.top_k, &queues_);
+  RoutingDetail detail;
+  route_tokens(logits, rows, E, c.top_k, &queues_, recorder ? &detail : nullptr);
   if (recorder) {  // one image: rows are its tokens
-    std::vector<float> probs(static_cast<size_t>(rows * E));
-    std::vector<int64_t> picks(static_cast<size_t>(rows * c.top_k));
-    std::vector<uint32_t> counts(static_cast<size_t>(E), 0);
-    for (int64_t r = 0; r < rows; ++r) gate_softmax(logits + r * E, E, probs.data() + r * E);
-    for (int64_t r = 0; r < rows; ++r) pick_experts(probs.data() + r * E, E, c.top_k, picks.data() + r * c.top_k);
+    std::vector<uint32_t> counts(static_cast<size_t>(E));
     for (int64_t e = 0; e < E; ++e) counts[e] = uint32_t(queues_.offsets[e + 1] - queues_.offsets[e]);
-    recorder->routing(block_index, probs.data(), picks.data());
+    recorder->routing(block_index, detail.probs.data(), detail.picks.data());
     recorder->tokens_per_expert(block_index, counts.data());
   }
 

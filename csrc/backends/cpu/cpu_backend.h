@@ -19,11 +19,16 @@ struct ExpertQueues {
   std::vector<float> scores;
 };
 
-// The gate's softmax over all experts of one token (the trace records exactly what routing used).
-void gate_softmax(const float* logits, int64_t experts, float* probs);
+// Every token's gate probabilities [rows, E] and picks [rows, k] (best first), for traces.
+struct RoutingDetail {
+  std::vector<float> probs;
+  std::vector<int64_t> picks;
+};
 
-// Gate softmax over all experts, top-k without renormalisation, grouped per expert in token order.
-void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t top_k, ExpertQueues* queues);
+// Gate softmax over all experts, top-k without renormalisation, grouped per expert in token order;
+// `detail`, when given, receives what the queues were built from.
+void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t top_k, ExpertQueues* queues,
+                  RoutingDetail* detail = nullptr);
 
 class CpuBackend : public Backend {
  public:
