@@ -24,6 +24,9 @@ class CMakeBuild(build_ext):
             f"-DEDGEMOE_PYTHON_OUTPUT_DIR={out_dir}",
             f"-DPython3_EXECUTABLE={sys.executable}",
             "-DCMAKE_BUILD_TYPE=Release",
+            # Portable unless asked: one wheel for every CPU of the architecture (csrc/core/isa.h);
+            # EDGEMOE_NATIVE=1 tunes the whole build for this machine's CPU instead.
+            f"-DEDGEMOE_NATIVE={'ON' if os.environ.get('EDGEMOE_NATIVE', '0') not in ('', '0', 'OFF', 'off') else 'OFF'}",
         ] + os.environ.get("EDGEMOE_CMAKE_ARGS", "").split()
         if subprocess.call(["ninja", "--version"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0 \
                 and not (build_dir / "Makefile").exists():

@@ -11,6 +11,7 @@
 #include "backends/cpu/onednn_layers.h"
 #include "backends/emu/latency_model.h"
 #include "core/backend.h"
+#include "core/isa.h"
 #include "core/model.h"
 #if EDGEMOE_XRT_TOOLS
 #include "backends/fpga/xclbin_writer.h"
@@ -263,6 +264,11 @@ py::dict build_info() {
   const dnnl_version_t* v = dnnl_version();
   d["onednn"] = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
   d["openmp_max_threads"] = omp_get_max_threads();
+  // The CPU kernels' instruction-set path (csrc/core/isa.h): in use, compiled in, runnable here.
+  d["isa"] = edgemoe::isa::active();
+  d["isa_compiled"] = edgemoe::isa::compiled();
+  d["isa_supported"] = edgemoe::isa::supported();
+  if (!edgemoe::isa::request_error().empty()) d["isa_request_error"] = edgemoe::isa::request_error();
   d["accelerator_kernel_config"] = EDGEMOE_CFG_NAME;
   return d;
 }

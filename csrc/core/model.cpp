@@ -1,5 +1,7 @@
 #include "core/model.h"
 
+#include "core/isa.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -59,9 +61,8 @@ namespace {
 // Finite images with huge values overflow float32 inside the network; the heads' ReLUs would turn the
 // resulting NaNs into plausible-looking numbers, so the residual stream is checked before them.
 void require_finite_backbone(const float* x, size_t count) {
-  bool finite = true;
-#pragma omp parallel for reduction(&& : finite) schedule(static)
-  for (size_t i = 0; i < count; ++i) finite = finite && std::isfinite(x[i]);
+  bool finite = true;  // one streaming pass, cheaper than waking threads (backends/cpu/threading.h)
+  for (size_t i = 0; i < count; ++i) finite &= std::isfinite(x[i]);
   if (!finite)
     throw std::invalid_argument("images: the backbone overflowed float32 (non-finite activations); M3ViT "
                                 "expects normalised images (edgemoe.preprocess)");
@@ -74,6 +75,7 @@ Model::Model(ModelConfig config, std::shared_ptr<const ModelWeights> weights,
       options_(std::move(options)) {
   config_.validate();
   weights_->validate(config_);
+  if (!isa::request_error().empty()) throw std::invalid_argument(isa::request_error());
   backend_ = make_backend(backend, config_, weights_, num_threads_, options_);
 }
 

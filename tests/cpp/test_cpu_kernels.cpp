@@ -9,9 +9,10 @@
 #include "backends/cpu/attention.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/elementwise.h"
-#include "backends/cpu/simd.h"
+#include "backends/cpu/isa/simd.h"  // this file's own ISA namespace (EDGEMOE_ISA_NS, CMakeLists.txt)
 
 using namespace edgemoe::cpu;
+using namespace edgemoe::cpu::EDGEMOE_ISA_NS;
 
 namespace {
 int g_failed = 0, g_passed = 0;
@@ -57,7 +58,7 @@ void test_attention(int64_t batch, int64_t tokens, int64_t dim, int64_t heads) {
   const auto qkv = random_vector(batch * tokens * 3 * dim, 7, 1.0f);
   std::vector<float> out(batch * tokens * dim);
   FusedAttention attn;
-  attn.run(qkv.data(), batch, tokens, dim, heads, out.data());
+  attn.run(qkv.data(), batch, tokens, dim, heads, out.data(), 2);
   double worst = 0, peak = 0;
   std::vector<double> s(tokens);
   for (int64_t b = 0; b < batch; ++b)
@@ -94,7 +95,7 @@ void test_upsample() {
   const int64_t H = 5, W = 3, C = 16;
   const auto src = random_vector(H * W * C, 3);
   std::vector<float> dst(4 * H * W * C);
-  upsample2x_hwc(src.data(), dst.data(), 1, H, W, C);
+  upsample2x_hwc(src.data(), dst.data(), 1, H, W, C, 2);
   double worst = 0;
   auto coord = [](int64_t o, int64_t n, int64_t* i0, int64_t* i1, double* l) {  // PyTorch's rule
     double s = (o + 0.5) / 2.0 - 0.5;

@@ -11,7 +11,7 @@ namespace edgemoe::cpu {
 class FusedAttention {
  public:
   // qkv: [batch*N, 3D] (q | k | v, heads contiguous inside each), out: [batch*N, D].
-  void run(const float* qkv, int64_t batch, int64_t tokens, int64_t dim, int64_t heads, float* out);
+  void run(const float* qkv, int64_t batch, int64_t tokens, int64_t dim, int64_t heads, float* out, int max_threads);
 
  private:
   std::vector<float> k_transposed_;  // [batch, heads, hd, N padded]

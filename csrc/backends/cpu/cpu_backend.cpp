@@ -1,12 +1,11 @@
 #include "backends/cpu/cpu_backend.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "backends/cpu/elementwise.h"
+#include "backends/cpu/threading.h"
 #include "core/task_gate.h"
 
 namespace edgemoe::cpu {
@@ -44,17 +43,13 @@ void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t to
   std::vector<int64_t> choice(static_cast<size_t>(rows * top_k));
   std::vector<float> score(static_cast<size_t>(rows * top_k));
   if (detail) detail->probs.resize(static_cast<size_t>(rows * experts));
-#pragma omp parallel
-  {
-    std::vector<float> scratch(detail ? 0 : static_cast<size_t>(experts));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      float* p = detail ? detail->probs.data() + r * experts : scratch.data();
-      gate_softmax(logits + r * experts, experts, p);
-      int64_t* picks = choice.data() + r * top_k;
-      pick_experts(p, experts, top_k, picks);
-      for (int64_t j = 0; j < top_k; ++j) score[r * top_k + j] = p[picks[j]];
-    }
+  std::vector<float> scratch(detail ? 0 : static_cast<size_t>(experts));
+  for (int64_t r = 0; r < rows; ++r) {  // a few FLOPs per token: never worth a thread (threading.h)
+    float* p = detail ? detail->probs.data() + r * experts : scratch.data();
+    gate_softmax(logits + r * experts, experts, p);
+    int64_t* picks = choice.data() + r * top_k;
+    pick_experts(p, experts, top_k, picks);
+    for (int64_t j = 0; j < top_k; ++j) score[r * top_k + j] = p[picks[j]];
   }
   q->offsets.assign(static_cast<size_t>(experts + 1), 0);
   for (int64_t i = 0; i < rows * top_k; ++i) ++q->offsets[choice[i] + 1];
@@ -149,40 +144,42 @@ void CpuBackend::embed(const float* images, int64_t batch, float* x) {
   const ModelConfig& c = config_;
   const int64_t D = c.embed_dim, N = c.num_tokens(), P = c.grid_h * c.grid_w;
   float* cols = grow(patches_, batch * P * c.in_chans * c.patch_size * c.patch_size);
-  im2col_patches(images, batch, c.in_chans, c.grid_h, c.grid_w, c.patch_size, cols);
+  im2col_patches(images, batch, c.in_chans, c.grid_h, c.grid_w, c.patch_size, cols, num_threads_);
   float* tokens = grow(xn_, batch * P * D);
-  patch_embed_->forward(cols, batch * P, tokens, Epilogue::kBias);
+  patch_embed_->forward(cols, batch * P, tokens, Epilogue::kBias, num_threads_);
   const float* cls = weights_->get("backbone.cls_token").data.data();
   const float* pos = weights_->get("backbone.pos_embed").data.data();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t n = 0; n < N; ++n) {
+  parallel_ranges(batch * N, threads_for(12 * batch * N * D, kMinBytesPerThread, num_threads_),
+                  [&](int64_t first, int64_t last) {
+    for (int64_t bn = first; bn < last; ++bn) {
+      const int64_t b = bn / N, n = bn % N;
       const float* src = n == 0 ? cls : tokens + (b * P + n - 1) * D;
-      float* dst = x + (b * N + n) * D;
+      float* dst = x + bn * D;
       for (int64_t d = 0; d < D; ++d) dst[d] = src[d] + pos[n * D + d];
     }
+  });
 }
 
 void CpuBackend::attention_half(Block& blk, float* x, int64_t batch) {
   const int64_t D = config_.embed_dim, T = batch * config_.num_tokens();
   float* xn = grow(xn_, T * D);
-  layer_norm_rows(x, D, T, D, blk.norm1.weight, blk.norm1.bias, kBackboneLayerNormEps, xn, D);
+  layer_norm_rows(x, D, T, D, blk.norm1.weight, blk.norm1.bias, kBackboneLayerNormEps, xn, D, num_threads_);
   float* qkv = grow(qkv_, T * 3 * D);
-  blk.qkv.forward(xn, T, qkv, Epilogue::kBias);
+  blk.qkv.forward(xn, T, qkv, Epilogue::kBias, num_threads_);
   float* attn = grow(attn_, T * D);
-  attention_.run(qkv, batch, config_.num_tokens(), D, config_.num_heads, attn);
-  blk.proj.forward(attn, T, x, Epilogue::kBiasAccumulate);
+  attention_.run(qkv, batch, config_.num_tokens(), D, config_.num_heads, attn, num_threads_);
+  blk.proj.forward(attn, T, x, Epilogue::kBiasAccumulate, num_threads_);
 }
 
 void CpuBackend::mlp_half(Block& blk, float* x, int64_t batch, int64_t task_id, TraceRecorder* recorder,
                           int64_t block_index) {
   const int64_t D = config_.embed_dim, T = batch * config_.num_tokens();
   float* xn = grow(xn_, T * D);
-  layer_norm_rows(x, D, T, D, blk.norm2.weight, blk.norm2.bias, kBackboneLayerNormEps, xn, D);
+  layer_norm_rows(x, D, T, D, blk.norm2.weight, blk.norm2.bias, kBackboneLayerNormEps, xn, D, num_threads_);
   if (blk.moe) return moe_mlp(*blk.moe, T, x, task_id, recorder, block_index);
   float* hidden = grow(hidden_, T * config_.mlp_hidden);
-  blk.fc1->forward(xn, T, hidden, Epilogue::kBiasGelu);
-  blk.fc2->forward(hidden, T, x, Epilogue::kBiasAccumulate);
+  blk.fc1->forward(xn, T, hidden, Epilogue::kBiasGelu, num_threads_);
+  blk.fc2->forward(hidden, T, x, Epilogue::kBiasAccumulate, num_threads_);
 }
 
 void CpuBackend::moe_mlp(MoeLayer& moe, int64_t rows, float* x, int64_t task_id, TraceRecorder* recorder,
@@ -194,17 +191,18 @@ void CpuBackend::moe_mlp(MoeLayer& moe, int64_t rows, float* x, int64_t task_id,
   const float* bias = moe.task_logit_bias.empty() ? nullptr : moe.task_logit_bias[task_id].data();
   const float* xn = xn_.data();
   float* logits = grow(logits_, rows * E);
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    float* l = logits + r * E;
-    for (int64_t e = 0; e < E; ++e) l[e] = bias ? bias[e] : 0.f;
-    for (int64_t d = 0; d < D; ++d) {
-      const float v = xn[r * D + d];
-      const float* wrow = router + d * E;
+  parallel_ranges(rows, threads_for(2 * rows * D * E, kMinFlopsPerThread, num_threads_), [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r) {
+      float* l = logits + r * E;
+      for (int64_t e = 0; e < E; ++e) l[e] = bias ? bias[e] : 0.f;
+      for (int64_t d = 0; d < D; ++d) {
+        const float v = xn[r * D + d];
+        const float* wrow = router + d * E;
 #pragma omp simd
-      for (int64_t e = 0; e < E; ++e) l[e] += v * wrow[e];
+        for (int64_t e = 0; e < E; ++e) l[e] += v * wrow[e];
+      }
     }
-  }
+  });
   RoutingDetail detail;
   route_tokens(logits, rows, E, c.top_k, &queues_, recorder ? &detail : nullptr);
   if (recorder) {  // one image: rows are its tokens
@@ -221,24 +219,27 @@ void CpuBackend::moe_mlp(MoeLayer& moe, int64_t rows, float* x, int64_t task_id,
     float* gathered = grow(gathered_, padded * D);
     const int64_t* queue = queues_.rows.data() + begin;
     const float* scores = queues_.scores.data() + begin;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < padded; ++i) {
-      if (i < count) std::memcpy(gathered + i * D, xn + queue[i] * D, sizeof(float) * D);
-      else std::memset(gathered + i * D, 0, sizeof(float) * D);
-    }
+    const int copy_threads = threads_for(int64_t(sizeof(float)) * 3 * padded * D, kMinBytesPerThread, num_threads_);
+    parallel_ranges(padded, copy_threads, [&](int64_t first, int64_t last) {
+      for (int64_t i = first; i < last; ++i) {
+        if (i < count) std::memcpy(gathered + i * D, xn + queue[i] * D, sizeof(float) * D);
+        else std::memset(gathered + i * D, 0, sizeof(float) * D);
+      }
+    });
     float* hidden = grow(expert_hidden_, padded * Hm);
     float* out = grow(expert_out_, padded * D);
-    moe.fc1[e].forward(gathered, padded, hidden, Epilogue::kBiasGelu);
-    moe.fc2[e].forward(hidden, padded, out, Epilogue::kBias);
+    moe.fc1[e].forward(gathered, padded, hidden, Epilogue::kBiasGelu, num_threads_);
+    moe.fc2[e].forward(hidden, padded, out, Epilogue::kBias, num_threads_);
     // Each token appears at most once per expert queue, so rows never collide within one expert.
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < count; ++i) {
-      float* dst = x + queue[i] * D;
-      const float* src = out + i * D;
-      const float s = scores[i];
+    parallel_ranges(count, copy_threads, [&](int64_t first, int64_t last) {
+      for (int64_t i = first; i < last; ++i) {
+        float* dst = x + queue[i] * D;
+        const float* src = out + i * D;
+        const float s = scores[i];
 #pragma omp simd
-      for (int64_t d = 0; d < D; ++d) dst[d] += s * src[d];
-    }
+        for (int64_t d = 0; d < D; ++d) dst[d] += s * src[d];
+      }
+    });
   }
 }
 
@@ -250,7 +251,6 @@ int64_t CpuBackend::first_task_dependent_block() const {
 
 void CpuBackend::backbone(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
                           const std::vector<float*>& features) {
-  omp_set_num_threads(num_threads_);
   if (task_ids.empty()) return;
   const int64_t size = batch * config_.num_tokens() * config_.embed_dim;
   const int64_t split = first_task_dependent_block();
@@ -281,7 +281,6 @@ void CpuBackend::trace_head(int64_t task_id, const float* features, float* out, 
 }
 
 void CpuBackend::trace(const float* image, int64_t task_id, TraceRecorder* recorder) {
-  omp_set_num_threads(num_threads_);
   const ModelConfig& c = config_;
   std::vector<float> x(static_cast<size_t>(c.num_tokens() * c.embed_dim)), before, branch(x.size());
   embed(image, 1, x.data());
@@ -306,7 +305,6 @@ void CpuBackend::trace(const float* image, int64_t task_id, TraceRecorder* recor
 
 void CpuBackend::run_head(int64_t task_id, const float* features, int64_t batch, float* out,
                           TraceRecorder* recorder) {
-  omp_set_num_threads(num_threads_);
   const ModelConfig& c = config_;
   Head& h = heads_[task_id];
   const int64_t D = c.embed_dim, N = c.num_tokens(), gh = c.grid_h, gw = c.grid_w;
@@ -319,22 +317,22 @@ void CpuBackend::run_head(int64_t task_id, const float* features, int64_t batch,
   float* b = grow(head_b_, biggest);
   for (int64_t i = 0; i < batch; ++i)  // drop cls, norm, tokens are already NHWC
     layer_norm_rows(features + (i * N + 1) * D, D, gh * gw, D, h.norm.weight, h.norm.bias, kBackboneLayerNormEps,
-                    a + i * gh * gw * D, D);
+                    a + i * gh * gw * D, D, num_threads_);
   if (recorder) recorder->head_norm(blocked_to_chw(a, D, gh, gw, D).data());  // NHWC: one block of D
   int64_t H = gh, W = gw;
   const int64_t blocks = (c.head_channels + block - 1) / block;
   for (int i = 0; i < 3; ++i) {
-    h.convs[i].forward(a, batch, H, W, b);
-    upsample2x_hwc(b, a, batch * blocks, H, W, block);
+    h.convs[i].forward(a, batch, H, W, b, num_threads_);
+    upsample2x_hwc(b, a, batch * blocks, H, W, block, num_threads_);
     H *= 2;
     W *= 2;
     if (recorder) recorder->head_stage(i, blocked_to_chw(a, c.head_channels, H, W, block).data(), c.head_channels, H, W);
   }
-  h.convs[3].forward(a, batch, H, W, b);
+  h.convs[3].forward(a, batch, H, W, b, num_threads_);
   if (recorder) recorder->head_stage(3, blocked_to_chw(b, c.head_channels, H, W, block).data(), c.head_channels, H, W);
-  h.convs[4].forward(b, batch, H, W, a);
+  h.convs[4].forward(b, batch, H, W, a, num_threads_);
   if (recorder) recorder->head_logits(blocked_to_chw(a, h.convs[4].out_channels(), H, W, block).data(), H, W);
-  upsample2x_blocked_to_nchw(a, out, batch, h.convs[4].out_channels(), H, W, block);
+  upsample2x_blocked_to_nchw(a, out, batch, h.convs[4].out_channels(), H, W, block, num_threads_);
   if (recorder) recorder->output(out);
 }
 

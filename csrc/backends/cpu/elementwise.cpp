@@ -1,91 +1,43 @@
 #include "backends/cpu/elementwise.h"
 
 #include <algorithm>
-#include <cmath>
+
+#include "backends/cpu/isa/kernels.h"
+#include "backends/cpu/threading.h"
 
 namespace edgemoe::cpu {
 
-void layer_norm_rows(const float* x, int64_t x_stride, int64_t rows, int64_t dim, const float* w,
-                     const float* b, float eps, float* y, int64_t y_stride) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * x_stride;
-    float* yr = y + r * y_stride;
-    float sum = 0.f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < dim; ++i) sum += xr[i];
-    const float mean = sum / static_cast<float>(dim);
-    float sq = 0.f;
-#pragma omp simd reduction(+ : sq)
-    for (int64_t i = 0; i < dim; ++i) sq += (xr[i] - mean) * (xr[i] - mean);
-    const float rstd = 1.0f / std::sqrt(sq / static_cast<float>(dim) + eps);
-#pragma omp simd
-    for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
-  }
-}
-
 namespace {
-// Source rows/columns and weights for output index o of a x2 half-pixel bilinear resize.
-struct Tap {
-  int64_t i0, i1;
-  float w0, w1;
-};
-inline Tap tap2x(int64_t o, int64_t n) {
-  const int64_t i = o / 2;
-  if (o % 2 == 0) return {std::max<int64_t>(i - 1, 0), i, 0.25f, 0.75f};
-  return {i, std::min<int64_t>(i + 1, n - 1), 0.75f, 0.25f};
-}
+int64_t bytes(int64_t floats) { return floats * int64_t(sizeof(float)); }
 }  // namespace
 
-void upsample2x_hwc(const float* src, float* dst, int64_t slices, int64_t H, int64_t W, int64_t C) {
-  const int64_t OH = 2 * H, OW = 2 * W;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t s = 0; s < slices; ++s) {
-    for (int64_t oy = 0; oy < OH; ++oy) {
-      const Tap ty = tap2x(oy, H);
-      const float* r0 = src + (s * H + ty.i0) * W * C;
-      const float* r1 = src + (s * H + ty.i1) * W * C;
-      float* out = dst + (s * OH + oy) * OW * C;
-      for (int64_t ox = 0; ox < OW; ++ox) {
-        const Tap tx = tap2x(ox, W);
-        const float *a = r0 + tx.i0 * C, *bb = r0 + tx.i1 * C, *c = r1 + tx.i0 * C, *d = r1 + tx.i1 * C;
-        float* o = out + ox * C;
-#pragma omp simd
-        for (int64_t k = 0; k < C; ++k)
-          o[k] = ty.w0 * (tx.w0 * a[k] + tx.w1 * bb[k]) + ty.w1 * (tx.w0 * c[k] + tx.w1 * d[k]);
-      }
-    }
-  }
+void layer_norm_rows(const float* x, int64_t x_stride, int64_t rows, int64_t dim, const float* w,
+                     const float* b, float eps, float* y, int64_t y_stride, int max_threads) {
+  const auto kernel = isa_kernels().layer_norm;
+  parallel_ranges(rows, threads_for(bytes(2 * rows * dim), kMinBytesPerThread, max_threads),
+                  [&](int64_t first, int64_t last) { kernel(x, x_stride, first, last, dim, w, b, eps, y, y_stride); });
+}
+
+void upsample2x_hwc(const float* src, float* dst, int64_t slices, int64_t H, int64_t W, int64_t C, int max_threads) {
+  const auto kernel = isa_kernels().upsample_hwc_rows;
+  parallel_ranges(slices * 2 * H, threads_for(bytes(5 * slices * H * W * C), kMinBytesPerThread, max_threads),
+                  [&](int64_t first, int64_t last) { kernel(src, dst, first, last, H, W, C); });
 }
 
 void upsample2x_blocked_to_nchw(const float* src, float* dst, int64_t batch, int64_t channels, int64_t H,
-                                int64_t W, int64_t block) {
-  const int64_t OH = 2 * H, OW = 2 * W, blocks = (channels + block - 1) / block;
-#pragma omp parallel for collapse(3) schedule(static)
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t c = 0; c < channels; ++c) {
-      for (int64_t oy = 0; oy < OH; ++oy) {
-        const Tap ty = tap2x(oy, H);
-        const float* plane = src + ((b * blocks + c / block) * H * W) * block + c % block;
-        const float* r0 = plane + ty.i0 * W * block;
-        const float* r1 = plane + ty.i1 * W * block;
-        float* out = dst + ((b * channels + c) * OH + oy) * OW;
-        for (int64_t ox = 0; ox < OW; ++ox) {
-          const Tap tx = tap2x(ox, W);
-          out[ox] = ty.w0 * (tx.w0 * r0[tx.i0 * block] + tx.w1 * r0[tx.i1 * block]) +
-                    ty.w1 * (tx.w0 * r1[tx.i0 * block] + tx.w1 * r1[tx.i1 * block]);
-        }
-      }
-    }
-  }
+                                int64_t W, int64_t block, int max_threads) {
+  const auto kernel = isa_kernels().upsample_blocked_rows;
+  parallel_ranges(batch * channels * 2 * H, threads_for(bytes(5 * batch * channels * H * W), kMinBytesPerThread, max_threads),
+                  [&](int64_t first, int64_t last) { kernel(src, dst, first, last, channels, H, W, block); });
 }
 
 void im2col_patches(const float* images, int64_t batch, int64_t channels, int64_t grid_h,
-                    int64_t grid_w, int64_t patch, float* cols) {
+                    int64_t grid_w, int64_t patch, float* cols, int max_threads) {
   const int64_t H = grid_h * patch, W = grid_w * patch, K = channels * patch * patch;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t py = 0; py < grid_h; ++py) {
+  parallel_ranges(batch * grid_h, threads_for(bytes(2 * batch * channels * H * W), kMinBytesPerThread, max_threads),
+                  [&](int64_t first, int64_t last) {
+    for (int64_t by = first; by < last; ++by) {
+      const int64_t b = by / grid_h, py = by % grid_h;
       for (int64_t px = 0; px < grid_w; ++px) {
         float* row = cols + ((b * grid_h + py) * grid_w + px) * K;
         for (int64_t c = 0; c < channels; ++c)
@@ -95,7 +47,7 @@ void im2col_patches(const float* images, int64_t batch, int64_t channels, int64_
           }
       }
     }
-  }
+  });
 }
 
 }  // namespace edgemoe::cpu

@@ -1,8 +1,12 @@
 #include "backends/cpu/onednn_layers.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+
+#include "backends/cpu/threading.h"
 
 namespace edgemoe::cpu {
 
@@ -10,8 +14,8 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-const MatmulCache::Entry& MatmulCache::get(int64_t m, int64_t k, int64_t n, Epilogue epilogue) {
-  const auto key = std::make_tuple(m, k, n, static_cast<int>(epilogue));
+const MatmulCache::Entry& MatmulCache::get(int64_t m, int64_t k, int64_t n, Epilogue epilogue, int threads) {
+  const auto key = std::make_tuple(m, k, n, static_cast<int>(epilogue), threads);
   auto it = entries_.find(key);
   if (it != entries_.end()) return it->second;
   memory::desc src({m, k}, dt::f32, tag::ab);
@@ -44,9 +48,13 @@ const memory& Linear::packed_weights(const memory::desc& desc) {
   return packed_.back().second;
 }
 
-void Linear::forward(const float* x, int64_t rows, float* y, Epilogue epilogue) {
+void Linear::forward(const float* x, int64_t rows, float* y, Epilogue epilogue, int max_threads) {
   if (rows == 0) return;
-  const auto& [pd, prim] = cache_->get(rows, k_, n_, epilogue);
+  const int threads = threads_for(2 * rows * k_ * n_, kMinFlopsPerThread, max_threads);
+  // oneDNN plans its split over the threads OpenMP offers when the primitive is created: one
+  // primitive per thread count, created and run with that count.
+  OmpThreadsScope scope(threads);
+  const auto& [pd, prim] = cache_->get(rows, k_, n_, epilogue, threads);
   DnnlContext* ctx = cache_->context();
   memory src(pd.src_desc(), ctx->engine, const_cast<float*>(x));
   memory bia(pd.bias_desc(), ctx->engine, bias_.data());
@@ -84,8 +92,8 @@ int64_t Conv2d::dst_size(int64_t batch, int64_t height, int64_t width) const {
   return batch * ((oc_ + block - 1) / block * block) * height * width;
 }
 
-Conv2d::Compiled& Conv2d::compiled(int64_t batch, int64_t height, int64_t width) {
-  const auto key = std::make_tuple(batch, height, width);
+Conv2d::Compiled& Conv2d::compiled(int64_t batch, int64_t height, int64_t width, int threads) {
+  const auto key = std::make_tuple(batch, height, width, threads);
   auto it = compiled_.find(key);
   if (it != compiled_.end()) return it->second;
   const int64_t pad = kernel_ / 2;
@@ -114,8 +122,11 @@ Conv2d::Compiled& Conv2d::compiled(int64_t batch, int64_t height, int64_t width)
   return compiled_.emplace(key, std::move(c)).first->second;
 }
 
-void Conv2d::forward(const float* src, int64_t batch, int64_t height, int64_t width, float* dst) {
-  Compiled& c = compiled(batch, height, width);
+void Conv2d::forward(const float* src, int64_t batch, int64_t height, int64_t width, float* dst, int max_threads) {
+  const int64_t flops = 2 * batch * height * width * oc_ * ic_ * kernel_ * kernel_;
+  const int threads = threads_for(flops, kMinFlopsPerThread, max_threads);
+  OmpThreadsScope scope(threads);  // as in Linear::forward
+  Compiled& c = compiled(batch, height, width, threads);
   memory s(c.src, ctx_->engine, const_cast<float*>(src));
   if (c.to_blocked) {
     memory given(c.given_src, ctx_->engine, const_cast<float*>(src));
@@ -133,11 +144,12 @@ double measure_gemm_gflops(int64_t size, int repeats) {
   MatmulCache cache(&ctx);
   std::vector<float> a(size * size, 0.5f), w(size * size, 0.25f), b(size, 0.f), y(size * size);
   Linear layer(&cache, w.data(), b.data(), size, size);
-  layer.forward(a.data(), size, y.data(), Epilogue::kBias);  // create, pack, warm up
+  const int threads = omp_get_max_threads();
+  layer.forward(a.data(), size, y.data(), Epilogue::kBias, threads);  // create, pack, warm up
   double best = 0;
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    layer.forward(a.data(), size, y.data(), Epilogue::kBias);
+    layer.forward(a.data(), size, y.data(), Epilogue::kBias, threads);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, 2.0 * size * size * size / s / 1e9);
   }

@@ -24,7 +24,7 @@ enum class Epilogue {
   kBiasAccumulate,  // y += x W^T + b   (residual add fused as a sum post-op)
 };
 
-// Matmul primitives shared by every Linear of one backend, keyed by (M, K, N, epilogue).
+// Matmul primitives shared by every Linear of one backend, keyed by (M, K, N, epilogue, threads).
 class MatmulCache {
  public:
   struct Entry {
@@ -32,12 +32,12 @@ class MatmulCache {
     dnnl::matmul prim;
   };
   explicit MatmulCache(DnnlContext* ctx) : ctx_(ctx) {}
-  const Entry& get(int64_t m, int64_t k, int64_t n, Epilogue epilogue);
+  const Entry& get(int64_t m, int64_t k, int64_t n, Epilogue epilogue, int threads);
   DnnlContext* context() const { return ctx_; }
 
  private:
   DnnlContext* ctx_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int>, Entry> entries_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, int>, Entry> entries_;
 };
 
 // y[M, N] (op)= x[M, K] W^T + b with PyTorch's Linear weight W [N, K].
@@ -45,7 +45,8 @@ class Linear {
  public:
   Linear(MatmulCache* cache, const float* weight, const float* bias, int64_t out_features,
          int64_t in_features);
-  void forward(const float* x, int64_t rows, float* y, Epilogue epilogue);
+  // On up to max_threads threads: fewer when the product is too small to split (threading.h).
+  void forward(const float* x, int64_t rows, float* y, Epilogue epilogue, int max_threads);
   int64_t in_features() const { return k_; }
   int64_t out_features() const { return n_; }
 
@@ -74,7 +75,7 @@ class Conv2d {
          int64_t in_channels, int64_t kernel, const float* bn_weight, const float* bn_bias,
          const float* bn_mean, const float* bn_var, float bn_eps, bool relu,
          dnnl::memory::format_tag src_tag);
-  void forward(const float* src, int64_t batch, int64_t height, int64_t width, float* dst);
+  void forward(const float* src, int64_t batch, int64_t height, int64_t width, float* dst, int max_threads);
   int64_t out_channels() const { return oc_; }
   // Floats the blocked output occupies (channels padded to the block).
   int64_t dst_size(int64_t batch, int64_t height, int64_t width) const;
@@ -88,13 +89,13 @@ class Conv2d {
     std::unique_ptr<dnnl::reorder> to_blocked;  // given_src -> src, when they differ
     std::vector<float> blocked_src;
   };
-  Compiled& compiled(int64_t batch, int64_t height, int64_t width);
+  Compiled& compiled(int64_t batch, int64_t height, int64_t width, int threads);
   DnnlContext* ctx_;
   int64_t oc_, ic_, kernel_;
   bool relu_;
   dnnl::memory::format_tag src_tag_;
   std::vector<float> weight_, bias_;  // BN folded, OIHW
-  std::map<std::tuple<int64_t, int64_t, int64_t>, Compiled> compiled_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int>, Compiled> compiled_;
 };
 
 // Sustained fp32 GFLOP/s of a large square oneDNN matmul on the current OpenMP threads: the

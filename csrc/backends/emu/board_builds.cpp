@@ -2,6 +2,7 @@
 
 #include <type_traits>
 
+#include "core/isa.h"
 #include "src/m3vit_backbone.h"
 
 // The board builds' symbols (kernels/src/hls_types.h renames them per EDGEMOE_HOST_BOARD_BUILD).
@@ -10,6 +11,10 @@
   extern "C" void m3vit_board_model_##board(edgemoe_ledger::BoardModel*);
 EDGEMOE_DECLARE_BOARD_BUILD(zcu102)
 EDGEMOE_DECLARE_BOARD_BUILD(u280)
+#if defined(__x86_64__) && !defined(EDGEMOE_SINGLE_ISA)
+EDGEMOE_DECLARE_BOARD_BUILD(emu_avx2)
+EDGEMOE_DECLARE_BOARD_BUILD(emu_avx512)
+#endif
 #undef EDGEMOE_DECLARE_BOARD_BUILD
 
 namespace edgemoe::emu {
@@ -19,13 +24,24 @@ static_assert(std::is_same<decltype(m3vit_backbone), KernelFn>::value,
 
 namespace {
 const KernelBuild kEmulation = {"emu", &m3vit_backbone, &m3vit_board_model};
+#if defined(__x86_64__) && !defined(EDGEMOE_SINGLE_ISA)
+// The emulation compiled for the wider ISA paths (CMakeLists.txt): same bits, faster loops.
+const KernelBuild kEmulationAvx2 = {"emu", &m3vit_backbone_emu_avx2, &m3vit_board_model_emu_avx2};
+const KernelBuild kEmulationAvx512 = {"emu", &m3vit_backbone_emu_avx512, &m3vit_board_model_emu_avx512};
+#endif
 const KernelBuild kBoards[] = {
     {"zcu102", &m3vit_backbone_zcu102, &m3vit_board_model_zcu102},
     {"u280", &m3vit_backbone_u280, &m3vit_board_model_u280},
 };
 }  // namespace
 
-const KernelBuild& emulation_build() { return kEmulation; }
+const KernelBuild& emulation_build() {
+#if defined(__x86_64__) && !defined(EDGEMOE_SINGLE_ISA)
+  if (isa::active() == "avx512") return kEmulationAvx512;
+  if (isa::active() == "avx2") return kEmulationAvx2;
+#endif
+  return kEmulation;
+}
 
 const KernelBuild* find_board_build(const std::string& board) {
   for (const KernelBuild& b : kBoards)

@@ -1,3 +1,4 @@
+// Included only by the per-ISA sources (isa/): the types and helpers live in that path's namespace.
 // Portable float vectors (GCC/Clang vector extensions) as wide as one register of the build's ISA:
 // 16 lanes (one zmm) with AVX-512, 8 lanes (one ymm) otherwise. A 16-lane type on AVX2 would be a
 // pair of ymm registers that the kernels' register tiles cannot hold without spilling every FMA.
@@ -7,7 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace edgemoe::cpu {
+namespace edgemoe::cpu::EDGEMOE_ISA_NS {
 
 #if defined(__AVX512F__)
 constexpr int kLanes = 16;
@@ -60,4 +61,4 @@ inline vfloat vexp_nonpositive(vfloat x) {
   return p * scale;
 }
 
-}  // namespace edgemoe::cpu
+}  // namespace edgemoe::cpu::EDGEMOE_ISA_NS
