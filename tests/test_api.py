@@ -124,7 +124,7 @@ def test_thread_count_and_concurrent_calls(model, images):
 
 def test_preprocess_sources_agree(tmp_path):
     rng = np.random.default_rng(0)
-    array = rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
+    array = rng.integers(0, 256, size=(40, 60, 3), dtype=np.uint8)  # resized, in the model's aspect ratio
     Image.fromarray(array).save(tmp_path / "img.png")
     from_array = edgemoe.preprocess(array, (64, 96))
     assert from_array.shape == (1, 3, 64, 96) and from_array.dtype == torch.float32
@@ -188,22 +188,26 @@ def test_cli_info():
     assert "cpu: available" in done.stdout and "emu: available" in done.stdout and "fpga: available" in done.stdout
 
 
-def test_cli_run_writes_one_png_per_task(tmp_path, tiny_checkpoint):
+def test_cli_run_writes_one_png_per_image(tmp_path, tiny_checkpoint):
     image = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (100, 150, 3), dtype=np.uint8)).save(image)
     out = tmp_path / "out"
     done = _cli("run", "--checkpoint", str(tiny_checkpoint), "--image", str(image), "--out", str(out),
                 "--num-heads", "2", "--top-k", "2", "--image-size", "64", "96")
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["normals.png", "sal.png", "semseg.png"]
-    assert "latency (ms)" in done.stdout
-    with Image.open(out / "normals.png") as png:
-        assert png.size == (96, 64) and png.mode == "RGB"
+    assert [p.name for p in out.iterdir()] == ["photo.png"]
+    assert "images/s" in done.stdout and "semseg, sal, normals" in done.stdout
+    with Image.open(out / "photo.png") as png:  # input and the three tasks side by side, 4-pixel gaps
+        assert png.size[0] == 4 * 96 + 3 * 4 and png.size[1] > 64 and png.mode == "RGB"
     only = _cli("run", "--checkpoint", str(tiny_checkpoint), "--image", str(image), "--out", str(tmp_path / "o2"),
                 "--task", "sal", "--num-heads", "2", "--top-k", "2", "--image-size", "64", "96")
-    assert only.returncode == 0 and [p.name for p in (tmp_path / "o2").iterdir()] == ["sal.png"]
+    assert only.returncode == 0, only.stderr
+    with Image.open(tmp_path / "o2" / "photo.png") as png:
+        assert png.size[0] == 2 * 96 + 4
 
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path):
-    done = _cli("run", "--checkpoint", str(tmp_path / "nope"), "--image", "x.png", "--out", str(tmp_path))
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    done = _cli("run", "--checkpoint", str(tmp_path / "nope"), "--image", str(image), "--out", str(tmp_path / "out"))
     assert done.returncode == 1 and "error: no such checkpoint" in done.stderr and "Traceback" not in done.stderr

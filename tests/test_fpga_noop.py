@@ -286,7 +286,8 @@ def test_cli_dry_run(noop, tiny_checkpoint, tmp_path):
                            "--num-heads", "2", "--top-k", "2", "--image-size", "64", "96", "--out",
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["normals.png", "sal.png", "semseg.png"]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["photo.png"]
+    assert "dry run" in done.stdout and "outputs are not computed" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "edgemoe", "run", "--checkpoint", str(tiny_checkpoint), "--image",
                           str(photo), "--backend", "cpu", "--xclbin", str(xclbin), "--num-heads", "2", "--top-k", "2",
                           "--image-size", "64", "96", "--out", str(tmp_path / "out2")], capture_output=True, text=True,

@@ -2,6 +2,8 @@
 // structs, releases the GIL, and maps the core's exceptions to Python ones
 // (std::invalid_argument -> ValueError, std::runtime_error -> RuntimeError).
 #include <omp.h>
+
+#include <cmath>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <torch/extension.h>
@@ -301,6 +303,17 @@ PYBIND11_MODULE(_C, m) {
       .def("to", &PyModel::to, py::arg("backend"), py::arg("options"))
       .def_property("num_threads", &PyModel::num_threads, &PyModel::set_num_threads);
   m.def("build_info", &build_info);
+  // NaN/Inf in a float32 tensor, counted on the calling thread: torch.isfinite would split even a
+  // small image over OpenMP threads whose spinning afterwards slows everything on a busy machine
+  // (csrc/backends/cpu/threading.h).
+  m.def("count_non_finite", [](const torch::Tensor& t) {
+    if (t.scalar_type() != torch::kFloat32 || !t.device().is_cpu() || !t.is_contiguous() || t.layout() != torch::kStrided)
+      throw py::type_error("count_non_finite takes a contiguous float32 CPU tensor");
+    const float* p = t.data_ptr<float>();
+    int64_t bad = 0;
+    for (int64_t i = 0, n = t.numel(); i < n; ++i) bad += !std::isfinite(p[i]);
+    return bad;
+  });
   m.def(
       "required_weights",
       [](const py::dict& config) {

@@ -392,7 +392,7 @@ inline void run_attention(const fm_word_t* qkv, int n, int dim, int heads, fm_t 
 #ifdef EDGEMOE_EMU_PARALLEL
   if (groups >= 2 && !edgemoe_ledger::attached()) {
     const int half = groups / 2;
-#pragma omp parallel sections num_threads(2)
+#pragma omp parallel sections num_threads(2) if (omp_get_max_threads() > 1)
     {
 #pragma omp section
       attention_groups(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, 0, half, scores[0], stats[0]);

@@ -1,7 +1,7 @@
 """edgemoe: multi-task mixture-of-experts vision transformers (M3ViT) on CPUs and FPGAs, from Python."""
 from ._version import __version__
 from .config import ModelConfig, TASK_ORDER
-from .errors import CheckpointError, InputRangeWarning, UnsafeCheckpointError
+from .errors import AspectRatioWarning, BoardLimitWarning, CheckpointError, InputRangeWarning, UnsafeCheckpointError
 from .imaging import postprocess, preprocess
 from .info import info
 from .model import Model
@@ -9,5 +9,6 @@ from .evaluation import evaluate
 from .trace import Trace, compare
 from . import data, reference
 
-__all__ = ["Model", "ModelConfig", "CheckpointError", "UnsafeCheckpointError", "InputRangeWarning", "preprocess", "postprocess", "reference", "info", "evaluate", "compare", "Trace", "data",
+__all__ = ["Model", "ModelConfig", "CheckpointError", "UnsafeCheckpointError", "InputRangeWarning", "AspectRatioWarning",
+           "BoardLimitWarning", "preprocess", "postprocess", "reference", "info", "evaluate", "compare", "Trace", "data",
            "TASK_ORDER", "__version__"]

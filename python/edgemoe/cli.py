@@ -2,16 +2,29 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import time
+import warnings
 from pathlib import Path
 
 DEFAULT_CACHE = Path.home() / ".cache" / "edgemoe"
+BACKENDS = ("cpu", "emu", "fpga")
+BUILTIN = "the built-in trained model, edgemoe.data.trained_checkpoint(): a small M3ViT for 128 x 256 synthetic scenes"
 
 
 def _fpga_kwargs(args) -> dict:
     return {k: v for k, v in (("xclbin", args.xclbin), ("device", args.device), ("timeout", args.timeout))
             if v is not None}
+
+
+def _use_builtin_checkpoint(args) -> None:
+    """--checkpoint defaults to the built-in trained model, loaded with its own config (unless --config)."""
+    args.builtin = args.checkpoint is None
+    if args.builtin:
+        from .data import trained_checkpoint, trained_config
+
+        args.checkpoint = str(trained_checkpoint())
+        args.config = args.config or str(trained_config())
 
 
 def _load(args, backend=None, fpga=None):
@@ -24,6 +37,15 @@ def _load(args, backend=None, fpga=None):
     return Model.from_checkpoint(args.checkpoint, backend=backend or args.backend, top_k=args.top_k,
                                  num_heads=args.num_heads, image_size=size, config=args.config,
                                  num_threads=args.threads, **fpga)
+
+
+def _dry_run(backend: str) -> bool:
+    """fpga under XRT's noop shim: the whole host flow runs, the device computes nothing."""
+    return backend == "fpga" and os.environ.get("XCL_EMULATION_MODE") == "noop"
+
+
+DRY_RUN_NOTE = ("dry run: XCL_EMULATION_MODE=noop, so XRT's noop shim ran the host flow and the device computed "
+                "nothing; the outputs are not computed (they show whatever the device buffers held)")
 
 
 def cmd_noop_xclbin(args):
@@ -46,44 +68,44 @@ def cmd_info(args):
     return 0
 
 
-def run_tasks(model, image, tasks, out_dir: Path):
-    """Run each task on one image, write a PNG per task; returns {task: (seconds, raw output)}."""
-    from .imaging import postprocess, preprocess, render, save_png
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    x = preprocess(image, model.config.image_size)
-    results = {}
-    for task in tasks:
-        t0 = time.perf_counter()
-        y = model(x, task=task)
-        results[task] = (time.perf_counter() - t0, y)
-        save_png(out_dir / f"{task}.png", render(task, postprocess(task, y)[0], model.config.out_channels(task)))
-    return x, results
-
-
 def cmd_run(args):
+    from .runner import collect_images, output_paths, run_images
+
+    # Everything about the files first: a typo or an existing output costs no model load.
+    images = collect_images(args.image)
+    out_dir = Path(args.out)
+    outputs = output_paths(images, out_dir, force=args.force)
     model = _load(args)
     tasks = args.task or model.tasks
     for t in tasks:
         if t not in model.tasks:
             print(f"error: unknown task {t!r}; this model has {model.tasks}", file=sys.stderr)
             return 2
-    _, results = run_tasks(model, args.image, tasks, Path(args.out))
-    print(f"{'task':<12} {'latency (ms)':>12}  output")
-    for task, (seconds, y) in results.items():
-        print(f"{task:<12} {seconds * 1e3:12.1f}  {Path(args.out) / (task + '.png')}  {tuple(y.shape)}")
+    class_names = None
+    if args.builtin:
+        from .data import SYNTHETIC_CLASSES, SYNTHETIC_PARTS
+
+        class_names = {"semseg": SYNTHETIC_CLASSES, "human_parts": SYNTHETIC_PARTS}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = run_images(model, images, outputs, tasks, batch_size=args.batch_size, class_names=class_names)
+    names = ", ".join(p.name for p in outputs[:4]) + (", ..." if len(outputs) > 4 else "")
+    print(f"wrote {len(outputs)} figure{'s' * (len(outputs) != 1)} to {out_dir}/ ({names}): input, then "
+          f"{', '.join(tasks)} side by side")
+    print(report.format())
+    if _dry_run(model.backend):
+        print(DRY_RUN_NOTE)
     return 0
 
 
 def cmd_estimate(args):
-    from .imaging import preprocess
-
     model = _load(args)
     task = args.task or model.tasks[0]
     if task not in model.tasks:
         print(f"error: unknown task {task!r}; this model has {model.tasks}", file=sys.stderr)
         return 2
-    images = preprocess(args.image, model.config.image_size) if args.image else None
+    from .imaging import preprocess, sample_input
+
+    images = preprocess(args.image, model.config.image_size) if args.image else sample_input(model.config.image_size)
     print(model.estimate(board=args.board, images=images, task=task).table(per_stage=not args.summary))
     return 0
 
@@ -102,6 +124,8 @@ def cmd_evaluate(args):
     results = evaluate(model, dataset, tasks=args.task, batch_size=args.batch_size)
     print(f"{args.backend} on {args.data} ({len(dataset)} images):")
     print(format_results(results))
+    if _dry_run(args.backend):
+        print(DRY_RUN_NOTE)
     return 0
 
 
@@ -113,7 +137,7 @@ def _reference(args):
 
 
 def cmd_compare(args):
-    from .imaging import preprocess, sample_photo
+    from .imaging import preprocess, sample_input
     from .trace import compare
 
     traces = []
@@ -128,10 +152,12 @@ def cmd_compare(args):
         if task not in config.task_names:
             print(f"error: unknown task {task!r}; this model has {list(config.task_names)}", file=sys.stderr)
             return 2
-        images = preprocess(args.image if args.image else sample_photo(), config.image_size)
+        images = preprocess(args.image, config.image_size) if args.image else sample_input(config.image_size)
         traces.append(model.trace(images, task))
     result = compare(*traces)
     print(result)
+    if any(_dry_run(b) for b in args.backends):
+        print(DRY_RUN_NOTE)
     return 0 if result.first_divergence is None else 3
 
 
@@ -144,116 +170,208 @@ def cmd_train(args):
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (argparse then names the option in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    """argparse type: an int >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def _checkpoint_option(p):
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help=f"M3ViT checkpoint: a rank-shard directory or a .pth/.pth.tar file (default: {BUILTIN})")
+
+
 def _model_options(p):
-    """The model options `run` takes, shared by every command that loads a checkpoint."""
-    p.add_argument("--top-k", type=int, dest="top_k")
-    p.add_argument("--num-heads", type=int, dest="num_heads")
-    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), dest="image_size")
-    p.add_argument("--config", help="M3ViT YAML config supplying heads/top-k/image size")
-    p.add_argument("--threads", type=int)
+    """The model options of every command that loads a checkpoint."""
+    p.add_argument("--top-k", type=_positive_int, dest="top_k", metavar="K",
+                   help="experts per token in each MoE layer (a checkpoint does not record it; default: --config, "
+                        "else M3ViT's 4)")
+    p.add_argument("--num-heads", type=_positive_int, dest="num_heads", metavar="N",
+                   help="attention heads (a checkpoint does not record them; default: --config, else M3ViT's "
+                        "per-width choice)")
+    p.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("H", "W"), dest="image_size",
+                   help="input size in pixels when the checkpoint's token count does not tell it")
+    p.add_argument("--config", metavar="YAML", help="M3ViT YAML config supplying heads, top-k and image size")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="OpenMP threads of the model (default: edgemoe's choice for this machine; "
+                        "`python -m edgemoe info` says how many and why)")
+
+
+def _backend_option(p, extra=(), default="cpu"):
+    names = BACKENDS + tuple(extra)
+    described = {"cpu": "fp32 CPU", "emu": "the accelerator's bit-exact emulation", "fpga": "an FPGA through XRT",
+                 "reference": "PyTorch"}
+    p.add_argument("--backend", default=default, choices=names,
+                   help="where the model runs: " + ", ".join(f"{n} ({described[n]})" for n in names)
+                        + f" (default: {default})")
 
 
 def _fpga_options(p):
     """The fpga backend's options, for every command that runs a model."""
-    p.add_argument("--xclbin", help="fpga: the .xclbin built by kernels/vitis (default: $EDGEMOE_XCLBIN)")
-    p.add_argument("--device", type=int, help="fpga: XRT device index (default 0)")
-    p.add_argument("--timeout", type=float, help="fpga: seconds a kernel run may take (default 300)")
+    p.add_argument("--xclbin", metavar="FILE", help="fpga: the .xclbin built by kernels/vitis (default: $EDGEMOE_XCLBIN)")
+    p.add_argument("--device", type=int, metavar="INDEX", help="fpga: XRT device index (default 0)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="fpga: seconds a kernel run may take (default 300)")
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgemoe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p_info = sub.add_parser("info", help="version, build options, backends and why any is unavailable")
+    p_info = sub.add_parser("info", help="version, build, backends (and why any is unavailable), default threads, "
+                                         "and the accelerator builds' limits")
     p_info.add_argument("--devices", action="store_true",
                         help="also probe the system for FPGA devices through XRT (never done otherwise)")
 
-    run = sub.add_parser("run", help="run a checkpoint on an image, one PNG per task")
-    run.add_argument("--checkpoint", required=True, help="M3ViT checkpoint directory or .pth/.pth.tar file")
-    run.add_argument("--image", required=True, help="input image (any format PIL reads)")
-    run.add_argument("--task", action="append", help="task to run (repeatable; default: all)")
-    run.add_argument("--backend", default="cpu")
-    run.add_argument("--out", required=True, help="output directory for the PNGs")
+    run = sub.add_parser("run", help="run a model on image files, batched, all tasks at once; one PNG per image",
+                         description="Run a model on image files: batched, every task in one call per batch, one "
+                                     "PNG per image (input and each task side by side, with legends), throughput.")
+    run.add_argument("--image", action="append", required=True, metavar="FILE|DIR|GLOB",
+                     help="an image file, a directory (its image files, not subdirectories) or a quoted glob "
+                          "pattern; repeatable")
+    run.add_argument("--out", required=True, metavar="DIR",
+                     help="directory for the figures: <image name>.png per image (created if missing)")
+    run.add_argument("--force", action="store_true", help="overwrite figures that already exist in --out")
+    _checkpoint_option(run)
+    run.add_argument("--task", action="append", metavar="TASK", help="task to run (repeatable; default: all)")
+    run.add_argument("--batch-size", type=_positive_int, default=8, dest="batch_size", metavar="N",
+                     help="images per model call (default 8)")
+    _backend_option(run)
     _model_options(run)
     _fpga_options(run)
 
     est = sub.add_parser("estimate", help="modelled latency and resources of the accelerator on a board")
-    est.add_argument("--checkpoint", required=True, help="M3ViT checkpoint directory or .pth/.pth.tar file")
-    est.add_argument("--board", default="zcu102", choices=["zcu102", "u280"])
+    _checkpoint_option(est)
+    est.add_argument("--board", default="zcu102", choices=["zcu102", "u280"],
+                     help="the board whose kernel build is modelled (default: zcu102)")
     est.add_argument("--task", help="the task whose gates route the MoE layers (default: the first)")
-    est.add_argument("--image", help="input image whose routing sets the MoE load (default: the built-in photo)")
+    est.add_argument("--image", metavar="FILE", help="input image whose routing sets the MoE load (default: the "
+                                                     "built-in photo)")
     est.add_argument("--summary", action="store_true", help="totals by unit only, no per-stage rows")
     _model_options(est)
     est.set_defaults(backend="cpu", xclbin=None, device=None, timeout=None)
 
     ev = sub.add_parser("evaluate", help="task metrics of a checkpoint on a dataset, on any backend or PyTorch")
-    ev.add_argument("--checkpoint", help="M3ViT checkpoint (default: the built-in trained synthetic-scenes model)")
-    ev.add_argument("--backend", default="cpu", help="cpu, emu, fpga, or reference (PyTorch)")
-    ev.add_argument("--data", default="synthetic:100", help="synthetic:N (test scenes), pascal:DIR or nyud:DIR")
-    ev.add_argument("--task", action="append", help="task to evaluate (repeatable; default: all the data has)")
-    ev.add_argument("--batch-size", type=int, default=8, dest="batch_size")
+    _checkpoint_option(ev)
+    _backend_option(ev, extra=("reference",))
+    ev.add_argument("--data", default="synthetic:100", metavar="SPEC",
+                    help="synthetic:N (the first N built-in test scenes), pascal:DIR or nyud:DIR (M3ViT's folder "
+                         "layouts, val split) (default: synthetic:100)")
+    ev.add_argument("--task", action="append", metavar="TASK",
+                    help="task to evaluate (repeatable; default: all the model and the data have)")
+    ev.add_argument("--batch-size", type=_positive_int, default=8, dest="batch_size", metavar="N",
+                    help="images per model call (default 8)")
     _model_options(ev)
     _fpga_options(ev)
 
     cmp = sub.add_parser("compare", help="layer-by-layer comparison of two backends (or PyTorch) on one image")
-    cmp.add_argument("--checkpoint", help="M3ViT checkpoint (default: the built-in trained synthetic-scenes model)")
+    _checkpoint_option(cmp)
     cmp.add_argument("--backends", nargs=2, default=["reference", "emu"], metavar=("A", "B"),
-                     help="baseline and backend under test: reference (PyTorch), cpu, emu or fpga (default: reference emu)")
+                     choices=BACKENDS + ("reference",),
+                     help="baseline and backend under test: reference (PyTorch), cpu, emu or fpga "
+                          "(default: reference emu)")
     cmp.add_argument("--task", help="the task whose gates and head run (default: the first)")
-    cmp.add_argument("--image", help="input image (default: the built-in photo)")
+    cmp.add_argument("--image", metavar="FILE", help="input image (default: the built-in photo)")
     _model_options(cmp)
     _fpga_options(cmp)
 
     tr = sub.add_parser("train", help="train the small M3ViT on the built-in synthetic scenes (CPU)")
-    tr.add_argument("--out", required=True, help="checkpoint directory to write (M3ViT's rank shards)")
-    tr.add_argument("--steps", type=int, default=640)
-    tr.add_argument("--batch-size", type=int, default=8, dest="batch_size")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--threads", type=int, default=2)
-    tr.add_argument("--max-minutes", type=float, dest="max_minutes", help="stop with an error past this time")
+    tr.add_argument("--out", required=True, metavar="DIR",
+                    help="checkpoint directory to write (M3ViT's rank shards)")
+    tr.add_argument("--steps", type=_positive_int, default=640, metavar="N",
+                    help="optimiser steps, each on fresh scenes (default 640)")
+    tr.add_argument("--batch-size", type=_positive_int, default=8, dest="batch_size", metavar="N",
+                    help="scenes per step (default 8)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the initial weights; the scenes are the same for every seed (default 0)")
+    tr.add_argument("--threads", type=_positive_int, default=2, metavar="N", help="PyTorch threads (default 2)")
+    tr.add_argument("--max-minutes", type=float, dest="max_minutes", metavar="MIN",
+                    help="stop with an error past this time")
 
     noop = sub.add_parser("noop-xclbin", help="write a metadata-only xclbin for a dry run of the fpga backend")
     noop.add_argument("out", help="output .xclbin path")
 
-    demo = sub.add_parser("demo", help="the main job on a built-in seeded PASCAL ViT-S checkpoint")
-    demo.add_argument("--out", default="demo_out")
-    demo.add_argument("--cache", default=str(DEFAULT_CACHE))
-    demo.add_argument("--backend", default="cpu")
+    demo = sub.add_parser("demo", help="the built-in trained M3ViT on test scenes and a photo: figures, task "
+                                       "metrics against PyTorch and a baseline, routing")
+    demo.add_argument("--out", default="demo_out", metavar="DIR", help="directory for the figures (default demo_out)")
+    demo.add_argument("--cache", default=str(DEFAULT_CACHE), metavar="DIR",
+                      help="cache directory; the demo writes nothing there (its model is built in), the option "
+                           "stays for make demo")
+    _backend_option(demo)
 
-    bench = sub.add_parser("bench", help="latency of the native backends vs PyTorch")
-    bench.add_argument("--cache", default=str(DEFAULT_CACHE))
-    bench.add_argument("--repeats", type=int, default=5)
-    bench.add_argument("--torch-repeats", type=int, default=3)
-    bench.add_argument("--threads", type=int, default=2)
-    bench.add_argument("--emu-repeats", type=int, default=2, help="runs of the emulated ViT-S backbone (0: skip emu)")
+    bench = sub.add_parser("bench", help="latency of the native backends vs PyTorch, and the modelled accelerator")
+    bench.add_argument("--cache", default=str(DEFAULT_CACHE), metavar="DIR",
+                       help="where the seeded benchmark checkpoints (PASCAL ViT-S 512x512 and Edge-MoE's ViT-T, "
+                            "about 500 MB) are written on the first run and reused (default: ~/.cache/edgemoe)")
+    bench.add_argument("--quick", action="store_true",
+                       help="a short run (about a minute) for a first look; the full run is make bench")
+    bench.add_argument("--repeats", type=_positive_int, default=5, metavar="N",
+                       help="timed runs of the native cpu backend per measurement (default 5; median reported)")
+    bench.add_argument("--torch-repeats", type=_positive_int, default=3, metavar="N",
+                       help="timed runs of the PyTorch peer (default 3)")
+    bench.add_argument("--threads", type=_positive_int, default=2, metavar="N",
+                       help="threads of every backend and of PyTorch (default 2)")
+    bench.add_argument("--emu-repeats", type=_count, default=2, metavar="N",
+                       help="timed runs of the emulated PASCAL ViT-S backbone (default 2; 0 skips it)")
+    return parser
 
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "info":
-            return cmd_info(args)
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "estimate":
-            return cmd_estimate(args)
-        if args.command == "noop-xclbin":
-            return cmd_noop_xclbin(args)
-        if args.command in ("evaluate", "compare"):
-            if args.checkpoint is None:
-                from .data import trained_checkpoint, trained_config
 
-                args.checkpoint = str(trained_checkpoint())
-                args.config = args.config or str(trained_config())
-            return cmd_evaluate(args) if args.command == "evaluate" else cmd_compare(args)
-        if args.command == "train":
-            return cmd_train(args)
-        if args.command == "demo":
-            from .demo import demo as run_demo
+def _print_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one line each ("warning: ..."), not with the source line that raised them."""
+    print(f"warning: {message}", file=sys.stderr)
 
-            return run_demo(Path(args.out), Path(args.cache), args.backend)
-        if args.command == "bench":
-            from .bench import bench as run_bench
 
-            return run_bench(Path(args.cache), args.repeats, args.torch_repeats, args.threads, args.emu_repeats)
-    except (ValueError, TypeError, RuntimeError, OSError, ImportError) as exc:  # TimeoutError is an OSError
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():  # restores the caller's warning display (tests call main in-process)
+        warnings.showwarning = _print_warning
+        try:
+            return _dispatch(args)
+        except (ValueError, TypeError, RuntimeError, OSError, ImportError) as exc:  # TimeoutError is an OSError
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+
+def _dispatch(args) -> int:
+    if args.command in ("run", "estimate", "evaluate", "compare"):
+        _use_builtin_checkpoint(args)
+    if args.command == "info":
+        return cmd_info(args)
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "estimate":
+        return cmd_estimate(args)
+    if args.command == "noop-xclbin":
+        return cmd_noop_xclbin(args)
+    if args.command == "evaluate":
+        return cmd_evaluate(args)
+    if args.command == "compare":
+        return cmd_compare(args)
+    if args.command == "train":
+        return cmd_train(args)
+    if args.command == "demo":
+        from .demo import demo as run_demo
+
+        return run_demo(Path(args.out), Path(args.cache), args.backend)
+    if args.command == "bench":
+        from .bench import bench as run_bench
+
+        return run_bench(Path(args.cache), args.repeats, args.torch_repeats, args.threads, args.emu_repeats,
+                         quick=args.quick)
+    raise AssertionError(f"unhandled command {args.command}")  # argparse allows only the commands above

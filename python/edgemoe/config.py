@@ -6,10 +6,11 @@ import dataclasses
 import math
 import numbers
 import re
+import warnings
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Tuple
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigWarning
 
 # M3ViT's fixed task order (utils/config.py); the position among the tasks present is the task id
 # that selects the router.
@@ -46,6 +47,12 @@ class ModelConfig:
     gate_num_tasks: int
     tasks: Tuple[Tuple[str, int], ...]  # (name, output channels) in M3ViT's task order
     head_channels: int = 256
+    # Where each hyper-parameter came from ("weights", "keyword", "file <path>", "default ..."): shown by
+    # str(config), ignored by ==.
+    provenance: Tuple[Tuple[str, str], ...] = dataclasses.field(default=(), compare=False, repr=False)
+
+    def source(self, field: str) -> str:
+        return dict(self.provenance).get(field, "weights")
 
     @property
     def grid(self) -> Tuple[int, int]:
@@ -84,21 +91,27 @@ class ModelConfig:
         rows = [
             ("width (embed_dim)", self.embed_dim),
             ("depth", self.depth),
-            ("heads", f"{self.num_heads} (head dim {self.embed_dim // self.num_heads})"),
+            ("heads", f"{self.num_heads} (head dim {self.embed_dim // self.num_heads})", "num_heads"),
             ("patch", self.patch_size),
-            ("image (H x W)", f"{self.image_size[0]} x {self.image_size[1]}"),
+            ("image (H x W)", f"{self.image_size[0]} x {self.image_size[1]}", "image_size"),
             ("tokens", f"{self.num_tokens} = 1 cls + {h} x {w}"),
             ("dense MLP hidden", self.mlp_hidden),
             ("MoE blocks", ", ".join(map(str, self.moe_blocks)) or "none"),
             ("experts", self.num_experts),
             ("expert hidden", self.expert_hidden),
-            ("top-k", self.top_k),
+            ("top-k", self.top_k, "top_k"),
             ("gate", self.gate + (f" (task feature {self.gate_task_dim})" if self.gate == "task_conditioned" else "")),
             ("tasks", ", ".join(f"{n}[{c}]" for n, c in self.tasks)),
             ("head channels", self.head_channels),
         ]
-        width = max(len(k) for k, _ in rows)
-        return "ModelConfig\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+        width = max(len(row[0]) for row in rows)
+        values = [str(row[1]) for row in rows]
+        column = min(24, max(map(len, values)))
+        lines = []
+        for row, value in zip(rows, values):
+            source = self.source(row[2]) if len(row) > 2 else "weights"
+            lines.append(f"  {row[0]:<{width}}  {value:<{column}}  <- {source}")
+        return "ModelConfig (value <- where it came from)\n" + "\n".join(lines)
 
 
 def _shape(state: Mapping, key: str, ndim: int) -> Tuple[int, ...]:
@@ -129,12 +142,55 @@ def check_image_size(value, name: str = "image_size") -> Tuple[int, int]:
     return check_int(value[0], f"{name}[0]"), check_int(value[1], f"{name}[1]")
 
 
+MAX_CONFIG_BYTES = 1 << 20
+CONFIG_NAMES = ("config.yml", "config.yaml")
+
+
+def find_config(checkpoint) -> Optional[Path]:
+    """The M3ViT YAML config that lies next to a checkpoint, or None.
+
+    Looked for in the checkpoint directory itself (``edgemoe train`` writes it there) and then in the
+    directory that holds the checkpoint (M3ViT's run directory, where the built-in model keeps it):
+    ``config.yml``/``config.yaml`` first, else the one ``*.yml``/``*.yaml`` there. Several candidates
+    and none named config -> None with a warning; a candidate that supplies none of heads, top-k or
+    image size (some other YAML) is not a config.
+    """
+    path = Path(checkpoint)
+    folders = [path, path.parent] if path.is_dir() else [path.parent]
+    for folder in folders:
+        try:
+            files = sorted(p for p in folder.iterdir()
+                           if p.suffix in (".yml", ".yaml") and p.is_file() and not p.is_symlink())
+        except OSError:
+            continue
+        named = [p for p in files if p.name in CONFIG_NAMES]
+        if named:
+            candidates = named[:1]
+        elif len(files) > 1:
+            warnings.warn(f"{folder} holds several YAML files ({', '.join(p.name for p in files[:5])}) and none is "
+                          f"named config.yml: none is used; pass config=", ConfigWarning, stacklevel=4)
+            return None
+        else:
+            candidates = files
+        for candidate in candidates:
+            try:
+                if read_yaml_config(candidate):
+                    return candidate
+            except ValueError as exc:
+                warnings.warn(f"ignoring {candidate} found next to the checkpoint: {exc}", ConfigWarning, stacklevel=4)
+    return None
+
+
 def read_yaml_config(path) -> dict:
     """The few hyper-parameters an M3ViT YAML config can supply (safe_load: data only)."""
     import yaml
 
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        with open(path, "rb") as f:
+            text = f.read(MAX_CONFIG_BYTES + 1)
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ValueError(f"config file {path} is over {MAX_CONFIG_BYTES // 1024} KiB; an M3ViT config is a few KiB")
+        raw = yaml.safe_load(text.decode("utf-8"))
     except (OSError, UnicodeError, RecursionError, yaml.YAMLError) as exc:
         raise ValueError(f"config file {path} cannot be read: {exc}") from None
     if not isinstance(raw, dict):
@@ -184,15 +240,17 @@ def _grid_from_tokens(patches: int, patch: int, image_size: Optional[Sequence[in
     raise ValueError(f"cannot tell the image size from {patches} patch positions; pass image_size=(H, W)")
 
 
-def derive_config(state: Mapping, *, top_k=None, num_heads=None, image_size=None, yaml_config=None) -> ModelConfig:
-    """Build the config from a normalised state dict (keys without 'module.')."""
+def derive_config(state: Mapping, *, top_k=None, num_heads=None, image_size=None, yaml_config=None,
+                  warn_defaults: bool = False) -> ModelConfig:
+    """Build the config from a normalised state dict (keys without 'module.'), recording where each
+    hyper-parameter came from; ``warn_defaults`` warns (ConfigWarning) when heads or top-k are guesses."""
     overrides = read_yaml_config(yaml_config) if yaml_config is not None else {}
-    if top_k is not None:
-        overrides["top_k"] = check_int(top_k, "top_k")
-    if num_heads is not None:
-        overrides["num_heads"] = check_int(num_heads, "num_heads")
-    if image_size is not None:
-        overrides["image_size"] = check_image_size(image_size)
+    provenance = {name: f"file {yaml_config}" for name in overrides}
+    for name, value, check in (("top_k", top_k, check_int), ("num_heads", num_heads, check_int),
+                               ("image_size", image_size, check_image_size)):
+        if value is not None:
+            overrides[name] = check(value, name)
+            provenance[name] = "keyword"
 
     _, tokens, D = _shape(state, "backbone.pos_embed", 3)
     pD, in_chans, P, P2 = _shape(state, "backbone.patch_embed.proj.weight", 4)
@@ -203,6 +261,9 @@ def derive_config(state: Mapping, *, top_k=None, num_heads=None, image_size=None
         raise CheckpointError(f"backbone.patch_embed.proj.weight has {P}x{P} patches; M3ViT's heads upsample "
                               f"by 16, so the supported patch size is {SUPPORTED_PATCH}")
     gh, gw = _grid_from_tokens(tokens - 1, P, overrides.get("image_size"))
+    if "image_size" not in provenance:
+        provenance["image_size"] = (f"weights (pos_embed: {tokens - 1} positions, M3ViT's {gh} x {gw} grid)"
+                                    if tokens - 1 in KNOWN_GRIDS else f"weights (pos_embed: a square {gh} x {gw} grid)")
 
     block_ids = set()
     for key in state:
@@ -271,8 +332,48 @@ def derive_config(state: Mapping, *, top_k=None, num_heads=None, image_size=None
     if moe_blocks:
         if not 1 <= k <= num_experts:
             raise ValueError(f"top_k={k} must be between 1 and the number of experts ({num_experts})")
+    # What the weights cannot confirm, guessed from M3ViT's recipe: said once, since a wrong guess runs a
+    # different model without any error.
+    guessed = []
+    if "num_heads" not in provenance:
+        provenance["num_heads"] = f"default (M3ViT's heads for width {D})"
+        guessed.append(f"num_heads={heads}")
+    if "top_k" not in provenance:
+        if moe_blocks:
+            provenance["top_k"] = "default (M3ViT README: --moe_top_k 4)"
+            guessed.append(f"top_k={k}")
+        else:
+            provenance["top_k"] = "weights (no MoE block)"
+    if guessed and warn_defaults:
+        verb = "are M3ViT's defaults" if len(guessed) > 1 else "is M3ViT's default"
+        warnings.warn(f"{' and '.join(guessed)} {verb}, not read from "
+                      f"the checkpoint (a checkpoint does not record {'them' if len(guessed) > 1 else 'it'}); if the "
+                      f"model was trained otherwise it runs wrong without an error: pass config= (the run's YAML) "
+                      f"or {'/'.join(g.split('=')[0] + '=' for g in guessed)}", ConfigWarning, stacklevel=4)
     return ModelConfig(
         embed_dim=D, depth=depth, num_heads=heads, patch_size=P, image_size=(gh * P, gw * P),
         mlp_hidden=mlp_hidden, moe_blocks=moe_blocks, num_experts=num_experts, expert_hidden=expert_hidden,
         top_k=k, gate=gate, gate_task_dim=gate_task_dim, gate_num_tasks=gate_num_tasks, tasks=tasks,
-        head_channels=head_channels)
+        head_channels=head_channels, provenance=tuple(sorted(provenance.items())))
+
+
+def checkpoint_config(state: Mapping, path, *, top_k=None, num_heads=None, image_size=None, config=None) -> ModelConfig:
+    """The config of the checkpoint at ``path``: its weights, the keywords, then ``config`` (an M3ViT
+    YAML file; None: the one found next to the checkpoint, find_config; False: none), then defaults."""
+    if config is None:
+        config = find_config(path)
+    return derive_config(state, top_k=top_k, num_heads=num_heads, image_size=image_size,
+                         yaml_config=config or None, warn_defaults=True)
+
+
+def write_yaml_config(config: ModelConfig, path) -> None:
+    """The M3ViT YAML config of ``config``: what its checkpoint cannot record (heads, top-k, image size),
+    in the keys read_yaml_config reads and M3ViT's configs use (backbone_kwargs)."""
+    H, W = config.image_size
+    Path(path).write_text(
+        "# M3ViT-style YAML config: the hyper-parameters a checkpoint does not record. edgemoe finds it\n"
+        "# next to the checkpoint (Model.from_checkpoint); M3ViT reads the same backbone_kwargs.\n"
+        "backbone_kwargs:\n"
+        f"  num_heads: {config.num_heads}\n"
+        f"  moe_top_k: {config.top_k}\n"
+        f"  img_size: [{H}, {W}]\n")

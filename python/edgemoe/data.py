@@ -52,7 +52,7 @@ def trained_checkpoint() -> Path:
 
 def trained_config() -> Path:
     """The M3ViT YAML config of the built-in checkpoint: what a checkpoint does not record (its
-    heads, top-k 2 and 128 x 256 input). Pass it as ``config=`` when loading ``trained_checkpoint()``."""
+    heads, top-k 2 and 128 x 256 input); from_checkpoint finds it next to ``trained_checkpoint()``."""
     return trained_checkpoint().parent / "config.yml"
 
 

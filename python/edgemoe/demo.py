@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import SyntheticScenes, trained_checkpoint, trained_config
+from .data import SyntheticScenes, trained_checkpoint
 from .evaluation import evaluate, routing_statistics, trivial_baseline
 from .imaging import postprocess, preprocess, render, render_target, sample_photo, save_png, unnormalise
 from .metrics import METRICS, format_metric
@@ -39,7 +39,7 @@ def _panel(model: Model, x: torch.Tensor, pixels: np.ndarray, item=None) -> np.n
 
 def demo(out_dir: Path, cache: Path, backend: str = "cpu") -> int:
     ckpt = trained_checkpoint()
-    model = Model.from_checkpoint(ckpt, backend=backend, config=trained_config())
+    model = Model.pretrained(backend=backend)
     print(f"checkpoint: {ckpt} (trained on the built-in synthetic scenes: python -m edgemoe train)")
     print(model.config)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,7 @@ def demo(out_dir: Path, cache: Path, backend: str = "cpu") -> int:
     print(f"wrote {', '.join(sorted(p.name for p in out_dir.glob('*.png')))} to {out_dir}/ "
           f"(rows: input, then per task prediction | ground truth; tasks {', '.join(model.tasks)})")
 
-    reference = M3ViT.from_checkpoint(ckpt, config=trained_config())
+    reference = M3ViT.pretrained()
     torch.set_num_threads(model.num_threads)
     print(f"\ntask metrics on {METRIC_SCENES} test scenes:")
     ours = evaluate(model, scenes)

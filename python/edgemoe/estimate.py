@@ -89,10 +89,10 @@ class Estimate:
     def table(self, per_stage: bool = True) -> str:
         lines = [f"modelled latency of the M3ViT backbone on {self.board} ({self.device}, {self.clock_mhz} MHz), "
                  f"task {self.task!r}, per image (mean of {self.images})"]
-        head = f"{'stage':<14} {'unit':<18} {'cycles':>11} {'ms':>8} {'MAC util':>8} {'MB moved':>9}  bound"
-        lines.append(head)
-        lines.append("-" * len(head))
         if per_stage:
+            head = f"{'stage':<14} {'unit':<18} {'cycles':>11} {'ms':>8} {'MAC util':>8} {'MB moved':>9}  bound"
+            lines.append(head)
+            lines.append("-" * len(head))
             for u in self.units:
                 util = f"{u.mac_utilisation * 100:7.1f}%" if u.mac_utilisation is not None else f"{'':>8}"
                 lines.append(f"{stage_name(u.stage):<14} {u.unit:<18} {u.cycles:>11,} {u.milliseconds:8.3f} {util} "

@@ -1,14 +1,41 @@
 """Task metrics of a model on a dataset: ``edgemoe.evaluate(model, dataset)``.
 
 ``model`` is an ``edgemoe.Model`` on any backend (cpu, emu, fpga) or an ``edgemoe.reference.M3ViT``
-(PyTorch); ``dataset`` yields the dicts of ``edgemoe.data`` (the synthetic scenes, or PASCAL-Context
-/ NYUD-v2 in M3ViT's folder layouts). Metrics are those of ``edgemoe.metrics``, computed as M3ViT
-computes them.
+(PyTorch). Metrics are those of ``edgemoe.metrics``, computed as M3ViT computes them.
+
+The dataset
+-----------
+``dataset`` is anything with ``len(dataset)`` and ``dataset[i]`` (a list, a ``torch.utils.data.Dataset``):
+the built-in ``edgemoe.data`` readers (the synthetic scenes, PASCAL-Context and NYUD-v2 in M3ViT's folder
+layouts) or your own. Each item is a dict holding
+
+- ``"image"``: float32 ``[3, H, W]``, normalised as ``edgemoe.preprocess`` does (ImageNet mean/std
+  on RGB in [0, 1]), at the model's input size ``model.config.image_size``;
+- one target per task to evaluate, at the same ``H x W``:
+
+  ========================  =====================  ====================================================
+  key                       shape, dtype           values
+  ========================  =====================  ====================================================
+  ``semseg``                [H, W] integer         class ids 0 .. classes - 1; 255 = ignore
+  ``human_parts``           [H, W] integer         part ids 0 .. parts - 1 (0 = background); 255 = ignore
+  ``sal``                   [H, W] float (or int)  1 = salient, 0 = not (> 0.5 counts as salient); 255 = ignore
+  ``edge``                  [H, W] float (or int)  1 = edge pixel, 0 = not; 255 = ignore
+  ``normals``               [3, H, W] float        unit vectors (x right, y up, z towards the camera);
+                                                   a pixel with any component 255 is ignored
+  ``depth``                 [H, W] float           metres; 0 (or 255) = no measurement, ignored
+  ========================  =====================  ====================================================
+
+Other keys (``edgemoe.data`` adds ``"pixels"``) are ignored. The tasks evaluated are those the model
+and the first item both have, or ``tasks=``; every item must then hold each of them. Items are checked
+as they are read: an item that is not a dict is a TypeError, a wrong shape, dtype or value a ValueError
+naming the item's index and key. Saliency and edge targets are probabilities or {0, 1} masks, not
+0 .. 255 grey levels (255 means ignore).
 """
 from __future__ import annotations
 
 import sys
-from typing import Dict, Optional, Sequence
+from collections.abc import Mapping
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -16,20 +43,95 @@ from . import metrics as _metrics
 from .blas import single_threaded_blas
 from .progress import Progress
 
+ITEM_FORMAT = ("a dict with 'image' (float32 [3, H, W], normalised as edgemoe.preprocess does) and one target "
+               "per task ('semseg': int [H, W] class ids, 'sal': float [H, W] in [0, 1], 'normals': float "
+               "[3, H, W], ...; 255 = ignore; see edgemoe.evaluation)")
+SEGMENTATION = ("semseg", "human_parts")
+MASKS = ("sal", "edge")  # probabilities or {0, 1} masks
+
 
 def _model_parts(model):
-    """(tasks, channels per task, image size, forward(images, task) -> output)."""
+    """(name for messages, tasks, channels per task, image size, forward(images, task) -> output)."""
     from .model import Model
     from .reference import M3ViT
 
     if isinstance(model, Model):
-        return model.tasks, model.config.out_channels, model.config.image_size, lambda x, t: model(x, task=t)
+        return (model.backend, model.tasks, model.config.out_channels, model.config.image_size,
+                lambda x, t: model(x, task=t))
     if isinstance(model, M3ViT):
         def forward(x, t):
             with torch.no_grad(), single_threaded_blas():  # PyTorch at its fastest here (edgemoe.blas)
                 return model(x, t)
-        return list(model.tasks), model.cfg.out_channels, model.cfg.image_size, forward
+        return "PyTorch", list(model.tasks), model.cfg.out_channels, model.cfg.image_size, forward
     raise TypeError(f"model must be an edgemoe.Model or an edgemoe.reference.M3ViT, got {type(model).__name__}")
+
+
+def _tensor(index: int, item: Mapping, key: str) -> torch.Tensor:
+    if key not in item:
+        what = "'image'" if key == "image" else f"{key!r} target"
+        raise ValueError(f"dataset item {index} has no {what}; keys: {sorted(map(str, item))}; an item must be "
+                         f"{ITEM_FORMAT}")
+    value = item[key]
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"dataset item {index}: {key!r} must be a torch.Tensor, got {type(value).__name__} "
+                        f"(torch.from_numpy converts an array)")
+    if value.layout != torch.strided or value.device.type != "cpu":
+        raise ValueError(f"dataset item {index}: {key!r} must be a dense CPU tensor, got layout {value.layout} "
+                         f"on {value.device}")
+    return value
+
+
+def check_item(index: int, item, tasks: Sequence[str], image_size: Tuple[int, int],
+               channels: Callable[[str], int]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    """Item ``index`` checked against the format in this module's doc: (image, {task: target}), the
+    targets in the dtypes the meters take (int64 class ids, float32 otherwise)."""
+    if not isinstance(item, Mapping):
+        raise TypeError(f"dataset item {index} is a {type(item).__name__}; an item must be {ITEM_FORMAT}")
+    H, W = image_size
+    image = _tensor(index, item, "image")
+    if image.dtype != torch.float32:
+        raise ValueError(f"dataset item {index}: 'image' must be float32 (normalised as edgemoe.preprocess does), "
+                         f"got {image.dtype}")
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"dataset item {index}: 'image' must be [3, H, W] (one image, no batch dimension), "
+                         f"got shape {tuple(image.shape)}")
+    if tuple(image.shape[1:]) != (H, W):
+        raise ValueError(f"dataset item {index}: images are {tuple(image.shape[1:])}, the model takes {(H, W)}; "
+                         f"open the dataset with image_size={(H, W)}")
+    if not bool(torch.isfinite(image).all()):
+        raise ValueError(f"dataset item {index}: 'image' holds NaN or Inf values")
+    targets = {}
+    for task in tasks:
+        t = _tensor(index, item, task)
+        shape = (3, H, W) if task == "normals" else (H, W)
+        if tuple(t.shape) != shape:
+            raise ValueError(f"dataset item {index}: {task!r} must have shape {list(shape)} like its image, "
+                             f"got {tuple(t.shape)}")
+        if t.is_complex() or (t.dtype == torch.bool and task not in MASKS):
+            raise ValueError(f"dataset item {index}: {task!r} cannot be {t.dtype}")
+        if task in SEGMENTATION:
+            if t.is_floating_point():
+                raise ValueError(f"dataset item {index}: {task!r} must hold integer class ids (int64), got {t.dtype}")
+            t = t.to(torch.int64)
+            classes = channels(task)
+            bad = (t != _metrics.IGNORE) & ((t < 0) | (t >= classes))
+            if bool(bad.any()):
+                raise ValueError(f"dataset item {index}: {task!r} holds class ids outside 0 .. {classes - 1} and "
+                                 f"255 (ignore), e.g. {int(t[bad][0])}; the model has {classes} classes")
+        else:
+            if task in ("normals", "depth") and not t.is_floating_point():
+                unit = " in metres (NYUD's uint16 millimetres / 1000)" if task == "depth" else ""
+                raise ValueError(f"dataset item {index}: {task!r} must be a float tensor{unit}, got {t.dtype}")
+            t = t.to(torch.float32)
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(f"dataset item {index}: {task!r} holds NaN or Inf values (mark pixels to ignore with 255)")
+            if task in MASKS:
+                bad = (t != _metrics.IGNORE) & ((t < 0) | (t > 1))
+                if bool(bad.any()):
+                    raise ValueError(f"dataset item {index}: {task!r} must be in [0, 1] or 255 (ignore), got "
+                                     f"{float(t[bad][0]):g}; divide 0 .. 255 grey levels by 255")
+        targets[task] = t
+    return image, targets
 
 
 def evaluate(model, dataset, tasks: Optional[Sequence[str]] = None, batch_size: int = 8,
@@ -38,24 +140,26 @@ def evaluate(model, dataset, tasks: Optional[Sequence[str]] = None, batch_size: 
 
     The metric per task is ``edgemoe.metrics.METRICS[task]``: semseg/human_parts mIoU (%), sal maxF,
     normals mean angle error (degrees), edge ODS F (with tolerance, no matching), depth RMSE (m).
+    The items' format is in this module's doc (``help(edgemoe.evaluation)``).
     """
-    model_tasks, channels, image_size, forward = _model_parts(model)
+    name, model_tasks, channels, image_size, forward = _model_parts(model)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")) or isinstance(dataset, (str, bytes, Mapping)):
+        raise TypeError(f"dataset must support len() and dataset[i] (a list or a torch.utils.data.Dataset) of "
+                        f"items, got {type(dataset).__name__}; an item is {ITEM_FORMAT}")
     if len(dataset) < 1:
         raise ValueError("dataset is empty")
     first = dataset[0]
-    if "image" not in first:
-        raise TypeError("dataset items must be dicts with an 'image' tensor and task targets (edgemoe.data)")
-    if tuple(first["image"].shape[-2:]) != tuple(image_size):
-        raise ValueError(f"dataset images are {tuple(first['image'].shape[-2:])}, the model takes {tuple(image_size)}; "
-                         f"open the dataset with image_size={tuple(image_size)}")
-    available = [t for t in model_tasks if t in first]
+    if not isinstance(first, Mapping):
+        raise TypeError(f"dataset item 0 is a {type(first).__name__}; an item must be {ITEM_FORMAT}")
+    if isinstance(tasks, str):
+        tasks = [tasks]  # one task name, not its letters
     if tasks is None:
-        tasks = available
+        tasks = [t for t in model_tasks if t in first]
         if not tasks:
             raise ValueError(f"the model's tasks {list(model_tasks)} and the dataset's targets "
-                             f"{sorted(k for k in first if k not in ('image', 'pixels'))} have nothing in common")
+                             f"{sorted(str(k) for k in first if k not in ('image', 'pixels'))} have nothing in common")
     else:
         tasks = list(tasks)
         for t in tasks:
@@ -64,16 +168,16 @@ def evaluate(model, dataset, tasks: Optional[Sequence[str]] = None, batch_size: 
             if t not in first:
                 raise ValueError(f"the dataset has no {t!r} targets")
     meters = {t: _metrics.meter(t, channels(t)) for t in tasks}
-    batches = (len(dataset) + batch_size - 1) // batch_size
-    bar = Progress(batches, "evaluate", stream=stream) if progress else None
+    bar = Progress(len(dataset), f"evaluate {name}", stream=stream, unit="images") if progress else None
     for start in range(0, len(dataset), batch_size):
-        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        images = torch.stack([it["image"] for it in items])
+        indices = range(start, min(start + batch_size, len(dataset)))
+        checked = [check_item(i, first if i == 0 else dataset[i], tasks, image_size, channels) for i in indices]
+        images = torch.stack([image for image, _ in checked])
         for t in tasks:
             out = forward(images, t).float()
-            meters[t].update(out, torch.stack([it[t] for it in items]))
+            meters[t].update(out, torch.stack([targets[t] for _, targets in checked]))
         if bar:
-            bar.step()
+            bar.step(count=len(checked))
     return {t: m.result() for t, m in meters.items()}
 
 

@@ -31,16 +31,44 @@ def require_backend(name: str) -> None:
         raise ValueError(f"unknown backend {name!r}; edgemoe backends are {list(status)}")
     if not status[name]["available"]:
         raise RuntimeError(f"backend {name!r} is unavailable: {status[name]['reason']}")
+    from . import _C
+
+    isa_error = _C.build_info().get("isa_request_error")
+    if isa_error:  # the environment asked for a kernel path this build or CPU lacks: no silent fallback
+        raise ValueError(isa_error)
+
+
+def default_threads() -> dict:
+    """{"threads": n, "reason": why}: the OpenMP threads a Model uses when ``num_threads`` is not given
+    (edgemoe.model._default_threads), and where that number comes from."""
+    from .model import _default_threads
+
+    n = _default_threads()
+    total = os.cpu_count() or 1
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else total
+    if n == allowed:
+        why = f"one per CPU this process may run on ({allowed}" + (f" of the machine's {total}, " if allowed != total
+                                                                     else ", ") + "its CPU affinity)"
+    else:
+        why = f"edgemoe's default policy (edgemoe.model._default_threads) for {allowed} usable CPUs"
+    omp = os.environ.get("OMP_NUM_THREADS")
+    if omp:  # a model sets its own count, so a user who set this should know it is not what applies
+        why += f"; OMP_NUM_THREADS={omp} does not change it"
+    return {"threads": n, "reason": why + "; set it with num_threads= or model.num_threads (Python), --threads (CLI)"}
 
 
 def info(print_it: bool = False, devices: bool = False) -> dict:
     """Version, build options and backends. For an available backend, "reason" notes what it needs at
     run time (fpga: the XRT runtime the environment provides), found without touching a device.
+    "threads" is what a model uses by default and why; "boards" the limits of each accelerator kernel
+    build (emu and each FPGA board: edgemoe.boards), the "which board do I need" table.
     ``devices=True`` also probes the system for FPGA devices through XRT: {"fpga": [...]} or, if
     probing fails, {"fpga": "why"}."""
     from . import _C
+    from .boards import kernel_builds
 
-    result = {"version": __version__, "build": dict(_C.build_info()), "backends": backend_status()}
+    result = {"version": __version__, "build": dict(_C.build_info()), "backends": backend_status(),
+              "threads": default_threads(), "boards": kernel_builds()}
     if devices:  # fpga is the one backend with devices to probe
         fpga = result["backends"]["fpga"]
         try:
@@ -54,6 +82,8 @@ def info(print_it: bool = False, devices: bool = False) -> dict:
 
 
 def format_info(result: dict) -> str:
+    from .boards import format_boards
+
     lines = [f"edgemoe {result['version']}", "build:"]
     lines += [f"  {k}: {v}" for k, v in result["build"].items()]
     lines.append("backends:")
@@ -62,6 +92,9 @@ def format_info(result: dict) -> str:
             lines.append(f"  {name}: available" + (f" ({b['reason']})" if b["reason"] else ""))
         else:
             lines.append(f"  {name}: unavailable - {b['reason']}")
+    lines.append(f"threads: {result['threads']['threads']} per model by default: {result['threads']['reason']}")
+    lines.append("accelerator kernel builds (a model must fit a build's limits to run on it):")
+    lines.append(format_boards(result["boards"]))
     if "devices" in result:
         lines.append("devices:")
         for name, found in result["devices"].items():

@@ -12,8 +12,9 @@ import torch
 
 from . import _C
 from .checkpoint import load_state_dict
-from .config import ModelConfig, check_image_size, check_int, derive_config
+from .config import ModelConfig, check_image_size, check_int, checkpoint_config
 from .errors import CheckpointError, InputRangeWarning
+from .boards import warn_if_no_board_fits
 from .info import require_backend
 from .weights import select_weights
 
@@ -100,6 +101,7 @@ class Model:
             self._native = _C.Model(config.to_native(), weights, backend, threads, options)
         except ValueError as exc:
             raise _with_source(exc, sources) from None
+        warn_if_no_board_fits(self)
 
     @classmethod
     def from_checkpoint(cls, path, backend: str = "cpu", *, top_k: Optional[int] = None,
@@ -108,13 +110,16 @@ class Model:
                         timeout: Optional[float] = None) -> "Model":
         """Load an M3ViT checkpoint as saved: a rank-shard directory, a .pth/.pth.tar file, or a bare state dict.
 
-        ``top_k``, ``num_heads`` and ``image_size`` (H, W) override what the weights cannot tell;
-        ``config`` is an M3ViT YAML config file supplying them; otherwise M3ViT's README defaults apply.
+        What the weights cannot tell (heads, top-k, the image size of a non-square grid) comes from, in
+        order: ``top_k``, ``num_heads``, ``image_size`` (H, W); ``config``, an M3ViT YAML config file
+        (default: the ``config.yml`` or single YAML file next to the checkpoint, as in M3ViT's run
+        directories; ``config=False`` looks for none); M3ViT's README defaults, with a ConfigWarning.
+        ``print(model.config)`` shows where each value came from.
         ``xclbin``, ``device`` and ``timeout`` are the fpga backend's options (see Model).
         """
         # Arguments first: what fails after this is the checkpoint's fault and says so.
         for name, value in (("path", path), ("config", config)):
-            if not isinstance(value, (str, os.PathLike)) and not (name == "config" and value is None):
+            if not isinstance(value, (str, os.PathLike)) and not (name == "config" and value in (None, False)):
                 raise TypeError(f"{name} must be a str or os.PathLike, got {type(value).__name__}")
         if top_k is not None:
             check_int(top_k, "top_k")
@@ -128,11 +133,11 @@ class Model:
         _backend_options(backend, xclbin, device, timeout)
         try:
             state, sources = load_state_dict(path)
-            cfg = derive_config(state, top_k=top_k, num_heads=num_heads, image_size=image_size, yaml_config=config)
+            cfg = checkpoint_config(state, path, top_k=top_k, num_heads=num_heads, image_size=image_size, config=config)
         except CheckpointError:
             raise
         except ValueError as exc:
-            if config is not None and str(exc).startswith(f"config file {config}"):
+            if str(exc).startswith("config file "):
                 raise
             raise CheckpointError(f"{path}: {exc}") from None
         try:
@@ -144,6 +149,15 @@ class Model:
             if str(exc).startswith(("xclbin", "the accelerator cannot run this model")):
                 raise
             raise CheckpointError(f"{path}: {exc}") from None
+
+    @classmethod
+    def pretrained(cls, backend: str = "cpu", **options) -> "Model":
+        """The built-in model: a small M3ViT (width 96, 6 blocks, 3 MoE layers of 8 experts, top-2, 3 heads,
+        128 x 256 input, six tasks) trained on edgemoe's synthetic scenes, loaded with its config.
+        ``options`` are from_checkpoint's (num_threads, xclbin, ...)."""
+        from .data import trained_checkpoint
+
+        return cls.from_checkpoint(trained_checkpoint(), backend, **options)
 
     @property
     def config(self) -> ModelConfig:
@@ -181,22 +195,29 @@ class Model:
     def _check_images(self, images) -> torch.Tensor:
         H, W = self._config.image_size
         if not isinstance(images, torch.Tensor):
-            raise TypeError(f"images must be a torch.Tensor [B, 3, {H}, {W}], got {type(images).__name__}")
+            # A photo, a path or raw pixels: the usual first call; preprocess is the step that was skipped.
+            raise TypeError(f"images must be a torch.Tensor [B, 3, {H}, {W}], got {type(images).__name__}; for a PIL "
+                            f"image, a file path or a uint8 array use edgemoe.preprocess(image, "
+                            f"model.config.image_size)")
         if images.layout != torch.strided or images.is_quantized:
             raise ValueError(f"images must be a dense (strided) tensor, got layout {images.layout}")
         if images.device.type != "cpu":
             raise ValueError(f"images must be on the CPU, got device {images.device}")
         if images.dtype != torch.float32:
-            raise ValueError(f"images must be float32 (normalised), got {images.dtype}")
+            hint = "; for uint8 pixels use edgemoe.preprocess(image, model.config.image_size)" \
+                if images.dtype == torch.uint8 else ""
+            raise ValueError(f"images must be float32 (normalised), got {images.dtype}{hint}")
         if images.dim() != 4:
-            raise ValueError(f"images must be 4-D [B, 3, {H}, {W}], got {images.dim()}-D shape {tuple(images.shape)}")
+            hint = " (one image: images[None] adds the batch dimension)" if images.dim() == 3 else ""
+            raise ValueError(f"images must be 4-D [B, 3, {H}, {W}], got {images.dim()}-D shape "
+                             f"{tuple(images.shape)}{hint}")
         if images.shape[1] != 3 or tuple(images.shape[2:]) != (H, W):
             raise ValueError(f"images must have shape [B, 3, {H}, {W}] (the checkpoint's pos_embed fixes the size), "
                              f"got {tuple(images.shape)}")
         if images.shape[0] == 0:
             raise ValueError("images holds no image (batch size 0)")
         images = images.detach().resolve_conj().resolve_neg().contiguous()
-        bad = images.numel() - int(torch.isfinite(images).sum())
+        bad = _C.count_non_finite(images)
         if bad:
             raise ValueError(f"images contain {bad} NaN or Inf values")
         return images
@@ -211,7 +232,14 @@ class Model:
                  tasks: Optional[Iterable[str]] = None) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
         if (task is None) == (tasks is None):
             raise ValueError("pass exactly one of task='name' or tasks=[...]")
-        names = [task] if task is not None else list(tasks)
+        if task is not None and not isinstance(task, str):
+            raise TypeError(f"task must be one task name (a str), got {type(task).__name__}; for several use tasks=[...]")
+        if isinstance(tasks, str):
+            tasks = [tasks]  # tasks="semseg" means the one task, not its letters
+        try:
+            names = [task] if task is not None else list(tasks)
+        except TypeError:
+            raise TypeError(f"tasks must be a list of task names, got {type(tasks).__name__}") from None
         if not names:
             raise ValueError("tasks is empty")
         ids = [self._task_id(t) for t in names]
@@ -219,7 +247,7 @@ class Model:
         self._warn(notes)
         # The core refuses a non-finite backbone; finite but huge features can still overflow a head.
         for out in outputs:
-            if not bool(torch.isfinite(out).all()):
+            if _C.count_non_finite(out):
                 raise ValueError(f"images: the forward pass overflowed float32 (non-finite values on backend "
                                  f"{self.backend!r}); M3ViT expects normalised images (edgemoe.preprocess)")
         return outputs[0] if task is not None else dict(zip(names, outputs))
@@ -289,7 +317,7 @@ class Model:
 
     def __repr__(self) -> str:
         c = self._config
-        return (f"edgemoe.Model(backend={self.backend!r}, width={c.embed_dim}, depth={c.depth}, "
+        return (f"edgemoe.Model(backend={self.backend!r}, width={c.embed_dim}, depth={c.depth}, heads={c.num_heads}, "
                 f"experts={c.num_experts}, top_k={c.top_k}, image={c.image_size[0]}x{c.image_size[1]}, "
                 f"tasks={self.tasks})")
 

@@ -288,12 +288,20 @@ class M3ViT(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path, *, top_k=None, num_heads=None, image_size=None, config=None) -> "M3ViT":
-        """Loads an M3ViT checkpoint (any format edgemoe.Model accepts) into the reference model."""
+        """Loads an M3ViT checkpoint (any format edgemoe.Model accepts) into the reference model; the
+        hyper-parameters come as in edgemoe.Model.from_checkpoint (a config next to the checkpoint included)."""
         from .checkpoint import load_state_dict
-        from .config import derive_config
+        from .config import checkpoint_config
 
         state, _ = load_state_dict(path)
-        cfg = derive_config(state, top_k=top_k, num_heads=num_heads, image_size=image_size, yaml_config=config)
+        cfg = checkpoint_config(state, path, top_k=top_k, num_heads=num_heads, image_size=image_size, config=config)
         model = cls(cfg)
         model.load_state_dict(state, strict=True)
         return model.eval()
+
+    @classmethod
+    def pretrained(cls) -> "M3ViT":
+        """The built-in trained model (edgemoe.Model.pretrained) in PyTorch."""
+        from .data import trained_checkpoint
+
+        return cls.from_checkpoint(trained_checkpoint())

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .blas import single_threaded_blas
-from .config import ModelConfig
+from .config import ModelConfig, write_yaml_config
 from .data import SYNTHETIC_TASKS, SyntheticScenes, synthetic_scene, _to_item
 from .progress import Progress
 from .reference import M3ViT, MoEMlp
@@ -123,7 +123,8 @@ def train(out: Path, steps: int = 640, batch_size: int = 8, lr: float = 2e-3, se
           threads: int = 2, log_every: int = 50, config: ModelConfig = SYNTHETIC_CONFIG,
           progress: bool = True, max_minutes: Optional[float] = None) -> M3ViT:
     """Train for ``steps`` steps of ``batch_size`` fresh training scenes and save the checkpoint as
-    M3ViT's rank-shard directory at ``out`` (``0.pth``, ``1.pth``). Returns the model (eval mode)."""
+    M3ViT's rank-shard directory at ``out`` (``0.pth``, ``1.pth``) with the ``config.yml`` that
+    from_checkpoint picks up. Returns the model (eval mode)."""
     threads_before, deterministic_before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     rng_before = torch.get_rng_state()
     torch.set_num_threads(threads)
@@ -175,4 +176,5 @@ def _train(out, steps, batch_size, lr, seed, log_every, config, progress, max_mi
     model.eval()
     if out is not None:
         save_m3vit_checkpoint(model, Path(out), layout="shards", world_size=2, with_tam=False, epoch=steps)
+        write_yaml_config(config, Path(out) / "config.yml")  # heads, top-k, image size: not in the weights
     return model

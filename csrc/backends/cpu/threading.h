@@ -11,7 +11,12 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/omp_threads.h"
+
 namespace edgemoe::cpu {
+
+using edgemoe::OmpThreadsScope;
+using edgemoe::release_helper_threads;
 
 // Work a thread must get before a split pays: ~2 ms of one core, FLOPs for compute, bytes moved for
 // memory-bound loops (a core streams ~10-20 GB/s). Measured on the 2-vCPU machines this project
@@ -25,32 +30,6 @@ constexpr int64_t kMinBytesPerThread = int64_t(32) << 20;
 inline int threads_for(int64_t work, int64_t per_thread, int max_threads) {
   return static_cast<int>(std::clamp<int64_t>(work / per_thread, 1, std::max(1, max_threads)));
 }
-
-// After a split, the team's helper threads leave instead of spinning: GNU OpenMP's idle threads
-// busy-wait for the next region by default (a setting it reads once, from the environment, before
-// edgemoe loads), and here a spinning helper slowed the next split region 4-8x and the serial work
-// between regions too. Splits are rare and long (threading.h's thresholds), so re-creating the
-// helper (tens of microseconds) is the cheaper side.
-inline void release_helper_threads() { omp_pause_resource_all(omp_pause_soft); }
-
-// Sets the calling thread's OpenMP team size (what oneDNN reads when it plans and runs a primitive)
-// for one scope, and restores it after.
-class OmpThreadsScope {
- public:
-  explicit OmpThreadsScope(int threads) : before_(omp_get_max_threads()), split_(threads > 1) {
-    omp_set_num_threads(threads);
-  }
-  ~OmpThreadsScope() {
-    omp_set_num_threads(before_);
-    if (split_) release_helper_threads();
-  }
-  OmpThreadsScope(const OmpThreadsScope&) = delete;
-  OmpThreadsScope& operator=(const OmpThreadsScope&) = delete;
-
- private:
-  int before_;
-  bool split_;
-};
 
 // fn(first, last) over [0, n) as `threads` contiguous ranges, one per OpenMP thread.
 template <class F>

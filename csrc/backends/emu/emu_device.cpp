@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "backends/accel/accel_backend.h"
+#include "core/omp_threads.h"
 
 namespace edgemoe::emu {
 
@@ -71,6 +72,8 @@ void EmuDevice::run(const accel::KernelArgs& a) {
     explicit Attach(edgemoe_ledger::Ledger* ledger) { edgemoe_ledger::active() = ledger; }
     ~Attach() { edgemoe_ledger::active() = nullptr; }
   } attach(ledger_);
+  // The kernel's emulation splits large jobs in two when the team allows (hls_types.h).
+  OmpThreadsScope team(threads_);
 #define EDGEMOE_EMU_BUFFER(name, type) , reinterpret_cast<type*>(base_or_null(a.name))
 #define EDGEMOE_EMU_SCALAR(name, type) , from_register<type>(a.name)
   std::invoke(build_.kernel EDGEMOE_KERNEL_INTERFACE(EDGEMOE_EMU_BUFFER, EDGEMOE_EMU_SCALAR));
@@ -80,8 +83,8 @@ void EmuDevice::run(const accel::KernelArgs& a) {
 
 std::unique_ptr<Backend> make_emu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
                                           int num_threads, const BackendOptions& /*options: none*/) {
-  return std::make_unique<accel::AccelBackend>("emu", std::make_unique<EmuDevice>(), config, std::move(weights),
-                                               num_threads);
+  return std::make_unique<accel::AccelBackend>("emu", std::make_unique<EmuDevice>(emulation_build(), nullptr, num_threads),
+                                               config, std::move(weights), num_threads);
 }
 
 BackendInfo probe_emu_backend() { return {"emu", true, ""}; }

@@ -15,9 +15,11 @@ namespace edgemoe::emu {
 class EmuDevice : public accel::Device {
  public:
   // `build`: which kernel build runs (a board build for the latency model); `ledger`: where that
-  // build's loops report their cycles during this device's runs (none: not counted).
-  explicit EmuDevice(const KernelBuild& build = emulation_build(), edgemoe_ledger::Ledger* ledger = nullptr)
-      : build_(build), ledger_(ledger) {}
+  // build's loops report their cycles during this device's runs (none: not counted); `threads`:
+  // how many threads the emulation may split a large job over.
+  explicit EmuDevice(const KernelBuild& build = emulation_build(), edgemoe_ledger::Ledger* ledger = nullptr,
+                     int threads = 1)
+      : build_(build), ledger_(ledger), threads_(threads) {}
   std::string name() const override { return "emu"; }
   std::string origin() const override;
   accel::BufferId allocate(size_t bytes, accel::KernelArg arg) override;
@@ -31,6 +33,7 @@ class EmuDevice : public accel::Device {
   uint8_t* base_or_null(accel::BufferId buffer);
   const KernelBuild& build_;
   edgemoe_ledger::Ledger* ledger_;
+  int threads_;
   std::vector<std::vector<uint64_t>> buffers_;  // 8-byte aligned backing store
   std::vector<size_t> sizes_;
 };

@@ -1,0 +1,145 @@
+"""Which accelerator build can hold a model: the maxima of the emulation build and of each FPGA board build.
+
+A kernel build is sized at compile time (kernels/config/<build>.h): every on-chip buffer is as large as
+the largest model it must hold, so a model wider, longer or with more heads or experts than its
+config allows cannot run on it. The native core refuses such a model with "the accelerator cannot run
+this model: ..." (csrc/backends/accel/kernel_build.cpp, check_fits_build); this module states the same
+limits in Python, so a user can see which board a model needs before building an xclbin, and so that
+a model placed on ``emu`` that no board could hold is flagged (emu's build is larger than any board's).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Dict, List
+
+from .errors import BoardLimitWarning
+
+# The emulation build ("emu" runs it) is not a board; every other kernel build is one FPGA board's.
+EMULATION_BUILD = "emu"
+
+# Below this width the accelerator's LayerNorm cannot represent 1/D (kernel_build.cpp); the same for every build.
+MIN_WIDTH = 64
+
+# Waiting for the binding: until edgemoe._C reports each linked kernel build's record (the build query,
+# kernels/src/build_record.h), these are copies of kernels/config/{emu,zcu102,u280}.h and of
+# kernels/src/formats.h's kWordElems. tests/test_usability.py compares them with the headers, so a
+# changed config fails a test instead of silently disagreeing with the native check.
+_CONFIG_HEADER_COPIES = {
+    "emu": dict(device=None, max_dim=768, max_tokens=1201, max_heads=12, max_depth=12, max_mlp_hidden=3072,
+                max_experts=16, max_expert_hidden=1536, max_top_k=4, max_tasks=6, max_patch_in=768, attn_lanes=16),
+    "zcu102": dict(device="XCZU9EG", max_dim=192, max_tokens=129, max_heads=3, max_depth=12, max_mlp_hidden=768,
+                   max_experts=16, max_expert_hidden=384, max_top_k=4, max_tasks=6, max_patch_in=768, attn_lanes=16),
+    "u280": dict(device="XCU280", max_dim=384, max_tokens=1201, max_heads=12, max_depth=12, max_mlp_hidden=1536,
+                 max_experts=16, max_expert_hidden=768, max_top_k=4, max_tasks=6, max_patch_in=768, attn_lanes=32),
+}
+_ACTIVATION_WORD_ELEMENTS = 16  # kernels/src/formats.h kWordElems: activations move in 512-bit words of 16 values
+
+# What each limit is called in messages and tables, with the config macro that sets it.
+LIMIT_NAMES = {
+    "max_dim": ("width", "EDGEMOE_MAX_DIM"),
+    "max_tokens": ("tokens (1 + patches)", "EDGEMOE_MAX_TOKENS"),
+    "max_heads": ("heads", "EDGEMOE_MAX_HEADS"),
+    "max_depth": ("depth (blocks)", "EDGEMOE_MAX_DEPTH"),
+    "max_mlp_hidden": ("dense MLP hidden width", "EDGEMOE_MAX_MLP_HIDDEN"),
+    "max_experts": ("experts", "EDGEMOE_MAX_EXPERTS"),
+    "max_expert_hidden": ("expert hidden width", "EDGEMOE_MAX_EXPERT_HIDDEN"),
+    "max_top_k": ("top-k", "EDGEMOE_MAX_TOP_K"),
+    "max_tasks": ("tasks", "EDGEMOE_MAX_TASKS"),
+    "max_patch_in": ("patch input (3 x P x P)", "EDGEMOE_MAX_PATCH_IN"),
+}
+
+
+def kernel_builds() -> Dict[str, dict]:
+    """{build: its limits} for "emu" and each FPGA board build: the maxima (``max_dim`` ... ``max_patch_in``,
+    named as in the kernels' build record), ``attn_lanes`` (head dimensions must be multiples of it),
+    ``activation_word_elements`` (widths must be multiples of it), ``min_width``, ``device`` (the FPGA part,
+    None for emu) and ``config`` (the header that sets them)."""
+    from . import _C
+
+    native = getattr(_C, "kernel_builds", None)  # the binding this module waits for
+    if native is not None:
+        records = {name: dict(record) for name, record in native().items()}
+    else:
+        records = {name: dict(copy, activation_word_elements=_ACTIVATION_WORD_ELEMENTS)
+                   for name, copy in _CONFIG_HEADER_COPIES.items()}
+    for name, limits in records.items():
+        limits["device"] = None if name == EMULATION_BUILD else limits.get("device")  # emu runs on the CPU
+        limits["min_width"] = MIN_WIDTH
+        limits["config"] = f"kernels/config/{name}.h"
+    return records
+
+
+def board_names(builds: Dict[str, dict]) -> List[str]:
+    """The FPGA board builds among ``builds`` (all but the emulation build)."""
+    return [name for name in builds if name != EMULATION_BUILD]
+
+
+def misfits(config, limits: dict) -> List[str]:
+    """Why a kernel build with ``limits`` cannot run a model of ``config`` (an edgemoe.ModelConfig): one
+    phrase per broken limit, empty when it fits. The same checks, in the same order, as the native
+    check_fits_build."""
+    c = config
+    dense = any(b not in c.moe_blocks for b in range(c.depth))
+    reasons = []
+
+    def at_most(key, value):
+        if value > limits[key]:
+            what, macro = LIMIT_NAMES[key]
+            reasons.append(f"{what} {value} > {macro} = {limits[key]}")
+
+    at_most("max_dim", c.embed_dim)
+    if c.embed_dim < limits["min_width"]:
+        reasons.append(f"width {c.embed_dim} < the minimum {limits['min_width']}")
+    at_most("max_tokens", c.num_tokens)
+    at_most("max_heads", c.num_heads)
+    head_dim = c.embed_dim // c.num_heads
+    if head_dim % limits["attn_lanes"]:
+        reasons.append(f"head dimension {head_dim} is not a multiple of EDGEMOE_ATTN_LANES = {limits['attn_lanes']}")
+    word = limits["activation_word_elements"]
+    for what, width, used in (("width", c.embed_dim, True), ("dense MLP hidden width", c.mlp_hidden, dense),
+                              ("expert hidden width", c.expert_hidden, bool(c.moe_blocks))):
+        if used and width % word:
+            reasons.append(f"{what} {width} is not a multiple of {word} (512-bit activation words)")
+    at_most("max_depth", c.depth)
+    at_most("max_mlp_hidden", c.mlp_hidden)
+    at_most("max_experts", c.num_experts)
+    at_most("max_expert_hidden", c.expert_hidden)
+    at_most("max_top_k", c.top_k)
+    at_most("max_tasks", len(c.tasks))
+    at_most("max_patch_in", 3 * c.patch_size * c.patch_size)
+    return reasons
+
+
+def boards_that_fit(config) -> List[str]:
+    """The FPGA board builds that can hold a model of ``config``."""
+    builds = kernel_builds()
+    return [name for name in board_names(builds) if not misfits(config, builds[name])]
+
+
+def warn_if_no_board_fits(model) -> None:
+    """On ``emu``, one BoardLimitWarning when no FPGA board build could run the model: emu's build is
+    sized beyond every board (ViT-B), so a model can run there and still need a board config that does
+    not exist yet. Silent on other backends (fpga refuses a misfit itself; cpu has no limits)."""
+    if model.backend != "emu":
+        return
+    builds = kernel_builds()
+    reasons = {name: misfits(model.config, builds[name]) for name in board_names(builds)}
+    if all(reasons.values()):
+        why = "; ".join(f"{name}: {', '.join(r)}" for name, r in reasons.items())
+        warnings.warn(f"this model fits no FPGA board build, so it runs on emu only ({why}); a board needs a "
+                      f"kernels/config/<board>.h sized for it (edgemoe.info()['boards'] lists the builds)",
+                      BoardLimitWarning, stacklevel=3)
+
+
+def format_boards(builds: Dict[str, dict]) -> str:
+    """The builds side by side: one row per limit (the "which board do I need" table of `edgemoe info`)."""
+    names = list(builds)
+    rows = [("device", [builds[n]["device"] or "CPU emulation" for n in names])]
+    rows += [(LIMIT_NAMES[key][0], [str(builds[n][key]) for n in names]) for key in LIMIT_NAMES]
+    rows.append(("head dim multiple of", [str(builds[n]["attn_lanes"]) for n in names]))
+    rows.append(("widths multiple of", [str(builds[n]["activation_word_elements"]) for n in names]))
+    label = max(len(r[0]) for r in rows)
+    cell = max(max(len(v) for _, vals in rows for v in vals), max(len(n) for n in names))
+    lines = [f"  {'limit':<{label}}  " + "  ".join(f"{n:>{cell}}" for n in names)]
+    lines += [f"  {r:<{label}}  " + "  ".join(f"{v:>{cell}}" for v in vals) for r, vals in rows]
+    return "\n".join(lines)
