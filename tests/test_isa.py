@@ -26,8 +26,9 @@ x = edgemoe.preprocess(edgemoe.imaging.sample_photo(), model.config.image_size)
 torch.manual_seed(0)
 x2 = torch.cat([x, torch.randn_like(x)])
 outs = model(x2, tasks=model.tasks)
-emu = edgemoe.Model.pretrained("emu", num_threads=1).features(x, "semseg")
-torch.save({"outs": outs, "emu": emu, "isa": edgemoe.info()["build"]["isa"]}, sys.argv[2])
+emu = edgemoe.Model.pretrained("emu", num_threads=1).features(x2, "semseg")
+emu_split = edgemoe.Model.pretrained("emu", num_threads=2).features(x2, "semseg")
+torch.save({"outs": outs, "emu": emu, "emu_split": emu_split, "isa": edgemoe.info()["build"]["isa"]}, sys.argv[2])
 """
 
 
@@ -65,8 +66,10 @@ def test_every_path_gives_the_same_model(paths):
             # output's range leaves room for that and fails on any real kernel difference.
             scale = ref.abs().max().item()
             assert (out - ref).abs().max().item() <= 1e-4 * scale, (isa, task)
-        # The accelerator's kernels are fixed-point: identical bits on every path.
+        # The accelerator's kernels are fixed-point: identical bits on every path, and whether or not
+        # the emulation splits its jobs over two threads (kernels/src/emu_parallel.h).
         assert torch.equal(result["emu"], best["emu"]), isa
+        assert torch.equal(result["emu_split"], result["emu"]), isa
 
 
 def test_forcing_an_unknown_or_unsupported_path_is_refused(tmp_path):

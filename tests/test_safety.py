@@ -377,7 +377,7 @@ def test_rank_file_that_is_a_copy_of_rank_0_is_refused(tiny_checkpoint):
 
 def test_transposed_image_size_is_a_different_valid_model(tiny_checkpoint):
     """Documented: a 4x6 and a 6x4 token grid both have 24 positions; the weights cannot tell them
-    apart, so image_size is trusted (README, Safety)."""
+    apart, so image_size is trusted (docs/safety.md)."""
     wide = edgemoe.Model.from_checkpoint(tiny_checkpoint, **TINY)
     tall = edgemoe.Model.from_checkpoint(tiny_checkpoint, **{**TINY, "image_size": (96, 64)})
     assert wide.config.grid == (4, 6) and tall.config.grid == (6, 4)

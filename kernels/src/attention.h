@@ -392,13 +392,12 @@ inline void run_attention(const fm_word_t* qkv, int n, int dim, int heads, fm_t 
 #ifdef EDGEMOE_EMU_PARALLEL
   if (groups >= 2 && !edgemoe_ledger::attached()) {
     const int half = groups / 2;
-#pragma omp parallel sections num_threads(2) if (omp_get_max_threads() > 1)
-    {
-#pragma omp section
-      attention_groups(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, 0, half, scores[0], stats[0]);
-#pragma omp section
-      attention_groups(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, half, groups, scores[1], stats[1]);
-    }
+    emu_run_halves([&](int64_t part) {
+      if (part == 0)
+        attention_groups(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, 0, half, scores[0], stats[0]);
+      else
+        attention_groups(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, half, groups, scores[1], stats[1]);
+    });
     write_rows(rows_out, n, dim, out);
     return;
   }

@@ -13,12 +13,11 @@
 #endif
 
 // Emulation only: independent pieces of work (attention heads, rows of a linear job) may run on
-// two OpenMP threads when the host's team allows (the emu backend sets it per run from the model's
-// threads); each piece computes exactly what it computes alone, so results are bit-identical.
-// Under synthesis every function runs once over its full range.
-#if !defined(__SYNTHESIS__) && defined(_OPENMP)
+// two host threads (emu_parallel.h); each piece computes exactly what it computes alone, so results
+// are bit-identical. Under synthesis every function runs once over its full range.
+#if !defined(__SYNTHESIS__)
 #define EDGEMOE_EMU_PARALLEL 1
-#include <omp.h>
+#include "emu_parallel.h"
 #endif
 
 // The board is a plain define (-DEDGEMOE_BOARD_ZCU102), not a quoted path: it survives shell, v++

@@ -452,13 +452,9 @@ inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, cons
   if (job.rows - job.first_row >= 64 && job.read_mode != kReadPatches && !edgemoe_ledger::attached()) {
     LinearJob low = job, high = job;
     low.rows = high.first_row = job.first_row + (job.rows - job.first_row) / 2;
-#pragma omp parallel sections num_threads(2) if (omp_get_max_threads() > 1)
-    {
-#pragma omp section
-      linear_unit(tiles, bias_tiles, shape, low, images, x, xn, qkv, hidden, tokens, scores);
-#pragma omp section
-      linear_unit(tiles, bias_tiles, shape, high, images, x, xn, qkv, hidden, tokens, scores);
-    }
+    emu_run_halves([&](int64_t part) {
+      linear_unit(tiles, bias_tiles, shape, part == 0 ? low : high, images, x, xn, qkv, hidden, tokens, scores);
+    });
     return;
   }
 #endif

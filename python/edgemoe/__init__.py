@@ -1,7 +1,8 @@
 """edgemoe: multi-task mixture-of-experts vision transformers (M3ViT) on CPUs and FPGAs, from Python."""
 from ._version import __version__
 from .config import ModelConfig, TASK_ORDER
-from .errors import AspectRatioWarning, BoardLimitWarning, CheckpointError, InputRangeWarning, UnsafeCheckpointError
+from .errors import (AspectRatioWarning, BoardLimitWarning, CheckpointError, ConfigWarning, InputRangeWarning,
+                     UnsafeCheckpointError)
 from .imaging import postprocess, preprocess
 from .info import info
 from .model import Model
@@ -10,5 +11,5 @@ from .trace import Trace, compare
 from . import data, reference
 
 __all__ = ["Model", "ModelConfig", "CheckpointError", "UnsafeCheckpointError", "InputRangeWarning", "AspectRatioWarning",
-           "BoardLimitWarning", "preprocess", "postprocess", "reference", "info", "evaluate", "compare", "Trace", "data",
+           "BoardLimitWarning", "ConfigWarning", "preprocess", "postprocess", "reference", "info", "evaluate", "compare", "Trace", "data",
            "TASK_ORDER", "__version__"]

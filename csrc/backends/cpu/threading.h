@@ -1,9 +1,10 @@
-// How the CPU backend splits work over its threads. A parallel region costs little on an idle
-// machine but, on a busy one, each region waits for every thread of its team: a partner the
-// scheduler has switched out stalls the region for a whole time slice (milliseconds). So only
-// work that takes a thread long enough to be worth that risk is split, into one contiguous range
-// per thread; everything smaller runs on the calling thread (issue 19: a model of 5 ms per task
-// went 7x slower with three CPU-bound neighbours when every small loop was split).
+// How the CPU backend splits work over its threads. An OpenMP region costs little on an idle
+// machine but, on a busy one, waits at its end for every thread of its team: a partner the
+// scheduler has switched out stalls it for a whole time slice (milliseconds), and spinning
+// partners slow everything else (issue 19: a 5 ms forward went 7x slower next to three CPU-bound
+// processes). So only work long enough to be worth a split is split at all; edgemoe's own loops
+// split over the helper pool (core/helper_pool.h), which never waits for a thread that is not
+// running, and oneDNN's primitives (OpenMP inside) get a team only when they are that large.
 #pragma once
 
 #include <omp.h>
@@ -11,12 +12,13 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/helper_pool.h"
 #include "core/omp_threads.h"
 
 namespace edgemoe::cpu {
 
+using edgemoe::HelperPool;
 using edgemoe::OmpThreadsScope;
-using edgemoe::release_helper_threads;
 
 // Work a thread must get before a split pays: ~2 ms of one core, FLOPs for compute, bytes moved for
 // memory-bound loops (a core streams ~10-20 GB/s). Measured on the 2-vCPU machines this project
@@ -31,21 +33,18 @@ inline int threads_for(int64_t work, int64_t per_thread, int max_threads) {
   return static_cast<int>(std::clamp<int64_t>(work / per_thread, 1, std::max(1, max_threads)));
 }
 
-// fn(first, last) over [0, n) as `threads` contiguous ranges, one per OpenMP thread.
+// fn(first, last) over [0, n) in contiguous ranges, on the calling thread and up to threads - 1
+// helpers of the shared pool (core/helper_pool.h): a few ranges per thread, so that a thread the
+// scheduler switched out leaves its share to the others.
 template <class F>
 void parallel_ranges(int64_t n, int threads, F&& fn) {
-  threads = static_cast<int>(std::min<int64_t>(threads, n));
-  if (threads <= 1) {
-    if (n > 0) fn(int64_t{0}, n);
+  if (n <= 0) return;
+  const int64_t ranges = std::min<int64_t>(n, threads <= 1 ? 1 : 4 * int64_t(threads));
+  if (ranges == 1) {
+    fn(int64_t{0}, n);
     return;
   }
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t t = omp_get_thread_num(), count = omp_get_num_threads();
-    const int64_t first = n * t / count, last = n * (t + 1) / count;
-    if (first < last) fn(first, last);
-  }
-  release_helper_threads();
+  HelperPool::shared().run(ranges, threads - 1, [&](int64_t r) { fn(n * r / ranges, n * (r + 1) / ranges); });
 }
 
 }  // namespace edgemoe::cpu

@@ -8,13 +8,19 @@
 #include <type_traits>
 
 #include "backends/accel/accel_backend.h"
-#include "core/omp_threads.h"
+#include "core/helper_pool.h"
+
+// The kernels' hook for splitting a job in two (kernels/src/emu_parallel.h); set for a run, under
+// the compute-unit lock.
+extern "C" edgemoe_emu_pair_fn edgemoe_emu_pair_runner = nullptr;
 
 namespace edgemoe::emu {
 
 namespace {
 // The kernel keeps its on-chip buffers in static storage: one compute unit, one caller at a time.
 std::mutex g_compute_unit;
+
+void run_halves_on_pool(void (*half)(void*, int64_t), void* ctx) { HelperPool::shared().run(2, 1, half, ctx); }
 }  // namespace
 
 accel::BufferId EmuDevice::allocate(size_t bytes, accel::KernelArg /*host memory is one bank*/) {
@@ -72,8 +78,11 @@ void EmuDevice::run(const accel::KernelArgs& a) {
     explicit Attach(edgemoe_ledger::Ledger* ledger) { edgemoe_ledger::active() = ledger; }
     ~Attach() { edgemoe_ledger::active() = nullptr; }
   } attach(ledger_);
-  // The kernel's emulation splits large jobs in two when the team allows (hls_types.h).
-  OmpThreadsScope team(threads_);
+  // Large jobs run as two halves on the shared helper pool when this model may use two threads.
+  struct Halves {
+    explicit Halves(bool on) { edgemoe_emu_pair_runner = on ? &run_halves_on_pool : nullptr; }
+    ~Halves() { edgemoe_emu_pair_runner = nullptr; }
+  } halves(threads_ > 1);
 #define EDGEMOE_EMU_BUFFER(name, type) , reinterpret_cast<type*>(base_or_null(a.name))
 #define EDGEMOE_EMU_SCALAR(name, type) , from_register<type>(a.name)
   std::invoke(build_.kernel EDGEMOE_KERNEL_INTERFACE(EDGEMOE_EMU_BUFFER, EDGEMOE_EMU_SCALAR));
