@@ -15,7 +15,7 @@ DEBS := cmake ninja-build g++ python3-venv python3-pip python3-setuptools python
 SOURCES := $(shell find csrc python kernels tests/cpp cmake -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' -o -name 'CMakeLists.txt' -o -name '*.cmake' -o -name '*.cfg' \) -not -path '*/vitis/build/*' 2>/dev/null) \
            CMakeLists.txt setup.py pyproject.toml
 
-.PHONY: all deps install test test-cpp test-python test-asan test-aarch64 demo bench notebooks info clean
+.PHONY: all deps install test test-cpp test-python test-wheel test-asan test-aarch64 demo bench notebooks info clean
 
 all: install
 
@@ -47,7 +47,25 @@ test-cpp: install
 test-python: install
 	$(PY) -m pytest -q tests
 
-test: test-cpp test-python
+test: test-cpp test-python test-wheel
+
+# A wheel built here (portable: every x86-64 CPU, csrc/core/isa.h) installs into a clean venv and
+# runs a forward on each kernel path, and on an AVX2-only CPU as qemu models one (Haswell).
+WHEEL_DIR := build/wheel
+test-wheel: install
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) EDGEMOE_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) \
+	  $(PY) -m pip wheel --no-build-isolation --no-deps -q -w $(WHEEL_DIR) .
+	/usr/bin/python3 -m venv --system-site-packages $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/python -m pip install --no-deps -q $(WHEEL_DIR)/edgemoe-*.whl
+	cd $(WHEEL_DIR) && for isa in $$(venv/bin/python -c "import edgemoe; print(' '.join(edgemoe.info()['build']['isa_supported']))"); do \
+	  EDGEMOE_FORCE_ISA=$$isa venv/bin/python -W ignore -c "import edgemoe, torch; m = edgemoe.Model.pretrained(); \
+	    y = m(torch.zeros(1, 3, *m.config.image_size), task='sal'); \
+	    print('wheel $(WHEEL_DIR): path', edgemoe.info()['build']['isa'], 'ok' if torch.isfinite(y).all() else 'NOT FINITE')" || exit 1; \
+	done
+	@set -o pipefail; if [ "$$(uname -m)" = x86_64 ]; then cd $(WHEEL_DIR) && qemu-x86_64-static -cpu Haswell venv/bin/python -W ignore -c \
+	  "import edgemoe, torch; m = edgemoe.Model.pretrained(); m(torch.zeros(1, 3, *m.config.image_size), task='sal'); \
+	   print('wheel under qemu -cpu Haswell: path', edgemoe.info()['build']['isa'])" 2>&1 | grep -v "TCG doesn't support"; fi
 
 # ASan + UBSan: the C++ tests, the kernel testbenches and the extension, built apart in build/asan;
 # the extension runs the Python smoke set (tests/test_safety.py: tiny models on cpu and emu, NaN,
