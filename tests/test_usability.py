@@ -189,8 +189,7 @@ def _header_values(build: str) -> dict:
 
 
 def test_info_has_each_builds_limits_as_its_kernel_config_sets_them():
-    """The table in info() is what kernels/config/*.h compile in: a changed header fails here until the
-    Python side agrees (edgemoe.boards copies them until the native build query is bound)."""
+    """The table in info() is what kernels/config/*.h compile in, as each build's kernel reports it."""
     builds = edgemoe.info()["boards"]
     assert list(builds) == ["emu", "zcu102", "u280"]
     word = re.search(r"constexpr int kWordElems = (\d+);",

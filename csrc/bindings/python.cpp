@@ -11,6 +11,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "backends/cpu/onednn_layers.h"
+#include "backends/emu/board_builds.h"
 #include "backends/emu/latency_model.h"
 #include "core/backend.h"
 #include "core/isa.h"
@@ -303,6 +304,17 @@ PYBIND11_MODULE(_C, m) {
       .def("to", &PyModel::to, py::arg("backend"), py::arg("options"))
       .def_property("num_threads", &PyModel::num_threads, &PyModel::set_num_threads);
   m.def("build_info", &build_info);
+  // {build: {field: value, ..., "device": part or None}} for "emu" and every linked board build.
+  m.def("kernel_builds", [] {
+    py::dict builds;
+    for (const auto& b : edgemoe::emu::kernel_build_limits()) {
+      py::dict d;
+      for (const auto& [field, value] : b.record) d[py::str(field)] = value;
+      d["device"] = b.device.empty() ? py::object(py::none()) : py::object(py::str(b.device));
+      builds[py::str(b.name)] = d;
+    }
+    return builds;
+  });
   // NaN/Inf in a float32 tensor, counted on the calling thread: torch.isfinite would split even a
   // small image over OpenMP threads whose spinning afterwards slows everything on a busy machine
   // (csrc/backends/cpu/threading.h).

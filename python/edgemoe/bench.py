@@ -113,13 +113,13 @@ def bench_contention(threads: int, quick: bool = False) -> None:
     """Latency of one task of the built-in model on an idle machine and next to 1 and 3 CPU-bound
     processes (dataloader workers, notebooks, CI runners), for cpu, emu and the PyTorch peer, each
     measured side by side in this process."""
-    from .imaging import preprocess, sample_photo
+    from .imaging import sample_input
 
     model = Model.pretrained(num_threads=threads)
     emu = Model.pretrained("emu", num_threads=threads)
     reference = M3ViT.pretrained()
     torch.set_num_threads(threads)
-    x = preprocess(sample_photo(), model.config.image_size)
+    x = sample_input(model.config.image_size)
     task = "semseg"
 
     def torch_forward():
@@ -159,6 +159,8 @@ def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 
         return 0
     bench_contention(threads)
     task = "semseg"
+    print(f"\nseeded PASCAL ViT-S and ViT-T checkpoints: cached in {cache.resolve()} (about 500 MB; made on first "
+          f"use, delete the folder to free the space)")
     ckpt = cached_checkpoint("pascal-vit-s", cache)
     model = Model.from_checkpoint(ckpt, num_threads=threads)
     reference = M3ViT.from_checkpoint(ckpt)

@@ -20,20 +20,6 @@ EMULATION_BUILD = "emu"
 # Below this width the accelerator's LayerNorm cannot represent 1/D (kernel_build.cpp); the same for every build.
 MIN_WIDTH = 64
 
-# Waiting for the binding: until edgemoe._C reports each linked kernel build's record (the build query,
-# kernels/src/build_record.h), these are copies of kernels/config/{emu,zcu102,u280}.h and of
-# kernels/src/formats.h's kWordElems. tests/test_usability.py compares them with the headers, so a
-# changed config fails a test instead of silently disagreeing with the native check.
-_CONFIG_HEADER_COPIES = {
-    "emu": dict(device=None, max_dim=768, max_tokens=1201, max_heads=12, max_depth=12, max_mlp_hidden=3072,
-                max_experts=16, max_expert_hidden=1536, max_top_k=4, max_tasks=6, max_patch_in=768, attn_lanes=16),
-    "zcu102": dict(device="XCZU9EG", max_dim=192, max_tokens=129, max_heads=3, max_depth=12, max_mlp_hidden=768,
-                   max_experts=16, max_expert_hidden=384, max_top_k=4, max_tasks=6, max_patch_in=768, attn_lanes=16),
-    "u280": dict(device="XCU280", max_dim=384, max_tokens=1201, max_heads=12, max_depth=12, max_mlp_hidden=1536,
-                 max_experts=16, max_expert_hidden=768, max_top_k=4, max_tasks=6, max_patch_in=768, attn_lanes=32),
-}
-_ACTIVATION_WORD_ELEMENTS = 16  # kernels/src/formats.h kWordElems: activations move in 512-bit words of 16 values
-
 # What each limit is called in messages and tables, with the config macro that sets it.
 LIMIT_NAMES = {
     "max_dim": ("width", "EDGEMOE_MAX_DIM"),
@@ -56,12 +42,8 @@ def kernel_builds() -> Dict[str, dict]:
     None for emu) and ``config`` (the header that sets them)."""
     from . import _C
 
-    native = getattr(_C, "kernel_builds", None)  # the binding this module waits for
-    if native is not None:
-        records = {name: dict(record) for name, record in native().items()}
-    else:
-        records = {name: dict(copy, activation_word_elements=_ACTIVATION_WORD_ELEMENTS)
-                   for name, copy in _CONFIG_HEADER_COPIES.items()}
+    # Each linked build's own kernel answers the build query (kernels/src/build_record.h).
+    records = {name: dict(record) for name, record in _C.kernel_builds().items()}
     for name, limits in records.items():
         limits["device"] = None if name == EMULATION_BUILD else limits.get("device")  # emu runs on the CPU
         limits["min_width"] = MIN_WIDTH

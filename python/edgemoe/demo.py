@@ -12,7 +12,7 @@ import torch
 
 from .data import SyntheticScenes, trained_checkpoint
 from .evaluation import evaluate, routing_statistics, trivial_baseline
-from .imaging import postprocess, preprocess, render, render_target, sample_photo, save_png, unnormalise
+from .imaging import postprocess, render, render_target, sample_input, save_png, unnormalise
 from .metrics import METRICS, format_metric
 from .model import Model
 from .progress import Progress
@@ -49,7 +49,7 @@ def demo(out_dir: Path, cache: Path, backend: str = "cpu") -> int:
     for i in range(DEMO_SCENES):
         item = scenes[i]
         save_png(out_dir / f"scene{i}.png", _panel(model, item["image"][None], item["pixels"].numpy(), item))
-    photo = preprocess(sample_photo(), size)
+    photo = sample_input(size)
     shown = unnormalise(photo[0])
     save_png(out_dir / "photo.png", _panel(model, photo, shown))
     print(f"wrote {', '.join(sorted(p.name for p in out_dir.glob('*.png')))} to {out_dir}/ "

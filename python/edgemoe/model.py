@@ -185,6 +185,7 @@ class Model:
         model stays on its current backend. fpga options as in Model."""
         require_backend(backend)
         self._native.to(backend, _backend_options(backend, xclbin, device, timeout))
+        warn_if_no_board_fits(self)
         return self
 
     def _task_id(self, task: str) -> int:
@@ -296,7 +297,7 @@ class Model:
         import numpy as np
 
         from .estimate import from_native
-        from .imaging import preprocess, sample_photo
+        from .imaging import sample_input
 
         if not isinstance(board, str):
             raise TypeError(f"board must be a str ('zcu102' or 'u280'), got {type(board).__name__}")
@@ -305,7 +306,7 @@ class Model:
         task = self.tasks[0] if task is None else task
         task_id = self._task_id(task)
         if images is None:
-            images = preprocess(sample_photo(), self._config.image_size)
+            images = sample_input(self._config.image_size)
         raw = self._native.estimate(board.lower(), self._check_images(images), task_id)
         c = self._config
         trace = np.asarray(raw["moe_trace"], dtype=np.int64)

@@ -147,12 +147,17 @@ def save_m3vit_checkpoint(model: M3ViT, path, *, layout: str = "shards", world_s
 
 
 def cached_checkpoint(name: str, cache_dir, seed: int = 0, world_size: int = 2) -> Path:
-    """A seeded checkpoint directory for a preset, written once and reused."""
+    """A seeded checkpoint directory for a preset, written once and reused, in an M3ViT run directory
+    with the preset's config.yml (its heads and top-k, which the checkpoint cannot record)."""
+    from .config import write_yaml_config
+
     target = Path(cache_dir) / f"{name}-seed{seed}" / "checkpoint.pth.tar"
     if not (target / "0.pth").exists():
         tmp = target.with_name(target.name + ".partial")
         save_m3vit_checkpoint(seeded_model(preset(name), seed), tmp, world_size=world_size)
         tmp.rename(target)
+    if not (target.parent / "config.yml").exists():
+        write_yaml_config(preset(name), target.parent / "config.yml")
     return target
 
 

@@ -45,6 +45,8 @@ void limit(const KernelBuild& build, const std::string& what, long value, BuildR
 }
 }  // namespace
 
+const char* build_record_field_name(BuildRecordField field) { return kFieldNames[field]; }
+
 std::string KernelBuild::config_name() const {
   char name[4 * kConfigNameWords + 1] = {};
   for (int w = 0; w < kConfigNameWords; ++w)

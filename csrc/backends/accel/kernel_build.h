@@ -21,6 +21,9 @@ struct KernelBuild {
   std::string config_name() const;
 };
 
+// The record's field names (kernels/src/build_record.h), e.g. "max_dim".
+const char* build_record_field_name(edgemoe_hls::BuildRecordField field);
+
 // The record of the kernel compiled into this host build (config emu): what formats and interface
 // a device's kernel must match.
 KernelBuild host_kernel_build();

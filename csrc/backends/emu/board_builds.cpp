@@ -2,6 +2,8 @@
 
 #include <type_traits>
 
+#include "backends/accel/kernel_build.h"
+#include "backends/emu/emu_device.h"
 #include "core/isa.h"
 #include "src/m3vit_backbone.h"
 
@@ -47,6 +49,26 @@ const KernelBuild* find_board_build(const std::string& board) {
   for (const KernelBuild& b : kBoards)
     if (board == b.name) return &b;
   return nullptr;
+}
+
+std::vector<BuildLimits> kernel_build_limits() {
+  std::vector<BuildLimits> out;
+  auto add = [&](const char* name, const accel::KernelBuild& record, const char* device) {
+    BuildLimits limits{name, device ? device : "", {}};
+    for (int f = 0; f < edgemoe_hls::kBuildRecordWords; ++f) {
+      const auto field = static_cast<edgemoe_hls::BuildRecordField>(f);
+      limits.record.emplace_back(accel::build_record_field_name(field), record[field]);
+    }
+    out.push_back(std::move(limits));
+  };
+  add("emu", accel::host_kernel_build(), nullptr);
+  for (const KernelBuild& b : kBoards) {
+    EmuDevice device(b);  // the board's own kernel answers the build query
+    edgemoe_ledger::BoardModel model{};
+    b.board_model(&model);
+    add(b.name, accel::query_kernel_build(device), model.device);
+  }
+  return out;
 }
 
 std::vector<std::string> board_build_names() {

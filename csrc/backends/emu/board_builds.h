@@ -4,7 +4,9 @@
 // results are the same bits from every build (ctest kernel_boards_bit_identical).
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "src/cycle_ledger.h"
@@ -25,5 +27,13 @@ const KernelBuild& emulation_build();
 // nullptr when no board build has this name.
 const KernelBuild* find_board_build(const std::string& board);
 std::vector<std::string> board_build_names();
+
+// What each linked build can hold, as its kernel answers the build query: "emu" and every board.
+struct BuildLimits {
+  std::string name;
+  std::string device;  // the FPGA part; empty for the emulation build
+  std::vector<std::pair<std::string, uint32_t>> record;  // field name -> value (build_record.h)
+};
+std::vector<BuildLimits> kernel_build_limits();
 
 }  // namespace edgemoe::emu
