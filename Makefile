@@ -15,7 +15,7 @@ DEBS := cmake ninja-build g++ python3-venv python3-pip python3-setuptools python
 SOURCES := $(shell find csrc python kernels tests/cpp cmake -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' -o -name 'CMakeLists.txt' -o -name '*.cmake' -o -name '*.cfg' \) -not -path '*/vitis/build/*' 2>/dev/null) \
            CMakeLists.txt setup.py pyproject.toml
 
-.PHONY: all deps install test test-cpp test-python test-wheel test-asan test-aarch64 demo bench notebooks info clean
+.PHONY: all deps install test test-cpp test-python test-wheel bench-native test-asan test-aarch64 demo bench notebooks info clean
 
 all: install
 
@@ -127,6 +127,16 @@ demo: install
 
 bench: install
 	$(PY) -m edgemoe bench --cache $(CACHE)
+
+# The portable build against a -march=native build of the same source (issue 19: no speed loss).
+NATIVE_DIR := build/native
+bench-native: install
+	cmake -S . -B $(NATIVE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDGEMOE_NATIVE=ON -DEDGEMOE_TESTS=OFF \
+	  -DPython3_EXECUTABLE=$(CURDIR)/$(PY) -DEDGEMOE_PYTHON_OUTPUT_DIR=$(CURDIR)/$(NATIVE_DIR)/pkg/edgemoe >/dev/null
+	cmake --build $(NATIVE_DIR) -j $(JOBS)
+	cp -r python/edgemoe/*.py python/edgemoe/checkpoints $(NATIVE_DIR)/pkg/edgemoe/
+	$(PY) -c "from pathlib import Path; from edgemoe.bench import bench_native; \
+	  raise SystemExit(bench_native(Path('$(NATIVE_DIR)/pkg'), Path('$(CACHE)')))"
 
 # Re-run both notebooks headless and write them back with their outputs (what is committed).
 notebooks: install

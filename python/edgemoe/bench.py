@@ -254,3 +254,69 @@ def bench_scenes(count: int = 100) -> None:
         synthetic_scene("train", i)
     rate = count / (time.perf_counter() - start)
     print(f"\nsynthetic scenes (edgemoe.data, 128x256, all six labels): {rate:.0f} scenes/s on one thread")
+
+
+# One process per build: the native build's package comes first on sys.path in its child.
+_BUILD_TIMES = r"""
+import json, statistics, sys, time, warnings
+warnings.simplefilter("ignore")
+from pathlib import Path
+import edgemoe
+from edgemoe.imaging import sample_input
+from edgemoe.synthetic import cached_checkpoint, random_images
+cache, threads = Path(sys.argv[1]), int(sys.argv[2])
+def median_ms(fn, n):
+    fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+out = {"path": edgemoe.info()["build"]["isa"]}
+m = edgemoe.Model.pretrained(num_threads=threads); x = sample_input(m.config.image_size)
+out["built-in model, cpu, one task"] = median_ms(lambda: m(x, task="semseg"), 40)
+e = edgemoe.Model.pretrained("emu", num_threads=threads)
+out["built-in model, emu, one task"] = median_ms(lambda: e(x, task="semseg"), 6)
+p = edgemoe.Model.from_checkpoint(cached_checkpoint("pascal-vit-s", cache), num_threads=threads)
+xp = random_images(p.config, 1)
+out["PASCAL ViT-S, cpu, forward"] = median_ms(lambda: p(xp, task="semseg"), 3)
+out["PASCAL ViT-S, cpu, backbone"] = median_ms(lambda: p.features(xp, "semseg"), 5)
+t = edgemoe.Model.from_checkpoint(cached_checkpoint("cityscapes-vit-t", cache), "emu", num_threads=threads)
+xt = random_images(t.config, 1)
+out["ViT-T 128x256, emu, backbone"] = median_ms(lambda: t.features(xt, "semseg"), 3)
+print(json.dumps(out))
+"""
+
+
+def bench_native(native_package: Path, cache: Path, threads: int = 2, rounds: int = 2) -> int:
+    """The portable build (this one, its best ISA path) against a -march=native build of the same
+    source (`make bench-native` builds it into `native_package`), alternating processes so that
+    both see the same machine state; per row the median over rounds."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    runs = {"portable": [], "native": []}
+    for _ in range(rounds):
+        for name in runs:
+            env = dict(os.environ)
+            if name == "native":
+                env["PYTHONPATH"] = os.pathsep.join([str(native_package.resolve()), env.get("PYTHONPATH", "")])
+            proc = subprocess.run([sys.executable, "-c", _BUILD_TIMES, str(cache), str(threads)], env=env,
+                                  capture_output=True, text=True, cwd=str(cache.resolve().parent))
+            if proc.returncode:
+                print(proc.stderr[-2000:], file=sys.stderr)
+                return 1
+            runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    paths = {name: r[0]["path"] for name, r in runs.items()}
+    print(f"\nportable build (kernel path {paths['portable']}) against -march=native ({paths['native']}), "
+          f"{threads} threads, median of {rounds} alternating runs, {time.strftime('%Y-%m-%d')}:")
+    print("| workload | portable | native | portable / native |")
+    print("|---|---:|---:|---:|")
+    for key in runs["portable"][0]:
+        if key == "path":
+            continue
+        a = statistics.median(r[key] for r in runs["portable"])
+        b = statistics.median(r[key] for r in runs["native"])
+        print(f"| {key} | {a:.1f} ms | {b:.1f} ms | {a / b:.2f} |")
+    return 0
