@@ -10,22 +10,13 @@
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/elementwise.h"
 #include "backends/cpu/isa/simd.h"  // this file's own ISA namespace (EDGEMOE_ISA_NS, CMakeLists.txt)
+#include "expect.h"
 
 using namespace edgemoe::cpu;
 using namespace edgemoe::cpu::EDGEMOE_ISA_NS;
 
 namespace {
-int g_failed = 0, g_passed = 0;
-
-void expect(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
-
+using edgemoe_test::expect;
 std::vector<float> random_vector(size_t n, unsigned seed, float scale = 1.f) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> dist(0.f, scale);
@@ -164,6 +155,5 @@ int main() {
   test_upsample();
   test_routing();
   test_routing_robustness();
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return edgemoe_test::report();
 }

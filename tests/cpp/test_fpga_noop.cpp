@@ -29,20 +29,17 @@
 
 #include <xclbin.h>
 
+#include "expect.h"
+
 namespace {
+using edgemoe_test::expect;
+using edgemoe_test::g_passed;
 
 using edgemoe::ModelConfig;
 using edgemoe::accel::BufferId;
 using edgemoe::accel::Device;
 using edgemoe::accel::KernelArg;
 using edgemoe::accel::KernelArgs;
-
-int g_failed = 0, g_passed = 0;
-
-void expect(bool ok, const std::string& what) {
-  ok ? ++g_passed : ++g_failed;
-  if (!ok) std::printf("FAIL: %s\n", what.c_str());
-}
 
 // Runs f, expecting exception E whose message contains `needle`.
 template <class E>
@@ -575,6 +572,5 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     expect(false, std::string("unexpected exception: ") + e.what());
   }
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return edgemoe_test::report();
 }

@@ -8,22 +8,13 @@
 #include <vector>
 
 #include "core/helper_pool.h"
+#include "expect.h"
 
 using edgemoe::HelperPool;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-int g_failed = 0, g_passed = 0;
-
-void expect(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
-
+using edgemoe_test::expect;
 void test_every_task_once(HelperPool& pool) {
   for (int64_t tasks : {0, 1, 2, 3, 17, 1000}) {
     for (int helpers : {0, 1, 3}) {
@@ -87,6 +78,5 @@ int main() {
   test_nested_run_is_inline(pool);
   test_no_helpers();
   test_every_task_once(HelperPool::shared());
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return edgemoe_test::report();
 }

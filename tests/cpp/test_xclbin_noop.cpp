@@ -17,15 +17,10 @@
 
 #include "backends/fpga/xclbin_writer.h"
 #include "src/kernel_interface.h"
+#include "expect.h"
 
 namespace {
-int g_failed = 0, g_passed = 0;
-
-void expect(bool ok, const std::string& what) {
-  ok ? ++g_passed : ++g_failed;
-  if (!ok) std::printf("FAIL: %s\n", what.c_str());
-}
-
+using edgemoe_test::expect;
 // XRT loads $XILINX_XRT/lib/libxrt_noop.so.2; Debian keeps it in the multiarch directory.
 std::filesystem::path noop_root(const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir);
@@ -84,6 +79,5 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     expect(false, std::string("XRT threw: ") + e.what());
   }
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return edgemoe_test::report();
 }
