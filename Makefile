@@ -65,7 +65,8 @@ test-wheel: install
 	done
 	@set -o pipefail; if [ "$$(uname -m)" = x86_64 ]; then cd $(WHEEL_DIR) && qemu-x86_64-static -cpu Haswell venv/bin/python -W ignore -c \
 	  "import edgemoe, torch; m = edgemoe.Model.pretrained(); m(torch.zeros(1, 3, *m.config.image_size), task='sal'); \
-	   print('wheel under qemu -cpu Haswell: path', edgemoe.info()['build']['isa'])" 2>&1 | grep -v "TCG doesn't support"; fi
+	   print('wheel under qemu -cpu Haswell: path', edgemoe.info()['build']['isa'])" 2>&1 | grep -v "TCG doesn't support" \
+	  | tee /dev/stderr | grep -q "path avx2"; fi
 
 # ASan + UBSan: the C++ tests, the kernel testbenches and the extension, built apart in build/asan;
 # the extension runs the Python smoke set (tests/test_safety.py: tiny models on cpu and emu, NaN,

@@ -65,7 +65,7 @@ def test_run_on_a_folder_writes_one_figure_per_image(photos, tmp_path):
     # Three images in batches of 2: the shared call and the throughput report.
     text = done.stdout
     assert "3 images on cpu, tasks semseg, human_parts, sal, normals, edge, depth in one call per batch of up to 2" in text
-    assert re.search(r"warm-up call \(1 image, not counted below\): [\d.]+ ms", text)
+    assert re.search(r"warm-up \(first call per batch size, not counted below\): [\d.]+ ms", text)
     assert re.search(r"model: [\d.]+ images/s, [\d.]+ ms per image; per batch of 2: median [\d.]+ ms .*1 batch\)", text)
     assert "note: 1 of 3 images were stretched" in text  # a.jpg is 3:4, the model 1:2
     assert "run cpu" in done.stderr and "3/3 images" in done.stderr

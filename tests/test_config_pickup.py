@@ -91,10 +91,12 @@ def test_unrelated_or_ambiguous_yaml_is_not_used(tmp_path, builtin_copy):
     run = tmp_path / "run"
     shutil.copytree(builtin_copy, run)
     (run / "docker-compose.yml").write_text("services:\n  web:\n    image: x\n")
+    (run / ".pre-commit-config.yaml").write_text("num_heads: 7\n")  # a dotfile is never a config
     assert find_config(run / "checkpoint.pth.tar") is None  # supplies no hyper-parameter
     (run / "a.yml").write_text("backbone_kwargs:\n  num_heads: 3\n")
+    assert find_config(run / "checkpoint.pth.tar") == run / "a.yml"  # the unrelated YAML does not hide it
     (run / "b.yml").write_text("backbone_kwargs:\n  num_heads: 6\n")
-    with pytest.warns(ConfigWarning, match="several YAML files"):
+    with pytest.warns(ConfigWarning, match="several M3ViT configs"):
         assert find_config(run / "checkpoint.pth.tar") is None
     (run / "config.yml").write_text(": not yaml : [")
     with pytest.warns(ConfigWarning, match="ignoring"):

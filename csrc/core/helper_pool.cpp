@@ -1,6 +1,9 @@
 #include "core/helper_pool.h"
 
 #include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <chrono>
 #include <type_traits>
@@ -21,12 +24,12 @@ constexpr auto kHelperSpin = std::chrono::microseconds(500);
 
 HelperPool& HelperPool::shared() {
   // Never destroyed: in a forked child (multiprocessing, Dask) its threads do not exist, and joining
-  // them at exit would hang. The child's runs simply find no helper and run their tasks themselves.
+  // them at exit would hang. A child's runs take the inline path before touching any lock.
   static HelperPool* pool = new HelperPool(usable_cpus() - 1);
   return *pool;
 }
 
-HelperPool::HelperPool(int helpers) {
+HelperPool::HelperPool(int helpers) : owner_pid_(static_cast<long>(getpid())) {
   for (int i = 0; i < helpers; ++i) threads_.emplace_back([this] { helper_loop(); });
 }
 
@@ -43,14 +46,25 @@ void HelperPool::work(Job& job) {
   for (;;) {
     const int64_t i = job.next.fetch_add(1);
     if (i >= job.tasks) return;
-    job.task(job.ctx, i);
+    try {
+      job.task(job.ctx, i);
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(job.failure_mutex);
+        if (!job.failure) job.failure = std::current_exception();
+      }
+      // No task starts after a failure: the unclaimed ones count as done, so nobody waits for them.
+      const int64_t claimed = std::min(job.next.exchange(job.tasks), job.tasks);
+      job.done.fetch_add(job.tasks - claimed, std::memory_order_acq_rel);
+    }
     job.done.fetch_add(1, std::memory_order_acq_rel);
   }
 }
 
 void HelperPool::run(int64_t tasks, int max_helpers, void (*task)(void*, int64_t), void* ctx) {
   bool idle = false;
-  if (tasks <= 1 || max_helpers <= 0 || threads_.empty() || !busy_.compare_exchange_strong(idle, true)) {
+  if (tasks <= 1 || max_helpers <= 0 || threads_.empty() || static_cast<long>(getpid()) != owner_pid_ ||
+      !busy_.compare_exchange_strong(idle, true)) {
     for (int64_t i = 0; i < tasks; ++i) task(ctx, i);
     return;
   }
@@ -62,29 +76,36 @@ void HelperPool::run(int64_t tasks, int max_helpers, void (*task)(void*, int64_t
   job->task = task;
   job->ctx = ctx;
   job->tasks = tasks;
-  job->seats = max_helpers;
+  const int seats = std::min<int>(max_helpers, static_cast<int>(std::min<int64_t>(helpers(), tasks - 1)));
+  job->seats = seats;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     job_ = job;
     generation_.fetch_add(1);
   }
-  wake_.notify_all();
+  for (int i = 0; i < seats; ++i) wake_.notify_one();  // only as many helpers as may join
   work(*job);
   // Only tasks a helper has claimed are left: a running helper finishes them shortly.
   if (job->done.load(std::memory_order_acquire) != tasks) {
     std::unique_lock<std::mutex> lock(mutex_);
     finished_.wait(lock, [&] { return job->done.load(std::memory_order_acquire) == tasks; });
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  job_.reset();  // helpers that wake late find no job; ctx may die once this returns
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_.reset();  // helpers that wake late find no job; ctx may die once this returns
+  }
+  if (job->failure) std::rethrow_exception(job->failure);
 }
 
 void HelperPool::helper_loop() {
   uint64_t seen = 0;
+  bool worked = false;
   for (;;) {
-    // Look for a while without sleeping (yielding the CPU to anyone who wants it), then sleep.
+    // After a job it took part in, a helper looks for the next one for a while (yielding the CPU to
+    // anyone who wants it) before it sleeps; a helper that found no seat sleeps at once.
     const auto until = std::chrono::steady_clock::now() + kHelperSpin;
-    while (generation_.load() == seen && !stop_.load() && std::chrono::steady_clock::now() < until) sched_yield();
+    while (worked && generation_.load() == seen && !stop_.load() && std::chrono::steady_clock::now() < until)
+      sched_yield();
     std::shared_ptr<Job> job;
     {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -93,7 +114,8 @@ void HelperPool::helper_loop() {
       seen = generation_.load();
       job = job_;
     }
-    if (!job || job->seats.fetch_sub(1) <= 0) continue;
+    worked = job && job->seats.fetch_sub(1) > 0;
+    if (!worked) continue;
     work(*job);
     // The caller sleeps (finished_) only when a helper's task was still running as it finished its own.
     if (job->done.load(std::memory_order_acquire) == job->tasks) {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -31,7 +32,9 @@ class HelperPool {
   int helpers() const { return static_cast<int>(threads_.size()); }
 
   // task(ctx, i) for every i in [0, tasks), by the caller and at most `max_helpers` helpers.
-  // Returns when all have run. A second caller while one runs gets no helpers (its tasks run inline).
+  // Returns when all have run. A second caller while one runs gets no helpers (its tasks run inline),
+  // and so does a forked child (its copy of the pool has no threads). If a task throws, no further
+  // task starts, the started ones finish, and the first exception is rethrown here.
   void run(int64_t tasks, int max_helpers, void (*task)(void* ctx, int64_t i), void* ctx);
 
   template <class F>
@@ -46,6 +49,8 @@ class HelperPool {
     int64_t tasks;
     std::atomic<int64_t> next{0}, done{0};
     std::atomic<int> seats;  // helpers that may still join
+    std::mutex failure_mutex;
+    std::exception_ptr failure;  // the first exception a task threw
   };
   void helper_loop();
   static void work(Job& job);
@@ -57,6 +62,7 @@ class HelperPool {
   std::atomic<bool> stop_{false};
   std::atomic<bool> busy_{false};  // one caller at a time gets the helpers (nested calls run inline)
   std::vector<std::thread> threads_;
+  long owner_pid_;  // the process whose threads these are
 };
 
 }  // namespace edgemoe

@@ -144,6 +144,7 @@ def check_image_size(value, name: str = "image_size") -> Tuple[int, int]:
 
 MAX_CONFIG_BYTES = 1 << 20
 CONFIG_NAMES = ("config.yml", "config.yaml")
+MAX_CONFIG_CANDIDATES = 16  # YAML files read to find the one config in a folder (a run directory holds one or two)
 
 
 def find_config(checkpoint) -> Optional[Path]:
@@ -151,33 +152,36 @@ def find_config(checkpoint) -> Optional[Path]:
 
     Looked for in the checkpoint directory itself (``edgemoe train`` writes it there) and then in the
     directory that holds the checkpoint (M3ViT's run directory, where the built-in model keeps it):
-    ``config.yml``/``config.yaml`` first, else the one ``*.yml``/``*.yaml`` there. Several candidates
-    and none named config -> None with a warning; a candidate that supplies none of heads, top-k or
-    image size (some other YAML) is not a config.
+    ``config.yml``/``config.yaml`` first, else the one ``*.yml``/``*.yaml`` there that supplies heads,
+    top-k or image size (other YAML files, and dotfiles, are not configs). Several configs and none
+    named config.yml -> None with a warning.
     """
     path = Path(checkpoint)
     folders = [path, path.parent] if path.is_dir() else [path.parent]
     for folder in folders:
         try:
-            files = sorted(p for p in folder.iterdir()
-                           if p.suffix in (".yml", ".yaml") and p.is_file() and not p.is_symlink())
+            files = sorted(p for p in folder.iterdir() if p.suffix in (".yml", ".yaml") and not p.name.startswith(".")
+                           and p.is_file() and not p.is_symlink())
         except OSError:
             continue
-        named = [p for p in files if p.name in CONFIG_NAMES]
-        if named:
-            candidates = named[:1]
-        elif len(files) > 1:
-            warnings.warn(f"{folder} holds several YAML files ({', '.join(p.name for p in files[:5])}) and none is "
-                          f"named config.yml: none is used; pass config=", ConfigWarning, stacklevel=4)
+        named = [p for p in files if p.name in CONFIG_NAMES][:1]
+        if not named and len(files) > MAX_CONFIG_CANDIDATES:
+            warnings.warn(f"{folder} holds {len(files)} YAML files and none is named config.yml: none is read; "
+                          f"pass config=", ConfigWarning, stacklevel=4)
             return None
-        else:
-            candidates = files
-        for candidate in candidates:
+        configs = []
+        for candidate in named or files:  # only files that set a hyper-parameter are configs
             try:
                 if read_yaml_config(candidate):
-                    return candidate
+                    configs.append(candidate)
             except ValueError as exc:
                 warnings.warn(f"ignoring {candidate} found next to the checkpoint: {exc}", ConfigWarning, stacklevel=4)
+        if len(configs) == 1:
+            return configs[0]
+        if len(configs) > 1:
+            warnings.warn(f"{folder} holds several M3ViT configs ({', '.join(p.name for p in configs[:5])}) and none is "
+                          f"named config.yml: none is used; pass config=", ConfigWarning, stacklevel=4)
+            return None
     return None
 
 

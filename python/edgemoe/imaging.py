@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import struct
 import warnings
 from pathlib import Path
 from typing import Sequence, Tuple, Union
@@ -40,7 +41,9 @@ def _as_rgb_array(image) -> np.ndarray:
         try:
             with Image.open(image) as im:
                 return np.asarray(im.convert("RGB"))
-        except (OSError, Image.DecompressionBombError) as exc:
+        # PIL reports a damaged file as OSError, SyntaxError (broken PNG chunks), ValueError,
+        # struct.error or EOFError, depending on the format and where the damage is.
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError) as exc:
             raise ValueError(f"cannot read image {image}: {exc}") from None
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))

@@ -2,6 +2,7 @@
 // never waits for a helper that has not started a task; concurrent and nested callers run inline.
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -62,6 +63,35 @@ void test_nested_run_is_inline(HelperPool& pool) {
   expect(inner.load() == 32, "nested runs complete inline");
 }
 
+// A task that throws: the caller gets the exception after every started task finished, and no task
+// starts after the failure (ctx may be gone once run() returns).
+void test_throwing_task(HelperPool& pool) {
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<int> started{0}, running{0};
+    bool caught = false;
+    try {
+      pool.run(1000, 3, [&](int64_t i) {
+        started.fetch_add(1);
+        running.fetch_add(1);
+        if (i == 5) {
+          running.fetch_sub(1);
+          throw std::runtime_error("task 5");
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        running.fetch_sub(1);
+      });
+    } catch (const std::runtime_error& e) {
+      caught = std::string(e.what()) == "task 5";
+    }
+    if (!caught || running.load() != 0 || started.load() >= 1000) {
+      expect(false, "a throwing task: rethrown, nothing left running, the rest not started (round " +
+                        std::to_string(round) + ", started " + std::to_string(started.load()) + ")");
+      return;
+    }
+  }
+  expect(true, "a throwing task is rethrown to the caller and stops the job");
+}
+
 // A pool whose helpers never get to run (none exist) still completes: the caller runs everything.
 void test_no_helpers() {
   HelperPool none(0);
@@ -76,6 +106,7 @@ int main() {
   test_every_task_once(pool);
   test_busy_helpers_never_block_the_caller(pool);
   test_nested_run_is_inline(pool);
+  test_throwing_task(pool);
   test_no_helpers();
   test_every_task_once(HelperPool::shared());
   return edgemoe_test::report();
