@@ -96,10 +96,15 @@ inline void region_process(int) {}
 inline void region_end(Unit) {}
 inline bool attached() { return false; }
 #else
+// The one ledger every kernel build linked into the host reports to (shared storage).
 inline Ledger*& active() {
   static Ledger* ledger = nullptr;
   return ledger;
 }
+// The reporting functions have internal linkage: each kernel build keeps its own copy, compiled for
+// its own ISA (CMakeLists.txt builds the emulation per ISA path), so the linker can never hand a
+// baseline caller a copy with AVX instructions in it.
+namespace {
 inline bool attached() { return active() != nullptr; }
 
 // The stage whose rows the next reports go to (-1: the patch embedding).
@@ -229,6 +234,7 @@ inline void region_end(Unit unit) {
     c.memory_cycles += unit_memory;
   }
 }
+}  // namespace
 #endif
 
 // What a board build says about itself and its board, for the latency and resource model.
