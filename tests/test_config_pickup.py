@@ -136,3 +136,22 @@ def test_train_writes_its_config(tmp_path):
     with torch.no_grad():
         expected = reference(x, "semseg")
     assert torch.allclose(model(x, task="semseg"), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_config_argument_values(builtin_copy, tmp_path):
+    ckpt = builtin_copy / "checkpoint.pth.tar"
+    with pytest.raises(TypeError, match="config must be a str"):
+        edgemoe.Model.from_checkpoint(ckpt, config=0)  # 0 == False, but it is not config=False
+    with pytest.raises(ValueError, match="empty path"):
+        edgemoe.Model.from_checkpoint(ckpt, config="")
+    # A config made by hand records no provenance: its heads come from its maker, not the weights.
+    assert SYNTHETIC_CONFIG.source("num_heads") == "given" and SYNTHETIC_CONFIG.source("depth") == "weights"
+
+
+def test_a_found_config_that_does_not_fit_is_named(tmp_path, builtin_copy):
+    run = tmp_path / "run"
+    shutil.copytree(builtin_copy, run)
+    (run / "config.yml").write_text("backbone_kwargs:\n  num_heads: 5\n")  # 5 does not divide the width 96
+    with pytest.raises(edgemoe.CheckpointError, match=r"num_heads=5 .*config found next to the checkpoint.*config=False"):
+        edgemoe.Model.from_checkpoint(run / "checkpoint.pth.tar")
+

@@ -32,7 +32,7 @@ torch.save({"outs": outs, "emu": emu, "emu_split": emu_split, "isa": edgemoe.inf
 """
 
 
-def _run_path(isa, tmp_path, threads=2, prefix=(), force=True):
+def _run_path(isa, tmp_path, threads=min(2, os.cpu_count() or 1), prefix=(), force=True):
     out = tmp_path / f"{isa}.pt"
     env = dict(os.environ)
     env.pop("EDGEMOE_FORCE_ISA", None)

@@ -9,6 +9,7 @@ a model placed on ``emu`` that no board could hold is flagged (emu's build is la
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Dict, List
 
@@ -35,15 +36,21 @@ LIMIT_NAMES = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def _native_records():
+    """Each linked build's own kernel answers the build query (kernels/src/build_record.h): once per
+    process, since it runs under the emulated compute unit's lock."""
+    from . import _C
+
+    return _C.kernel_builds()
+
+
 def kernel_builds() -> Dict[str, dict]:
     """{build: its limits} for "emu" and each FPGA board build: the maxima (``max_dim`` ... ``max_patch_in``,
     named as in the kernels' build record), ``attn_lanes`` (head dimensions must be multiples of it),
     ``activation_word_elements`` (widths must be multiples of it), ``min_width``, ``device`` (the FPGA part,
     None for emu) and ``config`` (the header that sets them)."""
-    from . import _C
-
-    # Each linked build's own kernel answers the build query (kernels/src/build_record.h).
-    records = {name: dict(record) for name, record in _C.kernel_builds().items()}
+    records = {name: dict(record) for name, record in _native_records().items()}
     for name, limits in records.items():
         limits["device"] = None if name == EMULATION_BUILD else limits.get("device")  # emu runs on the CPU
         limits["min_width"] = MIN_WIDTH

@@ -317,8 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="timed runs of the native cpu backend per measurement (default 5; median reported)")
     bench.add_argument("--torch-repeats", type=_positive_int, default=3, metavar="N",
                        help="timed runs of the PyTorch peer (default 3)")
-    bench.add_argument("--threads", type=_positive_int, default=2, metavar="N",
-                       help="threads of every backend and of PyTorch (default 2)")
+    bench.add_argument("--threads", type=_positive_int, default=min(2, len(os.sched_getaffinity(0))), metavar="N",
+                       help="threads of every backend and of PyTorch (default 2, or 1 on a 1-CPU machine)")
     bench.add_argument("--emu-repeats", type=_count, default=2, metavar="N",
                        help="timed runs of the emulated PASCAL ViT-S backbone (default 2; 0 skips it)")
     return parser

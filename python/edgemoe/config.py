@@ -52,7 +52,9 @@ class ModelConfig:
     provenance: Tuple[Tuple[str, str], ...] = dataclasses.field(default=(), compare=False, repr=False)
 
     def source(self, field: str) -> str:
-        return dict(self.provenance).get(field, "weights")
+        # A config built by hand (no provenance) was given its heads, top-k and size by its maker.
+        default = "given" if field in ("num_heads", "top_k", "image_size") else "weights"
+        return dict(self.provenance).get(field, default)
 
     @property
     def grid(self) -> Tuple[int, int]:
@@ -364,10 +366,20 @@ def derive_config(state: Mapping, *, top_k=None, num_heads=None, image_size=None
 def checkpoint_config(state: Mapping, path, *, top_k=None, num_heads=None, image_size=None, config=None) -> ModelConfig:
     """The config of the checkpoint at ``path``: its weights, the keywords, then ``config`` (an M3ViT
     YAML file; None: the one found next to the checkpoint, find_config; False: none), then defaults."""
-    if config is None:
-        config = find_config(path)
-    return derive_config(state, top_k=top_k, num_heads=num_heads, image_size=image_size,
-                         yaml_config=config or None, warn_defaults=True)
+    if isinstance(config, str) and not config:
+        raise ValueError("config file '': an empty path (config=False loads without one)")
+    if config is not None:
+        return derive_config(state, top_k=top_k, num_heads=num_heads, image_size=image_size,
+                             yaml_config=None if config is False else config, warn_defaults=True)
+    found = find_config(path)
+    try:
+        return derive_config(state, top_k=top_k, num_heads=num_heads, image_size=image_size, yaml_config=found,
+                             warn_defaults=True)
+    except ValueError as exc:
+        if found is None or isinstance(exc, CheckpointError):
+            raise
+        raise ValueError(f"{exc} (with the config found next to the checkpoint, {found}; config=False ignores "
+                         f"it)") from None
 
 
 def write_yaml_config(config: ModelConfig, path) -> None:

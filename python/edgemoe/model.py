@@ -119,7 +119,7 @@ class Model:
         """
         # Arguments first: what fails after this is the checkpoint's fault and says so.
         for name, value in (("path", path), ("config", config)):
-            if not isinstance(value, (str, os.PathLike)) and not (name == "config" and value in (None, False)):
+            if not isinstance(value, (str, os.PathLike)) and not (name == "config" and (value is None or value is False)):
                 raise TypeError(f"{name} must be a str or os.PathLike, got {type(value).__name__}")
         if top_k is not None:
             check_int(top_k, "top_k")
