@@ -343,30 +343,25 @@ def main(argv=None):
             return 130
 
 
+def cmd_demo(args):
+    from .demo import demo as run_demo
+
+    return run_demo(Path(args.out), Path(args.cache), args.backend)
+
+
+def cmd_bench(args):
+    from .bench import bench as run_bench
+
+    return run_bench(Path(args.cache), args.repeats, args.torch_repeats, args.threads, args.emu_repeats,
+                     quick=args.quick)
+
+
+COMMANDS = {"info": cmd_info, "run": cmd_run, "estimate": cmd_estimate, "noop-xclbin": cmd_noop_xclbin,
+            "evaluate": cmd_evaluate, "compare": cmd_compare, "train": cmd_train, "demo": cmd_demo,
+            "bench": cmd_bench}
+
+
 def _dispatch(args) -> int:
     if args.command in ("run", "estimate", "evaluate", "compare"):
         _use_builtin_checkpoint(args)
-    if args.command == "info":
-        return cmd_info(args)
-    if args.command == "run":
-        return cmd_run(args)
-    if args.command == "estimate":
-        return cmd_estimate(args)
-    if args.command == "noop-xclbin":
-        return cmd_noop_xclbin(args)
-    if args.command == "evaluate":
-        return cmd_evaluate(args)
-    if args.command == "compare":
-        return cmd_compare(args)
-    if args.command == "train":
-        return cmd_train(args)
-    if args.command == "demo":
-        from .demo import demo as run_demo
-
-        return run_demo(Path(args.out), Path(args.cache), args.backend)
-    if args.command == "bench":
-        from .bench import bench as run_bench
-
-        return run_bench(Path(args.cache), args.repeats, args.torch_repeats, args.threads, args.emu_repeats,
-                         quick=args.quick)
-    raise AssertionError(f"unhandled command {args.command}")  # argparse allows only the commands above
+    return COMMANDS[args.command](args)  # argparse allows only these commands
