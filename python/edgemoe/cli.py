@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import warnings
@@ -55,7 +56,13 @@ def cmd_noop_xclbin(args):
     if not hasattr(_C, "metadata_xclbin"):
         print("error: this build has no XRT support", file=sys.stderr)
         return 2
-    Path(args.out).write_bytes(_C.metadata_xclbin())
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        print(f"error: {out} exists; pass --force to replace it", file=sys.stderr)
+        return 1
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.write_bytes(_C.metadata_xclbin())
+    tmp.replace(out)  # complete or absent
     print(f"wrote {args.out}: no bitstream; with XCL_EMULATION_MODE=noop, backend='fpga' runs the whole host flow "
           f"and computes nothing")
     return 0
@@ -115,6 +122,10 @@ def cmd_evaluate(args):
     from .evaluation import evaluate, format_results
 
     if args.backend == "reference":
+        given = [f"--{k}" for k, v in _fpga_kwargs(args).items() if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only --backend fpga takes {'these options' if len(given) > 1 else 'this option'}, "
+                             f"not --backend reference")
         model = _reference(args)
         size = model.cfg.image_size
     else:
@@ -165,7 +176,7 @@ def cmd_train(args):
     from .train import train
 
     train(Path(args.out), steps=args.steps, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
-          max_minutes=args.max_minutes)
+          max_minutes=args.max_minutes, force=args.force)
     print(f"wrote {args.out} (M3ViT rank-shard checkpoint directory)")
     return 0
 
@@ -184,6 +195,17 @@ def _int_at_least(minimum: int):
 
 
 _positive_int = _int_at_least(1)
+
+
+def _positive_minutes(text: str) -> float:
+    """argparse type: a finite number of minutes > 0 (nan and inf are not)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of minutes > 0, got {text!r}")
+    return value
 _count = _int_at_least(0)
 
 
@@ -293,11 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="scenes per step (default 8)")
     tr.add_argument("--seed", type=int, default=0, help="seed of the initial weights; the scenes are the same for every seed (default 0)")
     tr.add_argument("--threads", type=_positive_int, default=2, metavar="N", help="PyTorch threads (default 2)")
-    tr.add_argument("--max-minutes", type=float, dest="max_minutes", metavar="MIN",
+    tr.add_argument("--max-minutes", type=_positive_minutes, dest="max_minutes", metavar="MIN",
                     help="stop with an error past this time")
+    tr.add_argument("--force", action="store_true", help="replace --out if it exists (it is replaced only once "
+                                                         "the new checkpoint is complete)")
 
     noop = sub.add_parser("noop-xclbin", help="write a metadata-only xclbin for a dry run of the fpga backend")
     noop.add_argument("out", help="output .xclbin path")
+    noop.add_argument("--force", action="store_true", help="replace an existing file")
 
     demo = sub.add_parser("demo", help="the built-in trained M3ViT on test scenes and a photo: figures, task "
                                        "metrics against PyTorch and a baseline, routing")

@@ -270,6 +270,11 @@ class Model:
         images = self._check_images(images)
         entries, notes = self._native.trace(images, self._task_id(task))
         self._warn(notes)
+        # The same contract as a forward pass: an input that overflows float32 is refused, not traced.
+        for name, value in (entries.items() if isinstance(entries, dict) else entries):
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise ValueError(f"images: the forward pass overflowed float32 at {name} (non-finite values on backend "
+                                 f"{self.backend!r}); M3ViT expects normalised images (edgemoe.preprocess)")
         return Trace(entries, self.backend, task)
 
     def moe_trace(self, task: str):

@@ -228,8 +228,15 @@ def compare(trace_a: Trace, trace_b: Trace, nmse_threshold: float = NMSE_THRESHO
     """
     if not isinstance(trace_a, Trace) or not isinstance(trace_b, Trace):
         raise TypeError("compare takes two edgemoe traces (Model.trace / reference.M3ViT.trace)")
-    if list(trace_a) != list(trace_b):
+    names_a, names_b = list(trace_a), list(trace_b)
+    if not names_a or not names_b:
+        raise ValueError("nothing to compare: a trace is empty (Model.trace and reference.M3ViT.trace make them)")
+    if names_a != names_b:
         missing = [n for n in trace_a if n not in trace_b] + [n for n in trace_b if n not in trace_a]
+        if not missing:
+            at = next(i for i, (x, y) in enumerate(zip(names_a, names_b)) if x != y)
+            raise ValueError(f"the traces hold the same layers in another order ({names_a[at]!r} against {names_b[at]!r} "
+                             f"at position {at}); traces are compared in forward order, as Model.trace makes them")
         raise ValueError(f"the traces have different layers (model configurations differ?): {missing[:5]}")
     if trace_a.task != trace_b.task:
         raise ValueError(f"the traces are of different tasks: {trace_a.task!r} and {trace_b.task!r}")

@@ -119,12 +119,57 @@ def initial_model(config: ModelConfig, seed: int) -> M3ViT:
     return model
 
 
+def _check_train_arguments(out, steps, batch_size, max_minutes, force) -> None:
+    """Everything a run could fail on after minutes of training, checked before it starts."""
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if max_minutes is not None:
+        if isinstance(max_minutes, bool) or not isinstance(max_minutes, (int, float)) or not math.isfinite(max_minutes) \
+                or max_minutes <= 0:
+            raise ValueError(f"max_minutes must be a positive number of minutes, got {max_minutes!r}")
+    if out is not None:
+        out = Path(out)
+        if out.exists() and not force:
+            raise ValueError(f"{out} exists; pass force=True (--force) to replace it")
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out} exists and is not a checkpoint directory; not replacing it")
+        if not out.parent.is_dir():
+            raise ValueError(f"{out.parent} is not a directory")
+
+
+def _write_checkpoint(model: M3ViT, config: ModelConfig, out: Path, steps: int) -> None:
+    """The rank shards and config.yml, complete or absent: written to a temporary directory beside
+    ``out`` and renamed into place (an existing ``out``, already allowed by force, goes only then)."""
+    import shutil
+    import tempfile
+
+    from .synthetic import save_m3vit_checkpoint
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        save_m3vit_checkpoint(model, tmp, layout="shards", world_size=2, with_tam=False, epoch=steps)
+        write_yaml_config(config, tmp / "config.yml")  # heads, top-k, image size: not in the weights
+        old = None
+        if out.exists():
+            old = out.with_name(tmp.name[:-len(".partial")] + ".replaced")
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def train(out: Path, steps: int = 640, batch_size: int = 8, lr: float = 2e-3, seed: int = 0,
           threads: int = 2, log_every: int = 50, config: ModelConfig = SYNTHETIC_CONFIG,
-          progress: bool = True, max_minutes: Optional[float] = None) -> M3ViT:
+          progress: bool = True, max_minutes: Optional[float] = None, force: bool = False) -> M3ViT:
     """Train for ``steps`` steps of ``batch_size`` fresh training scenes and save the checkpoint as
     M3ViT's rank-shard directory at ``out`` (``0.pth``, ``1.pth``) with the ``config.yml`` that
-    from_checkpoint picks up. Returns the model (eval mode)."""
+    from_checkpoint picks up; an existing ``out`` is replaced only with ``force``, and the directory is
+    written whole or not at all. Returns the model (eval mode)."""
+    _check_train_arguments(out, steps, batch_size, max_minutes, force)
     threads_before, deterministic_before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     rng_before = torch.get_rng_state()
     torch.set_num_threads(threads)
@@ -139,8 +184,6 @@ def train(out: Path, steps: int = 640, batch_size: int = 8, lr: float = 2e-3, se
 
 
 def _train(out, steps, batch_size, lr, seed, log_every, config, progress, max_minutes) -> M3ViT:
-    from .synthetic import save_m3vit_checkpoint
-
     model = initial_model(config, seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -175,6 +218,5 @@ def _train(out, steps, batch_size, lr, seed, log_every, config, progress, max_mi
             raise RuntimeError(f"training exceeded {max_minutes} minutes at step {step + 1}")
     model.eval()
     if out is not None:
-        save_m3vit_checkpoint(model, Path(out), layout="shards", world_size=2, with_tam=False, epoch=steps)
-        write_yaml_config(config, Path(out) / "config.yml")  # heads, top-k, image size: not in the weights
+        _write_checkpoint(model, config, Path(out), steps)
     return model
