@@ -1,5 +1,7 @@
 """The synthetic multi-task scenes (determinism, labels that agree with each other) and the readers for
 M3ViT's PASCAL_MT and NYUD_MT folder layouts, on tiny folders written here."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -201,3 +203,58 @@ def test_hostile_pascal_files_raise_value_errors(tmp_path, damage, match):
     damage(tmp_path)
     with pytest.raises(ValueError, match=match):
         data.PascalContext(tmp_path, "val", (40, 60))[0]
+
+
+# --- issue 20, classes 5 and 6: dataset folders read only regular files inside their root, and check
+# declared sizes before decoding -----------------------------------------------------------------------
+
+def test_a_fifo_where_an_image_belongs_is_refused_not_waited_on(tmp_path):
+    _pascal_folder(tmp_path)
+    image = tmp_path / "JPEGImages" / "2008_000001.jpg"
+    image.unlink()
+    os.mkfifo(image)  # opening it for reading would block forever
+    with pytest.raises(ValueError, match="not a regular file"):
+        data.PascalContext(tmp_path, "val", (40, 60))[0]
+
+
+def test_links_and_split_entries_outside_the_root_are_refused(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    root = tmp_path / "pascal"
+    _pascal_folder(root)
+    _jpg(outside / "secret.jpg", 40, 60)
+    image = root / "JPEGImages" / "2008_000001.jpg"
+    image.unlink()
+    image.symlink_to(outside / "secret.jpg")
+    with pytest.raises(ValueError, match="outside the dataset folder"):
+        data.PascalContext(root, "val", (40, 60))[0]
+    for entry in (str(outside / "secret"), "../../elsewhere/secret"):
+        (root / "ImageSets" / "Context" / "val.txt").write_text(entry + "\n")
+        with pytest.raises(ValueError, match="not an image id"):
+            data.PascalContext(root, "val", (40, 60))
+    (root / "ImageSets" / "Context" / "val.txt").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ValueError, match="not text"):
+        data.PascalContext(root, "val", (40, 60))
+
+
+def test_image_headers_are_checked_before_decoding(tmp_path):
+    _pascal_folder(tmp_path)
+    # 9000 x 5000 declared in a small file: refused from the header, not decoded (45 M pixels)
+    Image.new("L", (9000, 5000)).save(tmp_path / "sal_distill" / "2008_000001.png", optimize=True)
+    assert (tmp_path / "sal_distill" / "2008_000001.png").stat().st_size < 200_000
+    with pytest.raises(ValueError, match="declares 9000 x 5000 pixels"):
+        data.PascalContext(tmp_path, "val", (40, 60), ["sal"])[0]
+
+
+def test_npy_headers_must_match_the_file(tmp_path):
+    H, W = 8, 8
+    _jpg(tmp_path / "images" / "x.jpg", H, W)
+    (tmp_path / "gt_sets").mkdir()
+    (tmp_path / "gt_sets" / "val.txt").write_text("x\n")
+    (tmp_path / "depth").mkdir()
+    np.save(tmp_path / "depth" / "x.npy", np.zeros((H, W), np.float32))
+    raw = (tmp_path / "depth" / "x.npy").read_bytes()
+    # the same file with a header claiming 100,000 x 100,000 floats (40 GB)
+    (tmp_path / "depth" / "x.npy").write_bytes(raw.replace(b"(8, 8)", b"(100000, 100000)").ljust(len(raw), b" "))
+    with pytest.raises(ValueError, match="header declares"):
+        data.NYUD(tmp_path, "val", (H, W), ["depth"])[0]

@@ -19,6 +19,9 @@ and ``depth`` the surfaces' orientation and distance. Scene ``i`` of a split is 
 """
 from __future__ import annotations
 
+import stat
+import struct
+import zlib
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -277,27 +280,71 @@ class SyntheticScenes(torch.utils.data.Dataset):
 # --- Real datasets in M3ViT's folder layouts ---------------------------------------------------
 
 
-def _read_split(path: Path) -> list:
+MAX_SPLIT_BYTES = 16 << 20  # a split file lists image ids: PASCAL-Context's train split is ~100 KB
+
+
+def _read_split(path: Path, root: Path) -> list:
     if not path.is_file():
         raise FileNotFoundError(f"split file {path} not found")
-    ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    _regular_file_inside(root, path)
+    if path.stat().st_size > MAX_SPLIT_BYTES:
+        raise ValueError(f"split file {path} is over {MAX_SPLIT_BYTES >> 20} MiB; it should list image ids")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"split file {path} is not text ({exc})") from None
+    ids = [line.strip() for line in text.splitlines() if line.strip()]
     if not ids:
         raise ValueError(f"split file {path} lists no images")
+    for image_id in ids:  # an id names a file in the dataset's folders, never a path
+        if "/" in image_id or "\\" in image_id or image_id in (".", "..") or "\x00" in image_id:
+            raise ValueError(f"split file {path}: {image_id[:60]!r} is not an image id (a path?)")
     return ids
 
 
-def _load_rgb(path: Path) -> np.ndarray:
+# Pixels an image or label file may declare: PASCAL's and NYUD's are about 0.2-0.3 M; this leaves
+# room for any photo a dataset holds and refuses the header of a decompression bomb before decoding.
+MAX_FILE_PIXELS = 40_000_000
+
+
+def _opened_image(path: Path):
     from PIL import Image
 
-    with Image.open(path) as im:
+    im = Image.open(path)
+    W, H = im.size
+    if W * H > MAX_FILE_PIXELS:
+        im.close()
+        raise ValueError(f"it declares {W} x {H} pixels, more than the {MAX_FILE_PIXELS:,} a dataset image may have")
+    return im
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    with _opened_image(path) as im:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
 def _load_png(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
+    with _opened_image(path) as im:
         return np.asarray(im)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """np.load, after checking that the header's shape and dtype describe exactly the bytes the file holds."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unknown .npy version {version}")
+        if dtype.hasobject:
+            raise ValueError("it holds Python objects (loading would unpickle them), not numbers")
+        count = int(np.prod(shape, dtype=object))
+        data = path.stat().st_size - f.tell()
+        if count * dtype.itemsize != data:
+            raise ValueError(f"its header declares {shape} x {dtype} ({count * dtype.itemsize} bytes), the file holds {data}")
+    return np.load(path, allow_pickle=False)
 
 
 def _resize(array: np.ndarray, size: Tuple[int, int], nearest: bool) -> np.ndarray:
@@ -344,7 +391,7 @@ class _FolderDataset(torch.utils.data.Dataset):
 
     def _image(self, folder: str, image_id: str) -> np.ndarray:
         path = self.root / folder / f"{image_id}.jpg"
-        return _guarded("an image", path, lambda: _load_rgb(path))
+        return _guarded("an image", path, lambda: _load_rgb(path), self.root)
 
     def _finish(self, pixels: np.ndarray, labels: Dict[str, np.ndarray], image_id: str) -> Dict[str, torch.Tensor]:
         H, W = pixels.shape[:2]
@@ -370,14 +417,42 @@ class _FolderDataset(torch.utils.data.Dataset):
         return _to_item(scene)
 
 
-def _guarded(what: str, path: Path, load):
-    """``load()``, with any decoding failure turned into a ValueError that names the file."""
+def _regular_file_inside(root: Path, path: Path) -> Path:
+    """``path`` resolved, if it is a regular file inside the dataset folder ``root``; else a ValueError
+    naming it: a FIFO would block the reader forever, and a link or a split entry (absolute, ``..``)
+    that leads outside the folder would read files the dataset does not own."""
+    try:
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError) as exc:  # a link loop, a component that is not a folder
+        raise ValueError(f"{path}: cannot resolve it ({exc})") from None
+    folder = root.resolve()
+    if folder not in resolved.parents:
+        raise ValueError(f"{path}: leads to {resolved}, outside the dataset folder {folder}")
+    if not stat.S_ISREG(resolved.stat().st_mode):
+        raise ValueError(f"{path}: not a regular file (a FIFO, device or folder); a dataset reads regular files only")
+    return resolved
+
+
+def _guarded(what: str, path: Path, load, root: Path):
+    """``load()`` of a regular file inside ``root``, with any decoding failure turned into a ValueError
+    that names the file."""
+    _regular_file_inside(root, path)
     try:
         return load()
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, NotImplementedError) as exc:
+    # What decoders raise on damaged or hostile files: PIL (OSError, SyntaxError, EOFError,
+    # struct.error, DecompressionBombError), zlib, scipy.io (MatReadError and friends are
+    # Exceptions of their own), numpy (ValueError), and MemoryError for sizes a header invents.
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, NotImplementedError, SyntaxError,
+            EOFError, struct.error, zlib.error, MemoryError, RecursionError) as exc:
         raise ValueError(f"{path}: cannot read it as {what} ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - decoder-specific errors (PIL, scipy.io) all mean "not readable"
+        if type(exc).__module__.split(".")[0] in ("PIL", "scipy"):
+            raise ValueError(f"{path}: cannot read it as {what} ({type(exc).__name__}: {exc})") from None
+        raise
 
 
 class PascalContext(_FolderDataset):
@@ -401,13 +476,13 @@ class PascalContext(_FolderDataset):
 
     def __init__(self, root, split: str = "val", image_size: Sequence[int] = (512, 512), tasks=None):
         super().__init__(root, split, image_size, tasks)
-        self.ids = _read_split(self.root / "ImageSets" / "Context" / f"{split}.txt")
+        self.ids = _read_split(self.root / "ImageSets" / "Context" / f"{split}.txt", self.root)
 
     def _semseg(self, i: str) -> np.ndarray:
         for sub in ("VOC12", "pascal-context"):
             p = self.root / "semseg" / sub / f"{i}.png"
             if p.is_file():
-                return _guarded("a label PNG", p, lambda: _load_png(p).astype(np.int64))
+                return _guarded("a label PNG", p, lambda: _load_png(p).astype(np.int64), self.root)
         raise FileNotFoundError(f"no semseg label for {i} under {self.root / 'semseg'}")
 
     def _label_map(self, i: str) -> np.ndarray:
@@ -416,7 +491,7 @@ class PascalContext(_FolderDataset):
         path = self.root / "pascal-context" / "trainval" / f"{i}.mat"
         if not path.is_file():
             raise FileNotFoundError(f"no PASCAL-Context label map for {i} at {path}")
-        label_map = _guarded("a PASCAL-Context label map", path, lambda: np.asarray(loadmat(str(path))["LabelMap"]))
+        label_map = _guarded("a PASCAL-Context label map", path, lambda: np.asarray(loadmat(str(path))["LabelMap"]), self.root)
         if label_map.ndim != 2 or not np.issubdtype(label_map.dtype, np.number):
             raise ValueError(f"{path}: LabelMap must be a 2-D numeric array, got {label_map.dtype} {label_map.shape}")
         return label_map
@@ -446,7 +521,7 @@ class PascalContext(_FolderDataset):
                         if name in names and mask.shape == shape:
                             target[mask.astype(bool)] = names[name]
 
-            _guarded("a PASCAL human-parts annotation", path, paint)
+            _guarded("a PASCAL human-parts annotation", path, paint, self.root)
         if not target.any():
             target[:] = IGNORE  # no parts: ignored, as M3ViT does
         return target
@@ -461,11 +536,11 @@ class PascalContext(_FolderDataset):
             labels["human_parts"] = self._human_parts(i, pixels.shape[:2])
         if "sal" in self.wanted:
             p = self.root / "sal_distill" / f"{i}.png"
-            sal = _guarded("a saliency PNG", p, lambda: _load_png(p).astype(np.float32))
+            sal = _guarded("a saliency PNG", p, lambda: _load_png(p).astype(np.float32), self.root)
             labels["sal"] = (sal / 255 > 0.5).astype(np.float32)
         if "normals" in self.wanted:
             p = self.root / "normals_distill" / f"{i}.png"
-            rgb = _guarded("a normals PNG", p, lambda: _load_png(p))
+            rgb = _guarded("a normals PNG", p, lambda: _load_png(p), self.root)
             if rgb.ndim != 3 or rgb.shape[2] < 3:
                 raise ValueError(f"{p}: a normals PNG must be RGB, got shape {rgb.shape}")
             labels["normals"] = rgb[..., :3].astype(np.float32) * 2 / 255 - 1
@@ -486,14 +561,14 @@ class NYUD(_FolderDataset):
 
     def __init__(self, root, split: str = "val", image_size: Sequence[int] = (480, 640), tasks=None):
         super().__init__(root, split, image_size, tasks)
-        self.ids = _read_split(self.root / "gt_sets" / f"{split}.txt")
+        self.ids = _read_split(self.root / "gt_sets" / f"{split}.txt", self.root)
 
-    @staticmethod
-    def _npy(path: Path) -> np.ndarray:
+    def _npy(self, path: Path) -> np.ndarray:
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found")
-        # data only: never unpickles (an object array is refused by numpy)
-        array = _guarded("a numeric .npy array", path, lambda: np.load(path, allow_pickle=False))
+        # data only: never unpickles (an object array is refused by numpy); the header's shape is
+        # checked against the file's size before any memory is taken for it
+        array = _guarded("a numeric .npy array", path, lambda: _load_npy(path), self.root)
         if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.number):
             raise ValueError(f"{path}: expected a numeric array, got {getattr(array, 'dtype', type(array))}")
         return array
@@ -504,7 +579,7 @@ class NYUD(_FolderDataset):
         labels = {}
         if "semseg" in self.wanted:
             p = self.root / "segmentation" / f"{i}.png"
-            raw = _guarded("a label PNG", p, lambda: _load_png(p).astype(np.int64))
+            raw = _guarded("a label PNG", p, lambda: _load_png(p).astype(np.int64), self.root)
             labels["semseg"] = np.where(raw == 0, IGNORE, raw - 1)
         if "depth" in self.wanted:
             labels["depth"] = self._npy(self.root / "depth" / f"{i}.npy").astype(np.float32)
