@@ -258,3 +258,27 @@ def test_npy_headers_must_match_the_file(tmp_path):
     (tmp_path / "depth" / "x.npy").write_bytes(raw.replace(b"(8, 8)", b"(100000, 100000)").ljust(len(raw), b" "))
     with pytest.raises(ValueError, match="header declares"):
         data.NYUD(tmp_path, "val", (H, W), ["depth"])[0]
+
+
+def test_out_of_range_class_ids_are_named_where_read(tmp_path):
+    _pascal_folder(tmp_path)
+    label = np.full((40, 60), 60000, np.uint16)  # a 16-bit PNG
+    Image.fromarray(label).save(tmp_path / "semseg" / "pascal-context" / "2008_000001.png")
+    with pytest.raises(ValueError, match="class ids from") as refused:
+        data.PascalContext(tmp_path, "val", (40, 60), ["semseg"])[0]
+    assert "2008_000001" in str(refused.value)
+
+
+def test_complex_and_nan_arrays_are_refused(tmp_path):
+    H, W = 8, 8
+    _jpg(tmp_path / "images" / "x.jpg", H, W)
+    (tmp_path / "gt_sets").mkdir()
+    (tmp_path / "gt_sets" / "val.txt").write_text("x\n")
+    (tmp_path / "depth").mkdir()
+    (tmp_path / "edge").mkdir()
+    np.save(tmp_path / "depth" / "x.npy", np.ones((H, W), np.complex64))
+    with pytest.raises(ValueError, match="real numeric"):
+        data.NYUD(tmp_path, "val", (H, W), ["depth"])[0]
+    np.save(tmp_path / "edge" / "x.npy", np.full((H, W), np.nan, np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        data.NYUD(tmp_path, "val", (H, W), ["edge"])[0]

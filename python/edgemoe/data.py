@@ -397,9 +397,14 @@ class _FolderDataset(torch.utils.data.Dataset):
         H, W = pixels.shape[:2]
         for task, value in labels.items():
             want = (H, W, 3) if task == "normals" else (H, W)
-            if value.shape != want or not np.isfinite(value).all():
+            if value.shape != want or np.iscomplexobj(value) or not np.isfinite(value).all():
                 raise ValueError(f"{self.root}: the {task} label of {image_id!r} has shape {value.shape} "
-                                 f"(the image is {H} x {W}, expected {want}) or non-finite values")
+                                 f"(the image is {H} x {W}, expected {want}), complex or non-finite values")
+            # Class ids are 0 .. 254 with 255 = ignore (8-bit label PNGs): anything else is a broken label,
+            # named here rather than as an out-of-range class in evaluate.
+            if task in ("semseg", "human_parts") and value.size and (value.min() < 0 or value.max() > IGNORE):
+                raise ValueError(f"{self.root}: the {task} label of {image_id!r} holds class ids from {value.min()} "
+                                 f"to {value.max()}; ids are 0 .. 254, with 255 = ignore")
         size = self.image_size
         scene = {"pixels": _resize_image(pixels, size)}
         for task, value in labels.items():
@@ -569,8 +574,9 @@ class NYUD(_FolderDataset):
         # data only: never unpickles (an object array is refused by numpy); the header's shape is
         # checked against the file's size before any memory is taken for it
         array = _guarded("a numeric .npy array", path, lambda: _load_npy(path), self.root)
-        if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.number):
-            raise ValueError(f"{path}: expected a numeric array, got {getattr(array, 'dtype', type(array))}")
+        if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.number) \
+                or np.issubdtype(array.dtype, np.complexfloating):
+            raise ValueError(f"{path}: expected a real numeric array, got {getattr(array, 'dtype', type(array))}")
         return array
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
