@@ -318,3 +318,23 @@ def test_cli_compare_takes_the_fpga_options_for_the_fpga_side_only(noop, tmp_pat
     out = capsys.readouterr().out
     assert "fpga vs emu, task semseg" in out
     assert code == 3 and "first layer over its threshold" in out  # noop computes nothing
+
+
+def _edit_kernel_xml(data: bytes, old: bytes, new: bytes) -> bytes:
+    """The xclbin with one attribute of its kernel XML rewritten in place (same length: no section moves)."""
+    assert len(old) == len(new) and data.count(old) == 1, (old, data.count(old))
+    return data.replace(old, new)
+
+
+@pytest.mark.parametrize("old, new", [
+    (b'offset="0x1C"', b'offset="0x10"'),  # weights over images
+    (b'offset="0x10"', b'offset="0x1C"'),  # images over weights: the two swapped halfway
+    (b'offset="0x10" hostOffset="0x0"', b'offset="0xfffffffffffffffc"   '),  # wraps offset + size
+    (b'offset="0x10"', b'offset="0x14"'),  # inside the map, aligned, and still wrong
+], ids=["overlap", "duplicate", "wrapping", "shifted"])
+def test_register_offsets_must_be_the_kernels_map(noop, tiny_state, tmp_path, old, new):
+    path = tmp_path / "offsets.xclbin"
+    path.write_bytes(_edit_kernel_xml(open(noop, "rb").read(), old, new))
+    with pytest.raises(ValueError, match=r"sits at register offset 0x[0-9a-f]+, expected 0x1") as refused:
+        edgemoe.Model(TINY, tiny_state, "fpga", xclbin=str(path))
+    assert str(path) in str(refused.value)

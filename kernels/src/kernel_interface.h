@@ -58,6 +58,20 @@ constexpr KernelArgSpec kKernelInterface[] = {EDGEMOE_KERNEL_INTERFACE(EDGEMOE_S
 #undef EDGEMOE_SPEC_SCALAR
 constexpr int kKernelArgCount = int(sizeof(kKernelInterface) / sizeof(kKernelInterface[0]));
 
+// The s_axilite register map Vitis HLS gives this argument list (ap_ctrl_hs/chain): 0x00-0x0C control
+// and interrupt registers, then each argument in order, a 32-bit scalar in 8 bytes (data, reserved)
+// and a 64-bit pointer in 12 (low, high, reserved). The xclbin's offsets must be exactly these.
+constexpr int kFirstArgOffset = 0x10;
+constexpr int kScalarStride = 0x8;
+constexpr int kPointerStride = 0xC;
+constexpr int kRegisterMapBytes = 0x1000;
+constexpr int register_offset(int arg) {
+  int offset = kFirstArgOffset;
+  for (int i = 0; i < arg; ++i) offset += kKernelInterface[i].is_buffer ? kPointerStride : kScalarStride;
+  return offset;
+}
+static_assert(register_offset(kKernelArgCount) <= kRegisterMapBytes, "the arguments must fit the 4 KiB register map");
+
 // The function type the list describes, for checking the declaration: Signature<void, A...>::type.
 template <class R, class... A>
 struct Signature {

@@ -14,13 +14,11 @@ namespace edgemoe::fpga {
 namespace {
 
 constexpr uint64_t kControlBase = 0x1800000;  // the CU's s_axilite base address
-constexpr int kFirstArgOffset = 0x10;         // Vitis HLS s_axilite map: 0x00 ctrl .. 0x0C ISR, then args
 #if defined(__aarch64__)
 constexpr const char* kHostArchitecture = "aarch64";  // the ZCU102's Cortex-A53
 #else
 constexpr const char* kHostArchitecture = "x86_64";
 #endif
-constexpr int kPointerStride = 0xC, kScalarStride = 0x8;
 
 template <typename T>
 void append(std::vector<char>* out, const T& value) {
@@ -106,7 +104,7 @@ std::vector<char> connectivity_section(const XclbinDescription& d) {
 
 std::string kernel_xml(const XclbinDescription& d) {
   std::string args;
-  int offset = kFirstArgOffset;
+  int offset = edgemoe_hls::kFirstArgOffset;
   const std::vector<XclbinArg> list = kernel_args(d);
   for (size_t i = 0; i < list.size(); ++i) {
     const XclbinArg& a = list[i];
@@ -115,7 +113,7 @@ std::string kernel_xml(const XclbinDescription& d) {
             "\" size=\"" + (a.is_buffer ? "0x8" : "0x4") + "\" offset=\"" + hex(uint64_t(offset)) +
             "\" hostOffset=\"0x0\" hostSize=\"" + (a.is_buffer ? "0x8" : "0x4") + "\" type=\"" +
             (a.is_buffer ? "void*" : "unsigned int") + "\"/>\n";
-    offset += a.is_buffer ? kPointerStride : kScalarStride;
+    offset += a.is_buffer ? edgemoe_hls::kPointerStride : edgemoe_hls::kScalarStride;
   }
   return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
          "<project name=\"edgemoe\">\n"

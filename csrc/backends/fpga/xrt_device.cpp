@@ -3,6 +3,7 @@
 #include <experimental/xrt_xclbin.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -22,6 +23,12 @@ bool ends_with(const std::string& s, char c) { return !s.empty() && s.back() == 
 // register layout and connections XRT will trust: XRT does not type-check set_arg (a buffer bound to
 // a scalar crashes it; shared/spec/xrt.md §6.3), writes each scalar at its declared offset into a
 // 4 KiB command buffer, and indexes a compute unit's connections by argument without a check.
+std::string hex(uint64_t v) {
+  char text[24];
+  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(v));
+  return text;
+}
+
 void check_interface(const xrt::xclbin::kernel& kernel, const std::string& path) {
   auto fail = [&](const std::string& what) {
     throw std::invalid_argument("xclbin '" + path + "': " + kKernelName + " " + what +
@@ -52,10 +59,12 @@ void check_interface(const xrt::xclbin::kernel& kernel, const std::string& path)
     if (got.get_size() != bytes)
       fail(where + " '" + want.name + "' has " + std::to_string(got.get_size()) + " bytes, expected " +
            std::to_string(bytes));
-    const size_t offset = got.get_offset();
-    if (offset < 0x10 || offset % 4 != 0 || offset + bytes > 0x1000)
-      fail(where + " '" + want.name + "' sits at register offset " + std::to_string(offset) +
-           ", outside the 4 KiB s_axilite map");
+    // Exactly where the register map puts it (kernel_interface.h): no arithmetic on the file's value
+    // (an offset near 2^64 wraps any sum), and no overlap, duplicate or swap can pass.
+    const uint64_t offset = got.get_offset(), expected = uint64_t(edgemoe_hls::register_offset(i));
+    if (offset != expected)
+      fail(where + " '" + want.name + "' sits at register offset " + hex(offset) + ", expected " + hex(expected) +
+           " (the s_axilite map Vitis HLS builds for this argument list)");
     if (want.is_buffer) {
       bool connected = false;
       for (const xrt::xclbin::mem& bank : cu.get_arg(i).get_mems())
