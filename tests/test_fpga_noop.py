@@ -338,3 +338,17 @@ def test_register_offsets_must_be_the_kernels_map(noop, tiny_state, tmp_path, ol
     with pytest.raises(ValueError, match=r"sits at register offset 0x[0-9a-f]+, expected 0x1") as refused:
         edgemoe.Model(TINY, tiny_state, "fpga", xclbin=str(path))
     assert str(path) in str(refused.value)
+
+
+@pytest.mark.parametrize("old, new", [
+    (b'name="weights" addressQualifier="1" id="1"', b'name="weights" addressQualifier="1" id="x"'),  # XRT's stoul
+    (b'name="weights" addressQualifier="1" id="1"', b'name="weights" addressQualifier="1" id="9"'),
+], ids=["id-not-a-number", "id-out-of-order"])
+def test_xclbin_field_errors_name_the_xclbin_not_the_checkpoint(noop, tiny_checkpoint, tmp_path, old, new):
+    path = tmp_path / "fields.xclbin"
+    path.write_bytes(_edit_kernel_xml(open(noop, "rb").read(), old, new))
+    with pytest.raises(ValueError) as refused:
+        edgemoe.Model.from_checkpoint(tiny_checkpoint, "fpga", xclbin=str(path), num_heads=2, top_k=2,
+                                      image_size=(64, 96))
+    assert not isinstance(refused.value, edgemoe.CheckpointError)
+    assert str(refused.value).startswith("xclbin") and str(path) in str(refused.value)

@@ -42,9 +42,12 @@ void check_interface(const xrt::xclbin::kernel& kernel, const std::string& path)
   if (control != xrt::xclbin::ip::control_type::hs && control != xrt::xclbin::ip::control_type::chain)
     fail("has a compute unit with a control protocol other than ap_ctrl_hs/ap_ctrl_chain");
   const std::vector<xrt::xclbin::arg> args = kernel.get_args();
-  if (args.size() != size_t(edgemoe_hls::kKernelArgCount) || cu.get_num_args() != args.size())
+  if (args.size() != size_t(edgemoe_hls::kKernelArgCount))
     fail("has " + std::to_string(args.size()) + " arguments, this build passes " +
          std::to_string(edgemoe_hls::kKernelArgCount));
+  if (cu.get_num_args() != args.size())
+    fail("has a compute unit with " + std::to_string(cu.get_num_args()) + " connected arguments (its connectivity "
+         "section), the kernel declares " + std::to_string(args.size()));
   for (int i = 0; i < edgemoe_hls::kKernelArgCount; ++i) {
     const edgemoe_hls::KernelArgSpec& want = edgemoe_hls::kKernelInterface[i];
     const xrt::xclbin::arg& got = args[size_t(i)];
@@ -88,10 +91,12 @@ xrt::xclbin read_xclbin(const std::string& path) {
     }
     throw std::invalid_argument("xclbin '" + path + "' has no kernel " + kKernelName + " (it has: " +
                                 (names.empty() ? "none" : names) + "); build it with kernels/vitis");
-  } catch (const std::invalid_argument&) {
-    throw;
-  } catch (const std::exception& e) {  // XRT parses the metadata lazily, in get_kernels()
-    throw std::invalid_argument("xclbin '" + path + "': XRT cannot read it (" + e.what() + ")");
+  } catch (const std::exception& e) {
+    // Ours name the file already; XRT's own (it parses the metadata lazily, in get_kernels() and
+    // get_args(): std::stoul on an attribute, a bad name) are the xclbin's fault too and must say so.
+    if (dynamic_cast<const std::invalid_argument*>(&e) && std::string(e.what()).rfind("xclbin '", 0) == 0) throw;
+    throw std::invalid_argument("xclbin '" + path + "': XRT cannot read its kernel metadata (" + e.what() +
+                                "): an attribute of the kernel XML is malformed");
   }
 }
 
