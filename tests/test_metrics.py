@@ -74,6 +74,23 @@ def test_edge_f_with_tolerance():
     assert m.result() == pytest.approx(2 * 0.55 / 1.55, abs=1e-6)
 
 
+def test_edge_tolerance_is_the_bsds_fraction_of_the_diagonal():
+    """240 x 320: diagonal 400, tolerance 0.0075 x 400 = 3 pixels (BSDS maxDist). An edge 3 pixels off is
+    found, one 5 pixels off is not; a tolerance twice BSDS's (6 pixels) would find both."""
+    target = torch.zeros(1, 240, 320)
+    target[0, :, 100] = 1
+
+    def f_for_offset(dx):
+        pred = torch.full((1, 1, 240, 320), -10.0)
+        pred[0, 0, :, 100 + dx] = 10.0
+        m = metrics.meter("edge")
+        m.update(pred, target)
+        return m.result()
+
+    assert f_for_offset(3) == pytest.approx(1.0, abs=1e-6)
+    assert f_for_offset(5) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_unknown_task_and_missing_classes():
     with pytest.raises(ValueError, match="no metric"):
         metrics.meter("keypoints")
