@@ -183,3 +183,31 @@ def test_cli_compare_on_the_demo_checkpoint():
     assert "emu vs PyTorch, task human_parts" in out.stdout
     assert "every layer within its threshold" in out.stdout
     assert "block5.experts" in out.stdout
+
+
+def test_exact_gate_ties_go_to_the_lowest_expert_on_the_native_backends():
+    """With every router at zero all experts tie exactly. The native backends' rule is the lowest index
+    first (csrc/core/task_gate.h pick_experts, the kernel's gate): cpu and emu must agree with it and with
+    each other. torch.topk (M3ViT's gate, the reference) leaves exact ties unspecified (here it picks the
+    highest-numbered pair), which is why compare() explains routing differences at near ties; with every
+    token flipped, as here, the layers after them differ by whole experts' outputs."""
+    from edgemoe import synthetic
+
+    cfg = synthetic.preset("tiny")
+    state = dict(synthetic.seeded_model(cfg, seed=2).state_dict())
+    for key in state:
+        if key.endswith("w_gate"):
+            state[key] = torch.zeros_like(state[key])
+    reference = edgemoe.reference.M3ViT(cfg)
+    reference.load_state_dict(state)
+    x = synthetic.pixel_images(cfg, 1, seed=4)
+    expected = torch.arange(cfg.top_k).expand(cfg.num_tokens, cfg.top_k)
+    reference_trace = reference.eval().trace(x, "semseg")
+    for backend in ("cpu", "emu"):
+        trace = edgemoe.Model(cfg, state, backend).trace(x, "semseg")
+        for block in cfg.moe_blocks:
+            chosen = trace[f"block{block}.experts"].reshape(-1, cfg.top_k)
+            assert torch.equal(chosen, expected), (backend, block)
+    for block in cfg.moe_blocks:  # PyTorch's choice is still k distinct experts, each as good as any
+        chosen = reference_trace[f"block{block}.experts"].reshape(-1, cfg.top_k)
+        assert all(len(set(row.tolist())) == cfg.top_k for row in chosen)
