@@ -181,11 +181,16 @@ def test_nyud_reader(tmp_path):
     assert isinstance(ds, data.NYUD) and len(ds) == 1
 
 
+def _nyud_image(root, H=8, W=8):
+    """A NYUD_MT folder with one image, x, in the val split; returns its size."""
+    _jpg(root / "images" / "x.jpg", H, W)
+    (root / "gt_sets").mkdir()
+    (root / "gt_sets" / "val.txt").write_text("x\n")
+    return H, W
+
+
 def test_nyud_reader_never_unpickles(tmp_path):
-    H, W = 8, 8
-    _jpg(tmp_path / "images" / "x.jpg", H, W)
-    (tmp_path / "gt_sets").mkdir()
-    (tmp_path / "gt_sets" / "val.txt").write_text("x\n")
+    H, W = _nyud_image(tmp_path)
     (tmp_path / "depth").mkdir()
     np.save(tmp_path / "depth" / "x.npy", np.array([{"evil": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="pickle"):
@@ -247,10 +252,7 @@ def test_image_headers_are_checked_before_decoding(tmp_path):
 
 
 def test_npy_headers_must_match_the_file(tmp_path):
-    H, W = 8, 8
-    _jpg(tmp_path / "images" / "x.jpg", H, W)
-    (tmp_path / "gt_sets").mkdir()
-    (tmp_path / "gt_sets" / "val.txt").write_text("x\n")
+    H, W = _nyud_image(tmp_path)
     (tmp_path / "depth").mkdir()
     np.save(tmp_path / "depth" / "x.npy", np.zeros((H, W), np.float32))
     raw = (tmp_path / "depth" / "x.npy").read_bytes()
@@ -270,10 +272,7 @@ def test_out_of_range_class_ids_are_named_where_read(tmp_path):
 
 
 def test_complex_and_nan_arrays_are_refused(tmp_path):
-    H, W = 8, 8
-    _jpg(tmp_path / "images" / "x.jpg", H, W)
-    (tmp_path / "gt_sets").mkdir()
-    (tmp_path / "gt_sets" / "val.txt").write_text("x\n")
+    H, W = _nyud_image(tmp_path)
     (tmp_path / "depth").mkdir()
     (tmp_path / "edge").mkdir()
     np.save(tmp_path / "depth" / "x.npy", np.ones((H, W), np.complex64))
