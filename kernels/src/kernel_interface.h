@@ -67,7 +67,8 @@ constexpr int kPointerStride = 0xC;
 constexpr int kRegisterMapBytes = 0x1000;
 constexpr int register_offset(int arg) {
   int offset = kFirstArgOffset;
-  for (int i = 0; i < arg; ++i) offset += kKernelInterface[i].is_buffer ? kPointerStride : kScalarStride;
+  for (int i = 0; i < kKernelArgCount; ++i)
+    if (i < arg) offset += kKernelInterface[i].is_buffer ? kPointerStride : kScalarStride;
   return offset;
 }
 static_assert(register_offset(kKernelArgCount) <= kRegisterMapBytes, "the arguments must fit the 4 KiB register map");
