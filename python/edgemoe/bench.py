@@ -258,19 +258,16 @@ def bench_scenes(count: int = 100) -> None:
 
 # One process per build: the native build's package comes first on sys.path in its child.
 _BUILD_TIMES = r"""
-import json, statistics, sys, time, warnings
+import json, sys, warnings
 warnings.simplefilter("ignore")
 from pathlib import Path
 import edgemoe
+from edgemoe.bench import _median_seconds
 from edgemoe.imaging import sample_input
 from edgemoe.synthetic import cached_checkpoint, random_images
 cache, threads = Path(sys.argv[1]), int(sys.argv[2])
 def median_ms(fn, n):
-    fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    return _median_seconds(fn, n, "") * 1e3
 out = {"path": edgemoe.info()["build"]["isa"]}
 m = edgemoe.Model.pretrained(num_threads=threads); x = sample_input(m.config.image_size)
 out["built-in model, cpu, one task"] = median_ms(lambda: m(x, task="semseg"), 40)

@@ -21,19 +21,24 @@ EMULATION_BUILD = "emu"
 # Below this width the accelerator's LayerNorm cannot represent 1/D (kernel_build.cpp); the same for every build.
 MIN_WIDTH = 64
 
-# What each limit is called in messages and tables, with the config macro that sets it.
+# What each limit is called in messages and tables. The config macro that sets it is derived from the
+# field's name, as the native check names it (kernel_build.cpp: max_dim -> EDGEMOE_MAX_DIM).
 LIMIT_NAMES = {
-    "max_dim": ("width", "EDGEMOE_MAX_DIM"),
-    "max_tokens": ("tokens (1 + patches)", "EDGEMOE_MAX_TOKENS"),
-    "max_heads": ("heads", "EDGEMOE_MAX_HEADS"),
-    "max_depth": ("depth (blocks)", "EDGEMOE_MAX_DEPTH"),
-    "max_mlp_hidden": ("dense MLP hidden width", "EDGEMOE_MAX_MLP_HIDDEN"),
-    "max_experts": ("experts", "EDGEMOE_MAX_EXPERTS"),
-    "max_expert_hidden": ("expert hidden width", "EDGEMOE_MAX_EXPERT_HIDDEN"),
-    "max_top_k": ("top-k", "EDGEMOE_MAX_TOP_K"),
-    "max_tasks": ("tasks", "EDGEMOE_MAX_TASKS"),
-    "max_patch_in": ("patch input (3 x P x P)", "EDGEMOE_MAX_PATCH_IN"),
+    "max_dim": "width",
+    "max_tokens": "tokens (1 + patches)",
+    "max_heads": "heads",
+    "max_depth": "depth (blocks)",
+    "max_mlp_hidden": "dense MLP hidden width",
+    "max_experts": "experts",
+    "max_expert_hidden": "expert hidden width",
+    "max_top_k": "top-k",
+    "max_tasks": "tasks",
+    "max_patch_in": "patch input (3 x P x P)",
 }
+
+
+def config_macro(field: str) -> str:
+    return "EDGEMOE_" + field.upper()
 
 
 @functools.lru_cache(maxsize=None)
@@ -73,7 +78,7 @@ def misfits(config, limits: dict) -> List[str]:
 
     def at_most(key, value):
         if value > limits[key]:
-            what, macro = LIMIT_NAMES[key]
+            what, macro = LIMIT_NAMES[key], config_macro(key)
             reasons.append(f"{what} {value} > {macro} = {limits[key]}")
 
     at_most("max_dim", c.embed_dim)
@@ -124,7 +129,7 @@ def format_boards(builds: Dict[str, dict]) -> str:
     """The builds side by side: one row per limit (the "which board do I need" table of `edgemoe info`)."""
     names = list(builds)
     rows = [("device", [builds[n]["device"] or "CPU emulation" for n in names])]
-    rows += [(LIMIT_NAMES[key][0], [str(builds[n][key]) for n in names]) for key in LIMIT_NAMES]
+    rows += [(LIMIT_NAMES[key], [str(builds[n][key]) for n in names]) for key in LIMIT_NAMES]
     rows.append(("head dim multiple of", [str(builds[n]["attn_lanes"]) for n in names]))
     rows.append(("widths multiple of", [str(builds[n]["activation_word_elements"]) for n in names]))
     label = max(len(r[0]) for r in rows)

@@ -7,8 +7,6 @@
 // running, and oneDNN's primitives (OpenMP inside) get a team only when they are that large.
 #pragma once
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdint>
 
