@@ -223,6 +223,14 @@ class Model:
             raise ValueError(f"images contain {bad} NaN or Inf values")
         return images
 
+    def _refuse_overflow(self, named_tensors) -> None:
+        """ValueError at the first float32 tensor holding NaN/Inf: the input overflowed inside the network."""
+        for name, value in named_tensors:
+            if _C.count_non_finite(value.contiguous()):
+                at = f" at {name}" if name else ""
+                raise ValueError(f"images: the forward pass overflowed float32{at} (non-finite values on backend "
+                                 f"{self.backend!r}); M3ViT expects normalised images (edgemoe.preprocess)")
+
     @staticmethod
     def _warn(notes):
         """The backend's input warnings for the call (e.g. emu's clipped pixels)."""
@@ -247,10 +255,7 @@ class Model:
         outputs, notes = self._native.forward(self._check_images(images), ids)
         self._warn(notes)
         # The core refuses a non-finite backbone; finite but huge features can still overflow a head.
-        for out in outputs:
-            if _C.count_non_finite(out):
-                raise ValueError(f"images: the forward pass overflowed float32 (non-finite values on backend "
-                                 f"{self.backend!r}); M3ViT expects normalised images (edgemoe.preprocess)")
+        self._refuse_overflow((None, out) for out in outputs)
         return outputs[0] if task is not None else dict(zip(names, outputs))
 
     forward = __call__
@@ -271,10 +276,7 @@ class Model:
         entries, notes = self._native.trace(images, self._task_id(task))
         self._warn(notes)
         # The same contract as a forward pass: an input that overflows float32 is refused, not traced.
-        for name, value in (entries.items() if isinstance(entries, dict) else entries):
-            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                raise ValueError(f"images: the forward pass overflowed float32 at {name} (non-finite values on backend "
-                                 f"{self.backend!r}); M3ViT expects normalised images (edgemoe.preprocess)")
+        self._refuse_overflow((name, value) for name, value in entries if value.dtype == torch.float32)
         return Trace(entries, self.backend, task)
 
     def moe_trace(self, task: str):
