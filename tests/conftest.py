@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from edgemoe import synthetic
+from xrt_noop import noop_environment
 
 # Numerical contract of the fp32 CPU backend (stated once, used by every comparison):
 #   max relative error = max|out - ref| / max|ref| over the whole output tensor, <= 5e-6,
@@ -40,3 +41,10 @@ def tiny_model():
 @pytest.fixture
 def tiny_checkpoint(tmp_path, tiny_model):
     return synthetic.save_m3vit_checkpoint(tiny_model, tmp_path / "ckpt", world_size=2)
+
+
+@pytest.fixture(scope="module")
+def noop(tmp_path_factory):
+    """XRT's noop shim for one test module (tests/xrt_noop.py); yields a good noop xclbin's path."""
+    with noop_environment(tmp_path_factory.mktemp("xrt")) as xclbin:
+        yield xclbin

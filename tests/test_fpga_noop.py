@@ -14,35 +14,10 @@ import torch
 
 import edgemoe
 from edgemoe import _C, synthetic
+from xrt_noop import XRT_LIBDIR, noop_root as _noop_root
 
 TINY = synthetic.preset("tiny")
-XRT_LIBDIR = _C.build_info()["xrt_library_dir"]
 pytestmark = pytest.mark.skipif(XRT_LIBDIR is None, reason="this build has no XRT (the Makefile's build has)")
-
-
-def _noop_root(path):
-    path.mkdir(parents=True, exist_ok=True)
-    if not (path / "lib").exists():
-        (path / "lib").symlink_to(XRT_LIBDIR)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def noop(tmp_path_factory):
-    """XRT's noop shim for this module: XILINX_XRT at a root whose lib/ is Debian's library directory."""
-    root = tmp_path_factory.mktemp("xrt")
-    saved = {k: os.environ.get(k) for k in ("XILINX_XRT", "XCL_EMULATION_MODE", "EDGEMOE_XCLBIN")}
-    os.environ["XILINX_XRT"] = _noop_root(root / "root")
-    os.environ["XCL_EMULATION_MODE"] = "noop"
-    os.environ.pop("EDGEMOE_XCLBIN", None)
-    xclbin = root / "m3vit_backbone.noop.xclbin"
-    xclbin.write_bytes(_C.metadata_xclbin())
-    yield str(xclbin)
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@
 #include "core/isa.h"
 #include "core/model.h"
 #if EDGEMOE_XRT_TOOLS
+#include "backends/fpga/xclbin_check.h"
 #include "backends/fpga/xclbin_writer.h"
 #endif
 #include "src/hls_types.h"
@@ -375,6 +376,19 @@ PYBIND11_MODULE(_C, m) {
       py::arg("buffer_banks") = std::vector<int>{}, py::arg("args") = std::vector<std::pair<std::string, bool>>{},
       "a metadata-only .xclbin (no bitstream) describing m3vit_backbone, for dry runs under XRT's noop shim; "
       "args: (name, is_buffer) to describe another interface");
+  m.def(
+      "checked_xclbin",
+      [](const std::string& path) {
+        std::vector<char> bytes;
+        {
+          py::gil_scoped_release release;
+          bytes = edgemoe::fpga::read_checked_xclbin(path);
+        }
+        return py::bytes(bytes.data(), bytes.size());
+      },
+      py::arg("path"),
+      "the xclbin at `path` as edgemoe hands it to XRT (checked, sections laid out afresh, the kernel XML "
+      "re-emitted); ValueError naming the file and the field if it is refused");
 #endif
   m.def(
       "gemm_peak_gflops",

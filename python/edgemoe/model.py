@@ -58,8 +58,10 @@ def _backend_options(backend: str, xclbin=None, device=None, timeout=None) -> di
     path = os.fspath(xclbin)
     if not isinstance(path, str):
         raise TypeError("xclbin must be a str path, not bytes")
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise ValueError(f"xclbin: no such file {path!r}")
+    if not os.path.isfile(path):
+        raise ValueError(f"xclbin {path!r} is not a regular file (a directory, FIFO, socket or device)")
     options = {"xclbin": os.fsencode(os.path.abspath(path))}  # bytes: any file name the OS allows
     if device is not None:
         options["device"] = check_int(device, "device", minimum=0)

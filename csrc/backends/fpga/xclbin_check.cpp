@@ -2,25 +2,27 @@
 
 #include <xclbin.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstddef>
-#include <cctype>
 #include <cstring>
 #include <functional>
-#include <string_view>
-#include <fstream>
 #include <stdexcept>
 #include <vector>
+
+#include "backends/fpga/kernel_xml.h"
 
 namespace edgemoe::fpga {
 
 namespace {
 
-constexpr uint64_t kMaxFileBytes = 2ull << 30;  // real xclbins with a bitstream are ~10-200 MB
 constexpr uint32_t kMaxSections = 4096;
 constexpr int32_t kMaxEntries = 1 << 16;
 constexpr int32_t kMaxComputeUnits = 128;         // XRT keeps CU bookkeeping in fixed arrays of 128
-constexpr uint64_t kMaxMetadataBytes = 16u << 20;  // the kernel XML; real ones are a few KB
-constexpr int kMaxXmlDepth = 64;                   // XRT's XML parser recurses per nesting level
 
 struct Section {
   const char* data = nullptr;
@@ -48,73 +50,162 @@ int64_t table_entries(const Section& s, size_t array_offset, size_t entry_size, 
   return count;
 }
 
-// The kernel XML, before XRT's recursive parser and its name regexes see it: bounded nesting, and
-// kernel and instance names that are plain identifiers.
-void check_metadata_xml(const char* xml, uint64_t size, const Fail& fail) {
-  if (size > kMaxMetadataBytes) fail("EMBEDDED_METADATA is larger than 16 MiB");
-  int depth = 0;
-  for (uint64_t i = 0; i < size; ++i) {
-    if (xml[i] != '<') continue;
-    const uint64_t close = std::string_view(xml, size).find('>', i);
-    if (close == std::string_view::npos) fail("EMBEDDED_METADATA has an unterminated tag");
-    const std::string_view tag(xml + i + 1, close - i - 1);
-    if (tag.empty() || tag[0] == '?' || tag[0] == '!') {
-      i = close;
-      continue;
+// The file, opened once: every byte XRT will see is read from this descriptor.
+class XclbinFile {
+ public:
+  XclbinFile(const std::string& path, const Fail& fail) : fail_(fail) {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
+    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd_ < 0) fail(std::string("cannot open it for reading (") + std::strerror(errno) + ")");
+    struct stat st;
+    const bool stated = ::fstat(fd_, &st) == 0;
+    const int stat_error = errno;
+    if (!stated || !S_ISREG(st.st_mode)) {
+      ::close(fd_);  // the destructor does not run for a constructor that throws
+      fd_ = -1;
+      if (!stated) fail(std::string("cannot read it (") + std::strerror(stat_error) + ")");
+      fail("is not a regular file (a directory, FIFO, socket or device)");
     }
-    if (tag[0] == '/') {
-      --depth;
-    } else if (tag.back() != '/') {
-      if (++depth > kMaxXmlDepth) fail("EMBEDDED_METADATA nests deeper than 64 elements");
+    size_ = uint64_t(st.st_size);
+  }
+  ~XclbinFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  XclbinFile(const XclbinFile&) = delete;
+  XclbinFile& operator=(const XclbinFile&) = delete;
+
+  uint64_t size() const { return size_; }
+
+  void read(uint64_t offset, uint64_t bytes, char* into) const {
+    while (bytes > 0) {
+      const ssize_t got = ::pread(fd_, into, size_t(std::min<uint64_t>(bytes, 1u << 30)), off_t(offset));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) fail_(std::string("cannot read it (") + std::strerror(errno) + ")");
+      if (got == 0) fail_("changed while it was read (it is shorter than it was)");
+      into += got, offset += uint64_t(got), bytes -= uint64_t(got);
     }
-    for (const char* element : {"kernel ", "instance "}) {
-      if (tag.substr(0, std::strlen(element)) != element) continue;
-      const size_t at = tag.find(" name=\"");
-      const size_t end = at == std::string_view::npos ? at : tag.find('"', at + 7);
-      if (end == std::string_view::npos) fail(std::string("EMBEDDED_METADATA has a <") + element + "> without a name");
-      const std::string_view name = tag.substr(at + 7, end - at - 7);
-      bool plain = !name.empty() && name.size() <= 64;
-      for (char c : name) plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
-      if (!plain) fail(std::string("EMBEDDED_METADATA names a ") + element + "'" + std::string(name.substr(0, 64)) +
-                       "', which is not an identifier of at most 64 letters, digits and underscores");
-    }
-    i = close;
+  }
+
+ private:
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  const Fail& fail_;
+};
+
+bool allowed_kind(uint32_t kind) {
+  switch (kind) {
+    // Sections the runtime parses with code edgemoe's boards never need: AI-engine metadata (JSON)
+    // and soft kernels (offsets into their own section). Refused rather than passed on unchecked.
+    case AIE_METADATA:
+    case AIE_RESOURCES:
+    case SOFT_KERNEL:
+      return false;
+    default:
+      return kind <= VENDER_METADATA;
   }
 }
+
+const char* kind_name(uint32_t kind) {
+  switch (kind) {
+    case AIE_METADATA: return "AIE_METADATA";
+    case AIE_RESOURCES: return "AIE_RESOURCES";
+    case SOFT_KERNEL: return "SOFT_KERNEL";
+    default: return "unknown";
+  }
+}
+
+void pad8(std::vector<char>* out) { out->resize((out->size() + 7) / 8 * 8, 0); }
 
 }  // namespace
 
 std::vector<char> read_checked_xclbin(const std::string& path) {
-  auto fail = [&](const std::string& what) { throw std::invalid_argument("xclbin '" + path + "': " + what); };
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) fail("cannot open it for reading");
-  const std::streamoff end = in.tellg();
-  if (end < 0) fail("cannot read it");
-  const uint64_t size = uint64_t(end);
+  const Fail fail = [&](const std::string& what) { throw std::invalid_argument("xclbin '" + path + "': " + what); };
+  const XclbinFile file(path, fail);
+  const uint64_t size = file.size();
   if (size < sizeof(axlf)) fail("not an xclbin (" + std::to_string(size) + " bytes, shorter than its header)");
-  if (size > kMaxFileBytes) fail("larger than 2 GiB");
-  std::vector<char> bytes(size);
-  in.seekg(0);
-  if (!in.read(bytes.data(), std::streamsize(size))) fail("cannot read it");
+  if (size > kMaxXclbinBytes)
+    fail("is " + std::to_string(size >> 20) + " MiB, larger than any xclbin for edgemoe's boards (" +
+         std::to_string(kMaxXclbinBytes >> 20) + " MiB)");
 
   axlf top;
-  std::memcpy(&top, bytes.data(), sizeof top);
+  file.read(0, sizeof top, reinterpret_cast<char*>(&top));
   if (std::memcmp(top.m_magic, "xclbin2", 8) != 0) fail("not an xclbin (no 'xclbin2' magic)");
   if (top.m_header.m_length != size)
     fail("truncated or padded: the header says " + std::to_string(top.m_header.m_length) + " bytes, the file has " +
          std::to_string(size));
+  if (top.m_signature_length > 0)
+    fail("is signed; edgemoe hands XRT a re-emitted copy, which the signature would not cover: use an unsigned "
+         "xclbin");
   const uint32_t count = top.m_header.m_numSections;
   if (count == 0 || count > kMaxSections) fail("implausible section count " + std::to_string(count));
   const uint64_t headers_end = offsetof(axlf, m_sections) + uint64_t(count) * sizeof(axlf_section_header);
   if (headers_end > size) fail("section table runs past the end of the file");
+  std::vector<axlf_section_header> headers(count);
+  file.read(offsetof(axlf, m_sections), uint64_t(count) * sizeof(axlf_section_header),
+            reinterpret_cast<char*>(headers.data()));
+
+  // Sections lie inside the file, after the section table, and apart: what is copied is never more
+  // than the file (a real xclbin lays them out in order, each once).
+  std::vector<uint32_t> order(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    const axlf_section_header& h = headers[i];
+    if (h.m_sectionOffset > size || h.m_sectionSize > size - h.m_sectionOffset)
+      fail("section " + std::to_string(i) + " lies outside the file");
+    if (h.m_sectionOffset < headers_end && h.m_sectionSize > 0)
+      fail("section " + std::to_string(i) + " overlaps the section table");
+    if (!allowed_kind(h.m_sectionKind))
+      fail("section " + std::to_string(i) + " is of kind " + std::to_string(h.m_sectionKind) + " (" +
+           kind_name(h.m_sectionKind) + "), which no build for edgemoe's boards (ZCU102, U280) has");
+    order[i] = i;
+  }
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) { return headers[a].m_sectionOffset < headers[b].m_sectionOffset; });
+  for (uint32_t k = 1; k < count; ++k) {
+    const axlf_section_header &prev = headers[order[k - 1]], &next = headers[order[k]];
+    if (prev.m_sectionSize > 0 && next.m_sectionSize > 0 &&
+        prev.m_sectionOffset + prev.m_sectionSize > next.m_sectionOffset)
+      fail("sections " + std::to_string(order[k - 1]) + " and " + std::to_string(order[k]) + " overlap");
+  }
+
+  // The copy for XRT: the header, the table, each section 8-byte aligned in table order, the
+  // kernel XML re-emitted.
+  std::vector<char> out(offsetof(axlf, m_sections) + uint64_t(count) * sizeof(axlf_section_header), 0);
+  pad8(&out);
+  std::vector<uint64_t> placed(count);
+  bool seen_metadata = false;
+  for (uint32_t i = 0; i < count; ++i) {
+    axlf_section_header& h = headers[i];
+    const uint64_t at = out.size();
+    if (h.m_sectionKind == EMBEDDED_METADATA && !seen_metadata) {
+      seen_metadata = true;
+      if (h.m_sectionSize > kMaxKernelXmlBytes)
+        fail("EMBEDDED_METADATA is " + std::to_string(h.m_sectionSize) + " bytes, more than the " +
+             std::to_string(kMaxKernelXmlBytes >> 10) + " KiB a kernel XML may have (a real one is a few KB)");
+      std::string xml(h.m_sectionSize, '\0');
+      file.read(h.m_sectionOffset, h.m_sectionSize, xml.data());
+      std::string canonical;
+      try {
+        canonical = canonical_kernel_xml(xml);
+      } catch (const std::invalid_argument& e) {
+        fail(e.what());
+      }
+      out.insert(out.end(), canonical.begin(), canonical.end());
+      h.m_sectionSize = canonical.size();
+    } else {
+      out.resize(at + h.m_sectionSize);
+      file.read(h.m_sectionOffset, h.m_sectionSize, out.data() + at);
+    }
+    h.m_sectionOffset = at;
+    pad8(&out);
+  }
+  top.m_header.m_length = out.size();
+  std::memcpy(out.data(), &top, offsetof(axlf, m_sections));
+  std::memcpy(out.data() + offsetof(axlf, m_sections), headers.data(), uint64_t(count) * sizeof(axlf_section_header));
 
   Section mem, ip, conn, group_mem, group_conn, metadata, clocks, debug_ip;
   for (uint32_t i = 0; i < count; ++i) {
-    axlf_section_header h;
-    std::memcpy(&h, bytes.data() + offsetof(axlf, m_sections) + i * sizeof h, sizeof h);
-    if (h.m_sectionOffset > size || h.m_sectionSize > size - h.m_sectionOffset)
-      fail("section " + std::to_string(i) + " lies outside the file");
-    const Section s{bytes.data() + h.m_sectionOffset, h.m_sectionSize};
+    const axlf_section_header& h = headers[i];
+    const Section s{out.data() + h.m_sectionOffset, h.m_sectionSize};
     Section* slot = nullptr;
     switch (h.m_sectionKind) {
       case MEM_TOPOLOGY: slot = &mem; break;
@@ -171,8 +262,7 @@ std::vector<char> read_checked_xclbin(const std::string& path) {
                          "CLOCK_FREQ_TOPOLOGY", fail);
   table_entries<uint16_t>(debug_ip, offsetof(debug_ip_layout, m_debug_ip_data), sizeof(debug_ip_data),
                           "DEBUG_IP_LAYOUT", fail);
-  check_metadata_xml(metadata.data, metadata.size, fail);
-  return bytes;
+  return out;
 }
 
 }  // namespace edgemoe::fpga
