@@ -15,15 +15,14 @@ import json
 import os
 import pickletools
 import random
-import resource
-import select
 import shutil
-import signal
 import struct
 import sys
 import time
 import zipfile
 from pathlib import Path
+
+from fuzz_harness import run_in_child
 
 CAP_BYTES = 1 << 30
 TIMEOUT_S = 20.0
@@ -271,70 +270,23 @@ class Mutator:
 
 # --- running cases in forked children ------------------------------------------------------------------------
 
-def _child(path: Path, write_fd: int, images) -> None:
+def _load_and_run(path: Path, images) -> dict:
     import edgemoe
 
-    soft = _vm_bytes() + CAP_BYTES
-    resource.setrlimit(resource.RLIMIT_AS, (soft, soft))
     try:
-        try:
-            model = edgemoe.Model.from_checkpoint(path, **LOAD_ARGS)
-        except edgemoe.CheckpointError as exc:  # includes UnsafeCheckpointError
-            result = {"outcome": "refused", "error": type(exc).__name__, "message": str(exc)[:200]}
-        else:
-            try:
-                out = model(images, task=model.tasks[0])
-                ok = bool(out.isfinite().all()) and tuple(out.shape[2:]) == (32, 32)
-                result = {"outcome": "loaded" if ok else "bad_output"}
-            except ValueError as exc:  # weights that overflow float32 are refused at the first forward
-                result = {"outcome": "loaded_forward_refused", "message": str(exc)[:200]}
-    except BaseException as exc:  # noqa: BLE001 - anything else is the finding
-        result = {"outcome": "foreign", "error": type(exc).__name__, "message": str(exc)[:300]}
-    os.write(write_fd, (json.dumps(result) + "\n").encode())
-    os._exit(0)
-
-
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _vm_bytes() -> int:
-    return _status_kb("VmSize")
+        model = edgemoe.Model.from_checkpoint(path, **LOAD_ARGS)
+    except edgemoe.CheckpointError as exc:  # includes UnsafeCheckpointError
+        return {"outcome": "refused", "error": type(exc).__name__, "message": str(exc)[:200]}
+    try:
+        out = model(images, task=model.tasks[0])
+        ok = bool(out.isfinite().all()) and tuple(out.shape[2:]) == (32, 32)
+        return {"outcome": "loaded" if ok else "bad_output"}
+    except ValueError as exc:  # weights that overflow float32 are refused at the first forward
+        return {"outcome": "loaded_forward_refused", "message": str(exc)[:200]}
 
 
 def run_case(path: Path, images) -> dict:
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _child(path, write_fd, images)
-    os.close(write_fd)
-    deadline = time.monotonic() + TIMEOUT_S
-    chunks = []
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        chunk = os.read(read_fd, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(read_fd)
-    done, status = os.waitpid(pid, os.WNOHANG)
-    if not done:
-        if chunks:  # reported, still exiting
-            _, status = os.waitpid(pid, 0)
-        else:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return {"outcome": "hang"}
-    if os.WIFSIGNALED(status):
-        return {"outcome": "signal", "signal": os.WTERMSIG(status)}
-    text = b"".join(chunks).decode(errors="replace").strip()
-    return json.loads(text) if text else {"outcome": "crash", "status": status}
+    return run_in_child(lambda: _load_and_run(path, images), TIMEOUT_S, CAP_BYTES)
 
 
 def main(workdir: str, seed: int, cases: int) -> dict:

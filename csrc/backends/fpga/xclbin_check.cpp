@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backends/fpga/kernel_xml.h"
+#include "src/kernel_interface.h"
 
 namespace edgemoe::fpga {
 
@@ -244,6 +245,13 @@ std::vector<char> read_checked_xclbin(const std::string& path) {
     ip_data d;
     std::memcpy(&d, ip.data + offsetof(ip_layout, m_ip_data) + i * sizeof d, sizeof d);
     if (!terminated(d.m_name)) fail("IP_LAYOUT entry " + std::to_string(i) + " has an unterminated name");
+    // XRT matches compute units to the kernel by name, but opens only kernels with a control port.
+    const std::string name(reinterpret_cast<const char*>(d.m_name));
+    const std::string prefix = std::string(edgemoe_hls::kKernelName) + ":";
+    if (name.compare(0, prefix.size(), prefix) == 0 && (d.m_type != IP_KERNEL || d.m_base_address == ~uint64_t(0)))
+      fail("IP_LAYOUT entry " + std::to_string(i) + " ('" + name + "') is a compute unit of " + edgemoe_hls::kKernelName +
+           " but not a kernel with an AXI-lite control port (type " + std::to_string(d.m_type) + ", base address " +
+           std::to_string(d.m_base_address) + ")");
   }
   auto check_links = [&](const Section& s, int64_t bank_count, const char* what) {
     const int64_t n = table_entries<int32_t>(s, offsetof(connectivity, m_connection), sizeof(connection), what, fail);
