@@ -28,6 +28,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .matfile import MAX_FILE_BYTES as MAX_MAT_BYTES, MatStruct, read_mat
+
 SYNTHETIC_CLASSES = ("background", "sphere", "cylinder", "box", "cone")
 # Each object class has a top part and a side part: part = 2 * class - 1 (top) or 2 * class (side).
 SYNTHETIC_PARTS = ("background",) + tuple(f"{c} {p}" for c in SYNTHETIC_CLASSES[1:] for p in ("top", "side"))
@@ -440,6 +442,16 @@ def _regular_file_inside(root: Path, path: Path) -> Path:
     return resolved
 
 
+def _mat_variable(path: Path, name: str):
+    """One variable of a level-5 MAT-file, read with limits (edgemoe.matfile), never with scipy.io."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_MAT_BYTES + 1)
+    variables = read_mat(data)
+    if name not in variables:
+        raise ValueError(f"it has no variable {name!r} (it has {sorted(variables)[:8]})")
+    return variables[name]
+
+
 def _guarded(what: str, path: Path, load, root: Path):
     """``load()`` of a regular file inside ``root``, with any decoding failure turned into a ValueError
     that names the file."""
@@ -449,12 +461,12 @@ def _guarded(what: str, path: Path, load, root: Path):
     except FileNotFoundError:
         raise
     # What decoders raise on damaged or hostile files: PIL (OSError, SyntaxError, EOFError,
-    # struct.error, DecompressionBombError), zlib, scipy.io (MatReadError and friends are
-    # Exceptions of their own), numpy (ValueError), and MemoryError for sizes a header invents.
+    # struct.error, DecompressionBombError), zlib, edgemoe.matfile and numpy (ValueError), and
+    # MemoryError for sizes a header invents.
     except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, NotImplementedError, SyntaxError,
             EOFError, struct.error, zlib.error, MemoryError, RecursionError) as exc:
         raise ValueError(f"{path}: cannot read it as {what} ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # noqa: BLE001 - decoder-specific errors (PIL, scipy.io) all mean "not readable"
+    except Exception as exc:  # noqa: BLE001 - decoder-specific errors (PIL's own) all mean "not readable"
         if type(exc).__module__.split(".")[0] in ("PIL", "scipy"):
             raise ValueError(f"{path}: cannot read it as {what} ({type(exc).__name__}: {exc})") from None
         raise
@@ -491,14 +503,13 @@ class PascalContext(_FolderDataset):
         raise FileNotFoundError(f"no semseg label for {i} under {self.root / 'semseg'}")
 
     def _label_map(self, i: str) -> np.ndarray:
-        from scipy.io import loadmat
-
         path = self.root / "pascal-context" / "trainval" / f"{i}.mat"
         if not path.is_file():
             raise FileNotFoundError(f"no PASCAL-Context label map for {i} at {path}")
-        label_map = _guarded("a PASCAL-Context label map", path, lambda: np.asarray(loadmat(str(path))["LabelMap"]), self.root)
-        if label_map.ndim != 2 or not np.issubdtype(label_map.dtype, np.number):
-            raise ValueError(f"{path}: LabelMap must be a 2-D numeric array, got {label_map.dtype} {label_map.shape}")
+        label_map = _guarded("a PASCAL-Context label map", path, lambda: _mat_variable(path, "LabelMap"), self.root)
+        if not isinstance(label_map, np.ndarray) or label_map.ndim != 2 or not np.issubdtype(label_map.dtype, np.number):
+            raise ValueError(f"{path}: LabelMap must be a 2-D numeric array, got "
+                             f"{getattr(label_map, 'dtype', type(label_map).__name__)} {getattr(label_map, 'shape', '')}")
         return label_map
 
     def _edge(self, i: str) -> np.ndarray:
@@ -509,21 +520,27 @@ class PascalContext(_FolderDataset):
         return thin(np.abs(lap) > 0).astype(np.float32)
 
     def _human_parts(self, i: str, shape) -> np.ndarray:
-        from scipy.io import loadmat
-
         path = self.root / "human_parts" / f"{i}.mat"
         target = np.zeros(shape, np.int64)
         if path.is_file():
             names = {name: part for part, group in self.PART_GROUPS.items() for name in group}
 
             def paint():
-                for obj in loadmat(str(path))["anno"][0][0][1][0]:
-                    if int(np.asarray(obj[1]).ravel()[0]) != self.PERSON or np.asarray(obj[3]).size == 0:
+                # Pascal-Part: anno.objects(k).class_ind, anno.objects(k).parts(j).part_name / .mask
+                anno = _mat_variable(path, "anno")
+                objects = anno.items[0].get("objects") if isinstance(anno, MatStruct) and anno.items else None
+                if not isinstance(objects, MatStruct):
+                    raise ValueError("anno has no struct array 'objects'")
+                for obj in objects.items:
+                    class_ind, parts = obj.get("class_ind"), obj.get("parts")
+                    if not isinstance(class_ind, np.ndarray) or class_ind.size == 0 or not isinstance(parts, MatStruct):
                         continue
-                    for part in np.asarray(obj[3])[0]:
-                        name = str(np.asarray(part[0]).ravel()[0])
-                        mask = np.asarray(part[1])
-                        if name in names and mask.shape == shape:
+                    if class_ind.ravel()[0] != self.PERSON:
+                        continue
+                    for part in parts.items:
+                        name, mask = part.get("part_name"), part.get("mask")
+                        if isinstance(name, str) and name in names and isinstance(mask, np.ndarray) \
+                                and mask.shape == shape:
                             target[mask.astype(bool)] = names[name]
 
             _guarded("a PASCAL human-parts annotation", path, paint, self.root)
