@@ -413,7 +413,7 @@ class _FolderDataset(torch.utils.data.Dataset):
             if task == "normals":
                 n = _resize(value, size, nearest=False)
                 ignore = np.any(_resize(value, size, nearest=True) == IGNORE, axis=-1)
-                norm = np.linalg.norm(n, axis=-1, keepdims=True)
+                norm = np.linalg.norm(n.astype(np.float64), axis=-1, keepdims=True)  # float32 squares overflow
                 n = np.where(norm > 1e-6, n / np.maximum(norm, 1e-6), 0.0)
                 n[ignore | (norm[..., 0] <= 1e-6)] = IGNORE
                 scene[task] = n.transpose(2, 0, 1).astype(np.float32)
@@ -430,8 +430,8 @@ def _regular_file_inside(root: Path, path: Path) -> Path:
     that leads outside the folder would read files the dataset does not own."""
     try:
         resolved = path.resolve(strict=True)
-    except FileNotFoundError:
-        raise
+    except FileNotFoundError:  # named as the dataset names it, not as a link resolves it
+        raise FileNotFoundError(f"{path} not found") from None
     except (OSError, RuntimeError) as exc:  # a link loop, a component that is not a folder
         raise ValueError(f"{path}: cannot resolve it ({exc})") from None
     folder = root.resolve()
@@ -512,11 +512,16 @@ class PascalContext(_FolderDataset):
                              f"{getattr(label_map, 'dtype', type(label_map).__name__)} {getattr(label_map, 'shape', '')}")
         return label_map
 
-    def _edge(self, i: str) -> np.ndarray:
+    def _edge(self, i: str, shape) -> np.ndarray:
         from scipy.ndimage import laplace
         from skimage.morphology import thin
 
-        lap = laplace(self._label_map(i).astype(np.float64))
+        label_map = self._label_map(i)
+        if label_map.shape != tuple(shape) or not np.isfinite(label_map).all():
+            raise ValueError(f"{self.root / 'pascal-context' / 'trainval' / f'{i}.mat'}: LabelMap is "
+                             f"{label_map.shape[0]} x {label_map.shape[1]} (the image is {shape[0]} x {shape[1]}) "
+                             "or holds non-finite values")
+        lap = laplace(label_map.astype(np.float64))
         return thin(np.abs(lap) > 0).astype(np.float32)
 
     def _human_parts(self, i: str, shape) -> np.ndarray:
@@ -567,7 +572,7 @@ class PascalContext(_FolderDataset):
                 raise ValueError(f"{p}: a normals PNG must be RGB, got shape {rgb.shape}")
             labels["normals"] = rgb[..., :3].astype(np.float32) * 2 / 255 - 1
         if "edge" in self.wanted:
-            labels["edge"] = self._edge(i)
+            labels["edge"] = self._edge(i, pixels.shape[:2])
         return self._finish(pixels, labels, i)
 
 
