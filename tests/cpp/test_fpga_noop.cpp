@@ -111,6 +111,9 @@ struct Event {
   KernelArgs args;            // buffer fields hold allocation ordinals
   // Run: what the kernel finds in its input buffers (read back through the device itself).
   std::vector<std::vector<uint8_t>> inputs;
+  // Run on an XrtDevice: the register map XRT built, and each buffer argument's device address.
+  std::vector<uint32_t> register_map;
+  std::vector<uint64_t> addresses;
 };
 
 // The buffers whose contents the host owns when a run starts (scratch and results are the kernel's).
@@ -177,6 +180,19 @@ class RecordingDevice : public Device {
       e.inputs.push_back(std::move(contents));
     }
     inner_->run(inner);
+    if (const auto* xrt = dynamic_cast<const edgemoe::fpga::XrtDevice*>(inner_)) {
+      e.register_map = xrt->last_register_map();
+      int index = 0;
+#define EDGEMOE_ADDRESS_BUFFER(name, type) \
+  e.addresses.push_back(inner.name >= 0 ? xrt->device_address(inner.name) : 0); \
+  ++index;
+#define EDGEMOE_ADDRESS_SCALAR(name, type) \
+  e.addresses.push_back(0);                \
+  ++index;
+      EDGEMOE_KERNEL_INTERFACE(EDGEMOE_ADDRESS_BUFFER, EDGEMOE_ADDRESS_SCALAR)
+#undef EDGEMOE_ADDRESS_BUFFER
+#undef EDGEMOE_ADDRESS_SCALAR
+    }
     log_->push_back(e);
   }
 
@@ -259,6 +275,47 @@ void compare_logs(const std::vector<Event>& emu, const std::vector<Event>& fpga,
 
 std::filesystem::path g_work;
 
+// What reaches the compute unit: in the register map XRT built for each run, every scalar at its
+// kernel_interface.h offset holds the value the host passed (compare_logs shows emu got the same),
+// and every bound buffer's device address sits at its pointer's offset.
+void check_register_maps(const std::vector<Event>& fpga_log, const std::string& label) {
+  int runs = 0, wrong = 0;
+  for (const Event& e : fpga_log) {
+    if (e.kind != Event::kRun) continue;
+    ++runs;
+    auto word = [&](int byte_offset) -> uint64_t {
+      const size_t at = size_t(byte_offset) / 4;
+      return at < e.register_map.size() ? e.register_map[at] : ~uint64_t(0);
+    };
+    int index = 0;
+#define EDGEMOE_CHECK_BUFFER(name, type)                                                                  \
+  if (e.args.name >= 0) {                                                                                 \
+    const int at = edgemoe_hls::register_offset(index);                                                   \
+    const uint64_t address = word(at) | (word(at + 4) << 32);                                             \
+    if (address != e.addresses[size_t(index)]) {                                                          \
+      ++wrong;                                                                                            \
+      expect(false, label + ": buffer " #name " at register " + std::to_string(at) + " holds address " +  \
+                        std::to_string(address) + ", its buffer is at " + std::to_string(e.addresses[size_t(index)])); \
+    }                                                                                                     \
+  }                                                                                                       \
+  ++index;
+#define EDGEMOE_CHECK_SCALAR(name, type)                                                                  \
+  {                                                                                                       \
+    const int at = edgemoe_hls::register_offset(index);                                                   \
+    if (word(at) != e.args.name) {                                                                        \
+      ++wrong;                                                                                            \
+      expect(false, label + ": scalar " #name " at register " + std::to_string(at) + " holds " +           \
+                        std::to_string(word(at)) + ", the host passed " + std::to_string(e.args.name));    \
+    }                                                                                                     \
+  }                                                                                                       \
+  ++index;
+    EDGEMOE_KERNEL_INTERFACE(EDGEMOE_CHECK_BUFFER, EDGEMOE_CHECK_SCALAR)
+#undef EDGEMOE_CHECK_BUFFER
+#undef EDGEMOE_CHECK_SCALAR
+  }
+  expect(runs > 0 && wrong == 0, label + ": every run's register map (XRT's ERT command) is kernel_interface.h's");
+}
+
 std::string write_xclbin(const edgemoe::fpga::XclbinDescription& d, const std::string& name) {
   const std::string path = (g_work / name).string();
   const std::vector<char> bytes = edgemoe::fpga::metadata_xclbin(d);
@@ -303,6 +360,7 @@ void host_flow(const ModelConfig& config, const std::vector<Call>& calls, const 
     fpga.backbone(images.data(), call.batch, call.tasks, outs);
   }
   compare_logs(emu_log, fpga_log, label);
+  check_register_maps(fpga_log, label);
 
   // Weights and params: uploaded once, whatever the calls.
   int weight_writes = 0, odd_weight_writes = 0, param_writes = 0;

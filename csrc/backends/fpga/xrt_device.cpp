@@ -1,7 +1,9 @@
 #include "backends/fpga/xrt_device.h"
 
+#include <ert.h>
 #include <experimental/xrt_xclbin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -201,6 +203,11 @@ void XrtDevice::run(const accel::KernelArgs& a) {
   EDGEMOE_KERNEL_INTERFACE(EDGEMOE_XRT_BUFFER, EDGEMOE_XRT_SCALAR)
 #undef EDGEMOE_XRT_BUFFER
 #undef EDGEMOE_XRT_SCALAR
+  // What XRT will write to the compute unit: the CU masks, then the register map.
+  const auto* command = reinterpret_cast<const ert_start_kernel_cmd*>(run.get_ert_packet());
+  const uint32_t masks = 1 + command->extra_cu_masks;
+  const uint32_t* payload = &command->cu_mask;
+  last_register_map_.assign(payload + std::min<uint32_t>(masks, command->count), payload + command->count);
   run.start();
   try {
     await_run(run, timeout_ms_, origin_, &unusable_);
@@ -217,5 +224,11 @@ int XrtDevice::memory_group(accel::BufferId buffer) const {
 }
 
 int XrtDevice::argument_group(accel::KernelArg arg) const { return kernel_.group_id(int(arg)); }
+
+uint64_t XrtDevice::device_address(accel::BufferId buffer) const {
+  if (buffer < 0 || size_t(buffer) >= buffers_.size() || !buffers_[buffer])
+    throw std::out_of_range("fpga device: no buffer " + std::to_string(buffer));
+  return buffers_[buffer].address();
+}
 
 }  // namespace edgemoe::fpga

@@ -38,6 +38,10 @@ class XrtDevice : public accel::Device {
   int memory_group(accel::BufferId buffer) const;
   // The memory group of a kernel argument, as the xclbin's connectivity says.
   int argument_group(accel::KernelArg arg) const;
+  // The register map XRT built for the last run (the payload of its ERT start command, one word per
+  // 4 bytes of the s_axilite map), and a buffer's device address: for tests of the binding.
+  const std::vector<uint32_t>& last_register_map() const { return last_register_map_; }
+  uint64_t device_address(accel::BufferId buffer) const;
 
  private:
   xrt::bo& bo(accel::BufferId buffer, size_t bytes, size_t offset);
@@ -52,6 +56,7 @@ class XrtDevice : public accel::Device {
   std::vector<size_t> sizes_;
   std::string unusable_;          // why the device may not be used again, after a stuck run
   std::vector<xrt::run> stuck_runs_;
+  std::vector<uint32_t> last_register_map_;
 };
 
 }  // namespace edgemoe::fpga
