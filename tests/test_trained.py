@@ -159,3 +159,26 @@ def test_single_threaded_blas_pins_openblas_and_restores_it():
         assert lib.openblas_get_num_threads() == 2
     finally:
         lib.openblas_set_num_threads(before)
+
+
+def test_an_independent_pytorch_path_agrees(ckpt, scenes, pytorch_metrics):
+    """edgemoe against M3ViT written out in plain torch from the spec (tests/m3vit_plain.py: the rank files
+    merged by hand, the YAML read by hand) and an mIoU written apart from edgemoe.metrics: the loader,
+    the reference model and the metric code cannot share a bug with what they check."""
+    from conftest import MAX_REL_ERR, max_rel_err
+    from m3vit_plain import PlainM3ViT, miou
+
+    plain = PlainM3ViT(ckpt, data.trained_config())
+    model = edgemoe.Model.from_checkpoint(ckpt, backend="cpu", config=data.trained_config())
+    assert tuple(plain.tasks) == tuple(model.tasks) and plain.image_size == tuple(model.config.image_size)
+    items = [scenes[i] for i in range(len(scenes))]
+    images = torch.stack([item["image"] for item in items])
+    for task in plain.tasks:
+        ours = model(images, task=task)
+        theirs = plain(images, task)
+        assert max_rel_err(ours, theirs) <= MAX_REL_ERR, task
+        if task in ("semseg", "human_parts"):
+            labels = torch.stack([item[task] for item in items])
+            independent = miou(theirs.argmax(1), labels, theirs.shape[1])
+            # the same predictions up to pixels whose top two logits tie within fp32 noise
+            assert abs(independent - pytorch_metrics[task]) <= 0.05, (task, independent, pytorch_metrics[task])
