@@ -26,14 +26,85 @@ FORBIDDEN = {
             "std containers", r"\bvirtual\b": "virtual dispatch",
         # The datapath is fixed point end to end: a float would synthesise to a floating-point core
         # (and break bit-exactness with emu). Real constants are written as ap_fixed initialisers.
-        r"\b(float|double)\b|\bhalf\s*[<(]|\bhls::half\b": "floating point",
+        r"\b(float|double)\b|\bhalf\s*[<(]|\bhls::half\b|\b_Float\d+\b|\b__(fp16|bf16|float128)\b": "floating point",
+        r"\.to_(double|float|half)\s*\(": "floating point (ap_fixed::to_double/to_float)",
+        r"\bauto\b[^;=]*=[^;]*(\d\.\d*|\.\d+|\d[eE][-+]?\d)": "floating point (auto deduced from a real literal)",
+        r"\d\.\d*[fF]\b|\.\d+[fF]\b": "floating point (a float literal)",
+        r"#include\s*[<\"](cmath|math\.h|complex|tgmath\.h)[>\"]": "floating point (the C math library)",
+        r"(?<![\w:.])(exp|expf|exp2|log|logf|log2|sqrt|sqrtf|pow|powf|sin|cos|tanh|erf|erff|fabs|fabsf|floor|ceil)\s*\(":
+            "floating point (a C math function)",
+        r"\b(alloca|__builtin_alloca)\b": "stack allocation (alloca)",
+        r"\bnamespace\s+\w+\s*=\s*(::)?std\b|\busing\s+namespace\s+(::)?std\b|\busing\s+(::)?std::":
+            "the standard library (through an alias)",
         r"\bwhile\b|\bdo\s*\{": "a while/do loop (every loop is a `for` with a static bound)",
         r"\bgoto\b": "goto",
 }
 
 
 def forbidden_uses(text):
-    return [what for pattern, what in FORBIDDEN.items() if re.search(pattern, text)]
+    found = [what for pattern, what in FORBIDDEN.items() if re.search(pattern, text)]
+    # function pointers (indirect calls hide recursion, and HLS cannot synthesise them), outside the
+    # emulation-only code that never reaches Vitis
+    if re.search(r"\(\s*\*\s*\w*\s*\)\s*\(", synthesised(text)):
+        found.append("a function pointer")
+    return found
+
+
+HOST_ONLY = re.compile(r"#\s*(ifdef\s+EDGEMOE_EMU_PARALLEL|ifndef\s+__SYNTHESIS__|if\s+!\s*defined\s*\(?\s*__SYNTHESIS__)")
+
+
+def synthesised(text):
+    """`text` without the blocks Vitis never compiles (#ifdef EDGEMOE_EMU_PARALLEL, #ifndef __SYNTHESIS__);
+    their #else branches stay."""
+    out, stack = [], []  # per open #if: is the current branch host-only?
+    for line in text.splitlines():
+        directive = line.strip()
+        if re.match(r"#\s*if", directive):
+            stack.append(bool(HOST_ONLY.match(directive)))
+            continue
+        if re.match(r"#\s*el", directive) and stack:
+            stack[-1] = False if stack[-1] else stack[-1]
+            continue
+        if re.match(r"#\s*endif", directive) and stack:
+            stack.pop()
+            continue
+        if not any(stack):
+            out.append(line)
+    return "\n".join(out)
+
+
+DEAD = re.compile(r"#\s*if\s+0\b|\bif\s*(constexpr\s*)?\(\s*(false|0)\s*\)")
+
+
+def dead_code(text):
+    """Code that can never run: `#if 0`, `if (false)`, and statements after a `return` in its block (a
+    cycle-ledger report there would charge nothing)."""
+    bad = [m.group(0) for m in DEAD.finditer(text)]
+    for m in re.finditer(r"\breturn\b[^;]*;", text):
+        before = text[:m.start()].rstrip()
+        if before.endswith((")", "else", "=")):  # the body of an unbraced if/else, or `port = return`
+            continue
+        depth, i = 0, m.end()
+        while i < len(text):
+            c = text[i]
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif depth == 0 and not c.isspace():
+                if not re.match(r"(case\b|default\s*:|#)", text[i:]):  # another case label is reachable
+                    bad.append(f"code after '{m.group(0)}': {text[i:i + 40]!r}")
+                break
+            i += 1
+    return bad
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_no_dead_code(path):
+    bad = dead_code(code(path))
+    assert not bad, f"{path.name}: {bad}"
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
@@ -90,16 +161,50 @@ CONSTANT = r"(EDGEMOE_[A-Z_]+|k[A-Z]\w*)"
 BOUND = re.compile(rf"^\s*(upto<[\s\d+\-*/()]*({CONSTANT}[\s\d+\-*/()]*)*>\([^;]*\)|[\s\d+\-*/()]*({CONSTANT}[\s\d+\-*/()]*)*)\s*$")
 
 
-def unbounded_loops(text):
+CONFIGS = sorted((KERNELS.parent / "config").glob("*.h"))
+
+
+def static_constants(text):
+    """Names a loop bound may use: constexpr constants, enumerators, and EDGEMOE_ macros whose value is
+    itself a constant expression (a name that only looks constant, `int kRows = rows;` or
+    `#define EDGEMOE_ROWS rows`, is not one)."""
+    names = set(re.findall(r"\bconstexpr\s+[^;=(]*?\b(k[A-Z]\w*)\s*(?:=|\{|\[)", text))
+    for body in re.findall(r"\benum\b[^{;]*\{([^}]*)\}", text):
+        names |= set(re.findall(r"\b(k[A-Z]\w*)\b", body))
+    macros = dict(re.findall(r"#define\s+(EDGEMOE_\w+)[ \t]+([^\n]+)", text))
+    changed = True
+    while changed:
+        changed = False
+        for name, value in macros.items():
+            tokens = re.findall(r"[A-Za-z_]\w*", value)
+            if name not in names and all(t in names for t in tokens) and re.fullmatch(r"[\s\w+\-*/()<>]*", value):
+                names.add(name)
+                changed = True
+    return names
+
+
+def all_constants():
+    return static_constants("\n".join(code(p) for p in SOURCES + CONFIGS))
+
+
+def unbounded_loops(text, constants=None):
     """Loops whose trip count has no compile-time maximum. A `for` must compare its variable with a
-    static bound (a constant expression, or upto<constant>(runtime size)); counting down, its start
-    must be a constant expression too (a runtime start would be an unbounded trip count)."""
+    static bound (a constant expression of `constants`, or upto<constant>(runtime size)); counting
+    down, its start must be a constant expression too (a runtime start would be an unbounded trip
+    count)."""
+    constants = static_constants(text) if constants is None else constants
     bad = []
     for m in re.finditer(r"\bfor\s*\(([^;]*);([^;]*);([^)]*)\)", text):
         init, condition, step = (g.strip() for g in m.groups())
         parts = re.split(r"<=|>=|<|>", condition, maxsplit=1)
         if len(parts) != 2 or not parts[0].strip() or not BOUND.match(parts[1]):
             bad.append(f"for ({init}; {condition}; {step}): condition is not a comparison with a static bound")
+            continue
+        bound = re.sub(r"\([^()]*\)\s*$", "", parts[1]) if "upto<" in parts[1] else parts[1]
+        runtime = [name for name in re.findall(CONSTANT, bound) if name not in constants]
+        if runtime:
+            bad.append(f"for ({init}; {condition}; {step}): {runtime} only look constant (not constexpr, an "
+                       "enumerator or a constant macro)")
             continue
         if re.search(r"--|-=", step) or re.search(r"<=|>=|<|>", condition).group(0).startswith(">"):
             start = init.split("=", 1)[-1] if "=" in init else ""
@@ -110,7 +215,7 @@ def unbounded_loops(text):
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
 def test_every_loop_has_a_static_bound(path):
-    bad = unbounded_loops(code(path))
+    bad = unbounded_loops(code(path), all_constants())
     assert not bad, f"{path.name}: {bad}"
 
 
@@ -122,12 +227,31 @@ BROKEN = {
     "double": ("void f() { double d = 0; }", "floating point"),
     "new": ("void f() { int* p = new int[4]; }", "heap"),
     "std": ("void f() { std::vector<int> v; }", "standard library"),
+    "to_double": ("fm_t g(fm_t v) { return fm_t(v.to_double() * 2); }", "floating point"),
+    "auto from a real": ("void f() { auto d = 0.1 * 3; }", "floating point"),
+    "float literal": ("fm_t g() { return fm_t(0.5f); }", "floating point"),
+    "math.h": ("#include <math.h>\nvoid f() {}", "floating point"),
+    "unqualified exp": ("fm_t g(fm_t v) { return fm_t(exp(v)); }", "floating point"),
+    "_Float16": ("void f() { _Float16 h = 1; }", "floating point"),
+    "alloca": ("void f(int n) { char* p = (char*)alloca(n); }", "alloca"),
+    "std alias": ("namespace s = std;\nvoid f() { s::array<int, 4> a; }", "standard library"),
+    "using namespace std": ("using namespace std;\nvoid f() { array<int, 4> a; }", "standard library"),
+    "function pointer": ("int f(int n);\nint (*fp)(int) = f;\nint f(int n) { return n ? fp(n - 1) : 0; }",
+                         "function pointer"),
 }
 LOOPS = {
     "forever": "void f() { for (;;) { x(); } }",
     "runtime bound": "void f(int n) { for (int i = 0; i < n; ++i) { x(); } }",
     "count down from runtime": "void f(int n) { for (int i = n; i > 0; --i) { x(); } }",
     "no comparison": "void f(int* p) { for (int i = 0; p[i]; ++i) { x(); } }",
+    "runtime kRows": "void f(int rows) { const int kRows = rows; for (int i = 0; i < kRows; ++i) { x(); } }",
+    "define of a runtime name": "#define EDGEMOE_ROWS rows\nvoid f(int rows) { for (int i = 0; i < EDGEMOE_ROWS; ++i) {} }",
+    "upto of a runtime name": "void f(int n, int m) { const int kM = m; for (int i = 0; i < upto<kM>(n); ++i) {} }",
+}
+DEAD_CODE = {
+    "if 0": "void f() {\n#if 0\n  ledger::loop(kUnitQkv, 1, kII, 1);\n#endif\n}",
+    "if false": "void f() { if (false) ledger::loop(kUnitQkv, 1, kII, 1); }",
+    "after return": "void f() { x(); return;\n  ledger::loop(kUnitQkv, 1, kII, 1);\n}",
 }
 RECURSIVE = {
     "direct": "int f(int n) { return n ? f(n - 1) : 0; }",
@@ -149,9 +273,24 @@ def test_loop_rule_catches_unbounded_loops(case):
 
 
 def test_loop_rule_accepts_bounded_loops():
-    ok = ("for (int i = 0; i < EDGEMOE_MAX_DIM; ++i) {} for (int r = first; r < upto<EDGEMOE_MAX_TOKENS>(rows); ++r) {}"
-          " for (int bit = 24; bit >= 0; --bit) {} for (int i = 0; i < 2 * kLanes + 1; ++i) {}")
+    ok = ("#define EDGEMOE_MAX_DIM 768\n#define EDGEMOE_MAX_TOKENS (EDGEMOE_MAX_DIM + 1)\nconstexpr int kLanes = 16;\n"
+          "enum Mode { kFirst, kLast };\n"
+          "for (int i = 0; i < EDGEMOE_MAX_DIM; ++i) {} for (int r = first; r < upto<EDGEMOE_MAX_TOKENS>(rows); ++r) {}"
+          " for (int bit = 24; bit >= 0; --bit) {} for (int i = 0; i < 2 * kLanes + 1; ++i) {}"
+          " for (int m = 0; m < kLast; ++m) {}")
     assert unbounded_loops(ok) == []
+
+
+@pytest.mark.parametrize("case", sorted(DEAD_CODE))
+def test_dead_code_rule_catches_dead_ledger_reports(case):
+    assert dead_code(DEAD_CODE[case]), case
+
+
+def test_dead_code_rule_accepts_guarded_returns():
+    ok = ("int f(int n) { if (n < 0) return 0; else return 1; }\n"
+          "int g(int k) { switch (k) { case 0: return 1; case 1: return 2; default: return 3; } }\n"
+          "#pragma HLS INTERFACE mode = s_axilite port = return\n")
+    assert dead_code(ok) == []
 
 
 @pytest.mark.parametrize("case", sorted(RECURSIVE))
@@ -178,8 +317,8 @@ def schedule_violations(text):
     reports), variable-bound loops (upto<>) without LOOP_TRIPCOUNT, and functions with a pipelined
     loop that report nothing to the cycle ledger (kernels/src/cycle_ledger.h)."""
     bad = []
-    for m in re.finditer(r"#pragma HLS PIPELINE(?P<rest>[^\n]*)", text):
-        ii = re.search(r"II\s*=\s*(\w+)", m.group("rest"))
+    for m in re.finditer(r"#pragma\s+HLS\s+PIPELINE(?P<rest>[^\n]*)", text, flags=re.I):
+        ii = re.search(r"II\s*=\s*(\w+)", m.group("rest"), flags=re.I)
         if not ii or not re.fullmatch(r"k[A-Z]\w*", ii.group(1)):
             bad.append(f"PIPELINE{m.group('rest')}: II must name a schedule.h constant")
     lines = text.splitlines()
@@ -188,7 +327,7 @@ def schedule_violations(text):
                 "LOOP_TRIPCOUNT" in l for l in lines[i + 1:i + 4]):
             bad.append(f"{line.strip()}: a variable-bound loop without LOOP_TRIPCOUNT")
     for name, body in _functions(text):
-        if "#pragma HLS PIPELINE" in body and not re.search(r"\bloop\(", body):
+        if re.search(r"#pragma\s+HLS\s+PIPELINE", body, flags=re.I) and not re.search(r"\bloop\(", body):
             bad.append(f"{name}: pipelined loops but no report to the cycle ledger")
     return bad
 
@@ -206,6 +345,9 @@ def test_schedule_rule_catches_what_it_forbids():
     literal = "void f(int n) {\n  for (int i = 0; i < upto<kMax>(n); ++i) {\n#pragma HLS PIPELINE II = 1\n#pragma HLS LOOP_TRIPCOUNT max = kMax\n  }\n  ledger::loop(kUnitQkv, n, kII, 1);\n}"
     untracked = "void f(int n) {\n  for (int i = 0; i < upto<kMax>(n); ++i) {\n#pragma HLS PIPELINE II = kII\n  }\n}"
     assert any("schedule.h constant" in b for b in schedule_violations(literal))
+    lowercase = "void f(int n) {\n  for (int i = 0; i < kMax; ++i) {\n#pragma hls pipeline ii=1\n  }\n}"
+    found = schedule_violations(lowercase)
+    assert any("schedule.h constant" in b for b in found) and any("cycle ledger" in b for b in found)
     found = schedule_violations(untracked)
     assert any("LOOP_TRIPCOUNT" in b for b in found) and any("cycle ledger" in b for b in found)
     ok = literal.replace("II = 1", "II = kII")
