@@ -224,3 +224,33 @@ def test_model_too_large_for_the_build(change, limit):
     state = dict(synthetic.seeded_model(cfg, 0).state_dict())
     with pytest.raises(ValueError, match=limit):
         edgemoe.Model(cfg, state, "emu")
+
+
+def test_kernel_layernorm_epsilon_is_m3vits():
+    """The kernel LayerNorm's eps is M3ViT's 1e-6 (kernels/src/layernorm.h). On ordinary activations
+    (variance ~1) eps 1e-5 moves the output by ~eps / (2 var) = 5e-6 relative, an NMSE of ~1e-11, far
+    inside NMSE_BOUNDS: the contract cannot see it. Here the patch embedding is zero and the tokens are
+    the position embedding scaled to a variance of 1e-6 (fm_t keeps it to 2^-22, a relative 2e-4), so
+    block 0's LayerNorm divides by sqrt(1e-6 + eps): eps 1e-5 changes the features by an NMSE near 0.1,
+    while emu must stay within 1e-4 of fp32."""
+    cfg = VARIANTS["tiny-no-moe"]
+    ref = synthetic.seeded_model(cfg, 4)
+    state = ref.state_dict()
+    state["backbone.patch_embed.proj.weight"].zero_()
+    state["backbone.patch_embed.proj.bias"].zero_()
+    for key in ("backbone.pos_embed", "backbone.cls_token"):
+        state[key] = state[key] * (1e-3 / state["backbone.pos_embed"].std())
+    ref.load_state_dict(state)
+    cpu, emu = edgemoe.Model(cfg, dict(state), "cpu"), edgemoe.Model(cfg, dict(state), "emu")
+    moved = synthetic.seeded_model(cfg, 4)
+    moved.load_state_dict(state)
+    for name, module in moved.named_modules():
+        if isinstance(module, torch.nn.LayerNorm) and name.startswith("backbone"):
+            module.eps = 1e-5
+    x = pixel_images(cfg, 1, 4)
+    for task in cfg.task_names:
+        fp32 = cpu.features(x, task)
+        with torch.no_grad():
+            shifted = moved.features(x, task)
+        assert nmse(shifted, fp32) > 1e-2, (task, nmse(shifted, fp32))
+        assert nmse(emu.features(x, task), fp32) <= 1e-4, (task, nmse(emu.features(x, task), fp32))

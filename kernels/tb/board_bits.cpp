@@ -1,7 +1,9 @@
 // The whole backbone on a seeded model that fits every board, printed as hashes of the output
 // rows and the MoE trace per task. Built once per configuration (emu, zcu102, u280); the ctest
 // kernel_boards_bit_identical requires the three printouts to be equal, i.e. the emulation
-// computes what each board's build computes, whatever its array sizes and maxima.
+// computes what each board's build computes, whatever its array sizes and maxima, and equal to
+// board_bits.expected: a change of the kernels' bits is a decision a commit makes visibly. The
+// model is drawn with tb::Rng::exact_normal, so the hashes are the same on every platform.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -36,17 +38,17 @@ int main() {
   std::vector<fm_t> params(params_size(m));
   // Scaled like a trained network: unit-variance activations, decisive gates.
   for (auto& word : weights)
-    for (int lane = 0; lane < kWeightsPerWord; ++lane) set_weight_lane(word, lane, rng.normal(0, 1.0 / 14));
-  for (auto& v : params) v = rng.normal(0, 0.05);
-  for (int i = 0; i < n * D; ++i) params[p_pos(m) + i] = rng.normal(0, 0.5);
+    for (int lane = 0; lane < kWeightsPerWord; ++lane) set_weight_lane(word, lane, rng.exact_normal(0, 1.0 / 14));
+  for (auto& v : params) v = rng.exact_normal(0, 0.05);
+  for (int i = 0; i < n * D; ++i) params[p_pos(m) + i] = rng.exact_normal(0, 0.5);
   for (int b = 0; b < m.depth; ++b) {
     for (int d = 0; d < D; ++d) {
-      params[p_ln1(m, b) + d] = 1 + rng.normal(0, 0.1);
-      params[p_ln2(m, b) + d] = 1 + rng.normal(0, 0.1);
+      params[p_ln1(m, b) + d] = 1 + rng.exact_normal(0, 0.1);
+      params[p_ln2(m, b) + d] = 1 + rng.exact_normal(0, 0.1);
     }
     if (!is_moe(m, b)) continue;
     for (int t = 0; t < m.num_tasks; ++t)
-      for (int i = 0; i < m.experts * D; ++i) tb::set_weight_at(weights, w_gate(m, b, t), D, i / D, i % D, rng.normal(0, 0.15));
+      for (int i = 0; i < m.experts * D; ++i) tb::set_weight_at(weights, w_gate(m, b, t), D, i / D, i % D, rng.exact_normal(0, 0.15));
   }
   std::vector<pixel_t> image(3L * m.grid_h * m.patch * m.grid_w * m.patch);
   for (auto& v : image) v.range() = uint64_t(rng.integer(0, 255));

@@ -1,5 +1,5 @@
 # Runs each program in RUNS (comma-separated), through EMULATOR when cross-compiled (e.g. qemu);
-# each must pass, and their "task ..." lines must be equal.
+# each must pass, and their "task ..." lines must be equal, and equal to the lines of EXPECTED.
 string(REPLACE "," ";" runs "${RUNS}")
 list(REMOVE_ITEM runs "")
 list(LENGTH runs count)
@@ -24,3 +24,10 @@ foreach(run IN LISTS runs)
     message(FATAL_ERROR "${run} computes different bits from ${reference_run}")
   endif()
 endforeach()
+file(STRINGS "${EXPECTED}" expected REGEX "^task ")
+if(NOT reference STREQUAL expected)
+  string(REPLACE ";" "\n" got "${reference}")
+  message(FATAL_ERROR "the kernels compute other bits than ${EXPECTED} records. If that is intended, "
+                      "replace its task lines with\n${got}\nand say in the commit why the bits changed.")
+endif()
+message("bits as ${EXPECTED} records")

@@ -37,6 +37,15 @@ struct Rng {
   double normal(double mean = 0, double stddev = 1) { return std::normal_distribution<double>(mean, stddev)(gen); }
   double uniform(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(gen); }
   int integer(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen); }
+  // A normal deviate computed the same on every platform (for golden hashes): Irwin-Hall, the sum of
+  // 12 uniform 24-bit integers, exact in double; mean + stddev * z rounds identically wherever
+  // contraction into FMA is off (board_bits is built with -ffp-contract=off).
+  double exact_normal(double mean, double stddev) {
+    long long sum = 0;
+    for (int i = 0; i < 12; ++i) sum += static_cast<long long>(gen() >> 8);
+    const double z = std::ldexp(static_cast<double>(sum), -24) - 6.0;
+    return mean + stddev * z;
+  }
 };
 
 }  // namespace tb

@@ -18,9 +18,22 @@ inline std::vector<edgemoe_hls::weight_word_t> pack(const std::vector<edgemoe_hl
 }
 
 // Element (r, c) of the matrix starting at word `at`.
+// Lane `lane` of a packed word, read bit by bit from the format's definition (kernels/src/layout.h:
+// lane l is bits [18 l, 18 l + 18) of the 512-bit word, part p holding bits [32 p, 32 p + 32)),
+// not through the kernel's weight_lane: the golden models must not share a read-side packing bug.
+inline edgemoe_hls::wt_t unpack_lane(const edgemoe_hls::weight_word_t& w, int lane) {
+  unsigned long long bits = 0;
+  for (int b = 0; b < edgemoe_hls::kWeightBits; ++b) {
+    const int at = lane * edgemoe_hls::kWeightBits + b;
+    bits |= (unsigned long long)((w.part[at / 32] >> (at % 32)) & 1u) << b;
+  }
+  edgemoe_hls::wt_t v;
+  v.range() = bits;
+  return v;
+}
+
 inline edgemoe_hls::wt_t weight_at(const std::vector<edgemoe_hls::weight_word_t>& words, long at, int in, int r, int c) {
-  return edgemoe_hls::weight_lane(words[size_t(edgemoe_hls::weight_word_index(at, in, r, c))],
-                                  c % edgemoe_hls::kWeightsPerWord);
+  return unpack_lane(words[size_t(edgemoe_hls::weight_word_index(at, in, r, c))], c % edgemoe_hls::kWeightsPerWord);
 }
 inline void set_weight_at(std::vector<edgemoe_hls::weight_word_t>& words, long at, int in, int r, int c,
                           edgemoe_hls::wt_t v) {

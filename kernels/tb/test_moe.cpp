@@ -14,6 +14,7 @@
 //         and fc2's output by sum_i |w2_oi| times that, plus its fm_t truncation (2^-22).
 //   output: per chosen expert, dp |y| + p dy + 2^-22 (the weighted value's fm_t truncation).
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "src/moe.h"
@@ -22,25 +23,40 @@
 
 using namespace edgemoe_hls;
 
-static WeightTiles g_tiles[kWeightBuffers];
-static BiasTiles g_bias[kWeightBuffers];
-static LinearShape g_shapes[kWeightBuffers];
-static ExpertQueues g_queues;
+namespace {
 
-int main() {
-  tb::Rng rng(3);
-  // One MoE block (block 0) in a model of depth 1, 8 experts, top-2, 2 tasks.
-  ModelDims m = {64, 2, 3, 5, 16, 1, 0, 8, 48, 2, 2, 1u};
-  const int n = tokens(m), D = m.dim, E = m.experts, Hm = m.expert_hidden, task = 1;
+WeightTiles g_tiles[kWeightBuffers];
+BiasTiles g_bias[kWeightBuffers];
+LinearShape g_shapes[kWeightBuffers];
+ExpertQueues g_queues;
+
+// One MoE block (block 0) of `m` for `task`. Expert `shunned` never wins (its gate row strongly
+// negative against positive tokens); expert `favoured`, if any, wins every token (strongly positive)
+// and the next expert is every token's second choice.
+void check_layer(const ModelDims& m, int task, unsigned seed, int shunned, int favoured, const std::string& label) {
+  std::printf("--- %s: %d tokens, %d experts, top-%d\n", label.c_str(), tokens(m), m.experts, m.top_k);
+  tb::Rng rng(seed);
+  const int n = tokens(m), D = m.dim, E = m.experts, Hm = m.expert_hidden;
   std::vector<weight_word_t> weights(weights_size(m));
   std::vector<fm_t> params(params_size(m));
   for (auto& word : weights)
     for (int lane = 0; lane < kWeightsPerWord; ++lane) set_weight_lane(word, lane, rng.normal(0, 0.12));
+  // The read side the kernels use against the format's definition, lane by lane.
+  int lane_errors = 0;
+  for (const auto& word : weights)
+    for (int lane = 0; lane < kWeightsPerWord; ++lane)
+      lane_errors += weight_lane(word, lane).range() != tb::unpack_lane(word, lane).range();
+  tb::expect(lane_errors == 0, label + ": weight_lane reads every lane as the packed format defines it");
   for (auto& v : params) v = rng.normal(0, 0.1);
-  // Expert 5 never wins: its gate row for the task is strongly negative against positive tokens.
   std::vector<fm_t> xn(n * D), x(n * D, fm_t(0)), hidden(n * Hm);
   for (auto& v : xn) v = std::abs(rng.normal(0.5, 1));
-  for (int d = 0; d < D; ++d) tb::set_weight_at(weights, w_gate(m, 0, task), D, 5, d, -0.5);
+  for (int d = 0; d < D && shunned >= 0; ++d) tb::set_weight_at(weights, w_gate(m, 0, task), D, shunned, d, -0.5);
+  // ... and the runner-up decisively second, so that no token's top-k sits near a tie.
+  for (int d = 0; d < D && favoured >= 0; ++d) {
+    tb::set_weight_at(weights, w_gate(m, 0, task), D, favoured, d, 0.5);
+    for (int e = 0; e < E; ++e)
+      if (e != favoured) tb::set_weight_at(weights, w_gate(m, 0, task), D, e, d, e == (favoured + 1) % E ? 0.25 : -0.25);
+  }
   std::vector<uint32_t> trace_words(3 * E);
   std::vector<ap_uint<32>> trace(3 * E);
   const tb::WeightPorts ports = tb::split_ports(weights);
@@ -133,7 +149,11 @@ int main() {
   tb::expect(queue_order_errors == 0, "each queue lists its tokens in token order");
   std::printf("gate scores (softmax over all experts, not renormalised): max abs error %.3g\n", worst_score);
   tb::bound("gate scores: worst error / its derived bound", score_ratio, 1.0);
-  tb::expect(count[5] == 0 && trace[5].to_uint() == 0, "expert 5 receives no token");
+  if (shunned >= 0)
+    tb::expect(count[shunned] == 0 && trace[shunned].to_uint() == 0, label + ": the shunned expert receives no token");
+  if (favoured >= 0)  // every token queued for one expert: its queue holds the maximum token count
+    tb::expect(count[favoured] == n && int(trace[favoured].to_uint()) == n && g_queues.length[favoured] == n,
+               label + ": all " + std::to_string(n) + " tokens queued for the favoured expert");
   int active = 0;
   for (int e = 0; e < E; ++e) {
     const unsigned tokens_e = trace[e].to_uint(), fc1 = trace[E + e].to_uint(), fc2 = trace[2 * E + e].to_uint();
@@ -150,6 +170,16 @@ int main() {
     ratio = std::max(ratio, err / out_bound[i]);
   }
   std::printf("MoE output: max abs error %.3g (output peak %.3g)\n", worst, peak);
-  tb::bound("MoE output: worst error / its derived bound", ratio, 1.0);
+  tb::bound(label + ": MoE output: worst error / its derived bound", ratio, 1.0);
+}
+
+}  // namespace
+
+int main() {
+  // A model of depth 1, 8 experts, top-2, 2 tasks.
+  check_layer({64, 2, 3, 5, 16, 1, 0, 8, 48, 2, 2, 1u}, 1, 3, 5, -1, "8 experts");
+  // The largest token count the build takes (EDGEMOE_MAX_TOKENS, one grid row of it), every token
+  // for one expert: a queue one slot short of the maximum loses (or overruns with) the last token.
+  check_layer({32, 2, 1, EDGEMOE_MAX_TOKENS - 1, 16, 1, 0, 4, 32, 2, 2, 1u}, 0, 5, -1, 2, "max tokens to one expert");
   return tb::finish();
 }
