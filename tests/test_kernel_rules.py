@@ -50,7 +50,8 @@ def forbidden_uses(text):
     return found
 
 
-HOST_ONLY = re.compile(r"#\s*(ifdef\s+EDGEMOE_EMU_PARALLEL|ifndef\s+__SYNTHESIS__|if\s+!\s*defined\s*\(?\s*__SYNTHESIS__)")
+HOST_ONLY = re.compile(r"#\s*(ifdef\s+(EDGEMOE_EMU_PARALLEL|EDGEMOE_ACCESS_CHECK)|ifndef\s+__SYNTHESIS__|"
+                       r"if\s+!\s*defined\s*\(?\s*__SYNTHESIS__)")
 
 
 def synthesised(text):
@@ -352,3 +353,70 @@ def test_schedule_rule_catches_what_it_forbids():
     assert any("LOOP_TRIPCOUNT" in b for b in found) and any("cycle ledger" in b for b in found)
     ok = literal.replace("II = 1", "II = kII")
     assert schedule_violations(ok) == []
+
+
+# --- m_axi read-modify-write: a loop that reads and writes one bundle must justify DEPENDENCE ----
+
+MAXI = re.findall(r"INTERFACE m_axi port = (\w+)", (KERNELS / "m3vit_backbone.cpp").read_text())
+
+
+def _loop_bodies(text):
+    """(start, body) of every `for` loop, by brace matching."""
+    for m in re.finditer(r"\bfor\s*\([^;]*;[^;]*;[^)]*\)\s*\{", text):
+        depth, i = 1, m.end()
+        while depth and i < len(text):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        yield m.start(), text[m.end():i]
+
+
+def unjustified_read_modify_writes(raw):
+    """Pipelined loops that read and write the same m_axi buffer (directly, or through load_*/store_*
+    helpers) without `DEPENDENCE ... inter ... dependent = false` in the loop and a comment with the
+    words "DEPENDENCE proof" just above it: HLS would otherwise serialise iterations on the bus."""
+    bad = []
+    text = re.sub(r"//[^\n]*", lambda m: " " * len(m.group(0)), raw)  # same offsets, comments blanked
+    for start, body in _loop_bodies(text):
+        head = re.sub(r"\bfor\s*\([^)]*\)\s*\{.*", "", body, flags=re.S)  # before any nested loop
+        if not re.search(r"#pragma\s+HLS\s+PIPELINE", head, flags=re.I):
+            continue  # not pipelined itself (a nested loop may be: it is checked on its own)
+        own = body  # nested loops of a pipelined loop are unrolled into its body
+        reads = {n for n in MAXI if re.search(rf"\b{n}\s*\[[^\]]*\](?!\s*=[^=])", own)}
+        writes = {n for n in MAXI if re.search(rf"\b{n}\s*\[[^\]]*\]\s*=[^=]", own)}
+        def passed_to(kind):  # m_axi buffers handed to load_*/store_* helpers
+            args = " ".join(re.findall(rf"\b{kind}_\w+\s*\(([^;]*)\)", own))
+            return {n for n in MAXI if re.search(rf"\b{n}\b", args)}
+
+        both = (reads | passed_to("load")) & (writes | passed_to("store"))
+        if not both:
+            continue
+        declared = {n for n in both if re.search(rf"#pragma\s+HLS\s+DEPENDENCE\s+variable\s*=\s*{n}\b[^\n]*"
+                                                 r"type\s*=\s*inter[^\n]*dependent\s*=\s*false", own, flags=re.I)}
+        above = raw[max(0, start - 2000):start]
+        if declared != both or "DEPENDENCE proof" not in above:
+            line = raw.count("\n", 0, start) + 1
+            bad.append(f"line {line}: a pipelined loop reads and writes {sorted(both)}; missing "
+                       f"DEPENDENCE ... inter dependent = false for {sorted(both - declared)} or a 'DEPENDENCE proof'"
+                       " comment above it")
+    return bad
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_maxi_read_modify_writes_are_justified(path):
+    assert len(MAXI) >= 8, "the m_axi ports were not found in m3vit_backbone.cpp; fix the test"
+    bad = unjustified_read_modify_writes(path.read_text())
+    assert not bad, f"{path.name}: {bad}"
+
+
+def test_read_modify_write_rule_catches_what_it_forbids():
+    loop = ("void f(fm_word_t* x, int n) {{\n{comment}  for (int i = 0; i < upto<kMax>(n); ++i) {{\n"
+            "#pragma HLS PIPELINE II = kII\n{pragma}    x[at(i)] = x[at(i)] + 1;\n  }}\n}}\n")
+    pragma = "#pragma HLS DEPENDENCE variable = x type = inter dependent = false\n"
+    proof = "  // DEPENDENCE proof: at() is injective\n"
+    assert unjustified_read_modify_writes(loop.format(comment="", pragma=""))
+    assert unjustified_read_modify_writes(loop.format(comment="", pragma=pragma))  # no proof
+    assert unjustified_read_modify_writes(loop.format(comment=proof, pragma=""))   # no pragma
+    assert unjustified_read_modify_writes(loop.format(comment=proof, pragma=pragma)) == []
+    helpers = loop.replace("x[at(i)] = x[at(i)] + 1;", "w = load_word(x, i); store_word(x, i, w);")
+    assert unjustified_read_modify_writes(helpers.format(comment=proof, pragma=pragma.replace("= x", "= y")))
+    assert unjustified_read_modify_writes(helpers.format(comment="", pragma=""))

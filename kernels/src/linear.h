@@ -13,6 +13,7 @@
 // pipeline on its last one. Rows are independent, so the grouping changes no bits.
 #pragma once
 
+#include "access_check.h"
 #include "fixed_math.h"
 #include "layout.h"
 #include "schedule.h"
@@ -381,10 +382,24 @@ store_tiles:
       }
     }
   }
+  // DEPENDENCE proof: the loop reads a destination word back and writes it on the same bundle at
+  // data-dependent addresses, so HLS would assume a read may follow a write to the same address and
+  // serialise every iteration on an m_axi round trip. It cannot: (1) a job's rows are distinct -
+  // the residual add writes rows first_row..rows-1 once each, and a scatter's rows are one expert
+  // queue, where route_tokens appends a token at most once (its k picks are distinct experts); (2)
+  // within a row, a word is read once, on its first tile, kept in pending[r], and written once, on
+  // its last tile; no iteration reads a word after any iteration wrote it, and none writes it twice.
+  // So no inter-iteration dependence exists through x, qkv or hidden. The testbenches check the
+  // claim access by access (access_check.h: kernel_linear, kernel_moe), and see a collision when a
+  // queue lists a token twice.
+  EDGEMOE_ACCESS_BEGIN();
 accumulate_tiles:  // the residual add, or the MoE combine scattered by token (into x today)
   for (int step = 0; step < upto<kMaxRowGroups * kMaxOutTiles * kTrows>(accumulate_steps); ++step) {
 #pragma HLS PIPELINE II = kWriteAccumulateII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxOutTiles * kTrows
+#pragma HLS DEPENDENCE variable = x type = inter dependent = false
+#pragma HLS DEPENDENCE variable = qkv type = inter dependent = false
+#pragma HLS DEPENDENCE variable = hidden type = inter dependent = false
     if (t == 0 && r == 0) dest = dest_rows.read();
     if (r == 0) y = in.read();
     const int row = dest.row[r];
@@ -396,14 +411,20 @@ accumulate_tiles:  // the residual add, or the MoE combine scattered by token (i
       const long at = row_word + first / kWordElems;
       const int lane0 = first % kWordElems;
       fm_word_t& word = pending[r];
-      if (lane0 == 0) word = load_word(job, at, qkv, hidden, x);  // the word's first tile reads it back
+      if (lane0 == 0) {  // the word's first tile reads it back
+        word = load_word(job, at, qkv, hidden, x);
+        EDGEMOE_ACCESS(false, job.dst == kToQkv ? (const void*)qkv : job.dst == kToHidden ? (const void*)hidden : x, at);
+      }
       for (int o = 0; o < kLanesPerWordTouch; ++o) {
         fm_t& d = word.v[(lane0 + o) % kWordElems];
         const fm_t value = y.v[r][(w * kWordElems + o) % kTout];
         if (job.write_mode == kWriteAdd) d = d + value;
         else d = d + score * value;  // the score multiplies the bias too, as FastMoE's combine
       }
-      if (lane0 + kLanesPerWordTouch == kWordElems) store_word(job, at, word, qkv, hidden, x);  // its last tile
+      if (lane0 + kLanesPerWordTouch == kWordElems) {  // its last tile writes it
+        store_word(job, at, word, qkv, hidden, x);
+        EDGEMOE_ACCESS(true, job.dst == kToQkv ? (const void*)qkv : job.dst == kToHidden ? (const void*)hidden : x, at);
+      }
     }
     if (++r == kTrows) {
       r = 0;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "src/linear.h"
+#include "access_check_tb.h"
 #include "tb_util.h"
 #include "tb_weights.h"
 
@@ -100,6 +101,18 @@ int main() {
     }
   // Two roundings here (score * y, then the accumulate) plus the input lane: 2 LSB + 2^-18 * |x| * |w|.
   tb::bound("linear, score-weighted scatter-accumulate: max abs error", worst, 6e-7);
+  // accumulate_tiles' DEPENDENCE claim, access by access: no word read or written after an earlier
+  // iteration of the loop wrote it (src/access_check.h) ...
+  tb::expect(tb::checked_accesses() > 0 && tb::collisions() == 0,
+             "add and scatter: no word is touched after an earlier iteration wrote it");
+  {  // ... and the check does see a collision: a queue that lists token 17 twice
+    g_tokens[0][2] = 17;
+    std::vector<fm_t> twice = base;
+    run(g_weights, scatter, src.data(), twice.data());
+    tb::expect(tb::collisions() > 0, "a queue listing a token twice collides: the check can fail");
+    g_tokens[0][2] = queue[2];
+    tb::collisions() = 0;
+  }
 
   // Saturating input lanes: activations beyond mac_in_t's +-256 clamp (AP_SAT) before the MACs.
   // The golden model clamps and floors to the lane's 18 fraction bits itself, without ap_fixed, so a
