@@ -33,10 +33,11 @@ def _unit(est, stage, unit):
 
 def test_rows_cover_every_stage_and_add_up(vit_t, estimate):
     c = vit_t.config
-    assert estimate.board == "zcu102" and estimate.device == "XCZU9EG" and estimate.clock_mhz == 300
+    assert estimate.board == "zcu102" and estimate.device == "XCZU9EG" and estimate.clock_mhz == 250
+    assert estimate.top_k == c.top_k == 2
     assert {u.stage for u in estimate.units} == set(range(-1, 2 * c.depth))
     assert sum(u.cycles for u in estimate.units) == estimate.total_cycles > 0
-    assert estimate.milliseconds == pytest.approx(estimate.total_cycles / 300e3)
+    assert estimate.milliseconds == pytest.approx(estimate.total_cycles / 250e3)
     for u in estimate.units:
         if u.unit == "weight fetch":  # its time is what the job running meanwhile does not hide
             assert 0 <= u.cycles <= u.compute_cycles + u.memory_cycles
@@ -135,7 +136,12 @@ def test_cli_estimate(tmp_path, capsys):
     size = ["--image-size", "64", "96"]
     assert cli(["estimate", "--checkpoint", str(ckpt), "--board", "u280", "--task", "sal"] + size) == 0
     out = capsys.readouterr().out
-    assert "on u280 (XCU280, 300 MHz), task 'sal'" in out and "block 3 mlp" in out and "URAM" in out
+    assert "on u280 (XCU280, 225 MHz), task 'sal', top-2" in out and "block 3 mlp" in out and "URAM" in out
+    assert cli(["estimate", "--checkpoint", str(ckpt), "--board", "u280", "--clock-mhz", "300", "--summary"] + size) == 0
+    assert "(XCU280, 300 MHz)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli(["estimate", "--checkpoint", str(ckpt), "--clock-mhz", "5000"] + size)
+    assert "between 50 and 500 MHz" in capsys.readouterr().err
     assert cli(["estimate", "--checkpoint", str(ckpt), "--board", "u280", "--summary", "--top-k", "1"] + size) == 0
     out = capsys.readouterr().out
     assert "by unit" in out and "block 0" not in out
@@ -169,3 +175,22 @@ def test_csynth_comparison_flags_a_missed_ii(tmp_path, capsys):
     assert lines["mac_steps_1"].endswith("ok") and lines["sweep_loop"].endswith("MISSED")
     assert lines["VITIS_LOOP_52_1"].endswith("unlabelled") and "not in report" in lines["load_weights"]
     assert "1 loop(s) missed" in out
+
+
+def test_clock_sets_time_and_memory_bandwidth_per_cycle(vit_t):
+    """Cycles of a compute-bound loop do not depend on the clock; bytes per cycle do (the platform gives
+    bytes per second), so a memory-bound loop needs more cycles at a faster clock."""
+    images = synthetic.pixel_images(vit_t.config, batch=1, seed=0)
+    slow, fast = (vit_t.estimate(board="zcu102", images=images, task="semseg", clock_mhz=mhz) for mhz in (200, 400))
+    assert (slow.clock_mhz, fast.clock_mhz) == (200, 400)
+    assert fast.milliseconds == pytest.approx(fast.total_cycles / 400e3)
+    by_key = {(u.stage, u.unit): u for u in slow.units}
+    for u in fast.units:
+        s = by_key[(u.stage, u.unit)]
+        assert u.compute_cycles == s.compute_cycles and u.bytes == s.bytes
+        assert u.memory_cycles >= s.memory_cycles
+    assert any(u.memory_cycles > by_key[(u.stage, u.unit)].memory_cycles for u in fast.units)
+    assert fast.milliseconds < slow.milliseconds < 2.01 * fast.milliseconds
+    for bad, error in ((10, ValueError), (501, ValueError), ("300", TypeError), (300.0, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="clock_mhz"):
+            vit_t.estimate(board="zcu102", images=images, clock_mhz=bad)

@@ -195,7 +195,7 @@ class PyModel {
   }
 
   // The latency model of `board` on these images (edgemoe.Model.estimate formats it).
-  py::dict estimate(const std::string& board, torch::Tensor images, int64_t task_id) {
+  py::dict estimate(const std::string& board, torch::Tensor images, int64_t task_id, int clock_mhz) {
     const ModelConfig& c = model_.config();
     check_images(images, c);
     images = images.resolve_conj().resolve_neg().contiguous();
@@ -203,7 +203,7 @@ class PyModel {
     {
       py::gil_scoped_release release;
       e = edgemoe::emu::estimate_latency(c, model_.weights(), board, images.data_ptr<float>(), images.size(0),
-                                         task_id, model_.num_threads());
+                                         task_id, model_.num_threads(), clock_mhz);
     }
     py::list rows;
     for (const auto& r : e.rows) {
@@ -300,7 +300,8 @@ PYBIND11_MODULE(_C, m) {
       .def("features", &PyModel::features, py::arg("images"), py::arg("task_id"))
       .def("moe_trace", &PyModel::moe_trace, py::arg("task_id"))
       .def("trace", &PyModel::trace, py::arg("images"), py::arg("task_id"))
-      .def("estimate", &PyModel::estimate, py::arg("board"), py::arg("images"), py::arg("task_id"))
+      .def("estimate", &PyModel::estimate, py::arg("board"), py::arg("images"), py::arg("task_id"),
+           py::arg("clock_mhz") = 0)
       .def_property_readonly("backend", &PyModel::backend)
       .def("to", &PyModel::to, py::arg("backend"), py::arg("options"))
       .def_property("num_threads", &PyModel::num_threads, &PyModel::set_num_threads);

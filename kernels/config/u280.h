@@ -21,12 +21,18 @@
 #define EDGEMOE_GATE_FEATURES 8  // gate: 8 features x 16 experts per cycle
 
 // The board, for the latency and resource model (../shared/spec/hardware.md §1, §1.2, §6). Each
-// m_axi bundle is on its own HBM pseudo-channels; a port gets ~13.2 GB/s (measured, 32 ports:
-// 44 B per cycle at 300 MHz, below a 512-bit port's 64); all 32 channels together 421 GB/s.
+// m_axi bundle is on its own HBM pseudo-channels; a port gets ~13.2 GB/s (measured, 32 ports; a
+// 512-bit port moves at most 64 B per kernel cycle); all 32 channels together 421 GB/s. The model
+// turns these into bytes per cycle at the clock it is given.
+// Clock: 225 MHz by default. The compute unit cannot fit one SLR (its weight banks alone exceed an
+// SLR's BRAM), so its paths cross SLR boundaries, and the shell's HBM switch sits in SLR0
+// (hardware.md: "200-250 MHz on the U280"); 225 MHz is the middle of that range. `estimate
+// --clock-mhz` models any other.
 #define EDGEMOE_DEVICE_NAME "XCU280"
-#define EDGEMOE_CLOCK_MHZ 300
-#define EDGEMOE_PORT_BYTES_PER_KCYCLE 44000
-#define EDGEMOE_DEVICE_BYTES_PER_KCYCLE 1404000
+#define EDGEMOE_CLOCK_MHZ 225
+#define EDGEMOE_PORT_WIDTH_BYTES 64
+#define EDGEMOE_PORT_MBPS 13200
+#define EDGEMOE_DEVICE_MBPS 421200
 #define EDGEMOE_DEVICE_DSP 9024
 #define EDGEMOE_DEVICE_BRAM36 2016
 #define EDGEMOE_DEVICE_URAM 960

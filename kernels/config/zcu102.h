@@ -23,12 +23,18 @@
 #define EDGEMOE_GATE_FEATURES 4  // gate: 4 features x 16 experts per cycle
 
 // The board, for the latency and resource model (../shared/spec/hardware.md §1, §1.3, §6). Each
-// m_axi bundle reaches PS DDR through a 128-bit HP port: 16 B per cycle at 300 MHz; all ports
-// together get at most 75 % of DDR4-2133's 17.1 GB/s (measured, FPT'19): 12.8 GB/s = 42.75 B/cycle.
+// m_axi bundle reaches PS DDR through a 128-bit HP port: 16 B per kernel cycle, at most 5.3 GB/s
+// (the port's 333 MHz); all ports together get at most 75 % of DDR4-2133's 17.1 GB/s (measured,
+// FPT'19): 12.8 GB/s. The model turns these into bytes per cycle at the clock it is given.
+// Clock: 250 MHz by default. The design fills ~60-85 % of the XCZU9EG's DSPs with long MAC adder
+// chains and wide partition muxes; at that load 300 MHz is marginal on a single congested die
+// (hardware.md: "plan 250 MHz on the ZCU102"), and Edge-MoE itself reports 300 MHz only for its
+// smaller array. `estimate --clock-mhz` models any other.
 #define EDGEMOE_DEVICE_NAME "XCZU9EG"
-#define EDGEMOE_CLOCK_MHZ 300
-#define EDGEMOE_PORT_BYTES_PER_KCYCLE 16000
-#define EDGEMOE_DEVICE_BYTES_PER_KCYCLE 42750
+#define EDGEMOE_CLOCK_MHZ 250
+#define EDGEMOE_PORT_WIDTH_BYTES 16
+#define EDGEMOE_PORT_MBPS 5328
+#define EDGEMOE_DEVICE_MBPS 12825
 #define EDGEMOE_DEVICE_DSP 2520
 #define EDGEMOE_DEVICE_BRAM36 912
 #define EDGEMOE_DEVICE_URAM 0

@@ -241,9 +241,12 @@ inline void region_end(Unit unit) {
 struct BoardModel {
   const char* config;  // EDGEMOE_CFG_NAME
   const char* device;  // e.g. "XCZU9EG"
-  int clock_mhz;
-  long long device_bytes_per_kcycle;
-  PortModel ports[kPortCount];
+  int clock_mhz;       // the default kernel clock (the board's config says why)
+  // What the platform gives: an m_axi port's width (bytes per kernel cycle) and bandwidth, and all
+  // ports' together (MB/s); the model converts them to bytes per 1000 cycles at its clock.
+  int port_width_bytes;
+  long long port_mbps, device_mbps;
+  int read_latency;    // cycles an m_axi read's first beat waits
   // Resource estimate of this build (schedule.h) and the device's totals.
   int dsp, bram36, uram, lut;
   int device_dsp, device_bram36, device_uram, device_lut;

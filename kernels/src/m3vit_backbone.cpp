@@ -194,7 +194,6 @@ images_loop:
 #ifndef __SYNTHESIS__
 // What this build is and what it costs, for the host's latency model (not part of the hardware).
 extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
-  constexpr int kPorts = edgemoe_ledger::kPortCount;
   const ResourceEstimate r = resource_estimate();
   out->config = EDGEMOE_CFG_NAME;
   out->dsp = r.dsp;
@@ -204,8 +203,10 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
 #ifdef EDGEMOE_DEVICE_NAME
   out->device = EDGEMOE_DEVICE_NAME;
   out->clock_mhz = EDGEMOE_CLOCK_MHZ;
-  out->device_bytes_per_kcycle = EDGEMOE_DEVICE_BYTES_PER_KCYCLE;
-  for (int p = 0; p < kPorts; ++p) out->ports[p] = {EDGEMOE_PORT_BYTES_PER_KCYCLE, kAxiReadLatency};
+  out->port_width_bytes = EDGEMOE_PORT_WIDTH_BYTES;
+  out->port_mbps = EDGEMOE_PORT_MBPS;
+  out->device_mbps = EDGEMOE_DEVICE_MBPS;
+  out->read_latency = kAxiReadLatency;
   out->device_dsp = EDGEMOE_DEVICE_DSP;
   out->device_bram36 = EDGEMOE_DEVICE_BRAM36;
   out->device_uram = EDGEMOE_DEVICE_URAM;
@@ -213,8 +214,9 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
 #else  // the emulation build targets no board
   out->device = nullptr;
   out->clock_mhz = 0;
-  out->device_bytes_per_kcycle = 0;
-  for (int p = 0; p < kPorts; ++p) out->ports[p] = {0, 0};
+  out->port_width_bytes = 0;
+  out->port_mbps = out->device_mbps = 0;
+  out->read_latency = 0;
   out->device_dsp = out->device_bram36 = out->device_uram = out->device_lut = 0;
 #endif
 }

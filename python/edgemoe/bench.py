@@ -67,22 +67,26 @@ def bench_model(cache: Path, threads: int) -> None:
     from .estimate import EDGE_MOE_ZCU102_MS, RESOURCE_BUDGET, TARGETS_MS
 
     print()
-    print("modelled accelerator (kernels/src/cycle_ledger.h; 300 MHz, batch 1, one task, the built-in photo):")
-    print("| model | board | backbone latency | target | DSP | BRAM36 | URAM | LUT | resources <= 70 % |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
-    for preset, board, label in (("cityscapes-vit-t", "zcu102", "Edge-MoE ViT-T 128x256"),
-                                 ("pascal-vit-s", "u280", "PASCAL ViT-S 512x512")):
+    print("modelled accelerator (kernels/src/cycle_ledger.h; batch 1, one task, the built-in photo; the model "
+          "trusts every declared II and burst):")
+    print(f"| model | board | clock | backbone latency | target | DSP | BRAM36 | URAM | LUT | resources <= "
+          f"{RESOURCE_BUDGET * 100:.0f} % |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for preset, board, label, clocks in (("cityscapes-vit-t", "zcu102", "Edge-MoE ViT-T 128x256", (300, 250)),
+                                         ("pascal-vit-s", "u280", "PASCAL ViT-S 512x512", (225,))):
         model = Model.from_checkpoint(cached_checkpoint(preset, cache), num_threads=threads)
-        bar = Progress(1, f"model {preset} on {board}")
-        est = model.estimate(board=board)
-        bar.step(f"{est.milliseconds:.1f} ms")
-        shares = {name: (f"{frac * 100:.0f} %" if frac is not None else "—")
-                  for name, _, _, frac in est.resource_utilisation()}
-        met = "yes" if est.milliseconds <= TARGETS_MS[board] else "**no**"
-        budget = "yes" if est.within_budget(RESOURCE_BUDGET) else "**no**"
-        print(f"| {label} | {board} | {est.milliseconds:.1f} ms | <= {TARGETS_MS[board]:.0f} ms ({met}) | {shares['DSP']} | "
-              f"{shares['BRAM36']} | {shares['URAM']} | {shares['LUT']} | {budget} |")
-        print(f"|   largest units | | " + ", ".join(f"{u} {share * 100:.0f} %" for u, _, share in est.by_unit()[:3])
+        for clock in clocks:
+            bar = Progress(1, f"model {preset} on {board} at {clock} MHz")
+            est = model.estimate(board=board, clock_mhz=clock)
+            bar.step(f"{est.milliseconds:.1f} ms")
+            shares = {name: (f"{frac * 100:.0f} %" if frac is not None else "—")
+                      for name, _, _, frac in est.resource_utilisation()}
+            target = TARGETS_MS[(board, clock)]
+            met = "yes" if est.milliseconds <= target else "**no**"
+            budget = "yes" if est.within_budget(RESOURCE_BUDGET) else "**no**"
+            print(f"| {label} (top-{est.top_k}) | {board} | {clock} MHz | {est.milliseconds:.1f} ms | <= {target:.0f} ms "
+                  f"({met}) | {shares['DSP']} | {shares['BRAM36']} | {shares['URAM']} | {shares['LUT']} | {budget} |")
+        print(f"|   largest units | | | " + ", ".join(f"{u} {share * 100:.0f} %" for u, _, share in est.by_unit()[:3])
               + " | | | | | | |")
     print(f"Edge-MoE (ICCAD'23), ViT-T on the ZCU102: {EDGE_MOE_ZCU102_MS['measured']:.0f} ms measured, "
           f"{EDGE_MOE_ZCU102_MS['ideal']:.0f} ms ideal.")

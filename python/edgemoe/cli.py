@@ -113,7 +113,8 @@ def cmd_estimate(args):
     from .imaging import preprocess, sample_input
 
     images = preprocess(args.image, model.config.image_size) if args.image else sample_input(model.config.image_size)
-    print(model.estimate(board=args.board, images=images, task=task).table(per_stage=not args.summary))
+    print(model.estimate(board=args.board, images=images, task=task, clock_mhz=args.clock_mhz)
+          .table(per_stage=not args.summary))
     return 0
 
 
@@ -195,6 +196,14 @@ def _int_at_least(minimum: int):
 
 
 _positive_int = _int_at_least(1)
+
+
+def _clock_mhz(text: str) -> int:
+    """argparse type: a kernel clock in MHz, 50 .. 500."""
+    value = _int_at_least(1)(text)
+    if not 50 <= value <= 500:
+        raise argparse.ArgumentTypeError(f"expected a kernel clock between 50 and 500 MHz, got {value}")
+    return value
 
 
 def _positive_minutes(text: str) -> float:
@@ -279,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--image", metavar="FILE", help="input image whose routing sets the MoE load (default: the "
                                                      "built-in photo)")
     est.add_argument("--summary", action="store_true", help="totals by unit only, no per-stage rows")
+    est.add_argument("--clock-mhz", type=_clock_mhz, dest="clock_mhz", metavar="MHZ",
+                     help="kernel clock to model (default: the board's, 250 MHz on the ZCU102 and 225 MHz on the "
+                          "U280: what a design of this size can plausibly close; kernels/config/<board>.h says why)")
     _model_options(est)
     est.set_defaults(backend="cpu", xclbin=None, device=None, timeout=None)
 

@@ -15,8 +15,10 @@ from typing import List, Optional, Tuple
 # Published figures to print next to the model (../shared/spec/accelerator.md): Edge-MoE, ViT-T 128x256 on
 # the ZCU102 at 300 MHz.
 EDGE_MOE_ZCU102_MS = {"measured": 59.0, "ideal": 17.0}
-TARGETS_MS = {"zcu102": 15.0, "u280": 80.0}  # issue 9: ViT-T on the ZCU102, PASCAL ViT-S backbone on the U280
-RESOURCE_BUDGET = 0.70
+# Issue 21's targets, (board, clock MHz) -> ms: ViT-T top-2 on the ZCU102, PASCAL ViT-S top-4 backbone on
+# the U280 at its default clock.
+TARGETS_MS = {("zcu102", 300): 12.0, ("zcu102", 250): 15.0, ("u280", 225): 80.0}
+RESOURCE_BUDGET = 0.80
 
 
 def stage_name(stage: int) -> str:
@@ -64,6 +66,7 @@ class Estimate:
     total_cycles: int
     resources: List[Tuple[str, int, int]]  # (resource, used, available)
     moe_trace: Optional[object] = field(default=None, repr=False)
+    top_k: int = 0
 
     @property
     def milliseconds(self) -> float:
@@ -88,7 +91,7 @@ class Estimate:
 
     def table(self, per_stage: bool = True) -> str:
         lines = [f"modelled latency of the M3ViT backbone on {self.board} ({self.device}, {self.clock_mhz} MHz), "
-                 f"task {self.task!r}, per image (mean of {self.images})"]
+                 f"task {self.task!r}, top-{self.top_k}, per image (mean of {self.images})"]
         if per_stage:
             head = f"{'stage':<14} {'unit':<18} {'cycles':>11} {'ms':>8} {'MAC util':>8} {'MB moved':>9}  bound"
             lines.append(head)
@@ -113,9 +116,9 @@ class Estimate:
         return self.table()
 
 
-def from_native(raw: dict, task: str, moe_trace=None) -> Estimate:
+def from_native(raw: dict, task: str, moe_trace=None, top_k: int = 0) -> Estimate:
     clock = int(raw["clock_mhz"])
     units = [UnitEstimate(clock_mhz=clock, **r) for r in raw["rows"]]
     return Estimate(board=raw["board"], device=raw["device"], clock_mhz=clock, task=task, images=int(raw["images"]),
                     units=units, total_cycles=int(raw["total_cycles"]), resources=[tuple(r) for r in raw["resources"]],
-                    moe_trace=moe_trace)
+                    moe_trace=moe_trace, top_k=top_k)

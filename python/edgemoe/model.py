@@ -296,10 +296,12 @@ class Model:
             return np.zeros((0, layers, 3, experts), dtype=np.int64)
         return np.asarray(trace, dtype=np.int64).reshape(-1, layers, 3, experts)
 
-    def estimate(self, board: str = "zcu102", images: Optional[torch.Tensor] = None, task: Optional[str] = None):
+    def estimate(self, board: str = "zcu102", images: Optional[torch.Tensor] = None, task: Optional[str] = None,
+                 clock_mhz: Optional[int] = None):
         """The accelerator's modelled backbone latency and resources on `board` ("zcu102" or "u280"), per image
-        (the mean over the batch of `images`) for one task: an edgemoe.estimate.Estimate (print it for the
-        per-stage table). The board's own kernel
+        (the mean over the batch of `images`) for one task, at `clock_mhz` (default: the board's, 250 MHz on
+        the ZCU102 and 225 MHz on the U280; kernels/config/<board>.h says why): an edgemoe.estimate.Estimate
+        (print it for the per-stage table). The board's own kernel
         build runs in emulation on `images` (default: the built-in photo) and counts every pipelined loop's
         cycles and memory traffic (see edgemoe.estimate); MoE load is these images' routing. Works on any
         backend; a model the board's build cannot hold raises ValueError naming the limit."""
@@ -314,16 +316,23 @@ class Model:
             raise TypeError(f"task must be a str (one of {self.tasks}), got {type(task).__name__}")
         task = self.tasks[0] if task is None else task
         task_id = self._task_id(task)
+        clock = 0
+        if clock_mhz is not None:
+            from .config import check_int
+
+            clock = check_int(clock_mhz, "clock_mhz", minimum=1)
+            if not 50 <= clock <= 500:
+                raise ValueError(f"clock_mhz: a kernel clock between 50 and 500 MHz, got {clock_mhz}")
         if images is None:
             images = sample_input(self._config.image_size)
-        raw = self._native.estimate(board.lower(), self._check_images(images), task_id)
+        raw = self._native.estimate(board.lower(), self._check_images(images), task_id, clock)
         c = self._config
         trace = np.asarray(raw["moe_trace"], dtype=np.int64)
         if c.moe_blocks and trace.size:
             trace = trace.reshape(-1, len(c.moe_blocks), 3, c.num_experts)[-1]
         else:
             trace = np.zeros((0, 3, c.num_experts), dtype=np.int64)
-        return from_native(raw, task, trace)
+        return from_native(raw, task, trace, top_k=c.top_k)
 
     def __repr__(self) -> str:
         c = self._config

@@ -125,6 +125,7 @@ class RecordingDevice : public Device {
   std::string name() const override { return inner_->name(); }
   std::string origin() const override { return inner_->origin(); }
   bool executes() const override { return inner_->executes(); }
+  uint64_t capacity(KernelArg arg) const override { return inner_->capacity(arg); }
   BufferId allocate(size_t bytes, KernelArg arg) override {
     const BufferId id = inner_->allocate(bytes, arg);
     ordinal_.push_back(id);
@@ -336,6 +337,48 @@ struct Call {
   int64_t batch;
   std::vector<int64_t> tasks;
 };
+
+// Banks smaller than a batch: the residual stream's bank holds 2.5 images, so a batch of 5 runs as
+// 2 + 2 + 1 images (each run within the bank), and a bank that holds no image refuses the model.
+void bank_capacity_flow() {
+  const ModelConfig config = tiny_config();
+  const auto weights = seeded_weights(config, 7);
+  const uint64_t per_image_x = uint64_t(config.num_tokens()) * config.embed_dim * sizeof(edgemoe_hls::fm_t);
+  auto description = [&](uint64_t x_bank_bytes) {
+    edgemoe::fpga::XclbinDescription d;
+    d.banks = {{"HBM[0]", 0x0, 256ull << 10}, {"HBM[1]", 0x10000000, (x_bank_bytes + 1023) / 1024}};
+    int buffer = 0;
+    for (const auto& a : edgemoe_hls::kKernelInterface) {
+      if (!a.is_buffer) continue;
+      d.buffer_banks.push_back(std::string(a.name) == "x" ? 1 : 0);
+      ++buffer;
+    }
+    return d;
+  };
+  edgemoe::BackendOptions options;
+  options.xclbin = write_xclbin(description(per_image_x * 5 / 2), "small_x_bank.xclbin");
+  std::vector<Event> log;
+  edgemoe::accel::AccelBackend fpga("fpga", std::make_unique<OwningRecorder>(
+                                                std::make_unique<edgemoe::fpga::XrtDevice>(options), &log),
+                                    config, weights, 1);
+  const std::vector<float> images = seeded_images(config, 5, 3);
+  std::vector<float> features(size_t(5 * config.num_tokens() * config.embed_dim));
+  fpga.backbone(images.data(), 5, {0}, {features.data()});
+  std::vector<int> embed_runs;  // images of each run that embeds (one per chunk)
+  for (const Event& e : log)
+    if (e.kind == Event::kRun && e.args.embed) embed_runs.push_back(int(e.args.num_images));
+  expect(embed_runs == std::vector<int>({2, 2, 1}), "a batch of 5 runs as 2 + 2 + 1 images when x's bank holds 2.5");
+  for (const Event& e : log)
+    if (e.kind == Event::kAllocate && e.role == KernelArg::x)
+      expect(e.bytes <= per_image_x * 5 / 2, "every x buffer fits its bank");
+  options.xclbin = write_xclbin(description(per_image_x / 2), "tiny_x_bank.xclbin");
+  expect_throw<std::invalid_argument>(
+      [&] {
+        edgemoe::accel::AccelBackend refused("fpga", std::make_unique<edgemoe::fpga::XrtDevice>(options), config,
+                                             weights, 1);
+      },
+      "the memory bank of argument 'x' holds", "a bank that holds no image refuses the model");
+}
 
 void host_flow(const ModelConfig& config, const std::vector<Call>& calls, const std::string& label) {
   const auto weights = seeded_weights(config, 7);
@@ -625,6 +668,7 @@ int main(int argc, char** argv) {
       xrt_error_paths();
     } else {
       host_flow(tiny_config(), {{2, {0, 1, 2}}, {1, {1}}, {3, {2, 0}}, {2, {0, 0}}}, "tiny");
+      bank_capacity_flow();
       host_flow(vit_t_config(), {{1, {0, 1}}, {1, {1}}}, "vit-t");
     }
   } catch (const std::exception& e) {

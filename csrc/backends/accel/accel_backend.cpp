@@ -16,7 +16,52 @@ const ModelConfig& checked(const ModelConfig& config, const KernelBuild& build) 
   check_fits_build(config, build);
   return config;
 }
+
+std::string megabytes(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MB", double(bytes) / 1e6);
+  return text;
+}
 }  // namespace
+
+// Each buffer must fit the memory bank its argument is connected to (an HBM pseudo-channel holds
+// 256 MB): the model's fixed buffers, or it is refused; the per-image ones decide how many images
+// a run takes, so a large batch becomes several runs.
+void AccelBackend::plan_runs() {
+  const edgemoe_hls::ModelDims& m = packed_.dims;
+  const uint64_t n = uint64_t(edgemoe_hls::tokens(m)), D = uint64_t(m.dim);
+  const uint64_t widest = uint64_t(std::max<long>({m.dim, m.mlp_hidden, m.expert_hidden}));
+  const uint64_t words = uint64_t(packed_.weights.size());
+  const struct {
+    KernelArg arg;
+    uint64_t fixed, per_image;
+    const char* what;
+  } buffers[] = {
+      {KernelArg::weights, uint64_t(edgemoe_hls::port_words(long(words), 0)) * sizeof(edgemoe_hls::weight_word_t), 0,
+       "weights (even words)"},
+      {KernelArg::weights_odd, uint64_t(edgemoe_hls::port_words(long(words), 1)) * sizeof(edgemoe_hls::weight_word_t), 0,
+       "weights (odd words)"},
+      {KernelArg::params, uint64_t(packed_.params.size()) * kFmBytes, 0, "parameters"},
+      {KernelArg::xn, n * D * kFmBytes, 0, "normalised rows"},
+      {KernelArg::qkv, n * 3 * D * kFmBytes, 0, "q, k and v"},
+      {KernelArg::hidden, n * widest * kFmBytes, 0, "hidden layer"},
+      {KernelArg::images, 0, 3 * uint64_t(config_.image_h()) * uint64_t(config_.image_w()), "images"},
+      {KernelArg::x, 0, n * D * kFmBytes, "residual stream"},
+      {KernelArg::trace, 0, uint64_t(edgemoe_hls::trace_size(m, 1)) * sizeof(uint32_t), "MoE trace"},
+  };
+  images_per_run_ = int64_t(build_[edgemoe_hls::kRecord_max_images]);
+  for (const auto& b : buffers) {
+    const uint64_t capacity = device_->capacity(b.arg);
+    const char* name = edgemoe_hls::kKernelInterface[int(b.arg)].name;
+    const uint64_t one = b.fixed + b.per_image;
+    if (one > capacity)
+      throw std::invalid_argument(device_->origin() + ": the memory bank of argument '" + name + "' holds " +
+                                  megabytes(capacity) + "; this model's " + b.what + " need " + megabytes(one) +
+                                  (b.per_image ? " for one image" : "") + " (connect it to a larger bank)");
+    if (b.per_image > 0)
+      images_per_run_ = std::min<int64_t>(images_per_run_, int64_t((capacity - b.fixed) / b.per_image));
+  }
+}
 
 // The weights go over the kernel's two weight ports (layout.h): even words to `weights`, odd words
 // to `weights_odd`. Once on the device the host copy is dropped.
@@ -44,6 +89,7 @@ AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, con
     : name_(std::move(name)), device_(std::move(device)), build_(query_kernel_build(*device_)),
       config_(checked(config, build_)), packed_(pack_model(config_, *weights)), heads_(config, weights, num_threads, /*with_backbone=*/false),
       traces_(config.tasks.size()) {
+  plan_runs();
   const edgemoe_hls::ModelDims& m = packed_.dims;
   const size_t param_bytes = packed_.params.size() * kFmBytes;
   upload_weights();
@@ -129,7 +175,7 @@ void AccelBackend::backbone(const float* images, int64_t batch, const std::vecto
   std::vector<std::string> warnings;
   const std::vector<uint8_t> pixels = quantize(images, batch, &warnings);
   std::vector<std::vector<uint32_t>> traces(traces_.size());
-  const int64_t per_call = int64_t(build_[edgemoe_hls::kRecord_max_images]);
+  const int64_t per_call = images_per_run_;
   const int64_t feature_size = config_.num_tokens() * config_.embed_dim;
   for (int64_t first = 0; first < batch; first += per_call) {
     const int64_t count = std::min(per_call, batch - first);

@@ -29,6 +29,7 @@ class AccelBackend : public Backend {
   std::vector<std::string> input_warnings() const override { return input_warnings_; }
 
  private:
+  void plan_runs();  // images per run, from the banks' capacities; refuses a model whose buffers cannot fit
   void upload_weights();
   void ensure_buffers(int64_t batch);
   void run(int64_t batch, int64_t task_id, bool embed, int first_stage, int last_stage);
@@ -36,7 +37,7 @@ class AccelBackend : public Backend {
   void read_features(int64_t batch, float* out);
   std::vector<uint8_t> quantize(const float* images, int64_t batch, std::vector<std::string>* warnings) const;
   void record_routing(int block, int64_t task_id, TraceRecorder* recorder);
-  // One kernel call's worth of images (at most the build's max_images); traces are appended.
+  // One kernel call's worth of images (at most images_per_run_); traces are appended.
   void backbone_chunk(const uint8_t* pixels, int64_t batch, const std::vector<int64_t>& task_ids,
                       const std::vector<float*>& features, std::vector<std::vector<uint32_t>>* traces);
 
@@ -48,6 +49,7 @@ class AccelBackend : public Backend {
   cpu::CpuBackend heads_;
   KernelArgs args_{};
   int64_t buffer_batch_ = 0;
+  int64_t images_per_run_ = 1;  // the build's max_images, or fewer where a bank would overflow
   std::vector<std::vector<uint32_t>> traces_;  // last trace per task
   std::vector<std::string> input_warnings_;     // of the last backbone()
 };

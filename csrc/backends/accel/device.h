@@ -47,6 +47,9 @@ class Device {
   virtual void read(BufferId buffer, void* data, size_t bytes, size_t offset = 0) = 0;
   // Buffers left at -1 are not passed (the query stage reads none).
   virtual void run(const KernelArgs& args) = 0;
+  // The most bytes one buffer of `arg` can hold: the memory bank its port reaches (an HBM
+  // pseudo-channel is 256 MB). The host splits a batch into runs that fit.
+  virtual uint64_t capacity(KernelArg) const { return UINT64_MAX; }
 };
 
 }  // namespace edgemoe::accel

@@ -26,20 +26,30 @@ std::string known_boards() {
 
 LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
                                  const std::string& board, const float* images, int64_t batch, int64_t task_id,
-                                 int num_threads) {
+                                 int num_threads, int clock_mhz) {
   const KernelBuild* build = find_board_build(board);
   if (!build) throw std::invalid_argument("board: unknown board '" + board + "' (known: " + known_boards() + ")");
   if (batch < 1) throw std::invalid_argument("images: at least one image is needed");
   if (task_id < 0 || task_id >= int64_t(config.tasks.size())) throw std::invalid_argument("task index out of range");
+  if (clock_mhz != 0 && (clock_mhz < kMinClockMhz || clock_mhz > kMaxClockMhz))
+    throw std::invalid_argument("clock_mhz: a kernel clock between " + std::to_string(kMinClockMhz) + " and " +
+                                std::to_string(kMaxClockMhz) + " MHz, got " + std::to_string(clock_mhz));
   edgemoe_ledger::BoardModel facts{};
   build->board_model(&facts);
+  const int clock = clock_mhz != 0 ? clock_mhz : facts.clock_mhz;
+  if (clock <= 0) throw std::invalid_argument("board: '" + board + "' models no board (it has no clock)");
 
   auto ledger = std::make_unique<edgemoe_ledger::Ledger>();
   accel::AccelBackend backend(std::string("estimate:") + board, std::make_unique<EmuDevice>(*build, ledger.get()),
                               config, std::move(weights), num_threads);
   *ledger = edgemoe_ledger::Ledger{};  // forget the build query the backend made
-  for (int p = 0; p < edgemoe_ledger::kPortCount; ++p) ledger->ports[p] = facts.ports[p];
-  ledger->device_bytes_per_kcycle = facts.device_bytes_per_kcycle;
+  // Bytes per 1000 kernel cycles at this clock: a port moves at most its width per cycle and its
+  // bandwidth per second; all ports together the device's bandwidth.
+  const long long port_by_bandwidth = facts.port_mbps * 1000 / clock;
+  const long long port_by_width = 1000LL * facts.port_width_bytes;
+  for (int p = 0; p < edgemoe_ledger::kPortCount; ++p)
+    ledger->ports[p] = {port_by_width < port_by_bandwidth ? port_by_width : port_by_bandwidth, facts.read_latency};
+  ledger->device_bytes_per_kcycle = facts.device_mbps * 1000 / clock;
 
   std::vector<float> features(size_t(batch) * config.num_tokens() * config.embed_dim);
   backend.backbone(images, batch, {task_id}, {features.data()});
@@ -47,7 +57,7 @@ LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<cons
   LatencyEstimate e;
   e.board = board;
   e.device = facts.device ? facts.device : "";
-  e.clock_mhz = facts.clock_mhz;
+  e.clock_mhz = clock;
   e.images = batch;
   for (int row = 0; row < edgemoe_ledger::kMaxStageRows; ++row)
     for (int u = 0; u < edgemoe_ledger::kUnitCount; ++u) {

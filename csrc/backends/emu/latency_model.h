@@ -39,8 +39,13 @@ struct LatencyEstimate {
 // images: [batch, 3, H, W], normalised as edgemoe.preprocess makes them; the result is per image,
 // the mean over the batch. Throws std::invalid_argument for an unknown board or
 // a model the board's build cannot hold (naming the limit).
+// clock_mhz: the kernel clock to model (0: the board's default, its config says why); memory
+// bandwidth per cycle follows it, cycles per loop do not.
 LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
                                  const std::string& board, const float* images, int64_t batch, int64_t task_id,
-                                 int num_threads);
+                                 int num_threads, int clock_mhz = 0);
+
+// The kernel clocks the model accepts: a design of this size closes neither below nor above.
+constexpr int kMinClockMhz = 50, kMaxClockMhz = 500;
 
 }  // namespace edgemoe::emu

@@ -122,6 +122,8 @@ XrtDevice::XrtDevice(const BackendOptions& options) {
     throw std::runtime_error("XRT device " + std::to_string(options.device) + " could not load xclbin '" +
                              options.xclbin + "': " + e.what());
   }
+  const std::vector<xrt::xclbin::mem> groups = xclbin.get_mems();  // memory groups, as group_id indexes them
+  capacity_.assign(size_t(edgemoe_hls::kKernelArgCount), UINT64_MAX);
   for (int i = 0; i < edgemoe_hls::kKernelArgCount; ++i) {
     if (!edgemoe_hls::kKernelInterface[i].is_buffer) continue;
     int group = -1;
@@ -132,6 +134,8 @@ XrtDevice::XrtDevice(const BackendOptions& options) {
     if (group < 0)
       throw std::invalid_argument("xclbin '" + options.xclbin + "': XRT finds no memory bank for argument '" +
                                   edgemoe_hls::kKernelInterface[i].name + "'");
+    if (size_t(group) < groups.size() && groups[size_t(group)].get_size_kb() > 0)
+      capacity_[size_t(i)] = groups[size_t(group)].get_size_kb() * 1024;
   }
   origin_ = "xclbin '" + options.xclbin + "' on XRT device " + std::to_string(options.device) +
             (noop_ ? " (XCL_EMULATION_MODE=noop: nothing executes)" : "");
@@ -224,6 +228,11 @@ int XrtDevice::memory_group(accel::BufferId buffer) const {
 }
 
 int XrtDevice::argument_group(accel::KernelArg arg) const { return kernel_.group_id(int(arg)); }
+
+uint64_t XrtDevice::capacity(accel::KernelArg arg) const {
+  const size_t i = size_t(arg);
+  return i < capacity_.size() ? capacity_[i] : UINT64_MAX;
+}
 
 uint64_t XrtDevice::device_address(accel::BufferId buffer) const {
   if (buffer < 0 || size_t(buffer) >= buffers_.size() || !buffers_[buffer])
