@@ -420,3 +420,84 @@ def test_read_modify_write_rule_catches_what_it_forbids():
     helpers = loop.replace("x[at(i)] = x[at(i)] + 1;", "w = load_word(x, i); store_word(x, i, w);")
     assert unjustified_read_modify_writes(helpers.format(comment=proof, pragma=pragma.replace("= x", "= y")))
     assert unjustified_read_modify_writes(helpers.format(comment="", pragma=""))
+
+
+# --- bursts: every memory loop names its transfer class, and a declared burst has the addresses HLS needs
+
+def _ledger_calls(text):
+    for m in re.finditer(r"(?:edgemoe_)?ledger::loop\((.*?)\);", text, flags=re.S):
+        yield m.start(), m.end(), " ".join(m.group(1).split())
+
+
+def unclassified_ports(text):
+    """Ports in a ledger report that are not wrapped in burst(...) or single_beat(...)."""
+    bad = []
+    for _, _, call in _ledger_calls(text):
+        bare = re.sub(r"\b(?:burst|single_beat)\((?:edgemoe_)?(?:ledger::)?[\w.]+\)", "", call)
+        for port in re.findall(r"(?:edgemoe_)?(?:ledger::)?kPort\w+|\b\w+\.\w*port\b", bare):
+            bad.append(f"{port} in loop({call[:60]}...): name its transfer class, burst(...) or single_beat(...)")
+    return bad
+
+
+def _enclosing_signature(text, pos):
+    """The parameter list of the function whose body holds `pos`."""
+    best = None
+    for m in re.finditer(r"\b[A-Za-z_]\w*\s*\(([^;{}()]*(?:\([^()]*\)[^;{}()]*)*)\)\s*(?:const\s*)?\{", text[:pos]):
+        best = m
+    return best.group(1) if best else ""
+
+
+def false_bursts(text):
+    """Reports that declare burst(...) for a loop HLS cannot burst: the next pipelined `for` after the
+    report must read or write each pointer parameter at `base + i` or `i` (i its own loop variable),
+    outside any condition."""
+    bad = []
+    for start, end, call in _ledger_calls(text):
+        if not re.search(r"\bburst\(", call):
+            continue
+        pointers = re.findall(r"\*\s*(\w+)\s*(?:,|$)", _enclosing_signature(text, start) + ",")
+        loop = re.search(r"\bfor\s*\(\s*(?:int|long)\s+(\w+)\s*=[^;]*;[^;]*;[^)]*\)\s*\{", text[end:])
+        if not loop:
+            bad.append(f"loop({call[:50]}...): declared burst(...) but no loop follows")
+            continue
+        var, i, depth = loop.group(1), end + loop.end(), 1
+        while depth and i < len(text):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        body = text[end + loop.end():i]
+        if not re.search(r"#pragma\s+HLS\s+PIPELINE", body, flags=re.I):
+            bad.append(f"loop over {var}: declared burst(...) but not pipelined")
+        affine = re.compile(rf"^\s*(?:[\w.]+\s*\+\s*)?{var}\s*$|^\s*{var}\s*\+\s*[\w.]+\s*$")
+        accesses = list(re.finditer(rf"\b({'|'.join(map(re.escape, pointers)) or '$^'})\s*\[([^\]]+)\]", body))
+        if not accesses:
+            bad.append(f"loop over {var}: declared burst(...) but it indexes no pointer argument directly")
+        for access in re.finditer(rf"\b({'|'.join(map(re.escape, pointers)) or '$^'})\s*\[([^\]]+)\]", body):
+            index = access.group(2)
+            statement = re.split(r"[;{}]", body[:access.start()])[-1]
+            opened_ifs = len(re.findall(r"\bif\s*\(", body[:access.start()])) - len(re.findall(r"\bif\s*\([^{;]*\)\s*[^{;]*;", body[:access.start()]))
+            conditional = "?" in statement or re.search(r"\bif\s*\(", statement) or opened_ifs > 0
+            if not affine.match(index) or conditional:
+                bad.append(f"{access.group(0)} in the loop over {var}: declared burst(...) but the address is "
+                           f"{'conditional' if conditional else 'not base + ' + var}: HLS issues single beats")
+    return bad
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_memory_loops_name_their_transfers_and_bursts_are_real(path):
+    text = code(path)
+    bad = unclassified_ports(text) + false_bursts(text)
+    assert not bad, f"{path.name}: {bad}"
+
+
+def test_burst_rules_catch_what_they_forbid():
+    loop = ("void f(const fm_word_t* src, int n, long base, const short* idx) {{\n"
+            "  ledger::loop(kUnitQkv, n, kII, 1, {port}, n * 64, 64);\n"
+            "  for (int i = 0; i < upto<kMax>(n); ++i) {{\n#pragma HLS PIPELINE II = kII\n    {body}\n  }}\n}}\n")
+    ok = loop.format(port="ledger::burst(ledger::kPortAct)", body="v[i] = src[base + i];")
+    assert unclassified_ports(ok) == [] and false_bursts(ok) == []
+    assert unclassified_ports(loop.format(port="ledger::kPortAct", body="v[i] = src[i];"))
+    assert false_bursts(loop.format(port="ledger::burst(ledger::kPortAct)", body="v[i] = read_word(src, i);"))
+    for body in ("v[i] = src[idx[i]];", "v[i] = src[at++];", "if (i < m) v[i] = src[base + i];",
+                 "v[i] = i < m ? src[base + i] : fm_word_t();", "if (i < m) {\n v[i] = src[base + i];\n }"):
+        assert false_bursts(loop.format(port="ledger::burst(ledger::kPortAct)", body=body)), body
+        assert false_bursts(loop.format(port="ledger::single_beat(ledger::kPortAct)", body=body)) == [], body

@@ -217,6 +217,7 @@ class PyModel {
       d["macs"] = r.macs;
       d["mac_slots"] = r.mac_slots;
       d["loop_runs"] = r.loop_runs;
+      d["single_beat_bytes"] = r.single_beat_bytes;
       rows.append(d);
     }
     py::list resources;

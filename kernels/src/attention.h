@@ -78,7 +78,7 @@ inline int group_rows(int group, int n) { return n - group * kAttnRows < kAttnRo
 // word goes to lane (16 w + e) mod ATTN_LANES: each lane's bank is written by one statement.
 inline void load_kv(const fm_word_t* qkv, int n, int dim, FeatureRows k, FeatureRows v) {
   const int words = dim / kWordElems;
-  ledger::loop(ledger::kUnitAttention, (long long)n * words, kTwoReadsII, kCopyDepth, ledger::kPortScratch1,
+  ledger::loop(ledger::kUnitAttention, (long long)n * words, kTwoReadsII, kCopyDepth, ledger::single_beat(ledger::kPortScratch1),
                2LL * n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
   int t = 0, w = 0;
 load_kv_loop:
@@ -102,7 +102,7 @@ load_kv_loop:
 // The q rows of one group, one per (block, slot), a word per cycle.
 inline void load_group_q(const fm_word_t* qkv, int group, int n, int dim, GroupRows q) {
   const int rows = group_rows(group, n), words = dim / kWordElems;
-  ledger::loop(ledger::kUnitAttention, (long long)rows * words, kII, kCopyDepth, ledger::kPortScratch1,
+  ledger::loop(ledger::kUnitAttention, (long long)rows * words, kII, kCopyDepth, ledger::single_beat(ledger::kPortScratch1),
                (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
   int b = 0, s = 0, w = 0;
 load_q_loop:
@@ -299,7 +299,7 @@ sweep_loop:
 
 inline void write_rows(const OutputRows out, int n, int dim, fm_word_t* dst) {
   const int words = dim / kWordElems;
-  ledger::loop(ledger::kUnitAttention, (long long)n * words, kII, kCopyDepth, ledger::kPortScratch0,
+  ledger::loop(ledger::kUnitAttention, (long long)n * words, kII, kCopyDepth, ledger::single_beat(ledger::kPortScratch0),
                (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
   int t = 0, w = 0, g = 0, b = 0, s = 0;  // token t = g * kAttnRows + b * P + s
 write_rows_loop:

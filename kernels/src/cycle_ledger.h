@@ -43,8 +43,19 @@ enum Unit { EDGEMOE_LEDGER_UNITS(EDGEMOE_LEDGER_UNIT_ENUM) kUnitCount };
   PORT(kPortScratch1, "scratch1")
 
 #define EDGEMOE_LEDGER_PORT_ENUM(id, label) id,
-enum Port { EDGEMOE_LEDGER_PORTS(EDGEMOE_LEDGER_PORT_ENUM) kPortCount, kNoPort = -1 };
+enum Port : int { EDGEMOE_LEDGER_PORTS(EDGEMOE_LEDGER_PORT_ENUM) kPortCount, kNoPort = -1 };  // int: room for the transfer flag
 #undef EDGEMOE_LEDGER_PORT_ENUM
+
+// How a loop's transfers on a port reach memory. HLS bursts only a pipelined loop whose addresses are
+// affine in the loop variable, unconditional and in order (hardware.md, "Bursts"); any other loop
+// issues one transaction per beat, so the port moves a beat only every read latency / outstanding
+// requests cycles. Every memory loop names its class at its report (burst(...) or single_beat(...));
+// tests/test_kernel_rules.py checks that a loop declared to burst has the address pattern it needs.
+constexpr int kSingleBeatFlag = 0x100;
+constexpr Port burst(Port p) { return p; }
+constexpr Port single_beat(Port p) { return Port(int(p) | kSingleBeatFlag); }
+constexpr Port port_of(Port p) { return int(p) < 0 ? p : Port(int(p) & ~kSingleBeatFlag); }
+constexpr bool is_single_beat(Port p) { return int(p) >= 0 && (int(p) & kSingleBeatFlag) != 0; }
 
 // Stage row 0 is the patch embedding; row 1 + s is stage s (2b: block b's attention half, 2b+1
 // its MLP or MoE half).
@@ -59,6 +70,7 @@ struct Cell {
   long long macs;            // useful multiply-accumulates
   long long mac_slots;       // MAC lanes x cycles of the loops that do MACs (utilisation's denominator)
   long long loop_runs;       // pipelined loop invocations
+  long long single_beat_bytes;  // of `bytes`, those moved one transaction per beat
 };
 
 // Per bundle: what the platform gives one m_axi port, as bytes per 1000 kernel cycles (integers,
@@ -66,6 +78,7 @@ struct Cell {
 struct PortModel {
   long long bytes_per_kcycle;
   int latency;
+  int outstanding;  // read or write requests in flight (the INTERFACE pragma's num_*_outstanding)
 };
 
 constexpr int kMaxRegionDepth = 2;  // a job's dataflow region inside a fetch-while-run region
@@ -114,12 +127,17 @@ inline void stage(int s) {
 
 // Cycles a port needs for `bytes` in beats of `beat_bytes`: one beat per cycle at most (an element
 // type that is not widened costs a beat per element), and no faster than the platform's port.
-inline long long port_cycles(const Ledger& l, Port port, long long bytes, int beat_bytes) {
+// Single beats: each waits the read latency, with `outstanding` in flight at once.
+inline long long port_cycles(const Ledger& l, Port tagged, long long bytes, int beat_bytes) {
+  const Port port = port_of(tagged);
   if (port == kNoPort || bytes <= 0) return 0;
+  const PortModel& m = l.ports[port];
   const long long beats = (bytes + beat_bytes - 1) / beat_bytes;
-  const long long bandwidth = l.ports[port].bytes_per_kcycle > 0 ? l.ports[port].bytes_per_kcycle : 1;
+  const long long per_beat = is_single_beat(tagged) && m.outstanding > 0 ? (m.latency + m.outstanding - 1) / m.outstanding : 1;
+  const long long issued = beats * (per_beat > 1 ? per_beat : 1);
+  const long long bandwidth = m.bytes_per_kcycle > 0 ? m.bytes_per_kcycle : 1;
   const long long limited = (bytes * 1000 + bandwidth - 1) / bandwidth;
-  return beats > limited ? beats : limited;
+  return issued > limited ? issued : limited;
 }
 
 // Time spent by a process of the innermost open region, or (none open) by a unit of the stage.
@@ -154,11 +172,13 @@ inline void loop(Unit unit, long long trips, int ii, int depth, Port port = kNoP
   const long long shared = ((bytes + bytes2) * 1000 + device - 1) / device;
   if (bytes + bytes2 > 0 && shared > memory) memory = shared;
   int latency = 0;
-  if (port != kNoPort && bytes > 0) latency = l->ports[port].latency;
-  if (port2 != kNoPort && bytes2 > 0 && l->ports[port2].latency > latency) latency = l->ports[port2].latency;
+  if (port != kNoPort && bytes > 0) latency = l->ports[port_of(port)].latency;
+  if (port2 != kNoPort && bytes2 > 0 && l->ports[port_of(port2)].latency > latency)
+    latency = l->ports[port_of(port2)].latency;
   const long long wall = (issue > memory ? issue : memory) + depth + latency;
   Cell& c = l->cells[l->stage_row][unit];
   c.bytes += bytes + bytes2;
+  c.single_beat_bytes += (is_single_beat(port) ? bytes : 0) + (is_single_beat(port2) ? bytes2 : 0);
   c.macs += macs;
   c.loop_runs += 1;
   if (l->depth > 0) {
@@ -247,6 +267,7 @@ struct BoardModel {
   int port_width_bytes;
   long long port_mbps, device_mbps;
   int read_latency;    // cycles an m_axi read's first beat waits
+  int outstanding;     // requests in flight per port
   // Resource estimate of this build (schedule.h) and the device's totals.
   int dsp, bram36, uram, lut;
   int device_dsp, device_bram36, device_uram, device_lut;

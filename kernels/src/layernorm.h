@@ -16,7 +16,7 @@ inline void layer_norm(const fm_word_t* src, int src_stride, fm_word_t* dst, int
   fm_t gamma[kMaxDimWords][kWordElems], beta[kMaxDimWords][kWordElems];
 #pragma HLS ARRAY_PARTITION variable = gamma dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = beta dim = 2 complete
-  ledger::loop(ledger::kUnitLayerNorm, dim, kTwoReadsII, kCopyDepth, ledger::kPortParams,
+  ledger::loop(ledger::kUnitLayerNorm, dim, kTwoReadsII, kCopyDepth, ledger::single_beat(ledger::kPortParams),
                2LL * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
 load_params:
   for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
@@ -55,8 +55,8 @@ load_params:
   int exp2 = 0;
   const int words = dim / kWordElems;
   ledger::loop(ledger::kUnitLayerNorm, (long long)(rows + 1) * words, kII, kLayerNormDepth + kReciprocalDepth,
-               ledger::kPortAct, (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>(), 0, 0,
-               ledger::kPortScratch0, (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
+               ledger::single_beat(ledger::kPortAct), (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>(), 0, 0,
+               ledger::single_beat(ledger::kPortScratch0), (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
   int r = 0, w = 0;
 rows_loop:
   for (int i = 0; i < upto<(EDGEMOE_MAX_TOKENS + 1) * kMaxDimWords>((rows + 1) * words); ++i) {

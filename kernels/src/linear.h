@@ -69,9 +69,9 @@ inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t
   const int row_words = int(words_per_row(in)), words = out * row_words, pairs = ceil_div(words, kWeightPorts);
   const long first_pair = w_offset / kWeightPorts;  // matrices start at even words (layout.h)
   const int padded_out = shape.out_tiles * kTout;
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, pairs, kWeightPairII, kCopyDepth, edgemoe_ledger::kPortWeights,
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, pairs, kWeightPairII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortWeights),
                        (long long)pairs * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>(), 0, 0,
-                       edgemoe_ledger::kPortWeightsOdd, (long long)pairs * beat_bytes<weight_word_t>(),
+                       edgemoe_ledger::burst(edgemoe_ledger::kPortWeightsOdd), (long long)pairs * beat_bytes<weight_word_t>(),
                        beat_bytes<weight_word_t>());
   int row = 0, word_in_row = 0, col_base = 0, tile_row = 0;  // tile_row = (row / kTout) * in_tiles
 load_weights:
@@ -97,7 +97,7 @@ load_weights:
       }
     }
   }
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, padded_out, kII, kCopyDepth, edgemoe_ledger::kPortParams,
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, padded_out, kII, kCopyDepth, edgemoe_ledger::single_beat(edgemoe_ledger::kPortParams),
                        (long long)out * beat_bytes<fm_t>(), beat_bytes<fm_t>());
 load_bias:
   for (int o = 0; o < upto<kMaxOutTiles * kTout>(padded_out); ++o) {
@@ -194,11 +194,11 @@ inline void linear_reader(const LinearJob& job, int in, int in_tiles, const pixe
   const bool queued = job.read_mode == kReadGather || job.write_mode == kWriteScatterWeighted;
   edgemoe_ledger::region_process(0);
   if (patches)
-    edgemoe_ledger::loop(job.unit, (long long)groups * in_tiles * kTrows, kReadPatchII, kCopyDepth, job.src_port,
+    edgemoe_ledger::loop(job.unit, (long long)groups * in_tiles * kTrows, kReadPatchII, kCopyDepth, edgemoe_ledger::single_beat(job.src_port),
                          (long long)rows * in * beat_bytes<pixel_t>(), beat_bytes<pixel_t>());
   else
     edgemoe_ledger::loop(job.unit, (long long)groups * in_tiles * kTrows * kWordsPerInTile, kII, kCopyDepth,
-                         job.src_port, (long long)rows * in * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
+                         edgemoe_ledger::single_beat(job.src_port), (long long)rows * in * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
   const int row_steps = patches ? 0 : groups * in_tiles * kTrows * kWordsPerInTile;
   const int patch_steps = patches ? groups * in_tiles * kTrows : 0;
   int g = job.first_row, t = 0, r = 0, half = 0;  // g: the group's first row
@@ -344,7 +344,7 @@ inline void linear_writer(const LinearJob& job, int out_dim, int out_tiles, fm_w
   const int expert = job.expert < 0 ? 0 : job.expert;
   edgemoe_ledger::region_process(2);
   edgemoe_ledger::loop(job.unit, (long long)groups * out_tiles * kTrows, store ? kWriteStoreII : kWriteAccumulateII,
-                       kCopyDepth + (store ? 0 : kMacDepth), job.dst_port,
+                       kCopyDepth + (store ? 0 : kMacDepth), edgemoe_ledger::single_beat(job.dst_port),
                        (long long)rows * out_dim * (store ? 1 : 2) * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
   const int store_steps = store ? groups * out_tiles * kTrows : 0, accumulate_steps = store ? 0 : groups * out_tiles * kTrows;
   int g = job.first_row, t = 0, r = 0;

@@ -55,8 +55,8 @@ void run_only(int run, const LinearJob& job, EDGEMOE_IMAGE_BUFFERS, const weight
 void patch_embedding(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, const ModelDims& m) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, (long long)n * D, kII, kCopyDepth, edgemoe_ledger::kPortParams,
-                       (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_t>(), 0, 0, edgemoe_ledger::kPortAct,
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, (long long)n * D, kII, kCopyDepth, edgemoe_ledger::single_beat(edgemoe_ledger::kPortParams),
+                       (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_t>(), 0, 0, edgemoe_ledger::single_beat(edgemoe_ledger::kPortAct),
                        (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
   fm_word_t word;  // params are read one element a cycle; x is written a word every 16
 copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
@@ -119,15 +119,15 @@ extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weigh
                                int mlp_hidden, int experts, int expert_hidden, int top_k, int num_tasks,
                                unsigned moe_mask, int task, fm_t attn_scale, int embed, int first_stage,
                                int last_stage) {
-#pragma HLS INTERFACE m_axi port = images offset = slave bundle = act_in max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = weights offset = slave bundle = weights max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = weights_odd offset = slave bundle = weights_odd max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = params offset = slave bundle = params max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = x offset = slave bundle = act max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = xn offset = slave bundle = scratch0 max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = qkv offset = slave bundle = scratch1 max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = hidden offset = slave bundle = scratch0 max_widen_bitwidth = 512
-#pragma HLS INTERFACE m_axi port = trace offset = slave bundle = params
+#pragma HLS INTERFACE m_axi port = images offset = slave bundle = act_in max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = weights offset = slave bundle = weights max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = weights_odd offset = slave bundle = weights_odd max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = params offset = slave bundle = params max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = x offset = slave bundle = act max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = xn offset = slave bundle = scratch0 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = qkv offset = slave bundle = scratch1 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = hidden offset = slave bundle = scratch0 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = trace offset = slave bundle = params latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE s_axilite port = num_images
 #pragma HLS INTERFACE s_axilite port = dim
 #pragma HLS INTERFACE s_axilite port = heads
@@ -207,6 +207,7 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
   out->port_mbps = EDGEMOE_PORT_MBPS;
   out->device_mbps = EDGEMOE_DEVICE_MBPS;
   out->read_latency = kAxiReadLatency;
+  out->outstanding = kAxiOutstanding;
   out->device_dsp = EDGEMOE_DEVICE_DSP;
   out->device_bram36 = EDGEMOE_DEVICE_BRAM36;
   out->device_uram = EDGEMOE_DEVICE_URAM;
@@ -217,6 +218,7 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
   out->port_width_bytes = 0;
   out->port_mbps = out->device_mbps = 0;
   out->read_latency = 0;
+  out->outstanding = 0;
   out->device_dsp = out->device_bram36 = out->device_uram = out->device_lut = 0;
 #endif
 }

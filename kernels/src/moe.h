@@ -107,9 +107,9 @@ load_gate:
     const int row_words = int(words_per_row(dim));
     long next = gate_offset + (long)e * row_words;
     const long odd_words = (next + row_words) / 2 - (next + 1) / 2;  // of the row's words, those on port 1
-    ledger::loop(ledger::kUnitGate, dim, kII, kCopyDepth, ledger::kPortWeights,
+    ledger::loop(ledger::kUnitGate, dim, kII, kCopyDepth, ledger::single_beat(ledger::kPortWeights),
                  (long long)(row_words - odd_words) * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>(), 0, 0,
-                 ledger::kPortWeightsOdd, (long long)odd_words * beat_bytes<weight_word_t>(),
+                 ledger::single_beat(ledger::kPortWeightsOdd), (long long)odd_words * beat_bytes<weight_word_t>(),
                  beat_bytes<weight_word_t>());
     weight_word_t word = next & 1 ? weights_odd[next >> 1] : weights[next >> 1];
     ++next;
@@ -128,7 +128,7 @@ load_gate:
   }
   static_assert(kWordElems % kGateFeatures == 0, "a gate chunk lies inside one activation word");
   const int chunks = dim / kGateFeatures;  // dim is whole words, so whole chunks
-  ledger::loop(ledger::kUnitGate, (long long)n * chunks, kII, kGateDepth + kGateTailDepth, ledger::kPortScratch0,
+  ledger::loop(ledger::kUnitGate, (long long)n * chunks, kII, kGateDepth + kGateTailDepth, ledger::single_beat(ledger::kPortScratch0),
                (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>(), (long long)n * dim * experts,
                kGateLanes);
   acc_t logit_acc[EDGEMOE_MAX_EXPERTS];
@@ -216,7 +216,7 @@ experts_loop:
                 weights_odd, params, w_expert_fc1(m, block, next), p_expert_bias1(m, block, next), more ? Hm : 0, D, kPing);
     if (more) ++fc1_fetches[next];
   }
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, 3LL * m.experts, kII, kCopyDepth, edgemoe_ledger::kPortParams,
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, 3LL * m.experts, kII, kCopyDepth, edgemoe_ledger::single_beat(edgemoe_ledger::kPortParams),
                        3LL * m.experts * 4, 4);
 write_trace:
   for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {

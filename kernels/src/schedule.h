@@ -42,6 +42,11 @@ constexpr int kCopyDepth = 2;        // read, convert, write
 // The read latency HLS schedules an m_axi read with (the INTERFACE `latency` option, default 64):
 // a rolled loop waits it per read; a pipelined loop once per run (the ledger adds it).
 constexpr int kAxiReadLatency = 64;
+// Requests each m_axi port keeps in flight (INTERFACE num_read/write_outstanding, default 16) and
+// the longest burst (max_read/write_burst_length, in beats): a single-beat loop moves a beat every
+// ceil(kAxiReadLatency / kAxiOutstanding) = 4 cycles, a bursting one a beat a cycle.
+constexpr int kAxiOutstanding = 16;
+constexpr int kAxiMaxBurstBeats = 64;
 constexpr int kLinearDepth = kMacDepth + log2_ceil(kTin) + 1 /* bias */ + kGeluDepth + 1 /* to the stream */;
 // A sweep iteration: a chunk of q.k (MAC), on the last chunk the lane sum, scale and softmax update.
 // Pass 1's chain (the longer one): q.k MAC, lane tree, scale, exp, running-sum update, 1/sum of the

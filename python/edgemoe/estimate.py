@@ -39,6 +39,7 @@ class UnitEstimate:
     mac_slots: int
     loop_runs: int
     clock_mhz: int
+    single_beat_bytes: int = 0
 
     @property
     def milliseconds(self) -> float:
@@ -48,6 +49,16 @@ class UnitEstimate:
     def mac_utilisation(self) -> Optional[float]:
         """Useful MACs over the unit's MAC lanes x cycles; None for units without MACs."""
         return self.macs / self.mac_slots if self.mac_slots else None
+
+    @property
+    def transfers(self) -> str:
+        """How the unit's loops reach memory: 'burst', 'single-beat' (one transaction per beat: the address
+        pattern HLS cannot burst; kernels/src/cycle_ledger.h), 'mixed', or '' when it moves nothing."""
+        if not self.bytes:
+            return ""
+        if not self.single_beat_bytes:
+            return "burst"
+        return "single-beat" if self.single_beat_bytes == self.bytes else "mixed"
 
     @property
     def bound(self) -> str:
@@ -93,19 +104,24 @@ class Estimate:
         lines = [f"modelled latency of the M3ViT backbone on {self.board} ({self.device}, {self.clock_mhz} MHz), "
                  f"task {self.task!r}, top-{self.top_k}, per image (mean of {self.images})"]
         if per_stage:
-            head = f"{'stage':<14} {'unit':<18} {'cycles':>11} {'ms':>8} {'MAC util':>8} {'MB moved':>9}  bound"
+            head = (f"{'stage':<14} {'unit':<18} {'cycles':>11} {'ms':>8} {'MAC util':>8} {'MB moved':>9}  "
+                    f"{'transfers':<11} bound")
             lines.append(head)
             lines.append("-" * len(head))
             for u in self.units:
                 util = f"{u.mac_utilisation * 100:7.1f}%" if u.mac_utilisation is not None else f"{'':>8}"
                 lines.append(f"{stage_name(u.stage):<14} {u.unit:<18} {u.cycles:>11,} {u.milliseconds:8.3f} {util} "
-                             f"{u.bytes / 1e6:9.3f}  {u.bound}")
+                             f"{u.bytes / 1e6:9.3f}  {u.transfers:<11} {u.bound}")
             lines.append("-" * len(head))
         lines.append("by unit (all stages):")
         for unit, cycles, share in self.by_unit():
             lines.append(f"  {unit:<28} {cycles:>13,} cycles {cycles / (self.clock_mhz * 1e3):9.3f} ms "
                          f"{share * 100:5.1f} %")
-        lines.append(f"total: {self.total_cycles:,} cycles = {self.milliseconds:.2f} ms per image")
+        moved = sum(u.bytes for u in self.units)
+        single = sum(u.single_beat_bytes for u in self.units)
+        lines.append(f"total: {self.total_cycles:,} cycles = {self.milliseconds:.2f} ms per image; "
+                     f"{single / max(moved, 1) * 100:.0f} % of {moved / 1e6:.1f} MB moved by single-beat loops "
+                     "(charged a beat per read latency / outstanding requests)")
         lines.append(f"{'resource':<8} {'used':>9} {'available':>10} {'share':>7}")
         for name, used, avail, frac in self.resource_utilisation():
             share = f"{frac * 100:6.1f}%" if frac is not None else "     —"

@@ -48,7 +48,8 @@ LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<cons
   const long long port_by_bandwidth = facts.port_mbps * 1000 / clock;
   const long long port_by_width = 1000LL * facts.port_width_bytes;
   for (int p = 0; p < edgemoe_ledger::kPortCount; ++p)
-    ledger->ports[p] = {port_by_width < port_by_bandwidth ? port_by_width : port_by_bandwidth, facts.read_latency};
+    ledger->ports[p] = {port_by_width < port_by_bandwidth ? port_by_width : port_by_bandwidth, facts.read_latency,
+                        facts.outstanding};
   ledger->device_bytes_per_kcycle = facts.device_mbps * 1000 / clock;
 
   std::vector<float> features(size_t(batch) * config.num_tokens() * config.embed_dim);
@@ -65,7 +66,7 @@ LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<cons
       if (c.loop_runs == 0) continue;
       LatencyRow r{row - 1,          kUnitLabels[u],  c.cycles / batch, c.compute_cycles / batch,
                    c.memory_cycles / batch, c.bytes / batch, c.macs / batch, c.mac_slots / batch,
-                   c.loop_runs / batch};
+                   c.loop_runs / batch, c.single_beat_bytes / batch};
       e.total_cycles += r.cycles;
       e.rows.push_back(r);
     }

@@ -19,6 +19,7 @@ struct LatencyRow {
   int stage;         // -1: patch embedding; 2b: block b's attention half; 2b + 1: its MLP or MoE half
   std::string unit;  // cycle_ledger.h's unit label
   int64_t cycles, compute_cycles, memory_cycles, bytes, macs, mac_slots, loop_runs;  // per image
+  int64_t single_beat_bytes;  // of bytes, those a loop moves one transaction per beat
 };
 
 struct ResourceUse {
