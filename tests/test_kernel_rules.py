@@ -501,3 +501,88 @@ def test_burst_rules_catch_what_they_forbid():
                  "v[i] = i < m ? src[base + i] : fm_word_t();", "if (i < m) {\n v[i] = src[base + i];\n }"):
         assert false_bursts(loop.format(port="ledger::burst(ledger::kPortAct)", body=body)), body
         assert false_bursts(loop.format(port="ledger::single_beat(ledger::kPortAct)", body=body)) == [], body
+
+
+# --- ROMs: one per lookup instance (src/fixed_math.h) ----------------------------------------------
+
+def rom_violations(text):
+    """A table is a ROM of two ports. Each must be a static const local of a lookup function that is
+    never inlined (so every call site and every unrolled copy of one has its own ROM), read at most
+    twice per call (directly, or through a helper that reads its table argument); a constant array
+    anywhere else would be one ROM shared by all its readers."""
+    bad = []
+    functions = list(_functions(text))
+    inside = []  # (start, end) of function bodies
+    for m in re.finditer(r"\b[A-Za-z_]\w*\s*\([^;{}()]*(?:\([^()]*\)[^;{}()]*)*\)\s*(?:const\s*)?\{", text):
+        depth, i = 1, m.end()
+        while depth and i < len(text):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        inside.append((m.end(), i))
+    for m in re.finditer(r"\b(?:static\s+)?(?:const|constexpr)\s+(?:unsigned|int|short|long)[\w\s]*?\b(\w+)\s*\[[^\]]*\]\s*=\s*\{",
+                         text):
+        if any(a <= m.start() < b for a, b in inside):
+            continue
+        # At namespace scope a table is one ROM for every reader. Allowed only where its readers are in
+        # sight: indexed directly in a pipelined loop, at most twice an iteration (the build record's copy
+        # loop); never read by a function that an unrolled loop could call many times a cycle.
+        table = m.group(1)
+        for name, body in functions:
+            reads = list(re.finditer(rf"\b{table}\s*\[", body))
+            if re.search(rf"\b{table}\b(?!\s*\[)", body):
+                bad.append(f"{table}: a constant table at namespace scope passed on by {name}() (its readers out of "
+                           "sight: one ROM for every call)")
+                continue
+            if not reads:
+                continue
+            loops = [b for _, b in _loop_bodies(body) if re.search(r"#pragma\s+HLS\s+PIPELINE", b, flags=re.I)]
+            in_loop = [b for b in loops if re.search(rf"\b{table}\s*\[", b)]
+            if not in_loop or len(re.findall(rf"\b{table}\s*\[", in_loop[0])) > 2:
+                bad.append(f"{table}: a constant table at namespace scope read by {name}() outside a pipelined loop "
+                           "of its own (one ROM for every call: give the lookup its own ROM)")
+    helper_reads = {}
+    for m in re.finditer(r"\b([A-Za-z_]\w*)\s*\(([^;{}()]*)\)\s*\{", text):
+        pointer = re.search(r"const\s+unsigned\s*\*\s*(\w+)", m.group(2))
+        if pointer:
+            body = next((b for n, b in functions if n == m.group(1)), "")
+            helper_reads[m.group(1)] = len(re.findall(rf"\b{pointer.group(1)}\s*\[", body))
+    for name, body in functions:
+        for rom in re.findall(r"\bstatic\s+const\s+unsigned\s+(\w+)\s*\[[^\]]*\]\s*=\s*\{\s*EDGEMOE_TABLE_\w+\s*\}", body):
+            if not re.search(r"#pragma\s+HLS\s+INLINE\s+off", body, flags=re.I):
+                bad.append(f"{name}: owns ROM {rom} but may be inlined (INLINE off gives each call site its own)")
+            uses = re.sub(rf"static\s+const\s+unsigned\s+{rom}\s*\[[^\]]*\]", "", body)  # not the declaration
+            reads = len(re.findall(rf"\b{rom}\s*\[", uses))
+            for helper, count in helper_reads.items():
+                reads += count * len(re.findall(rf"\b{helper}\s*(?:<[^;()]*>)?\s*\(\s*{rom}\b", uses))
+            if reads > 2:
+                bad.append(f"{name}: reads ROM {rom} {reads} times a call; a ROM has two ports")
+    return bad
+
+
+def test_every_table_is_a_rom_of_its_own_lookup():
+    text = "\n".join(code(p) for p in SOURCES)
+    assert len(re.findall(r"static const unsigned kRom\[", text)) == 4, "the four lookups were not found; fix the test"
+    bad = rom_violations(text)
+    assert not bad, bad
+    assert "EDGEMOE_TABLE_" in code(KERNELS / "tables.h") and not re.search(r"\[\d+\]\s*=\s*\{", code(KERNELS / "tables.h"))
+
+
+def test_rom_rule_catches_shared_and_overused_roms():
+    good = ("inline int look(int i) {\n#pragma HLS INLINE off\n  static const unsigned kRom[4] = {EDGEMOE_TABLE_X};\n"
+            "  return kRom[i] + kRom[i + 1];\n}\n")
+    assert rom_violations(good) == []
+    shared = "static const unsigned kTable[4] = {1, 2, 3, 4};\ninline int look(int i) { return kTable[i]; }\n"
+    assert any("namespace scope" in b for b in rom_violations(shared))
+    passed = ("static const unsigned kTable[4] = {1, 2, 3, 4};\ninline int lerp(const unsigned* t, int i) { return t[i]; }\n"
+              "inline int look(int i) { return lerp(kTable, i); }\n")
+    assert any("passed on" in b for b in rom_violations(passed))
+    copied = ("constexpr unsigned kRecord[4] = {1, 2, 3, 4};\nvoid copy(unsigned* out) {\n"
+              "  for (int i = 0; i < 4; ++i) {\n#pragma HLS PIPELINE II = kII\n    out[i] = kRecord[i];\n  }\n}\n")
+    assert rom_violations(copied) == []
+    inlined = good.replace("#pragma HLS INLINE off\n", "")
+    assert any("may be inlined" in b for b in rom_violations(inlined))
+    three = good.replace("kRom[i] + kRom[i + 1]", "kRom[i] + kRom[i + 1] + kRom[0]")
+    assert any("3 times" in b for b in rom_violations(three))
+    helper = ("inline int lerp(const unsigned* table, int i) { return table[i] - table[i + 1]; }\n" +
+              good.replace("kRom[i] + kRom[i + 1]", "lerp(kRom, i) + kRom[0]"))
+    assert any("3 times" in b for b in rom_violations(helper))

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Generate kernels/src/tables.h: the ROM contents of the fixed-point approximations, from their
-mathematical definitions (never copied from any other design). Run: python3 kernels/tools/gen_tables.py"""
+mathematical definitions (never copied from any other design), as initialiser macros that each lookup
+function expands into its own ROM. Run: python3 kernels/tools/gen_tables.py"""
 import math
 from pathlib import Path
 
@@ -14,8 +15,12 @@ def raw(value, frac_bits):
 
 
 def table(name, values, frac_bits, comment):
-    body = ",\n".join("    " + ", ".join(f"{v}u" for v in values[i:i + 8]) for i in range(0, len(values), 8))
-    return f"// {comment}\n// raw fixed point, {frac_bits} fraction bits, {len(values)} entries\nstatic const unsigned {name}[{len(values)}] = {{\n{body}}};\n"
+    """The entry count as a constant and the entries as an initialiser macro, not an array: a table is a
+    ROM only inside the lookup function that owns it (fixed_math.h), one per instance."""
+    macro = "EDGEMOE_TABLE_" + "".join("_" + c if c.isupper() else c.upper() for c in name[1:]).lstrip("_")
+    body = ", \\\n".join("    " + ", ".join(f"{v}u" for v in values[i:i + 8]) for i in range(0, len(values), 8))
+    return (f"// {comment}\n// raw fixed point, {frac_bits} fraction bits, {len(values)} entries\n"
+            f"constexpr int {name}Entries = {len(values)};\n#define {macro} \\\n{body}\n")
 
 
 EXP2_STEPS = 256       # 2^f on [0, 1]
