@@ -442,9 +442,10 @@ def unclassified_ports(text):
 def _enclosing_signature(text, pos):
     """The parameter list of the function whose body holds `pos`."""
     best = None
-    for m in re.finditer(r"\b[A-Za-z_]\w*\s*\(([^;{}()]*(?:\([^()]*\)[^;{}()]*)*)\)\s*(?:const\s*)?\{", text[:pos]):
-        best = m
-    return best.group(1) if best else ""
+    for m in re.finditer(r"\b([A-Za-z_]\w*)\s*\(([^;{}()]*(?:\([^()]*\)[^;{}()]*)*)\)\s*(?:const\s*)?\{", text[:pos]):
+        if m.group(1) not in ("for", "if", "while", "switch", "return"):
+            best = m
+    return best.group(2) if best else ""
 
 
 def false_bursts(text):

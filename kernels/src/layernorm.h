@@ -16,13 +16,22 @@ inline void layer_norm(const fm_word_t* src, int src_stride, fm_word_t* dst, int
   fm_t gamma[kMaxDimWords][kWordElems], beta[kMaxDimWords][kWordElems];
 #pragma HLS ARRAY_PARTITION variable = gamma dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = beta dim = 2 complete
-  ledger::loop(ledger::kUnitLayerNorm, dim, kTwoReadsII, kCopyDepth, ledger::single_beat(ledger::kPortParams),
-               2LL * dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
-load_params:
-  for (int d = 0; d < EDGEMOE_MAX_DIM; ++d) {
-#pragma HLS PIPELINE II = kTwoReadsII
-    if (d >= dim) break;
+  // Two loops, one burst each: gamma's dim elements, then beta's (affine, unconditional, the loop's own
+  // bound; two streams interleaved on one bundle in one loop would not burst).
+  ledger::loop(ledger::kUnitLayerNorm, dim, kII, kCopyDepth, ledger::burst(ledger::kPortParams),
+               (long long)dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+load_gamma:
+  for (int d = 0; d < upto<EDGEMOE_MAX_DIM>(dim); ++d) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_DIM
     gamma[d / kWordElems][d % kWordElems] = gamma_ddr[d];
+  }
+  ledger::loop(ledger::kUnitLayerNorm, dim, kII, kCopyDepth, ledger::burst(ledger::kPortParams),
+               (long long)dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+load_beta:
+  for (int d = 0; d < upto<EDGEMOE_MAX_DIM>(dim); ++d) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_DIM
     beta[d / kWordElems][d % kWordElems] = beta_ddr[d];
   }
   // 1/dim with 30 fraction bits (dim >= 64 keeps it below 2^-5): restoring division 2^30 / dim.

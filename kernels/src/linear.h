@@ -97,13 +97,19 @@ load_weights:
       }
     }
   }
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, padded_out, kII, kCopyDepth, edgemoe_ledger::single_beat(edgemoe_ledger::kPortParams),
+  // The bias as one burst (out elements, unconditional), then the last tile's padding lanes zeroed
+  // on chip.
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, out, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortParams),
                        (long long)out * beat_bytes<fm_t>(), beat_bytes<fm_t>());
 load_bias:
-  for (int o = 0; o < upto<kMaxOutTiles * kTout>(padded_out); ++o) {
+  for (int o = 0; o < upto<kMaxOutTiles * kTout>(out); ++o) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxOutTiles * kTout
-    bias_tiles[o / kTout][o % kTout] = o < out ? bias[o] : fm_t(0);
+    bias_tiles[o / kTout][o % kTout] = bias[o];
+  }
+  for (int o = 0; o < kTout; ++o) {
+#pragma HLS UNROLL
+    if (out + o < padded_out) bias_tiles[(out + o) / kTout][(out + o) % kTout] = fm_t(0);
   }
 }
 

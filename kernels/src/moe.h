@@ -216,14 +216,31 @@ experts_loop:
                 weights_odd, params, w_expert_fc1(m, block, next), p_expert_bias1(m, block, next), more ? Hm : 0, D, kPing);
     if (more) ++fc1_fetches[next];
   }
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, 3LL * m.experts, kII, kCopyDepth, edgemoe_ledger::single_beat(edgemoe_ledger::kPortParams),
-                       3LL * m.experts * 4, 4);
-write_trace:
-  for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
-    if (e >= m.experts) break;
+  // Three bursts of E words: token counts, fc1 fetches, fc2 fetches.
+  const int fc1_at = m.experts, fc2_at = 2 * m.experts;
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, m.experts, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortParams),
+                       m.experts * 4LL, 4);
+write_counts:
+  for (int e = 0; e < upto<EDGEMOE_MAX_EXPERTS>(m.experts); ++e) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_EXPERTS
     trace[e] = queues.length[e];
-    trace[m.experts + e] = fc1_fetches[e];
-    trace[2 * m.experts + e] = fc2_fetches[e];
+  }
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, m.experts, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortParams),
+                       m.experts * 4LL, 4);
+write_fc1_fetches:
+  for (int e = 0; e < upto<EDGEMOE_MAX_EXPERTS>(m.experts); ++e) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_EXPERTS
+    trace[fc1_at + e] = fc1_fetches[e];
+  }
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, m.experts, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortParams),
+                       m.experts * 4LL, 4);
+write_fc2_fetches:
+  for (int e = 0; e < upto<EDGEMOE_MAX_EXPERTS>(m.experts); ++e) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_EXPERTS
+    trace[fc2_at + e] = fc2_fetches[e];
   }
 }
 
