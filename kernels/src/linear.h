@@ -214,7 +214,9 @@ inline void linear_reader(const LinearJob& job, int in, int in_tiles, const pixe
 #pragma HLS ARRAY_PARTITION variable = patch_origin complete
   dest_group dest;
   in_vec v;
-read_words:
+  // Registers: a word lands in row r (a runtime index) at 16 lanes a cycle; unpartitioned, v would be
+  // one memory taking 16 writes a cycle (II 8 on a dual-port bank).
+#pragma HLS ARRAY_PARTITION variable = v.v dim = 0 complete
   for (int step = 0; step < upto<kMaxRowGroups * kMaxInTiles * kTrows * kWordsPerInTile>(row_steps); ++step) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxInTiles * kTrows * kWordsPerInTile

@@ -147,12 +147,13 @@ extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weigh
 #pragma HLS INTERFACE s_axilite port = first_stage
 #pragma HLS INTERFACE s_axilite port = last_stage
 #pragma HLS INTERFACE s_axilite port = return
-  // One bank per MAC lane in each weight buffer (linear.h): every cycle of the MAC array reads each
-  // bank once. The bias by output lane.
-#pragma HLS ARRAY_PARTITION variable = g_weight_tiles dim = 1 complete
+  // One bank per MAC lane (linear.h): every cycle of the MAC array reads each bank once. The bias
+  // by output lane. The ping/pong dimension (1) is not partitioned: the buffer a call uses is a
+  // runtime choice, and on a partitioned dimension that would be a 2:1 mux on every bank port into
+  // the dataflow linear_unit; unpartitioned it is the top address bit of each lane's bank (a fetch
+  // writing one half while the array reads the other uses the bank's two ports).
 #pragma HLS ARRAY_PARTITION variable = g_weight_tiles dim = 3 complete
 #pragma HLS ARRAY_PARTITION variable = g_weight_tiles dim = 4 complete
-#pragma HLS ARRAY_PARTITION variable = g_bias_tiles dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = g_bias_tiles dim = 3 complete
   // The expert queues by expert (a global struct is disaggregated into its members, UG1399
   // "Structs"): the gate appends a token to k different experts' queues in one cycle.

@@ -136,8 +136,9 @@ constexpr ResourceEstimate resource_estimate() {
   const int attention_dsp = kAttnRows * (2 * 2 * kAttnLanes + 2 + 4) + kAttnBlocks * (3 * kAttnLanes + 4);
   const int other_dsp = kGateLanes /* gate MACs */ + 3 * EDGEMOE_MAX_EXPERTS /* gate exp, probabilities */ +
                         4 /* gate 1/sum */ + 8 /* layernorm */;
-  const int weight_bram = kWeightBuffers * kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
-                          kWeightBuffers * kTout * bram18_for(kMaxOutTiles, fm_t::width);
+  // ping and pong share each lane's bank (m3vit_backbone.cpp: the buffer index is an address bit)
+  const int weight_bram = kTout * kTin * bram18_for((long long)kWeightBuffers * kMaxWeightTiles, wt_t::width) +
+                          kTout * bram18_for((long long)kWeightBuffers * kMaxOutTiles, fm_t::width);
   const int row_cache_luts = kTrows * kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
   const int queue_bram = EDGEMOE_MAX_EXPERTS * (bram18_for(EDGEMOE_MAX_TOKENS, 16) + bram18_for(EDGEMOE_MAX_TOKENS, unit_t::width));
   // The gate: a LUTRAM bank per (expert, feature lane).
