@@ -101,10 +101,10 @@ void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_
   }
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
   LinearJob up = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteStore, kToHidden, 0, m.mlp_hidden, true,
-                  edgemoe_ledger::kUnitFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch0};
+                  edgemoe_ledger::kUnitFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch2};
   run_and_fetch(kPing, up, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden, kPong);
   LinearJob down = {0, n, kReadRows, kFromHidden, m.mlp_hidden, -1, 0, 0, 0, kWriteAdd, kToX, 0, D, false,
-                    edgemoe_ledger::kUnitFc2, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
+                    edgemoe_ledger::kUnitFc2, edgemoe_ledger::kPortScratch2, edgemoe_ledger::kPortAct};
   run_only(kPong, down, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }
 
@@ -126,7 +126,7 @@ extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weigh
 #pragma HLS INTERFACE m_axi port = x offset = slave bundle = act max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE m_axi port = xn offset = slave bundle = scratch0 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE m_axi port = qkv offset = slave bundle = scratch1 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
-#pragma HLS INTERFACE m_axi port = hidden offset = slave bundle = scratch0 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = hidden offset = slave bundle = scratch2 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE m_axi port = trace offset = slave bundle = params latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE s_axilite port = num_images
 #pragma HLS INTERFACE s_axilite port = dim

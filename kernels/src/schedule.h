@@ -174,7 +174,7 @@ constexpr ResourceEstimate resource_estimate() {
                          bram18_for(385, 32);
   // The linear unit's input stream: a group's tiles (T_rows x T_in lanes, kMaxInTiles deep) in LUTRAM.
   const int stream_luts = lutram_luts(kMaxInTiles, kTrows * kTin * mac_in_t::width);
-  const int axi_bram = 7 * 2;  // read/write buffers of seven m_axi bundles
+  const int axi_bram = 2 * edgemoe_ledger::kPortCount;  // read/write buffers of every m_axi bundle
   const int dsp = linear_dsp + attention_dsp + other_dsp;
   const int bram18 = weight_bram + queue_bram + attention_bram + layernorm_bram + table_bram + axi_bram;
   // ~40 LUTs per DSP lane (operand muxes and pipeline control), ~30 per BRAM bank (address and
