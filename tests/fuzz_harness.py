@@ -27,6 +27,28 @@ def vm_bytes() -> int:
     return _status_bytes("VmSize")
 
 
+def flip_bytes(data: bytes, rng, most: int) -> bytes:
+    """`data` with 1 .. `most` bytes XORed with a random non-zero value."""
+    b = bytearray(data)
+    for _ in range(rng.randint(1, most)):
+        b[rng.randrange(len(b))] ^= rng.randint(1, 255)
+    return bytes(b)
+
+
+def run_fuzz_script(script: Path, workdir: Path, seed: int, cases: int) -> dict:
+    """Runs a fuzz script (``python SCRIPT WORKDIR SEED CASES``) in its own process, next to this module, and
+    returns the JSON summary it prints last; raises with its stderr if it fails."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, str(script), str(workdir), str(seed), str(cases)], capture_output=True,
+                         text=True, timeout=600, cwd=Path(__file__).parent)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    summary["stderr"] = run.stderr
+    return summary
+
+
 def run_in_child(case: Callable[[], dict], timeout_s: float, cap_bytes: int) -> dict:
     """Runs case() in a forked child; returns its dict, or {"outcome": "hang" | "signal" | "crash" | "foreign"}."""
     read_fd, write_fd = os.pipe()

@@ -3,20 +3,16 @@ rank-shard directory (tests/checkpoint_fuzz.py says how each is made and run). E
 a correct load (finite outputs of the right shape) or an edgemoe CheckpointError: no signal, no hang,
 no foreign exception, no allocation beyond the 1 GiB cap."""
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from fuzz_harness import run_fuzz_script
 
 CASES = 600
 FAMILIES = ("byte_level", "zip_records", "pickle_ops", "tensors", "rank_dir")
 
 
 def test_mutated_checkpoints_load_correctly_or_raise_checkpoint_error(tmp_path):
-    script = Path(__file__).with_name("checkpoint_fuzz.py")
-    run = subprocess.run([sys.executable, str(script), str(tmp_path / "cases"), "7", str(CASES)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    summary = run_fuzz_script(Path(__file__).with_name("checkpoint_fuzz.py"), tmp_path / "cases", 7, CASES)
     print(json.dumps({k: summary[k] for k in ("seconds", "outcomes", "families")}, indent=1))
     assert summary["cases"] == CASES
     assert summary["failures"] == [], json.dumps(summary["failures"][:10], indent=1)

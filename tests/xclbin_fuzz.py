@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import xclbin_edit as xe
-from fuzz_harness import run_in_child
+from fuzz_harness import flip_bytes, run_in_child
 
 CAP_BYTES = 1 << 30
 TIMEOUT_S = 20.0
@@ -27,10 +27,7 @@ FAMILIES = ("byte_flips", "truncation", "section_table", "tables", "xml_markup",
 
 
 def byte_flips(data: bytes, rng: random.Random) -> bytes:
-    b = bytearray(data)
-    for _ in range(rng.randint(1, 16)):
-        b[rng.randrange(len(b))] ^= rng.randint(1, 255)
-    return bytes(b)
+    return flip_bytes(data, rng, 16)
 
 
 def truncation(data: bytes, rng: random.Random) -> bytes:

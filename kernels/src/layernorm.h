@@ -8,6 +8,21 @@
 
 namespace edgemoe_hls {
 
+// `dim` elements of `src` into banks [d / 16][d % 16]: one burst (affine, unconditional, the loop's
+// own bound).
+inline void load_param_row(const fm_t* src, fm_t dst[kMaxDimWords][kWordElems], int dim) {
+#pragma HLS INLINE
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitLayerNorm, dim, kII, kCopyDepth,
+                       edgemoe_ledger::burst(edgemoe_ledger::kPortParams), (long long)dim * beat_bytes<fm_t>(),
+                       beat_bytes<fm_t>());
+load_param_row:
+  for (int d = 0; d < upto<EDGEMOE_MAX_DIM>(dim); ++d) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_DIM
+    dst[d / kWordElems][d % kWordElems] = src[d];
+  }
+}
+
 // src is x (bundle act), dst is xn (bundle scratch0), both in 512-bit words of 16 features: one
 // word read and one written per cycle on two bundles. dim and the strides are multiples of 16.
 inline void layer_norm(const fm_word_t* src, int src_stride, fm_word_t* dst, int dst_stride, const fm_t* gamma_ddr,
@@ -16,24 +31,9 @@ inline void layer_norm(const fm_word_t* src, int src_stride, fm_word_t* dst, int
   fm_t gamma[kMaxDimWords][kWordElems], beta[kMaxDimWords][kWordElems];
 #pragma HLS ARRAY_PARTITION variable = gamma dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = beta dim = 2 complete
-  // Two loops, one burst each: gamma's dim elements, then beta's (affine, unconditional, the loop's own
-  // bound; two streams interleaved on one bundle in one loop would not burst).
-  ledger::loop(ledger::kUnitLayerNorm, dim, kII, kCopyDepth, ledger::burst(ledger::kPortParams),
-               (long long)dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
-load_gamma:
-  for (int d = 0; d < upto<EDGEMOE_MAX_DIM>(dim); ++d) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_DIM
-    gamma[d / kWordElems][d % kWordElems] = gamma_ddr[d];
-  }
-  ledger::loop(ledger::kUnitLayerNorm, dim, kII, kCopyDepth, ledger::burst(ledger::kPortParams),
-               (long long)dim * beat_bytes<fm_t>(), beat_bytes<fm_t>());
-load_beta:
-  for (int d = 0; d < upto<EDGEMOE_MAX_DIM>(dim); ++d) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_DIM
-    beta[d / kWordElems][d % kWordElems] = beta_ddr[d];
-  }
+  // One burst each, gamma then beta (two streams interleaved on one bundle in one loop would not burst).
+  load_param_row(gamma_ddr, gamma, dim);
+  load_param_row(beta_ddr, beta, dim);
   // 1/dim with 30 fraction bits (dim >= 64 keeps it below 2^-5): restoring division 2^30 / dim.
   ap_ufixed<25, -5> inv_dim = 0;
   {

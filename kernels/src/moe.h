@@ -171,6 +171,19 @@ gate_steps:
   }
 }
 
+// `count` words of `values` to `dst`: one burst (affine, unconditional, the loop's own bound).
+inline void write_trace_words(ap_uint<32>* dst, const int values[EDGEMOE_MAX_EXPERTS], int count) {
+#pragma HLS INLINE
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, count, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortParams),
+                       count * 4LL, 4);
+write_trace_words:
+  for (int e = 0; e < upto<EDGEMOE_MAX_EXPERTS>(count); ++e) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_EXPERTS
+    dst[e] = values[e];
+  }
+}
+
 // One MoE layer on one image: x [n][D] += sum_k score * expert(xn). hidden: [n][Hm] scratch.
 // trace (per expert): [tokens | fc1 fetches | fc2 fetches].
 inline void moe_layer(const pixel_t* images, fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, int n,
@@ -217,31 +230,9 @@ experts_loop:
     if (more) ++fc1_fetches[next];
   }
   // Three bursts of E words: token counts, fc1 fetches, fc2 fetches.
-  const int fc1_at = m.experts, fc2_at = 2 * m.experts;
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, m.experts, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortParams),
-                       m.experts * 4LL, 4);
-write_counts:
-  for (int e = 0; e < upto<EDGEMOE_MAX_EXPERTS>(m.experts); ++e) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_EXPERTS
-    trace[e] = queues.length[e];
-  }
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, m.experts, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortParams),
-                       m.experts * 4LL, 4);
-write_fc1_fetches:
-  for (int e = 0; e < upto<EDGEMOE_MAX_EXPERTS>(m.experts); ++e) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_EXPERTS
-    trace[fc1_at + e] = fc1_fetches[e];
-  }
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitTrace, m.experts, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortParams),
-                       m.experts * 4LL, 4);
-write_fc2_fetches:
-  for (int e = 0; e < upto<EDGEMOE_MAX_EXPERTS>(m.experts); ++e) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_EXPERTS
-    trace[fc2_at + e] = fc2_fetches[e];
-  }
+  write_trace_words(trace, queues.length, m.experts);
+  write_trace_words(trace + m.experts, fc1_fetches, m.experts);
+  write_trace_words(trace + 2 * m.experts, fc2_fetches, m.experts);
 }
 
 }  // namespace edgemoe_hls
