@@ -114,18 +114,28 @@ def test_no_heap_exceptions_std_or_floating_point(path):
     assert not found, f"{path.name} uses {found}"
 
 
-def _functions(text):
-    """(name, body) of every function definition, by brace matching; overloads and templates appear
-    once per definition."""
+def _block_end(text, start):
+    """The index just past the `}` closing the block whose body starts at `start` (after its `{`)."""
+    depth, i = 1, start
+    while depth and i < len(text):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        i += 1
+    return i
+
+
+def _function_spans(text):
+    """(name, body start, body end) of every function definition; overloads and templates appear once
+    per definition."""
     for m in re.finditer(r"\b([A-Za-z_]\w*)\s*\([^;{}()]*(?:\([^()]*\)[^;{}()]*)*\)\s*(?:const\s*)?(?:noexcept\s*)?\{",
                          text):
-        name, depth, i = m.group(1), 1, m.end()
-        if name in ("if", "for", "while", "switch", "return"):
-            continue
-        while depth and i < len(text):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        yield name, text[m.end():i]
+        if m.group(1) not in ("if", "for", "while", "switch", "return"):
+            yield m.group(1), m.end(), _block_end(text, m.end())
+
+
+def _functions(text):
+    """(name, body) of every function definition, by brace matching."""
+    for name, start, end in _function_spans(text):
+        yield name, text[start:end]
 
 
 def _calls(body, name):
@@ -363,11 +373,7 @@ MAXI = re.findall(r"INTERFACE m_axi port = (\w+)", (KERNELS / "m3vit_backbone.cp
 def _loop_bodies(text):
     """(start, body) of every `for` loop, by brace matching."""
     for m in re.finditer(r"\bfor\s*\([^;]*;[^;]*;[^)]*\)\s*\{", text):
-        depth, i = 1, m.end()
-        while depth and i < len(text):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        yield m.start(), text[m.end():i]
+        yield m.start(), text[m.end():_block_end(text, m.end())]
 
 
 def unjustified_read_modify_writes(raw):
@@ -461,11 +467,8 @@ def false_bursts(text):
         if not loop:
             bad.append(f"loop({call[:50]}...): declared burst(...) but no loop follows")
             continue
-        var, i, depth = loop.group(1), end + loop.end(), 1
-        while depth and i < len(text):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        body = text[end + loop.end():i]
+        var = loop.group(1)
+        body = text[end + loop.end():_block_end(text, end + loop.end())]
         if not re.search(r"#pragma\s+HLS\s+PIPELINE", body, flags=re.I):
             bad.append(f"loop over {var}: declared burst(...) but not pipelined")
         affine = re.compile(rf"^\s*(?:[\w.]+\s*\+\s*)?{var}\s*$|^\s*{var}\s*\+\s*[\w.]+\s*$")
@@ -513,13 +516,7 @@ def rom_violations(text):
     anywhere else would be one ROM shared by all its readers."""
     bad = []
     functions = list(_functions(text))
-    inside = []  # (start, end) of function bodies
-    for m in re.finditer(r"\b[A-Za-z_]\w*\s*\([^;{}()]*(?:\([^()]*\)[^;{}()]*)*\)\s*(?:const\s*)?\{", text):
-        depth, i = 1, m.end()
-        while depth and i < len(text):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        inside.append((m.end(), i))
+    inside = [(start, end) for _, start, end in _function_spans(text)]
     for m in re.finditer(r"\b(?:static\s+)?(?:const|constexpr)\s+(?:unsigned|int|short|long)[\w\s]*?\b(\w+)\s*\[[^\]]*\]\s*=\s*\{",
                          text):
         if any(a <= m.start() < b for a, b in inside):

@@ -172,7 +172,6 @@ std::vector<char> read_checked_xclbin(const std::string& path) {
   // kernel XML re-emitted.
   std::vector<char> out(offsetof(axlf, m_sections) + uint64_t(count) * sizeof(axlf_section_header), 0);
   pad8(&out);
-  std::vector<uint64_t> placed(count);
   bool seen_metadata = false;
   for (uint32_t i = 0; i < count; ++i) {
     axlf_section_header& h = headers[i];
