@@ -27,6 +27,7 @@ load_param_row:
 // word read and one written per cycle on two bundles. dim and the strides are multiples of 16.
 inline void layer_norm(const fm_word_t* src, int src_stride, fm_word_t* dst, int dst_stride, const fm_t* gamma_ddr,
                        const fm_t* beta_ddr, int rows, int dim) {
+#pragma HLS INLINE off
   namespace ledger = edgemoe_ledger;
   fm_t gamma[kMaxDimWords][kWordElems], beta[kMaxDimWords][kWordElems];
 #pragma HLS ARRAY_PARTITION variable = gamma dim = 2 complete

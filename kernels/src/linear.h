@@ -61,6 +61,7 @@ constexpr int kMaxWeightPairs = ceil_div(kMaxWeightWords, kWeightPorts);
 inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t* w_odd, long w_offset,
                                 const fm_t* bias, int out, int in, WeightTiles tiles, BiasTiles bias_tiles,
                                 LinearShape& shape) {
+#pragma HLS INLINE off
   if (out <= 0) return;  // nothing to fetch (linear_step): the buffer keeps its matrix
   shape.out = out;
   shape.in = in;
@@ -484,21 +485,54 @@ inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, cons
   linear_unit(tiles, bias_tiles, shape, job, images, x, xn, qkv, hidden, tokens, scores);
 }
 
-// Every linear job and every weight fetch of the kernel goes through here (one call site in the
-// kernel's top scope, where ALLOCATION keeps one instance): the job runs on buffer `run_buffer`,
-// then the next matrix is fetched into `fetch_buffer` (out = 0: no fetch; rows = 0: no job). The
-// two run one after the other: overlapping them needs the weights as a ping-pong channel between a
-// fetch process and the MAC array over a stream of jobs (kernels/README.md, Known limits), not a
-// runtime-indexed pair of buffers that both processes touch.
-inline void linear_step(WeightTiles tiles[kWeightBuffers], BiasTiles bias[kWeightBuffers],
-                        LinearShape shapes[kWeightBuffers], int run_buffer, const LinearJob& job, const pixel_t* images,
-                        fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens,
-                        const QueueScores scores, const weight_word_t* weights, const weight_word_t* weights_odd,
-                        const fm_t* params, long w_offset, long p_offset, int out, int in, int fetch_buffer) {
+// One on-chip weight buffer: a matrix's tiles, its bias and its shape. The kernel has two, ping
+// and pong, as two globals (m3vit_backbone.cpp: each partitioned by name, one bank per MAC lane),
+// so a fetch into one and a job on the other touch different memories.
+struct WeightBuffer {
+  WeightTiles tiles;
+  BiasTiles bias;
+  LinearShape shape;
+};
+
+// Every linear job and every weight fetch of the kernel goes through here (one instance: the kernel
+// top's ALLOCATION). A DATAFLOW region of two processes that share nothing, so they run at once:
+// the job on one buffer (run_linear: the reader -> MAC array -> writer region, bundles act_in, act,
+// scratch0-2) and the fetch of the next matrix into the other (bundles weights, weights_odd,
+// params). Each buffer argument has one process (the job reads run_*, the fetch writes fetch_*),
+// so there is no channel between them and the region takes as long as the slower one. out = 0: no
+// fetch; rows = 0: no job.
+inline void linear_step(const WeightTiles run_tiles, const BiasTiles run_bias, const LinearShape& run_shape,
+                        const LinearJob& job, const pixel_t* images, fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv,
+                        fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores,
+                        const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params,
+                        long w_offset, long p_offset, int out, int in, WeightTiles fetch_tiles, BiasTiles fetch_bias,
+                        LinearShape& fetch_shape) {
 #pragma HLS INLINE off
-  run_linear(tiles[run_buffer], bias[run_buffer], shapes[run_buffer], job, images, x, xn, qkv, hidden, tokens, scores);
-  load_linear_weights(weights, weights_odd, w_offset, params + p_offset, out, in, tiles[fetch_buffer],
-                      bias[fetch_buffer], shapes[fetch_buffer]);
+#pragma HLS DATAFLOW
+  edgemoe_ledger::region_begin();
+  edgemoe_ledger::region_process(0);
+  run_linear(run_tiles, run_bias, run_shape, job, images, x, xn, qkv, hidden, tokens, scores);
+  edgemoe_ledger::region_process(1);
+  load_linear_weights(weights, weights_odd, w_offset, params + p_offset, out, in, fetch_tiles, fetch_bias, fetch_shape);
+  edgemoe_ledger::region_end(edgemoe_ledger::kUnitWeights);
+}
+
+// The job on buffer `run` (kPing or kPong, a constant at every call) while the next matrix is
+// fetched into the other. Two calls of linear_step, one per role of the two buffers; both are its
+// one instance, whose tile ports HLS connects to ping or pong through a 2:1 mux per MAC lane (on
+// the read data; the fetch's write data is common to both, only its write enables differ: counted
+// in schedule.h) - the same muxes a ping-pong (PIPO) channel has.
+inline void step_on(WeightBuffer& ping, WeightBuffer& pong, int run, const LinearJob& job, const pixel_t* images,
+                    fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens,
+                    const QueueScores scores, const weight_word_t* weights, const weight_word_t* weights_odd,
+                    const fm_t* params, long w_offset, long p_offset, int out, int in) {
+#pragma HLS INLINE
+  if (run == kPing)
+    linear_step(ping.tiles, ping.bias, ping.shape, job, images, x, xn, qkv, hidden, tokens, scores, weights, weights_odd,
+                params, w_offset, p_offset, out, in, pong.tiles, pong.bias, pong.shape);
+  else
+    linear_step(pong.tiles, pong.bias, pong.shape, job, images, x, xn, qkv, hidden, tokens, scores, weights, weights_odd,
+                params, w_offset, p_offset, out, in, ping.tiles, ping.bias, ping.shape);
 }
 
 }  // namespace edgemoe_hls

@@ -11,22 +11,21 @@ using namespace edgemoe_hls;
 
 namespace {
 
-// On-chip state that outlives one stage: the two weight buffers (ping, pong) and the expert queues.
-// Partitioned in m3vit_backbone: one bank per (buffer, o, i) MAC lane.
-WeightTiles g_weight_tiles[kWeightBuffers];
-BiasTiles g_bias_tiles[kWeightBuffers];
-LinearShape g_shapes[kWeightBuffers];
+// On-chip state that outlives one stage: the two weight buffers (ping, pong: two globals, so a job
+// on one and a fetch into the other touch different memories; linear.h) and the expert queues.
+// Partitioned in m3vit_backbone: one bank per (o, i) MAC lane of each buffer.
+WeightBuffer g_ping, g_pong;
 ExpertQueues g_queues;
 SoftmaxTable g_softmax;  // each row's softmax statistics between the attention unit's two passes
 
-// A linear job on buffer `run`, then a fetch of the matrix at (w_offset, p_offset) into `fetch`
-// (linear_step). fetch_only: the fetch with no job; run_only: the job alone.
+// A linear job on buffer `run` while the matrix at (w_offset, p_offset) is fetched into the other
+// (linear.h: step_on). fetch_only: the fetch with no job; run_only: the job alone.
 void run_and_fetch(int run, const LinearJob& job, const pixel_t* image, fm_word_t* x, fm_word_t* xn, fm_word_t* qkv,
                    fm_word_t* hidden, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, long w_offset, long p_offset, int out,
-                   int in, int fetch) {
+                   int in) {
 #pragma HLS INLINE
-  linear_step(g_weight_tiles, g_bias_tiles, g_shapes, run, job, image, x, xn, qkv, hidden, g_queues.token,
-              g_queues.score, weights, weights_odd, params, w_offset, p_offset, out, in, fetch);
+  step_on(g_ping, g_pong, run, job, image, x, xn, qkv, hidden, g_queues.token, g_queues.score, weights, weights_odd,
+          params, w_offset, p_offset, out, in);
 }
 
 // The build query's answer: the constant record streamed to DDR.
@@ -45,11 +44,11 @@ write_record:
 void fetch_only(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, long w_offset, long p_offset,
                 int out, int in, int fetch) {
 #pragma HLS INLINE
-  run_and_fetch(1 - fetch, no_linear_job(), EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_offset, p_offset, out, in, fetch);
+  run_and_fetch(1 - fetch, no_linear_job(), EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_offset, p_offset, out, in);
 }
 void run_only(int run, const LinearJob& job, EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params) {
 #pragma HLS INLINE
-  run_and_fetch(run, job, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, 0, 0, 0, 0, 1 - run);
+  run_and_fetch(run, job, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, 0, 0, 0, 0);
 }
 
 void patch_embedding(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, const ModelDims& m) {
@@ -82,7 +81,7 @@ void attention_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const w
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
   LinearJob to_qkv = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteStore, kToQkv, 0, 3 * D, false,
                       edgemoe_ledger::kUnitQkv, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch1};
-  run_and_fetch(kPing, to_qkv, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_proj(m, b), p_proj_bias(m, b), D, D, kPong);
+  run_and_fetch(kPing, to_qkv, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_proj(m, b), p_proj_bias(m, b), D, D);
   run_attention(qkv, n, D, m.heads, scale, xn, g_softmax);
   LinearJob proj = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteAdd, kToX, 0, D, false,
                     edgemoe_ledger::kUnitProj, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
@@ -95,14 +94,14 @@ void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_
   const int D = m.dim, n = tokens(m);
   layer_norm(x, D, xn, D, params + p_ln2(m, b), params + p_ln2(m, b) + D, n, D);
   if (is_moe(m, b)) {
-    moe_layer(EDGEMOE_PASS_BUFFERS, n, m, b, task, weights, weights_odd, params, g_weight_tiles, g_bias_tiles, g_shapes, g_queues,
+    moe_layer(EDGEMOE_PASS_BUFFERS, n, m, b, task, weights, weights_odd, params, g_ping, g_pong, g_queues,
               trace + (long)moe_index(m, b) * 3 * m.experts);
     return;
   }
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
   LinearJob up = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteStore, kToHidden, 0, m.mlp_hidden, true,
                   edgemoe_ledger::kUnitFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch2};
-  run_and_fetch(kPing, up, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden, kPong);
+  run_and_fetch(kPing, up, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden);
   LinearJob down = {0, n, kReadRows, kFromHidden, m.mlp_hidden, -1, 0, 0, 0, kWriteAdd, kToX, 0, D, false,
                     edgemoe_ledger::kUnitFc2, edgemoe_ledger::kPortScratch2, edgemoe_ledger::kPortAct};
   run_only(kPong, down, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
@@ -147,14 +146,16 @@ extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weigh
 #pragma HLS INTERFACE s_axilite port = first_stage
 #pragma HLS INTERFACE s_axilite port = last_stage
 #pragma HLS INTERFACE s_axilite port = return
-  // One bank per MAC lane (linear.h): every cycle of the MAC array reads each bank once. The bias
-  // by output lane. The ping/pong dimension (1) is not partitioned: the buffer a call uses is a
-  // runtime choice, and on a partitioned dimension that would be a 2:1 mux on every bank port into
-  // the dataflow linear_unit; unpartitioned it is the top address bit of each lane's bank (a fetch
-  // writing one half while the array reads the other uses the bank's two ports).
-#pragma HLS ARRAY_PARTITION variable = g_weight_tiles dim = 3 complete
-#pragma HLS ARRAY_PARTITION variable = g_weight_tiles dim = 4 complete
-#pragma HLS ARRAY_PARTITION variable = g_bias_tiles dim = 3 complete
+  // One bank per MAC lane (linear.h): every cycle of the MAC array reads each bank of its buffer
+  // once, and the fetch writes each bank of the other at most once a cycle (a word pair every
+  // two). The bias by output lane. Two globals, not one array with a ping/pong dimension: each call
+  // of linear_step names its buffers, so no runtime index reaches the dataflow region.
+#pragma HLS ARRAY_PARTITION variable = g_ping.tiles dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = g_ping.tiles dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = g_ping.bias dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = g_pong.tiles dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = g_pong.tiles dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = g_pong.bias dim = 2 complete
   // The expert queues by expert (a global struct is disaggregated into its members, UG1399
   // "Structs"): the gate appends a token to k different experts' queues in one cycle.
 #pragma HLS ARRAY_PARTITION variable = g_queues.token dim = 1 complete
@@ -164,6 +165,8 @@ extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weigh
   // linear_step (the unit's only caller) is in this scope, with the same buffer arguments, and
   // shares one instance (its DSPs counted once).
 #pragma HLS ALLOCATION function instances = linear_step limit = 1
+  // One LayerNorm (its ~200 DSPs counted once in schedule.h) for both halves of every block.
+#pragma HLS ALLOCATION function instances = layer_norm limit = 1
   if (first_stage == kBuildQueryStage) {
     write_build_record(trace);
     return;

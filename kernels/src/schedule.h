@@ -128,17 +128,53 @@ struct ResourceEstimate {
 constexpr int uram_for(long long depth, int width) {
   return depth <= 0 ? 0 : int(((width + 71) / 72) * ((depth + 4095) / 4096));
 }
+// DSP48E2s for one a x b-bit product: the multiplier is 27 x 18 (signed), so the wider operand is
+// split into 27-bit and the narrower into 18-bit pieces, whichever way round needs fewer (UG579).
+constexpr int dsps_for(int a, int b) {
+  return int(cdiv(a, 27) * cdiv(b, 18) < cdiv(b, 27) * cdiv(a, 18) ? cdiv(a, 27) * cdiv(b, 18) : cdiv(b, 27) * cdiv(a, 18));
+}
+// The table functions' products, from fixed_math.h's operand widths (a product by a power of two is
+// a shift and costs none): exp: x log2(e) (33 x 25), f times the 256 steps (24 x 9), the
+// interpolation (16 x 26); 1/x: position (25 x 9), interpolation (16 x 25), m r0 (25 x 25), the
+// Newton product (25 x 28); 1/sqrt: position (25 x 8), interpolation, y0^2, m y0^2 (26 x 26),
+// y0 (3 - m y0^2) (25 x 30); GELU: the interpolation only (22 x 25; x 128 is a shift).
+constexpr int kExpDsp = dsps_for(33, 25) + dsps_for(24, 9) + dsps_for(16, 26);
+constexpr int kReciprocalDsp = dsps_for(25, 9) + dsps_for(16, 25) + dsps_for(25, 25) + dsps_for(25, 28);
+constexpr int kRsqrtDsp = dsps_for(25, 8) + dsps_for(16, 25) + dsps_for(25, 25) + dsps_for(26, 26) + dsps_for(25, 30);
+constexpr int kGeluDsp = dsps_for(22, 25);
+// LayerNorm (layernorm.h), one instance (ALLOCATION at the kernel top), per word lane: d/D (32 x 25),
+// d^2/D (32 x 32), (x - mean) mant (33 x 25), times gamma (32 x 32); per row the mean's square
+// (32 x 32) and one 1/sqrt.
+constexpr int kLayerNormDsp =
+    kWordElems * (dsps_for(32, 25) + dsps_for(32, 32) + dsps_for(33, 25) + dsps_for(32, 32)) + dsps_for(32, 32) + kRsqrtDsp;
+// Runtime address products (row x stride, both runtime), a 32 x 32 product each: the linear unit's
+// reader (row), writer (row) and patch origin (two), LayerNorm's source and destination rows, the
+// attention unit's q, k/v and output rows, the gate's token row.
+constexpr int kAddressProducts = 10;
+constexpr int kAddressDsp = kAddressProducts * dsps_for(32, 32);
+// An m_axi adapter buffers what its outstanding requests can return: a FIFO of
+// num_*_outstanding x max_*_burst_length words of the port's width per direction (UG1399, m_axi
+// INTERFACE options), 512 bits here. Bundles only read: act_in, weights, weights_odd; read and
+// written: params (the trace), act, scratch0-2.
+constexpr int kAxiDataBits = 512;
+constexpr int kAxiFifos = 3 * 1 + 5 * 2;
+static_assert(3 + 5 == edgemoe_ledger::kPortCount, "every m_axi bundle counted once above");
+constexpr int kAxiFifoBram18 = bram18_for((long long)kAxiOutstanding * kAxiMaxBurstBeats, kAxiDataBits);
+
 constexpr ResourceEstimate resource_estimate() {
-  const int linear_dsp = kTrows * (kTin * kTout + kTout /* GELU interpolation */) + 2 * kTout /* scatter score x y */;
+  const int linear_dsp = kTrows * (kTin * kTout + kTout * kGeluDsp) + 2 * kTout /* scatter score x y */;
   // Per block and slot: q.k (pass 1) and p.v (pass 2), kAttnLanes each (24 x 24 and 25 x 24 bits:
   // two DSPs each), one exp unit per pass, the scale (fm_t x fm_t: four); per block the output
   // normalisation (39 x 25 bits: three DSPs per lane) and 1/sum.
-  const int attention_dsp = kAttnRows * (2 * 2 * kAttnLanes + 2 + 4) + kAttnBlocks * (3 * kAttnLanes + 4);
-  const int other_dsp = kGateLanes /* gate MACs */ + 3 * EDGEMOE_MAX_EXPERTS /* gate exp, probabilities */ +
-                        4 /* gate 1/sum */ + 8 /* layernorm */;
-  // ping and pong share each lane's bank (m3vit_backbone.cpp: the buffer index is an address bit)
-  const int weight_bram = kTout * kTin * bram18_for((long long)kWeightBuffers * kMaxWeightTiles, wt_t::width) +
-                          kTout * bram18_for((long long)kWeightBuffers * kMaxOutTiles, fm_t::width);
+  const int attention_dsp = kAttnRows * (2 * 2 * kAttnLanes + 2 * kExpDsp + dsps_for(32, 32)) +
+                            kAttnBlocks * (3 * kAttnLanes + kReciprocalDsp);
+  const int other_dsp = kGateLanes /* gate MACs */ + EDGEMOE_MAX_EXPERTS * (kExpDsp + dsps_for(25, 25)) /* gate exp, probabilities */ +
+                        kReciprocalDsp /* gate 1/sum */ + kLayerNormDsp + kAddressDsp;
+  // Two buffers (ping, pong), each a bank per (o, i) lane and a bias bank per o lane.
+  const int weight_bram = kWeightBuffers * (kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
+                                            kTout * bram18_for(kMaxOutTiles, fm_t::width));
+  // The one linear_step instance reads ping or pong: a 2:1 mux per read bit (two per LUT6_2).
+  const int weight_mux_luts = (kTout * kTin * wt_t::width + kTout * fm_t::width) / 2;
   const int row_cache_luts = kTrows * kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
   const int queue_bram = EDGEMOE_MAX_EXPERTS * (bram18_for(EDGEMOE_MAX_TOKENS, 16) + bram18_for(EDGEMOE_MAX_TOKENS, unit_t::width));
   // The gate: a LUTRAM bank per (expert, feature lane).
@@ -174,13 +210,14 @@ constexpr ResourceEstimate resource_estimate() {
                          bram18_for(385, 32);
   // The linear unit's input stream: a group's tiles (T_rows x T_in lanes, kMaxInTiles deep) in LUTRAM.
   const int stream_luts = lutram_luts(kMaxInTiles, kTrows * kTin * mac_in_t::width);
-  const int axi_bram = 2 * edgemoe_ledger::kPortCount;  // read/write buffers of every m_axi bundle
+  const int axi_bram = kAxiFifos * kAxiFifoBram18;
   const int dsp = linear_dsp + attention_dsp + other_dsp;
   const int bram18 = weight_bram + queue_bram + attention_bram + layernorm_bram + table_bram + axi_bram;
   // ~40 LUTs per DSP lane (operand muxes and pipeline control), ~30 per BRAM bank (address and
   // write-enable decode), the LUTRAM banks, 25K for the AXI masters, the control FSMs and the
   // s_axilite block.
-  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + row_cache_luts + attention_luts + gate_luts + stream_luts + 25000;
+  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + row_cache_luts + attention_luts + gate_luts + stream_luts +
+                  weight_mux_luts + 25000;
   return {dsp, bram18, attention_uram, lut};
 }
 

@@ -10,12 +10,6 @@
 
 using namespace edgemoe_hls;
 
-// One on-chip weight buffer, as the kernel top declares ping and pong.
-struct WeightBuffer {
-  WeightTiles tiles;
-  BiasTiles bias;
-  LinearShape shape;
-};
 static WeightBuffer g_weights;
 static void load(const std::vector<wt_t>& w, const std::vector<fm_t>& b, int out, int in, WeightBuffer& buf) {
   const tb::WeightPorts ports = tb::split_ports(tb::pack(w, out, in));
