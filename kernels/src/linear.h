@@ -32,10 +32,6 @@ struct in_vec {
 struct out_vec {
   fm_t v[kTrows][kTout];
 };
-// Where each row of a group goes (-1: a padding row past the job's end).
-struct dest_group {
-  int row[kTrows];
-};
 
 // One on-chip weight buffer: tiles [out_tile * in_tiles + in_tile][o][i] and the bias by output
 // tile. Separate arrays (not a struct) so the kernel top can partition each by name: dims o and i
@@ -46,8 +42,6 @@ struct LinearShape {
   int out, in, out_tiles, in_tiles;
 };
 constexpr int kPing = 0, kPong = 1;
-// The lanes of one activation word an output tile touches: all 16, or T_out when T_out < 16.
-constexpr int kLanesPerWordTouch = kTout >= kWordElems ? kWordElems : kTout;
 constexpr int kMaxWeightWords = kMaxLinearOut * ceil_div(kMaxLinearIn, kWeightsPerWord);  // of one matrix
 constexpr int kMaxWeightPairs = ceil_div(kMaxWeightWords, kWeightPorts);
 
@@ -114,6 +108,17 @@ load_bias:
   }
 }
 
+// A scatter row's token, from the reader to the writer (a type of this namespace: its stream's
+// code is then compiled per ISA build, never shared between them; tests/cpp isa_symbols).
+struct dest_token {
+  short token;
+};
+inline dest_token token_of(short token) {
+  dest_token d;
+  d.token = token;
+  return d;
+}
+
 enum ReadMode { kReadRows = 0, kReadGather = 1, kReadPatches = 2 };
 enum WriteMode { kWriteStore = 0, kWriteAdd = 1, kWriteScatterWeighted = 2 };
 
@@ -125,18 +130,18 @@ enum Destination { kToQkv = 0, kToHidden = 1, kToX = 2 };
 typedef short QueueTokens[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_TOKENS];  // the MoE expert queues (moe.h)
 typedef unit_t QueueScores[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_TOKENS];
 
-// What a linear job does. Strides and offsets are in elements.
+// What a linear job does. Rows are packed: a source row is `in` elements, a destination row `out`
+// (whole 512-bit words each), so rows read or written in order are one contiguous region.
+// Stores go to qkv or hidden; adds and scatters to x.
 struct LinearJob {
   int first_row, rows;  // rows [first_row, rows) of the job (first_row = 0 on hardware)
   ReadMode read_mode;
   Source src;
-  int src_stride;
   int expert;  // kReadGather / kWriteScatterWeighted: the expert whose queue lists the rows
   int grid_h, grid_w, patch;  // kReadPatches: the image is [3][grid_h*patch][grid_w*patch]
   WriteMode write_mode;
   Destination dst;
-  long dst_offset;
-  int dst_stride;
+  long dst_offset;  // elements before the destination's row 0 (a whole number of words)
   bool gelu;
   // For the cycle ledger: what the job is, and the m_axi bundles its source and destination are on.
   edgemoe_ledger::Unit unit;
@@ -145,7 +150,7 @@ struct LinearJob {
 
 // A job of no rows: linear_step's fetch with nothing to overlap.
 inline LinearJob no_linear_job() {
-  LinearJob job = {0, 0, kReadRows, kFromXn, 0, 0, 0, 0, 0, kWriteStore, kToHidden, 0, 0, false,
+  LinearJob job = {0, 0, kReadRows, kFromXn, 0, 0, 0, 0, kWriteStore, kToHidden, 0, false,
                    edgemoe_ledger::kUnitWeights, edgemoe_ledger::kNoPort, edgemoe_ledger::kNoPort};
   return job;
 }
@@ -170,87 +175,156 @@ offsets_loop:
   }
 }
 
-// Row r of the group starting at row g has its input tile t: the group's tile goes out once its
-// last row is in, then the next tile, and after the last tile the next group.
-inline void row_tile_done(int& r, int& t, int& g, int in_tiles, const in_vec& v, hls::stream<in_vec>& out) {
-  if (++r < kTrows) return;
-  r = 0;
-  out.write(v);
-  if (++t == in_tiles) {
-    t = 0;
-    g += kTrows;
+// Activation words of the longest row a job reads or writes, and of a whole job.
+constexpr int kMaxRowWords = ceil_div(max2(kMaxLinearIn, kMaxLinearOut), kWordElems);
+constexpr int kMaxJobWords = EDGEMOE_MAX_TOKENS * kMaxRowWords;
+// The reader's and the writer's group phases: a group's words or tiles, whichever is more, for
+// every group and one more.
+constexpr int kMaxAssembleSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRowWords, kMaxInTiles);
+constexpr int kMaxCollectSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRowWords, kMaxOutTiles);
+
+// The words of a job's rows, in row order. Rows read in order are one contiguous region of xn or
+// hidden: one loop per source, address base + i, unconditional, so each is a burst (HLS splits it
+// into max_read_burst_length beats with num_read_outstanding requests in flight); only one of them
+// runs per job. Rows gathered through an expert's queue are one row of words per token: single
+// beats. A scatter's destination tokens go to the writer as its rows are read, so only this process
+// reads the queue.
+// Patches read no words here (assemble_tiles reads the image).
+inline void fetch_rows(const LinearJob& job, int in, const fm_word_t* xn, const fm_word_t* hidden,
+                       const QueueTokens tokens, hls::stream<fm_word_t>& words, hls::stream<dest_token>& dest_tokens) {
+  namespace ledger = edgemoe_ledger;
+  const int rows = job.rows - job.first_row, row_words = in / kWordElems;
+  const long base = (long)job.first_row * row_words;
+  const bool in_order = job.read_mode == kReadRows;
+  const int xn_words = in_order && job.src == kFromXn ? rows * row_words : 0;
+  const int hidden_words = in_order && job.src == kFromHidden ? rows * row_words : 0;
+  const int gather_words = job.read_mode == kReadGather ? rows * row_words : 0;
+  const bool scatter = job.write_mode == kWriteScatterWeighted;
+  const int expert = job.expert < 0 ? 0 : job.expert;
+  // Each loop counts rows (r) and words (w) beside its address: on a row's first word a scatter's
+  // token goes to the writer (a stream write; the m_axi access stays unconditional).
+  int r = 0, w = 0;
+  ledger::region_process(0);
+  ledger::loop(job.unit, xn_words, kII, kCopyDepth, ledger::burst(job.src_port), (long long)xn_words * beat_bytes<fm_word_t>(),
+               beat_bytes<fm_word_t>());
+read_xn_rows:
+  for (int i = 0; i < upto<kMaxJobWords>(xn_words); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
+    if (scatter && w == 0) dest_tokens.write(token_of(tokens[expert][job.first_row + r]));
+    words.write(xn[base + i]);
+    if (++w == row_words) {
+      w = 0;
+      ++r;
+    }
+  }
+  ledger::loop(job.unit, hidden_words, kII, kCopyDepth, ledger::burst(job.src_port),
+               (long long)hidden_words * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+read_hidden_rows:
+  for (int i = 0; i < upto<kMaxJobWords>(hidden_words); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
+    if (scatter && w == 0) dest_tokens.write(token_of(tokens[expert][job.first_row + r]));
+    words.write(hidden[base + i]);
+    if (++w == row_words) {
+      w = 0;
+      ++r;
+    }
+  }
+  ledger::loop(job.unit, gather_words, kII, kCopyDepth, ledger::single_beat(job.src_port),
+               (long long)gather_words * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+  long row_base = 0;
+read_gathered_rows:
+  for (int i = 0; i < upto<kMaxJobWords>(gather_words); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
+    if (w == 0) {
+      const short token = tokens[expert][job.first_row + r];
+      row_base = (long)token * row_words;
+      if (scatter) dest_tokens.write(token_of(token));
+    }
+    words.write(xn[row_base + w]);
+    if (++w == row_words) {
+      w = 0;
+      ++r;
+    }
   }
 }
 
-// Rows: one 512-bit word per iteration (II = 1) over (group, input tile, row of the group, word of
-// the tile); a group's input tile is streamed once all its rows' words are in. Rows are whole words,
-// so a word is inside `in` or wholly beyond it, where the lanes are zero; rows past the job's end
-// are zero and never read. Patches: a row's tile of T_in single-byte pixels per iteration (II =
-// T_in beats). One loop runs per job. On a group's first tile each row's source (the expert queue
-// for a gather) is looked up once and kept; its destinations go to the writer as one record.
-inline void linear_reader(const LinearJob& job, int in, int in_tiles, const pixel_t* images, const fm_word_t* xn,
-                          const fm_word_t* hidden, const QueueTokens tokens, hls::stream<in_vec>& out,
-                          hls::stream<dest_group>& dest_rows) {
-  int offsets[kMaxInTiles][kTin];
-#pragma HLS ARRAY_PARTITION variable = offsets dim = 2 complete
+// The MAC array's input: each group's tiles (T_rows rows x T_in lanes), from words in row order or
+// from the image. Rows: one loop of phases, one per group and one more; in phase g, iteration j
+// stores word j of group g into one half of a double-buffered group store and sends tile j of group
+// g - 1 from the other half, so the words arrive at a word a cycle while the tiles go out. The store
+// is partitioned by row and lane (LUTRAM banks, the half an address bit): a word writes 16 banks
+// once, a tile reads every bank once: one write and one read per bank a cycle. Lanes past `in` and
+// rows past the job's end are sent as zero, so nothing a previous group left there counts. Patches:
+// a row's tile of T_in single-byte pixels per iteration (II = T_in beats), im2col through a per-job
+// offset table.
+inline void assemble_tiles(const LinearJob& job, int in, int in_tiles, const pixel_t* images,
+                           hls::stream<fm_word_t>& words, hls::stream<in_vec>& out) {
+  namespace ledger = edgemoe_ledger;
+  mac_in_t group[2][kMaxInTiles][kTrows][kTin];
+#pragma HLS ARRAY_PARTITION variable = group dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = group dim = 4 complete
+#pragma HLS BIND_STORAGE variable = group type = ram_2p impl = lutram
   const bool patches = job.read_mode == kReadPatches;
-  const int width = job.grid_w * job.patch, height = job.grid_h * job.patch;
-  if (patches) patch_offsets(job.patch, width, height, in, offsets);
-  const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows);
-  const int expert = job.expert < 0 ? 0 : job.expert;
-  const bool queued = job.read_mode == kReadGather || job.write_mode == kWriteScatterWeighted;
-  edgemoe_ledger::region_process(0);
-  if (patches)
-    edgemoe_ledger::loop(job.unit, (long long)groups * in_tiles * kTrows, kReadPatchII, kCopyDepth, edgemoe_ledger::single_beat(job.src_port),
-                         (long long)rows * in * beat_bytes<pixel_t>(), beat_bytes<pixel_t>());
-  else
-    edgemoe_ledger::loop(job.unit, (long long)groups * in_tiles * kTrows * kWordsPerInTile, kII, kCopyDepth,
-                         edgemoe_ledger::single_beat(job.src_port), (long long)rows * in * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
-  const int row_steps = patches ? 0 : groups * in_tiles * kTrows * kWordsPerInTile;
-  const int patch_steps = patches ? groups * in_tiles * kTrows : 0;
-  int g = job.first_row, t = 0, r = 0, half = 0;  // g: the group's first row
-  int src_row[kTrows];
-  long patch_origin[kTrows];
-#pragma HLS ARRAY_PARTITION variable = src_row complete
-#pragma HLS ARRAY_PARTITION variable = patch_origin complete
-  dest_group dest;
-  in_vec v;
-  // Registers: a word lands in row r (a runtime index) at 16 lanes a cycle; unpartitioned, v would be
-  // one memory taking 16 writes a cycle (II 8 on a dual-port bank).
-#pragma HLS ARRAY_PARTITION variable = v.v dim = 0 complete
-  for (int step = 0; step < upto<kMaxRowGroups * kMaxInTiles * kTrows * kWordsPerInTile>(row_steps); ++step) {
+  const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows), row_words = in / kWordElems;
+  const int phase = max2(kTrows * row_words, in_tiles);
+  const int row_steps = patches ? 0 : (groups + 1) * phase;
+  ledger::region_process(1);
+  ledger::loop(job.unit, row_steps, kII, kCopyDepth);
+  int g = 0, j = 0, r = 0, w = 0;
+assemble_rows:
+  for (int step = 0; step < upto<kMaxAssembleSteps>(row_steps); ++step) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxInTiles * kTrows * kWordsPerInTile
-    const bool real = g + r < job.rows;
-    if (t == 0 && half == 0) {  // a row's first word: where it comes from, and where it goes
-      const int token = real && queued ? int(tokens[expert][g + r]) : g + r;
-      src_row[r] = job.read_mode == kReadGather ? token : g + r;
-      dest.row[r] = !real ? -1 : job.write_mode == kWriteScatterWeighted ? token : g + r;
-      if (r == kTrows - 1) dest_rows.write(dest);
+#pragma HLS LOOP_TRIPCOUNT max = kMaxAssembleSteps
+    if (g < groups && r < kTrows && g * kTrows + r < rows) {
+      const fm_word_t word = words.read();
+      const int t = w / kWordsPerInTile, lane0 = (w % kWordsPerInTile) * kWordElems;
+      for (int e = 0; e < kWordElems; ++e) group[g & 1][t][r][lane0 + e] = mac_in_t(word.v[e]);
     }
-    const int col = (t * kWordsPerInTile + half) * kWordElems;
-    const bool inside = real && col < in;
-    fm_word_t word;
-    if (inside) {
-      const long at = ((long)src_row[r] * job.src_stride + col) / kWordElems;
-      word = job.src == kFromHidden ? hidden[at] : xn[at];
+    if (g > 0 && j < in_tiles) {
+      in_vec x;
+      for (int rr = 0; rr < kTrows; ++rr)
+        for (int i = 0; i < kTin; ++i) {
+          const bool inside = (g - 1) * kTrows + rr < rows && j * kTin + i < in;
+          x.v[rr][i] = inside ? group[(g - 1) & 1][j][rr][i] : mac_in_t(0);
+        }
+      out.write(x);
     }
-    for (int e = 0; e < kWordElems; ++e) v.v[r][half * kWordElems + e] = inside ? mac_in_t(word.v[e]) : mac_in_t(0);
-    if (++half == kWordsPerInTile) {
-      half = 0;
-      row_tile_done(r, t, g, in_tiles, v, out);
+    if (++w == row_words) {
+      w = 0;
+      ++r;
+    }
+    if (++j == phase) {
+      j = 0;
+      r = 0;
+      w = 0;
+      ++g;
     }
   }
-  int px = 0, py = 0;  // the next patch; patch jobs are never split (run_linear), so they start at row 0
+  int offsets[kMaxInTiles][kTin];
+#pragma HLS ARRAY_PARTITION variable = offsets dim = 2 complete
+  const int width = job.grid_w * job.patch, height = job.grid_h * job.patch;
+  if (patches) patch_offsets(job.patch, width, height, in, offsets);
+  const int patch_steps = patches ? groups * in_tiles * kTrows : 0;
+  ledger::loop(job.unit, patch_steps, kReadPatchII, kCopyDepth, ledger::single_beat(job.src_port),
+               (long long)rows * in * beat_bytes<pixel_t>(), beat_bytes<pixel_t>());
+  long patch_origin[kTrows];
+#pragma HLS ARRAY_PARTITION variable = patch_origin complete
+  in_vec v;
+  // Registers: a row's tile lands in row r (a runtime index).
+#pragma HLS ARRAY_PARTITION variable = v.v dim = 0 complete
+  int px = 0, py = 0, t = 0;  // the next patch; patch jobs are never split (run_linear), so they start at row 0
+  r = 0;
+  g = 0;
 read_patches:
   for (int step = 0; step < upto<kMaxRowGroups * kMaxInTiles * kTrows>(patch_steps); ++step) {
 #pragma HLS PIPELINE II = kReadPatchII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxInTiles * kTrows
-    const bool real = g + r < job.rows;
+    const bool real = g + r < rows;
     if (t == 0) {
       patch_origin[r] = (long)py * job.patch * width + (long)px * job.patch;
-      dest.row[r] = real ? g + r : -1;
-      if (r == kTrows - 1) dest_rows.write(dest);
       if (++px == job.grid_w) {
         px = 0;
         ++py;
@@ -260,7 +334,14 @@ read_patches:
       const int col = t * kTin + i;
       v.v[r][i] = real && col < in ? mac_in_t(images[patch_origin[r] + offsets[t][i]]) : mac_in_t(0);
     }
-    row_tile_done(r, t, g, in_tiles, v, out);
+    if (++r == kTrows) {  // the group's tile is complete
+      r = 0;
+      out.write(v);
+      if (++t == in_tiles) {
+        t = 0;
+        g += kTrows;
+      }
+    }
   }
 }
 
@@ -277,7 +358,7 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
   acc_t lane[kTrows][kTout][kTin];
 #pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
   const int in_tiles = shape.in_tiles, steps = ceil_div(rows, kTrows) * shape.out_tiles * in_tiles;
-  edgemoe_ledger::region_process(1);
+  edgemoe_ledger::region_process(2);
   edgemoe_ledger::loop(unit, steps, kII, kLinearDepth, edgemoe_ledger::kNoPort, 0, 1,
                        (long long)rows * shape.out * shape.in, kTrows * kTin * kTout);
   int ot = 0, it = 0, tile = 0;  // tile = ot * in_tiles + it, kept incrementally
@@ -324,145 +405,178 @@ mac_steps:
   }
 }
 
-// One output tile per iteration, T_out beats (store) or 2 T_out (add and scatter read the
-// destination back); rows of a scatter are distinct tokens, so no two iterations touch one element.
-// Two loops, one per kind, so each declares its own II; a job runs one of them.
-inline void store_word(const LinearJob& job, long at, const fm_word_t& word, fm_word_t* qkv, fm_word_t* hidden,
-                       fm_word_t* x) {
-  if (job.dst == kToQkv) qkv[at] = word;
-  else if (job.dst == kToHidden) hidden[at] = word;
-  else x[at] = word;
+// The scatter's tokens in flight between fetch_rows and write_rows (linear_unit: at most three
+// groups and a row), with room to spare.
+constexpr int kDestTokensDepth = 8 * kTrows;
+// Output tiles that share an activation word: with T_out < 16 a word spans 16 / T_out tiles.
+constexpr int kTilesPerWord = kTout >= kWordElems ? 1 : kWordElems / kTout;
+
+// The MAC array's output tiles back into words in row order, for the writer: the reader's phases
+// mirrored. In phase g, iteration j stores tile j of group g into one half of a double-buffered
+// group store and sends word j of group g - 1 (its real rows only) from the other. The store is
+// partitioned by row and lane, and cyclically by kTilesPerWord on the tile: a tile writes each
+// (tile mod kTilesPerWord, row, lane) bank once, a word reads the kTilesPerWord tiles it spans from
+// different banks, one read each: one write and one read per bank a cycle.
+inline void collect_rows(const LinearJob& job, int out_dim, int out_tiles, hls::stream<out_vec>& in,
+                         hls::stream<fm_word_t>& words) {
+  fm_t group[2][kMaxOutTiles][kTrows][kTout];
+#pragma HLS ARRAY_PARTITION variable = group dim = 2 cyclic factor = kTilesPerWord
+#pragma HLS ARRAY_PARTITION variable = group dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = group dim = 4 complete
+#pragma HLS BIND_STORAGE variable = group type = ram_2p impl = lutram
+  const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows), row_words = out_dim / kWordElems;
+  const int phase = max2(kTrows * row_words, out_tiles);
+  const int steps = rows > 0 ? (groups + 1) * phase : 0;
+  edgemoe_ledger::region_process(3);
+  edgemoe_ledger::loop(job.unit, steps, kII, kCopyDepth);
+  int g = 0, j = 0, r = 0, w = 0;
+collect_steps:
+  for (int step = 0; step < upto<kMaxCollectSteps>(steps); ++step) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxCollectSteps
+    if (g < groups && j < out_tiles) {
+      const out_vec y = in.read();
+      for (int rr = 0; rr < kTrows; ++rr)
+        for (int o = 0; o < kTout; ++o) group[g & 1][j][rr][o] = y.v[rr][o];
+    }
+    if (g > 0 && r < kTrows && (g - 1) * kTrows + r < rows) {
+      fm_word_t word;
+      for (int e = 0; e < kWordElems; ++e) {
+        const int col = w * kWordElems + e;
+        word.v[e] = group[(g - 1) & 1][col / kTout][r][col % kTout];
+      }
+      words.write(word);
+    }
+    if (++w == row_words) {
+      w = 0;
+      ++r;
+    }
+    if (++j == phase) {
+      j = 0;
+      r = 0;
+      w = 0;
+      ++g;
+    }
+  }
 }
 
-// One row's output tile per iteration, over (group, output tile, row of the group). A tile is
-// kWordsPerOutTile whole words (T_out >= 16) or part of one word (T_out < 16: each row's word is
-// assembled over its tiles and written on the last). Add and scatter read each word back first
-// (into x). Rows of a scatter are distinct tokens, so no two iterations touch one word; padding rows
-// (-1) are skipped. Two loops, one per kind, so each declares its own II.
-inline void linear_writer(const LinearJob& job, int out_dim, int out_tiles, fm_word_t* x, fm_word_t* qkv,
-                          fm_word_t* hidden, const QueueScores scores, hls::stream<out_vec>& in,
-                          hls::stream<dest_group>& dest_rows) {
-  const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows);
+// The job's output words, in row order, to DDR. A store (to qkv or hidden) and the residual add
+// (to x) cover one contiguous region, address base + i: bursts, one loop per destination, one of
+// them runs per job. A scatter goes to each row's token: single beats.
+inline void write_rows(const LinearJob& job, int out_dim, fm_word_t* x, fm_word_t* qkv, fm_word_t* hidden,
+                       const QueueScores scores, hls::stream<fm_word_t>& words, hls::stream<dest_token>& dest_tokens) {
+  namespace ledger = edgemoe_ledger;
+  const int rows = job.rows - job.first_row, row_words = out_dim / kWordElems, total = rows * row_words;
+  const long base = job.dst_offset / kWordElems + (long)job.first_row * row_words;
   const bool store = job.write_mode == kWriteStore;
+  const int qkv_words = store && job.dst == kToQkv ? total : 0;
+  const int hidden_words = store && job.dst == kToHidden ? total : 0;
+  const int add_words = job.write_mode == kWriteAdd ? total : 0;
+  const int scatter_words = job.write_mode == kWriteScatterWeighted ? total : 0;
   const int expert = job.expert < 0 ? 0 : job.expert;
-  edgemoe_ledger::region_process(2);
-  edgemoe_ledger::loop(job.unit, (long long)groups * out_tiles * kTrows, store ? kWriteStoreII : kWriteAccumulateII,
-                       kCopyDepth + (store ? 0 : kMacDepth), edgemoe_ledger::single_beat(job.dst_port),
-                       (long long)rows * out_dim * (store ? 1 : 2) * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
-  const int store_steps = store ? groups * out_tiles * kTrows : 0, accumulate_steps = store ? 0 : groups * out_tiles * kTrows;
-  int g = job.first_row, t = 0, r = 0;
-  dest_group dest;
-  out_vec y;
-  fm_word_t pending[kTrows];  // T_out < 16: each row's word being assembled
-#pragma HLS ARRAY_PARTITION variable = pending complete dim = 0
-store_tiles:
-  for (int step = 0; step < upto<kMaxRowGroups * kMaxOutTiles * kTrows>(store_steps); ++step) {
-#pragma HLS PIPELINE II = kWriteStoreII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxOutTiles * kTrows
-    if (t == 0 && r == 0) dest = dest_rows.read();
-    if (r == 0) y = in.read();
-    const int row = dest.row[r];
-    const long row_word = (job.dst_offset + (long)row * job.dst_stride) / kWordElems;
-    if (kTout >= kWordElems) {
-      for (int w = 0; w < kWordsPerOutTile; ++w) {
-        const int word = t * kWordsPerOutTile + w;
-        if (row < 0 || word * kWordElems >= out_dim) continue;
-        fm_word_t out;
-        for (int e = 0; e < kWordElems; ++e) out.v[e] = y.v[r][(w * kWordElems + e) % kTout];
-        store_word(job, row_word + word, out, qkv, hidden, x);
-      }
-    } else {
-      const int lane0 = (t * kTout) % kWordElems;
-      for (int o = 0; o < kTout; ++o) pending[r].v[(lane0 + o) % kWordElems] = y.v[r][o];
-      if (row >= 0 && lane0 + kTout == kWordElems)
-        store_word(job, row_word + (t * kTout) / kWordElems, pending[r], qkv, hidden, x);
-    }
-    if (++r == kTrows) {
-      r = 0;
-      if (++t == out_tiles) {
-        t = 0;
-        g += kTrows;
-      }
-    }
+  const long long word_bytes = beat_bytes<fm_word_t>();
+  ledger::region_process(4);
+  ledger::loop(job.unit, qkv_words, kII, kCopyDepth, ledger::burst(job.dst_port), qkv_words * word_bytes, word_bytes);
+store_qkv_rows:
+  for (int i = 0; i < upto<kMaxJobWords>(qkv_words); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
+    qkv[base + i] = words.read();
   }
-  // DEPENDENCE proof: the loop reads a destination word back and writes it on the same bundle at
-  // data-dependent addresses, so HLS would assume a read may follow a write to the same address and
-  // serialise every iteration on an m_axi round trip. It cannot: (1) a job's rows are distinct -
-  // the residual add writes rows first_row..rows-1 once each, and a scatter's rows are one expert
-  // queue, where route_tokens appends a token at most once (its k picks are distinct experts); (2)
-  // within a row, a word is read once, on its first tile, kept in pending[r], and written once, on
-  // its last tile; no iteration reads a word after any iteration wrote it, and none writes it twice.
-  // So no inter-iteration dependence exists through x. (Every add and scatter job targets x: the
-  // writer reads back only x, so in the dataflow region qkv and hidden have one reader, the
-  // reader, and one writer, this store loop.) The testbenches check the
-  // claim access by access (access_check.h: kernel_linear, kernel_moe), and see a collision when a
-  // queue lists a token twice.
+  ledger::loop(job.unit, hidden_words, kII, kCopyDepth, ledger::burst(job.dst_port), hidden_words * word_bytes, word_bytes);
+store_hidden_rows:
+  for (int i = 0; i < upto<kMaxJobWords>(hidden_words); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
+    hidden[base + i] = words.read();
+  }
+  // DEPENDENCE proof: iteration i reads word base + i of x and writes it back, the only iteration
+  // that touches it (the addresses are base + i, injective in i), so no iteration reads or writes a
+  // word another wrote and HLS need not order the write of one iteration before the read of the
+  // next through the bus. The testbench checks it access by access (access_check.h).
+  ledger::loop(job.unit, add_words, kII, kCopyDepth, ledger::burst(job.dst_port), add_words * word_bytes, word_bytes, 0, 0,
+               ledger::burst(job.dst_port), add_words * word_bytes, word_bytes);
   EDGEMOE_ACCESS_BEGIN();
-accumulate_tiles:  // the residual add, or the MoE combine scattered by token (into x today)
-  for (int step = 0; step < upto<kMaxRowGroups * kMaxOutTiles * kTrows>(accumulate_steps); ++step) {
-#pragma HLS PIPELINE II = kWriteAccumulateII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxOutTiles * kTrows
+add_rows:
+  for (int i = 0; i < upto<kMaxJobWords>(add_words); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
 #pragma HLS DEPENDENCE variable = x type = inter dependent = false
-    if (t == 0 && r == 0) dest = dest_rows.read();
-    if (r == 0) y = in.read();
-    const int row = dest.row[r];
-    const unit_t score = job.write_mode == kWriteScatterWeighted && row >= 0 ? scores[expert][g + r] : unit_t(0);
-    const long row_word = (job.dst_offset + (long)row * job.dst_stride) / kWordElems;
-    for (int w = 0; w < kWordsPerOutTile; ++w) {
-      const int first = kTout >= kWordElems ? (t * kWordsPerOutTile + w) * kWordElems : t * kTout;
-      if (row < 0 || first >= out_dim) continue;
-      const long at = row_word + first / kWordElems;
-      const int lane0 = first % kWordElems;
-      fm_word_t& word = pending[r];
-      if (lane0 == 0) {  // the word's first tile reads it back
-        word = x[at];
-        EDGEMOE_ACCESS(false, x, at);
-      }
-      for (int o = 0; o < kLanesPerWordTouch; ++o) {
-        fm_t& d = word.v[(lane0 + o) % kWordElems];
-        const fm_t value = y.v[r][(w * kWordElems + o) % kTout];
-        if (job.write_mode == kWriteAdd) d = d + value;
-        else d = d + score * value;  // the score multiplies the bias too, as FastMoE's combine
-      }
-      if (lane0 + kLanesPerWordTouch == kWordElems) {  // its last tile writes it
-        x[at] = word;
-        EDGEMOE_ACCESS(true, x, at);
-      }
+    fm_word_t word = x[base + i];
+    EDGEMOE_ACCESS(false, x, base + i);
+    const fm_word_t y = words.read();
+    for (int e = 0; e < kWordElems; ++e) word.v[e] = word.v[e] + y.v[e];
+    x[base + i] = word;
+    EDGEMOE_ACCESS(true, x, base + i);
+  }
+  // DEPENDENCE proof: a scatter's rows are one expert queue, where route_tokens appends a token at
+  // most once (its k picks are distinct experts), so the rows' token addresses are distinct, and
+  // within a row each word is read and written back by one iteration: no iteration touches a word
+  // another wrote. The testbench checks it access by access, and sees a collision when a queue lists
+  // a token twice.
+  ledger::loop(job.unit, scatter_words, kII, kCopyDepth + kMacDepth, ledger::single_beat(job.dst_port),
+               scatter_words * word_bytes, word_bytes, 0, 0, ledger::single_beat(job.dst_port), scatter_words * word_bytes,
+               word_bytes);
+  EDGEMOE_ACCESS_BEGIN();
+  int r = 0, w = 0;
+  long row_base = 0;
+  unit_t score = 0;
+scatter_rows:
+  for (int i = 0; i < upto<kMaxJobWords>(scatter_words); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
+#pragma HLS DEPENDENCE variable = x type = inter dependent = false
+    if (w == 0) {  // a row's first word: its token and score
+      row_base = job.dst_offset / kWordElems + (long)dest_tokens.read().token * row_words;
+      score = scores[expert][job.first_row + r];
     }
-    if (++r == kTrows) {
-      r = 0;
-      if (++t == out_tiles) {
-        t = 0;
-        g += kTrows;
-      }
+    fm_word_t word = x[row_base + w];
+    EDGEMOE_ACCESS(false, x, row_base + w);
+    const fm_word_t y = words.read();
+    for (int e = 0; e < kWordElems; ++e) word.v[e] = word.v[e] + score * y.v[e];  // the score weighs the bias too, as FastMoE's combine
+    x[row_base + w] = word;
+    EDGEMOE_ACCESS(true, x, row_base + w);
+    if (++w == row_words) {
+      w = 0;
+      ++r;
     }
   }
 }
 
-// Canonical dataflow: three processes, three single-producer single-consumer streams (tiles in,
-// tiles out, and each row's destination from the reader to the writer, so only the reader reads
-// the queue). The input stream holds a whole group's tiles, so the reader runs a group ahead of
-// the MAC array's first output tile. xn and the image are only read (reader), qkv and x only written
-// or read back (writer); `hidden` is read by the reader in one job (fc2) and written by the writer
-// in another (fc1), never both in one job: if HLS orders the two processes for it, that dependence
-// is false (check the csynth dataflow report).
+// Canonical dataflow: five processes in a chain, each stream with one producer and one consumer:
+// fetch_rows -> assemble_tiles -> mac_array -> collect_rows -> write_rows, and the scatter's tokens
+// from fetch_rows (the queue's only reader) to write_rows. Each m_axi bundle has one process in a
+// job: xn and hidden are read by fetch_rows (hidden only when fc2 reads it; fc1 writes it through
+// write_rows in another job: if HLS orders the two processes for it, that dependence is false -
+// check the csynth dataflow report), the image by assemble_tiles, qkv and x by write_rows.
+// rows_in holds a whole group's tiles, so the reader runs a group ahead of the MAC array's first
+// output tile. dest_tokens carries a token per row as fetch_rows reads it; the writer takes group
+// g's tokens while collect_rows sends group g, which it does while taking group g + 1's tiles from
+// the MAC array, which got them from assemble_tiles while it took group g + 2's words: fetch_rows
+// is then at most three groups and a FIFO of words ahead, within kDestTokensDepth (no deadlock).
 inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
                         const LinearJob& job, const pixel_t* images, fm_word_t* x, const fm_word_t* xn,
                         fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
+  hls::stream<fm_word_t> words_in("linear_words_in");
   hls::stream<in_vec> rows_in("linear_rows_in");
   hls::stream<out_vec> rows_out("linear_rows_out");
-  hls::stream<dest_group> dest_rows("linear_dest_rows");
+  hls::stream<fm_word_t> words_out("linear_words_out");
+  hls::stream<dest_token> dest_tokens("linear_dest_tokens");
+#pragma HLS STREAM variable = words_in depth = 4
 #pragma HLS STREAM variable = rows_in depth = kMaxInTiles
   // A group's tile is T_rows x T_in x 27 bits wide and kMaxInTiles deep: LUTRAM (SRL), not BRAM.
 #pragma HLS BIND_STORAGE variable = rows_in type = fifo impl = lutram
 #pragma HLS STREAM variable = rows_out depth = 2
-#pragma HLS STREAM variable = dest_rows depth = 4
+#pragma HLS STREAM variable = words_out depth = 4
+#pragma HLS STREAM variable = dest_tokens depth = kDestTokensDepth
   edgemoe_ledger::region_begin();
-  linear_reader(job, shape.in, shape.in_tiles, images, xn, hidden, tokens, rows_in, dest_rows);
+  fetch_rows(job, shape.in, xn, hidden, tokens, words_in, dest_tokens);
+  assemble_tiles(job, shape.in, shape.in_tiles, images, words_in, rows_in);
   mac_array(tiles, bias_tiles, shape, job.rows - job.first_row, job.gelu, job.unit, rows_in, rows_out);
-  linear_writer(job, shape.out, shape.out_tiles, x, qkv, hidden, scores, rows_out, dest_rows);
+  collect_rows(job, shape.out, shape.out_tiles, rows_out, words_out);
+  write_rows(job, shape.out, x, qkv, hidden, scores, words_out, dest_tokens);
   edgemoe_ledger::region_end(job.unit);
 }
 

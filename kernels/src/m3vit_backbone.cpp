@@ -67,8 +67,8 @@ copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
   }
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_patch(m), p_patch_bias(m), D, patch_in(m), kPing);
   // rows 1..N-1 of x (row 0 is the cls token) += the patches' embeddings
-  LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, kFromImage, 0, -1, m.grid_h, m.grid_w, m.patch,
-                   kWriteAdd, kToX, D, D, false,
+  LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, kFromImage, -1, m.grid_h, m.grid_w, m.patch,
+                   kWriteAdd, kToX, D, false,
                    edgemoe_ledger::kUnitPatchEmbed, edgemoe_ledger::kPortActIn, edgemoe_ledger::kPortAct};
   run_only(kPing, job, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }
@@ -79,11 +79,11 @@ void attention_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const w
   const int D = m.dim, n = tokens(m);
   layer_norm(x, D, xn, D, params + p_ln1(m, b), params + p_ln1(m, b) + D, n, D);
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
-  LinearJob to_qkv = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteStore, kToQkv, 0, 3 * D, false,
+  LinearJob to_qkv = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, kWriteStore, kToQkv, 0, false,
                       edgemoe_ledger::kUnitQkv, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch1};
   run_and_fetch(kPing, to_qkv, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_proj(m, b), p_proj_bias(m, b), D, D);
   run_attention(qkv, n, D, m.heads, scale, xn, g_softmax);
-  LinearJob proj = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteAdd, kToX, 0, D, false,
+  LinearJob proj = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, kWriteAdd, kToX, 0, false,
                     edgemoe_ledger::kUnitProj, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
   run_only(kPong, proj, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }
@@ -99,10 +99,10 @@ void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_
     return;
   }
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
-  LinearJob up = {0, n, kReadRows, kFromXn, D, -1, 0, 0, 0, kWriteStore, kToHidden, 0, m.mlp_hidden, true,
+  LinearJob up = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, kWriteStore, kToHidden, 0, true,
                   edgemoe_ledger::kUnitFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch2};
   run_and_fetch(kPing, up, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden);
-  LinearJob down = {0, n, kReadRows, kFromHidden, m.mlp_hidden, -1, 0, 0, 0, kWriteAdd, kToX, 0, D, false,
+  LinearJob down = {0, n, kReadRows, kFromHidden, -1, 0, 0, 0, kWriteAdd, kToX, 0, false,
                     edgemoe_ledger::kUnitFc2, edgemoe_ledger::kPortScratch2, edgemoe_ledger::kPortAct};
   run_only(kPong, down, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }

@@ -74,14 +74,9 @@ constexpr int kMaxStepsPerKey = max2(EDGEMOE_MAX_DIM / kAttnLanes, kSoftmaxRecur
 static_assert(kTin % kWordElems == 0, "an input tile is whole activation words");
 constexpr int kWordsPerInTile = kTin / kWordElems;
 constexpr int kMaxDimWords = EDGEMOE_MAX_DIM / kWordElems;  // activation words of a model-width row
-constexpr int kWordsPerOutTile = kTout >= kWordElems ? kTout / kWordElems : 1;  // words a tile touches
 static_assert(kTout >= kWordElems ? kTout % kWordElems == 0 : kWordElems % kTout == 0,
               "output tiles and activation words nest");
 constexpr int kReadPatchII = kTin;                // patch reader: T_in pixels, one beat each
-constexpr int kWriteStoreII = kWordsPerOutTile;   // writer, store: the words of a tile
-// add / scatter read each word back: two beats per word, or (T_out < 16) a read on a word's first
-// tile and a write on its last
-constexpr int kWriteAccumulateII = kTout >= kWordElems ? 2 * kWordsPerOutTile : 1;
 constexpr int kTwoReadsII = 2;                    // K and V words; gamma and beta
 constexpr int kWeightPairII = 2;                  // weight fetch: a word of each weight port, written in turn
 

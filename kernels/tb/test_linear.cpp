@@ -20,10 +20,10 @@ static QueueTokens g_tokens;
 static QueueScores g_scores;
 // A job on testbench vectors: it reads `src` (passed as the kernel's xn) or the image, and writes
 // `dst` (passed as qkv for a store, as x for add and scatter).
-static LinearJob job_of(int rows, ReadMode read, int src_stride, WriteMode write, int dst_stride, bool gelu,
+static LinearJob job_of(int rows, ReadMode read, WriteMode write, bool gelu,
                         int grid_h = 0, int grid_w = 0, int patch = 0) {
-  LinearJob job = {0, rows, read, read == kReadPatches ? kFromImage : kFromXn, src_stride, 0, grid_h, grid_w, patch,
-                   write, write == kWriteStore ? kToQkv : kToX, 0, dst_stride, gelu,
+  LinearJob job = {0, rows, read, read == kReadPatches ? kFromImage : kFromXn, 0, grid_h, grid_w, patch,
+                   write, write == kWriteStore ? kToQkv : kToX, 0, gelu,
                    edgemoe_ledger::kUnitQkv, edgemoe_ledger::kNoPort, edgemoe_ledger::kNoPort};
   return job;
 }
@@ -49,7 +49,7 @@ int main() {
     return gelu_on ? 0.5 * s * (1 + std::erf(s / std::sqrt(2.0))) : s;
   };
   for (bool gelu_on : {false, true}) {
-    LinearJob job = job_of(rows, kReadRows, in, kWriteStore, out, gelu_on);
+    LinearJob job = job_of(rows, kReadRows, kWriteStore, gelu_on);
     run(g_weights, job, x.data(), y.data());
     double worst = 0;
     for (int r = 0; r < rows; ++r)
@@ -61,7 +61,7 @@ int main() {
   std::vector<fm_t> base(rows * out);
   for (auto& v : base) v = rng.normal(0, 1);
   std::vector<fm_t> acc = base;
-  LinearJob add = job_of(rows, kReadRows, in, kWriteAdd, out, false);
+  LinearJob add = job_of(rows, kReadRows, kWriteAdd, false);
   run(g_weights, add, x.data(), acc.data());
   double worst = 0;
   for (int r = 0; r < rows; ++r)
@@ -73,7 +73,7 @@ int main() {
   const unit_t scores[5] = {0.5, 0.25, 0.125, 0.9, 0.01};
   for (int j = 0; j < 5; ++j) g_tokens[0][j] = queue[j], g_scores[0][j] = scores[j];
   std::vector<fm_t> hidden(5 * out), scattered = base;
-  LinearJob gather = job_of(5, kReadGather, in, kWriteStore, out, false);
+  LinearJob gather = job_of(5, kReadGather, kWriteStore, false);
   run(g_weights, gather, x.data(), hidden.data());
   worst = 0;
   for (int j = 0; j < 5; ++j)
@@ -83,7 +83,7 @@ int main() {
   std::vector<fm_t> src(5 * in);
   for (int j = 0; j < 5; ++j)
     for (int i = 0; i < in; ++i) src[j * in + i] = x[queue[j] * in + i];
-  LinearJob scatter = job_of(5, kReadRows, in, kWriteScatterWeighted, out, false);
+  LinearJob scatter = job_of(5, kReadRows, kWriteScatterWeighted, false);
   run(g_weights, scatter, src.data(), scattered.data());
   worst = 0;
   for (int r = 0; r < rows; ++r)
@@ -122,7 +122,7 @@ int main() {
       saturated += std::abs(v.to_double()) >= 256;
     }
     load(ws, bias, out, in, small_weights);
-    LinearJob job = job_of(rows, kReadRows, in, kWriteStore, out, false);
+    LinearJob job = job_of(rows, kReadRows, kWriteStore, false);
     run(small_weights, job, big.data(), ys.data());
     const double lsb = std::ldexp(1.0, -18);
     double worst_sat = 0;
@@ -150,7 +150,7 @@ int main() {
     for (auto& v : pb) v = rng.normal(0, 0.1);
     for (auto& v : image) v = rng.uniform(0, 0.99);
     load(pw, pb, D, K, patch_weights);
-    LinearJob patches = job_of(gh * gw, kReadPatches, 0, kWriteStore, D, false, gh, gw, P);
+    LinearJob patches = job_of(gh * gw, kReadPatches, kWriteStore, false, gh, gw, P);
     run(patch_weights, patches, nullptr, emb.data(), image.data());
     double worst_patch = 0;
     for (int py = 0; py < gh; ++py)
@@ -170,7 +170,7 @@ int main() {
     const int many = 150;
     std::vector<fm_t> xs(many * in), a(many * out, fm_t(0)), b(many * out, fm_t(0));
     for (auto& v : xs) v = rng.normal(0, 2);
-    LinearJob whole = job_of(many, kReadRows, in, kWriteStore, out, true);
+    LinearJob whole = job_of(many, kReadRows, kWriteStore, true);
     LinearJob split = whole;
     linear_unit(g_weights.tiles, g_weights.bias, g_weights.shape, whole, nullptr, tb::words(a), tb::words(xs),
                 tb::words(a), nullptr, g_tokens, g_scores);
