@@ -408,8 +408,6 @@ mac_steps:
 // The scatter's tokens in flight between fetch_rows and write_rows (linear_unit: at most three
 // groups and a row), with room to spare.
 constexpr int kDestTokensDepth = 8 * kTrows;
-// Output tiles that share an activation word: with T_out < 16 a word spans 16 / T_out tiles.
-constexpr int kTilesPerWord = kTout >= kWordElems ? 1 : kWordElems / kTout;
 
 // The MAC array's output tiles back into words in row order, for the writer: the reader's phases
 // mirrored. In phase g, iteration j stores tile j of group g into one half of a double-buffered

@@ -77,7 +77,7 @@ void attention_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const w
                     fm_t scale) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
-  layer_norm(x, D, xn, D, params + p_ln1(m, b), params + p_ln1(m, b) + D, n, D);
+  layer_norm(x, xn, params + p_ln1(m, b), params + p_ln1(m, b) + D, n, D);
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
   LinearJob to_qkv = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, kWriteStore, kToQkv, 0, false,
                       edgemoe_ledger::kUnitQkv, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch1};
@@ -92,7 +92,7 @@ void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_
               int task, ap_uint<32>* trace) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
-  layer_norm(x, D, xn, D, params + p_ln2(m, b), params + p_ln2(m, b) + D, n, D);
+  layer_norm(x, xn, params + p_ln2(m, b), params + p_ln2(m, b) + D, n, D);
   if (is_moe(m, b)) {
     moe_layer(EDGEMOE_PASS_BUFFERS, n, m, b, task, weights, weights_odd, params, g_ping, g_pong, g_queues,
               trace + (long)moe_index(m, b) * 3 * m.experts);

@@ -76,6 +76,9 @@ constexpr int kWordsPerInTile = kTin / kWordElems;
 constexpr int kMaxDimWords = EDGEMOE_MAX_DIM / kWordElems;  // activation words of a model-width row
 static_assert(kTout >= kWordElems ? kTout % kWordElems == 0 : kWordElems % kTout == 0,
               "output tiles and activation words nest");
+// Output tiles that share an activation word: with T_out < 16 a word spans 16 / T_out tiles (the
+// writer's group store is partitioned cyclically by it).
+constexpr int kTilesPerWord = kTout >= kWordElems ? 1 : kWordElems / kTout;
 constexpr int kReadPatchII = kTin;                // patch reader: T_in pixels, one beat each
 constexpr int kTwoReadsII = 2;                    // K and V words; gamma and beta
 constexpr int kWeightPairII = 2;                  // weight fetch: a word of each weight port, written in turn
@@ -171,6 +174,10 @@ constexpr ResourceEstimate resource_estimate() {
   // The one linear_step instance reads ping or pong: a 2:1 mux per read bit (two per LUT6_2).
   const int weight_mux_luts = (kTout * kTin * wt_t::width + kTout * fm_t::width) / 2;
   const int row_cache_luts = kTrows * kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
+  // The reader's and the writer's double-buffered group stores (linear.h: assemble_tiles,
+  // collect_rows), a LUTRAM bank per (row, lane), the writer's also per tile mod kTilesPerWord.
+  const int group_store_luts = kTrows * kTin * lutram_luts(2LL * kMaxInTiles, mac_in_t::width) +
+                               kTilesPerWord * kTrows * kTout * lutram_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
   const int queue_bram = EDGEMOE_MAX_EXPERTS * (bram18_for(EDGEMOE_MAX_TOKENS, 16) + bram18_for(EDGEMOE_MAX_TOKENS, unit_t::width));
   // The gate: a LUTRAM bank per (expert, feature lane).
   const int gate_luts = kGateLanes * lutram_luts(EDGEMOE_MAX_DIM / kGateFeatures, wt_t::width);
@@ -211,8 +218,8 @@ constexpr ResourceEstimate resource_estimate() {
   // ~40 LUTs per DSP lane (operand muxes and pipeline control), ~30 per BRAM bank (address and
   // write-enable decode), the LUTRAM banks, 25K for the AXI masters, the control FSMs and the
   // s_axilite block.
-  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + row_cache_luts + attention_luts + gate_luts + stream_luts +
-                  weight_mux_luts + 25000;
+  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + row_cache_luts + group_store_luts + attention_luts +
+                  gate_luts + stream_luts + weight_mux_luts + 25000;
   return {dsp, bram18, attention_uram, lut};
 }
 

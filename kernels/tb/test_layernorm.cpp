@@ -40,7 +40,7 @@ int main() {
         const double mean = rng.normal(0, 2);
         for (int d = 0; d < dim; ++d) x[r * dim + d] = mean + scale * rng.normal();
       }
-      layer_norm(tb::words(x), dim, tb::words(y), dim, gamma.data(), beta.data(), rows, dim);
+      layer_norm(tb::words(x), tb::words(y), gamma.data(), beta.data(), rows, dim);
       double gmax = 0;
       for (auto& g : gamma) gmax = std::max(gmax, std::abs(g.to_double()));
       double worst_ratio = 0, worst = 0, worst_bound = 0, tightest = 1e300;
