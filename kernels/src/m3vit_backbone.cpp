@@ -51,20 +51,48 @@ void run_only(int run, const LinearJob& job, EDGEMOE_IMAGE_BUFFERS, const weight
   run_and_fetch(run, job, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, 0, 0, 0, 0);
 }
 
+// `count` params (4-byte beats, one burst) packed into words of x (one burst): two processes, as a
+// loop that wrote a word every 16 reads would make the write conditional (no burst).
+void read_pos_words(const fm_t* pos, int count, hls::stream<fm_word_t>& words) {
+  edgemoe_ledger::region_process(0);
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, count, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortParams),
+                       (long long)count * beat_bytes<fm_t>(), beat_bytes<fm_t>());
+  fm_word_t word;
+read_pos:
+  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM>(count); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM
+    word.v[i % kWordElems] = pos[i];
+    if (i % kWordElems == kWordElems - 1) words.write(word);
+  }
+}
+void write_pos_words(fm_word_t* x, int count, hls::stream<fm_word_t>& words) {
+  const int total = count / kWordElems;
+  edgemoe_ledger::region_process(1);
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, total, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortAct),
+                       (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+write_pos:
+  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(total); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
+    x[i] = words.read();
+  }
+}
+void copy_pos_embed(const fm_t* pos, fm_word_t* x, int count) {
+#pragma HLS INLINE off
+#pragma HLS DATAFLOW
+  hls::stream<fm_word_t> words("pos_words");
+#pragma HLS STREAM variable = words depth = 2
+  edgemoe_ledger::region_begin();
+  read_pos_words(pos, count, words);
+  write_pos_words(x, count, words);
+  edgemoe_ledger::region_end(edgemoe_ledger::kUnitPosEmbed);
+}
+
 void patch_embedding(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, const ModelDims& m) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, (long long)n * D, kII, kCopyDepth, edgemoe_ledger::single_beat(edgemoe_ledger::kPortParams),
-                       (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_t>(), 0, 0, edgemoe_ledger::single_beat(edgemoe_ledger::kPortAct),
-                       (long long)n * D * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
-  fm_word_t word;  // params are read one element a cycle; x is written a word every 16
-copy_pos:  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
-  for (int i = 0; i < EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM; ++i) {
-#pragma HLS PIPELINE II = kII
-    if (i >= n * D) break;
-    word.v[i % kWordElems] = params[p_pos(m) + i];
-    if (i % kWordElems == kWordElems - 1) x[i / kWordElems] = word;
-  }
+  copy_pos_embed(params + p_pos(m), x, n * D);  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_patch(m), p_patch_bias(m), D, patch_in(m), kPing);
   // rows 1..N-1 of x (row 0 is the cls token) += the patches' embeddings
   LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, kFromImage, -1, m.grid_h, m.grid_w, m.patch,

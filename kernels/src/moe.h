@@ -78,6 +78,86 @@ inline void gate_token(const fm_t* token, const wt_t* gate, const fm_t* bias, in
 }
 #endif
 
+// xn's rows as one burst (rows are packed), for the gate.
+inline void read_gate_words(const fm_word_t* xn, int n, int dim, hls::stream<fm_word_t>& words) {
+  const int total = n * (dim / kWordElems);
+  edgemoe_ledger::region_process(0);
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitGate, total, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortScratch0),
+                       (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+read_gate_words:
+  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(total); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
+    words.write(xn[i]);
+  }
+}
+
+// The gate's MAC loop and per-token tail (route_tokens' schedule), taking a word of xn from the
+// stream every kWordElems / kGateFeatures chunks.
+inline void score_tokens(const wt_t gate[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_DIM / kGateFeatures][kGateFeatures],
+                         const fm_t gate_bias[EDGEMOE_MAX_EXPERTS], int n, int dim, int experts, int top_k,
+                         hls::stream<fm_word_t>& words, ExpertQueues& q) {
+  namespace ledger = edgemoe_ledger;
+  static_assert(kWordElems % kGateFeatures == 0, "a gate chunk lies inside one activation word");
+  const int chunks = dim / kGateFeatures;  // dim is whole words, so whole chunks
+  ledger::region_process(1);
+  ledger::loop(ledger::kUnitGate, (long long)n * chunks, kII, kGateDepth + kGateTailDepth, ledger::kNoPort, 0, 1,
+               (long long)n * dim * experts, kGateLanes);
+  acc_t logit_acc[EDGEMOE_MAX_EXPERTS];
+#pragma HLS ARRAY_PARTITION variable = logit_acc complete
+  fm_word_t token_word;  // a word read every kWordElems / kGateFeatures chunks
+  int t = 0, c = 0;
+gate_steps:
+  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * (EDGEMOE_MAX_DIM / kGateFeatures)>(n * chunks); ++step) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * (EDGEMOE_MAX_DIM / kGateFeatures)
+    const int d0 = c * kGateFeatures;
+    if (d0 % kWordElems == 0) token_word = words.read();
+    for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+      // The chunk's F products summed first (an adder tree, exact), then one add into the
+      // accumulator: the only loop-carried operation is that one add.
+      acc_t chunk_sum = 0;
+      for (int f = 0; f < kGateFeatures; ++f) chunk_sum += mac_in_t(token_word.v[(d0 + f) % kWordElems]) * gate[e][c][f];
+      logit_acc[e] = (c == 0 ? acc_t(gate_bias[e]) : logit_acc[e]) + chunk_sum;
+    }
+    if (c == chunks - 1) {  // the token's softmax over all experts and its top-k
+      unit_t prob[EDGEMOE_MAX_EXPERTS];
+      bool taken[EDGEMOE_MAX_EXPERTS];
+      int pick[EDGEMOE_MAX_TOP_K];
+      gate_softmax_top_k(logit_acc, experts, top_k, prob, taken, pick);
+      // Each chosen expert's queue gets the token: one write per expert bank, at its own length
+      // (the same queues as appending in pick order: every queue is in token order either way).
+      for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
+        if (e >= experts) break;
+        if (!taken[e]) continue;
+        const int slot = q.length[e];
+        q.token[e][slot] = short(t);
+        q.score[e][slot] = prob[e];  // not renormalised over the top-k
+        q.length[e] = slot + 1;
+      }
+    }
+    if (++c == chunks) {
+      c = 0;
+      ++t;
+    }
+  }
+}
+
+// Canonical dataflow: xn's words (a burst) -> the gate; the queues have one writer.
+inline void score_tokens_from(const fm_word_t* xn,
+                              const wt_t gate[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_DIM / kGateFeatures][kGateFeatures],
+                              const fm_t gate_bias[EDGEMOE_MAX_EXPERTS], int n, int dim, int experts, int top_k,
+                              ExpertQueues& q) {
+#pragma HLS INLINE off
+#pragma HLS DATAFLOW
+  hls::stream<fm_word_t> words("gate_words");
+#pragma HLS STREAM variable = words depth = 4
+  edgemoe_ledger::region_begin();
+  read_gate_words(xn, n, dim, words);
+  score_tokens(gate, gate_bias, n, dim, experts, top_k, words, q);
+  edgemoe_ledger::region_end(edgemoe_ledger::kUnitGate);
+}
+
 // xn: [n][D] normalised tokens; gate: [E][D] of this task; gate_bias: [E].
 // Schedule: one flattened loop over (token, chunk of kGateFeatures features) at II = 1. The gate's
 // matrix is partitioned by expert and by feature lane (d mod kGateFeatures), so each step reads one
@@ -126,49 +206,7 @@ load_gate:
       }
     }
   }
-  static_assert(kWordElems % kGateFeatures == 0, "a gate chunk lies inside one activation word");
-  const int chunks = dim / kGateFeatures;  // dim is whole words, so whole chunks
-  ledger::loop(ledger::kUnitGate, (long long)n * chunks, kII, kGateDepth + kGateTailDepth, ledger::single_beat(ledger::kPortScratch0),
-               (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>(), (long long)n * dim * experts,
-               kGateLanes);
-  acc_t logit_acc[EDGEMOE_MAX_EXPERTS];
-#pragma HLS ARRAY_PARTITION variable = logit_acc complete
-  fm_word_t token_word;  // a word read every kWordElems / kGateFeatures chunks
-  int t = 0, c = 0;
-gate_steps:
-  for (int step = 0; step < upto<EDGEMOE_MAX_TOKENS * (EDGEMOE_MAX_DIM / kGateFeatures)>(n * chunks); ++step) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * (EDGEMOE_MAX_DIM / kGateFeatures)
-    const int d0 = c * kGateFeatures;
-    if (d0 % kWordElems == 0) token_word = xn[((long)t * dim + d0) / kWordElems];
-    for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
-      // The chunk's F products summed first (an adder tree, exact), then one add into the
-      // accumulator: the only loop-carried operation is that one add.
-      acc_t chunk_sum = 0;
-      for (int f = 0; f < kGateFeatures; ++f) chunk_sum += mac_in_t(token_word.v[(d0 + f) % kWordElems]) * gate[e][c][f];
-      logit_acc[e] = (c == 0 ? acc_t(gate_bias[e]) : logit_acc[e]) + chunk_sum;
-    }
-    if (c == chunks - 1) {  // the token's softmax over all experts and its top-k
-      unit_t prob[EDGEMOE_MAX_EXPERTS];
-      bool taken[EDGEMOE_MAX_EXPERTS];
-      int pick[EDGEMOE_MAX_TOP_K];
-      gate_softmax_top_k(logit_acc, experts, top_k, prob, taken, pick);
-      // Each chosen expert's queue gets the token: one write per expert bank, at its own length
-      // (the same queues as appending in pick order: every queue is in token order either way).
-      for (int e = 0; e < EDGEMOE_MAX_EXPERTS; ++e) {
-        if (e >= experts) break;
-        if (!taken[e]) continue;
-        const int slot = q.length[e];
-        q.token[e][slot] = short(t);
-        q.score[e][slot] = prob[e];  // not renormalised over the top-k
-        q.length[e] = slot + 1;
-      }
-    }
-    if (++c == chunks) {
-      c = 0;
-      ++t;
-    }
-  }
+  score_tokens_from(xn, gate, gate_bias, n, dim, experts, top_k, q);
 }
 
 // `count` words of `values` to `dst`: one burst (affine, unconditional, the loop's own bound).
