@@ -14,8 +14,9 @@ namespace edgemoe_hls {
 constexpr int kBuildQueryStage = -1;
 constexpr unsigned kBuildRecordMagic = 0x4D335642u;  // "M3VB"
 // Bump when the meaning of any field below changes.
-constexpr unsigned kBuildRecordVersion = 5;  // 2: no scores/softmax_info; 3: packed weights; 4: activation words;
-                                             // 5: two weight ports, matrices at even words
+constexpr unsigned kBuildRecordVersion = 6;  // 2: no scores/softmax_info; 3: packed weights; 4: activation words;
+                                             // 5: two weight ports, matrices at even words; 6: images read as
+                                             // 64-byte words (the buffer a whole number of them)
 constexpr int kConfigNameWords = 4;  // the board config's name, up to 16 ASCII characters
 static_assert(sizeof(EDGEMOE_CFG_NAME) <= 4 * kConfigNameWords + 1, "EDGEMOE_CFG_NAME: at most 16 characters");
 

@@ -39,5 +39,16 @@ struct fm_word_t {
 struct weight_word_t {
   unsigned part[kWeightWordParts];
 };
+// One beat of the images port: 64 pixels (bytes), byte k in bits 8k..8k+7 (little-endian, as the
+// host packs them). Images are packed back to back, so one may start inside a word.
+constexpr int kPixelsPerWord = 64;
+struct pixel_word_t {
+  unsigned part[kPixelsPerWord / 4];
+};
+inline pixel_t pixel_of(const pixel_word_t& word, int k) {
+  pixel_t p;
+  p.range() = (word.part[k >> 2] >> ((k & 3) * 8)) & 0xFFu;
+  return p;
+}
 
 }  // namespace edgemoe_hls

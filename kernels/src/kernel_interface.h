@@ -10,7 +10,7 @@
 #include "formats.h"
 
 #define EDGEMOE_KERNEL_INTERFACE(BUFFER, SCALAR) \
-  BUFFER(images, const edgemoe_hls::pixel_t)     \
+  BUFFER(images, const edgemoe_hls::pixel_word_t) \
   BUFFER(weights, const edgemoe_hls::weight_word_t) \
   BUFFER(weights_odd, const edgemoe_hls::weight_word_t) \
   BUFFER(params, const edgemoe_hls::fm_t)        \

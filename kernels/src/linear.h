@@ -138,7 +138,8 @@ struct LinearJob {
   ReadMode read_mode;
   Source src;
   int expert;  // kReadGather / kWriteScatterWeighted: the expert whose queue lists the rows
-  int grid_h, grid_w, patch;  // kReadPatches: the image is [3][grid_h*patch][grid_w*patch]
+  int grid_h, grid_w, patch;  // kReadPatches: the image is [3][grid_h*patch][grid_w*patch] bytes ...
+  long image_byte;            // ... starting at this byte of the images buffer
   WriteMode write_mode;
   Destination dst;
   long dst_offset;  // elements before the destination's row 0 (a whole number of words)
@@ -150,29 +151,9 @@ struct LinearJob {
 
 // A job of no rows: linear_step's fetch with nothing to overlap.
 inline LinearJob no_linear_job() {
-  LinearJob job = {0, 0, kReadRows, kFromXn, 0, 0, 0, 0, kWriteStore, kToHidden, 0, false,
+  LinearJob job = {0, 0, kReadRows, kFromXn, 0, 0, 0, 0, 0, kWriteStore, kToHidden, 0, false,
                    edgemoe_ledger::kUnitWeights, edgemoe_ledger::kNoPort, edgemoe_ledger::kNoPort};
   return job;
-}
-
-// im2col without dividers: the offset of every patch column (channel, ky, kx) inside an image,
-// relative to the patch's top-left pixel, built once per job by counting.
-inline void patch_offsets(int patch, int width, int height, int in, int offsets[kMaxInTiles][kTin]) {
-  int c = 0, ky = 0, kx = 0;
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitPatchEmbed, in, kII, kCopyDepth);
-offsets_loop:
-  for (int col = 0; col < upto<kMaxInTiles * kTin>(in); ++col) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxInTiles * kTin
-    offsets[col / kTin][col % kTin] = (c * height + ky) * width + kx;
-    if (++kx == patch) {
-      kx = 0;
-      if (++ky == patch) {
-        ky = 0;
-        ++c;
-      }
-    }
-  }
 }
 
 // Activation words of the longest row a job reads or writes, and of a whole job.
@@ -180,7 +161,8 @@ constexpr int kMaxRowWords = ceil_div(max2(kMaxLinearIn, kMaxLinearOut), kWordEl
 constexpr int kMaxJobWords = EDGEMOE_MAX_TOKENS * kMaxRowWords;
 // The reader's and the writer's group phases: a group's words or tiles, whichever is more, for
 // every group and one more.
-constexpr int kMaxAssembleSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRowWords, kMaxInTiles);
+constexpr int kMaxRunsPerRow = max2(kMaxRowWords, 3 * kMaxPatch);  // words, or patch rows of a patch
+constexpr int kMaxAssembleSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRunsPerRow, kMaxInTiles);
 constexpr int kMaxCollectSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRowWords, kMaxOutTiles);
 
 // The words of a job's rows, in row order. Rows read in order are one contiguous region of xn or
@@ -189,9 +171,13 @@ constexpr int kMaxCollectSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRowWord
 // runs per job. Rows gathered through an expert's queue are one row of words per token: single
 // beats. A scatter's destination tokens go to the writer as its rows are read, so only this process
 // reads the queue.
-// Patches read no words here (assemble_tiles reads the image).
-inline void fetch_rows(const LinearJob& job, int in, const fm_word_t* xn, const fm_word_t* hidden,
-                       const QueueTokens tokens, hls::stream<fm_word_t>& words, hls::stream<dest_token>& dest_tokens) {
+// Patches: each patch row (P <= 16 pixels of one channel and image row, contiguous in the image)
+// travels as one word's first P lanes, in im2col column order (channel, ky): an iteration reads the
+// image word holding it, and the next one when it straddles a word boundary (II = 2); the addresses
+// follow the patch, so single beats (one or two per patch row: 3P or 6P per patch).
+inline void fetch_rows(const LinearJob& job, int in, const pixel_word_t* images, const fm_word_t* xn,
+                       const fm_word_t* hidden, const QueueTokens tokens, hls::stream<fm_word_t>& words,
+                       hls::stream<dest_token>& dest_tokens) {
   namespace ledger = edgemoe_ledger;
   const int rows = job.rows - job.first_row, row_words = in / kWordElems;
   const long base = (long)job.first_row * row_words;
@@ -249,39 +235,84 @@ read_gathered_rows:
       ++r;
     }
   }
+  const int P = job.patch, width = job.grid_w * P;
+  const long plane = (long)job.grid_h * P * width;
+  const int patch_runs = job.read_mode == kReadPatches ? rows * 3 * P : 0;
+  // A patch row never straddles a word when P divides 64 (then every patch row starts at a multiple
+  // of P, images included, as 3 H W is a multiple of P^2); otherwise count the worst case.
+  const long long patch_beats = (long long)patch_runs * (kPixelsPerWord % (P > 0 ? P : 1) == 0 ? 1 : 2);
+  ledger::loop(job.unit, patch_runs, kPatchRunII, kCopyDepth, ledger::single_beat(job.src_port),
+               patch_beats * beat_bytes<pixel_word_t>(), beat_bytes<pixel_word_t>());
+  long origin = job.image_byte, at = job.image_byte;  // the patch's top-left byte, the patch row's
+  int c = 0, ky = 0, px = 0;  // patch jobs are never split (run_linear): they start at patch 0
+read_patch_rows:
+  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * 3 * kMaxPatch>(patch_runs); ++i) {
+#pragma HLS PIPELINE II = kPatchRunII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * 3 * kMaxPatch
+    const long word_index = at / kPixelsPerWord;
+    const int offset = int(at % kPixelsPerWord);
+    const pixel_word_t first = images[word_index];
+    pixel_word_t second = first;
+    if (offset + P > kPixelsPerWord) second = images[word_index + 1];
+    fm_word_t run;
+    for (int e = 0; e < kWordElems; ++e) {
+      const int k = offset + e;
+      const pixel_t pixel = k < kPixelsPerWord ? pixel_of(first, k) : pixel_of(second, k - kPixelsPerWord);
+      run.v[e] = e < P ? fm_t(pixel) : fm_t(0);
+    }
+    words.write(run);
+    at += width;  // the next image row of the patch, then the next channel, then the next patch
+    if (++ky == P) {
+      ky = 0;
+      at += plane - (long)P * width;
+      if (++c == 3) {
+        c = 0;
+        origin += P;
+        if (++px == job.grid_w) {
+          px = 0;
+          origin += (long)(P - 1) * width;
+        }
+        at = origin;
+      }
+    }
+  }
 }
 
-// The MAC array's input: each group's tiles (T_rows rows x T_in lanes), from words in row order or
-// from the image. Rows: one loop of phases, one per group and one more; in phase g, iteration j
-// stores word j of group g into one half of a double-buffered group store and sends tile j of group
-// g - 1 from the other half, so the words arrive at a word a cycle while the tiles go out. The store
-// is partitioned by row and lane (LUTRAM banks, the half an address bit): a word writes 16 banks
-// once, a tile reads every bank once: one write and one read per bank a cycle. Lanes past `in` and
-// rows past the job's end are sent as zero, so nothing a previous group left there counts. Patches:
-// a row's tile of T_in single-byte pixels per iteration (II = T_in beats), im2col through a per-job
-// offset table.
-inline void assemble_tiles(const LinearJob& job, int in, int in_tiles, const pixel_t* images,
-                           hls::stream<fm_word_t>& words, hls::stream<in_vec>& out) {
-  namespace ledger = edgemoe_ledger;
+// The MAC array's input: each group's tiles (T_rows rows x T_in lanes), from runs of a row's
+// columns in order: activation words (16 columns) or patch rows (P columns, im2col order). One loop
+// of phases, one per group and one more; in phase g, iteration j stores run j of group g into one
+// half of a double-buffered group store and sends tile j of group g - 1 from the other half, so the
+// runs arrive at one a cycle while the tiles go out. The store is partitioned by row and lane
+// (LUTRAM banks, the half an address bit): a run is rotated onto the lane banks as the weight
+// loader does (<= 16 <= T_in consecutive columns: different lanes), writing each bank at most
+// once, and a tile reads every bank once: one write and one read per bank a cycle. Lanes past `in`
+// and rows past the job's end are sent as zero, so nothing a previous group left there counts.
+inline void assemble_tiles(const LinearJob& job, int in, int in_tiles, hls::stream<fm_word_t>& runs,
+                           hls::stream<in_vec>& out) {
   mac_in_t group[2][kMaxInTiles][kTrows][kTin];
 #pragma HLS ARRAY_PARTITION variable = group dim = 3 complete
 #pragma HLS ARRAY_PARTITION variable = group dim = 4 complete
 #pragma HLS BIND_STORAGE variable = group type = ram_2p impl = lutram
   const bool patches = job.read_mode == kReadPatches;
-  const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows), row_words = in / kWordElems;
-  const int phase = max2(kTrows * row_words, in_tiles);
-  const int row_steps = patches ? 0 : (groups + 1) * phase;
-  ledger::region_process(1);
-  ledger::loop(job.unit, row_steps, kII, kCopyDepth);
-  int g = 0, j = 0, r = 0, w = 0;
+  const int run_width = patches ? job.patch : kWordElems;
+  const int runs_per_row = patches ? 3 * job.patch : in / kWordElems;
+  const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows);
+  const int phase = max2(kTrows * runs_per_row, in_tiles);
+  const int steps = rows > 0 ? (groups + 1) * phase : 0;
+  edgemoe_ledger::region_process(1);
+  edgemoe_ledger::loop(job.unit, steps, kII, kCopyDepth);
+  int g = 0, j = 0, r = 0, k = 0, col0 = 0;  // k: the run within row r, starting at column col0
 assemble_rows:
-  for (int step = 0; step < upto<kMaxAssembleSteps>(row_steps); ++step) {
+  for (int step = 0; step < upto<kMaxAssembleSteps>(steps); ++step) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxAssembleSteps
     if (g < groups && r < kTrows && g * kTrows + r < rows) {
-      const fm_word_t word = words.read();
-      const int t = w / kWordsPerInTile, lane0 = (w % kWordsPerInTile) * kWordElems;
-      for (int e = 0; e < kWordElems; ++e) group[g & 1][t][r][lane0 + e] = mac_in_t(word.v[e]);
+      const fm_word_t run = runs.read();
+      const int rotation = col0 & (kTin - 1);
+      for (int b = 0; b < kTin; ++b) {
+        const int l = (b - rotation) & (kTin - 1);
+        if (l < run_width) group[g & 1][(col0 + l) / kTin][r][b] = mac_in_t(run.v[l % kWordElems]);
+      }
     }
     if (g > 0 && j < in_tiles) {
       in_vec x;
@@ -292,55 +323,18 @@ assemble_rows:
         }
       out.write(x);
     }
-    if (++w == row_words) {
-      w = 0;
+    col0 += run_width;
+    if (++k == runs_per_row) {
+      k = 0;
+      col0 = 0;
       ++r;
     }
     if (++j == phase) {
       j = 0;
       r = 0;
-      w = 0;
+      k = 0;
+      col0 = 0;
       ++g;
-    }
-  }
-  int offsets[kMaxInTiles][kTin];
-#pragma HLS ARRAY_PARTITION variable = offsets dim = 2 complete
-  const int width = job.grid_w * job.patch, height = job.grid_h * job.patch;
-  if (patches) patch_offsets(job.patch, width, height, in, offsets);
-  const int patch_steps = patches ? groups * in_tiles * kTrows : 0;
-  ledger::loop(job.unit, patch_steps, kReadPatchII, kCopyDepth, ledger::single_beat(job.src_port),
-               (long long)rows * in * beat_bytes<pixel_t>(), beat_bytes<pixel_t>());
-  long patch_origin[kTrows];
-#pragma HLS ARRAY_PARTITION variable = patch_origin complete
-  in_vec v;
-  // Registers: a row's tile lands in row r (a runtime index).
-#pragma HLS ARRAY_PARTITION variable = v.v dim = 0 complete
-  int px = 0, py = 0, t = 0;  // the next patch; patch jobs are never split (run_linear), so they start at row 0
-  r = 0;
-  g = 0;
-read_patches:
-  for (int step = 0; step < upto<kMaxRowGroups * kMaxInTiles * kTrows>(patch_steps); ++step) {
-#pragma HLS PIPELINE II = kReadPatchII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxInTiles * kTrows
-    const bool real = g + r < rows;
-    if (t == 0) {
-      patch_origin[r] = (long)py * job.patch * width + (long)px * job.patch;
-      if (++px == job.grid_w) {
-        px = 0;
-        ++py;
-      }
-    }
-    for (int i = 0; i < kTin; ++i) {
-      const int col = t * kTin + i;
-      v.v[r][i] = real && col < in ? mac_in_t(images[patch_origin[r] + offsets[t][i]]) : mac_in_t(0);
-    }
-    if (++r == kTrows) {  // the group's tile is complete
-      r = 0;
-      out.write(v);
-      if (++t == in_tiles) {
-        t = 0;
-        g += kTrows;
-      }
     }
   }
 }
@@ -544,16 +538,16 @@ scatter_rows:
 // Canonical dataflow: five processes in a chain, each stream with one producer and one consumer:
 // fetch_rows -> assemble_tiles -> mac_array -> collect_rows -> write_rows, and the scatter's tokens
 // from fetch_rows (the queue's only reader) to write_rows. Each m_axi bundle has one process in a
-// job: xn and hidden are read by fetch_rows (hidden only when fc2 reads it; fc1 writes it through
-// write_rows in another job: if HLS orders the two processes for it, that dependence is false -
-// check the csynth dataflow report), the image by assemble_tiles, qkv and x by write_rows.
+// job: the image, xn and hidden are read by fetch_rows (hidden only when fc2 reads it; fc1 writes it
+// through write_rows in another job: if HLS orders the two processes for it, that dependence is
+// false - check the csynth dataflow report), qkv and x written by write_rows.
 // rows_in holds a whole group's tiles, so the reader runs a group ahead of the MAC array's first
 // output tile. dest_tokens carries a token per row as fetch_rows reads it; the writer takes group
 // g's tokens while collect_rows sends group g, which it does while taking group g + 1's tiles from
 // the MAC array, which got them from assemble_tiles while it took group g + 2's words: fetch_rows
 // is then at most three groups and a FIFO of words ahead, within kDestTokensDepth (no deadlock).
 inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
-                        const LinearJob& job, const pixel_t* images, fm_word_t* x, const fm_word_t* xn,
+                        const LinearJob& job, const pixel_word_t* images, fm_word_t* x, const fm_word_t* xn,
                         fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
@@ -570,8 +564,8 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
 #pragma HLS STREAM variable = words_out depth = 4
 #pragma HLS STREAM variable = dest_tokens depth = kDestTokensDepth
   edgemoe_ledger::region_begin();
-  fetch_rows(job, shape.in, xn, hidden, tokens, words_in, dest_tokens);
-  assemble_tiles(job, shape.in, shape.in_tiles, images, words_in, rows_in);
+  fetch_rows(job, shape.in, images, xn, hidden, tokens, words_in, dest_tokens);
+  assemble_tiles(job, shape.in, shape.in_tiles, words_in, rows_in);
   mac_array(tiles, bias_tiles, shape, job.rows - job.first_row, job.gelu, job.unit, rows_in, rows_out);
   collect_rows(job, shape.out, shape.out_tiles, rows_out, words_out);
   write_rows(job, shape.out, x, qkv, hidden, scores, words_out, dest_tokens);
@@ -582,7 +576,7 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
 // independent; an expert's queue holds each token once, so scattered halves never collide);
 // not while the cycle ledger counts, which must see the one run the hardware makes.
 inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
-                       const LinearJob& job, const pixel_t* images, fm_word_t* x, const fm_word_t* xn,
+                       const LinearJob& job, const pixel_word_t* images, fm_word_t* x, const fm_word_t* xn,
                        fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores) {
 #ifdef EDGEMOE_EMU_PARALLEL
   if (job.rows - job.first_row >= 64 && job.read_mode != kReadPatches && !edgemoe_ledger::attached()) {
@@ -614,7 +608,7 @@ struct WeightBuffer {
 // so there is no channel between them and the region takes as long as the slower one. out = 0: no
 // fetch; rows = 0: no job.
 inline void linear_step(const WeightTiles run_tiles, const BiasTiles run_bias, const LinearShape& run_shape,
-                        const LinearJob& job, const pixel_t* images, fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv,
+                        const LinearJob& job, const pixel_word_t* images, fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv,
                         fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores,
                         const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params,
                         long w_offset, long p_offset, int out, int in, WeightTiles fetch_tiles, BiasTiles fetch_bias,
@@ -634,7 +628,7 @@ inline void linear_step(const WeightTiles run_tiles, const BiasTiles run_bias, c
 // one instance, whose tile ports HLS connects to ping or pong through a 2:1 mux per MAC lane (on
 // the read data; the fetch's write data is common to both, only its write enables differ: counted
 // in schedule.h) - the same muxes a ping-pong (PIPO) channel has.
-inline void step_on(WeightBuffer& ping, WeightBuffer& pong, int run, const LinearJob& job, const pixel_t* images,
+inline void step_on(WeightBuffer& ping, WeightBuffer& pong, int run, const LinearJob& job, const pixel_word_t* images,
                     fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens,
                     const QueueScores scores, const weight_word_t* weights, const weight_word_t* weights_odd,
                     const fm_t* params, long w_offset, long p_offset, int out, int in) {

@@ -20,11 +20,11 @@ SoftmaxTable g_softmax;  // each row's softmax statistics between the attention 
 
 // A linear job on buffer `run` while the matrix at (w_offset, p_offset) is fetched into the other
 // (linear.h: step_on). fetch_only: the fetch with no job; run_only: the job alone.
-void run_and_fetch(int run, const LinearJob& job, const pixel_t* image, fm_word_t* x, fm_word_t* xn, fm_word_t* qkv,
+void run_and_fetch(int run, const LinearJob& job, const pixel_word_t* images, fm_word_t* x, fm_word_t* xn, fm_word_t* qkv,
                    fm_word_t* hidden, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, long w_offset, long p_offset, int out,
                    int in) {
 #pragma HLS INLINE
-  step_on(g_ping, g_pong, run, job, image, x, xn, qkv, hidden, g_queues.token, g_queues.score, weights, weights_odd,
+  step_on(g_ping, g_pong, run, job, images, x, xn, qkv, hidden, g_queues.token, g_queues.score, weights, weights_odd,
           params, w_offset, p_offset, out, in);
 }
 
@@ -38,8 +38,8 @@ write_record:
 }
 
 // Every stage gets the image's buffers one by one, as linear_step does.
-#define EDGEMOE_IMAGE_BUFFERS const pixel_t *image, fm_word_t *x, fm_word_t *xn, fm_word_t *qkv, fm_word_t *hidden
-#define EDGEMOE_PASS_BUFFERS image, x, xn, qkv, hidden
+#define EDGEMOE_IMAGE_BUFFERS const pixel_word_t *images, fm_word_t *x, fm_word_t *xn, fm_word_t *qkv, fm_word_t *hidden
+#define EDGEMOE_PASS_BUFFERS images, x, xn, qkv, hidden
 
 void fetch_only(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, long w_offset, long p_offset,
                 int out, int in, int fetch) {
@@ -89,13 +89,13 @@ void copy_pos_embed(const fm_t* pos, fm_word_t* x, int count) {
   edgemoe_ledger::region_end(edgemoe_ledger::kUnitPosEmbed);
 }
 
-void patch_embedding(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, const ModelDims& m) {
+void patch_embedding(EDGEMOE_IMAGE_BUFFERS, long image_byte, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, const ModelDims& m) {
 #pragma HLS INLINE
   const int D = m.dim, n = tokens(m);
   copy_pos_embed(params + p_pos(m), x, n * D);  // x = pos_embed (row 0 already holds cls_token + pos_embed[0])
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_patch(m), p_patch_bias(m), D, patch_in(m), kPing);
   // rows 1..N-1 of x (row 0 is the cls token) += the patches' embeddings
-  LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, kFromImage, -1, m.grid_h, m.grid_w, m.patch,
+  LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, kFromImage, -1, m.grid_h, m.grid_w, m.patch, image_byte,
                    kWriteAdd, kToX, D, false,
                    edgemoe_ledger::kUnitPatchEmbed, edgemoe_ledger::kPortActIn, edgemoe_ledger::kPortAct};
   run_only(kPing, job, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
@@ -107,11 +107,11 @@ void attention_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const w
   const int D = m.dim, n = tokens(m);
   layer_norm(x, xn, params + p_ln1(m, b), params + p_ln1(m, b) + D, n, D);
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
-  LinearJob to_qkv = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, kWriteStore, kToQkv, 0, false,
+  LinearJob to_qkv = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, 0, kWriteStore, kToQkv, 0, false,
                       edgemoe_ledger::kUnitQkv, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch1};
   run_and_fetch(kPing, to_qkv, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_proj(m, b), p_proj_bias(m, b), D, D);
   run_attention(qkv, n, D, m.heads, scale, xn, g_softmax);
-  LinearJob proj = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, kWriteAdd, kToX, 0, false,
+  LinearJob proj = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, 0, kWriteAdd, kToX, 0, false,
                     edgemoe_ledger::kUnitProj, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
   run_only(kPong, proj, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }
@@ -127,10 +127,10 @@ void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_
     return;
   }
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
-  LinearJob up = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, kWriteStore, kToHidden, 0, true,
+  LinearJob up = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, 0, kWriteStore, kToHidden, 0, true,
                   edgemoe_ledger::kUnitFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch2};
   run_and_fetch(kPing, up, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden);
-  LinearJob down = {0, n, kReadRows, kFromHidden, -1, 0, 0, 0, kWriteAdd, kToX, 0, false,
+  LinearJob down = {0, n, kReadRows, kFromHidden, -1, 0, 0, 0, 0, kWriteAdd, kToX, 0, false,
                     edgemoe_ledger::kUnitFc2, edgemoe_ledger::kPortScratch2, edgemoe_ledger::kPortAct};
   run_only(kPong, down, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }
@@ -140,7 +140,7 @@ void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_
 
 }  // namespace
 
-extern "C" void m3vit_backbone(const pixel_t* images, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, fm_word_t* x,
+extern "C" void m3vit_backbone(const pixel_word_t* images, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, fm_word_t* x,
                                fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, ap_uint<32>* trace,
                                int num_images, int dim, int heads, int grid_h, int grid_w, int patch, int depth,
                                int mlp_hidden, int experts, int expert_hidden, int top_k, int num_tasks,
@@ -209,16 +209,15 @@ images_loop:
     if (i >= num_images) break;
     fm_word_t* xi = x + (long)i * n * dim / kWordElems;
     edgemoe_ledger::stage(-1);
-    const pixel_t* image = images + i * image_size;
-    if (embed) patch_embedding(image, xi, xn, qkv, hidden, weights, weights_odd, params, m);
+    if (embed) patch_embedding(images, xi, xn, qkv, hidden, i * image_size, weights, weights_odd, params, m);
   stages:
     for (int stage = 0; stage < 2 * EDGEMOE_MAX_DEPTH; ++stage) {
       if (stage >= last_stage) break;
       if (stage < first_stage) continue;
       const int b = stage / 2;
       edgemoe_ledger::stage(stage);
-      if (stage % 2 == 0) attention_half(image, xi, xn, qkv, hidden, weights, weights_odd, params, m, b, attn_scale);
-      else mlp_half(image, xi, xn, qkv, hidden, weights, weights_odd, params, m, b, task, trace + i * trace_per_image);
+      if (stage % 2 == 0) attention_half(images, xi, xn, qkv, hidden, weights, weights_odd, params, m, b, attn_scale);
+      else mlp_half(images, xi, xn, qkv, hidden, weights, weights_odd, params, m, b, task, trace + i * trace_per_image);
     }
   }
 }

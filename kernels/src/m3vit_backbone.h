@@ -8,7 +8,7 @@
 #include "formats.h"
 
 extern "C" void m3vit_backbone(
-    const edgemoe_hls::pixel_t* images,  // [images][3][H][W], k/256
+    const edgemoe_hls::pixel_word_t* images,  // [images][3][H][W] bytes, k/256, 64 to a word
     const edgemoe_hls::weight_word_t* weights,      // layout.h: the even 512-bit words (28 18-bit weights each)
     const edgemoe_hls::weight_word_t* weights_odd,  // layout.h: the odd words, on a second port
     const edgemoe_hls::fm_t* params,     // layout.h

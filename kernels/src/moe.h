@@ -224,7 +224,7 @@ write_trace_words:
 
 // One MoE layer on one image: x [n][D] += sum_k score * expert(xn). hidden: [n][Hm] scratch.
 // trace (per expert): [tokens | fc1 fetches | fc2 fetches].
-inline void moe_layer(const pixel_t* images, fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, int n,
+inline void moe_layer(const pixel_word_t* images, fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, int n,
                       const ModelDims& m,
                       int block, int task,
                       const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params,
@@ -252,13 +252,13 @@ experts_loop:
   for (int j = 0; j < EDGEMOE_MAX_EXPERTS; ++j) {
     if (j >= num_active) break;
     const int e = active[j];
-    LinearJob up = {0, queues.length[e], kReadGather, kFromXn, e, 0, 0, 0, kWriteStore, kToHidden, 0, true,
+    LinearJob up = {0, queues.length[e], kReadGather, kFromXn, e, 0, 0, 0, 0, kWriteStore, kToHidden, 0, true,
                     edgemoe_ledger::kUnitExpertFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch2};
     // fc1 over the queue, then fc2 is fetched; fc2 over the queue, then the next expert's fc1
     step_on(ping, pong, kPing, up, images, x, xn, qkv, hidden, queues.token, queues.score, weights, weights_odd, params,
             w_expert_fc2(m, block, e), p_expert_bias2(m, block, e), D, Hm);
     ++fc2_fetches[e];
-    LinearJob down = {0, queues.length[e], kReadRows, kFromHidden, e, 0, 0, 0, kWriteScatterWeighted, kToX, 0, false, edgemoe_ledger::kUnitExpertFc2, edgemoe_ledger::kPortScratch2, edgemoe_ledger::kPortAct};
+    LinearJob down = {0, queues.length[e], kReadRows, kFromHidden, e, 0, 0, 0, 0, kWriteScatterWeighted, kToX, 0, false, edgemoe_ledger::kUnitExpertFc2, edgemoe_ledger::kPortScratch2, edgemoe_ledger::kPortAct};
     const bool more = j + 1 < num_active;
     const int next = more ? active[j + 1] : e;
     step_on(ping, pong, kPong, down, images, x, xn, qkv, hidden, queues.token, queues.score, weights, weights_odd,

@@ -79,7 +79,16 @@ static_assert(kTout >= kWordElems ? kTout % kWordElems == 0 : kWordElems % kTout
 // Output tiles that share an activation word: with T_out < 16 a word spans 16 / T_out tiles (the
 // writer's group store is partitioned cyclically by it).
 constexpr int kTilesPerWord = kTout >= kWordElems ? 1 : kWordElems / kTout;
-constexpr int kReadPatchII = kTin;                // patch reader: T_in pixels, one beat each
+// The patch reader: a patch row of P <= 16 pixels per iteration, one image word or (straddling a
+// word boundary) two from the one images port.
+constexpr int kPatchRunII = 2;
+constexpr int isqrt_floor(int n) {
+  int r = 0;
+  for (int i = 1; i < 64; ++i) r += i * i <= n ? 1 : 0;
+  return r;
+}
+constexpr int kMaxPatch = isqrt_floor(EDGEMOE_MAX_PATCH_IN / 3);  // 3 P^2 <= EDGEMOE_MAX_PATCH_IN
+static_assert(kMaxPatch <= kWordElems, "a patch row travels as one activation word's lanes");
 constexpr int kTwoReadsII = 2;                    // K and V words; gamma and beta
 constexpr int kWeightPairII = 2;                  // weight fetch: a word of each weight port, written in turn
 

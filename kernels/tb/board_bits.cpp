@@ -52,6 +52,7 @@ int main() {
   }
   std::vector<pixel_t> image(3L * m.grid_h * m.patch * m.grid_w * m.patch);
   for (auto& v : image) v.range() = uint64_t(rng.integer(0, 255));
+  const std::vector<pixel_word_t> image_words = tb::pixel_words(image);
 
   std::vector<fm_t> x(n * D), xn(n * D), qkv(3 * n * D), hidden(n * m.mlp_hidden);
   std::vector<ap_uint<32>> trace(trace_size(m, 1));
@@ -59,7 +60,7 @@ int main() {
   uint64_t first_task_hash = 0;
   const tb::WeightPorts ports = tb::split_ports(weights);
   for (int task = 0; task < m.num_tasks; ++task) {
-    m3vit_backbone(image.data(), ports.even.data(), ports.odd.data(), params.data(), tb::words(x), tb::words(xn), tb::words(qkv), tb::words(hidden),
+    m3vit_backbone(image_words.data(), ports.even.data(), ports.odd.data(), params.data(), tb::words(x), tb::words(xn), tb::words(qkv), tb::words(hidden),
                    trace.data(), 1, D, m.heads, m.grid_h, m.grid_w, m.patch, m.depth,
                    m.mlp_hidden, m.experts, m.expert_hidden, m.top_k, m.num_tasks, m.moe_mask, task,
                    fm_t(0.125), 1, 0, 2 * m.depth);

@@ -54,6 +54,17 @@ inline WeightPorts split_ports(const std::vector<edgemoe_hls::weight_word_t>& wo
 }
 
 // A vector of fm_t seen as the kernel's 512-bit activation words (16 fm_t each, same bytes).
+// Images as the kernel's images port takes them: bytes packed 64 to a word (formats.h), the last
+// word padded with zeros, as the host pads its buffer.
+inline std::vector<edgemoe_hls::pixel_word_t> pixel_words(const std::vector<edgemoe_hls::pixel_t>& pixels) {
+  std::vector<edgemoe_hls::pixel_word_t> out((pixels.size() + edgemoe_hls::kPixelsPerWord - 1) / edgemoe_hls::kPixelsPerWord);
+  for (auto& w : out)
+    for (unsigned& part : w.part) part = 0;
+  for (size_t k = 0; k < pixels.size(); ++k)
+    out[k / edgemoe_hls::kPixelsPerWord].part[(k % edgemoe_hls::kPixelsPerWord) / 4] |=
+        unsigned(pixels[k].range()) << (8 * (k % 4));
+  return out;
+}
 inline edgemoe_hls::fm_word_t* words(std::vector<edgemoe_hls::fm_t>& v) {
   return reinterpret_cast<edgemoe_hls::fm_word_t*>(v.data());
 }

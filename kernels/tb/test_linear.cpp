@@ -22,13 +22,13 @@ static QueueScores g_scores;
 // `dst` (passed as qkv for a store, as x for add and scatter).
 static LinearJob job_of(int rows, ReadMode read, WriteMode write, bool gelu,
                         int grid_h = 0, int grid_w = 0, int patch = 0) {
-  LinearJob job = {0, rows, read, read == kReadPatches ? kFromImage : kFromXn, 0, grid_h, grid_w, patch,
+  LinearJob job = {0, rows, read, read == kReadPatches ? kFromImage : kFromXn, 0, grid_h, grid_w, patch, 0,
                    write, write == kWriteStore ? kToQkv : kToX, 0, gelu,
                    edgemoe_ledger::kUnitQkv, edgemoe_ledger::kNoPort, edgemoe_ledger::kNoPort};
   return job;
 }
 static void run(const WeightBuffer& buf, const LinearJob& job, const fm_t* src, fm_t* dst,
-                const pixel_t* image = nullptr) {
+                const pixel_word_t* image = nullptr) {
   fm_word_t* out = reinterpret_cast<fm_word_t*>(dst);
   run_linear(buf.tiles, buf.bias, buf.shape, job, image, out, reinterpret_cast<const fm_word_t*>(src), out, nullptr,
              g_tokens, g_scores);
@@ -139,9 +139,11 @@ int main() {
     tb::bound("linear, saturating input lanes (|x| ~ 250): max abs error", worst_sat, 3e-7);
   }
 
-  // Patch embedding: the reader cuts 3 x P x P patches out of the image (Conv2d weight order).
-  {
-    const int gh = 3, gw = 5, P = 4, K = 3 * P * P, D = 32, H = gh * P, W = gw * P;
+  // Patch embedding: the reader cuts 3 x P x P patches out of the image (Conv2d weight order), a
+  // patch row at a time from 64-byte image words: P = 4 never straddles a word, P = 6 and 12 do
+  // (two words per patch row), and the image ends inside its last word.
+  for (const int P : {4, 6, 12}) {
+    const int gh = 3, gw = 5, K = 3 * P * P, D = 32, H = gh * P, W = gw * P;
     static WeightBuffer patch_weights;
     std::vector<wt_t> pw(D * K);
     std::vector<fm_t> pb(D), emb(gh * gw * D);
@@ -151,7 +153,8 @@ int main() {
     for (auto& v : image) v = rng.uniform(0, 0.99);
     load(pw, pb, D, K, patch_weights);
     LinearJob patches = job_of(gh * gw, kReadPatches, kWriteStore, false, gh, gw, P);
-    run(patch_weights, patches, nullptr, emb.data(), image.data());
+    const std::vector<pixel_word_t> image_words = tb::pixel_words(image);
+    run(patch_weights, patches, nullptr, emb.data(), image_words.data());
     double worst_patch = 0;
     for (int py = 0; py < gh; ++py)
       for (int px = 0; px < gw; ++px)
@@ -163,7 +166,7 @@ int main() {
                 s += image[(c * H + py * P + ky) * W + px * P + kx].to_double() * pw[d * K + (c * P + ky) * P + kx].to_double();
           worst_patch = std::max(worst_patch, std::abs(emb[(py * gw + px) * D + d].to_double() - s));
         }
-    tb::bound("linear, image patches (patch embedding): max abs error", worst_patch, 3e-7);
+    tb::bound("linear, image patches (patch embedding), P = " + std::to_string(P) + ": max abs error", worst_patch, 3e-7);
   }
   // Rows split over two threads (emulation) give exactly the single-call result, in every mode.
   {

@@ -45,7 +45,8 @@ void AccelBackend::plan_runs() {
       {KernelArg::xn, n * D * kFmBytes, 0, "normalised rows"},
       {KernelArg::qkv, n * 3 * D * kFmBytes, 0, "q, k and v"},
       {KernelArg::hidden, n * widest * kFmBytes, 0, "hidden layer"},
-      {KernelArg::images, 0, 3 * uint64_t(config_.image_h()) * uint64_t(config_.image_w()), "images"},
+      {KernelArg::images, edgemoe_hls::kPixelsPerWord, 3 * uint64_t(config_.image_h()) * uint64_t(config_.image_w()),
+       "images"},
       {KernelArg::x, 0, n * D * kFmBytes, "residual stream"},
       {KernelArg::trace, 0, uint64_t(edgemoe_hls::trace_size(m, 1)) * sizeof(uint32_t), "MoE trace"},
   };
@@ -123,7 +124,10 @@ void AccelBackend::ensure_buffers(int64_t batch) {
     if (old >= 0) device_->release(old);
   args_.images = args_.x = args_.trace = -1;
   buffer_batch_ = 0;
-  args_.images = device_->allocate(batch * 3 * config_.image_h() * config_.image_w(), KernelArg::images);
+  // The kernel reads the images as 64-byte words (formats.h: pixel_word_t): whole words allocated.
+  const int64_t pixel_bytes = batch * 3 * config_.image_h() * config_.image_w();
+  const int64_t word = edgemoe_hls::kPixelsPerWord;
+  args_.images = device_->allocate(size_t((pixel_bytes + word - 1) / word * word), KernelArg::images);
   args_.x = device_->allocate(batch * n * m.dim * kFmBytes, KernelArg::x);
   args_.trace = device_->allocate(std::max<long>(1, edgemoe_hls::trace_size(m, int(batch))) * sizeof(uint32_t),
                                   KernelArg::trace);
