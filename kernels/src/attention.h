@@ -74,16 +74,43 @@ typedef fm_t OutputRows[kMaxAttnGroups][kAttnBlocks][kAttnP][kMaxChunks][kAttnLa
 inline bool slot_active(int block, int s, int j, int n) { return s <= j && j <= n - 1 + s && block * kAttnP + s < n; }
 inline int group_rows(int group, int n) { return n - group * kAttnRows < kAttnRows ? n - group * kAttnRows : kAttnRows; }
 
-// K and V of every token: a word of each per iteration on one bundle (two beats). Element e of a
-// word goes to lane (16 w + e) mod ATTN_LANES: each lane's bank is written by one statement.
+// K and V of every token. qkv holds each token's q | k | v (3 D / 16 words, rows packed): K and V
+// are not one contiguous region, the whole buffer is. Where a port moves a word a cycle
+// (kWholeQkvRows) one burst over every word (address i) passes q's words over; on a narrower port
+// a word costs the same cycles either way, so only the K and V words are read, two single beats an
+// iteration. One of the two loops runs. Element e of a word goes to lane (16 w + e) mod ATTN_LANES:
+// each lane's bank is written by one statement.
 inline void load_kv(const fm_word_t* qkv, int n, int dim, FeatureRows k, FeatureRows v) {
   const int words = dim / kWordElems;
-  ledger::loop(ledger::kUnitAttention, (long long)n * words, kTwoReadsII, kCopyDepth, ledger::single_beat(ledger::kPortScratch1),
-               2LL * n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
-  int t = 0, w = 0;
-load_kv_loop:
-  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(n * words); ++i) {
-#pragma HLS PIPELINE II = kTwoReadsII
+  const int whole = kWholeQkvRows ? n * 3 * words : 0, pairs = kWholeQkvRows ? 0 : n * words;
+  ledger::loop(ledger::kUnitAttention, whole, kII, kCopyDepth, ledger::burst(ledger::kPortScratch1),
+               (long long)whole * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+  int t = 0, part = 0, w = 0;  // word w of part (0 q, 1 k, 2 v) of token t
+load_kv_rows:
+  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * 3 * kMaxDimWords>(whole); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * 3 * kMaxDimWords
+    const fm_word_t word = qkv[i];
+    for (int e = 0; e < kWordElems; ++e) {
+      const int d = w * kWordElems + e;
+      if (part == 1) k[t][d >> kLaneShift][d & kLaneMask] = word.v[e];
+      if (part == 2) v[t][d >> kLaneShift][d & kLaneMask] = word.v[e];
+    }
+    if (++w == words) {
+      w = 0;
+      if (++part == 3) {
+        part = 0;
+        ++t;
+      }
+    }
+  }
+  ledger::loop(ledger::kUnitAttention, pairs, kKvPairII, kCopyDepth, ledger::single_beat(ledger::kPortScratch1),
+               2LL * pairs * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+  t = 0;
+  w = 0;
+load_kv_pairs:
+  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(pairs); ++i) {
+#pragma HLS PIPELINE II = kKvPairII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
     const long row = (long)t * 3 * words;
     const fm_word_t kw = qkv[row + words + w], vw = qkv[row + 2 * words + w];
@@ -99,14 +126,43 @@ load_kv_loop:
   }
 }
 
-// The q rows of one group, one per (block, slot), a word per cycle.
+// The q rows of one group, one per (block, slot). The group's rows of qkv are contiguous: with
+// kWholeQkvRows one burst over their words (address base + i) passes k's and v's over; otherwise
+// the q words alone, single beats. One of the two loops runs.
 inline void load_group_q(const fm_word_t* qkv, int group, int n, int dim, GroupRows q) {
   const int rows = group_rows(group, n), words = dim / kWordElems;
-  ledger::loop(ledger::kUnitAttention, (long long)rows * words, kII, kCopyDepth, ledger::single_beat(ledger::kPortScratch1),
-               (long long)rows * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
-  int b = 0, s = 0, w = 0;
-load_q_loop:
-  for (int i = 0; i < upto<kAttnRows * kMaxDimWords>(rows * words); ++i) {
+  const int whole = kWholeQkvRows ? rows * 3 * words : 0, only_q = kWholeQkvRows ? 0 : rows * words;
+  const long base = (long)group * kAttnRows * 3 * words;
+  ledger::loop(ledger::kUnitAttention, whole, kII, kCopyDepth, ledger::burst(ledger::kPortScratch1),
+               (long long)whole * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+  int b = 0, s = 0, part = 0, w = 0;
+load_q_rows:
+  for (int i = 0; i < upto<kAttnRows * 3 * kMaxDimWords>(whole); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kAttnRows * 3 * kMaxDimWords
+    const fm_word_t word = qkv[base + i];
+    for (int e = 0; e < kWordElems; ++e) {
+      const int d = w * kWordElems + e;
+      if (part == 0) q[b][s][d >> kLaneShift][d & kLaneMask] = word.v[e];
+    }
+    if (++w == words) {
+      w = 0;
+      if (++part == 3) {
+        part = 0;
+        if (++s == kAttnP) {
+          s = 0;
+          ++b;
+        }
+      }
+    }
+  }
+  ledger::loop(ledger::kUnitAttention, only_q, kII, kCopyDepth, ledger::single_beat(ledger::kPortScratch1),
+               (long long)only_q * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+  b = 0;
+  s = 0;
+  w = 0;
+load_q_words:
+  for (int i = 0; i < upto<kAttnRows * kMaxDimWords>(only_q); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kAttnRows * kMaxDimWords
     const fm_word_t qw = qkv[(long)(group * kAttnRows + b * kAttnP + s) * 3 * words + w];
@@ -299,9 +355,9 @@ sweep_loop:
 
 inline void write_rows(const OutputRows out, int n, int dim, fm_word_t* dst) {
   const int words = dim / kWordElems;
-  ledger::loop(ledger::kUnitAttention, (long long)n * words, kII, kCopyDepth, ledger::single_beat(ledger::kPortScratch0),
+  ledger::loop(ledger::kUnitAttention, (long long)n * words, kII, kCopyDepth, ledger::burst(ledger::kPortScratch0),
                (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
-  int t = 0, w = 0, g = 0, b = 0, s = 0;  // token t = g * kAttnRows + b * P + s
+  int w = 0, g = 0, b = 0, s = 0;  // word w of token g * kAttnRows + b * P + s: rows in order, address i
 write_rows_loop:
   for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(n * words); ++i) {
 #pragma HLS PIPELINE II = kII
@@ -311,10 +367,9 @@ write_rows_loop:
       const int d = w * kWordElems + e;
       word.v[e] = out[g][b][s][d >> kLaneShift][d & kLaneMask];
     }
-    dst[(long)t * words + w] = word;
+    dst[i] = word;
     if (++w == words) {
       w = 0;
-      ++t;
       if (++s == kAttnP) {
         s = 0;
         if (++b == kAttnBlocks) {

@@ -89,8 +89,18 @@ constexpr int isqrt_floor(int n) {
 }
 constexpr int kMaxPatch = isqrt_floor(EDGEMOE_MAX_PATCH_IN / 3);  // 3 P^2 <= EDGEMOE_MAX_PATCH_IN
 static_assert(kMaxPatch <= kWordElems, "a patch row travels as one activation word's lanes");
-constexpr int kTwoReadsII = 2;                    // K and V words; gamma and beta
+constexpr int kKvPairII = 2;                     // attention's K and V words, single beats, one each
 constexpr int kWeightPairII = 2;                  // weight fetch: a word of each weight port, written in turn
+
+// Whether an m_axi port moves a whole 512-bit word a cycle (the U280's HBM ports; the emulation
+// build too, which models no board): then reading a buffer's rows whole in one burst beats single
+// beats of part of each row (attention.h's q, k and v loads). On a narrower port (the ZCU102's
+// 128-bit HP ports) a word costs four cycles either way, so only the words needed are read.
+#if defined(EDGEMOE_PORT_WIDTH_BYTES) && EDGEMOE_PORT_WIDTH_BYTES < 64
+constexpr bool kWholeQkvRows = false;
+#else
+constexpr bool kWholeQkvRows = true;
+#endif
 
 // --- element sizes on the m_axi ports (each element is one beat: ap_fixed pointers are not widened)
 template <class T>
