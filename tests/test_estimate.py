@@ -10,6 +10,7 @@ import torch
 import edgemoe
 from edgemoe import synthetic
 from edgemoe.cli import main as cli
+from edgemoe.estimate import RESOURCE_BUDGET
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,8 @@ def test_boards_and_their_limits(estimate):
     u280 = model.estimate(board="U280", images=images)
     assert u280.device == "XCU280"
     assert dict((r, a) for r, _, a in estimate.resources) == {"DSP": 2520, "BRAM36": 912, "URAM": 0, "LUT": 274080}
-    assert dict((r, a) for r, _, a in u280.resources) == {"DSP": 9024, "BRAM36": 2016, "URAM": 960, "LUT": 1303680}
+    assert dict((r, a) for r, _, a in u280.resources[:4]) == {"DSP": 9024, "BRAM36": 2016, "URAM": 960, "LUT": 1303680}
+    assert len(estimate.resources) == 4  # one die: no SLR rows
     # four heads (head dim 16) are beyond the ZCU102 build's three
     four_heads = dataclasses.replace(tiny, num_heads=4)
     wide = edgemoe.Model(four_heads, synthetic.seeded_model(four_heads, seed=0).state_dict(), "cpu")
@@ -136,6 +138,27 @@ def test_boards_and_their_limits(estimate):
     big = edgemoe.Model(vit_s, synthetic.seeded_model(vit_s, seed=0).state_dict(), "cpu")
     with pytest.raises(ValueError, match="EDGEMOE_MAX_DIM = 192"):
         big.estimate(board="zcu102", images=synthetic.pixel_images(vit_s, batch=1, seed=0))
+
+
+def test_u280_floorplan_per_slr(estimate):
+    """The U280 build spans three SLRs (kernels/config/u280.h): the resource table adds a row per resource and
+    SLR, each SLR's parts add up to the device totals (shares rounded up, never down), each SLR offers a third of
+    the device less the shell's part there, and the floorplan keeps every SLR within the 80 % budget."""
+    tiny = synthetic.preset("tiny")
+    model = edgemoe.Model(tiny, synthetic.seeded_model(tiny, seed=0).state_dict(), "cpu")
+    u280 = model.estimate(board="u280", images=synthetic.pixel_images(tiny, batch=1, seed=1))
+    totals = {r: (used, avail) for r, used, avail in u280.resources[:4]}
+    per_slr = {r: (used, avail) for r, used, avail in u280.resources[4:]}
+    assert sorted(per_slr) == sorted(f"{r} SLR{s}" for r in totals for s in range(3))
+    for resource, (used, avail) in totals.items():
+        slr_used = [per_slr[f"{resource} SLR{s}"][0] for s in range(3)]
+        slr_avail = [per_slr[f"{resource} SLR{s}"][1] for s in range(3)]
+        assert used <= sum(slr_used) <= used + 3 * 7, resource  # seven parts, each rounded up once per SLR
+        assert all(a <= avail // 3 for a in slr_avail) and sum(slr_avail) >= 0.8 * avail, resource
+    assert per_slr["LUT SLR0"][1] < per_slr["LUT SLR1"][1]  # the HBM controller's logic sits in SLR0
+    assert u280.within_budget(RESOURCE_BUDGET)
+    shares = [frac for name, _, _, frac in u280.resource_utilisation() if "SLR" in name]
+    assert max(shares) <= RESOURCE_BUDGET and max(shares) > 0.5
 
 
 def test_cli_estimate(tmp_path, capsys):

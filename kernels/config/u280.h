@@ -37,3 +37,28 @@
 #define EDGEMOE_DEVICE_BRAM36 2016
 #define EDGEMOE_DEVICE_URAM 960
 #define EDGEMOE_DEVICE_LUT 1303680
+
+// Floorplan (kernels/vitis/README.md, "U280 floorplan"): three SLRs, each part's share per SLR in
+// per mille. Neither the MAC array (~3,300 DSPs, 1,056 BRAM36 of weight and bias banks) nor the
+// attention unit (~2,650 DSPs, 512 URAM) fits one SLR (3,008 DSP, 672 BRAM36, 320 URAM), and the
+// shell's HBM switch and controller sit in SLR0. The MAC array is split by output lanes, 10 / 11 /
+// 11 (weight and bias banks and GELUs follow their lanes; the row tile is broadcast across both
+// crossings); attention by pass: pass 1 (K, q rows, q.k, the scores and statistics) in SLR1, pass 2
+// (V, p.v, accumulators) in SLR2, its output stage (normalisation, output rows) in SLR0 beside the
+// m_axi adapters, LayerNorm, the gate and its queues, next to the HBM switch. SLR0's BRAM (the
+// adapters' FIFOs, the queues) caps its MAC lanes at 10; pass 1 and pass 2 cap theirs at 11.
+#define EDGEMOE_SLRS 3
+#define EDGEMOE_SLR_LINEAR 313, 344, 343
+#define EDGEMOE_SLR_ATTENTION_SCORES 0, 1000, 0
+#define EDGEMOE_SLR_ATTENTION_WEIGHING 0, 0, 1000
+#define EDGEMOE_SLR_ATTENTION_OUTPUT 1000, 0, 0
+#define EDGEMOE_SLR_LAYERNORM 1000, 0, 0
+#define EDGEMOE_SLR_GATE 1000, 0, 0
+#define EDGEMOE_SLR_INFRASTRUCTURE 1000, 0, 0
+// The shell (xilinx_u280_gen3x16_xdma_1_202211_1: ~107.6K LUT, 195.5 BRAM36, 4 DSP in the rightmost
+// column of every SLR) taken as a third per SLR, plus the HBM controller logic (~100K LUT) in SLR0
+// (hardware.md §1.1).
+#define EDGEMOE_SHELL_DSP 4, 0, 0
+#define EDGEMOE_SHELL_BRAM36 66, 65, 65
+#define EDGEMOE_SHELL_URAM 0, 0, 0
+#define EDGEMOE_SHELL_LUT 135867, 35867, 35866

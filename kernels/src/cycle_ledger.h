@@ -272,6 +272,11 @@ struct BoardModel {
   // Resource estimate of this build (schedule.h) and the device's totals.
   int dsp, bram36, uram, lut;
   int device_dsp, device_bram36, device_uram, device_lut;
+  // Per SLR (a multi-die device; slrs = 1 otherwise): the floorplan's share of the estimate, and
+  // what the SLR leaves the kernel (its third of the device less the shell's part there).
+  int slrs;
+  int slr_dsp[3], slr_bram36[3], slr_uram[3], slr_lut[3];
+  int slr_device_dsp[3], slr_device_bram36[3], slr_device_uram[3], slr_device_lut[3];
 };
 
 }  // namespace edgemoe_ledger

@@ -243,6 +243,26 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
   out->device_bram36 = EDGEMOE_DEVICE_BRAM36;
   out->device_uram = EDGEMOE_DEVICE_URAM;
   out->device_lut = EDGEMOE_DEVICE_LUT;
+  out->slrs = kSlrs;
+#ifdef EDGEMOE_SHELL_LUT  // the platform's static region, per SLR
+  const int shell_dsp[kMaxSlrs] = {EDGEMOE_SHELL_DSP}, shell_bram36[kMaxSlrs] = {EDGEMOE_SHELL_BRAM36},
+            shell_uram[kMaxSlrs] = {EDGEMOE_SHELL_URAM}, shell_lut[kMaxSlrs] = {EDGEMOE_SHELL_LUT};
+#else
+  const int shell_dsp[kMaxSlrs] = {0, 0, 0}, shell_bram36[kMaxSlrs] = {0, 0, 0}, shell_uram[kMaxSlrs] = {0, 0, 0},
+            shell_lut[kMaxSlrs] = {0, 0, 0};
+#endif
+  for (int slr = 0; slr < kMaxSlrs; ++slr) {
+    const ResourceEstimate part = slr_estimate(slr);
+    const bool real = slr < kSlrs;
+    out->slr_dsp[slr] = real ? part.dsp : 0;
+    out->slr_bram36[slr] = real ? (part.bram18 + 1) / 2 : 0;
+    out->slr_uram[slr] = real ? part.uram : 0;
+    out->slr_lut[slr] = real ? part.lut : 0;
+    out->slr_device_dsp[slr] = real ? EDGEMOE_DEVICE_DSP / kSlrs - shell_dsp[slr] : 0;
+    out->slr_device_bram36[slr] = real ? EDGEMOE_DEVICE_BRAM36 / kSlrs - shell_bram36[slr] : 0;
+    out->slr_device_uram[slr] = real ? EDGEMOE_DEVICE_URAM / kSlrs - shell_uram[slr] : 0;
+    out->slr_device_lut[slr] = real ? EDGEMOE_DEVICE_LUT / kSlrs - shell_lut[slr] : 0;
+  }
 #else  // the emulation build targets no board
   out->device = nullptr;
   out->clock_mhz = 0;
@@ -251,6 +271,11 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
   out->read_latency = 0;
   out->outstanding = 0;
   out->device_dsp = out->device_bram36 = out->device_uram = out->device_lut = 0;
+  out->slrs = 0;
+  for (int slr = 0; slr < kMaxSlrs; ++slr) {
+    out->slr_dsp[slr] = out->slr_bram36[slr] = out->slr_uram[slr] = out->slr_lut[slr] = 0;
+    out->slr_device_dsp[slr] = out->slr_device_bram36[slr] = out->slr_device_uram[slr] = out->slr_device_lut[slr] = 0;
+  }
 #endif
 }
 #endif

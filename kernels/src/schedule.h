@@ -8,6 +8,18 @@
 #include "cycle_ledger.h"
 #include "formats.h"
 
+// The floorplan of a multi-SLR device (config/<board>.h); a single die holds every part in SLR 0.
+#ifndef EDGEMOE_SLRS
+#define EDGEMOE_SLRS 1
+#define EDGEMOE_SLR_LINEAR 1000, 0, 0
+#define EDGEMOE_SLR_ATTENTION_SCORES 1000, 0, 0
+#define EDGEMOE_SLR_ATTENTION_WEIGHING 1000, 0, 0
+#define EDGEMOE_SLR_ATTENTION_OUTPUT 1000, 0, 0
+#define EDGEMOE_SLR_LAYERNORM 1000, 0, 0
+#define EDGEMOE_SLR_GATE 1000, 0, 0
+#define EDGEMOE_SLR_INFRASTRUCTURE 1000, 0, 0
+#endif
+
 namespace edgemoe_hls {
 
 constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -44,14 +56,20 @@ constexpr int kCopyDepth = 2;        // read, convert, write
 constexpr int kAxiReadLatency = 64;
 // Requests each m_axi port keeps in flight (INTERFACE num_read/write_outstanding, default 16) and
 // the longest burst (max_read/write_burst_length, in beats): a single-beat loop moves a beat every
-// ceil(kAxiReadLatency / kAxiOutstanding) = 4 cycles, a bursting one a beat a cycle.
+// ceil(kAxiReadLatency / kAxiOutstanding) = 4 cycles, a bursting one a beat a cycle. 32-beat bursts
+// (2 KiB) keep 16 x 32 = 512 beats in flight, far more than a 64-cycle latency needs for a beat a
+// cycle, and halve the adapters' FIFOs against 64 (each is outstanding x burst words deep).
 constexpr int kAxiOutstanding = 16;
-constexpr int kAxiMaxBurstBeats = 64;
-constexpr int kLinearDepth = kMacDepth + log2_ceil(kTin) + 1 /* bias */ + kGeluDepth + 1 /* to the stream */;
+constexpr int kAxiMaxBurstBeats = 32;
+// A pipeline whose lanes span SLRs (the U280 floorplan, config/u280.h) crosses each boundary through
+// a register on either side (the SLL pair): two cycles per crossing, two crossings each way.
+constexpr int kSlrCrossingDepth = EDGEMOE_SLRS > 1 ? 2 * 2 * 2 : 0;
+constexpr int kLinearDepth =
+    kMacDepth + log2_ceil(kTin) + 1 /* bias */ + kGeluDepth + 1 /* to the stream */ + kSlrCrossingDepth;
 // A sweep iteration: a chunk of q.k (MAC), on the last chunk the lane sum, scale and softmax update.
 // Pass 1's chain (the longer one): q.k MAC, lane tree, scale, exp, running-sum update, 1/sum of the
 // finishing row.
-constexpr int kAttnSweepDepth = kMacDepth + log2_ceil(kAttnLanes) + 2 + kExpDepth + 2 + kReciprocalDepth;
+constexpr int kAttnSweepDepth = kMacDepth + log2_ceil(kAttnLanes) + 2 + kExpDepth + 2 + kReciprocalDepth + kSlrCrossingDepth;
 constexpr int kLayerNormDepth = kMacDepth + 2;
 constexpr int kGateDepth = kMacDepth + log2_ceil(kGateFeatures);
 // The gate's per-token tail, unrolled in the pipeline as written: a serial max scan, exp, a serial
@@ -178,68 +196,145 @@ constexpr int kAxiFifos = 3 * 1 + 5 * 2;
 static_assert(3 + 5 == edgemoe_ledger::kPortCount, "every m_axi bundle counted once above");
 constexpr int kAxiFifoBram18 = bram18_for((long long)kAxiOutstanding * kAxiMaxBurstBeats, kAxiDataBits);
 
-constexpr ResourceEstimate resource_estimate() {
-  const int linear_dsp = kTrows * (kTin * kTout + kTout * kGeluDsp) + 2 * kTout /* scatter score x y */;
-  // Per block and slot: q.k (pass 1) and p.v (pass 2), kAttnLanes each (24 x 24 and 25 x 24 bits:
-  // two DSPs each), one exp unit per pass, the scale (fm_t x fm_t: four); per block the output
-  // normalisation (39 x 25 bits: three DSPs per lane) and 1/sum.
-  const int attention_dsp = kAttnRows * (2 * 2 * kAttnLanes + 2 * kExpDsp + dsps_for(32, 32)) +
-                            kAttnBlocks * (3 * kAttnLanes + kReciprocalDsp);
-  const int other_dsp = kGateLanes /* gate MACs */ + EDGEMOE_MAX_EXPERTS * (kExpDsp + dsps_for(25, 25)) /* gate exp, probabilities */ +
-                        kReciprocalDsp /* gate 1/sum */ + kLayerNormDsp + kAddressDsp;
-  // Two buffers (ping, pong), each a bank per (o, i) lane and a bias bank per o lane.
-  const int weight_bram = kWeightBuffers * (kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
-                                            kTout * bram18_for(kMaxOutTiles, fm_t::width));
-  // The one linear_step instance reads ping or pong: a 2:1 mux per read bit (two per LUT6_2).
-  const int weight_mux_luts = (kTout * kTin * wt_t::width + kTout * fm_t::width) / 2;
-  const int row_cache_luts = kTrows * kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
-  // The reader's and the writer's double-buffered group stores (linear.h: assemble_tiles,
-  // collect_rows), a LUTRAM bank per (row, lane), the writer's also per tile mod kTilesPerWord.
-  const int group_store_luts = kTrows * kTin * lutram_luts(2LL * kMaxInTiles, mac_in_t::width) +
-                               kTilesPerWord * kTrows * kTout * lutram_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
-  const int queue_bram = EDGEMOE_MAX_EXPERTS * (bram18_for(EDGEMOE_MAX_TOKENS, 16) + bram18_for(EDGEMOE_MAX_TOKENS, unit_t::width));
-  // The gate: a LUTRAM bank per (expert, feature lane).
-  const int gate_luts = kGateLanes * lutram_luts(EDGEMOE_MAX_DIM / kGateFeatures, wt_t::width);
-  // Attention: K and V (kAttnLanes banks each), the output rows (a bank per block and lane), pass
-  // 1's scores (two halves, a bank per block and slot) and statistics (a bank per block).
-  const long long kv_depth = (long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM / kAttnLanes;
-  const long long out_depth = (long long)ceil_div(EDGEMOE_MAX_TOKENS, kAttnRows) * kAttnP * (EDGEMOE_MAX_DIM / kAttnLanes);
-  const long long score_depth = 2LL * (EDGEMOE_MAX_TOKENS + kAttnP - 1) * EDGEMOE_MAX_HEADS;
-#if EDGEMOE_ATTN_URAM
-  const int attention_uram = kAttnLanes * 2 * uram_for(kv_depth, qkv_t::width) +
-                             kAttnBlocks * kAttnLanes * uram_for(out_depth, fm_t::width) +
-                             kAttnRows * uram_for(score_depth, fm_t::width);
-  const int attention_rows_bram = 0;
-#else
-  const int attention_uram = 0;
-  const int attention_rows_bram = kAttnLanes * 2 * bram18_for(kv_depth, qkv_t::width) +
-                                  kAttnBlocks * kAttnLanes * bram18_for(out_depth, fm_t::width) +
-                                  kAttnRows * bram18_for(score_depth, fm_t::width);
-#endif
-  const int stats_width = fm_t::width + unit_t::width + 32;  // exp2 is an int
-  const int attention_bram = attention_rows_bram + kAttnBlocks * bram18_for(2LL * kAttnP * EDGEMOE_MAX_HEADS, stats_width) +
-                             bram18_for((long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS, stats_width);
-  // LUTRAM: q and the p.v accumulators, a bank per block, slot and lane.
-  const int attention_luts = kAttnRows * kAttnLanes * (lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, qkv_t::width) +
-                                                      lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width));
-  const int layernorm_bram = 3 * bram18_for(EDGEMOE_MAX_DIM, fm_t::width);
+// The kernel's parts, as the floorplan places them (a part's share of an SLR is counted in its
+// lanes: output lanes of the MAC array, blocks of the attention unit).
+enum ResourcePart {
+  kPartLinear = 0,
+  kPartAttentionScores,
+  kPartAttentionWeighing,
+  kPartAttentionOutput,
+  kPartLayerNorm,
+  kPartGate,
+  kPartInfrastructure,
+  kResourceParts
+};
+constexpr int kMaxSlrs = 3;
+constexpr int kSlrs = EDGEMOE_SLRS;
+// Per mille of each part per SLR (config/<board>.h: the floorplan, and why).
+constexpr int kSlrShare[kResourceParts][kMaxSlrs] = {{EDGEMOE_SLR_LINEAR},
+                                                     {EDGEMOE_SLR_ATTENTION_SCORES},
+                                                     {EDGEMOE_SLR_ATTENTION_WEIGHING},
+                                                     {EDGEMOE_SLR_ATTENTION_OUTPUT},
+                                                     {EDGEMOE_SLR_LAYERNORM},
+                                                     {EDGEMOE_SLR_GATE},
+                                                     {EDGEMOE_SLR_INFRASTRUCTURE}};
+constexpr bool floorplan_complete() {
+  for (int p = 0; p < kResourceParts; ++p) {
+    int sum = 0;
+    for (int slr = 0; slr < kMaxSlrs; ++slr) sum += slr < kSlrs ? kSlrShare[p][slr] : (kSlrShare[p][slr] != 0 ? 10000 : 0);
+    if (sum != 1000) return false;
+  }
+  return true;
+}
+static_assert(kSlrs >= 1 && kSlrs <= kMaxSlrs && floorplan_complete(),
+              "every part's SLR shares add up to 1000 per mille over the device's SLRs");
+
+// ~40 LUTs per DSP lane (operand muxes and pipeline control), ~30 per BRAM or URAM bank (address and
+// write-enable decode), plus each part's LUTRAM banks.
+constexpr int logic_luts(int dsp, int bram18, int uram) { return 40 * dsp + 30 * (bram18 + uram); }
+
+constexpr ResourceEstimate resource_part(ResourcePart part) {
   // Table ROMs: an interpolating lookup reads two neighbouring entries, both ports of its ROM, so
-  // every unit has its own copy: exp (two per attention slot, one per expert in the gate), GELU
-  // (one per output lane and row), 1/x (one per attention block, the gate's, LayerNorm's rsqrt).
-  const int table_bram = (2 * kAttnRows + EDGEMOE_MAX_EXPERTS) * bram18_for(257, 32) +
-                         kTrows * kTout * bram18_for(1025, 32) + (kAttnBlocks + 1) * bram18_for(257, 32) +
-                         bram18_for(385, 32);
-  // The linear unit's input stream: a group's tiles (T_rows x T_in lanes, kMaxInTiles deep) in LUTRAM.
-  const int stream_luts = lutram_luts(kMaxInTiles, kTrows * kTin * mac_in_t::width);
-  const int axi_bram = kAxiFifos * kAxiFifoBram18;
-  const int dsp = linear_dsp + attention_dsp + other_dsp;
-  const int bram18 = weight_bram + queue_bram + attention_bram + layernorm_bram + table_bram + axi_bram;
-  // ~40 LUTs per DSP lane (operand muxes and pipeline control), ~30 per BRAM bank (address and
-  // write-enable decode), the LUTRAM banks, 25K for the AXI masters, the control FSMs and the
-  // s_axilite block.
-  const int lut = 40 * dsp + 30 * (bram18 + attention_uram) + row_cache_luts + group_store_luts + attention_luts +
-                  gate_luts + stream_luts + weight_mux_luts + 25000;
-  return {dsp, bram18, attention_uram, lut};
+  // every lookup instance has its own copy (fixed_math.h).
+  const int exp_rom = bram18_for(257, 32), recip_rom = bram18_for(257, 32), rsqrt_rom = bram18_for(385, 32);
+  // GELU's ROM (1,025 x 24 bits, 96 copies on the U280) in LUTs (fixed_math.h): a LUT6 is a 64 x 1
+  // ROM, one copy per read port.
+  const int gelu_rom_luts = 2 * 24 * int(cdiv(1025, 64));
+  if (part == kPartLinear) {
+    const int dsp = kTrows * (kTin * kTout + kTout * kGeluDsp) + 2 * kTout /* scatter score x y */;
+    // Two buffers (ping, pong), each a bank per (o, i) lane and a bias bank per o lane.
+    const int bram18 = kWeightBuffers * (kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
+                                         kTout * bram18_for(kMaxOutTiles, fm_t::width));
+    // The one linear_step instance reads ping or pong: a 2:1 mux per read bit (two per LUT6_2).
+    const int weight_mux_luts = (kTout * kTin * wt_t::width + kTout * fm_t::width) / 2;
+    const int row_cache_luts = kTrows * kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
+    // The reader's and the writer's double-buffered group stores (linear.h: assemble_tiles,
+    // collect_rows), a LUTRAM bank per (row, lane), the writer's also per tile mod kTilesPerWord.
+    const int group_store_luts = kTrows * kTin * lutram_luts(2LL * kMaxInTiles, mac_in_t::width) +
+                                 kTilesPerWord * kTrows * kTout *
+                                     lutram_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
+    // The input stream: a group's tiles (T_rows x T_in lanes, kMaxInTiles deep) in LUTRAM.
+    const int stream_luts = lutram_luts(kMaxInTiles, kTrows * kTin * mac_in_t::width);
+    return {dsp, bram18, 0,
+            logic_luts(dsp, bram18, 0) + weight_mux_luts + row_cache_luts + group_store_luts + stream_luts +
+                kTrows * kTout * gelu_rom_luts /* a GELU per output lane and row */};
+  }
+  if (part == kPartAttentionScores || part == kPartAttentionWeighing || part == kPartAttentionOutput) {
+    // The attention unit in three parts (attention.h): pass 1 (scores) holds K, the q rows and pass
+    // 1's scores and statistics for pass 2, and per block and slot q.k over kAttnLanes (24 x 24 bits:
+    // two DSPs a lane), the scale (fm_t x fm_t) and an exp unit; pass 2 (weighing) holds V and per
+    // block and slot p.v (25 x 24: two DSPs a lane), an exp unit and the accumulators; the output
+    // holds the output rows and per block the normalisation (39 x 25 bits: three DSPs per lane) and
+    // 1/sum.
+    const long long kv_depth = (long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM / kAttnLanes;
+    const long long out_depth =
+        (long long)ceil_div(EDGEMOE_MAX_TOKENS, kAttnRows) * kAttnP * (EDGEMOE_MAX_DIM / kAttnLanes);
+    const long long score_depth = 2LL * (EDGEMOE_MAX_TOKENS + kAttnP - 1) * EDGEMOE_MAX_HEADS;
+    const int stats_width = fm_t::width + unit_t::width + 32;  // exp2 is an int
+#if EDGEMOE_ATTN_URAM
+    const bool in_uram = true;
+#else
+    const bool in_uram = false;
+#endif
+    // Banks of `count` x `depth` x `width`, in URAM or BRAM18 as the build binds them.
+    int uram = 0, bram18 = 0, dsp = 0, lutram = 0;
+    if (part == kPartAttentionScores) {
+      dsp = kAttnRows * (2 * kAttnLanes + kExpDsp + dsps_for(32, 32));
+      (in_uram ? uram : bram18) += kAttnLanes * (in_uram ? uram_for(kv_depth, qkv_t::width) : bram18_for(kv_depth, qkv_t::width)) +
+                                   kAttnRows * (in_uram ? uram_for(score_depth, fm_t::width) : bram18_for(score_depth, fm_t::width));
+      bram18 += kAttnRows * exp_rom + kAttnBlocks * bram18_for(2LL * kAttnP * EDGEMOE_MAX_HEADS, stats_width) +
+                bram18_for((long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS, stats_width);
+      lutram = kAttnRows * kAttnLanes * lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, qkv_t::width);
+    } else if (part == kPartAttentionWeighing) {
+      dsp = kAttnRows * (2 * kAttnLanes + kExpDsp);
+      (in_uram ? uram : bram18) += kAttnLanes * (in_uram ? uram_for(kv_depth, qkv_t::width) : bram18_for(kv_depth, qkv_t::width));
+      bram18 += kAttnRows * exp_rom;
+      lutram = kAttnRows * kAttnLanes * lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width);
+    } else {
+      dsp = kAttnBlocks * (3 * kAttnLanes + kReciprocalDsp);
+      (in_uram ? uram : bram18) += kAttnBlocks * kAttnLanes * (in_uram ? uram_for(out_depth, fm_t::width) : bram18_for(out_depth, fm_t::width));
+      bram18 += kAttnBlocks * recip_rom;
+    }
+    return {dsp, bram18, uram, logic_luts(dsp, bram18, uram) + lutram};
+  }
+  if (part == kPartLayerNorm) {
+    const int bram18 = 3 * bram18_for(EDGEMOE_MAX_DIM, fm_t::width) + rsqrt_rom;
+    return {kLayerNormDsp, bram18, 0, logic_luts(kLayerNormDsp, bram18, 0)};
+  }
+  if (part == kPartGate) {
+    const int dsp = kGateLanes /* MACs */ + EDGEMOE_MAX_EXPERTS * (kExpDsp + dsps_for(25, 25)) /* exp, probability */ +
+                    kReciprocalDsp /* 1/sum */;
+    // The expert queues (tokens, scores) by expert; an exp ROM per expert and the 1/x ROM; the gate
+    // matrix in a LUTRAM bank per (expert, feature lane).
+    const int bram18 = EDGEMOE_MAX_EXPERTS * (bram18_for(EDGEMOE_MAX_TOKENS, 16) + bram18_for(EDGEMOE_MAX_TOKENS, unit_t::width)) +
+                       EDGEMOE_MAX_EXPERTS * exp_rom + recip_rom;
+    return {dsp, bram18, 0, logic_luts(dsp, bram18, 0) + kGateLanes * lutram_luts(EDGEMOE_MAX_DIM / kGateFeatures, wt_t::width)};
+  }
+  // The m_axi adapters' FIFOs, the address products, 25K LUTs for the AXI masters, the control FSMs
+  // and the s_axilite block.
+  const int bram18 = kAxiFifos * kAxiFifoBram18;
+  return {kAddressDsp, bram18, 0, logic_luts(kAddressDsp, bram18, 0) + 25000};
+}
+
+constexpr ResourceEstimate resource_estimate() {
+  ResourceEstimate total = {0, 0, 0, 0};
+  for (int p = 0; p < kResourceParts; ++p) {
+    const ResourceEstimate r = resource_part(ResourcePart(p));
+    total = {total.dsp + r.dsp, total.bram18 + r.bram18, total.uram + r.uram, total.lut + r.lut};
+  }
+  return total;
+}
+
+// One SLR's share: each part's resources times its share there (rounded up).
+constexpr ResourceEstimate slr_estimate(int slr) {
+  ResourceEstimate total = {0, 0, 0, 0};
+  for (int p = 0; p < kResourceParts; ++p) {
+    const ResourceEstimate r = resource_part(ResourcePart(p));
+    const int share = kSlrShare[p][slr];
+    total = {total.dsp + int(cdiv((long long)r.dsp * share, 1000)), total.bram18 + int(cdiv((long long)r.bram18 * share, 1000)),
+             total.uram + int(cdiv((long long)r.uram * share, 1000)), total.lut + int(cdiv((long long)r.lut * share, 1000))};
+  }
+  return total;
 }
 
 }  // namespace edgemoe_hls

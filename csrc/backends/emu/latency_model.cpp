@@ -74,6 +74,14 @@ LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<cons
                  {"BRAM36", facts.bram36, facts.device_bram36},
                  {"URAM", facts.uram, facts.device_uram},
                  {"LUT", facts.lut, facts.device_lut}};
+  // A multi-SLR device: each SLR's share (the board config's floorplan) against what it leaves the kernel.
+  for (int slr = 0; facts.slrs > 1 && slr < facts.slrs && slr < 3; ++slr) {
+    const std::string at = " SLR" + std::to_string(slr);
+    e.resources.push_back({"DSP" + at, facts.slr_dsp[slr], facts.slr_device_dsp[slr]});
+    e.resources.push_back({"BRAM36" + at, facts.slr_bram36[slr], facts.slr_device_bram36[slr]});
+    e.resources.push_back({"URAM" + at, facts.slr_uram[slr], facts.slr_device_uram[slr]});
+    e.resources.push_back({"LUT" + at, facts.slr_lut[slr], facts.slr_device_lut[slr]});
+  }
   backend.moe_trace(task_id, &e.moe_trace);
   return e;
 }
