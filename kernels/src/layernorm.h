@@ -5,6 +5,7 @@
 
 #include "fixed_math.h"
 #include "schedule.h"
+#include "word_streams.h"
 
 namespace edgemoe_hls {
 
@@ -23,33 +24,16 @@ load_param_row:
   }
 }
 
-// `rows` packed rows of `dim` features from src (x, bundle act) as one burst (address base + i).
+// `rows` packed rows of `dim` features from src (x, bundle act) as one burst.
 inline void read_norm_rows(const fm_word_t* src, int rows, int dim, hls::stream<fm_word_t>& words) {
-  const int total = rows * (dim / kWordElems);
   edgemoe_ledger::region_process(0);
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitLayerNorm, total, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortAct),
-                       (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
-read_norm_rows:
-  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(total); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
-    words.write(src[i]);
-  }
+  burst_words_in(src, rows * (dim / kWordElems), edgemoe_ledger::kUnitLayerNorm, edgemoe_ledger::kPortAct, words);
 }
 
 // The normalised rows to dst (xn, bundle scratch0) as one burst.
 inline void write_norm_rows(fm_word_t* dst, int rows, int dim, hls::stream<fm_word_t>& words) {
-  const int total = rows * (dim / kWordElems);
   edgemoe_ledger::region_process(2);
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitLayerNorm, total, kII, kCopyDepth,
-                       edgemoe_ledger::burst(edgemoe_ledger::kPortScratch0), (long long)total * beat_bytes<fm_word_t>(),
-                       beat_bytes<fm_word_t>());
-write_norm_rows:
-  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(total); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
-    dst[i] = words.read();
-  }
+  burst_words_out(dst, rows * (dim / kWordElems), edgemoe_ledger::kUnitLayerNorm, edgemoe_ledger::kPortScratch0, words);
 }
 
 // One flattened pass over (row, word), one row behind for the output: iteration (r, w) adds the 16

@@ -165,6 +165,31 @@ constexpr int kMaxRunsPerRow = max2(kMaxRowWords, 3 * kMaxPatch);  // words, or 
 constexpr int kMaxAssembleSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRunsPerRow, kMaxInTiles);
 constexpr int kMaxCollectSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRowWords, kMaxOutTiles);
 
+// `total` words of src from `base` (a burst: address base + i) into `words`; it counts rows (r)
+// and words (w) beside the address, and on a row's first word a scatter's token goes to the writer
+// (a stream write: the m_axi access stays unconditional). Called once per source, so each source
+// has a loop of its own and only one runs per job.
+inline void read_rows_in_order(const fm_word_t* src, long base, int total, int row_words, bool scatter,
+                               const QueueTokens tokens, int expert, int first_row, edgemoe_ledger::Unit unit,
+                               edgemoe_ledger::Port port, hls::stream<fm_word_t>& words,
+                               hls::stream<dest_token>& dest_tokens) {
+#pragma HLS INLINE
+  edgemoe_ledger::loop(unit, total, kII, kCopyDepth, edgemoe_ledger::burst(port),
+                       (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+  int r = 0, w = 0;
+read_rows_in_order:
+  for (int i = 0; i < upto<kMaxJobWords>(total); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
+    if (scatter && w == 0) dest_tokens.write(token_of(tokens[expert][first_row + r]));
+    words.write(src[base + i]);
+    if (++w == row_words) {
+      w = 0;
+      ++r;
+    }
+  }
+}
+
 // The words of a job's rows, in row order. Rows read in order are one contiguous region of xn or
 // hidden: one loop per source, address base + i, unconditional, so each is a burst (HLS splits it
 // into max_read_burst_length beats with num_read_outstanding requests in flight); only one of them
@@ -187,36 +212,12 @@ inline void fetch_rows(const LinearJob& job, int in, const pixel_word_t* images,
   const int gather_words = job.read_mode == kReadGather ? rows * row_words : 0;
   const bool scatter = job.write_mode == kWriteScatterWeighted;
   const int expert = job.expert < 0 ? 0 : job.expert;
-  // Each loop counts rows (r) and words (w) beside its address: on a row's first word a scatter's
-  // token goes to the writer (a stream write; the m_axi access stays unconditional).
-  int r = 0, w = 0;
   ledger::region_process(0);
-  ledger::loop(job.unit, xn_words, kII, kCopyDepth, ledger::burst(job.src_port), (long long)xn_words * beat_bytes<fm_word_t>(),
-               beat_bytes<fm_word_t>());
-read_xn_rows:
-  for (int i = 0; i < upto<kMaxJobWords>(xn_words); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
-    if (scatter && w == 0) dest_tokens.write(token_of(tokens[expert][job.first_row + r]));
-    words.write(xn[base + i]);
-    if (++w == row_words) {
-      w = 0;
-      ++r;
-    }
-  }
-  ledger::loop(job.unit, hidden_words, kII, kCopyDepth, ledger::burst(job.src_port),
-               (long long)hidden_words * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
-read_hidden_rows:
-  for (int i = 0; i < upto<kMaxJobWords>(hidden_words); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
-    if (scatter && w == 0) dest_tokens.write(token_of(tokens[expert][job.first_row + r]));
-    words.write(hidden[base + i]);
-    if (++w == row_words) {
-      w = 0;
-      ++r;
-    }
-  }
+  read_rows_in_order(xn, base, xn_words, row_words, scatter, tokens, expert, job.first_row, job.unit, job.src_port, words,
+                     dest_tokens);
+  read_rows_in_order(hidden, base, hidden_words, row_words, scatter, tokens, expert, job.first_row, job.unit, job.src_port,
+                     words, dest_tokens);
+  int r = 0, w = 0;
   ledger::loop(job.unit, gather_words, kII, kCopyDepth, ledger::single_beat(job.src_port),
                (long long)gather_words * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
   long row_base = 0;

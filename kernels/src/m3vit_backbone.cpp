@@ -6,6 +6,7 @@
 #include "layout.h"
 #include "linear.h"
 #include "moe.h"
+#include "word_streams.h"
 
 using namespace edgemoe_hls;
 
@@ -67,16 +68,8 @@ read_pos:
   }
 }
 void write_pos_words(fm_word_t* x, int count, hls::stream<fm_word_t>& words) {
-  const int total = count / kWordElems;
   edgemoe_ledger::region_process(1);
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, total, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortAct),
-                       (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
-write_pos:
-  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(total); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
-    x[i] = words.read();
-  }
+  burst_words_out(x, count / kWordElems, edgemoe_ledger::kUnitPosEmbed, edgemoe_ledger::kPortAct, words);
 }
 void copy_pos_embed(const fm_t* pos, fm_word_t* x, int count) {
 #pragma HLS INLINE off

@@ -7,6 +7,7 @@
 
 #include "layout.h"
 #include "linear.h"
+#include "word_streams.h"
 
 namespace edgemoe_hls {
 
@@ -80,16 +81,8 @@ inline void gate_token(const fm_t* token, const wt_t* gate, const fm_t* bias, in
 
 // xn's rows as one burst (rows are packed), for the gate.
 inline void read_gate_words(const fm_word_t* xn, int n, int dim, hls::stream<fm_word_t>& words) {
-  const int total = n * (dim / kWordElems);
   edgemoe_ledger::region_process(0);
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitGate, total, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortScratch0),
-                       (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
-read_gate_words:
-  for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(total); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
-    words.write(xn[i]);
-  }
+  burst_words_in(xn, n * (dim / kWordElems), edgemoe_ledger::kUnitGate, edgemoe_ledger::kPortScratch0, words);
 }
 
 // The gate's MAC loop and per-token tail (route_tokens' schedule), taking a word of xn from the
