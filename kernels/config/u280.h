@@ -48,6 +48,8 @@
 // m_axi adapters, LayerNorm, the gate and its queues, next to the HBM switch. SLR0's BRAM (the
 // adapters' FIFOs, the queues) caps its MAC lanes at 10; pass 1 and pass 2 cap theirs at 11.
 #define EDGEMOE_SLRS 3
+// BRAM is what the floorplan runs short of (SLR0): GELU's ROMs and LayerNorm's buffers in LUTs.
+#define EDGEMOE_SMALL_MEMORIES_IN_LUTS 1
 #define EDGEMOE_SLR_LINEAR 313, 344, 343
 #define EDGEMOE_SLR_ATTENTION_SCORES 0, 1000, 0
 #define EDGEMOE_SLR_ATTENTION_WEIGHING 0, 0, 1000

@@ -61,7 +61,7 @@ constexpr bool is_single_beat(Port p) { return int(p) >= 0 && (int(p) & kSingleB
 // Stage row 0 is the patch embedding; row 1 + s is stage s (2b: block b's attention half, 2b+1
 // its MLP or MoE half).
 constexpr int kMaxStageRows = 1 + 2 * 32;
-constexpr int kMaxRegionProcesses = 5;
+constexpr int kMaxRegionProcesses = 6;
 
 struct Cell {
   long long cycles;          // wall cycles: per loop max(compute, memory) + depth; regions overlap

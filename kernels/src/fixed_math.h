@@ -103,9 +103,13 @@ inline void reciprocal_sqrt(var_t v, unit_t& mant, int& exp2) {
 inline fm_t gelu(fm_t x) {
 #pragma HLS INLINE off
   static const unsigned kRom[tables::kGeluDeltaEntries] = {EDGEMOE_TABLE_GELU_DELTA};
-  // In LUTs (a distributed ROM per read port): 24 (ZCU102) or 96 (U280) copies of 1,025 entries
-  // would take 72 or 288 BRAM18, the resource the weight banks need (schedule.h).
+  // On a board short of BRAM (the U280: 96 copies of 1,025 entries would take 288 BRAM18 beside the
+  // weight banks) in LUTs, a distributed ROM per read port; else in BRAM (schedule.h).
+#if EDGEMOE_SMALL_MEMORIES_IN_LUTS
 #pragma HLS BIND_STORAGE variable = kRom type = rom_2p impl = lutram
+#else
+#pragma HLS BIND_STORAGE variable = kRom type = rom_2p impl = bram
+#endif
   const ap_ufixed<32, 10> ax = x < fm_t(0) ? ap_ufixed<32, 10>(-x) : ap_ufixed<32, 10>(x);
   const fm_t relu = x < fm_t(0) ? fm_t(0) : x;
   if (ax >= ap_ufixed<32, 10>(tables::kGeluRange)) return relu;

@@ -26,12 +26,14 @@ load_param_row:
 
 // `rows` packed rows of `dim` features from src (x, bundle act) as one burst.
 inline void read_norm_rows(const fm_word_t* src, int rows, int dim, hls::stream<fm_word_t>& words) {
+#pragma HLS INLINE off
   edgemoe_ledger::region_process(0);
   burst_words_in(src, rows * (dim / kWordElems), edgemoe_ledger::kUnitLayerNorm, edgemoe_ledger::kPortAct, words);
 }
 
 // The normalised rows to dst (xn, bundle scratch0) as one burst.
 inline void write_norm_rows(fm_word_t* dst, int rows, int dim, hls::stream<fm_word_t>& words) {
+#pragma HLS INLINE off
   edgemoe_ledger::region_process(2);
   burst_words_out(dst, rows * (dim / kWordElems), edgemoe_ledger::kUnitLayerNorm, edgemoe_ledger::kPortScratch0, words);
 }
@@ -43,9 +45,17 @@ inline void write_norm_rows(fm_word_t* dst, int rows, int dim, hls::stream<fm_wo
 inline void normalise_words(const fm_t gamma[kMaxDimWords][kWordElems], const fm_t beta[kMaxDimWords][kWordElems],
                             ap_ufixed<25, -5> inv_dim, int rows, int dim, hls::stream<fm_word_t>& in,
                             hls::stream<fm_word_t>& out) {
+#pragma HLS INLINE off
   const var_t eps = 1e-6;
   fm_t row_buf[2][kMaxDimWords][kWordElems];
 #pragma HLS ARRAY_PARTITION variable = row_buf dim = 3 complete
+#if EDGEMOE_SMALL_MEMORIES_IN_LUTS
+#pragma HLS BIND_STORAGE variable = row_buf type = ram_2p impl = lutram
+#else
+#pragma HLS BIND_STORAGE variable = row_buf type = ram_2p impl = bram
+#endif
+  // An iteration writes buffer r & 1 and reads buffer (r - 1) & 1: never the same element.
+#pragma HLS DEPENDENCE variable = row_buf type = intra dependent = false
   ap_fixed<50, 12> sum = 0;    // sum of d/D
   ap_fixed<62, 24> sumsq = 0;  // sum of d^2/D
   fm_t shift = 0, mean = 0;
@@ -126,6 +136,13 @@ inline void layer_norm(const fm_word_t* src, fm_word_t* dst, const fm_t* gamma_d
   fm_t gamma[kMaxDimWords][kWordElems], beta[kMaxDimWords][kWordElems];
 #pragma HLS ARRAY_PARTITION variable = gamma dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = beta dim = 2 complete
+#if EDGEMOE_SMALL_MEMORIES_IN_LUTS
+#pragma HLS BIND_STORAGE variable = gamma type = ram_2p impl = lutram
+#pragma HLS BIND_STORAGE variable = beta type = ram_2p impl = lutram
+#else
+#pragma HLS BIND_STORAGE variable = gamma type = ram_2p impl = bram
+#pragma HLS BIND_STORAGE variable = beta type = ram_2p impl = bram
+#endif
   // One burst each, gamma then beta (two streams interleaved on one bundle in one loop would not burst).
   load_param_row(gamma_ddr, gamma, dim);
   load_param_row(beta_ddr, beta, dim);

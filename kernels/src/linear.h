@@ -53,8 +53,8 @@ constexpr int kMaxWeightPairs = ceil_div(kMaxWeightWords, kWeightPorts);
 // never written: their input lanes are zero (linear_reader) and their outputs never stored
 // (linear_writer), so whatever a previous matrix left there contributes nothing.
 inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t* w_odd, long w_offset,
-                                const fm_t* bias, int out, int in, WeightTiles tiles, BiasTiles bias_tiles,
-                                LinearShape& shape) {
+                                const fm_t* params, long bias_offset, int out, int in, WeightTiles tiles,
+                                BiasTiles bias_tiles, LinearShape& shape) {
 #pragma HLS INLINE off
   if (out <= 0) return;  // nothing to fetch (linear_step): the buffer keeps its matrix
   shape.out = out;
@@ -100,7 +100,7 @@ load_bias:
   for (int o = 0; o < upto<kMaxOutTiles * kTout>(out); ++o) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxOutTiles * kTout
-    bias_tiles[o / kTout][o % kTout] = bias[o];
+    bias_tiles[o / kTout][o % kTout] = params[bias_offset + o];
   }
   for (int o = 0; o < kTout; ++o) {
 #pragma HLS UNROLL
@@ -113,10 +113,13 @@ load_bias:
 struct dest_token {
   short token;
 };
-inline dest_token token_of(short token) {
+// A scatter row's token goes to both ends of the writer side: the residual reader (which reads x's
+// row there) and the writer (which writes it back), one stream each.
+inline void send_token(short token, hls::stream<dest_token>& to_reader, hls::stream<dest_token>& to_writer) {
   dest_token d;
   d.token = token;
-  return d;
+  to_reader.write(d);
+  to_writer.write(d);
 }
 
 enum ReadMode { kReadRows = 0, kReadGather = 1, kReadPatches = 2 };
@@ -166,13 +169,13 @@ constexpr int kMaxAssembleSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRunsPe
 constexpr int kMaxCollectSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRowWords, kMaxOutTiles);
 
 // `total` words of src from `base` (a burst: address base + i) into `words`; it counts rows (r)
-// and words (w) beside the address, and on a row's first word a scatter's token goes to the writer
-// (a stream write: the m_axi access stays unconditional). Called once per source, so each source
+// and words (w) beside the address, and on a row's first word a scatter's token goes to the
+// residual reader and the writer (stream writes: the m_axi access stays unconditional). Called once per source, so each source
 // has a loop of its own and only one runs per job.
 inline void read_rows_in_order(const fm_word_t* src, long base, int total, int row_words, bool scatter,
                                const QueueTokens tokens, int expert, int first_row, edgemoe_ledger::Unit unit,
-                               edgemoe_ledger::Port port, hls::stream<fm_word_t>& words,
-                               hls::stream<dest_token>& dest_tokens) {
+                               edgemoe_ledger::Port port, hls::stream<fm_word_t>& words, hls::stream<dest_token>& to_reader,
+                               hls::stream<dest_token>& to_writer) {
 #pragma HLS INLINE
   edgemoe_ledger::loop(unit, total, kII, kCopyDepth, edgemoe_ledger::burst(port),
                        (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
@@ -181,7 +184,7 @@ read_rows_in_order:
   for (int i = 0; i < upto<kMaxJobWords>(total); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
-    if (scatter && w == 0) dest_tokens.write(token_of(tokens[expert][first_row + r]));
+    if (scatter && w == 0) send_token(tokens[expert][first_row + r], to_reader, to_writer);
     words.write(src[base + i]);
     if (++w == row_words) {
       w = 0;
@@ -202,7 +205,8 @@ read_rows_in_order:
 // follow the patch, so single beats (one or two per patch row: 3P or 6P per patch).
 inline void fetch_rows(const LinearJob& job, int in, const pixel_word_t* images, const fm_word_t* xn,
                        const fm_word_t* hidden, const QueueTokens tokens, hls::stream<fm_word_t>& words,
-                       hls::stream<dest_token>& dest_tokens) {
+                       hls::stream<dest_token>& to_reader, hls::stream<dest_token>& to_writer) {
+#pragma HLS INLINE off
   namespace ledger = edgemoe_ledger;
   const int rows = job.rows - job.first_row, row_words = in / kWordElems;
   const long base = (long)job.first_row * row_words;
@@ -214,9 +218,9 @@ inline void fetch_rows(const LinearJob& job, int in, const pixel_word_t* images,
   const int expert = job.expert < 0 ? 0 : job.expert;
   ledger::region_process(0);
   read_rows_in_order(xn, base, xn_words, row_words, scatter, tokens, expert, job.first_row, job.unit, job.src_port, words,
-                     dest_tokens);
+                     to_reader, to_writer);
   read_rows_in_order(hidden, base, hidden_words, row_words, scatter, tokens, expert, job.first_row, job.unit, job.src_port,
-                     words, dest_tokens);
+                     words, to_reader, to_writer);
   int r = 0, w = 0;
   ledger::loop(job.unit, gather_words, kII, kCopyDepth, ledger::single_beat(job.src_port),
                (long long)gather_words * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
@@ -228,7 +232,7 @@ read_gathered_rows:
     if (w == 0) {
       const short token = tokens[expert][job.first_row + r];
       row_base = (long)token * row_words;
-      if (scatter) dest_tokens.write(token_of(token));
+      if (scatter) send_token(token, to_reader, to_writer);
     }
     words.write(xn[row_base + w]);
     if (++w == row_words) {
@@ -290,10 +294,13 @@ read_patch_rows:
 // and rows past the job's end are sent as zero, so nothing a previous group left there counts.
 inline void assemble_tiles(const LinearJob& job, int in, int in_tiles, hls::stream<fm_word_t>& runs,
                            hls::stream<in_vec>& out) {
+#pragma HLS INLINE off
   mac_in_t group[2][kMaxInTiles][kTrows][kTin];
 #pragma HLS ARRAY_PARTITION variable = group dim = 3 complete
 #pragma HLS ARRAY_PARTITION variable = group dim = 4 complete
 #pragma HLS BIND_STORAGE variable = group type = ram_2p impl = lutram
+  // An iteration writes half g & 1 and reads half (g - 1) & 1: never the same element.
+#pragma HLS DEPENDENCE variable = group type = intra dependent = false
   const bool patches = job.read_mode == kReadPatches;
   const int run_width = patches ? job.patch : kWordElems;
   const int runs_per_row = patches ? 3 * job.patch : in / kWordElems;
@@ -341,8 +348,12 @@ assemble_rows:
 }
 
 // The MAC array: one flattened loop over (row group, output tile, input tile), II = 1.
-inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape, int rows,
-                      bool gelu, edgemoe_ledger::Unit unit, hls::stream<in_vec>& in, hls::stream<out_vec>& out) {
+inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape, const LinearJob& job,
+                      hls::stream<in_vec>& in, hls::stream<out_vec>& out) {
+#pragma HLS INLINE off
+  const int rows = job.rows - job.first_row;
+  const bool gelu = job.gelu;
+  const edgemoe_ledger::Unit unit = job.unit;
   mac_in_t row_cache[kMaxInTiles][kTrows][kTin];
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 3 complete
@@ -407,16 +418,27 @@ constexpr int kDestTokensDepth = 8 * kTrows;
 // The MAC array's output tiles back into words in row order, for the writer: the reader's phases
 // mirrored. In phase g, iteration j stores tile j of group g into one half of a double-buffered
 // group store and sends word j of group g - 1 (its real rows only) from the other. The store is
-// partitioned by row and lane, and cyclically by kTilesPerWord on the tile: a tile writes each
-// (tile mod kTilesPerWord, row, lane) bank once, a word reads the kTilesPerWord tiles it spans from
-// different banks, one read each: one write and one read per bank a cycle.
+// [half][tile][row][lane group][lane]: lanes in groups of min(T_out, 16), so a word (16 lanes)
+// reads each of its lanes from a bank whose lane index is the word's constant element e. T_out >= 16:
+// the word is lane group w mod (T_out / 16) of tile w / (T_out / 16), a 2:1 (or wider) choice of bank
+// per lane, each read once; T_out < 16: the word spans 16 / T_out tiles, which the cyclic partition
+// of the tile dimension puts in different banks, one read each. A tile writes every (row, lane) bank
+// once: one write and one read per bank a cycle.
+constexpr int kOutLaneGroup = kTout >= kWordElems ? kWordElems : kTout;
+constexpr int kOutLaneGroups = kTout / kOutLaneGroup;
 inline void collect_rows(const LinearJob& job, int out_dim, int out_tiles, hls::stream<out_vec>& in,
                          hls::stream<fm_word_t>& words) {
-  fm_t group[2][kMaxOutTiles][kTrows][kTout];
+#pragma HLS INLINE off
+  fm_t group[2][kMaxOutTiles][kTrows][kOutLaneGroups][kOutLaneGroup];
+#if EDGEMOE_LINEAR_TOUT < 16
 #pragma HLS ARRAY_PARTITION variable = group dim = 2 cyclic factor = kTilesPerWord
+#endif
 #pragma HLS ARRAY_PARTITION variable = group dim = 3 complete
 #pragma HLS ARRAY_PARTITION variable = group dim = 4 complete
+#pragma HLS ARRAY_PARTITION variable = group dim = 5 complete
 #pragma HLS BIND_STORAGE variable = group type = ram_2p impl = lutram
+  // An iteration writes half g & 1 and reads half (g - 1) & 1: never the same element.
+#pragma HLS DEPENDENCE variable = group type = intra dependent = false
   const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows), row_words = out_dim / kWordElems;
   const int phase = max2(kTrows * row_words, out_tiles);
   const int steps = rows > 0 ? (groups + 1) * phase : 0;
@@ -430,13 +452,15 @@ collect_steps:
     if (g < groups && j < out_tiles) {
       const out_vec y = in.read();
       for (int rr = 0; rr < kTrows; ++rr)
-        for (int o = 0; o < kTout; ++o) group[g & 1][j][rr][o] = y.v[rr][o];
+        for (int o = 0; o < kTout; ++o) group[g & 1][j][rr][o / kOutLaneGroup][o % kOutLaneGroup] = y.v[rr][o];
     }
     if (g > 0 && r < kTrows && (g - 1) * kTrows + r < rows) {
       fm_word_t word;
       for (int e = 0; e < kWordElems; ++e) {
-        const int col = w * kWordElems + e;
-        word.v[e] = group[(g - 1) & 1][col / kTout][r][col % kTout];
+        const int tile = kTout >= kWordElems ? w / kOutLaneGroups : w * kTilesPerWord + e / kTout;
+        const int lane_group = kTout >= kWordElems ? w % kOutLaneGroups : 0;
+        const int lane = kTout >= kWordElems ? e : e % kTout;
+        word.v[e] = group[(g - 1) & 1][tile][r][lane_group][lane];
       }
       words.write(word);
     }
@@ -453,11 +477,54 @@ collect_steps:
   }
 }
 
-// The job's output words, in row order, to DDR. A store (to qkv or hidden) and the residual add
-// (to x) cover one contiguous region, address base + i: bursts, one loop per destination, one of
-// them runs per job. A scatter goes to each row's token: single beats.
+// What the residual add and the MoE combine add to: x's rows the job writes, read ahead of the
+// writer (one reader of x, lexically before its one writer: every word is read before it is written
+// back, so no loop reads and writes x). The add's rows are one region, address base + i (a burst);
+// a scatter's rows are the tokens', single beats. Stores read nothing.
+inline void read_residual(const LinearJob& job, int out_dim, const fm_word_t* x, hls::stream<dest_token>& tokens,
+                          hls::stream<fm_word_t>& residual) {
+#pragma HLS INLINE off
+  namespace ledger = edgemoe_ledger;
+  const int rows = job.rows - job.first_row, row_words = out_dim / kWordElems, total = rows * row_words;
+  const long base = job.dst_offset / kWordElems + (long)job.first_row * row_words;
+  const int add_words = job.write_mode == kWriteAdd ? total : 0;
+  const int scatter_words = job.write_mode == kWriteScatterWeighted ? total : 0;
+  const long long word_bytes = beat_bytes<fm_word_t>();
+  ledger::region_process(4);
+  EDGEMOE_ACCESS_BEGIN();
+  ledger::loop(job.unit, add_words, kII, kCopyDepth, ledger::burst(job.dst_port), add_words * word_bytes, word_bytes);
+read_residual_rows:
+  for (int i = 0; i < upto<kMaxJobWords>(add_words); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
+    residual.write(x[base + i]);
+    EDGEMOE_ACCESS(false, x, base + i);
+  }
+  ledger::loop(job.unit, scatter_words, kII, kCopyDepth, ledger::single_beat(job.dst_port), scatter_words * word_bytes,
+               word_bytes);
+  int w = 0;
+  long row_base = 0;
+read_scattered_rows:
+  for (int i = 0; i < upto<kMaxJobWords>(scatter_words); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
+    if (w == 0) row_base = job.dst_offset / kWordElems + (long)tokens.read().token * row_words;
+    residual.write(x[row_base + w]);
+    EDGEMOE_ACCESS(false, x, row_base + w);
+    if (++w == row_words) w = 0;
+  }
+}
+
+// The job's output words, in row order, to DDR; only writes. A store (to qkv or hidden) and the
+// residual add (to x: the word the residual reader read, plus the output) cover one contiguous
+// region, address base + i: bursts, one loop per destination, one of them runs per job. A scatter
+// goes to each row's token: single beats. The testbenches record every access of the add and the
+// scatter (access_check.h): each word of x is read once and then written once per job, which a
+// queue listing a token twice would break.
 inline void write_rows(const LinearJob& job, int out_dim, fm_word_t* x, fm_word_t* qkv, fm_word_t* hidden,
-                       const QueueScores scores, hls::stream<fm_word_t>& words, hls::stream<dest_token>& dest_tokens) {
+                       const QueueScores scores, hls::stream<fm_word_t>& words, hls::stream<fm_word_t>& residual,
+                       hls::stream<dest_token>& tokens) {
+#pragma HLS INLINE off
   namespace ledger = edgemoe_ledger;
   const int rows = job.rows - job.first_row, row_words = out_dim / kWordElems, total = rows * row_words;
   const long base = job.dst_offset / kWordElems + (long)job.first_row * row_words;
@@ -468,7 +535,7 @@ inline void write_rows(const LinearJob& job, int out_dim, fm_word_t* x, fm_word_
   const int scatter_words = job.write_mode == kWriteScatterWeighted ? total : 0;
   const int expert = job.expert < 0 ? 0 : job.expert;
   const long long word_bytes = beat_bytes<fm_word_t>();
-  ledger::region_process(4);
+  ledger::region_process(5);
   ledger::loop(job.unit, qkv_words, kII, kCopyDepth, ledger::burst(job.dst_port), qkv_words * word_bytes, word_bytes);
 store_qkv_rows:
   for (int i = 0; i < upto<kMaxJobWords>(qkv_words); ++i) {
@@ -483,34 +550,19 @@ store_hidden_rows:
 #pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
     hidden[base + i] = words.read();
   }
-  // DEPENDENCE proof: iteration i reads word base + i of x and writes it back, the only iteration
-  // that touches it (the addresses are base + i, injective in i), so no iteration reads or writes a
-  // word another wrote and HLS need not order the write of one iteration before the read of the
-  // next through the bus. The testbench checks it access by access (access_check.h).
-  ledger::loop(job.unit, add_words, kII, kCopyDepth, ledger::burst(job.dst_port), add_words * word_bytes, word_bytes, 0, 0,
-               ledger::burst(job.dst_port), add_words * word_bytes, word_bytes);
-  EDGEMOE_ACCESS_BEGIN();
+  ledger::loop(job.unit, add_words, kII, kCopyDepth, ledger::burst(job.dst_port), add_words * word_bytes, word_bytes);
 add_rows:
   for (int i = 0; i < upto<kMaxJobWords>(add_words); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
-#pragma HLS DEPENDENCE variable = x type = inter dependent = false
-    fm_word_t word = x[base + i];
-    EDGEMOE_ACCESS(false, x, base + i);
+    fm_word_t word = residual.read();
     const fm_word_t y = words.read();
     for (int e = 0; e < kWordElems; ++e) word.v[e] = word.v[e] + y.v[e];
     x[base + i] = word;
     EDGEMOE_ACCESS(true, x, base + i);
   }
-  // DEPENDENCE proof: a scatter's rows are one expert queue, where route_tokens appends a token at
-  // most once (its k picks are distinct experts), so the rows' token addresses are distinct, and
-  // within a row each word is read and written back by one iteration: no iteration touches a word
-  // another wrote. The testbench checks it access by access, and sees a collision when a queue lists
-  // a token twice.
   ledger::loop(job.unit, scatter_words, kII, kCopyDepth + kMacDepth, ledger::single_beat(job.dst_port),
-               scatter_words * word_bytes, word_bytes, 0, 0, ledger::single_beat(job.dst_port), scatter_words * word_bytes,
-               word_bytes);
-  EDGEMOE_ACCESS_BEGIN();
+               scatter_words * word_bytes, word_bytes);
   int r = 0, w = 0;
   long row_base = 0;
   unit_t score = 0;
@@ -518,13 +570,11 @@ scatter_rows:
   for (int i = 0; i < upto<kMaxJobWords>(scatter_words); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
-#pragma HLS DEPENDENCE variable = x type = inter dependent = false
     if (w == 0) {  // a row's first word: its token and score
-      row_base = job.dst_offset / kWordElems + (long)dest_tokens.read().token * row_words;
+      row_base = job.dst_offset / kWordElems + (long)tokens.read().token * row_words;
       score = scores[expert][job.first_row + r];
     }
-    fm_word_t word = x[row_base + w];
-    EDGEMOE_ACCESS(false, x, row_base + w);
+    fm_word_t word = residual.read();
     const fm_word_t y = words.read();
     for (int e = 0; e < kWordElems; ++e) word.v[e] = word.v[e] + score * y.v[e];  // the score weighs the bias too, as FastMoE's combine
     x[row_base + w] = word;
@@ -536,17 +586,20 @@ scatter_rows:
   }
 }
 
-// Canonical dataflow: five processes in a chain, each stream with one producer and one consumer:
-// fetch_rows -> assemble_tiles -> mac_array -> collect_rows -> write_rows, and the scatter's tokens
-// from fetch_rows (the queue's only reader) to write_rows. Each m_axi bundle has one process in a
-// job: the image, xn and hidden are read by fetch_rows (hidden only when fc2 reads it; fc1 writes it
-// through write_rows in another job: if HLS orders the two processes for it, that dependence is
-// false - check the csynth dataflow report), qkv and x written by write_rows.
-// rows_in holds a whole group's tiles, so the reader runs a group ahead of the MAC array's first
-// output tile. dest_tokens carries a token per row as fetch_rows reads it; the writer takes group
-// g's tokens while collect_rows sends group g, which it does while taking group g + 1's tiles from
+// Canonical dataflow: six processes, each stream with one producer and one consumer:
+// fetch_rows -> assemble_tiles -> mac_array -> collect_rows -> write_rows, read_residual ->
+// write_rows (x's rows the add or scatter adds to), and a scatter's tokens from fetch_rows (the
+// queue's only reader) to read_residual and to write_rows. Each m_axi bundle has one reader and one
+// writer, the reader lexically first: the image, xn and hidden are read by fetch_rows (hidden only
+// when fc2 reads it; fc1 writes it through write_rows in another job: if HLS orders the two
+// processes for it, that dependence is false - check the csynth dataflow report), x by
+// read_residual; qkv, hidden and x written by write_rows. rows_in holds a whole group's tiles, so
+// the reader runs a group ahead of the MAC array's first output tile. Tokens: the writer takes
+// group g's while collect_rows sends group g, which it does while taking group g + 1's tiles from
 // the MAC array, which got them from assemble_tiles while it took group g + 2's words: fetch_rows
-// is then at most three groups and a FIFO of words ahead, within kDestTokensDepth (no deadlock).
+// is then at most three groups and a FIFO of words ahead of the writer, and the residual reader at
+// most its FIFO ahead of the writer, so both token streams stay within kDestTokensDepth (no
+// deadlock).
 inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
                         const LinearJob& job, const pixel_word_t* images, fm_word_t* x, const fm_word_t* xn,
                         fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores) {
@@ -556,20 +609,29 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
   hls::stream<in_vec> rows_in("linear_rows_in");
   hls::stream<out_vec> rows_out("linear_rows_out");
   hls::stream<fm_word_t> words_out("linear_words_out");
-  hls::stream<dest_token> dest_tokens("linear_dest_tokens");
+  hls::stream<fm_word_t> residual("linear_residual");
+  hls::stream<dest_token> reader_tokens("linear_reader_tokens"), writer_tokens("linear_writer_tokens");
 #pragma HLS STREAM variable = words_in depth = 4
 #pragma HLS STREAM variable = rows_in depth = kMaxInTiles
-  // A group's tile is T_rows x T_in x 27 bits wide and kMaxInTiles deep: LUTRAM (SRL), not BRAM.
+  // A group's tile is T_rows x T_in x 27 bits wide and kMaxInTiles deep: LUTRAM (SRL) where the
+  // board is short of BRAM, else BRAM (schedule.h, EDGEMOE_SMALL_MEMORIES_IN_LUTS).
+#if EDGEMOE_SMALL_MEMORIES_IN_LUTS
 #pragma HLS BIND_STORAGE variable = rows_in type = fifo impl = lutram
+#else
+#pragma HLS BIND_STORAGE variable = rows_in type = fifo impl = bram
+#endif
 #pragma HLS STREAM variable = rows_out depth = 2
 #pragma HLS STREAM variable = words_out depth = 4
-#pragma HLS STREAM variable = dest_tokens depth = kDestTokensDepth
+#pragma HLS STREAM variable = residual depth = 4
+#pragma HLS STREAM variable = reader_tokens depth = kDestTokensDepth
+#pragma HLS STREAM variable = writer_tokens depth = kDestTokensDepth
   edgemoe_ledger::region_begin();
-  fetch_rows(job, shape.in, images, xn, hidden, tokens, words_in, dest_tokens);
+  fetch_rows(job, shape.in, images, xn, hidden, tokens, words_in, reader_tokens, writer_tokens);
   assemble_tiles(job, shape.in, shape.in_tiles, words_in, rows_in);
-  mac_array(tiles, bias_tiles, shape, job.rows - job.first_row, job.gelu, job.unit, rows_in, rows_out);
+  mac_array(tiles, bias_tiles, shape, job, rows_in, rows_out);
   collect_rows(job, shape.out, shape.out_tiles, rows_out, words_out);
-  write_rows(job, shape.out, x, qkv, hidden, scores, words_out, dest_tokens);
+  read_residual(job, shape.out, x, reader_tokens, residual);
+  write_rows(job, shape.out, x, qkv, hidden, scores, words_out, residual, writer_tokens);
   edgemoe_ledger::region_end(job.unit);
 }
 
@@ -579,6 +641,7 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
 inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
                        const LinearJob& job, const pixel_word_t* images, fm_word_t* x, const fm_word_t* xn,
                        fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores) {
+#pragma HLS INLINE off
 #ifdef EDGEMOE_EMU_PARALLEL
   if (job.rows - job.first_row >= 64 && job.read_mode != kReadPatches && !edgemoe_ledger::attached()) {
     LinearJob low = job, high = job;
@@ -620,7 +683,7 @@ inline void linear_step(const WeightTiles run_tiles, const BiasTiles run_bias, c
   edgemoe_ledger::region_process(0);
   run_linear(run_tiles, run_bias, run_shape, job, images, x, xn, qkv, hidden, tokens, scores);
   edgemoe_ledger::region_process(1);
-  load_linear_weights(weights, weights_odd, w_offset, params + p_offset, out, in, fetch_tiles, fetch_bias, fetch_shape);
+  load_linear_weights(weights, weights_odd, w_offset, params, p_offset, out, in, fetch_tiles, fetch_bias, fetch_shape);
   edgemoe_ledger::region_end(edgemoe_ledger::kUnitWeights);
 }
 

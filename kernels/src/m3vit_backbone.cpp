@@ -55,6 +55,7 @@ void run_only(int run, const LinearJob& job, EDGEMOE_IMAGE_BUFFERS, const weight
 // `count` params (4-byte beats, one burst) packed into words of x (one burst): two processes, as a
 // loop that wrote a word every 16 reads would make the write conditional (no burst).
 void read_pos_words(const fm_t* pos, int count, hls::stream<fm_word_t>& words) {
+#pragma HLS INLINE off
   edgemoe_ledger::region_process(0);
   edgemoe_ledger::loop(edgemoe_ledger::kUnitPosEmbed, count, kII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortParams),
                        (long long)count * beat_bytes<fm_t>(), beat_bytes<fm_t>());
@@ -68,6 +69,7 @@ read_pos:
   }
 }
 void write_pos_words(fm_word_t* x, int count, hls::stream<fm_word_t>& words) {
+#pragma HLS INLINE off
   edgemoe_ledger::region_process(1);
   burst_words_out(x, count / kWordElems, edgemoe_ledger::kUnitPosEmbed, edgemoe_ledger::kPortAct, words);
 }

@@ -81,6 +81,7 @@ inline void gate_token(const fm_t* token, const wt_t* gate, const fm_t* bias, in
 
 // xn's rows as one burst (rows are packed), for the gate.
 inline void read_gate_words(const fm_word_t* xn, int n, int dim, hls::stream<fm_word_t>& words) {
+#pragma HLS INLINE off
   edgemoe_ledger::region_process(0);
   burst_words_in(xn, n * (dim / kWordElems), edgemoe_ledger::kUnitGate, edgemoe_ledger::kPortScratch0, words);
 }
@@ -90,6 +91,7 @@ inline void read_gate_words(const fm_word_t* xn, int n, int dim, hls::stream<fm_
 inline void score_tokens(const wt_t gate[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_DIM / kGateFeatures][kGateFeatures],
                          const fm_t gate_bias[EDGEMOE_MAX_EXPERTS], int n, int dim, int experts, int top_k,
                          hls::stream<fm_word_t>& words, ExpertQueues& q) {
+#pragma HLS INLINE off
   namespace ledger = edgemoe_ledger;
   static_assert(kWordElems % kGateFeatures == 0, "a gate chunk lies inside one activation word");
   const int chunks = dim / kGateFeatures;  // dim is whole words, so whole chunks

@@ -8,6 +8,13 @@
 #include "cycle_ledger.h"
 #include "formats.h"
 
+// Small memories (GELU's ROMs, LayerNorm's row and parameter buffers, the linear unit's input
+// FIFO) in LUTs where the board is short of BRAM (config/u280.h), else in BRAM (short of LUTs: the
+// ZCU102).
+#ifndef EDGEMOE_SMALL_MEMORIES_IN_LUTS
+#define EDGEMOE_SMALL_MEMORIES_IN_LUTS 0
+#endif
+
 // The floorplan of a multi-SLR device (config/<board>.h); a single die holds every part in SLR 0.
 #ifndef EDGEMOE_SLRS
 #define EDGEMOE_SLRS 1
@@ -237,14 +244,23 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
   // Table ROMs: an interpolating lookup reads two neighbouring entries, both ports of its ROM, so
   // every lookup instance has its own copy (fixed_math.h).
   const int exp_rom = bram18_for(257, 32), recip_rom = bram18_for(257, 32), rsqrt_rom = bram18_for(385, 32);
-  // GELU's ROM (1,025 x 24 bits, 96 copies on the U280) in LUTs (fixed_math.h): a LUT6 is a 64 x 1
-  // ROM, one copy per read port.
-  const int gelu_rom_luts = 2 * 24 * int(cdiv(1025, 64));
+  // GELU's ROM (1,025 x 24 bits) in BRAM, or in LUTs (a LUT6 is a 64 x 1 ROM, a copy per read port).
+  const bool small_in_luts = EDGEMOE_SMALL_MEMORIES_IN_LUTS != 0;
+  const int gelu_rom_bram18 = small_in_luts ? 0 : bram18_for(1025, 24);
+  const int gelu_rom_luts = small_in_luts ? 2 * 24 * int(cdiv(1025, 64)) : 0;
   if (part == kPartLinear) {
-    const int dsp = kTrows * (kTin * kTout + kTout * kGeluDsp) + 2 * kTout /* scatter score x y */;
-    // Two buffers (ping, pong), each a bank per (o, i) lane and a bias bank per o lane.
+    const int dsp = kTrows * (kTin * kTout + kTout * kGeluDsp) +
+                    kWordElems * dsps_for(unit_t::width, fm_t::width) /* the scatter's score x y, a word a cycle */;
+    // The input stream: a group's tiles (T_rows x T_in lanes, kMaxInTiles deep), in LUTRAM or BRAM.
+    const int stream_luts = small_in_luts ? lutram_luts(kMaxInTiles, kTrows * kTin * mac_in_t::width) : 0;
+    const int stream_bram18 = small_in_luts ? 0 : bram18_for(kMaxInTiles, kTrows * kTin * mac_in_t::width);
+    // Two buffers (ping, pong), each a bank per (o, i) lane and a bias bank per o lane; a GELU ROM per
+    // output lane and row.
     const int bram18 = kWeightBuffers * (kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
-                                         kTout * bram18_for(kMaxOutTiles, fm_t::width));
+                                         kTout * bram18_for(kMaxOutTiles, fm_t::width)) +
+                       kTrows * kTout * gelu_rom_bram18 + stream_bram18;
+    // Each output's adder tree: T_in - 1 adds of acc_t (48 bits: a LUT and a carry bit each).
+    const int adder_tree_luts = kTrows * kTout * (kTin - 1) * acc_t::width;
     // The one linear_step instance reads ping or pong: a 2:1 mux per read bit (two per LUT6_2).
     const int weight_mux_luts = (kTout * kTin * wt_t::width + kTout * fm_t::width) / 2;
     const int row_cache_luts = kTrows * kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
@@ -253,11 +269,9 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     const int group_store_luts = kTrows * kTin * lutram_luts(2LL * kMaxInTiles, mac_in_t::width) +
                                  kTilesPerWord * kTrows * kTout *
                                      lutram_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
-    // The input stream: a group's tiles (T_rows x T_in lanes, kMaxInTiles deep) in LUTRAM.
-    const int stream_luts = lutram_luts(kMaxInTiles, kTrows * kTin * mac_in_t::width);
     return {dsp, bram18, 0,
             logic_luts(dsp, bram18, 0) + weight_mux_luts + row_cache_luts + group_store_luts + stream_luts +
-                kTrows * kTout * gelu_rom_luts /* a GELU per output lane and row */};
+                adder_tree_luts + kTrows * kTout * gelu_rom_luts};
   }
   if (part == kPartAttentionScores || part == kPartAttentionWeighing || part == kPartAttentionOutput) {
     // The attention unit in three parts (attention.h): pass 1 (scores) holds K, the q rows and pass
@@ -298,8 +312,16 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     return {dsp, bram18, uram, logic_luts(dsp, bram18, uram) + lutram};
   }
   if (part == kPartLayerNorm) {
-    const int bram18 = 3 * bram18_for(EDGEMOE_MAX_DIM, fm_t::width) + rsqrt_rom;
-    return {kLayerNormDsp, bram18, 0, logic_luts(kLayerNormDsp, bram18, 0)};
+    // gamma, beta (a bank per word lane, kMaxDimWords deep) and the two row buffers (a bank per
+    // word lane, 2 kMaxDimWords deep): 48 small banks, in BRAM or LUTs.
+    const int buffer_bram18 = small_in_luts ? 0
+                                            : 2 * kWordElems * bram18_for(kMaxDimWords, fm_t::width) +
+                                                  kWordElems * bram18_for(2LL * kMaxDimWords, fm_t::width);
+    const int buffer_luts = small_in_luts ? 2 * kWordElems * lutram_luts(kMaxDimWords, fm_t::width) +
+                                                kWordElems * lutram_luts(2LL * kMaxDimWords, fm_t::width)
+                                          : 0;
+    const int bram18 = buffer_bram18 + rsqrt_rom;
+    return {kLayerNormDsp, bram18, 0, logic_luts(kLayerNormDsp, bram18, 0) + buffer_luts};
   }
   if (part == kPartGate) {
     const int dsp = kGateLanes /* MACs */ + EDGEMOE_MAX_EXPERTS * (kExpDsp + dsps_for(25, 25)) /* exp, probability */ +

@@ -13,7 +13,7 @@ using namespace edgemoe_hls;
 static WeightBuffer g_weights;
 static void load(const std::vector<wt_t>& w, const std::vector<fm_t>& b, int out, int in, WeightBuffer& buf) {
   const tb::WeightPorts ports = tb::split_ports(tb::pack(w, out, in));
-  load_linear_weights(ports.even.data(), ports.odd.data(), 0, b.data(), out, in, buf.tiles, buf.bias, buf.shape);
+  load_linear_weights(ports.even.data(), ports.odd.data(), 0, b.data(), 0, out, in, buf.tiles, buf.bias, buf.shape);
 }
 // The expert queue of jobs that gather or scatter (expert 0).
 static QueueTokens g_tokens;
@@ -95,10 +95,10 @@ int main() {
     }
   // Two roundings here (score * y, then the accumulate) plus the input lane: 2 LSB + 2^-18 * |x| * |w|.
   tb::bound("linear, score-weighted scatter-accumulate: max abs error", worst, 6e-7);
-  // accumulate_tiles' DEPENDENCE claim, access by access: no word read or written after an earlier
-  // iteration of the loop wrote it (src/access_check.h) ...
+  // The residual reader and the writer, access by access: each word of x is read once, then written
+  // once, per job; none is touched after it was written (src/access_check.h) ...
   tb::expect(tb::checked_accesses() > 0 && tb::collisions() == 0,
-             "add and scatter: no word is touched after an earlier iteration wrote it");
+             "add and scatter: no word of x is touched after the job wrote it");
   {  // ... and the check does see a collision: a queue that lists token 17 twice
     g_tokens[0][2] = 17;
     std::vector<fm_t> twice = base;

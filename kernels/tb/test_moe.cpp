@@ -178,8 +178,9 @@ int main() {
   // The largest token count the build takes (EDGEMOE_MAX_TOKENS, one grid row of it), every token
   // for one expert: a queue one slot short of the maximum loses (or overruns with) the last token.
   check_layer({32, 2, 1, EDGEMOE_MAX_TOKENS - 1, 16, 1, 0, 4, 32, 2, 2, 1u}, 0, 5, -1, 2, "max tokens to one expert");
-  // The combine's DEPENDENCE claim held for every access (src/access_check.h, linear.h accumulate_tiles).
+  // The combine read each word of x once and then wrote it once, for every access
+  // (src/access_check.h; linear.h read_residual, write_rows).
   tb::expect(tb::checked_accesses() > 0 && tb::collisions() == 0,
-             "the MoE combine touches no word after an earlier iteration wrote it");
+             "the MoE combine touches no word of x after the job wrote it");
   return tb::finish();
 }
