@@ -10,12 +10,14 @@ JOBS ?= 2
 DEBS := cmake ninja-build g++ python3-venv python3-pip python3-setuptools python3-wheel \
         libtorch-dev python3-torch pybind11-dev python3-pybind11 libdnnl-dev libopenblas0-pthread \
         python3-numpy python3-yaml python3-pil python3-matplotlib python3-skimage python3-scipy python3-pytest \
-        python3-nbclient python3-ipykernel python3-nbformat libxrt-dev uuid-dev libexpat1-dev qemu-user-static
+        python3-nbclient python3-ipykernel python3-nbformat jupyter-notebook libxrt-dev uuid-dev libexpat1-dev \
+        qemu-user-static
 
 SOURCES := $(shell find csrc python kernels tests/cpp cmake -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' -o -name 'CMakeLists.txt' -o -name '*.cmake' -o -name '*.cfg' \) -not -path '*/vitis/build/*' 2>/dev/null) \
            CMakeLists.txt setup.py pyproject.toml
 
-.PHONY: all deps install test test-cpp test-python test-wheel bench-native test-asan test-aarch64 demo bench notebooks info clean
+.PHONY: all deps install kernelspec test test-cpp test-python test-wheel bench-native test-asan test-aarch64 demo bench \
+        notebook notebooks info clean
 
 all: install
 
@@ -41,10 +43,21 @@ $(CACHE)/install.stamp: $(PY) $(SOURCES)
 
 install: $(CACHE)/install.stamp
 
+# The Jupyter kernel "edgemoe": the venv's python (system site-packages: torch, notebook), so a
+# server started from the venv lists it and the notebooks (their metadata name it) open ready to run.
+KERNELSPEC := $(VENV)/share/jupyter/kernels/edgemoe/kernel.json
+$(KERNELSPEC): $(CACHE)/install.stamp
+	$(PY) -Xfrozen_modules=off -m ipykernel install --prefix $(VENV) --name edgemoe --display-name "edgemoe (.venv)" >/dev/null
+	@# -Xfrozen_modules=off: Python 3.11's frozen modules make the kernel's debugger warn at every start
+	$(PY) -c "import json, sys; p = '$(KERNELSPEC)'; spec = json.load(open(p)); argv = spec['argv']; \
+	  argv[1:1] = [] if '-Xfrozen_modules=off' in argv else ['-Xfrozen_modules=off']; json.dump(spec, open(p, 'w'), indent=1)"
+	@echo "registered the Jupyter kernel 'edgemoe' ($(KERNELSPEC))"
+kernelspec: $(KERNELSPEC)
+
 test-cpp: install
 	cd $(BUILD_DIR) && ctest --output-on-failure
 
-test-python: install
+test-python: install kernelspec
 	$(PY) -m pytest -q tests
 
 test: test-cpp test-python test-wheel
@@ -56,6 +69,8 @@ test-wheel: install
 	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) EDGEMOE_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) \
 	  $(PY) -m pip wheel --no-build-isolation --no-deps -q -w $(WHEEL_DIR) .
+	$(PY) -c "import glob, zipfile; names = zipfile.ZipFile(glob.glob('$(WHEEL_DIR)/edgemoe-*.whl')[0]).namelist(); \
+	  assert any(n.endswith('.dist-info/LICENSE') for n in names), 'the wheel carries no LICENSE'"
 	/usr/bin/python3 -m venv --system-site-packages $(WHEEL_DIR)/venv
 	$(WHEEL_DIR)/venv/bin/python -m pip install --no-deps -q $(WHEEL_DIR)/edgemoe-*.whl
 	cd $(WHEEL_DIR) && for isa in $$(venv/bin/python -c "import edgemoe; print(' '.join(edgemoe.info()['build']['isa_supported']))"); do \
@@ -139,8 +154,18 @@ bench-native: install
 	$(PY) -c "from pathlib import Path; from edgemoe.bench import bench_native; \
 	  raise SystemExit(bench_native(Path('$(NATIVE_DIR)/pkg'), Path('$(CACHE)')))"
 
+# A notebook server on the notebooks, from the venv, with the edgemoe kernel: token-protected, on
+# localhost unless NOTEBOOK_IP says otherwise; it prints its URL. As root Jupyter needs --allow-root.
+NOTEBOOK_IP ?= 127.0.0.1
+NOTEBOOK_PORT ?= 8888
+notebook: install kernelspec
+	@echo "starting Jupyter on http://$(NOTEBOOK_IP):$(NOTEBOOK_PORT)/ (open the URL with the token printed below;"
+	@echo "the notebooks run on the kernel 'edgemoe (.venv)'; Ctrl-C twice stops the server)"
+	cd notebooks && exec ../$(PY) -m notebook --no-browser --ip=$(NOTEBOOK_IP) --port=$(NOTEBOOK_PORT) \
+	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
 # Re-run both notebooks headless and write them back with their outputs (what is committed).
-notebooks: install
+notebooks: install kernelspec
 	$(PY) notebooks/execute.py notebooks/fpga_vs_pytorch.ipynb
 	$(PY) notebooks/execute.py notebooks/expert_routing.ipynb
 

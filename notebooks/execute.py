@@ -2,37 +2,39 @@
 
     python notebooks/execute.py NOTEBOOK.ipynb [OUT.ipynb]   (OUT defaults to NOTEBOOK: in place)
 
-A cell error fails with the cell's traceback. The kernel is the Python running this script (the
-venv with edgemoe installed), not the system's python3 kernel."""
+A cell error fails with the cell's traceback. The kernel is the one the notebooks name and a user
+opens them with: "edgemoe", the project's venv, registered by `make kernelspec` (`make notebook`
+and `make test` do it) under the venv's share/jupyter/kernels, where a Jupyter run from the venv
+finds it. Run this with the venv's python."""
 from __future__ import annotations
 
-import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import nbformat
-from jupyter_client import KernelManager
-from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
 
 CELL_TIMEOUT = 600  # seconds per cell
+KERNEL = "edgemoe"
+
+
+def kernel_spec_dir() -> str:
+    """Where the edgemoe kernel is registered; a clear error when it is not."""
+    try:
+        return KernelSpecManager().get_kernel_spec(KERNEL).resource_dir
+    except NoSuchKernel:
+        raise SystemExit(f"no Jupyter kernel named {KERNEL!r} for {sys.executable}: run `make kernelspec` "
+                         "(it registers the project's venv as that kernel)") from None
 
 
 def execute(path: Path, out: Path) -> float:
     notebook = nbformat.read(path, as_version=4)
+    kernel_spec_dir()
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as specs:
-        spec = Path(specs, "python3")
-        spec.mkdir()
-        (spec / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3", "language": "python"}))
-        km = KernelManager(kernel_name="python3",
-                           kernel_spec_manager=KernelSpecManager(kernel_dirs=[specs], ensure_native_kernel=False))
-        NotebookClient(notebook, km=km, timeout=CELL_TIMEOUT, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name=KERNEL,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
     nbformat.write(notebook, out)
     return time.perf_counter() - start
 

@@ -29,6 +29,13 @@ def test_notebook_runs_without_a_cell_error(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_notebook_names_the_edgemoe_kernel(name):
+    """Opened in Jupyter, a notebook starts the kernel its metadata names: edgemoe's venv, not `python3`."""
+    spec = nbformat.read(NOTEBOOKS / name, as_version=4).metadata.kernelspec
+    assert spec.name == "edgemoe" and spec.language == "python"
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_committed_notebook_carries_its_outputs(name):
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
