@@ -515,6 +515,21 @@ read_scattered_rows:
   }
 }
 
+// `total` words from `words` to dst from `base` (a burst: address base + i). Called once per
+// destination, so each has a loop of its own and only one runs per job.
+inline void store_rows_in_order(fm_word_t* dst, long base, int total, edgemoe_ledger::Unit unit,
+                                edgemoe_ledger::Port port, hls::stream<fm_word_t>& words) {
+#pragma HLS INLINE
+  edgemoe_ledger::loop(unit, total, kII, kCopyDepth, edgemoe_ledger::burst(port),
+                       (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+store_rows_in_order:
+  for (int i = 0; i < upto<kMaxJobWords>(total); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
+    dst[base + i] = words.read();
+  }
+}
+
 // The job's output words, in row order, to DDR; only writes. A store (to qkv or hidden) and the
 // residual add (to x: the word the residual reader read, plus the output) cover one contiguous
 // region, address base + i: bursts, one loop per destination, one of them runs per job. A scatter
@@ -536,20 +551,8 @@ inline void write_rows(const LinearJob& job, int out_dim, fm_word_t* x, fm_word_
   const int expert = job.expert < 0 ? 0 : job.expert;
   const long long word_bytes = beat_bytes<fm_word_t>();
   ledger::region_process(5);
-  ledger::loop(job.unit, qkv_words, kII, kCopyDepth, ledger::burst(job.dst_port), qkv_words * word_bytes, word_bytes);
-store_qkv_rows:
-  for (int i = 0; i < upto<kMaxJobWords>(qkv_words); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
-    qkv[base + i] = words.read();
-  }
-  ledger::loop(job.unit, hidden_words, kII, kCopyDepth, ledger::burst(job.dst_port), hidden_words * word_bytes, word_bytes);
-store_hidden_rows:
-  for (int i = 0; i < upto<kMaxJobWords>(hidden_words); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
-    hidden[base + i] = words.read();
-  }
+  store_rows_in_order(qkv, base, qkv_words, job.unit, job.dst_port, words);
+  store_rows_in_order(hidden, base, hidden_words, job.unit, job.dst_port, words);
   ledger::loop(job.unit, add_words, kII, kCopyDepth, ledger::burst(job.dst_port), add_words * word_bytes, word_bytes);
 add_rows:
   for (int i = 0; i < upto<kMaxJobWords>(add_words); ++i) {
