@@ -190,8 +190,7 @@ def mat_labels(root: Path, rng: random.Random) -> None:
         from scipy.io import savemat
 
         name = "LabelMap" if "trainval" in str(path) else "anno"
-        value = rng.choice([np.zeros((H, W)), np.full((H, W), np.nan), np.ones((H, W), np.complex64), "text",
-                            np.zeros((3, 3)), np.zeros((H, W, 2)), {"objects": np.zeros((0, 0))}, np.zeros((0, 0))])
+        value = rng.choice(_wrong_label_arrays() + ["text", {"objects": np.zeros((0, 0))}])
         buffer = io.BytesIO()
         v4 = isinstance(value, np.ndarray) and value.ndim == 2 and rng.random() < 0.3
         savemat(buffer, {name: value}, format="4" if v4 else "5")
@@ -201,6 +200,13 @@ def mat_labels(root: Path, rng: random.Random) -> None:
         if rng.random() < 0.5:
             stream = stream[:len(stream) // 2]
         path.write_bytes(raw[:128] + struct.pack("<II", 15, len(stream)) + stream)
+
+
+def _wrong_label_arrays() -> list:
+    """Label arrays of the right name but the wrong shape, dtype or values, for both label formats."""
+    return [np.zeros((H, W)), np.full((H, W), np.nan, np.float32), np.full((H, W), np.inf), np.zeros((H, W), bool),
+            np.ones((H, W), np.complex64), np.zeros((3, 3)), np.zeros((H, W, 2)), np.zeros((H, W, 3), np.int8),
+            np.zeros((0, 0)), np.zeros((0,))]
 
 
 def npy_labels(root: Path, rng: random.Random) -> None:
@@ -221,9 +227,7 @@ def npy_labels(root: Path, rng: random.Random) -> None:
         body = header.encode("latin1")
         path.write_bytes(raw[:8] + struct.pack("<H", len(body)) + body + raw[header_end:])
     else:  # other arrays
-        value = rng.choice([np.full((H, W), np.nan, np.float32), np.full((H, W), np.inf), np.zeros((H, W), bool),
-                            np.zeros((H, W), np.complex64), np.zeros((H, W, 3), np.int8), np.array([{"a": 1}]),
-                            np.zeros((0,)), np.zeros((H, W), ">f8")])
+        value = rng.choice(_wrong_label_arrays() + [np.array([{"a": 1}]), np.zeros((H, W), ">f8")])
         with open(path, "wb") as f:
             np.save(f, value, allow_pickle=True)
 

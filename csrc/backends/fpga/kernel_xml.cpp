@@ -21,7 +21,6 @@ struct Element {
   std::vector<std::pair<std::string, std::string>> attributes;
   std::string text;
   std::vector<size_t> children;  // indices into Document::elements
-  int depth = 0;
 };
 
 struct Document {
@@ -149,7 +148,6 @@ class Parser {
                   ", which is not an ASCII name of at most 128 letters, digits, '_', '-' or ':'");
     Element e;
     e.name = std::string(name);
-    e.depth = depth;
     for (const char** a = attributes; *a; a += 2) {
       const std::string_view key(a[0]), value(a[1]);
       if (e.attributes.size() >= kMaxXmlAttributesPerElement)
