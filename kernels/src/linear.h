@@ -50,8 +50,8 @@ constexpr int kMaxWeightPairs = ceil_div(kMaxWeightWords, kWeightPorts);
 // tiles: a word pair per iteration (one word of each port, each port one burst), II = 2: each word
 // is rotated onto the input-lane banks (kTin >= 28: its 28 lanes land in 28 different banks), so a
 // bank takes at most one write per word, two per iteration. Padding lanes of ragged edge tiles are
-// never written: their input lanes are zero (linear_reader) and their outputs never stored
-// (linear_writer), so whatever a previous matrix left there contributes nothing.
+// never written: their input lanes are zero (assemble_tiles) and their outputs never sent
+// (collect_rows), so whatever a previous matrix left there contributes nothing.
 inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t* w_odd, long w_offset,
                                 const fm_t* params, long bias_offset, int out, int in, WeightTiles tiles,
                                 BiasTiles bias_tiles, LinearShape& shape) {
@@ -170,8 +170,8 @@ constexpr int kMaxCollectSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRowWord
 
 // `total` words of src from `base` (a burst: address base + i) into `words`; it counts rows (r)
 // and words (w) beside the address, and on a row's first word a scatter's token goes to the
-// residual reader and the writer (stream writes: the m_axi access stays unconditional). Called once per source, so each source
-// has a loop of its own and only one runs per job.
+// residual reader and the writer (stream writes: the m_axi access stays unconditional). Called once
+// per source, so each source has a loop of its own and only one runs per job.
 inline void read_rows_in_order(const fm_word_t* src, long base, int total, int row_words, bool scatter,
                                const QueueTokens tokens, int expert, int first_row, edgemoe_ledger::Unit unit,
                                edgemoe_ledger::Port port, hls::stream<fm_word_t>& words, hls::stream<dest_token>& to_reader,
@@ -411,8 +411,8 @@ mac_steps:
   }
 }
 
-// The scatter's tokens in flight between fetch_rows and write_rows (linear_unit: at most three
-// groups and a row), with room to spare.
+// A scatter's tokens in flight from fetch_rows to read_residual and to write_rows (linear_unit: at
+// most three groups and a row), with room to spare.
 constexpr int kDestTokensDepth = 8 * kTrows;
 
 // The MAC array's output tiles back into words in row order, for the writer: the reader's phases
@@ -477,6 +477,24 @@ collect_steps:
   }
 }
 
+// Where a job's output rows go: `rows` packed rows of `row_words` words (`total` in all) from word
+// `base` of the destination, or, for a scatter, each at its token's row (token_row).
+struct DestRows {
+  int rows, row_words, total;
+  long base;
+};
+inline DestRows dest_rows_of(const LinearJob& job, int out_dim) {
+  DestRows d;
+  d.rows = job.rows - job.first_row;
+  d.row_words = out_dim / kWordElems;
+  d.total = d.rows * d.row_words;
+  d.base = job.dst_offset / kWordElems + (long)job.first_row * d.row_words;
+  return d;
+}
+inline long token_row(const LinearJob& job, const DestRows& d, dest_token token) {
+  return job.dst_offset / kWordElems + (long)token.token * d.row_words;
+}
+
 // What the residual add and the MoE combine add to: x's rows the job writes, read ahead of the
 // writer (one reader of x, lexically before its one writer: every word is read before it is written
 // back, so no loop reads and writes x). The add's rows are one region, address base + i (a burst);
@@ -485,10 +503,10 @@ inline void read_residual(const LinearJob& job, int out_dim, const fm_word_t* x,
                           hls::stream<fm_word_t>& residual) {
 #pragma HLS INLINE off
   namespace ledger = edgemoe_ledger;
-  const int rows = job.rows - job.first_row, row_words = out_dim / kWordElems, total = rows * row_words;
-  const long base = job.dst_offset / kWordElems + (long)job.first_row * row_words;
-  const int add_words = job.write_mode == kWriteAdd ? total : 0;
-  const int scatter_words = job.write_mode == kWriteScatterWeighted ? total : 0;
+  const DestRows d = dest_rows_of(job, out_dim);
+  const long base = d.base;
+  const int add_words = job.write_mode == kWriteAdd ? d.total : 0;
+  const int scatter_words = job.write_mode == kWriteScatterWeighted ? d.total : 0;
   const long long word_bytes = beat_bytes<fm_word_t>();
   ledger::region_process(4);
   EDGEMOE_ACCESS_BEGIN();
@@ -508,10 +526,10 @@ read_scattered_rows:
   for (int i = 0; i < upto<kMaxJobWords>(scatter_words); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
-    if (w == 0) row_base = job.dst_offset / kWordElems + (long)tokens.read().token * row_words;
+    if (w == 0) row_base = token_row(job, d, tokens.read());
     residual.write(x[row_base + w]);
     EDGEMOE_ACCESS(false, x, row_base + w);
-    if (++w == row_words) w = 0;
+    if (++w == d.row_words) w = 0;
   }
 }
 
@@ -541,8 +559,9 @@ inline void write_rows(const LinearJob& job, int out_dim, fm_word_t* x, fm_word_
                        hls::stream<dest_token>& tokens) {
 #pragma HLS INLINE off
   namespace ledger = edgemoe_ledger;
-  const int rows = job.rows - job.first_row, row_words = out_dim / kWordElems, total = rows * row_words;
-  const long base = job.dst_offset / kWordElems + (long)job.first_row * row_words;
+  const DestRows d = dest_rows_of(job, out_dim);
+  const long base = d.base;
+  const int total = d.total;
   const bool store = job.write_mode == kWriteStore;
   const int qkv_words = store && job.dst == kToQkv ? total : 0;
   const int hidden_words = store && job.dst == kToHidden ? total : 0;
@@ -574,7 +593,7 @@ scatter_rows:
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxJobWords
     if (w == 0) {  // a row's first word: its token and score
-      row_base = job.dst_offset / kWordElems + (long)tokens.read().token * row_words;
+      row_base = token_row(job, d, tokens.read());
       score = scores[expert][job.first_row + r];
     }
     fm_word_t word = residual.read();
@@ -582,7 +601,7 @@ scatter_rows:
     for (int e = 0; e < kWordElems; ++e) word.v[e] = word.v[e] + score * y.v[e];  // the score weighs the bias too, as FastMoE's combine
     x[row_base + w] = word;
     EDGEMOE_ACCESS(true, x, row_base + w);
-    if (++w == row_words) {
+    if (++w == d.row_words) {
       w = 0;
       ++r;
     }

@@ -239,13 +239,9 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
   out->device_uram = EDGEMOE_DEVICE_URAM;
   out->device_lut = EDGEMOE_DEVICE_LUT;
   out->slrs = kSlrs;
-#ifdef EDGEMOE_SHELL_LUT  // the platform's static region, per SLR
+  // the platform's static region, per SLR (schedule.h: none unless the board config gives it)
   const int shell_dsp[kMaxSlrs] = {EDGEMOE_SHELL_DSP}, shell_bram36[kMaxSlrs] = {EDGEMOE_SHELL_BRAM36},
             shell_uram[kMaxSlrs] = {EDGEMOE_SHELL_URAM}, shell_lut[kMaxSlrs] = {EDGEMOE_SHELL_LUT};
-#else
-  const int shell_dsp[kMaxSlrs] = {0, 0, 0}, shell_bram36[kMaxSlrs] = {0, 0, 0}, shell_uram[kMaxSlrs] = {0, 0, 0},
-            shell_lut[kMaxSlrs] = {0, 0, 0};
-#endif
   for (int slr = 0; slr < kMaxSlrs; ++slr) {
     const ResourceEstimate part = slr_estimate(slr);
     const bool real = slr < kSlrs;

@@ -15,6 +15,14 @@
 #define EDGEMOE_SMALL_MEMORIES_IN_LUTS 0
 #endif
 
+// The platform's static region (shell) per SLR, for what each SLR leaves the kernel; none given: none.
+#ifndef EDGEMOE_SHELL_LUT
+#define EDGEMOE_SHELL_DSP 0, 0, 0
+#define EDGEMOE_SHELL_BRAM36 0, 0, 0
+#define EDGEMOE_SHELL_URAM 0, 0, 0
+#define EDGEMOE_SHELL_LUT 0, 0, 0
+#endif
+
 // The floorplan of a multi-SLR device (config/<board>.h); a single die holds every part in SLR 0.
 #ifndef EDGEMOE_SLRS
 #define EDGEMOE_SLRS 1
