@@ -11,6 +11,11 @@
 #define EDGEMOE_MAX_TOP_K 4
 #define EDGEMOE_MAX_TASKS 6
 #define EDGEMOE_MAX_PATCH_IN 768   // 3 x 16 x 16
+// Task heads (head.h): up to 256 channels (M3ViT's), up to 64 output channels per task, maps up to
+// 320 pixels wide (8 x the token grid's width at the last 3x3 convolution).
+#define EDGEMOE_MAX_HEAD_CHANNELS 256
+#define EDGEMOE_MAX_HEAD_OUT 64
+#define EDGEMOE_MAX_MAP_W 320
 #define EDGEMOE_LINEAR_TIN 32      // MAC array: T_in x T_out (T_in >= 28: a packed weight word per cycle)
 #define EDGEMOE_LINEAR_TOUT 16
 #define EDGEMOE_LINEAR_ROWS 2      // rows sharing each weight read (throughput only: rows are independent)

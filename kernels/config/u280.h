@@ -12,6 +12,11 @@
 #define EDGEMOE_MAX_TOP_K 4
 #define EDGEMOE_MAX_TASKS 6
 #define EDGEMOE_MAX_PATCH_IN 768
+// Task heads (head.h): up to 256 channels (M3ViT's), up to 64 output channels per task, maps up to
+// 320 pixels wide (8 x the token grid's width at the last 3x3 convolution).
+#define EDGEMOE_MAX_HEAD_CHANNELS 256
+#define EDGEMOE_MAX_HEAD_OUT 64
+#define EDGEMOE_MAX_MAP_W 320
 #define EDGEMOE_LINEAR_TIN 32
 #define EDGEMOE_LINEAR_TOUT 32
 #define EDGEMOE_LINEAR_ROWS 3  // 3 rows share each weight read: 32 x 32 x 3 = 3072 MACs

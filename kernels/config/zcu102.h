@@ -12,6 +12,11 @@
 #define EDGEMOE_MAX_TOP_K 4
 #define EDGEMOE_MAX_TASKS 6
 #define EDGEMOE_MAX_PATCH_IN 768
+// Task heads (head.h): up to 256 channels (M3ViT's), up to 64 output channels per task, maps up to
+// 128 pixels wide (8 x the token grid's width at the last 3x3 convolution).
+#define EDGEMOE_MAX_HEAD_CHANNELS 256
+#define EDGEMOE_MAX_HEAD_OUT 64
+#define EDGEMOE_MAX_MAP_W 128
 // A MAC array shaped unlike emu's 32 x 16 x 2 rows: the cross-board bit-identity test (ctest
 // kernel_boards_bit_identical) then compares different tilings and row groupings.
 #define EDGEMOE_LINEAR_TIN 32

@@ -26,6 +26,8 @@ namespace edgemoe_ledger {
   UNIT(kUnitGate, "gate + routing")         \
   UNIT(kUnitExpertFc1, "expert fc1")        \
   UNIT(kUnitExpertFc2, "expert fc2")        \
+  UNIT(kUnitHeadConv, "head conv")          \
+  UNIT(kUnitHeadUpsample, "head upsample")  \
   UNIT(kUnitTrace, "trace")
 
 #define EDGEMOE_LEDGER_UNIT_ENUM(id, label) id,
@@ -41,7 +43,8 @@ enum Unit { EDGEMOE_LEDGER_UNITS(EDGEMOE_LEDGER_UNIT_ENUM) kUnitCount };
   PORT(kPortAct, "act")            \
   PORT(kPortScratch0, "scratch0")  \
   PORT(kPortScratch1, "scratch1")  \
-  PORT(kPortScratch2, "scratch2")
+  PORT(kPortScratch2, "scratch2")  \
+  PORT(kPortOutputs, "outputs")
 
 #define EDGEMOE_LEDGER_PORT_ENUM(id, label) id,
 enum Port : int { EDGEMOE_LEDGER_PORTS(EDGEMOE_LEDGER_PORT_ENUM) kPortCount, kNoPort = -1 };  // int: room for the transfer flag
@@ -59,8 +62,12 @@ constexpr Port port_of(Port p) { return int(p) < 0 ? p : Port(int(p) & ~kSingleB
 constexpr bool is_single_beat(Port p) { return int(p) >= 0 && (int(p) & kSingleBeatFlag) != 0; }
 
 // Stage row 0 is the patch embedding; row 1 + s is stage s (2b: block b's attention half, 2b+1
-// its MLP or MoE half).
-constexpr int kMaxStageRows = 1 + 2 * 32;
+// its MLP or MoE half); the task head's stages follow the backbone's largest: stage kHeadStage + k
+// is head.stage0..3 (k = 0..3: conv_k and its upsampling; the LayerNorm in stage 0), head.logits (4)
+// and the output's upsampling (5), the names of core/trace.h.
+constexpr int kHeadStage = 2 * 32;
+constexpr int kHeadStages = 6;
+constexpr int kMaxStageRows = 1 + 2 * 32 + kHeadStages;
 constexpr int kMaxRegionProcesses = 6;
 
 struct Cell {

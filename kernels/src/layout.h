@@ -133,6 +133,45 @@ inline long p_expert_bias1(const ModelDims& m, int b, int e) {
 inline long p_expert_bias2(const ModelDims& m, int b, int e) { return p_expert_bias1(m, b, e) + m.expert_hidden; }
 inline long params_size(const ModelDims& m) { return p_block(m, m.depth); }
 
+// --- task heads (after the backbone in both buffers; one per task, in task order) ---
+// M3ViT's head: LayerNorm, conv_0 3x3 D -> C, conv_1..3 3x3 C -> C (BatchNorm folded into weight
+// and bias by the host), conv_4 1x1 C -> out. A 3x3 convolution's matrix is [C][9 C_in], columns in
+// (ky, kx, c) order (window_reader.h); conv_4 reserves kHeadOutRows rows (tasks' outputs differ,
+// offsets do not); its unused rows and biases are zero.
+constexpr int kHeadLayers = 5;
+constexpr int kHeadOutRows = 64;
+inline int head_in(const ModelDims& m, int channels, int layer) {
+  return layer == 0 ? 9 * m.dim : layer < 4 ? 9 * channels : channels;
+}
+inline int head_rows(int channels, int layer) { return layer < 4 ? channels : kHeadOutRows; }
+inline long head_weights_size(const ModelDims& m, int channels) {
+  long n = 0;
+  for (int l = 0; l < kHeadLayers; ++l) n += matrix_words(head_rows(channels, l), head_in(m, channels, l));
+  return n;
+}
+inline long w_head(const ModelDims& m, int channels, int task, int layer) {
+  long off = weights_size(m) + (long)task * head_weights_size(m, channels);
+  for (int l = 0; l < kHeadLayers; ++l) {
+    if (l >= layer) break;
+    off += matrix_words(head_rows(channels, l), head_in(m, channels, l));
+  }
+  return off;
+}
+inline long head_params_size(const ModelDims& m, int channels) { return 2L * m.dim + 4L * channels + kHeadOutRows; }
+inline long p_head_ln(const ModelDims& m, int channels, int task) {  // gamma [D], beta [D]
+  return params_size(m) + (long)task * head_params_size(m, channels);
+}
+inline long p_head_bias(const ModelDims& m, int channels, int task, int layer) {
+  return p_head_ln(m, channels, task) + 2L * m.dim + (long)layer * channels;
+}
+// Both buffers with every task's head (channels 0: none).
+inline long model_weights_size(const ModelDims& m, int channels) {
+  return weights_size(m) + (channels > 0 ? (long)m.num_tasks * head_weights_size(m, channels) : 0);
+}
+inline long model_params_size(const ModelDims& m, int channels) {
+  return params_size(m) + (channels > 0 ? (long)m.num_tasks * head_params_size(m, channels) : 0);
+}
+
 // --- activation buffers (fm_t, per image unless noted) ---
 
 // --- MoE trace (uint32): per image, per MoE layer, [tokens | fc1 fetches | fc2 fetches] x experts ---

@@ -17,6 +17,7 @@
 #include "fixed_math.h"
 #include "layout.h"
 #include "schedule.h"
+#include "window_reader.h"
 
 namespace edgemoe_hls {
 
@@ -25,13 +26,6 @@ static_assert((kTin & (kTin - 1)) == 0 && (kTout & (kTout - 1)) == 0,
 static_assert(kTin >= kWeightsPerWord,
               "a weight word's 28 lanes must land in 28 different input-lane banks (one write each per cycle)");
 
-// One input tile of a row group, and one output tile of it (rows past the job's end are zero).
-struct in_vec {
-  mac_in_t v[kTrows][kTin];
-};
-struct out_vec {
-  fm_t v[kTrows][kTout];
-};
 
 // One on-chip weight buffer: tiles [out_tile * in_tiles + in_tile][o][i] and the bias by output
 // tile. Separate arrays (not a struct) so the kernel top can partition each by name: dims o and i
@@ -42,7 +36,9 @@ struct LinearShape {
   int out, in, out_tiles, in_tiles;
 };
 constexpr int kPing = 0, kPong = 1;
-constexpr int kMaxWeightWords = kMaxLinearOut * ceil_div(kMaxLinearIn, kWeightsPerWord);  // of one matrix
+// Words of one matrix: the backbone's largest, or a head convolution's pass (its tiles fit a buffer).
+constexpr int kMaxWeightWords = max2(kMaxLinearOut * ceil_div(kMaxLinearIn, kWeightsPerWord),
+                                     kTout * kMaxWeightTiles * ceil_div(kTin, kWeightsPerWord));
 constexpr int kMaxWeightPairs = ceil_div(kMaxWeightWords, kWeightPorts);
 
 // Fetch a packed [out][in] matrix (layout.h: rows of 512-bit words, 28 weights each, the words
@@ -122,13 +118,13 @@ inline void send_token(short token, hls::stream<dest_token>& to_reader, hls::str
   to_writer.write(d);
 }
 
-enum ReadMode { kReadRows = 0, kReadGather = 1, kReadPatches = 2 };
+enum ReadMode { kReadRows = 0, kReadGather = 1, kReadPatches = 2, kReadWindows = 3 };
 enum WriteMode { kWriteStore = 0, kWriteAdd = 1, kWriteScatterWeighted = 2 };
 
 // Which of the kernel's buffers a job reads and writes. A job names them (no pointers in the job):
 // every buffer reaches the unit as its own argument, so its one instance serves every call and each
 // pointer stays one m_axi bundle.
-enum Source { kFromXn = 0, kFromHidden = 1, kFromImage = 2 };
+enum Source { kFromXn = 0, kFromHidden = 1, kFromImage = 2, kFromQkv = 3 };
 enum Destination { kToQkv = 0, kToHidden = 1, kToX = 2 };
 typedef short QueueTokens[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_TOKENS];  // the MoE expert queues (moe.h)
 typedef unit_t QueueScores[EDGEMOE_MAX_EXPERTS][EDGEMOE_MAX_TOKENS];
@@ -150,12 +146,16 @@ struct LinearJob {
   // For the cycle ledger: what the job is, and the m_axi bundles its source and destination are on.
   edgemoe_ledger::Unit unit;
   edgemoe_ledger::Port src_port, dst_port;
+  // kReadWindows: the convolution's input map and window (window_reader.h); rows are the pixels of
+  // output row window.out_row. The task heads' epilogue: ReLU, saturating to fm_t's range.
+  WindowShape window;
+  bool relu;
 };
 
 // A job of no rows: linear_step's fetch with nothing to overlap.
 inline LinearJob no_linear_job() {
   LinearJob job = {0, 0, kReadRows, kFromXn, 0, 0, 0, 0, 0, kWriteStore, kToHidden, 0, false,
-                   edgemoe_ledger::kUnitWeights, edgemoe_ledger::kNoPort, edgemoe_ledger::kNoPort};
+                   edgemoe_ledger::kUnitWeights, edgemoe_ledger::kNoPort, edgemoe_ledger::kNoPort, no_window(), false};
   return job;
 }
 
@@ -203,8 +203,22 @@ read_rows_in_order:
 // travels as one word's first P lanes, in im2col column order (channel, ky): an iteration reads the
 // image word holding it, and the next one when it straddles a word boundary (II = 2); the addresses
 // follow the patch, so single beats (one or two per patch row: 3P or 6P per patch).
-inline void fetch_rows(const LinearJob& job, int in, const pixel_word_t* images, const fm_word_t* xn,
-                       const fm_word_t* hidden, const QueueTokens tokens, hls::stream<fm_word_t>& words,
+// Windows: the convolution reader (window_reader.h) loads the input rows the job is the first to
+// need from its source (xn, qkv or hidden: one load call each, so each bundle keeps its own burst
+// loops) and sends the windows as tiles straight to the MAC array.
+inline void load_window_rows(const LinearJob& job, const fm_word_t* xn, const fm_word_t* qkv, const fm_word_t* hidden,
+                             LineBuffer& lb) {
+#pragma HLS INLINE
+  const bool windows = job.read_mode == kReadWindows;
+  const int first = first_new_row(job.window), count = windows && !job.window.loaded ? new_rows(job.window) : 0;
+  load_map_rows(xn, job.window, first, job.src == kFromXn ? count : 0, lb, job.unit, job.src_port);
+  load_map_rows(qkv, job.window, first, job.src == kFromQkv ? count : 0, lb, job.unit, job.src_port);
+  load_map_rows(hidden, job.window, first, job.src == kFromHidden ? count : 0, lb, job.unit, job.src_port);
+}
+
+inline void fetch_rows(const LinearJob& job, int in, int out_tiles, const pixel_word_t* images, const fm_word_t* xn,
+                       const fm_word_t* qkv, const fm_word_t* hidden, const QueueTokens tokens, LineBuffer& lb,
+                       hls::stream<fm_word_t>& words, hls::stream<in_vec>& window_tiles,
                        hls::stream<dest_token>& to_reader, hls::stream<dest_token>& to_writer) {
 #pragma HLS INLINE off
   namespace ledger = edgemoe_ledger;
@@ -281,6 +295,9 @@ read_patch_rows:
       }
     }
   }
+  const bool windows = job.read_mode == kReadWindows;
+  load_window_rows(job, xn, qkv, hidden, lb);
+  emit_windows(job.window, job.first_row, windows ? job.rows : job.first_row, out_tiles, lb, job.unit, window_tiles);
 }
 
 // The MAC array's input: each group's tiles (T_rows rows x T_in lanes), from runs of a row's
@@ -306,7 +323,8 @@ inline void assemble_tiles(const LinearJob& job, int in, int in_tiles, hls::stre
   const int runs_per_row = patches ? 3 * job.patch : in / kWordElems;
   const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows);
   const int phase = max2(kTrows * runs_per_row, in_tiles);
-  const int steps = rows > 0 ? (groups + 1) * phase : 0;
+  // A window job's tiles bypass it (fetch_rows sends them to the MAC array).
+  const int steps = rows > 0 && job.read_mode != kReadWindows ? (groups + 1) * phase : 0;
   edgemoe_ledger::region_process(1);
   edgemoe_ledger::loop(job.unit, steps, kII, kCopyDepth);
   int g = 0, j = 0, r = 0, k = 0, col0 = 0;  // k: the run within row r, starting at column col0
@@ -348,11 +366,20 @@ assemble_rows:
 }
 
 // The MAC array: one flattened loop over (row group, output tile, input tile), II = 1.
+// The heads' epilogue: ReLU, saturating to fm_t's largest value (an accumulator is wider than fm_t;
+// the backbone's other outputs keep fm_t's wrap-around, which their measured ranges never reach).
+inline fm_t relu_saturated(acc_t acc) {
+  typedef ap_fixed<fm_t::width, fm_t::iwidth, AP_TRN, AP_SAT> fm_saturating_t;
+  return acc < acc_t(0) ? fm_t(0) : fm_t(fm_saturating_t(acc));
+}
+
+// A window job's tiles come from the convolution reader once per (group, output tile, input tile),
+// so its K (up to 9 C_in) never has to fit the row cache.
 inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape, const LinearJob& job,
-                      hls::stream<in_vec>& in, hls::stream<out_vec>& out) {
+                      hls::stream<in_vec>& in, hls::stream<in_vec>& window_tiles, hls::stream<out_vec>& out) {
 #pragma HLS INLINE off
   const int rows = job.rows - job.first_row;
-  const bool gelu = job.gelu;
+  const bool gelu = job.gelu, relu = job.relu, streamed = job.read_mode == kReadWindows;
   const edgemoe_ledger::Unit unit = job.unit;
   mac_in_t row_cache[kMaxInTiles][kTrows][kTin];
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 2 complete
@@ -373,7 +400,9 @@ mac_steps:
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxWeightTiles
     in_vec x;
-    if (ot == 0) {  // a new group: its tiles arrive once and are cached for the other output tiles
+    if (streamed) {
+      x = window_tiles.read();
+    } else if (ot == 0) {  // a new group: its tiles arrive once and are cached for the other output tiles
       x = in.read();
       for (int r = 0; r < kTrows; ++r)
         for (int i = 0; i < kTin; ++i) row_cache[it][r][i] = x.v[r][i];
@@ -395,7 +424,7 @@ mac_steps:
         for (int r = 0; r < kTrows; ++r) {
           acc_t acc = bias;
           for (int i = 0; i < kTin; ++i) acc += lane[r][o][i];
-          y.v[r][o] = gelu ? edgemoe_hls::gelu(fm_t(acc)) : fm_t(acc);
+          y.v[r][o] = gelu ? edgemoe_hls::gelu(fm_t(acc)) : relu ? relu_saturated(acc) : fm_t(acc);
         }
       }
       out.write(y);
@@ -624,11 +653,13 @@ scatter_rows:
 // deadlock).
 inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
                         const LinearJob& job, const pixel_word_t* images, fm_word_t* x, const fm_word_t* xn,
-                        fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores) {
+                        fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores,
+                        LineBuffer& lb) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
   hls::stream<fm_word_t> words_in("linear_words_in");
   hls::stream<in_vec> rows_in("linear_rows_in");
+  hls::stream<in_vec> window_tiles("linear_window_tiles");
   hls::stream<out_vec> rows_out("linear_rows_out");
   hls::stream<fm_word_t> words_out("linear_words_out");
   hls::stream<fm_word_t> residual("linear_residual");
@@ -642,15 +673,17 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
 #else
 #pragma HLS BIND_STORAGE variable = rows_in type = fifo impl = bram
 #endif
+#pragma HLS STREAM variable = window_tiles depth = 2
 #pragma HLS STREAM variable = rows_out depth = 2
 #pragma HLS STREAM variable = words_out depth = 4
 #pragma HLS STREAM variable = residual depth = 4
 #pragma HLS STREAM variable = reader_tokens depth = kDestTokensDepth
 #pragma HLS STREAM variable = writer_tokens depth = kDestTokensDepth
   edgemoe_ledger::region_begin();
-  fetch_rows(job, shape.in, images, xn, hidden, tokens, words_in, reader_tokens, writer_tokens);
+  fetch_rows(job, shape.in, shape.out_tiles, images, xn, qkv, hidden, tokens, lb, words_in, window_tiles, reader_tokens,
+             writer_tokens);
   assemble_tiles(job, shape.in, shape.in_tiles, words_in, rows_in);
-  mac_array(tiles, bias_tiles, shape, job, rows_in, rows_out);
+  mac_array(tiles, bias_tiles, shape, job, rows_in, window_tiles, rows_out);
   collect_rows(job, shape.out, shape.out_tiles, rows_out, words_out);
   read_residual(job, shape.out, x, reader_tokens, residual);
   write_rows(job, shape.out, x, qkv, hidden, scores, words_out, residual, writer_tokens);
@@ -662,19 +695,27 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
 // not while the cycle ledger counts, which must see the one run the hardware makes.
 inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape,
                        const LinearJob& job, const pixel_word_t* images, fm_word_t* x, const fm_word_t* xn,
-                       fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores) {
+                       fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores,
+                       LineBuffer& lb) {
 #pragma HLS INLINE off
 #ifdef EDGEMOE_EMU_PARALLEL
   if (job.rows - job.first_row >= 64 && job.read_mode != kReadPatches && !edgemoe_ledger::attached()) {
     LinearJob low = job, high = job;
-    low.rows = high.first_row = job.first_row + (job.rows - job.first_row) / 2;
+    // A window job splits at a group boundary (the reader's groups start at multiples of T_rows),
+    // after its rows are loaded: the halves then only read the line buffer.
+    const int half = (job.rows - job.first_row) / 2;
+    low.rows = high.first_row = job.first_row + (job.read_mode == kReadWindows ? half - half % kTrows : half);
+    if (job.read_mode == kReadWindows) {
+      load_window_rows(job, xn, qkv, hidden, lb);
+      low.window.loaded = high.window.loaded = true;
+    }
     emu_run_halves([&](int64_t part) {
-      linear_unit(tiles, bias_tiles, shape, part == 0 ? low : high, images, x, xn, qkv, hidden, tokens, scores);
+      linear_unit(tiles, bias_tiles, shape, part == 0 ? low : high, images, x, xn, qkv, hidden, tokens, scores, lb);
     });
     return;
   }
 #endif
-  linear_unit(tiles, bias_tiles, shape, job, images, x, xn, qkv, hidden, tokens, scores);
+  linear_unit(tiles, bias_tiles, shape, job, images, x, xn, qkv, hidden, tokens, scores, lb);
 }
 
 // One on-chip weight buffer: a matrix's tiles, its bias and its shape. The kernel has two, ping
@@ -698,12 +739,12 @@ inline void linear_step(const WeightTiles run_tiles, const BiasTiles run_bias, c
                         fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores,
                         const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params,
                         long w_offset, long p_offset, int out, int in, WeightTiles fetch_tiles, BiasTiles fetch_bias,
-                        LinearShape& fetch_shape) {
+                        LinearShape& fetch_shape, LineBuffer& lb) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
   edgemoe_ledger::region_begin();
   edgemoe_ledger::region_process(0);
-  run_linear(run_tiles, run_bias, run_shape, job, images, x, xn, qkv, hidden, tokens, scores);
+  run_linear(run_tiles, run_bias, run_shape, job, images, x, xn, qkv, hidden, tokens, scores, lb);
   edgemoe_ledger::region_process(1);
   load_linear_weights(weights, weights_odd, w_offset, params, p_offset, out, in, fetch_tiles, fetch_bias, fetch_shape);
   edgemoe_ledger::region_end(edgemoe_ledger::kUnitWeights);
@@ -717,14 +758,14 @@ inline void linear_step(const WeightTiles run_tiles, const BiasTiles run_bias, c
 inline void step_on(WeightBuffer& ping, WeightBuffer& pong, int run, const LinearJob& job, const pixel_word_t* images,
                     fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens,
                     const QueueScores scores, const weight_word_t* weights, const weight_word_t* weights_odd,
-                    const fm_t* params, long w_offset, long p_offset, int out, int in) {
+                    const fm_t* params, long w_offset, long p_offset, int out, int in, LineBuffer& lb) {
 #pragma HLS INLINE
   if (run == kPing)
     linear_step(ping.tiles, ping.bias, ping.shape, job, images, x, xn, qkv, hidden, tokens, scores, weights, weights_odd,
-                params, w_offset, p_offset, out, in, pong.tiles, pong.bias, pong.shape);
+                params, w_offset, p_offset, out, in, pong.tiles, pong.bias, pong.shape, lb);
   else
     linear_step(pong.tiles, pong.bias, pong.shape, job, images, x, xn, qkv, hidden, tokens, scores, weights, weights_odd,
-                params, w_offset, p_offset, out, in, ping.tiles, ping.bias, ping.shape);
+                params, w_offset, p_offset, out, in, ping.tiles, ping.bias, ping.shape, lb);
 }
 
 }  // namespace edgemoe_hls

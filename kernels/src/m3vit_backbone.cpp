@@ -18,6 +18,7 @@ namespace {
 WeightBuffer g_ping, g_pong;
 ExpertQueues g_queues;
 SoftmaxTable g_softmax;  // each row's softmax statistics between the attention unit's two passes
+LineBuffer g_line;       // the convolution reader's input rows (window_reader.h)
 
 // A linear job on buffer `run` while the matrix at (w_offset, p_offset) is fetched into the other
 // (linear.h: step_on). fetch_only: the fetch with no job; run_only: the job alone.
@@ -26,7 +27,7 @@ void run_and_fetch(int run, const LinearJob& job, const pixel_word_t* images, fm
                    int in) {
 #pragma HLS INLINE
   step_on(g_ping, g_pong, run, job, images, x, xn, qkv, hidden, g_queues.token, g_queues.score, weights, weights_odd,
-          params, w_offset, p_offset, out, in);
+          params, w_offset, p_offset, out, in, g_line);
 }
 
 // The build query's answer: the constant record streamed to DDR.
@@ -92,7 +93,7 @@ void patch_embedding(EDGEMOE_IMAGE_BUFFERS, long image_byte, const weight_word_t
   // rows 1..N-1 of x (row 0 is the cls token) += the patches' embeddings
   LinearJob job = {0, m.grid_h * m.grid_w, kReadPatches, kFromImage, -1, m.grid_h, m.grid_w, m.patch, image_byte,
                    kWriteAdd, kToX, D, false,
-                   edgemoe_ledger::kUnitPatchEmbed, edgemoe_ledger::kPortActIn, edgemoe_ledger::kPortAct};
+                   edgemoe_ledger::kUnitPatchEmbed, edgemoe_ledger::kPortActIn, edgemoe_ledger::kPortAct, no_window(), false};
   run_only(kPing, job, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }
 
@@ -103,11 +104,11 @@ void attention_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const w
   layer_norm(x, xn, params + p_ln1(m, b), params + p_ln1(m, b) + D, n, D);
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_qkv(m, b), p_qkv_bias(m, b), 3 * D, D, kPing);
   LinearJob to_qkv = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, 0, kWriteStore, kToQkv, 0, false,
-                      edgemoe_ledger::kUnitQkv, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch1};
+                      edgemoe_ledger::kUnitQkv, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch1, no_window(), false};
   run_and_fetch(kPing, to_qkv, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_proj(m, b), p_proj_bias(m, b), D, D);
   run_attention(qkv, n, D, m.heads, scale, xn, g_softmax);
   LinearJob proj = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, 0, kWriteAdd, kToX, 0, false,
-                    edgemoe_ledger::kUnitProj, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct};
+                    edgemoe_ledger::kUnitProj, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortAct, no_window(), false};
   run_only(kPong, proj, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }
 
@@ -117,16 +118,16 @@ void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_
   const int D = m.dim, n = tokens(m);
   layer_norm(x, xn, params + p_ln2(m, b), params + p_ln2(m, b) + D, n, D);
   if (is_moe(m, b)) {
-    moe_layer(EDGEMOE_PASS_BUFFERS, n, m, b, task, weights, weights_odd, params, g_ping, g_pong, g_queues,
+    moe_layer(EDGEMOE_PASS_BUFFERS, n, m, b, task, weights, weights_odd, params, g_ping, g_pong, g_queues, g_line,
               trace + (long)moe_index(m, b) * 3 * m.experts);
     return;
   }
   fetch_only(EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc1(m, b), p_fc1_bias(m, b), m.mlp_hidden, D, kPing);
   LinearJob up = {0, n, kReadRows, kFromXn, -1, 0, 0, 0, 0, kWriteStore, kToHidden, 0, true,
-                  edgemoe_ledger::kUnitFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch2};
+                  edgemoe_ledger::kUnitFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch2, no_window(), false};
   run_and_fetch(kPing, up, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params, w_fc2(m, b), p_fc2_bias(m, b), D, m.mlp_hidden);
   LinearJob down = {0, n, kReadRows, kFromHidden, -1, 0, 0, 0, 0, kWriteAdd, kToX, 0, false,
-                    edgemoe_ledger::kUnitFc2, edgemoe_ledger::kPortScratch2, edgemoe_ledger::kPortAct};
+                    edgemoe_ledger::kUnitFc2, edgemoe_ledger::kPortScratch2, edgemoe_ledger::kPortAct, no_window(), false};
   run_only(kPong, down, EDGEMOE_PASS_BUFFERS, weights, weights_odd, params);
 }
 

@@ -223,7 +223,7 @@ inline void moe_layer(const pixel_word_t* images, fm_word_t* x, const fm_word_t*
                       const ModelDims& m,
                       int block, int task,
                       const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params,
-                      WeightBuffer& ping, WeightBuffer& pong, ExpertQueues& queues,
+                      WeightBuffer& ping, WeightBuffer& pong, ExpertQueues& queues, LineBuffer& lb,
                       ap_uint<32>* trace) {
 #pragma HLS INLINE
   route_tokens(xn, n, m.dim, weights, weights_odd, w_gate(m, block, task), params + p_gate_bias(m, block, task),
@@ -240,7 +240,7 @@ list_active:
   const int Hm = m.expert_hidden, D = m.dim;
   if (num_active > 0) {
     step_on(ping, pong, kPong, no_linear_job(), images, x, xn, qkv, hidden, queues.token, queues.score, weights,
-            weights_odd, params, w_expert_fc1(m, block, active[0]), p_expert_bias1(m, block, active[0]), Hm, D);
+            weights_odd, params, w_expert_fc1(m, block, active[0]), p_expert_bias1(m, block, active[0]), Hm, D, lb);
     ++fc1_fetches[active[0]];
   }
 experts_loop:
@@ -248,16 +248,16 @@ experts_loop:
     if (j >= num_active) break;
     const int e = active[j];
     LinearJob up = {0, queues.length[e], kReadGather, kFromXn, e, 0, 0, 0, 0, kWriteStore, kToHidden, 0, true,
-                    edgemoe_ledger::kUnitExpertFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch2};
+                    edgemoe_ledger::kUnitExpertFc1, edgemoe_ledger::kPortScratch0, edgemoe_ledger::kPortScratch2, no_window(), false};
     // fc1 over the queue, then fc2 is fetched; fc2 over the queue, then the next expert's fc1
     step_on(ping, pong, kPing, up, images, x, xn, qkv, hidden, queues.token, queues.score, weights, weights_odd, params,
-            w_expert_fc2(m, block, e), p_expert_bias2(m, block, e), D, Hm);
+            w_expert_fc2(m, block, e), p_expert_bias2(m, block, e), D, Hm, lb);
     ++fc2_fetches[e];
-    LinearJob down = {0, queues.length[e], kReadRows, kFromHidden, e, 0, 0, 0, 0, kWriteScatterWeighted, kToX, 0, false, edgemoe_ledger::kUnitExpertFc2, edgemoe_ledger::kPortScratch2, edgemoe_ledger::kPortAct};
+    LinearJob down = {0, queues.length[e], kReadRows, kFromHidden, e, 0, 0, 0, 0, kWriteScatterWeighted, kToX, 0, false, edgemoe_ledger::kUnitExpertFc2, edgemoe_ledger::kPortScratch2, edgemoe_ledger::kPortAct, no_window(), false};
     const bool more = j + 1 < num_active;
     const int next = more ? active[j + 1] : e;
     step_on(ping, pong, kPong, down, images, x, xn, qkv, hidden, queues.token, queues.score, weights, weights_odd,
-            params, w_expert_fc1(m, block, next), p_expert_bias1(m, block, next), more ? Hm : 0, D);
+            params, w_expert_fc1(m, block, next), p_expert_bias1(m, block, next), more ? Hm : 0, D, lb);
     if (more) ++fc1_fetches[next];
   }
   // Three bursts of E words: token counts, fc1 fetches, fc2 fetches.

@@ -171,6 +171,33 @@ constexpr int kMaxWeightTiles =
          tiles(EDGEMOE_MAX_DIM, EDGEMOE_MAX_PATCH_IN));
 constexpr int kWeightBuffers = 2;  // ping and pong
 
+// Task heads (head.h, window_reader.h): a convolution's input map rows hold up to kMaxMapW pixels
+// of up to kMaxMapChWords words (the token grid's D features at conv_0, the head's channels after).
+constexpr int kMaxMapW = EDGEMOE_MAX_MAP_W;
+constexpr int kMaxHeadChannelWords = EDGEMOE_MAX_HEAD_CHANNELS / kWordElems;
+constexpr int kMaxMapChWords = max2(kMaxDimWords, kMaxHeadChannelWords);
+constexpr int kMaxHeadOutWords = ceil_div(EDGEMOE_MAX_HEAD_OUT, kWordElems);
+// Map rows: the last maps are 8 x the token grid's height, itself at most the tokens.
+constexpr int kMaxMapRows = 8 * EDGEMOE_MAX_TOKENS;
+static_assert(EDGEMOE_MAX_HEAD_CHANNELS % kWordElems == 0, "head channels are whole words");
+static_assert(kMaxMapW <= EDGEMOE_MAX_TOKENS, "a map row is one linear job: at most a job's rows");
+// Output channels per pass of a head convolution: the largest multiple of 16 whose tiles fit one
+// weight buffer with K = `in` columns (0: not even 16 fit), and passes (slices) for `out` channels.
+constexpr int head_slice_channels(int out, int in) {
+  int best = 0;
+  for (int c = kWordElems; c <= EDGEMOE_MAX_HEAD_CHANNELS; c += kWordElems)
+    best = c <= out && tiles(c, in) <= kMaxWeightTiles ? c : best;
+  return best;
+}
+constexpr int head_slices(int out, int in) {
+  const int per = head_slice_channels(out, in);
+  return per > 0 ? ceil_div(out, per) : 0;
+}
+// The most passes any head convolution needs (conv_0 of the widest model: K = 9 D).
+constexpr int kMaxMapSlices = max2(head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 9 * EDGEMOE_MAX_DIM),
+                                   head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 9 * EDGEMOE_MAX_HEAD_CHANNELS));
+static_assert(kMaxMapSlices >= 1, "a head convolution of 16 channels fits a weight buffer");
+
 struct ResourceEstimate {
   int dsp, bram18, uram, lut;
 };
@@ -205,10 +232,10 @@ constexpr int kAddressDsp = kAddressProducts * dsps_for(32, 32);
 // An m_axi adapter buffers what its outstanding requests can return: a FIFO of
 // num_*_outstanding x max_*_burst_length words of the port's width per direction (UG1399, m_axi
 // INTERFACE options), 512 bits here. Bundles only read: act_in, weights, weights_odd; read and
-// written: params (the trace), act, scratch0-2.
+// written: params (the trace), act, scratch0-2; only written: outputs (the task heads' outputs).
 constexpr int kAxiDataBits = 512;
-constexpr int kAxiFifos = 3 * 1 + 5 * 2;
-static_assert(3 + 5 == edgemoe_ledger::kPortCount, "every m_axi bundle counted once above");
+constexpr int kAxiFifos = 3 * 1 + 5 * 2 + 1 * 1;
+static_assert(3 + 5 + 1 == edgemoe_ledger::kPortCount, "every m_axi bundle counted once above");
 constexpr int kAxiFifoBram18 = bram18_for((long long)kAxiOutstanding * kAxiMaxBurstBeats, kAxiDataBits);
 
 // The kernel's parts, as the floorplan places them (a part's share of an SLR is counted in its

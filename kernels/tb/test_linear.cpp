@@ -18,20 +18,21 @@ static void load(const std::vector<wt_t>& w, const std::vector<fm_t>& b, int out
 // The expert queue of jobs that gather or scatter (expert 0).
 static QueueTokens g_tokens;
 static QueueScores g_scores;
+static LineBuffer g_line;
 // A job on testbench vectors: it reads `src` (passed as the kernel's xn) or the image, and writes
 // `dst` (passed as qkv for a store, as x for add and scatter).
 static LinearJob job_of(int rows, ReadMode read, WriteMode write, bool gelu,
                         int grid_h = 0, int grid_w = 0, int patch = 0) {
   LinearJob job = {0, rows, read, read == kReadPatches ? kFromImage : kFromXn, 0, grid_h, grid_w, patch, 0,
                    write, write == kWriteStore ? kToQkv : kToX, 0, gelu,
-                   edgemoe_ledger::kUnitQkv, edgemoe_ledger::kNoPort, edgemoe_ledger::kNoPort};
+                   edgemoe_ledger::kUnitQkv, edgemoe_ledger::kNoPort, edgemoe_ledger::kNoPort, no_window(), false};
   return job;
 }
 static void run(const WeightBuffer& buf, const LinearJob& job, const fm_t* src, fm_t* dst,
                 const pixel_word_t* image = nullptr) {
   fm_word_t* out = reinterpret_cast<fm_word_t*>(dst);
   run_linear(buf.tiles, buf.bias, buf.shape, job, image, out, reinterpret_cast<const fm_word_t*>(src), out, nullptr,
-             g_tokens, g_scores);
+             g_tokens, g_scores, g_line);
 }
 
 int main() {
@@ -176,7 +177,7 @@ int main() {
     LinearJob whole = job_of(many, kReadRows, kWriteStore, true);
     LinearJob split = whole;
     linear_unit(g_weights.tiles, g_weights.bias, g_weights.shape, whole, nullptr, tb::words(a), tb::words(xs),
-                tb::words(a), nullptr, g_tokens, g_scores);
+                tb::words(a), nullptr, g_tokens, g_scores, g_line);
     run(g_weights, split, xs.data(), b.data());
     int differing = 0;
     for (int i = 0; i < many * out; ++i) differing += !(a[i] == b[i]);

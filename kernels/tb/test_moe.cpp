@@ -28,6 +28,7 @@ namespace {
 
 WeightBuffer g_ping, g_pong;
 ExpertQueues g_queues;
+LineBuffer g_line;
 
 // One MoE block (block 0) of `m` for `task`. Expert `shunned` never wins (its gate row strongly
 // negative against positive tokens); expert `favoured`, if any, wins every token (strongly positive)
@@ -60,7 +61,7 @@ void check_layer(const ModelDims& m, int task, unsigned seed, int shunned, int f
   std::vector<ap_uint<32>> trace(3 * E);
   const tb::WeightPorts ports = tb::split_ports(weights);
   moe_layer(nullptr, tb::words(x), tb::words(xn), nullptr, tb::words(hidden), n, m, 0, task, ports.even.data(),
-            ports.odd.data(), params.data(), g_ping, g_pong, g_queues, trace.data());
+            ports.odd.data(), params.data(), g_ping, g_pong, g_queues, g_line, trace.data());
 
   // Golden routing and output.
   std::vector<int> count(E, 0);

@@ -1,0 +1,283 @@
+// M3ViT's task head on the accelerator (kernels/README.md, "Task heads"): LayerNorm over the
+// patch tokens (the cls token dropped), four 3x3 convolutions of C channels with BatchNorm folded
+// into weight and bias (the host folds) and ReLU, each of the first three followed by bilinear x2
+// upsampling (align_corners=False), a 1x1 convolution to the task's outputs and a last x2.
+//
+// Every convolution runs on the unified linear unit (the one MAC array, packed weights, bursts):
+// a job per output row, the convolution reader (window_reader.h) feeding it windows from the line
+// buffer. A convolution whose weights do not fit one buffer runs as passes over slices of its
+// output channels, each pass's map a plane of its own. The upsampler is a dataflow of three burst
+// processes. Maps live in the activation scratch buffers the backbone is done with: the token grid
+// after LayerNorm in xn, convolution outputs in hidden, upsampled maps and the logits in qkv; the
+// task's output in `outputs`.
+#pragma once
+
+#include "layernorm.h"
+#include "layout.h"
+#include "linear.h"
+#include "moe.h"
+
+namespace edgemoe_hls {
+
+// --- the upsampler -----------------------------------------------------------------------------
+// Bilinear x2 with half-pixel centres: output pixel 2x takes 1/4 of input x - 1 and 3/4 of x,
+// output 2x + 1 3/4 of x and 1/4 of x + 1, indices clamped to the map; the same along rows. Each
+// output element is (9 a + 3 b + 3 c + d) / 16 of its four inputs, formed exactly (fm_t plus 4
+// integer and 4 fraction bits) and truncated once to fm_t.
+typedef ap_fixed<fm_t::width + 8, fm_t::iwidth + 4> upsample_acc_t;
+// 3 near + far, exact (adds only).
+inline upsample_acc_t blend(const upsample_acc_t& near, const upsample_acc_t& far) { return near + near + near + far; }
+
+struct UpsampleShape {
+  int height, width, channel_words;  // the input plane (the output is 2H x 2W)
+};
+
+inline void read_plane_words(const fm_word_t* src, int total, edgemoe_ledger::Port port,
+                             hls::stream<fm_word_t>& words) {
+#pragma HLS INLINE
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, total, kII, kCopyDepth, edgemoe_ledger::burst(port),
+                       (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+read_plane_words:
+  for (int i = 0; i < upto<kMaxMapRows * kMaxMapW * kMaxHeadChannelWords>(total); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxMapRows * kMaxMapW * kMaxHeadChannelWords
+    words.write(src[i]);
+  }
+}
+inline void write_plane_words(fm_word_t* dst, int total, edgemoe_ledger::Port port, hls::stream<fm_word_t>& words) {
+#pragma HLS INLINE
+  edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, total, kII, kCopyDepth, edgemoe_ledger::burst(port),
+                       (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+write_plane_words:
+  for (int i = 0; i < upto<4 * kMaxMapRows * kMaxMapW * kMaxHeadChannelWords>(total); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = 4 * kMaxMapRows * kMaxMapW * kMaxHeadChannelWords
+    dst[i] = words.read();
+  }
+}
+
+// The plane's words from hidden (a convolution's output) or qkv (the logits): one burst, one loop per
+// source (only one runs).
+inline void read_upsample_source(const fm_word_t* hidden, const fm_word_t* qkv, bool from_hidden, const UpsampleShape& s,
+                                 hls::stream<fm_word_t>& words) {
+#pragma HLS INLINE off
+  edgemoe_ledger::region_process(0);
+  const int total = s.height * s.width * s.channel_words;
+  read_plane_words(hidden, from_hidden ? total : 0, edgemoe_ledger::kPortScratch2, words);
+  read_plane_words(qkv, from_hidden ? 0 : total, edgemoe_ledger::kPortScratch1, words);
+}
+
+// Per input row i (and once more): load row i (if any) into line-buffer slot i & 1, then send
+// output rows 2i - 1 and 2i (those inside the map), each a pipelined loop at II = 1: a word per
+// cycle in, a word per cycle out. The line buffer (the convolution reader's, idle meanwhile) keeps
+// pixel x in bank x mod T_rows: an output pixel blends two neighbouring pixels, always in two
+// different banks, of two rows (two slots): each bank is read at most twice a cycle, once per row.
+// The bank indices are constants (each bank is read at the pair's pixel it holds, if any); the
+// blend picks the two words by the pair's banks.
+inline void upsample_rows(const UpsampleShape& s, LineBuffer& lb, hls::stream<fm_word_t>& in,
+                          hls::stream<fm_word_t>& out) {
+#pragma HLS INLINE off
+  edgemoe_ledger::region_process(1);
+  const int H = s.height, W = s.width, cw = s.channel_words;
+  const int row_words = W * cw, out_row_words = 2 * row_words;
+input_rows:
+  for (int i = 0; i < upto<kMaxMapRows + 1>(H + 1); ++i) {
+#pragma HLS LOOP_TRIPCOUNT max = kMaxMapRows + 1
+    const int load = i < H ? row_words : 0;
+    edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, load, kII, kCopyDepth);
+    int xg = 0, xb = 0, c = 0;  // pixel x = xg T_rows + xb
+  load_row:
+    for (int k = 0; k < upto<kMaxMapW * kMaxMapChWords>(load); ++k) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxMapW * kMaxMapChWords
+      lb.row[i & 1][xg][xb][c] = in.read();
+      if (++c == cw) {
+        c = 0;
+        if (++xb == kTrows) {
+          xb = 0;
+          ++xg;
+        }
+      }
+    }
+    // Output rows 2i - 1 (near row i - 1) and 2i (near row i), of rows i - 1 and i clamped.
+    const int first_out = i == 0 ? 0 : 2 * i - 1, last_out = i == H ? 2 * H - 1 : 2 * i;
+    const int sends = (last_out - first_out + 1) * out_row_words;
+    edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, sends, kII, kCopyDepth + kMacDepth);
+    int oy = first_out, ox = 0, oc = 0;
+  send_rows:
+    for (int k = 0; k < upto<2 * 2 * kMaxMapW * kMaxMapChWords>(sends); ++k) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = 2 * 2 * kMaxMapW * kMaxMapChWords
+      // The pair (p, p + 1), p = (o - 1) >> 1, clamped, per axis; the near one is p + 1 for even o.
+      const int py = (oy - 1) >> 1, px = (ox - 1) >> 1;
+      const int ya = py < 0 ? 0 : py, yb = py + 1 > H - 1 ? H - 1 : py + 1;
+      const int xa = px < 0 ? 0 : px, xz = px + 1 > W - 1 ? W - 1 : px + 1;
+      const int bank_a = xa % kTrows, bank_z = xz % kTrows, group_a = xa / kTrows, group_z = xz / kTrows;
+      fm_word_t w[2][2];  // [row ya / yb][column xa / xz]
+      for (int r = 0; r < 2; ++r) {
+        const int slot = (r == 0 ? ya : yb) & 1;
+        fm_word_t bank_word[kTrows];
+        for (int b = 0; b < kTrows; ++b) bank_word[b] = lb.row[slot][b == bank_a ? group_a : group_z][b][oc];
+        w[r][0] = bank_word[bank_a];
+        w[r][1] = bank_word[bank_z];
+      }
+      const bool near_b_row = (oy & 1) == 0, near_b_col = (ox & 1) == 0;
+      fm_word_t o;
+      for (int e = 0; e < kWordElems; ++e) {
+        const upsample_acc_t aa = w[0][0].v[e], az = w[0][1].v[e], ba = w[1][0].v[e], bz = w[1][1].v[e];
+        const upsample_acc_t row_a = near_b_col ? blend(az, aa) : blend(aa, az);
+        const upsample_acc_t row_b = near_b_col ? blend(bz, ba) : blend(ba, bz);
+        const upsample_acc_t sum = near_b_row ? blend(row_b, row_a) : blend(row_a, row_b);
+        o.v[e] = fm_t(sum >> 4);
+      }
+      out.write(o);
+      if (++oc == cw) {
+        oc = 0;
+        if (++ox == 2 * W) {
+          ox = 0;
+          ++oy;
+        }
+      }
+    }
+  }
+}
+
+// The upsampled plane to qkv (a map for the next convolution) or to the task's output: one burst,
+// one loop per destination.
+inline void write_upsample_dest(fm_word_t* qkv, fm_word_t* outputs, bool to_outputs, const UpsampleShape& s,
+                                hls::stream<fm_word_t>& words) {
+#pragma HLS INLINE off
+  edgemoe_ledger::region_process(2);
+  const int total = 4 * s.height * s.width * s.channel_words;
+  write_plane_words(qkv, to_outputs ? 0 : total, edgemoe_ledger::kPortScratch1, words);
+  write_plane_words(outputs, to_outputs ? total : 0, edgemoe_ledger::kPortOutputs, words);
+}
+
+// hidden -> qkv (between convolutions) or qkv -> outputs (the logits): source and destination are
+// different bundles in either case, each with one reader or one writer here.
+inline void upsample_plane(const fm_word_t* hidden, fm_word_t* qkv, fm_word_t* outputs, bool final_output,
+                           const UpsampleShape& s, LineBuffer& lb) {
+#pragma HLS INLINE off
+#pragma HLS DATAFLOW
+  hls::stream<fm_word_t> in("upsample_in"), out("upsample_out");
+#pragma HLS STREAM variable = in depth = 4
+#pragma HLS STREAM variable = out depth = 4
+  edgemoe_ledger::region_begin();
+  read_upsample_source(hidden, qkv, !final_output, s, in);
+  upsample_rows(s, lb, in, out);
+  write_upsample_dest(qkv, outputs, final_output, s, out);
+  edgemoe_ledger::region_end(edgemoe_ledger::kUnitHeadUpsample);
+}
+
+// --- the head's sequence -------------------------------------------------------------------------
+// One convolution's pass: the matrix rows [first, first + out) of layer `layer`.
+struct HeadPass {
+  int layer, out_first, out;  // out == 0: none
+};
+inline int head_layer_in_channels(const ModelDims& m, int channels, int layer) { return layer == 0 ? m.dim : channels; }
+inline int head_layer_out(int channels, int out_channels, int layer) {
+  return layer < 4 ? channels : ceil_div(out_channels, kWordElems) * kWordElems;
+}
+inline int head_layer_slices(const ModelDims& m, int channels, int out_channels, int layer) {
+  return head_slices(head_layer_out(channels, out_channels, layer), head_in(m, channels, layer));
+}
+// Pass s of `layer`: slice s of its output words (window_reader.h's slice_words).
+inline HeadPass head_pass(const ModelDims& m, int channels, int out_channels, int layer, int s) {
+  const int out = head_layer_out(channels, out_channels, layer), slices = head_layer_slices(m, channels, out_channels, layer);
+  HeadPass p;
+  p.layer = layer;
+  p.out_first = s * ceil_div(out / kWordElems, slices) * kWordElems;
+  p.out = slice_words(out / kWordElems, slices, s) * kWordElems;
+  return p;
+}
+// The pass after (layer, s), or none.
+inline HeadPass next_head_pass(const ModelDims& m, int channels, int out_channels, int layer, int s) {
+  if (s + 1 < head_layer_slices(m, channels, out_channels, layer)) return head_pass(m, channels, out_channels, layer, s + 1);
+  if (layer + 1 < kHeadLayers) return head_pass(m, channels, out_channels, layer + 1, 0);
+  HeadPass none = {0, 0, 0};
+  return none;
+}
+inline long head_pass_weights(const ModelDims& m, int channels, int task, const HeadPass& p) {
+  return w_head(m, channels, task, p.layer) + (long)p.out_first * words_per_row(head_in(m, channels, p.layer));
+}
+inline long head_pass_bias(const ModelDims& m, int channels, int task, const HeadPass& p) {
+  return p_head_bias(m, channels, task, p.layer) + p.out_first;
+}
+
+// The task's head for one image whose backbone output is x (rows of `tokens` x D). out_channels:
+// the task's outputs (<= kHeadOutRows); the output is [16 h][16 w][ceil(out / 16) words] in
+// `outputs`. `first` is the weight buffer holding nothing needed (the head's first pass is fetched
+// into it); returns the buffer its last pass ran on.
+inline void task_head(const pixel_word_t* images, fm_word_t* x, fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden,
+                      fm_word_t* outputs, const ModelDims& m, int channels, int out_channels, int task,
+                      const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params,
+                      WeightBuffer& ping, WeightBuffer& pong, ExpertQueues& queues, LineBuffer& lb) {
+#pragma HLS INLINE
+  namespace ledger = edgemoe_ledger;
+  const int D = m.dim;
+  ledger::stage(edgemoe_ledger::kHeadStage + 0);
+  // The patch tokens (rows 1..) normalised into xn: the token grid as an HWC map of D channels.
+  layer_norm(x + D / kWordElems, xn, params + p_head_ln(m, channels, task), params + p_head_ln(m, channels, task) + D,
+             m.grid_h * m.grid_w, D);
+  HeadPass first = head_pass(m, channels, out_channels, 0, 0);
+  step_on(ping, pong, kPong, no_linear_job(), images, x, xn, qkv, hidden, queues.token, queues.score, weights,
+          weights_odd, params, head_pass_weights(m, channels, task, first), head_pass_bias(m, channels, task, first),
+          first.out, head_in(m, channels, 0), lb);
+  int height = m.grid_h, width = m.grid_w, in_slices = 1, run = kPing;
+  Source src = kFromXn;
+  ledger::Port src_port = ledger::kPortScratch0;
+layers:
+  for (int layer = 0; layer < kHeadLayers; ++layer) {
+    ledger::stage(edgemoe_ledger::kHeadStage + layer);
+    const int in_ch = head_layer_in_channels(m, channels, layer), kernel = layer < 4 ? 3 : 1;
+    const int out = head_layer_out(channels, out_channels, layer), slices = head_layer_slices(m, channels, out_channels, layer);
+    const long in_plane_words = (long)height * width * ceil_div(in_ch / kWordElems, in_slices);
+  passes:
+    for (int s = 0; s < kMaxMapSlices; ++s) {
+      if (s >= slices) break;
+      const HeadPass pass = head_pass(m, channels, out_channels, layer, s);
+      const HeadPass next = next_head_pass(m, channels, out_channels, layer, s);
+      const long out_plane = (long)s * height * width * (ceil_div(out / kWordElems, slices) * kWordElems);
+    output_rows:
+      for (int y = 0; y < kMaxMapRows; ++y) {
+        if (y >= height) break;
+        WindowShape w = {height, width, in_ch, in_slices, kernel, y, in_plane_words, false};
+        // conv_0..3 to hidden, conv_4 (the logits) to qkv
+        LinearJob job = {0, width, kReadWindows, src, -1, 0, 0, 0, 0, kWriteStore, layer < 4 ? kToHidden : kToQkv,
+                         out_plane + (long)y * width * pass.out, false,
+                         ledger::kUnitHeadConv, src_port, layer < 4 ? ledger::kPortScratch2 : ledger::kPortScratch1,
+                         w, layer < 4};
+        const bool last_row = y + 1 == height;
+        const int next_out = last_row ? next.out : 0;
+        step_on(ping, pong, run, job, images, x, xn, qkv, hidden, queues.token, queues.score, weights, weights_odd,
+                params, head_pass_weights(m, channels, task, next), head_pass_bias(m, channels, task, next), next_out,
+                head_in(m, channels, next.layer), lb);
+      }
+      run = 1 - run;
+    }
+    if (layer < 3) {
+      // hidden -> qkv, plane by plane (upsampling is per channel: slices stay slices)
+    upsample_planes:
+      for (int s = 0; s < kMaxMapSlices; ++s) {
+        if (s >= slices) break;
+        const int sw = slice_words(out / kWordElems, slices, s);
+        const long plane = (long)s * height * width * ceil_div(out / kWordElems, slices);
+        UpsampleShape u = {height, width, sw};
+        upsample_plane(hidden + plane, qkv + 4 * plane, outputs, false, u, lb);
+      }
+      height *= 2;
+      width *= 2;
+      src = kFromQkv;
+      src_port = ledger::kPortScratch1;
+    } else {
+      src = kFromHidden;  // conv_4 reads conv_3's planes
+      src_port = ledger::kPortScratch2;
+    }
+    in_slices = slices;
+  }
+  ledger::stage(edgemoe_ledger::kHeadStage + kHeadLayers);
+  UpsampleShape logits = {height, width, ceil_div(out_channels, kWordElems)};
+  upsample_plane(hidden, qkv, outputs, true, logits, lb);
+}
+
+}  // namespace edgemoe_hls

@@ -1,0 +1,181 @@
+// The convolution reader of the linear unit (kernels/README.md, "Task heads"): a 3x3 (or 1x1)
+// convolution with padding is a GEMM whose rows are output pixels and whose K = taps x C_in
+// columns are the window's pixels in (ky, kx, channel) order, the order the host packs conv
+// weights in. The input map's rows go into a line buffer once (bursts); each output row's windows
+// are then read from it, tile by tile, straight into the MAC array.
+//
+// A map in DDR is `slices` planes of [H][W][C_s] fm_t (HWC per plane): a convolution too large for
+// one weight buffer runs as passes over slices of its output channels, each pass storing its plane
+// with one burst; the next reader loads a row from every plane. A map of one slice is plain HWC,
+// which the token grid after the head's LayerNorm already is (rows of tokens are pixels).
+//
+// Schedule. A job is one output row y (W pixels <= EDGEMOE_MAX_TOKENS). The loader brings in the
+// input rows the job is the first to need (rows 0 and 1 for y = 0, row y + 1 after; row y for a
+// 1x1) into slot row mod 3, one burst per (row, plane). The emitter is one flattened loop over
+// (group of T_rows pixels, output tile, input tile) at II = 1: each iteration reads, per pixel of
+// the group, the kWordsPerInTile words of its tile from the line buffer and sends one in_vec. The
+// buffer's pixel dimension is partitioned cyclically by T_rows: a group's pixels (x, x+1, x+2 for
+// one tap) fall in different banks, and the tile's second word (possibly the next tap) reads each
+// bank at most once more: <= 2 reads per bank per cycle, the dual-port limit. Re-reading the
+// buffer per output tile is what keeps the MAC array's row cache (kMaxInTiles deep) unchanged
+// although K = 9 C_in is up to three times its depth.
+#pragma once
+
+#include "layout.h"
+#include "mac_vectors.h"
+
+namespace edgemoe_hls {
+
+// The line buffer: three input rows (slot = row mod 3) of up to kMaxMapW pixels of up to
+// kMaxMapChWords words; pixel x at [x / T_rows][x mod T_rows], the bank dimension partitioned
+// completely (the kernel top), so every bank index in the code is a constant.
+constexpr int kLinePixelGroups = ceil_div(kMaxMapW, kTrows);
+struct LineBuffer {
+  fm_word_t row[3][kLinePixelGroups][kTrows][kMaxMapChWords];
+};
+
+// What a convolution job reads: the input map, its geometry and the window.
+struct WindowShape {
+  int height, width;    // the input map (= the output map: stride 1, padding (kernel - 1) / 2)
+  int channels;         // C_in, a multiple of 16
+  int slices;           // planes the input map is stored in (each C_in / slices rounded up to words)
+  int kernel;           // 3 or 1
+  int out_row;          // the job's output row y
+  long plane_words;     // words of one plane: H x W x (its channel words)
+  bool loaded;          // the job's new rows are in the line buffer already (the emulation's split job)
+};
+
+inline WindowShape no_window() {
+  WindowShape w = {0, 0, 0, 0, 0, 0, 0, false};
+  return w;
+}
+
+inline int slice_words(int channel_words, int slices, int s) {
+  const int per = ceil_div(channel_words, slices);
+  const int left = channel_words - s * per;
+  return left < per ? (left > 0 ? left : 0) : per;
+}
+
+// Input rows [first, first + count) of the map at `src` into the line buffer, one burst per (row,
+// plane): address base + i over the row's W x C_s words, unconditional. A source is read by its own
+// call (the job's source or nothing), so each m_axi bundle keeps its own loops.
+inline void load_map_rows(const fm_word_t* src, const WindowShape& s, int first, int count, LineBuffer& lb,
+                          edgemoe_ledger::Unit unit, edgemoe_ledger::Port port) {
+#pragma HLS INLINE
+  const int cw_all = s.channels / kWordElems;
+load_rows:
+  for (int k = 0; k < 3; ++k) {
+    if (k >= count) break;
+    const int row = first + k;
+    const int slot = row % 3;
+  load_planes:
+    for (int p = 0; p < kMaxMapSlices; ++p) {
+      if (p >= s.slices) break;
+      const int pw = slice_words(cw_all, s.slices, p), c0 = p * ceil_div(cw_all, s.slices);
+      const int total = s.width * pw;
+      const long base = (long)p * s.plane_words + (long)row * total;
+      edgemoe_ledger::loop(unit, total, kII, kCopyDepth, edgemoe_ledger::burst(port),
+                           (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
+      int xg = 0, xb = 0, c = 0;  // pixel x = xg T_rows + xb
+    load_row_words:
+      for (int i = 0; i < upto<kMaxMapW * kMaxMapChWords>(total); ++i) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxMapW * kMaxMapChWords
+        lb.row[slot][xg][xb][c0 + c] = src[base + i];
+        if (++c == pw) {
+          c = 0;
+          if (++xb == kTrows) {
+            xb = 0;
+            ++xg;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The rows job y needs first: 3x3: rows 0 and 1 (y = 0), else row y + 1 (if any); 1x1: row y.
+inline int first_new_row(const WindowShape& s) { return s.kernel == 1 || s.out_row > 0 ? s.out_row + (s.kernel == 3 ? 1 : 0) : 0; }
+inline int new_rows(const WindowShape& s) {
+  if (s.kernel == 1) return 1;
+  if (s.out_row == 0) return s.height > 1 ? 2 : 1;
+  return s.out_row + 1 < s.height ? 1 : 0;
+}
+
+// A word position in a window row: tap (ky, kx) and the word c of its channels.
+struct WindowWord {
+  int ky, kx, c;
+};
+// `n` words further (n <= kWordsPerInTile; a tap holds at least one word, so at most n carries).
+inline WindowWord advance(WindowWord w, int n, int channel_words, int kernel) {
+  w.c += n;
+  for (int k = 0; k < kWordsPerInTile; ++k) {
+    if (w.c >= channel_words) {
+      w.c -= channel_words;
+      if (++w.kx == kernel) {
+        w.kx = 0;
+        ++w.ky;
+      }
+    }
+  }
+  return w;
+}
+
+// The job's windows as MAC array tiles, in the MAC array's order: for each group of T_rows output
+// pixels (first_row .. rows of row y; first_row a multiple of T_rows), for each output tile, every
+// input tile. Pixels past the row's end, taps outside the map (zero padding) and words past K are
+// zero. Per word of the tile, each bank b is read once, at the pixel of the group's tap span
+// [x0 + dx, x0 + dx + T_rows) that lies in it, and the words are rotated onto the rows: the bank
+// indices are constants, the addresses and the rotation runtime.
+inline void emit_windows(const WindowShape& s, int first_row, int rows, int out_tiles, const LineBuffer& lb,
+                         edgemoe_ledger::Unit unit, hls::stream<in_vec>& tiles) {
+#pragma HLS INLINE
+  const int cw = s.channels / kWordElems, pad = (s.kernel - 1) / 2;
+  const int k_words = s.kernel * s.kernel * cw, in_tiles = ceil_div(k_words, kWordsPerInTile);
+  const int pixels = rows - first_row, groups = ceil_div(pixels, kTrows);
+  const int steps = groups * out_tiles * in_tiles;
+  const int slot_y = s.out_row % 3;
+  edgemoe_ledger::loop(unit, steps, kII, kCopyDepth);
+  int g = 0, ot = 0, it = 0;
+  int x0g = first_row / kTrows;  // the group's first pixel x0 = x0g T_rows
+  WindowWord at = {0, 0, 0};     // the first word of input tile `it`
+emit_windows:
+  for (int step = 0; step < upto<kMaxRowGroups * kMaxWeightTiles>(steps); ++step) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxWeightTiles
+    in_vec v;
+    for (int q = 0; q < kWordsPerInTile; ++q) {
+      const WindowWord w = advance(at, q, cw, s.kernel);
+      const int dy = w.ky - pad, dx = w.kx - pad;  // in [-1, 1]
+      const int slot = (slot_y + dy + 3) % 3, iy = s.out_row + dy;
+      const bool row_inside = w.ky < s.kernel && iy >= 0 && iy < s.height;
+      fm_word_t bank_word[kTrows];
+      for (int b = 0; b < kTrows; ++b) {
+        const int r = ((b - dx) % kTrows + kTrows) % kTrows;  // the row whose pixel x0 + r + dx is in bank b
+        const int carry = dx + r >= kTrows ? 1 : (dx + r < 0 ? -1 : 0);
+        const int group = x0g + carry;
+        const bool readable = row_inside && group >= 0 && group < kLinePixelGroups;
+        bank_word[b] = lb.row[slot][readable ? group : 0][b][readable ? w.c : 0];
+      }
+      for (int r = 0; r < kTrows; ++r) {
+        const int ox = x0g * kTrows + r, ix = ox + dx;
+        const bool inside = row_inside && ox < rows && ix >= 0 && ix < s.width;
+        const fm_word_t& word = bank_word[((r + dx) % kTrows + kTrows) % kTrows];
+        for (int e = 0; e < kWordElems; ++e) v.v[r][q * kWordElems + e] = inside ? mac_in_t(word.v[e]) : mac_in_t(0);
+      }
+    }
+    tiles.write(v);
+    at = advance(at, kWordsPerInTile, cw, s.kernel);
+    if (++it == in_tiles) {
+      it = 0;
+      at.ky = at.kx = at.c = 0;
+      if (++ot == out_tiles) {
+        ot = 0;
+        ++g;
+        ++x0g;
+      }
+    }
+  }
+}
+
+}  // namespace edgemoe_hls
