@@ -15,6 +15,7 @@
 // 320 pixels wide (8 x the token grid's width at the last 3x3 convolution).
 #define EDGEMOE_MAX_HEAD_CHANNELS 256
 #define EDGEMOE_MAX_HEAD_OUT 64
+#define EDGEMOE_LINE_BUFFER_URAM 0  // the convolution reader's line buffer in URAM
 #define EDGEMOE_MAX_MAP_W 320
 #define EDGEMOE_LINEAR_TIN 32      // MAC array: T_in x T_out (T_in >= 28: a packed weight word per cycle)
 #define EDGEMOE_LINEAR_TOUT 16

@@ -16,6 +16,7 @@
 // 320 pixels wide (8 x the token grid's width at the last 3x3 convolution).
 #define EDGEMOE_MAX_HEAD_CHANNELS 256
 #define EDGEMOE_MAX_HEAD_OUT 64
+#define EDGEMOE_LINE_BUFFER_URAM 1  // the convolution reader's line buffer in URAM (BRAM is what the floorplan runs short of)
 #define EDGEMOE_MAX_MAP_W 320
 #define EDGEMOE_LINEAR_TIN 32
 #define EDGEMOE_LINEAR_TOUT 32

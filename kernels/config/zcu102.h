@@ -16,6 +16,7 @@
 // 128 pixels wide (8 x the token grid's width at the last 3x3 convolution).
 #define EDGEMOE_MAX_HEAD_CHANNELS 256
 #define EDGEMOE_MAX_HEAD_OUT 64
+#define EDGEMOE_LINE_BUFFER_URAM 0  // the convolution reader's line buffer in URAM (no URAM on the XCZU9EG)
 #define EDGEMOE_MAX_MAP_W 128
 // A MAC array shaped unlike emu's 32 x 16 x 2 rows: the cross-board bit-identity test (ctest
 // kernel_boards_bit_identical) then compares different tilings and row groupings.

@@ -8,15 +8,17 @@
 #include "formats.h"
 #include "kernel_interface.h"
 #include "layout.h"
+#include "schedule.h"
 
 namespace edgemoe_hls {
 
 constexpr int kBuildQueryStage = -1;
 constexpr unsigned kBuildRecordMagic = 0x4D335642u;  // "M3VB"
 // Bump when the meaning of any field below changes.
-constexpr unsigned kBuildRecordVersion = 6;  // 2: no scores/softmax_info; 3: packed weights; 4: activation words;
+constexpr unsigned kBuildRecordVersion = 7;  // 2: no scores/softmax_info; 3: packed weights; 4: activation words;
                                              // 5: two weight ports, matrices at even words; 6: images read as
-                                             // 64-byte words (the buffer a whole number of them)
+                                             // 64-byte words (the buffer a whole number of them); 7: task heads
+                                             // (the outputs buffer, head scalars, heads packed after the backbone)
 constexpr int kConfigNameWords = 4;  // the board config's name, up to 16 ASCII characters
 static_assert(sizeof(EDGEMOE_CFG_NAME) <= 4 * kConfigNameWords + 1, "EDGEMOE_CFG_NAME: at most 16 characters");
 
@@ -68,6 +70,10 @@ constexpr unsigned config_name_word(const char* name, int word) {
   FIELD(max_top_k, EDGEMOE_MAX_TOP_K)                                         \
   FIELD(max_tasks, EDGEMOE_MAX_TASKS)                                         \
   FIELD(max_patch_in, EDGEMOE_MAX_PATCH_IN)                                   \
+  FIELD(max_head_channels, EDGEMOE_MAX_HEAD_CHANNELS)                         \
+  FIELD(max_head_out, EDGEMOE_MAX_HEAD_OUT)                                   \
+  FIELD(max_map_width, EDGEMOE_MAX_MAP_W)                                     \
+  FIELD(max_weight_tiles, kMaxWeightTiles)                                    \
   FIELD(linear_tin, EDGEMOE_LINEAR_TIN)                                       \
   FIELD(linear_tout, EDGEMOE_LINEAR_TOUT)                                     \
   FIELD(attn_lanes, EDGEMOE_ATTN_LANES)                                       \

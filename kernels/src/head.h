@@ -206,12 +206,14 @@ inline long head_pass_bias(const ModelDims& m, int channels, int task, const Hea
 
 // The task's head for one image whose backbone output is x (rows of `tokens` x D). out_channels:
 // the task's outputs (<= kHeadOutRows); the output is [16 h][16 w][ceil(out / 16) words] in
-// `outputs`. `first` is the weight buffer holding nothing needed (the head's first pass is fetched
-// into it); returns the buffer its last pass ran on.
+// `outputs`. Runs the first `stages` of its kHeadStages stages (ledger.h: conv_0..3 with their
+// upsampling, conv_4, the last upsampling); fewer leave a stage's map in the scratch buffers for a
+// trace to read: stages 0-2 the upsampled map in qkv, stage 3 conv_3's in hidden, stage 4 the
+// logits in qkv.
 inline void task_head(const pixel_word_t* images, fm_word_t* x, fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden,
                       fm_word_t* outputs, const ModelDims& m, int channels, int out_channels, int task,
                       const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params,
-                      WeightBuffer& ping, WeightBuffer& pong, ExpertQueues& queues, LineBuffer& lb) {
+                      WeightBuffer& ping, WeightBuffer& pong, ExpertQueues& queues, LineBuffer& lb, int stages) {
 #pragma HLS INLINE
   namespace ledger = edgemoe_ledger;
   const int D = m.dim;
@@ -228,6 +230,7 @@ inline void task_head(const pixel_word_t* images, fm_word_t* x, fm_word_t* xn, f
   ledger::Port src_port = ledger::kPortScratch0;
 layers:
   for (int layer = 0; layer < kHeadLayers; ++layer) {
+    if (layer >= stages) break;
     ledger::stage(edgemoe_ledger::kHeadStage + layer);
     const int in_ch = head_layer_in_channels(m, channels, layer), kernel = layer < 4 ? 3 : 1;
     const int out = head_layer_out(channels, out_channels, layer), slices = head_layer_slices(m, channels, out_channels, layer);
@@ -275,6 +278,7 @@ layers:
     }
     in_slices = slices;
   }
+  if (stages <= kHeadLayers) return;
   ledger::stage(edgemoe_ledger::kHeadStage + kHeadLayers);
   UpsampleShape logits = {height, width, ceil_div(out_channels, kWordElems)};
   upsample_plane(hidden, qkv, outputs, true, logits, lb);

@@ -18,6 +18,7 @@
   BUFFER(xn, edgemoe_hls::fm_word_t)             \
   BUFFER(qkv, edgemoe_hls::fm_word_t)            \
   BUFFER(hidden, edgemoe_hls::fm_word_t)         \
+  BUFFER(outputs, edgemoe_hls::fm_word_t)        \
   BUFFER(trace, ap_uint<32>)                     \
   SCALAR(num_images, int)                        \
   SCALAR(dim, int)                               \
@@ -36,7 +37,10 @@
   SCALAR(attn_scale, edgemoe_hls::fm_t)          \
   SCALAR(embed, int)                             \
   SCALAR(first_stage, int)                       \
-  SCALAR(last_stage, int)
+  SCALAR(last_stage, int)                        \
+  SCALAR(head_channels, int)                     \
+  SCALAR(head_out, int)                          \
+  SCALAR(head_stages, int)
 
 namespace edgemoe_hls {
 

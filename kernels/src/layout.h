@@ -157,12 +157,31 @@ inline long w_head(const ModelDims& m, int channels, int task, int layer) {
   }
   return off;
 }
+// Output channels per pass of a head convolution with K = `in` columns on a MAC array of tin x tout
+// lanes whose weight buffer holds max_tiles tiles: the largest multiple of 16 (up to max_channels and
+// `out`) whose tiles fit (0: none), and the passes (slices) `out` channels then take. The kernel uses
+// its own constants (schedule.h); the host the build record's, to read a sliced map back.
+constexpr int head_slice_channels_for(int out, int in, int tin, int tout, int max_tiles, int max_channels) {
+  int best = 0;
+  for (int c = 16; c <= max_channels; c += 16)
+    best = c <= out && ((c + tout - 1) / tout) * ((in + tin - 1) / tin) <= max_tiles ? c : best;
+  return best;
+}
+constexpr int head_slices_for(int out, int in, int tin, int tout, int max_tiles, int max_channels) {
+  const int per = head_slice_channels_for(out, in, tin, tout, max_tiles, max_channels);
+  return per > 0 ? (out + per - 1) / per : 0;
+}
+
 inline long head_params_size(const ModelDims& m, int channels) { return 2L * m.dim + 4L * channels + kHeadOutRows; }
 inline long p_head_ln(const ModelDims& m, int channels, int task) {  // gamma [D], beta [D]
   return params_size(m) + (long)task * head_params_size(m, channels);
 }
 inline long p_head_bias(const ModelDims& m, int channels, int task, int layer) {
   return p_head_ln(m, channels, task) + 2L * m.dim + (long)layer * channels;
+}
+// A head's output per image: [16 h][16 w] pixels of ceil(out / 16) words.
+inline long head_output_words(const ModelDims& m, int out_channels) {
+  return 256L * m.grid_h * m.grid_w * ((out_channels + 15) / 16);
 }
 // Both buffers with every task's head (channels 0: none).
 inline long model_weights_size(const ModelDims& m, int channels) {

@@ -2,6 +2,7 @@
 
 #include "attention.h"
 #include "build_record.h"
+#include "head.h"
 #include "layernorm.h"
 #include "layout.h"
 #include "linear.h"
@@ -137,11 +138,11 @@ void mlp_half(EDGEMOE_IMAGE_BUFFERS, const weight_word_t* weights, const weight_
 }  // namespace
 
 extern "C" void m3vit_backbone(const pixel_word_t* images, const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params, fm_word_t* x,
-                               fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, ap_uint<32>* trace,
+                               fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, fm_word_t* outputs, ap_uint<32>* trace,
                                int num_images, int dim, int heads, int grid_h, int grid_w, int patch, int depth,
                                int mlp_hidden, int experts, int expert_hidden, int top_k, int num_tasks,
                                unsigned moe_mask, int task, fm_t attn_scale, int embed, int first_stage,
-                               int last_stage) {
+                               int last_stage, int head_channels, int head_out, int head_stages) {
 #pragma HLS INTERFACE m_axi port = images offset = slave bundle = act_in max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE m_axi port = weights offset = slave bundle = weights max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE m_axi port = weights_odd offset = slave bundle = weights_odd max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
@@ -150,6 +151,7 @@ extern "C" void m3vit_backbone(const pixel_word_t* images, const weight_word_t* 
 #pragma HLS INTERFACE m_axi port = xn offset = slave bundle = scratch0 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE m_axi port = qkv offset = slave bundle = scratch1 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE m_axi port = hidden offset = slave bundle = scratch2 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = outputs offset = slave bundle = outputs max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE m_axi port = trace offset = slave bundle = params latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE s_axilite port = num_images
 #pragma HLS INTERFACE s_axilite port = dim
@@ -169,6 +171,9 @@ extern "C" void m3vit_backbone(const pixel_word_t* images, const weight_word_t* 
 #pragma HLS INTERFACE s_axilite port = embed
 #pragma HLS INTERFACE s_axilite port = first_stage
 #pragma HLS INTERFACE s_axilite port = last_stage
+#pragma HLS INTERFACE s_axilite port = head_channels
+#pragma HLS INTERFACE s_axilite port = head_out
+#pragma HLS INTERFACE s_axilite port = head_stages
 #pragma HLS INTERFACE s_axilite port = return
   // One bank per MAC lane (linear.h): every cycle of the MAC array reads each bank of its buffer
   // once, and the fetch writes each bank of the other at most once a cycle (a word pair every
@@ -185,12 +190,22 @@ extern "C" void m3vit_backbone(const pixel_word_t* images, const weight_word_t* 
 #pragma HLS ARRAY_PARTITION variable = g_queues.token dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = g_queues.score dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = g_queues.length complete
+  // The convolution reader's line buffer by pixel bank (window_reader.h): a group's window reads each
+  // bank at most twice a cycle, as does the upsampler's blend (head.h).
+#pragma HLS ARRAY_PARTITION variable = g_line.row dim = 3 complete
+#if EDGEMOE_LINE_BUFFER_URAM
+#pragma HLS BIND_STORAGE variable = g_line.row type = ram_2p impl = uram
+#else
+#pragma HLS BIND_STORAGE variable = g_line.row type = ram_2p impl = bram
+#endif
   // One linear unit for every job: the stage functions are inlined here, so every call of
   // linear_step (the unit's only caller) is in this scope, with the same buffer arguments, and
   // shares one instance (its DSPs counted once).
 #pragma HLS ALLOCATION function instances = linear_step limit = 1
   // One LayerNorm (its ~200 DSPs counted once in schedule.h) for both halves of every block.
 #pragma HLS ALLOCATION function instances = layer_norm limit = 1
+  // One upsampler for the heads' maps and their outputs.
+#pragma HLS ALLOCATION function instances = upsample_plane limit = 1
   if (first_stage == kBuildQueryStage) {
     write_build_record(trace);
     return;
@@ -215,6 +230,9 @@ images_loop:
       if (stage % 2 == 0) attention_half(images, xi, xn, qkv, hidden, weights, weights_odd, params, m, b, attn_scale);
       else mlp_half(images, xi, xn, qkv, hidden, weights, weights_odd, params, m, b, task, trace + i * trace_per_image);
     }
+    if (head_out > 0)
+      task_head(images, xi, xn, qkv, hidden, outputs + (long)i * head_output_words(m, head_out), m, head_channels, head_out,
+                task, weights, weights_odd, params, g_ping, g_pong, g_queues, g_line, head_stages);
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "cycle_ledger.h"
 #include "formats.h"
+#include "layout.h"
 
 // Small memories (GELU's ROMs, LayerNorm's row and parameter buffers, the linear unit's input
 // FIFO) in LUTs where the board is short of BRAM (config/u280.h), else in BRAM (short of LUTs: the
@@ -181,17 +182,9 @@ constexpr int kMaxHeadOutWords = ceil_div(EDGEMOE_MAX_HEAD_OUT, kWordElems);
 constexpr int kMaxMapRows = 8 * EDGEMOE_MAX_TOKENS;
 static_assert(EDGEMOE_MAX_HEAD_CHANNELS % kWordElems == 0, "head channels are whole words");
 static_assert(kMaxMapW <= EDGEMOE_MAX_TOKENS, "a map row is one linear job: at most a job's rows");
-// Output channels per pass of a head convolution: the largest multiple of 16 whose tiles fit one
-// weight buffer with K = `in` columns (0: not even 16 fit), and passes (slices) for `out` channels.
-constexpr int head_slice_channels(int out, int in) {
-  int best = 0;
-  for (int c = kWordElems; c <= EDGEMOE_MAX_HEAD_CHANNELS; c += kWordElems)
-    best = c <= out && tiles(c, in) <= kMaxWeightTiles ? c : best;
-  return best;
-}
+// Passes (slices of its output channels) a head convolution with K = `in` takes (layout.h).
 constexpr int head_slices(int out, int in) {
-  const int per = head_slice_channels(out, in);
-  return per > 0 ? ceil_div(out, per) : 0;
+  return head_slices_for(out, in, kTin, kTout, kMaxWeightTiles, EDGEMOE_MAX_HEAD_CHANNELS);
 }
 // The most passes any head convolution needs (conv_0 of the widest model: K = 9 D).
 constexpr int kMaxMapSlices = max2(head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 9 * EDGEMOE_MAX_DIM),

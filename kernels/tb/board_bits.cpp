@@ -1,9 +1,10 @@
-// The whole backbone on a seeded model that fits every board, printed as hashes of the output
-// rows and the MoE trace per task. Built once per configuration (emu, zcu102, u280); the ctest
+// The whole backbone and each task's head on a seeded model that fits every board, printed as
+// hashes of the output rows, the MoE trace and the head's output per task. Built once per configuration (emu, zcu102, u280); the ctest
 // kernel_boards_bit_identical requires the three printouts to be equal, i.e. the emulation
 // computes what each board's build computes, whatever its array sizes and maxima, and equal to
 // board_bits.expected: a change of the kernels' bits is a decision a commit makes visibly. The
 // model is drawn with tb::Rng::exact_normal, so the hashes are the same on every platform.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -33,13 +34,16 @@ int main() {
   // Edge-MoE's ViT-T at 128x256 (ZCU102's maxima), 4 blocks: dense, MoE, dense, MoE; two tasks.
   const ModelDims m = {192, 3, 8, 16, 16, 4, 768, 16, 384, 2, 2, 0b1010u};
   const int n = tokens(m), D = m.dim;
+  // Heads of 32 channels (the built-in model's), 7 and 3 outputs (one padded word each).
+  const int head_channels = 32, head_outs[2] = {7, 3};
   tb::Rng rng(11);
-  std::vector<weight_word_t> weights(weights_size(m));
-  std::vector<fm_t> params(params_size(m));
+  std::vector<weight_word_t> weights(model_weights_size(m, head_channels));
+  std::vector<fm_t> params(model_params_size(m, head_channels));
   // Scaled like a trained network: unit-variance activations, decisive gates.
-  for (auto& word : weights)
-    for (int lane = 0; lane < kWeightsPerWord; ++lane) set_weight_lane(word, lane, rng.exact_normal(0, 1.0 / 14));
-  for (auto& v : params) v = rng.exact_normal(0, 0.05);
+  // The backbone's draws first (its hashes predate the heads), the heads' after the image's.
+  for (long w = 0; w < weights_size(m); ++w)
+    for (int lane = 0; lane < kWeightsPerWord; ++lane) set_weight_lane(weights[w], lane, rng.exact_normal(0, 1.0 / 14));
+  for (long i = 0; i < params_size(m); ++i) params[i] = rng.exact_normal(0, 0.05);
   for (int i = 0; i < n * D; ++i) params[p_pos(m) + i] = rng.exact_normal(0, 0.5);
   for (int b = 0; b < m.depth; ++b) {
     for (int d = 0; d < D; ++d) {
@@ -52,27 +56,42 @@ int main() {
   }
   std::vector<pixel_t> image(3L * m.grid_h * m.patch * m.grid_w * m.patch);
   for (auto& v : image) v.range() = uint64_t(rng.integer(0, 255));
+  for (long w = weights_size(m); w < long(weights.size()); ++w)
+    for (int lane = 0; lane < kWeightsPerWord; ++lane) set_weight_lane(weights[w], lane, rng.exact_normal(0, 1.0 / 14));
+  for (long i = params_size(m); i < long(params.size()); ++i) params[i] = rng.exact_normal(0, 0.05);
+  for (int t = 0; t < m.num_tasks; ++t)
+    for (int d = 0; d < D; ++d) params[p_head_ln(m, head_channels, t) + d] = 1 + rng.exact_normal(0, 0.1);
   const std::vector<pixel_word_t> image_words = tb::pixel_words(image);
 
   std::vector<fm_t> x(n * D), xn(n * D), qkv(3 * n * D), hidden(n * m.mlp_hidden);
   std::vector<ap_uint<32>> trace(trace_size(m, 1));
+  std::vector<fm_t> outputs(head_output_words(m, 16) * kWordElems);
+  // The heads' scratch maps: conv_3's output (64 h x 64 w x C) and an upsampled map.
+  hidden.resize(std::max(hidden.size(), size_t(64) * m.grid_h * m.grid_w * head_channels));
+  qkv.resize(std::max(qkv.size(), size_t(64) * m.grid_h * m.grid_w * head_channels));
   bool tasks_differ = false, finite_spread = true;
   uint64_t first_task_hash = 0;
   const tb::WeightPorts ports = tb::split_ports(weights);
   for (int task = 0; task < m.num_tasks; ++task) {
     m3vit_backbone(image_words.data(), ports.even.data(), ports.odd.data(), params.data(), tb::words(x), tb::words(xn), tb::words(qkv), tb::words(hidden),
-                   trace.data(), 1, D, m.heads, m.grid_h, m.grid_w, m.patch, m.depth,
+                   tb::words(outputs), trace.data(), 1, D, m.heads, m.grid_h, m.grid_w, m.patch, m.depth,
                    m.mlp_hidden, m.experts, m.expert_hidden, m.top_k, m.num_tasks, m.moe_mask, task,
-                   fm_t(0.125), 1, 0, 2 * m.depth);
-    uint64_t x_hash = 1469598103934665603ull, trace_hash = 1469598103934665603ull;
+                   fm_t(0.125), 1, 0, 2 * m.depth, head_channels, head_outs[task], edgemoe_ledger::kHeadStages);
+    uint64_t x_hash = 1469598103934665603ull, trace_hash = 1469598103934665603ull, head_hash = 1469598103934665603ull;
+    double head_sq = 0;
+    for (long i = 0; i < head_output_words(m, head_outs[task]) * kWordElems; ++i) {
+      head_hash = fnv1a(head_hash, uint64_t(outputs[i].raw()));
+      head_sq += outputs[i].to_double() * outputs[i].to_double();
+    }
+    finite_spread &= head_sq > 0;
     double sum_sq = 0;
     for (const fm_t& v : x) {
       x_hash = fnv1a(x_hash, uint64_t(v.raw()));
       sum_sq += v.to_double() * v.to_double();
     }
     for (const ap_uint<32>& v : trace) trace_hash = fnv1a(trace_hash, v.to_uint64());
-    std::printf("task %d: output %016llx, moe trace %016llx\n", task, (unsigned long long)x_hash,
-                (unsigned long long)trace_hash);
+    std::printf("task %d: output %016llx, moe trace %016llx, head %016llx\n", task, (unsigned long long)x_hash,
+                (unsigned long long)trace_hash, (unsigned long long)head_hash);
     const double rms = std::sqrt(sum_sq / x.size());
     finite_spread &= rms > 0.1 && rms < 100;
     if (task == 0) first_task_hash = x_hash;

@@ -154,7 +154,8 @@ void run_case(const Case& k, unsigned seed) {
   }
   const tb::WeightPorts ports = tb::split_ports(weights);
   task_head(nullptr, tb::words(x), tb::words(xn), tb::words(qkv), tb::words(hidden), tb::words(outputs), m, C, OUT, task,
-            ports.even.data(), ports.odd.data(), params.data(), g_ping, g_pong, g_queues, g_line);
+            ports.even.data(), ports.odd.data(), params.data(), g_ping, g_pong, g_queues, g_line,
+            edgemoe_ledger::kHeadStages);
 
   // Golden: LayerNorm of rows 1.., then the layers.
   Map y(size_t(n - 1) * D);

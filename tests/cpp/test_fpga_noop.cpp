@@ -324,12 +324,12 @@ std::string write_xclbin(const edgemoe::fpga::XclbinDescription& d, const std::s
   return path;
 }
 
-// Every buffer argument in its own place: 9 buffers over 4 banks.
+// Every buffer argument in its own place: 10 buffers over 4 banks.
 edgemoe::fpga::XclbinDescription four_banks() {
   edgemoe::fpga::XclbinDescription d;
   d.banks = {{"HBM[0]", 0x0, 256ull << 10}, {"HBM[1]", 0x10000000, 256ull << 10},
              {"HBM[2]", 0x20000000, 256ull << 10}, {"HBM[3]", 0x30000000, 256ull << 10}};
-  d.buffer_banks = {0, 1, 2, 3, 0, 1, 2, 3, 0};
+  d.buffer_banks = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1};
   return d;
 }
 
