@@ -102,8 +102,9 @@ void check_images(const torch::Tensor& x, const ModelConfig& c) {
   if (x.size(0) < 1) throw py::value_error("images must hold at least one image");
 }
 
-// Backend options as the Python layer passes them: {"xclbin": str, "device": int, "timeout": float},
-// each optional; the Python layer has checked types and which backend takes them.
+// Backend options as the Python layer passes them: {"xclbin": str, "device": int, "timeout": float,
+// "heads": "device" | "host"}, each optional; the Python layer has checked types and which backend
+// takes them.
 edgemoe::BackendOptions options_from_dict(const py::dict& d) {
   edgemoe::BackendOptions o;
   for (const auto& item : d) {
@@ -112,6 +113,11 @@ edgemoe::BackendOptions options_from_dict(const py::dict& d) {
       if (key == "xclbin") o.xclbin = item.second.cast<std::string>();
       else if (key == "device") o.device = item.second.cast<int>();
       else if (key == "timeout") o.timeout_s = item.second.cast<double>();
+      else if (key == "heads") {
+        const std::string where = item.second.cast<std::string>();
+        if (where != "device" && where != "host") throw py::value_error("heads must be 'device' or 'host'");
+        o.heads_on_host = where == "host";
+      }
       else throw py::value_error("unknown backend option '" + key + "'");
     } catch (const py::cast_error&) {
       throw py::type_error("backend option '" + key + "' has the wrong type");
@@ -195,7 +201,7 @@ class PyModel {
   }
 
   // The latency model of `board` on these images (edgemoe.Model.estimate formats it).
-  py::dict estimate(const std::string& board, torch::Tensor images, int64_t task_id, int clock_mhz) {
+  py::dict estimate(const std::string& board, torch::Tensor images, int64_t task_id, int clock_mhz, bool heads) {
     const ModelConfig& c = model_.config();
     check_images(images, c);
     images = images.resolve_conj().resolve_neg().contiguous();
@@ -203,7 +209,7 @@ class PyModel {
     {
       py::gil_scoped_release release;
       e = edgemoe::emu::estimate_latency(c, model_.weights(), board, images.data_ptr<float>(), images.size(0),
-                                         task_id, model_.num_threads(), clock_mhz);
+                                         task_id, model_.num_threads(), clock_mhz, heads);
     }
     py::list rows;
     for (const auto& r : e.rows) {
@@ -302,11 +308,13 @@ PYBIND11_MODULE(_C, m) {
       .def("moe_trace", &PyModel::moe_trace, py::arg("task_id"))
       .def("trace", &PyModel::trace, py::arg("images"), py::arg("task_id"))
       .def("estimate", &PyModel::estimate, py::arg("board"), py::arg("images"), py::arg("task_id"),
-           py::arg("clock_mhz") = 0)
+           py::arg("clock_mhz") = 0, py::arg("heads") = true)
       .def_property_readonly("backend", &PyModel::backend)
       .def("to", &PyModel::to, py::arg("backend"), py::arg("options"))
       .def_property("num_threads", &PyModel::num_threads, &PyModel::set_num_threads);
   m.def("build_info", &build_info);
+  // The latency model's first task-head stage (kernels/src/cycle_ledger.h), for naming rows.
+  m.attr("LEDGER_HEAD_STAGE") = int(edgemoe_ledger::kHeadStage);
   // {build: {field: value, ..., "device": part or None}} for "emu" and every linked board build.
   m.def("kernel_builds", [] {
     py::dict builds;

@@ -29,6 +29,14 @@ class Backend {
   // features: [batch, num_tokens, D] -> out: [batch, out_channels, H, W] (raw head output).
   virtual void head(int64_t task_id, const float* features, int64_t batch, float* out) = 0;
 
+  // The whole forward pass (out[t]: [batch, out_channels, H, W] for task_ids[t]) when the backend runs
+  // backbone and heads together (an accelerator with heads on the device); false: the caller runs
+  // backbone() and head().
+  virtual bool forward(const float* /*images*/, int64_t /*batch*/, const std::vector<int64_t>& /*task_ids*/,
+                       const std::vector<float*>& /*out*/) {
+    return false;
+  }
+
   // One image's forward pass for one task with every intermediate core/trace.h names recorded, in
   // forward order, each computed the way this backend computes it. A diagnostic: speed is secondary.
   virtual void trace(const float* image, int64_t task_id, TraceRecorder* recorder) = 0;
@@ -54,6 +62,7 @@ struct BackendOptions {
   std::string xclbin;       // fpga: the .xclbin with m3vit_backbone
   int device = 0;           // fpga: XRT device index
   double timeout_s = 300;   // fpga: longest a single kernel run may take
+  bool heads_on_host = false;  // emu, fpga: the task heads on the CPU backend, not the device
 };
 
 // A device run that did not finish in time (Python: TimeoutError).

@@ -101,6 +101,7 @@ std::vector<std::string> Model::forward(const float* images, int64_t batch, cons
                                        const std::vector<float*>& outputs) {
   if (task_ids.size() != outputs.size()) throw std::invalid_argument("one output per task");
   std::lock_guard<std::mutex> lock(mutex_);
+  if (backend_->forward(images, batch, task_ids, outputs)) return backend_->input_warnings();
   const size_t feature_size = static_cast<size_t>(batch * config_.num_tokens() * config_.embed_dim);
   std::vector<std::vector<float>> features(task_ids.size(), std::vector<float>(feature_size));
   std::vector<float*> feature_ptrs;

@@ -14,7 +14,8 @@ BUILTIN = "the built-in trained model, edgemoe.data.trained_checkpoint(): a smal
 
 
 def _fpga_kwargs(args) -> dict:
-    return {k: v for k, v in (("xclbin", args.xclbin), ("device", args.device), ("timeout", args.timeout))
+    return {k: v for k, v in (("xclbin", args.xclbin), ("device", args.device), ("timeout", args.timeout),
+                              ("heads", getattr(args, "heads", None)))
             if v is not None}
 
 
@@ -113,8 +114,8 @@ def cmd_estimate(args):
     from .imaging import preprocess, sample_input
 
     images = preprocess(args.image, model.config.image_size) if args.image else sample_input(model.config.image_size)
-    print(model.estimate(board=args.board, images=images, task=task, clock_mhz=args.clock_mhz)
-          .table(per_stage=not args.summary))
+    print(model.estimate(board=args.board, images=images, task=task, clock_mhz=args.clock_mhz,
+                         heads=not args.backbone_only).table(per_stage=not args.summary))
     return 0
 
 
@@ -253,6 +254,9 @@ def _fpga_options(p):
     p.add_argument("--xclbin", metavar="FILE", help="fpga: the .xclbin built by kernels/vitis (default: $EDGEMOE_XCLBIN)")
     p.add_argument("--device", type=int, metavar="INDEX", help="fpga: XRT device index (default 0)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="fpga: seconds a kernel run may take (default 300)")
+    p.add_argument("--heads", choices=["device", "host"],
+                   help="emu, fpga: where the task heads run: on the accelerator, in the backbone's kernel call "
+                        "(device, the default) or on the CPU (host)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--image", metavar="FILE", help="input image whose routing sets the MoE load (default: the "
                                                      "built-in photo)")
     est.add_argument("--summary", action="store_true", help="totals by unit only, no per-stage rows")
+    est.add_argument("--backbone-only", action="store_true", dest="backbone_only",
+                     help="model the backbone alone (the task heads on the host), not the task's head too")
     est.add_argument("--clock-mhz", type=_clock_mhz, dest="clock_mhz", metavar="MHZ",
                      help="kernel clock to model (default: the board's, 250 MHz on the ZCU102 and 225 MHz on the "
                           "U280: what a design of this size can plausibly close; kernels/config/<board>.h says why)")

@@ -5,12 +5,15 @@ real images with the cycle ledger attached (kernels/src/cycle_ledger.h): every p
 count, the II and depth its pragma declares (kernels/src/schedule.h), the bytes it moves on which m_axi bundle
 at the port's beat width, and its MACs. A loop takes max(trips x II, memory cycles) + depth (+ the read
 latency once per run when it touches DDR/HBM); loops add up, except inside a DATAFLOW region, which takes its
-slowest process. MoE load is the routing of the given images. The backbone only: the heads run on the host.
+slowest process. MoE load is the routing of the given images. The task's head is modelled too when it runs on
+the device (the default; rows head.stage0 .. output), else the backbone only.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
+
+from . import _C
 
 # Published figures to print next to the model (../shared/spec/accelerator.md): Edge-MoE, ViT-T 128x256 on
 # the ZCU102 at 300 MHz.
@@ -21,9 +24,16 @@ TARGETS_MS = {("zcu102", 300): 12.0, ("zcu102", 250): 15.0, ("u280", 225): 80.0}
 RESOURCE_BUDGET = 0.80
 
 
+# The task head's stages (kernels/src/cycle_ledger.h: kHeadStage + k), named as edgemoe.trace names them.
+HEAD_STAGE = _C.LEDGER_HEAD_STAGE
+HEAD_STAGE_NAMES = ("head.stage0", "head.stage1", "head.stage2", "head.stage3", "head.logits", "output")
+
+
 def stage_name(stage: int) -> str:
     if stage < 0:
         return "embed"
+    if HEAD_STAGE <= stage < HEAD_STAGE + len(HEAD_STAGE_NAMES):
+        return HEAD_STAGE_NAMES[stage - HEAD_STAGE]
     return f"block {stage // 2} {'attn' if stage % 2 == 0 else 'mlp'}"
 
 
@@ -101,7 +111,8 @@ class Estimate:
                    if not (frac is None and used == 0))
 
     def table(self, per_stage: bool = True) -> str:
-        lines = [f"modelled latency of the M3ViT backbone on {self.board} ({self.device}, {self.clock_mhz} MHz), "
+        what = "backbone and task head" if any(u.stage >= HEAD_STAGE for u in self.units) else "backbone"
+        lines = [f"modelled latency of the M3ViT {what} on {self.board} ({self.device}, {self.clock_mhz} MHz), "
                  f"task {self.task!r}, top-{self.top_k}, per image (mean of {self.images})"]
         if per_stage:
             head = (f"{'stage':<14} {'unit':<18} {'cycles':>11} {'ms':>8} {'MAC util':>8} {'MB moved':>9}  "

@@ -32,22 +32,39 @@ def _check_threads(value) -> int:
     return n
 
 
-# Options of backends that drive a device: fpga only.
+# Options of backends that drive a device: fpga only; of the accelerator's backends: emu and fpga.
 _DEVICE_BACKENDS = ("fpga",)
+_ACCELERATOR_BACKENDS = ("emu", "fpga")
+HEADS = ("device", "host")
 
 
-def _backend_options(backend: str, xclbin=None, device=None, timeout=None) -> dict:
+def _heads_option(backend: str, heads) -> dict:
+    if heads is None:
+        return {}
+    if not isinstance(heads, str):
+        raise TypeError(f"heads must be a str ('device' or 'host'), got {type(heads).__name__}")
+    if heads not in HEADS:
+        raise ValueError(f"heads must be 'device' (the task heads on the accelerator, the default) or 'host' "
+                         f"(on the CPU backend), got {heads!r:.40}")
+    if backend not in _ACCELERATOR_BACKENDS:
+        raise ValueError(f"heads: only the accelerator's backends (emu, fpga) take this option, not backend={backend!r}")
+    return {"heads": heads}
+
+
+def _backend_options(backend: str, xclbin=None, device=None, timeout=None, heads=None) -> dict:
     """The native backend options, checked: which backend takes them, types, ranges, the file's presence.
 
     ``xclbin`` defaults to the ``EDGEMOE_XCLBIN`` environment variable; ``device`` (XRT device 0)
-    and ``timeout`` (seconds per kernel run, 300) default in the core (csrc/core/backend.h).
+    and ``timeout`` (seconds per kernel run, 300) default in the core (csrc/core/backend.h);
+    ``heads`` ("device", the default, or "host") is where emu and fpga run the task heads.
     """
+    head_option = _heads_option(backend, heads)
     given = [name for name, value in (("xclbin", xclbin), ("device", device), ("timeout", timeout)) if value is not None]
     if backend not in _DEVICE_BACKENDS:
         if given:
             raise ValueError(f"{', '.join(given)}: only backend='fpga' takes {'these options' if len(given) > 1 else 'this option'}, "
                              f"not backend={backend!r}")
-        return {}
+        return head_option
     if xclbin is None:
         xclbin = os.environ.get("EDGEMOE_XCLBIN") or None
         if xclbin is None:
@@ -62,7 +79,7 @@ def _backend_options(backend: str, xclbin=None, device=None, timeout=None) -> di
         raise ValueError(f"xclbin: no such file {path!r}")
     if not os.path.isfile(path):
         raise ValueError(f"xclbin {path!r} is not a regular file (a directory, FIFO, socket or device)")
-    options = {"xclbin": os.fsencode(os.path.abspath(path))}  # bytes: any file name the OS allows
+    options = {"xclbin": os.fsencode(os.path.abspath(path)), **head_option}  # bytes: any file name the OS allows
     if device is not None:
         options["device"] = check_int(device, "device", minimum=0)
         if options["device"] > 2 ** 31 - 1:
@@ -86,17 +103,19 @@ class Model:
     ``model(images, task="semseg")`` returns the raw head output [B, C, H, W];
     ``model(images, tasks=[...])`` returns a dict, sharing the work before the first MoE layer.
     The fpga backend takes ``xclbin=`` (default: ``$EDGEMOE_XCLBIN``), ``device=`` (XRT index, 0)
-    and ``timeout=`` (seconds per kernel run, 300).
+    and ``timeout=`` (seconds per kernel run, 300). emu and fpga take ``heads=``: "device" (default:
+    the task heads run on the accelerator, in the backbone's kernel call) or "host" (on the CPU).
     """
 
     def __init__(self, config: ModelConfig, state: Dict[str, torch.Tensor], backend: str = "cpu",
                  num_threads: Optional[int] = None, sources: Optional[Dict[str, str]] = None, *,
-                 xclbin=None, device: Optional[int] = None, timeout: Optional[float] = None):
+                 xclbin=None, device: Optional[int] = None, timeout: Optional[float] = None,
+                 heads: Optional[str] = None):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be an edgemoe.ModelConfig, got {type(config).__name__}")
         self._config = config
         require_backend(backend)
-        options = _backend_options(backend, xclbin, device, timeout)
+        options = _backend_options(backend, xclbin, device, timeout, heads)
         threads = _default_threads() if num_threads is None else _check_threads(num_threads)
         weights = select_weights(config, state, sources)
         try:
@@ -109,7 +128,7 @@ class Model:
     def from_checkpoint(cls, path, backend: str = "cpu", *, top_k: Optional[int] = None,
                         num_heads: Optional[int] = None, image_size=None, config=None,
                         num_threads: Optional[int] = None, xclbin=None, device: Optional[int] = None,
-                        timeout: Optional[float] = None) -> "Model":
+                        timeout: Optional[float] = None, heads: Optional[str] = None) -> "Model":
         """Load an M3ViT checkpoint as saved: a rank-shard directory, a .pth/.pth.tar file, or a bare state dict.
 
         What the weights cannot tell (heads, top-k, the image size of a non-square grid) comes from, in
@@ -117,7 +136,8 @@ class Model:
         (default: the ``config.yml`` or single YAML file next to the checkpoint, as in M3ViT's run
         directories; ``config=False`` looks for none); M3ViT's README defaults, with a ConfigWarning.
         ``print(model.config)`` shows where each value came from.
-        ``xclbin``, ``device`` and ``timeout`` are the fpga backend's options (see Model).
+        ``xclbin``, ``device`` and ``timeout`` are the fpga backend's options, ``heads`` emu's and fpga's
+        (see Model).
         """
         # Arguments first: what fails after this is the checkpoint's fault and says so.
         for name, value in (("path", path), ("config", config)):
@@ -132,7 +152,7 @@ class Model:
         if num_threads is not None:
             _check_threads(num_threads)
         require_backend(backend)
-        _backend_options(backend, xclbin, device, timeout)
+        _backend_options(backend, xclbin, device, timeout, heads)
         try:
             state, sources = load_state_dict(path)
             cfg = checkpoint_config(state, path, top_k=top_k, num_heads=num_heads, image_size=image_size, config=config)
@@ -143,7 +163,8 @@ class Model:
                 raise
             raise CheckpointError(f"{path}: {exc}") from None
         try:
-            return cls(cfg, state, backend, num_threads, sources, xclbin=xclbin, device=device, timeout=timeout)
+            return cls(cfg, state, backend, num_threads, sources, xclbin=xclbin, device=device, timeout=timeout,
+                       heads=heads)
         except CheckpointError:
             raise
         except ValueError as exc:
@@ -182,11 +203,11 @@ class Model:
         self._native.num_threads = _check_threads(value)
 
     def to(self, backend: str, *, xclbin=None, device: Optional[int] = None,
-           timeout: Optional[float] = None) -> "Model":
+           timeout: Optional[float] = None, heads: Optional[str] = None) -> "Model":
         """Move to another backend in place (weights are re-packed for it); returns self. On failure the
-        model stays on its current backend. fpga options as in Model."""
+        model stays on its current backend. fpga and heads options as in Model."""
         require_backend(backend)
-        self._native.to(backend, _backend_options(backend, xclbin, device, timeout))
+        self._native.to(backend, _backend_options(backend, xclbin, device, timeout, heads))
         warn_if_no_board_fits(self)
         return self
 
@@ -297,14 +318,15 @@ class Model:
         return np.asarray(trace, dtype=np.int64).reshape(-1, layers, 3, experts)
 
     def estimate(self, board: str = "zcu102", images: Optional[torch.Tensor] = None, task: Optional[str] = None,
-                 clock_mhz: Optional[int] = None):
-        """The accelerator's modelled backbone latency and resources on `board` ("zcu102" or "u280"), per image
+                 clock_mhz: Optional[int] = None, heads: bool = True):
+        """The accelerator's modelled latency and resources on `board` ("zcu102" or "u280"), per image
         (the mean over the batch of `images`) for one task, at `clock_mhz` (default: the board's, 250 MHz on
         the ZCU102 and 225 MHz on the U280; kernels/config/<board>.h says why): an edgemoe.estimate.Estimate
         (print it for the per-stage table). The board's own kernel
         build runs in emulation on `images` (default: the built-in photo) and counts every pipelined loop's
         cycles and memory traffic (see edgemoe.estimate); MoE load is these images' routing. Works on any
-        backend; a model the board's build cannot hold raises ValueError naming the limit."""
+        backend; a model the board's build cannot hold raises ValueError naming the limit. `heads`: the task's
+        head on the device too (default), else the backbone alone."""
         import numpy as np
 
         from .estimate import from_native
@@ -323,9 +345,11 @@ class Model:
             clock = check_int(clock_mhz, "clock_mhz", minimum=1)
             if not 50 <= clock <= 500:
                 raise ValueError(f"clock_mhz: a kernel clock between 50 and 500 MHz, got {clock_mhz}")
+        if not isinstance(heads, bool):
+            raise TypeError(f"heads must be a bool (the head on the device too), got {type(heads).__name__}")
         if images is None:
             images = sample_input(self._config.image_size)
-        raw = self._native.estimate(board.lower(), self._check_images(images), task_id, clock)
+        raw = self._native.estimate(board.lower(), self._check_images(images), task_id, clock, heads)
         c = self._config
         trace = np.asarray(raw["moe_trace"], dtype=np.int64)
         if c.moe_blocks and trace.size:

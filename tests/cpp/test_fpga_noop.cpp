@@ -83,7 +83,9 @@ std::shared_ptr<edgemoe::ModelWeights> seeded_weights(const ModelConfig& c, unsi
     int64_t n = 1;
     for (int64_t d : spec.shape) n *= d;
     std::vector<float> data(static_cast<size_t>(n));
-    for (float& v : data) v = value(rng);
+    const std::string tail = "running_var";
+    const bool variance = spec.name.size() >= tail.size() && spec.name.compare(spec.name.size() - tail.size(), tail.size(), tail) == 0;
+    for (float& v : data) v = variance ? 1 + value(rng) : value(rng);  // a BatchNorm's variance is positive
     w->add(spec.name, spec.shape, data.data());
   }
   w->validate(c);
@@ -360,7 +362,7 @@ void bank_capacity_flow() {
   std::vector<Event> log;
   edgemoe::accel::AccelBackend fpga("fpga", std::make_unique<OwningRecorder>(
                                                 std::make_unique<edgemoe::fpga::XrtDevice>(options), &log),
-                                    config, weights, 1);
+                                    config, weights, 1, true);
   const std::vector<float> images = seeded_images(config, 5, 3);
   std::vector<float> features(size_t(5 * config.num_tokens() * config.embed_dim));
   fpga.backbone(images.data(), 5, {0}, {features.data()});
@@ -375,7 +377,7 @@ void bank_capacity_flow() {
   expect_throw<std::invalid_argument>(
       [&] {
         edgemoe::accel::AccelBackend refused("fpga", std::make_unique<edgemoe::fpga::XrtDevice>(options), config,
-                                             weights, 1);
+                                             weights, 1, true);
       },
       "the memory bank of argument 'x' holds", "a bank that holds no image refuses the model");
 }
@@ -389,9 +391,9 @@ void host_flow(const ModelConfig& config, const std::vector<Call>& calls, const 
   edgemoe::fpga::XrtDevice* xrt_device = xrt.get();
   expect(!xrt_device->executes(), label + ": noop device says it executes nothing");
   edgemoe::accel::AccelBackend emu("emu", std::make_unique<OwningRecorder>(std::make_unique<edgemoe::emu::EmuDevice>(), &emu_log),
-                                   config, weights, 1);
+                                   config, weights, 1, true);
   edgemoe::accel::AccelBackend fpga("fpga", std::make_unique<OwningRecorder>(std::move(xrt), &fpga_log), config,
-                                    weights, 1);
+                                    weights, 1, true);
   const int64_t feature_size = config.num_tokens() * config.embed_dim;
   unsigned seed = 1;
   for (const Call& call : calls) {

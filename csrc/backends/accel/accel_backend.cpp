@@ -17,6 +17,23 @@ const ModelConfig& checked(const ModelConfig& config, const KernelBuild& build) 
   return config;
 }
 
+// The heads' refusal, before a weight is packed.
+bool checked_heads(bool on_device, const ModelConfig& config, const KernelBuild& build) {
+  if (!on_device) return false;
+  const std::string reason = heads_unfit_reason(config, build);
+  if (!reason.empty())
+    throw std::invalid_argument("the accelerator cannot run this model's task heads: " + reason +
+                                "; run them on the host with heads='host'");
+  return true;
+}
+
+// The widest task output, in whole words of channels.
+long widest_output_channels(const ModelConfig& config) {
+  long widest = 0;
+  for (const TaskSpec& t : config.tasks) widest = std::max<long>(widest, (t.out_channels + 15) / 16 * 16);
+  return widest;
+}
+
 std::string megabytes(uint64_t bytes) {
   char text[32];
   std::snprintf(text, sizeof text, "%.1f MB", double(bytes) / 1e6);
@@ -31,6 +48,8 @@ void AccelBackend::plan_runs() {
   const edgemoe_hls::ModelDims& m = packed_.dims;
   const uint64_t n = uint64_t(edgemoe_hls::tokens(m)), D = uint64_t(m.dim);
   const uint64_t widest = uint64_t(std::max<long>({m.dim, m.mlp_hidden, m.expert_hidden}));
+  const uint64_t maps = head_map_elements(), outputs_per_image =
+      heads_on_device_ ? uint64_t(edgemoe_hls::head_output_words(m, int(widest_output_channels(config_)))) * 64 : 0;
   const uint64_t words = uint64_t(packed_.weights.size());
   const struct {
     KernelArg arg;
@@ -43,8 +62,9 @@ void AccelBackend::plan_runs() {
        "weights (odd words)"},
       {KernelArg::params, uint64_t(packed_.params.size()) * kFmBytes, 0, "parameters"},
       {KernelArg::xn, n * D * kFmBytes, 0, "normalised rows"},
-      {KernelArg::qkv, n * 3 * D * kFmBytes, 0, "q, k and v"},
-      {KernelArg::hidden, n * widest * kFmBytes, 0, "hidden layer"},
+      {KernelArg::qkv, std::max(n * 3 * D, maps) * kFmBytes, 0, "q, k and v (and the heads' maps)"},
+      {KernelArg::hidden, std::max(n * widest, maps) * kFmBytes, 0, "hidden layer (and the heads' maps)"},
+      {KernelArg::outputs, 0, outputs_per_image, "task head outputs"},
       {KernelArg::images, edgemoe_hls::kPixelsPerWord, 3 * uint64_t(config_.image_h()) * uint64_t(config_.image_w()),
        "images"},
       {KernelArg::x, 0, n * D * kFmBytes, "residual stream"},
@@ -55,6 +75,7 @@ void AccelBackend::plan_runs() {
     const uint64_t capacity = device_->capacity(b.arg);
     const char* name = edgemoe_hls::kKernelInterface[int(b.arg)].name;
     const uint64_t one = b.fixed + b.per_image;
+    if (one == 0) continue;  // not used (the heads' outputs with heads on the host)
     if (one > capacity)
       throw std::invalid_argument(device_->origin() + ": the memory bank of argument '" + name + "' holds " +
                                   megabytes(capacity) + "; this model's " + b.what + " need " + megabytes(one) +
@@ -86,9 +107,10 @@ void AccelBackend::upload_weights() {
 }
 
 AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, const ModelConfig& config,
-                           std::shared_ptr<const ModelWeights> weights, int num_threads)
+                           std::shared_ptr<const ModelWeights> weights, int num_threads, bool heads_on_device)
     : name_(std::move(name)), device_(std::move(device)), build_(query_kernel_build(*device_)),
-      config_(checked(config, build_)), packed_(pack_model(config_, *weights)), heads_(config, weights, num_threads, /*with_backbone=*/false),
+      config_(checked(config, build_)), heads_on_device_(checked_heads(heads_on_device, config_, build_)),
+      packed_(pack_model(config_, *weights, heads_on_device_)), heads_(config, weights, num_threads, /*with_backbone=*/false),
       traces_(config.tasks.size()) {
   plan_runs();
   const edgemoe_hls::ModelDims& m = packed_.dims;
@@ -98,9 +120,11 @@ AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, con
   device_->write(args_.params, packed_.params.data(), param_bytes);
   const long n = edgemoe_hls::tokens(m), D = m.dim;
   const long widest = std::max<long>({D, m.mlp_hidden, m.expert_hidden});
+  const long maps = long(head_map_elements());
   args_.xn = device_->allocate(n * D * kFmBytes, KernelArg::xn);
-  args_.qkv = device_->allocate(n * 3 * D * kFmBytes, KernelArg::qkv);
-  args_.hidden = device_->allocate(n * widest * kFmBytes, KernelArg::hidden);
+  args_.qkv = device_->allocate(std::max(n * 3 * D, maps) * kFmBytes, KernelArg::qkv);
+  args_.hidden = device_->allocate(std::max(n * widest, maps) * kFmBytes, KernelArg::hidden);
+  args_.head_channels = uint32_t(packed_.head_channels);
   args_.dim = m.dim;
   args_.heads = m.heads;
   args_.grid_h = m.grid_h;
@@ -120,9 +144,9 @@ void AccelBackend::ensure_buffers(int64_t batch) {
   if (batch <= buffer_batch_) return;
   const edgemoe_hls::ModelDims& m = packed_.dims;
   const long n = edgemoe_hls::tokens(m);
-  for (BufferId old : {args_.images, args_.x, args_.trace})
+  for (BufferId old : {args_.images, args_.x, args_.trace, args_.outputs})
     if (old >= 0) device_->release(old);
-  args_.images = args_.x = args_.trace = -1;
+  args_.images = args_.x = args_.trace = args_.outputs = -1;
   buffer_batch_ = 0;
   // The kernel reads the images as 64-byte words (formats.h: pixel_word_t): whole words allocated.
   const int64_t pixel_bytes = batch * 3 * config_.image_h() * config_.image_w();
@@ -131,11 +155,16 @@ void AccelBackend::ensure_buffers(int64_t batch) {
   args_.x = device_->allocate(batch * n * m.dim * kFmBytes, KernelArg::x);
   args_.trace = device_->allocate(std::max<long>(1, edgemoe_hls::trace_size(m, int(batch))) * sizeof(uint32_t),
                                   KernelArg::trace);
+  if (heads_on_device_)
+    args_.outputs = device_->allocate(
+        size_t(batch * edgemoe_hls::head_output_words(m, int(widest_output_channels(config_))) * 64), KernelArg::outputs);
   buffer_batch_ = batch;
 }
 
-void AccelBackend::run(int64_t batch, int64_t task_id, bool embed, int first_stage, int last_stage) {
+void AccelBackend::run(int64_t batch, int64_t task_id, bool embed, int first_stage, int last_stage, int head_stages) {
   KernelArgs a = args_;
+  a.head_out = head_stages > 0 ? uint32_t(config_.tasks[size_t(task_id)].out_channels) : 0;
+  a.head_stages = uint32_t(head_stages);
   a.num_images = uint32_t(batch);
   a.task = uint32_t(task_id);
   a.embed = embed ? 1 : 0;
@@ -173,6 +202,18 @@ std::vector<uint8_t> AccelBackend::quantize(const float* images, int64_t batch,
 
 void AccelBackend::backbone(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
                             const std::vector<float*>& features) {
+  run_batch(images, batch, task_ids, features, false);
+}
+
+bool AccelBackend::forward(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
+                           const std::vector<float*>& out) {
+  if (!heads_on_device_) return false;
+  run_batch(images, batch, task_ids, out, true);
+  return true;
+}
+
+void AccelBackend::run_batch(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
+                             const std::vector<float*>& out, bool heads) {
   if (task_ids.empty()) return;
   const int64_t plane = config_.image_h() * config_.image_w();
   // Warnings and traces of this call replace the last ones only once the whole call succeeded.
@@ -180,19 +221,22 @@ void AccelBackend::backbone(const float* images, int64_t batch, const std::vecto
   const std::vector<uint8_t> pixels = quantize(images, batch, &warnings);
   std::vector<std::vector<uint32_t>> traces(traces_.size());
   const int64_t per_call = images_per_run_;
-  const int64_t feature_size = config_.num_tokens() * config_.embed_dim;
   for (int64_t first = 0; first < batch; first += per_call) {
     const int64_t count = std::min(per_call, batch - first);
-    std::vector<float*> chunk_features;
-    for (float* f : features) chunk_features.push_back(f + first * feature_size);
-    backbone_chunk(pixels.data() + first * 3 * plane, count, task_ids, chunk_features, &traces);
+    std::vector<float*> chunk_out;
+    for (size_t t = 0; t < out.size(); ++t) {
+      const int64_t per_image = heads ? config_.tasks[size_t(task_ids[t])].out_channels * plane
+                                      : config_.num_tokens() * config_.embed_dim;
+      chunk_out.push_back(out[t] + first * per_image);
+    }
+    backbone_chunk(pixels.data() + first * 3 * plane, count, task_ids, chunk_out, heads, &traces);
   }
   for (int64_t t : task_ids) traces_[t] = std::move(traces[t]);
   input_warnings_ = std::move(warnings);
 }
 
 void AccelBackend::backbone_chunk(const uint8_t* pixels, int64_t batch, const std::vector<int64_t>& task_ids,
-                                  const std::vector<float*>& features, std::vector<std::vector<uint32_t>>* traces) {
+                                  const std::vector<float*>& out, bool heads, std::vector<std::vector<uint32_t>>* traces) {
   ensure_buffers(batch);
   device_->write(args_.images, pixels, size_t(batch * 3 * config_.image_h() * config_.image_w()));
 
@@ -209,24 +253,91 @@ void AccelBackend::backbone_chunk(const uint8_t* pixels, int64_t batch, const st
     device_->read(args_.x, shared.data(), state_bytes);
   }
   const size_t trace_words = size_t(edgemoe_hls::trace_size(packed_.dims, int(batch)));
-  const size_t feature_count = size_t(batch * config_.num_tokens() * config_.embed_dim);
   for (size_t t = 0; t < task_ids.size(); ++t) {
+    const size_t count = size_t(batch) * (heads ? size_t(config_.tasks[size_t(task_ids[t])].out_channels *
+                                                         config_.image_h() * config_.image_w())
+                                                : size_t(config_.num_tokens() * config_.embed_dim));
     // A task named twice in one call is computed once.
     const size_t first = size_t(std::find(task_ids.begin(), task_ids.end(), task_ids[t]) - task_ids.begin());
     if (first < t) {
-      std::copy(features[first], features[first] + feature_count, features[t]);
+      std::copy(out[first], out[first] + count, out[t]);
       continue;
     }
     if (split < end) {
       if (t > 0) device_->write(args_.x, shared.data(), state_bytes);
-      run(batch, task_ids[t], false, split, end);
+      // The task-gated rest and, with heads, the task's head: one call.
+      run(batch, task_ids[t], false, split, end, heads ? edgemoe_ledger::kHeadStages : 0);
       std::vector<uint32_t>& trace = (*traces)[task_ids[t]];
       const size_t before = trace.size();
       trace.resize(before + trace_words);
       if (trace_words) device_->read(args_.trace, trace.data() + before, trace_words * sizeof(uint32_t));
+    } else if (heads) {
+      run(batch, task_ids[t], false, end, end, edgemoe_ledger::kHeadStages);  // the head alone
     }
-    read_features(batch, features[t]);
+    if (heads) read_head_outputs(batch, task_ids[t], out[t]);
+    else read_features(batch, out[t]);
   }
+}
+
+int64_t AccelBackend::padded_head_channels(int layer) const {
+  const int slices = head_layer_slices(config_, build_, layer);
+  const int64_t out = layer < 4 ? config_.head_channels : widest_output_channels(config_);
+  return int64_t(slices) * ((out / 16 + slices - 1) / slices) * 16;
+}
+
+uint64_t AccelBackend::head_map_elements() const {
+  if (!heads_on_device_) return 0;
+  // The last maps are the largest: 8 gh x 8 gw (conv_3's output, the upsampled conv_2, the logits).
+  int64_t widest = 0;
+  for (int l = 0; l < edgemoe_hls::kHeadLayers; ++l) widest = std::max(widest, padded_head_channels(l));
+  return uint64_t(64 * config_.grid_h * config_.grid_w * widest);
+}
+
+// [images][16 gh][16 gw][out words] fm_t -> [images][out][H][W] float.
+void AccelBackend::read_head_outputs(int64_t batch, int64_t task_id, float* out) {
+  const edgemoe_hls::ModelDims& m = packed_.dims;
+  const int64_t channels = config_.tasks[size_t(task_id)].out_channels;
+  const int64_t stride = (channels + 15) / 16 * 16, pixels = config_.image_h() * config_.image_w();
+  std::vector<edgemoe_hls::fm_t> raw(size_t(batch * edgemoe_hls::head_output_words(m, int(channels)) * 16));
+  device_->read(args_.outputs, raw.data(), raw.size() * kFmBytes);
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t p = 0; p < pixels; ++p)
+      for (int64_t c = 0; c < channels; ++c)
+        out[(i * channels + c) * pixels + p] = fm_to_float(raw[size_t((i * pixels + p) * stride + c)]);
+}
+
+std::vector<float> AccelBackend::read_map(BufferId buffer, int64_t channels, int64_t height, int64_t width,
+                                          int slices) {
+  const int64_t words = (channels + 15) / 16, per = (words + slices - 1) / slices, pixels = height * width;
+  std::vector<edgemoe_hls::fm_t> raw(size_t(pixels * per * 16 * slices));
+  device_->read(buffer, raw.data(), raw.size() * kFmBytes);
+  std::vector<float> chw(size_t(channels * pixels));
+  for (int64_t c = 0; c < channels; ++c) {
+    const int64_t s = c / (per * 16), within = c % (per * 16);
+    for (int64_t p = 0; p < pixels; ++p) chw[size_t(c * pixels + p)] = fm_to_float(raw[size_t((s * pixels + p) * per * 16 + within)]);
+  }
+  return chw;
+}
+
+// The head as the device computes it, stage by stage: a call per stage that leaves its map in a
+// scratch buffer (kernel_interface.h: head_stages), then the whole head.
+void AccelBackend::trace_device_head(int64_t task_id, TraceRecorder* recorder) {
+  const int64_t C = config_.head_channels, gh = config_.grid_h, gw = config_.grid_w, D = config_.embed_dim;
+  for (int stage = 1; stage <= 3; ++stage) {
+    run(1, task_id, false, int(2 * config_.depth), int(2 * config_.depth), stage);
+    if (stage == 1) recorder->head_norm(read_map(args_.xn, D, gh, gw, 1).data());
+    const int64_t side = int64_t(1) << stage;  // stage s - 1's map, upsampled: 2^s x the grid
+    recorder->head_stage(stage - 1, read_map(args_.qkv, C, side * gh, side * gw, head_layer_slices(config_, build_, stage - 1)).data(),
+                         C, side * gh, side * gw);
+  }
+  run(1, task_id, false, int(2 * config_.depth), int(2 * config_.depth), edgemoe_ledger::kHeadStages);
+  recorder->head_stage(3, read_map(args_.hidden, C, 8 * gh, 8 * gw, head_layer_slices(config_, build_, 3)).data(), C,
+                       8 * gh, 8 * gw);
+  const int64_t out = config_.tasks[size_t(task_id)].out_channels;
+  recorder->head_logits(read_map(args_.qkv, out, 8 * gh, 8 * gw, 1).data(), 8 * gh, 8 * gw);
+  std::vector<float> output(size_t(out * config_.image_h() * config_.image_w()));
+  read_head_outputs(1, task_id, output.data());
+  recorder->output(output.data());
 }
 
 void AccelBackend::head(int64_t task_id, const float* features, int64_t batch, float* out) {
@@ -273,6 +384,10 @@ void AccelBackend::trace(const float* image, int64_t task_id, TraceRecorder* rec
     if (config_.is_moe_block(block)) record_routing(block, task_id, recorder);
     recorder->mlp(block, added());
     recorder->block_output(block, x.data());
+  }
+  if (heads_on_device_) {
+    trace_device_head(task_id, recorder);
+    return;
   }
   std::vector<float> out(size_t(config_.tasks[task_id].out_channels * config_.image_h() * config_.image_w()));
   heads_.trace_head(task_id, x.data(), out.data(), recorder);

@@ -1,5 +1,6 @@
 #include "backends/accel/kernel_build.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
@@ -151,6 +152,42 @@ void check_fits_build(const ModelConfig& c, const KernelBuild& b) {
   limit(b, "top-k", c.top_k, kRecord_max_top_k);
   limit(b, "task count", long(c.tasks.size()), kRecord_max_tasks);
   limit(b, "patch input (3*P*P)", 3 * c.patch_size * c.patch_size, kRecord_max_patch_in);
+}
+
+int head_layer_slices(const ModelConfig& c, const KernelBuild& b, int layer) {
+  const ModelDims m = {int(c.embed_dim), 1, int(c.grid_h), int(c.grid_w), 1, 0, 0, 0, 0, 0, 1, 0u};
+  const int C = int(c.head_channels);
+  long widest_out = 0;
+  for (const TaskSpec& t : c.tasks) widest_out = std::max<long>(widest_out, (t.out_channels + 15) / 16 * 16);
+  const int out = layer < 4 ? C : int(widest_out);
+  return head_slices_for(out, head_in(m, C, layer), int(b[kRecord_linear_tin]), int(b[kRecord_linear_tout]),
+                         int(b[kRecord_max_weight_tiles]), int(b[kRecord_max_head_channels]));
+}
+
+std::string heads_unfit_reason(const ModelConfig& c, const KernelBuild& b) {
+  const std::string build = " (kernel config '" + b.config_name() + "' in " + b.origin + ")";
+  const long word = long(b[kRecord_activation_word_elements]);
+  if (c.head_channels > long(b[kRecord_max_head_channels]))
+    return "its heads have " + std::to_string(c.head_channels) + " channels, the build at most " +
+           std::to_string(b[kRecord_max_head_channels]) + build;
+  if (c.head_channels % word != 0)
+    return "its heads' " + std::to_string(c.head_channels) + " channels are not a multiple of " + std::to_string(word) +
+           " (maps move in 512-bit words)" + build;
+  const long max_out = std::min<long>(long(b[kRecord_max_head_out]), kHeadOutRows);
+  for (const TaskSpec& t : c.tasks)
+    if (t.out_channels > max_out)
+      return "task '" + t.name + "' has " + std::to_string(t.out_channels) + " output channels, the build at most " +
+             std::to_string(max_out) + build;
+  if (c.patch_size != 16)
+    return "its patches are " + std::to_string(c.patch_size) + " pixels: the head's four x2 upsamplings give 16 x the "
+           "token grid, the image size only with 16-pixel patches";
+  if (8 * c.grid_w > long(b[kRecord_max_map_width]))
+    return "its last head maps are " + std::to_string(8 * c.grid_w) + " pixels wide (8 x the token grid's " +
+           std::to_string(c.grid_w) + "), the build's line buffer " + std::to_string(b[kRecord_max_map_width]) + build;
+  for (int l = 0; l < kHeadLayers; ++l)
+    if (head_layer_slices(c, b, l) == 0)
+      return "16 output channels of its conv_" + std::to_string(l) + " do not fit the build's weight buffer" + build;
+  return "";
 }
 
 }  // namespace edgemoe::accel

@@ -40,4 +40,11 @@ void check_kernel_build(const KernelBuild& build);
 // exceeds.
 void check_fits_build(const ModelConfig& config, const KernelBuild& build);
 
+// Why the model's task heads cannot run on the build (its head maxima, the line buffer's width, a
+// convolution whose 16 output channels exceed a weight buffer), one sentence; empty when they can.
+std::string heads_unfit_reason(const ModelConfig& config, const KernelBuild& build);
+
+// Passes (output-channel slices) head layer `layer` takes on the build (kernels/src/layout.h).
+int head_layer_slices(const ModelConfig& config, const KernelBuild& build, int layer);
+
 }  // namespace edgemoe::accel

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -32,13 +33,80 @@ edgemoe_hls::ModelDims kernel_dims(const ModelConfig& c) {
           int(c.mlp_hidden), int(c.num_experts), int(c.expert_hidden), int(c.top_k), int(c.tasks.size()), mask};
 }
 
-PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
+namespace {
+
+// Each task's head after the backbone (layout.h: w_head, p_head_*). conv_k's BatchNorm folds into
+// it exactly as the cpu backend folds it (s = gamma / sqrt(var + eps); w s; (b - mean) s + beta),
+// in double; values outside wt_t's or fm_t's range are refused, not saturated.
+void pack_heads(const ModelConfig& c, const ModelWeights& w, PackedModel* out) {
+  using namespace edgemoe_hls;
+  const ModelDims& m = out->dims;
+  const int C = int(c.head_channels), D = int(c.embed_dim);
+  auto data = [&](const std::string& key) { return w.get(key).data.data(); };
+  const double wt_limit = std::ldexp(1.0, wt_t::iwidth - 1), fm_limit = std::ldexp(1.0, fm_t::iwidth - 1);
+  for (size_t t = 0; t < c.tasks.size(); ++t) {
+    const std::string& task = c.tasks[t].name;
+    auto refuse = [&](const std::string& layer, const char* what, double value, double limit) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%.4g", value);
+      throw std::invalid_argument("the accelerator cannot run this model's head of task '" + task + "': its " + layer + " has a " + what +
+                                  " of " + text + ", outside the accelerator's range of +-" +
+                                  std::to_string(int(limit)) + " (kernels/src/formats.h); run the heads on the host "
+                                  "with heads='host'");
+    };
+    const float* gamma = data(head_key(task, "norm.weight"));
+    const float* beta = data(head_key(task, "norm.bias"));
+    for (int d = 0; d < D; ++d) {
+      if (std::abs(gamma[d]) >= fm_limit) refuse("LayerNorm", "weight", gamma[d], fm_limit);
+      if (std::abs(beta[d]) >= fm_limit) refuse("LayerNorm", "bias", beta[d], fm_limit);
+      out->params[p_head_ln(m, C, int(t)) + d] = to_fm(gamma[d]);
+      out->params[p_head_ln(m, C, int(t)) + D + d] = to_fm(beta[d]);
+    }
+    for (int l = 0; l < kHeadLayers; ++l) {
+      const std::string conv = head_key(task, "conv_" + std::to_string(l));
+      const int rows = l < 4 ? C : int(c.tasks[t].out_channels), cin = l == 0 ? D : C, K = l < 4 ? 3 : 1;
+      const int in = head_in(m, C, l);
+      const float* wv = data(conv + ".weight");
+      const float* bv = data(conv + ".bias");
+      const std::string bn = head_key(task, "syncbn_fc_" + std::to_string(l));
+      for (int o = 0; o < rows; ++o) {
+        double scale = 1, bias = bv[o];
+        if (l < 4) {
+          const double var = data(bn + ".running_var")[o];
+          if (!(var + double(kBatchNormEps) > 0))
+            throw std::invalid_argument("the accelerator cannot run this model's head of task '" + task + "': its syncbn_fc_" +
+                                        std::to_string(l) + ".running_var[" + std::to_string(o) +
+                                        "] is not a variance (negative or NaN)");
+          scale = data(bn + ".weight")[o] / std::sqrt(var + double(kBatchNormEps));
+          bias = (bias - data(bn + ".running_mean")[o]) * scale + data(bn + ".bias")[o];
+        }
+        const std::string layer = l < 4 ? "conv_" + std::to_string(l) + " (BatchNorm folded in)" : "conv_4";
+        if (!(std::abs(bias) < fm_limit)) refuse(layer, "bias", bias, fm_limit);
+        out->params[p_head_bias(m, C, int(t), l) + o] = to_fm(bias);
+        for (int ci = 0; ci < cin; ++ci)
+          for (int k = 0; k < K * K; ++k) {
+            const double v = double(wv[(size_t(o) * cin + ci) * K * K + k]) * scale;
+            if (!(std::abs(v) < wt_limit)) refuse(layer, "weight", v, wt_limit);
+            const int col = k * cin + ci;  // (ky, kx, channel): window_reader.h's column order
+            set_weight_lane(out->weights[weight_word_index(w_head(m, C, int(t), l), in, o, col)], col % kWeightsPerWord,
+                            to_wt(v));
+          }
+      }
+    }
+  }
+  out->head_channels = C;
+}
+
+}  // namespace
+
+PackedModel pack_model(const ModelConfig& c, const ModelWeights& w, bool with_heads) {
   using namespace edgemoe_hls;
   PackedModel out;
   out.dims = kernel_dims(c);
   const ModelDims& m = out.dims;
-  out.weights.assign(static_cast<size_t>(weights_size(m)), weight_word_t{});
-  out.params.assign(static_cast<size_t>(params_size(m)), fm_t(0));
+  const int head_channels = with_heads ? int(c.head_channels) : 0;
+  out.weights.assign(static_cast<size_t>(model_weights_size(m, head_channels)), weight_word_t{});
+  out.params.assign(static_cast<size_t>(model_params_size(m, head_channels)), fm_t(0));
   const int64_t D = c.embed_dim, P = c.patch_size, N = c.num_tokens(), E = c.num_experts, Hm = c.expert_hidden;
   auto data = [&](const std::string& key) { return w.get(key).data.data(); };
   auto put_weight = [&](long matrix, int64_t in, int64_t r, int64_t col, double v) {
@@ -110,6 +178,7 @@ PackedModel pack_model(const ModelConfig& c, const ModelWeights& w) {
     }
   }
   out.attn_scale_raw = int32_t(uint32_t(to_fm(1.0 / std::sqrt(double(c.head_dim()))).range()));
+  if (with_heads) pack_heads(c, w, &out);
   return out;
 }
 

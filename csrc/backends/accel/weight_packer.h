@@ -1,7 +1,8 @@
 // Quantise a checkpoint into the kernel's DDR layout (kernels/src/layout.h), once per model:
 // matrices to wt_t with round-to-nearest and saturation, vectors to fm_t; input normalisation
 // folded into the patch weights, cls token into pos_embed row 0, the task-conditioned gate
-// into per-task logit offsets.
+// into per-task logit offsets; with the heads, each task's BatchNorms folded into its convolutions
+// (as the cpu backend folds them) and the 3x3 kernels reordered to (ky, kx, channel) columns.
 #pragma once
 
 #include <cstdint>
@@ -20,11 +21,14 @@ struct PackedModel {
   std::vector<edgemoe_hls::weight_word_t> weights;  // 28 packed weights per 64-byte word (layout.h)
   std::vector<edgemoe_hls::fm_t> params;
   int32_t attn_scale_raw;
+  int head_channels = 0;  // the heads packed after the backbone (0: none)
 };
 
 edgemoe_hls::ModelDims kernel_dims(const ModelConfig& config);
-// The model must fit the kernel build first (check_fits_build, kernel_build.h).
-PackedModel pack_model(const ModelConfig& config, const ModelWeights& weights);
+// The model must fit the kernel build first (check_fits_build, kernel_build.h); with_heads: its heads
+// too (heads_unfit_reason). std::invalid_argument when a folded head weight or bias lies outside
+// what the formats hold, naming the task and layer.
+PackedModel pack_model(const ModelConfig& config, const ModelWeights& weights, bool with_heads);
 
 // What quantize_images had to clip: values more than half a pixel level outside [0, 255].
 struct PixelClipping {

@@ -91,9 +91,9 @@ void EmuDevice::run(const accel::KernelArgs& a) {
 }
 
 std::unique_ptr<Backend> make_emu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
-                                          int num_threads, const BackendOptions& /*options: none*/) {
+                                          int num_threads, const BackendOptions& options) {
   return std::make_unique<accel::AccelBackend>("emu", std::make_unique<EmuDevice>(emulation_build(), nullptr, num_threads),
-                                               config, std::move(weights), num_threads);
+                                               config, std::move(weights), num_threads, !options.heads_on_host);
 }
 
 BackendInfo probe_emu_backend() { return {"emu", true, ""}; }

@@ -26,7 +26,7 @@ std::string known_boards() {
 
 LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
                                  const std::string& board, const float* images, int64_t batch, int64_t task_id,
-                                 int num_threads, int clock_mhz) {
+                                 int num_threads, int clock_mhz, bool heads) {
   const KernelBuild* build = find_board_build(board);
   if (!build) throw std::invalid_argument("board: unknown board '" + board + "' (known: " + known_boards() + ")");
   if (batch < 1) throw std::invalid_argument("images: at least one image is needed");
@@ -41,7 +41,7 @@ LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<cons
 
   auto ledger = std::make_unique<edgemoe_ledger::Ledger>();
   accel::AccelBackend backend(std::string("estimate:") + board, std::make_unique<EmuDevice>(*build, ledger.get()),
-                              config, std::move(weights), num_threads);
+                              config, std::move(weights), num_threads, heads);
   *ledger = edgemoe_ledger::Ledger{};  // forget the build query the backend made
   // Bytes per 1000 kernel cycles at this clock: a port moves at most its width per cycle and its
   // bandwidth per second; all ports together the device's bandwidth.
@@ -52,8 +52,13 @@ LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<cons
                         facts.outstanding};
   ledger->device_bytes_per_kcycle = facts.device_mbps * 1000 / clock;
 
-  std::vector<float> features(size_t(batch) * config.num_tokens() * config.embed_dim);
-  backend.backbone(images, batch, {task_id}, {features.data()});
+  if (heads) {
+    std::vector<float> out(size_t(batch) * config.tasks[size_t(task_id)].out_channels * config.image_h() * config.image_w());
+    backend.forward(images, batch, {task_id}, {out.data()});
+  } else {
+    std::vector<float> features(size_t(batch) * config.num_tokens() * config.embed_dim);
+    backend.backbone(images, batch, {task_id}, {features.data()});
+  }
 
   LatencyEstimate e;
   e.board = board;

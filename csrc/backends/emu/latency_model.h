@@ -1,8 +1,9 @@
 // The latency and resource model: runs a board's own build of the kernel (its MAC array, lanes and
 // loops) in emulation on real images, with the cycle ledger attached, so every pipelined loop the
 // hardware would run reports trip count x II + depth and its DDR/HBM traffic at that board's port
-// widths and bandwidth (kernels/src/cycle_ledger.h). MoE load is the images' real routing. The
-// backbone only: the task heads run on the host CPU.
+// widths and bandwidth (kernels/src/cycle_ledger.h). MoE load is the images' real routing. With
+// `heads`, the task's head runs on the device too (its stages are rows kHeadStage + k); without,
+// the backbone only (the heads then run on the host CPU).
 #pragma once
 
 #include <cstdint>
@@ -16,7 +17,8 @@
 namespace edgemoe::emu {
 
 struct LatencyRow {
-  int stage;         // -1: patch embedding; 2b: block b's attention half; 2b + 1: its MLP or MoE half
+  int stage;         // -1: patch embedding; 2b: block b's attention half; 2b + 1: its MLP or MoE half;
+                     // edgemoe_ledger::kHeadStage + k: the head's stage k
   std::string unit;  // cycle_ledger.h's unit label
   int64_t cycles, compute_cycles, memory_cycles, bytes, macs, mac_slots, loop_runs;  // per image
   int64_t single_beat_bytes;  // of bytes, those a loop moves one transaction per beat
@@ -44,7 +46,7 @@ struct LatencyEstimate {
 // bandwidth per cycle follows it, cycles per loop do not.
 LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
                                  const std::string& board, const float* images, int64_t batch, int64_t task_id,
-                                 int num_threads, int clock_mhz = 0);
+                                 int num_threads, int clock_mhz = 0, bool heads = true);
 
 // The kernel clocks the model accepts: a design of this size closes neither below nor above.
 constexpr int kMinClockMhz = 50, kMaxClockMhz = 500;

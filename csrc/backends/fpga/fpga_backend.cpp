@@ -9,7 +9,7 @@ namespace edgemoe::fpga {
 std::unique_ptr<Backend> make_fpga_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
                                            int num_threads, const BackendOptions& options) {
   return std::make_unique<accel::AccelBackend>("fpga", std::make_unique<XrtDevice>(options), config,
-                                               std::move(weights), num_threads);
+                                               std::move(weights), num_threads, !options.heads_on_host);
 }
 
 // Available when XRT is compiled in; whether a runtime and a device are there is found out when a
