@@ -216,7 +216,7 @@ inline void load_window_rows(const LinearJob& job, const fm_word_t* xn, const fm
   load_map_rows(hidden, job.window, first, job.src == kFromHidden ? count : 0, lb, job.unit, job.src_port);
 }
 
-inline void fetch_rows(const LinearJob& job, int in, int out_tiles, const pixel_word_t* images, const fm_word_t* xn,
+inline void fetch_rows(const LinearJob& job, int in, const pixel_word_t* images, const fm_word_t* xn,
                        const fm_word_t* qkv, const fm_word_t* hidden, const QueueTokens tokens, LineBuffer& lb,
                        hls::stream<fm_word_t>& words, hls::stream<in_vec>& window_tiles,
                        hls::stream<dest_token>& to_reader, hls::stream<dest_token>& to_writer) {
@@ -297,7 +297,7 @@ read_patch_rows:
   }
   const bool windows = job.read_mode == kReadWindows;
   load_window_rows(job, xn, qkv, hidden, lb);
-  emit_windows(job.window, job.first_row, windows ? job.rows : job.first_row, out_tiles, lb, job.unit, window_tiles);
+  emit_windows(job.window, job.first_row, windows ? job.rows : job.first_row, lb, job.unit, window_tiles);
 }
 
 // The MAC array's input: each group's tiles (T_rows rows x T_in lanes), from runs of a row's
@@ -373,15 +373,15 @@ inline fm_t relu_saturated(acc_t acc) {
   return acc < acc_t(0) ? fm_t(0) : fm_t(fm_saturating_t(acc));
 }
 
-// A window job's tiles come from the convolution reader once per (group, output tile, input tile),
-// so its K (up to 9 C_in) never has to fit the row cache.
+// A window job's tiles come from the convolution reader (fetch_rows) instead of assemble_tiles; the
+// row cache is deep enough for a 3x3 window's K (kMaxCachedInTiles).
 inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape, const LinearJob& job,
                       hls::stream<in_vec>& in, hls::stream<in_vec>& window_tiles, hls::stream<out_vec>& out) {
 #pragma HLS INLINE off
   const int rows = job.rows - job.first_row;
   const bool gelu = job.gelu, relu = job.relu, streamed = job.read_mode == kReadWindows;
   const edgemoe_ledger::Unit unit = job.unit;
-  mac_in_t row_cache[kMaxInTiles][kTrows][kTin];
+  mac_in_t row_cache[kMaxCachedInTiles][kTrows][kTin];
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 3 complete
 #pragma HLS BIND_STORAGE variable = row_cache type = ram_2p impl = lutram
@@ -400,10 +400,8 @@ mac_steps:
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxWeightTiles
     in_vec x;
-    if (streamed) {
-      x = window_tiles.read();
-    } else if (ot == 0) {  // a new group: its tiles arrive once and are cached for the other output tiles
-      x = in.read();
+    if (ot == 0) {  // a new group: its tiles arrive once and are cached for the other output tiles
+      x = streamed ? window_tiles.read() : in.read();
       for (int r = 0; r < kTrows; ++r)
         for (int i = 0; i < kTin; ++i) row_cache[it][r][i] = x.v[r][i];
     } else {
@@ -680,8 +678,7 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
 #pragma HLS STREAM variable = reader_tokens depth = kDestTokensDepth
 #pragma HLS STREAM variable = writer_tokens depth = kDestTokensDepth
   edgemoe_ledger::region_begin();
-  fetch_rows(job, shape.in, shape.out_tiles, images, xn, qkv, hidden, tokens, lb, words_in, window_tiles, reader_tokens,
-             writer_tokens);
+  fetch_rows(job, shape.in, images, xn, qkv, hidden, tokens, lb, words_in, window_tiles, reader_tokens, writer_tokens);
   assemble_tiles(job, shape.in, shape.in_tiles, words_in, rows_in);
   mac_array(tiles, bias_tiles, shape, job, rows_in, window_tiles, rows_out);
   collect_rows(job, shape.out, shape.out_tiles, rows_out, words_out);

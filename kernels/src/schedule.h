@@ -178,6 +178,10 @@ constexpr int kMaxMapW = EDGEMOE_MAX_MAP_W;
 constexpr int kMaxHeadChannelWords = EDGEMOE_MAX_HEAD_CHANNELS / kWordElems;
 constexpr int kMaxMapChWords = max2(kMaxDimWords, kMaxHeadChannelWords);
 constexpr int kMaxHeadOutWords = ceil_div(EDGEMOE_MAX_HEAD_OUT, kWordElems);
+// The MAC array's row cache holds a group's whole K: a backbone row's, or a 3x3 window's
+// (9 C_in of the widest input map).
+constexpr int kMaxWindowInTiles = ceil_div(9 * kMaxMapChWords * kWordElems, kTin);
+constexpr int kMaxCachedInTiles = max2(kMaxInTiles, kMaxWindowInTiles);
 // Map rows: the last maps are 8 x the token grid's height, itself at most the tokens.
 constexpr int kMaxMapRows = 8 * EDGEMOE_MAX_TOKENS;
 static_assert(EDGEMOE_MAX_HEAD_CHANNELS % kWordElems == 0, "head channels are whole words");
@@ -291,15 +295,25 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     const int adder_tree_luts = kTrows * kTout * (kTin - 1) * acc_t::width;
     // The one linear_step instance reads ping or pong: a 2:1 mux per read bit (two per LUT6_2).
     const int weight_mux_luts = (kTout * kTin * wt_t::width + kTout * fm_t::width) / 2;
-    const int row_cache_luts = kTrows * kTin * lutram_luts(kMaxInTiles, mac_in_t::width);
+    const int row_cache_luts = kTrows * kTin * lutram_luts(kMaxCachedInTiles, mac_in_t::width);
     // The reader's and the writer's double-buffered group stores (linear.h: assemble_tiles,
     // collect_rows), a LUTRAM bank per (row, lane), the writer's also per tile mod kTilesPerWord.
     const int group_store_luts = kTrows * kTin * lutram_luts(2LL * kMaxInTiles, mac_in_t::width) +
                                  kTilesPerWord * kTrows * kTout *
                                      lutram_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
-    return {dsp, bram18, 0,
-            logic_luts(dsp, bram18, 0) + weight_mux_luts + row_cache_luts + group_store_luts + stream_luts +
-                adder_tree_luts + kTrows * kTout * gelu_rom_luts};
+    // The convolution reader (window_reader.h): the line buffer, a bank per pixel mod T_rows of
+    // 3 rows x pixel groups x channel words, 512 bits wide, in BRAM or URAM (EDGEMOE_LINE_BUFFER_URAM);
+    // per tile word and row a T_rows:1 choice of bank (a LUT per bit) and the fm_t -> mac_in_t
+    // saturating conversion per lane (~30 LUTs). The heads' epilogue: ReLU and saturation per output
+    // lane and row (a 48-bit compare and a 32-bit select, ~80 LUTs).
+    const long long line_depth = 3LL * ceil_div(kMaxMapW, kTrows) * kMaxMapChWords;
+    const bool line_in_uram = EDGEMOE_LINE_BUFFER_URAM != 0;
+    const int line_bram18 = line_in_uram ? 0 : kTrows * bram18_for(line_depth, kAxiDataBits);
+    const int line_uram = line_in_uram ? kTrows * uram_for(line_depth, kAxiDataBits) : 0;
+    const int window_luts = kWordsPerInTile * kTrows * kAxiDataBits + kTrows * kTin * 30 + kTrows * kTout * 80;
+    return {dsp, bram18 + line_bram18, line_uram,
+            logic_luts(dsp, bram18 + line_bram18, line_uram) + weight_mux_luts + row_cache_luts + group_store_luts +
+                stream_luts + adder_tree_luts + kTrows * kTout * gelu_rom_luts + window_luts};
   }
   if (part == kPartAttentionScores || part == kPartAttentionWeighing || part == kPartAttentionOutput) {
     // The attention unit in three parts (attention.h): pass 1 (scores) holds K, the q rows and pass
@@ -361,9 +375,11 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     return {dsp, bram18, 0, logic_luts(dsp, bram18, 0) + kGateLanes * lutram_luts(EDGEMOE_MAX_DIM / kGateFeatures, wt_t::width)};
   }
   // The m_axi adapters' FIFOs, the address products, 25K LUTs for the AXI masters, the control FSMs
-  // and the s_axilite block.
+  // and the s_axilite block; the heads' upsampler (head.h: per word lane three blends of three adds
+  // of 40 bits; the four words of a blend each a T_rows:1 choice of bank, a LUT per bit).
   const int bram18 = kAxiFifos * kAxiFifoBram18;
-  return {kAddressDsp, bram18, 0, logic_luts(kAddressDsp, bram18, 0) + 25000};
+  const int upsampler_luts = kWordElems * 9 * 40 + 4 * kAxiDataBits;
+  return {kAddressDsp, bram18, 0, logic_luts(kAddressDsp, bram18, 0) + 25000 + upsampler_luts};
 }
 
 constexpr ResourceEstimate resource_estimate() {

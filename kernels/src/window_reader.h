@@ -12,13 +12,12 @@
 // Schedule. A job is one output row y (W pixels <= EDGEMOE_MAX_TOKENS). The loader brings in the
 // input rows the job is the first to need (rows 0 and 1 for y = 0, row y + 1 after; row y for a
 // 1x1) into slot row mod 3, one burst per (row, plane). The emitter is one flattened loop over
-// (group of T_rows pixels, output tile, input tile) at II = 1: each iteration reads, per pixel of
-// the group, the kWordsPerInTile words of its tile from the line buffer and sends one in_vec. The
-// buffer's pixel dimension is partitioned cyclically by T_rows: a group's pixels (x, x+1, x+2 for
-// one tap) fall in different banks, and the tile's second word (possibly the next tap) reads each
-// bank at most once more: <= 2 reads per bank per cycle, the dual-port limit. Re-reading the
-// buffer per output tile is what keeps the MAC array's row cache (kMaxInTiles deep) unchanged
-// although K = 9 C_in is up to three times its depth.
+// (group of T_rows pixels, input tile) at II = 1: each iteration reads, per pixel of the group,
+// the kWordsPerInTile words of its tile from the line buffer and sends one in_vec, which the MAC
+// array caches for its other output tiles (its row cache holds a window's K = 9 C_in:
+// kMaxCachedInTiles). The buffer's pixel dimension is partitioned cyclically by T_rows: a group's
+// pixels (x, x+1, x+2 for one tap) fall in different banks, and the tile's second word (possibly the
+// next tap) reads each bank at most once more: <= 2 reads per bank per cycle, the dual-port limit.
 #pragma once
 
 #include "layout.h"
@@ -122,27 +121,26 @@ inline WindowWord advance(WindowWord w, int n, int channel_words, int kernel) {
 }
 
 // The job's windows as MAC array tiles, in the MAC array's order: for each group of T_rows output
-// pixels (first_row .. rows of row y; first_row a multiple of T_rows), for each output tile, every
-// input tile. Pixels past the row's end, taps outside the map (zero padding) and words past K are
+// pixels (first_row .. rows of row y; first_row a multiple of T_rows), every input tile. Pixels past the row's end, taps outside the map (zero padding) and words past K are
 // zero. Per word of the tile, each bank b is read once, at the pixel of the group's tap span
 // [x0 + dx, x0 + dx + T_rows) that lies in it, and the words are rotated onto the rows: the bank
 // indices are constants, the addresses and the rotation runtime.
-inline void emit_windows(const WindowShape& s, int first_row, int rows, int out_tiles, const LineBuffer& lb,
+inline void emit_windows(const WindowShape& s, int first_row, int rows, const LineBuffer& lb,
                          edgemoe_ledger::Unit unit, hls::stream<in_vec>& tiles) {
 #pragma HLS INLINE
   const int cw = s.channels / kWordElems, pad = (s.kernel - 1) / 2;
   const int k_words = s.kernel * s.kernel * cw, in_tiles = ceil_div(k_words, kWordsPerInTile);
   const int pixels = rows - first_row, groups = ceil_div(pixels, kTrows);
-  const int steps = groups * out_tiles * in_tiles;
+  const int steps = groups * in_tiles;
   const int slot_y = s.out_row % 3;
   edgemoe_ledger::loop(unit, steps, kII, kCopyDepth);
-  int g = 0, ot = 0, it = 0;
+  int it = 0;
   int x0g = first_row / kTrows;  // the group's first pixel x0 = x0g T_rows
   WindowWord at = {0, 0, 0};     // the first word of input tile `it`
 emit_windows:
-  for (int step = 0; step < upto<kMaxRowGroups * kMaxWeightTiles>(steps); ++step) {
+  for (int step = 0; step < upto<kMaxRowGroups * kMaxWindowInTiles>(steps); ++step) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxWeightTiles
+#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxWindowInTiles
     in_vec v;
     for (int q = 0; q < kWordsPerInTile; ++q) {
       const WindowWord w = advance(at, q, cw, s.kernel);
@@ -169,11 +167,7 @@ emit_windows:
     if (++it == in_tiles) {
       it = 0;
       at.ky = at.kx = at.c = 0;
-      if (++ot == out_tiles) {
-        ot = 0;
-        ++g;
-        ++x0g;
-      }
+      ++x0g;
     }
   }
 }

@@ -22,6 +22,11 @@ EDGE_MOE_ZCU102_MS = {"measured": 59.0, "ideal": 17.0}
 # the U280 at its default clock.
 TARGETS_MS = {("zcu102", 300): 12.0, ("zcu102", 250): 15.0, ("u280", 225): 80.0}
 RESOURCE_BUDGET = 0.80
+# Issue 22's end-to-end targets (backbone + one task's 256-channel head), board -> ms at its default clock.
+END_TO_END_TARGETS_MS = {"zcu102": 45.0, "u280": 150.0}
+# The ZCU102's host, a 1.2 GHz quad Cortex-A53: its fp32 peak, GFLOP/s (4 cores x 2 fp32 FMA lanes of a
+# 64-bit NEON datapath x 2 FLOP x 1.2 GHz).
+A53_PEAK_GFLOPS = 19.0
 
 
 # The task head's stages (kernels/src/cycle_ledger.h: kHeadStage + k), named as edgemoe.trace names them.
@@ -91,8 +96,17 @@ class Estimate:
 
     @property
     def milliseconds(self) -> float:
-        """Modelled backbone latency per image."""
+        """Modelled latency per image: the backbone, and the task's head when it was modelled (end to end)."""
         return self.total_cycles / (self.clock_mhz * 1e3)
+
+    @property
+    def head_milliseconds(self) -> float:
+        """Of `milliseconds`, the task head's stages (0 when the heads were left to the host)."""
+        return sum(u.cycles for u in self.units if u.stage >= HEAD_STAGE) / (self.clock_mhz * 1e3)
+
+    @property
+    def backbone_milliseconds(self) -> float:
+        return self.milliseconds - self.head_milliseconds
 
     def by_unit(self) -> List[Tuple[str, int, float]]:
         """(unit, cycles, share of the total) summed over stages, largest first."""
@@ -130,6 +144,9 @@ class Estimate:
                          f"{share * 100:5.1f} %")
         moved = sum(u.bytes for u in self.units)
         single = sum(u.single_beat_bytes for u in self.units)
+        if self.head_milliseconds > 0:
+            lines.append(f"backbone {self.backbone_milliseconds:.2f} ms + head {self.head_milliseconds:.2f} ms "
+                         f"= {self.milliseconds:.2f} ms end to end")
         lines.append(f"total: {self.total_cycles:,} cycles = {self.milliseconds:.2f} ms per image; "
                      f"{single / max(moved, 1) * 100:.0f} % of {moved / 1e6:.1f} MB moved by single-beat loops "
                      "(charged a beat per read latency / outstanding requests)")
