@@ -10,7 +10,7 @@ import torch
 import edgemoe
 from edgemoe import synthetic
 from edgemoe.cli import main as cli
-from edgemoe.estimate import RESOURCE_BUDGET
+from edgemoe.estimate import HEAD_STAGE, RESOURCE_BUDGET
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,8 @@ def test_rows_cover_every_stage_and_add_up(vit_t, estimate):
     c = vit_t.config
     assert estimate.board == "zcu102" and estimate.device == "XCZU9EG" and estimate.clock_mhz == 250
     assert estimate.top_k == c.top_k == 2
-    assert {u.stage for u in estimate.units} == set(range(-1, 2 * c.depth))
+    head_stages = set(range(HEAD_STAGE, HEAD_STAGE + 6))  # head.stage0..3, head.logits, output
+    assert {u.stage for u in estimate.units} == set(range(-1, 2 * c.depth)) | head_stages
     assert sum(u.cycles for u in estimate.units) == estimate.total_cycles > 0
     assert estimate.milliseconds == pytest.approx(estimate.total_cycles / 250e3)
     for u in estimate.units:
@@ -62,6 +63,13 @@ def test_macs_are_the_layers_the_kernel_ran(vit_t, estimate):
     assert _unit(estimate, 1, "mlp fc1").macs == n * c.mlp_hidden * D
     assert _unit(estimate, -1, "patch embedding").macs == (n - 1) * D * 3 * c.patch_size ** 2
     assert _unit(estimate, 0, "attention").macs == 2 * n * n * D  # q.k and p.v of every row and key, all heads
+    # The head's convolutions: rows are output pixels, K = 9 C_in (1 x 1: C_in), conv_4's outputs padded to
+    # whole 16-channel words (kernels/src/head.h)
+    gh, gw, C = c.grid[0], c.grid[1], c.head_channels
+    assert _unit(estimate, HEAD_STAGE, "head conv").macs == gh * gw * C * 9 * D
+    assert _unit(estimate, HEAD_STAGE + 3, "head conv").macs == 64 * gh * gw * C * 9 * C
+    assert _unit(estimate, HEAD_STAGE + 4, "head conv").macs == 64 * gh * gw * 16 * C
+    assert _unit(estimate, HEAD_STAGE + 5, "head upsample").bytes > 0 and _unit(estimate, HEAD_STAGE, "layernorm").macs == 0
 
 
 def test_moe_load_follows_the_routing(vit_t, estimate):
@@ -153,7 +161,7 @@ def test_u280_floorplan_per_slr(estimate):
     for resource, (used, avail) in totals.items():
         slr_used = [per_slr[f"{resource} SLR{s}"][0] for s in range(3)]
         slr_avail = [per_slr[f"{resource} SLR{s}"][1] for s in range(3)]
-        assert used <= sum(slr_used) <= used + 3 * 7, resource  # seven parts, each rounded up once per SLR
+        assert used <= sum(slr_used) <= used + 3 * 8, resource  # eight parts, each rounded up once per SLR
         assert all(a <= avail // 3 for a in slr_avail) and sum(slr_avail) >= 0.8 * avail, resource
     assert per_slr["LUT SLR0"][1] < per_slr["LUT SLR1"][1]  # the HBM controller's logic sits in SLR0
     assert u280.within_budget(RESOURCE_BUDGET)

@@ -116,10 +116,10 @@ def test_hostile_xclbin(noop, tiny_state, tmp_path, how, match):
 
 def _interface():
     return [("images", True), ("weights", True), ("weights_odd", True), ("params", True), ("x", True), ("xn", True), ("qkv", True),
-            ("hidden", True), ("trace", True)] + [
+            ("hidden", True), ("outputs", True), ("trace", True)] + [
         (n, False) for n in ("num_images", "dim", "heads", "grid_h", "grid_w", "patch", "depth", "mlp_hidden",
                              "experts", "expert_hidden", "top_k", "num_tasks", "moe_mask", "task", "attn_scale",
-                             "embed", "first_stage", "last_stage")]
+                             "embed", "first_stage", "last_stage", "head_channels", "head_out", "head_stages")]
 
 
 def test_interface_list_matches_the_kernel(noop):
@@ -128,11 +128,12 @@ def test_interface_list_matches_the_kernel(noop):
 
 
 @pytest.mark.parametrize("change, match", [
-    (lambda a: a[:-1], "has 26 arguments, this build passes 27"),
+    (lambda a: a[:-1], "has 30 arguments, this build passes 31"),
     (lambda a: a[:4] + [("y", True)] + a[5:], "argument 4 is 'y', expected 'x'"),
     (lambda a: a[:3] + [a[4], a[3]] + a[5:], "argument 3 is 'x', expected 'params'"),
-    (lambda a: a[:9] + [("num_images", True)] + a[10:], "'num_images' is a pointer"),
-    (lambda a: a[:8] + [("trace", False)] + a[9:], "'trace' is a scalar"),
+    (lambda a: a[:10] + [("num_images", True)] + a[11:], "'num_images' is a pointer"),
+    (lambda a: a[:9] + [("trace", False)] + a[10:], "'trace' is a scalar"),
+    (lambda a: a[:8] + [("maps", True)] + a[9:], "argument 8 is 'maps', expected 'outputs'"),
 ])
 def test_drifted_interface(noop, tiny_state, tmp_path, change, match):
     args = change(_interface())

@@ -63,6 +63,9 @@
 #define EDGEMOE_SLR_LAYERNORM 1000, 0, 0
 #define EDGEMOE_SLR_GATE 1000, 0, 0
 #define EDGEMOE_SLR_INFRASTRUCTURE 1000, 0, 0
+// The heads' line buffer (URAM), window reader and upsampler in SLR2, where URAM and LUTs are left
+// (SLR1's URAM holds attention's K and q rows; SLR0's LUTs the HBM controller).
+#define EDGEMOE_SLR_HEAD 0, 0, 1000
 // The shell (xilinx_u280_gen3x16_xdma_1_202211_1: ~107.6K LUT, 195.5 BRAM36, 4 DSP in the rightmost
 // column of every SLR) taken as a third per SLR, plus the HBM controller logic (~100K LUT) in SLR0
 // (hardware.md §1.1).

@@ -43,8 +43,7 @@ enum Unit { EDGEMOE_LEDGER_UNITS(EDGEMOE_LEDGER_UNIT_ENUM) kUnitCount };
   PORT(kPortAct, "act")            \
   PORT(kPortScratch0, "scratch0")  \
   PORT(kPortScratch1, "scratch1")  \
-  PORT(kPortScratch2, "scratch2")  \
-  PORT(kPortOutputs, "outputs")
+  PORT(kPortScratch2, "scratch2")
 
 #define EDGEMOE_LEDGER_PORT_ENUM(id, label) id,
 enum Port : int { EDGEMOE_LEDGER_PORTS(EDGEMOE_LEDGER_PORT_ENUM) kPortCount, kNoPort = -1 };  // int: room for the transfer flag

@@ -28,9 +28,24 @@ typedef ap_fixed<fm_t::width + 8, fm_t::iwidth + 4> upsample_acc_t;
 // 3 near + far, exact (adds only).
 inline upsample_acc_t blend(const upsample_acc_t& near, const upsample_acc_t& far) { return near + near + near + far; }
 
+// A plane is upsampled in bands of input rows, one dataflow run each: a band's streams then hold
+// rows, not a plane (emulation runs a region's processes one after the other), at the cost of one
+// halo row read again per band and the pipelines' fill.
+constexpr int kUpsampleBandRows = 8;
 struct UpsampleShape {
   int height, width, channel_words;  // the input plane (the output is 2H x 2W)
+  int first_row, rows;               // the band: output rows 2i - 1 and 2i for i in [first_row, first_row + rows)
 };
+// A band's words: input rows (the band and its halo row) and output rows (two per input row, and
+// the map's last), each at most a line-buffer row.
+constexpr int kUpsampleReadWords = (kUpsampleBandRows + 1) * kMaxMapW * kMaxMapChWords;
+constexpr int kUpsampleWriteWords = (2 * kUpsampleBandRows + 1) * 2 * kMaxMapW * kMaxMapChWords;
+// The band reads input rows [halo_row, first_row + rows): the one above it too (the blend's other row).
+inline int halo_row(const UpsampleShape& s) { return s.first_row > 0 ? s.first_row - 1 : 0; }
+inline int band_end(const UpsampleShape& s) { return s.first_row + s.rows; }
+// Output rows [first_out_row, last_out_row]: the band's, and the map's last with the last band.
+inline int first_out_row(const UpsampleShape& s) { return s.first_row == 0 ? 0 : 2 * s.first_row - 1; }
+inline int last_out_row(const UpsampleShape& s) { return band_end(s) == s.height ? 2 * s.height - 1 : 2 * band_end(s) - 2; }
 
 inline void read_plane_words(const fm_word_t* src, int total, edgemoe_ledger::Port port,
                              hls::stream<fm_word_t>& words) {
@@ -38,9 +53,9 @@ inline void read_plane_words(const fm_word_t* src, int total, edgemoe_ledger::Po
   edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, total, kII, kCopyDepth, edgemoe_ledger::burst(port),
                        (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
 read_plane_words:
-  for (int i = 0; i < upto<kMaxMapRows * kMaxMapW * kMaxHeadChannelWords>(total); ++i) {
+  for (int i = 0; i < upto<kUpsampleReadWords>(total); ++i) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxMapRows * kMaxMapW * kMaxHeadChannelWords
+#pragma HLS LOOP_TRIPCOUNT max = kUpsampleReadWords
     words.write(src[i]);
   }
 }
@@ -49,9 +64,9 @@ inline void write_plane_words(fm_word_t* dst, int total, edgemoe_ledger::Port po
   edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, total, kII, kCopyDepth, edgemoe_ledger::burst(port),
                        (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
 write_plane_words:
-  for (int i = 0; i < upto<4 * kMaxMapRows * kMaxMapW * kMaxHeadChannelWords>(total); ++i) {
+  for (int i = 0; i < upto<kUpsampleWriteWords>(total); ++i) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = 4 * kMaxMapRows * kMaxMapW * kMaxHeadChannelWords
+#pragma HLS LOOP_TRIPCOUNT max = kUpsampleWriteWords
     dst[i] = words.read();
   }
 }
@@ -62,9 +77,10 @@ inline void read_upsample_source(const fm_word_t* hidden, const fm_word_t* qkv, 
                                  hls::stream<fm_word_t>& words) {
 #pragma HLS INLINE off
   edgemoe_ledger::region_process(0);
-  const int total = s.height * s.width * s.channel_words;
-  read_plane_words(hidden, from_hidden ? total : 0, edgemoe_ledger::kPortScratch2, words);
-  read_plane_words(qkv, from_hidden ? 0 : total, edgemoe_ledger::kPortScratch1, words);
+  const int row_words = s.width * s.channel_words, total = (band_end(s) - halo_row(s)) * row_words;
+  const long base = (long)halo_row(s) * row_words;
+  read_plane_words(hidden + base, from_hidden ? total : 0, edgemoe_ledger::kPortScratch2, words);
+  read_plane_words(qkv + base, from_hidden ? 0 : total, edgemoe_ledger::kPortScratch1, words);
 }
 
 // Per input row i (and once more): load row i (if any) into line-buffer slot i & 1, then send
@@ -80,10 +96,14 @@ inline void upsample_rows(const UpsampleShape& s, LineBuffer& lb, hls::stream<fm
   edgemoe_ledger::region_process(1);
   const int H = s.height, W = s.width, cw = s.channel_words;
   const int row_words = W * cw, out_row_words = 2 * row_words;
+  // Rows [halo, end) are loaded; rows from first_row on also send; the last band sends the map's
+  // last output row after its last load.
+  const int first = halo_row(s), end = band_end(s), steps = end - first + (end == H ? 1 : 0);
 input_rows:
-  for (int i = 0; i < upto<kMaxMapRows + 1>(H + 1); ++i) {
-#pragma HLS LOOP_TRIPCOUNT max = kMaxMapRows + 1
-    const int load = i < H ? row_words : 0;
+  for (int k = 0; k < upto<kUpsampleBandRows + 2>(steps); ++k) {
+#pragma HLS LOOP_TRIPCOUNT max = kUpsampleBandRows + 2
+    const int i = first + k;
+    const int load = i < end ? row_words : 0;
     edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, load, kII, kCopyDepth);
     int xg = 0, xb = 0, c = 0;  // pixel x = xg T_rows + xb
   load_row:
@@ -101,7 +121,7 @@ input_rows:
     }
     // Output rows 2i - 1 (near row i - 1) and 2i (near row i), of rows i - 1 and i clamped.
     const int first_out = i == 0 ? 0 : 2 * i - 1, last_out = i == H ? 2 * H - 1 : 2 * i;
-    const int sends = (last_out - first_out + 1) * out_row_words;
+    const int sends = i >= s.first_row ? (last_out - first_out + 1) * out_row_words : 0;
     edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, sends, kII, kCopyDepth + kMacDepth);
     int oy = first_out, ox = 0, oc = 0;
   send_rows:
@@ -148,9 +168,10 @@ inline void write_upsample_dest(fm_word_t* qkv, fm_word_t* outputs, bool to_outp
                                 hls::stream<fm_word_t>& words) {
 #pragma HLS INLINE off
   edgemoe_ledger::region_process(2);
-  const int total = 4 * s.height * s.width * s.channel_words;
-  write_plane_words(qkv, to_outputs ? 0 : total, edgemoe_ledger::kPortScratch1, words);
-  write_plane_words(outputs, to_outputs ? total : 0, edgemoe_ledger::kPortOutputs, words);
+  const int row_words = 2 * s.width * s.channel_words, total = (last_out_row(s) - first_out_row(s) + 1) * row_words;
+  const long base = (long)first_out_row(s) * row_words;
+  write_plane_words(qkv + base, to_outputs ? 0 : total, edgemoe_ledger::kPortScratch1, words);
+  write_plane_words(outputs + base, to_outputs ? total : 0, edgemoe_ledger::kPortAct, words);
 }
 
 // hidden -> qkv (between convolutions) or qkv -> outputs (the logits): source and destination are
@@ -265,8 +286,12 @@ layers:
         if (s >= slices) break;
         const int sw = slice_words(out / kWordElems, slices, s);
         const long plane = (long)s * height * width * ceil_div(out / kWordElems, slices);
-        UpsampleShape u = {height, width, sw};
-        upsample_plane(hidden + plane, qkv + 4 * plane, outputs, false, u, lb);
+      upsample_bands:
+        for (int r = 0; r < kMaxMapRows; r += kUpsampleBandRows) {
+          if (r >= height) break;
+          UpsampleShape u = {height, width, sw, r, height - r < kUpsampleBandRows ? height - r : kUpsampleBandRows};
+          upsample_plane(hidden + plane, qkv + 4 * plane, outputs, false, u, lb);
+        }
       }
       height *= 2;
       width *= 2;
@@ -280,8 +305,13 @@ layers:
   }
   if (stages <= kHeadLayers) return;
   ledger::stage(edgemoe_ledger::kHeadStage + kHeadLayers);
-  UpsampleShape logits = {height, width, ceil_div(out_channels, kWordElems)};
-  upsample_plane(hidden, qkv, outputs, true, logits, lb);
+output_bands:
+  for (int r = 0; r < kMaxMapRows; r += kUpsampleBandRows) {
+    if (r >= height) break;
+    UpsampleShape logits = {height, width, ceil_div(out_channels, kWordElems), r,
+                            height - r < kUpsampleBandRows ? height - r : kUpsampleBandRows};
+    upsample_plane(hidden, qkv, outputs, true, logits, lb);
+  }
 }
 
 }  // namespace edgemoe_hls

@@ -34,6 +34,7 @@
 #define EDGEMOE_SLR_LAYERNORM 1000, 0, 0
 #define EDGEMOE_SLR_GATE 1000, 0, 0
 #define EDGEMOE_SLR_INFRASTRUCTURE 1000, 0, 0
+#define EDGEMOE_SLR_HEAD 1000, 0, 0
 #endif
 
 namespace edgemoe_hls {
@@ -229,10 +230,10 @@ constexpr int kAddressDsp = kAddressProducts * dsps_for(32, 32);
 // An m_axi adapter buffers what its outstanding requests can return: a FIFO of
 // num_*_outstanding x max_*_burst_length words of the port's width per direction (UG1399, m_axi
 // INTERFACE options), 512 bits here. Bundles only read: act_in, weights, weights_odd; read and
-// written: params (the trace), act, scratch0-2; only written: outputs (the task heads' outputs).
+// written: params (the trace), act (x and the heads' outputs), scratch0-2.
 constexpr int kAxiDataBits = 512;
-constexpr int kAxiFifos = 3 * 1 + 5 * 2 + 1 * 1;
-static_assert(3 + 5 + 1 == edgemoe_ledger::kPortCount, "every m_axi bundle counted once above");
+constexpr int kAxiFifos = 3 * 1 + 5 * 2;
+static_assert(3 + 5 == edgemoe_ledger::kPortCount, "every m_axi bundle counted once above");
 constexpr int kAxiFifoBram18 = bram18_for((long long)kAxiOutstanding * kAxiMaxBurstBeats, kAxiDataBits);
 
 // The kernel's parts, as the floorplan places them (a part's share of an SLR is counted in its
@@ -245,6 +246,7 @@ enum ResourcePart {
   kPartLayerNorm,
   kPartGate,
   kPartInfrastructure,
+  kPartHead,
   kResourceParts
 };
 constexpr int kMaxSlrs = 3;
@@ -256,7 +258,8 @@ constexpr int kSlrShare[kResourceParts][kMaxSlrs] = {{EDGEMOE_SLR_LINEAR},
                                                      {EDGEMOE_SLR_ATTENTION_OUTPUT},
                                                      {EDGEMOE_SLR_LAYERNORM},
                                                      {EDGEMOE_SLR_GATE},
-                                                     {EDGEMOE_SLR_INFRASTRUCTURE}};
+                                                     {EDGEMOE_SLR_INFRASTRUCTURE},
+                                                     {EDGEMOE_SLR_HEAD}};
 constexpr bool floorplan_complete() {
   for (int p = 0; p < kResourceParts; ++p) {
     int sum = 0;
@@ -301,19 +304,26 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     const int group_store_luts = kTrows * kTin * lutram_luts(2LL * kMaxInTiles, mac_in_t::width) +
                                  kTilesPerWord * kTrows * kTout *
                                      lutram_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
+    // The heads' epilogue: ReLU and saturation per output lane and row (a 48-bit compare and a 32-bit
+    // select, ~80 LUTs).
+    const int relu_luts = kTrows * kTout * 80;
+    return {dsp, bram18, 0,
+            logic_luts(dsp, bram18, 0) + weight_mux_luts + row_cache_luts + group_store_luts + stream_luts +
+                adder_tree_luts + kTrows * kTout * gelu_rom_luts + relu_luts};
+  }
+  if (part == kPartHead) {
     // The convolution reader (window_reader.h): the line buffer, a bank per pixel mod T_rows of
     // 3 rows x pixel groups x channel words, 512 bits wide, in BRAM or URAM (EDGEMOE_LINE_BUFFER_URAM);
     // per tile word and row a T_rows:1 choice of bank (a LUT per bit) and the fm_t -> mac_in_t
-    // saturating conversion per lane (~30 LUTs). The heads' epilogue: ReLU and saturation per output
-    // lane and row (a 48-bit compare and a 32-bit select, ~80 LUTs).
+    // saturating conversion per lane (~30 LUTs). The upsampler (head.h): per word lane three blends
+    // of three 40-bit adds; its four words each a T_rows:1 choice of bank.
     const long long line_depth = 3LL * ceil_div(kMaxMapW, kTrows) * kMaxMapChWords;
     const bool line_in_uram = EDGEMOE_LINE_BUFFER_URAM != 0;
     const int line_bram18 = line_in_uram ? 0 : kTrows * bram18_for(line_depth, kAxiDataBits);
     const int line_uram = line_in_uram ? kTrows * uram_for(line_depth, kAxiDataBits) : 0;
-    const int window_luts = kWordsPerInTile * kTrows * kAxiDataBits + kTrows * kTin * 30 + kTrows * kTout * 80;
-    return {dsp, bram18 + line_bram18, line_uram,
-            logic_luts(dsp, bram18 + line_bram18, line_uram) + weight_mux_luts + row_cache_luts + group_store_luts +
-                stream_luts + adder_tree_luts + kTrows * kTout * gelu_rom_luts + window_luts};
+    const int window_luts = kWordsPerInTile * kTrows * kAxiDataBits + kTrows * kTin * 30;
+    const int upsampler_luts = kWordElems * 9 * 40 + 4 * kAxiDataBits;
+    return {0, line_bram18, line_uram, logic_luts(0, line_bram18, line_uram) + window_luts + upsampler_luts};
   }
   if (part == kPartAttentionScores || part == kPartAttentionWeighing || part == kPartAttentionOutput) {
     // The attention unit in three parts (attention.h): pass 1 (scores) holds K, the q rows and pass
@@ -375,11 +385,9 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     return {dsp, bram18, 0, logic_luts(dsp, bram18, 0) + kGateLanes * lutram_luts(EDGEMOE_MAX_DIM / kGateFeatures, wt_t::width)};
   }
   // The m_axi adapters' FIFOs, the address products, 25K LUTs for the AXI masters, the control FSMs
-  // and the s_axilite block; the heads' upsampler (head.h: per word lane three blends of three adds
-  // of 40 bits; the four words of a blend each a T_rows:1 choice of bank, a LUT per bit).
+  // and the s_axilite block.
   const int bram18 = kAxiFifos * kAxiFifoBram18;
-  const int upsampler_luts = kWordElems * 9 * 40 + 4 * kAxiDataBits;
-  return {kAddressDsp, bram18, 0, logic_luts(kAddressDsp, bram18, 0) + 25000 + upsampler_luts};
+  return {kAddressDsp, bram18, 0, logic_luts(kAddressDsp, bram18, 0) + 25000};
 }
 
 constexpr ResourceEstimate resource_estimate() {

@@ -128,6 +128,7 @@ class RecordingDevice : public Device {
   std::string origin() const override { return inner_->origin(); }
   bool executes() const override { return inner_->executes(); }
   uint64_t capacity(KernelArg arg) const override { return inner_->capacity(arg); }
+  int bank(KernelArg arg) const override { return inner_->bank(arg); }
   BufferId allocate(size_t bytes, KernelArg arg) override {
     const BufferId id = inner_->allocate(bytes, arg);
     ordinal_.push_back(id);

@@ -71,17 +71,34 @@ void AccelBackend::plan_runs() {
       {KernelArg::trace, 0, uint64_t(edgemoe_hls::trace_size(m, 1)) * sizeof(uint32_t), "MoE trace"},
   };
   images_per_run_ = int64_t(build_[edgemoe_hls::kRecord_max_images]);
+  // Arguments connected to one bank (x and the heads' outputs share a bundle; params and the trace
+  // a pseudo-channel on the U280) share its capacity: each bank once, with all of its buffers.
   for (const auto& b : buffers) {
-    const uint64_t capacity = device_->capacity(b.arg);
-    const char* name = edgemoe_hls::kKernelInterface[int(b.arg)].name;
-    const uint64_t one = b.fixed + b.per_image;
-    if (one == 0) continue;  // not used (the heads' outputs with heads on the host)
+    const int bank = device_->bank(b.arg);
+    bool seen = false;
+    for (const auto& earlier : buffers) {
+      if (&earlier == &b) break;
+      seen |= bank >= 0 && device_->bank(earlier.arg) == bank;
+    }
+    if (seen) continue;
+    uint64_t fixed = 0, per_image = 0;
+    std::string names, what;
+    for (const auto& other : buffers)
+      if (&other == &b || (bank >= 0 && device_->bank(other.arg) == bank)) {
+        if (other.fixed + other.per_image == 0) continue;  // not used (the heads' outputs with heads on the host)
+        fixed += other.fixed;
+        per_image += other.per_image;
+        names += std::string(names.empty() ? "'" : ", '") + edgemoe_hls::kKernelInterface[int(other.arg)].name + "'";
+        what += (what.empty() ? "" : " and ") + std::string(other.what);
+      }
+    const uint64_t capacity = device_->capacity(b.arg), one = fixed + per_image;
+    if (one == 0) continue;
     if (one > capacity)
-      throw std::invalid_argument(device_->origin() + ": the memory bank of argument '" + name + "' holds " +
-                                  megabytes(capacity) + "; this model's " + b.what + " need " + megabytes(one) +
-                                  (b.per_image ? " for one image" : "") + " (connect it to a larger bank)");
-    if (b.per_image > 0)
-      images_per_run_ = std::min<int64_t>(images_per_run_, int64_t((capacity - b.fixed) / b.per_image));
+      throw std::invalid_argument(device_->origin() + ": the memory bank of argument" +
+                                  (names.find(',') != std::string::npos ? "s " : " ") + names + " holds " +
+                                  megabytes(capacity) + "; this model's " + what + " need " + megabytes(one) +
+                                  (per_image ? " for one image" : "") + " (connect it to a larger bank)");
+    if (per_image > 0) images_per_run_ = std::min<int64_t>(images_per_run_, int64_t((capacity - fixed) / per_image));
   }
 }
 

@@ -50,6 +50,9 @@ class Device {
   // The most bytes one buffer of `arg` can hold: the memory bank its port reaches (an HBM
   // pseudo-channel is 256 MB). The host splits a batch into runs that fit.
   virtual uint64_t capacity(KernelArg) const { return UINT64_MAX; }
+  // The memory bank `arg` is connected to (arguments with the same bank share its capacity); -1:
+  // unknown or unbounded.
+  virtual int bank(KernelArg) const { return -1; }
 };
 
 }  // namespace edgemoe::accel

@@ -124,6 +124,7 @@ XrtDevice::XrtDevice(const BackendOptions& options) {
   }
   const std::vector<xrt::xclbin::mem> groups = xclbin.get_mems();  // memory groups, as group_id indexes them
   capacity_.assign(size_t(edgemoe_hls::kKernelArgCount), UINT64_MAX);
+  bank_.assign(size_t(edgemoe_hls::kKernelArgCount), -1);
   for (int i = 0; i < edgemoe_hls::kKernelArgCount; ++i) {
     if (!edgemoe_hls::kKernelInterface[i].is_buffer) continue;
     int group = -1;
@@ -134,6 +135,7 @@ XrtDevice::XrtDevice(const BackendOptions& options) {
     if (group < 0)
       throw std::invalid_argument("xclbin '" + options.xclbin + "': XRT finds no memory bank for argument '" +
                                   edgemoe_hls::kKernelInterface[i].name + "'");
+    bank_[size_t(i)] = group;
     if (size_t(group) < groups.size() && groups[size_t(group)].get_size_kb() > 0)
       capacity_[size_t(i)] = groups[size_t(group)].get_size_kb() * 1024;
   }
@@ -232,6 +234,11 @@ int XrtDevice::argument_group(accel::KernelArg arg) const { return kernel_.group
 uint64_t XrtDevice::capacity(accel::KernelArg arg) const {
   const size_t i = size_t(arg);
   return i < capacity_.size() ? capacity_[i] : UINT64_MAX;
+}
+
+int XrtDevice::bank(accel::KernelArg arg) const {
+  const size_t i = size_t(arg);
+  return i < bank_.size() ? bank_[i] : -1;
 }
 
 uint64_t XrtDevice::device_address(accel::BufferId buffer) const {

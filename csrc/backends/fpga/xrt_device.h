@@ -40,6 +40,7 @@ class XrtDevice : public accel::Device {
   int argument_group(accel::KernelArg arg) const;
   // The size of the memory bank (group) each buffer argument is connected to.
   uint64_t capacity(accel::KernelArg arg) const override;
+  int bank(accel::KernelArg arg) const override;
   // The register map XRT built for the last run (the payload of its ERT start command, one word per
   // 4 bytes of the s_axilite map), and a buffer's device address: for tests of the binding.
   const std::vector<uint32_t>& last_register_map() const { return last_register_map_; }
@@ -60,6 +61,7 @@ class XrtDevice : public accel::Device {
   std::vector<xrt::run> stuck_runs_;
   std::vector<uint32_t> last_register_map_;
   std::vector<uint64_t> capacity_;  // by argument index; UINT64_MAX for scalars
+  std::vector<int> bank_;           // by argument index: its memory group; -1 for scalars
 };
 
 }  // namespace edgemoe::fpga
