@@ -318,7 +318,7 @@ def test_kernel_declaration_names_follow_the_interface_list():
     params = declaration[declaration.index("m3vit_backbone("):declaration.index(");")]
     declared = [p.strip().split()[-1].lstrip("*") for p in params[len("m3vit_backbone("):].split(",")]
     assert declared == listed
-    assert len(listed) == 27 and listed[0] == "images" and listed[-1] == "last_stage"
+    assert len(listed) == 31 and listed[0] == "images" and listed[-1] == "head_stages"
 
 
 # --- schedules: the constants the pragmas and the latency model share (kernels/src/schedule.h) ---

@@ -91,13 +91,14 @@ def test_routing_is_task_specific_beyond_image_variation(reference):
 
 @pytest.mark.parametrize("backend", ["cpu", "emu"])
 def test_backends_match_pytorch_metrics(ckpt, scenes, pytorch_metrics, backend):
-    """The README's targets for emu against fp32 PyTorch (0.5 mIoU points, 0.005 maxF, 0.5 degrees, 1 %
-    RMSE) on the test scenes; cpu is fp32 itself and must be far tighter."""
+    """The README's targets for emu (backbone and task heads on the accelerator) against fp32 PyTorch (0.5
+    mIoU points, 0.005 maxF, 0.2 degrees, 1 % RMSE; issue 22 asks 0.5, 0.01, 0.2, 1 %) on the test scenes;
+    cpu is fp32 itself and must be far tighter."""
     model = edgemoe.Model.from_checkpoint(ckpt, backend=backend, config=data.trained_config())
     ours = edgemoe.evaluate(model, scenes, progress=False)
     assert set(ours) == set(pytorch_metrics)
     scale = 0.02 if backend == "cpu" else 1.0
-    tolerance = {"semseg": 0.5, "human_parts": 0.5, "sal": 0.005, "edge": 0.005, "normals": 0.5}
+    tolerance = {"semseg": 0.5, "human_parts": 0.5, "sal": 0.005, "edge": 0.005, "normals": 0.2}
     for task, value in ours.items():
         if task == "depth":
             assert abs(value - pytorch_metrics[task]) <= 0.01 * scale * pytorch_metrics[task], task

@@ -161,10 +161,14 @@ inline long w_head(const ModelDims& m, int channels, int task, int layer) {
 // lanes whose weight buffer holds max_tiles tiles: the largest multiple of 16 (up to max_channels and
 // `out`) whose tiles fit (0: none), and the passes (slices) `out` channels then take. The kernel uses
 // its own constants (schedule.h); the host the build record's, to read a sliced map back.
+constexpr int kMaxHeadSliceWords = 1024;  // 16,384 channels: beyond any build's maximum
 constexpr int head_slice_channels_for(int out, int in, int tin, int tout, int max_tiles, int max_channels) {
   int best = 0;
-  for (int c = 16; c <= max_channels; c += 16)
+  for (int words = 1; words <= kMaxHeadSliceWords; ++words) {
+    const int c = 16 * words;
+    if (c > max_channels) break;
     best = c <= out && ((c + tout - 1) / tout) * ((in + tin - 1) / tin) <= max_tiles ? c : best;
+  }
   return best;
 }
 constexpr int head_slices_for(int out, int in, int tin, int tout, int max_tiles, int max_channels) {
