@@ -23,9 +23,12 @@ namespace edgemoe_hls {
 // Bilinear x2 with half-pixel centres: output pixel 2x takes 1/4 of input x - 1 and 3/4 of x,
 // output 2x + 1 3/4 of x and 1/4 of x + 1, indices clamped to the map; the same along rows. Each
 // output element is (9 a + 3 b + 3 c + d) / 16 of its four inputs, formed exactly (fm_t plus 4
-// integer and 4 fraction bits) and truncated once to fm_t.
-typedef ap_fixed<fm_t::width + 8, fm_t::iwidth + 4> upsample_acc_t;
-// 3 near + far, exact (adds only).
+// integer and 4 fraction bits) from the line buffer's mac_in_t lanes (the map truncated to 2^-18 and
+// saturated as it is loaded, as the next convolution's lanes would be): 2^-22 holds it, so the fm_t
+// result is exact.
+// (4 more fraction bits than the lanes: the final >> 4 keeps its type's width and drops what falls off.)
+typedef ap_fixed<mac_in_t::width + 8, mac_in_t::iwidth + 4> upsample_acc_t;
+// 3 near + far, exact (adds only). The callers choose the operands, then blend: one set of adders.
 inline upsample_acc_t blend(const upsample_acc_t& near, const upsample_acc_t& far) { return near + near + near + far; }
 
 // A plane is upsampled in bands of input rows, one dataflow run each: a band's streams then hold
@@ -73,23 +76,24 @@ write_plane_words:
 
 // The plane's words from hidden (a convolution's output) or qkv (the logits): one burst, one loop per
 // source (only one runs).
-inline void read_upsample_source(const fm_word_t* hidden, const fm_word_t* qkv, bool from_hidden, const UpsampleShape& s,
+inline void read_upsample_source(const fm_word_t* hidden, const fm_word_t* qkv, bool final_output, const UpsampleShape& s,
                                  hls::stream<fm_word_t>& words) {
 #pragma HLS INLINE off
   edgemoe_ledger::region_process(0);
   const int row_words = s.width * s.channel_words, total = (band_end(s) - halo_row(s)) * row_words;
   const long base = (long)halo_row(s) * row_words;
-  read_plane_words(hidden + base, from_hidden ? total : 0, edgemoe_ledger::kPortScratch2, words);
-  read_plane_words(qkv + base, from_hidden ? 0 : total, edgemoe_ledger::kPortScratch1, words);
+  read_plane_words(hidden + base, final_output ? 0 : total, edgemoe_ledger::kPortScratch2, words);
+  read_plane_words(qkv + base, final_output ? total : 0, edgemoe_ledger::kPortScratch1, words);
 }
 
 // Per input row i (and once more): load row i (if any) into line-buffer slot i & 1, then send
 // output rows 2i - 1 and 2i (those inside the map), each a pipelined loop at II = 1: a word per
 // cycle in, a word per cycle out. The line buffer (the convolution reader's, idle meanwhile) keeps
 // pixel x in bank x mod T_rows: an output pixel blends two neighbouring pixels, always in two
-// different banks, of two rows (two slots): each bank is read at most twice a cycle, once per row.
-// The bank indices are constants (each bank is read at the pair's pixel it holds, if any); the
-// blend picks the two words by the pair's banks.
+// different banks (T_rows >= 2), of two rows (two slots): each bank is read at most twice a cycle,
+// once per row. The bank indices are constants (each bank is read at the pair's pixel it holds, if
+// any); the pair's banks and groups are counters (no dividers); the blend picks the two words by
+// the pair's banks.
 inline void upsample_rows(const UpsampleShape& s, LineBuffer& lb, hls::stream<fm_word_t>& in,
                           hls::stream<fm_word_t>& out) {
 #pragma HLS INLINE off
@@ -100,9 +104,9 @@ inline void upsample_rows(const UpsampleShape& s, LineBuffer& lb, hls::stream<fm
   // last output row after its last load.
   const int first = halo_row(s), end = band_end(s), steps = end - first + (end == H ? 1 : 0);
 input_rows:
-  for (int k = 0; k < upto<kUpsampleBandRows + 2>(steps); ++k) {
+  for (int step = 0; step < upto<kUpsampleBandRows + 2>(steps); ++step) {
 #pragma HLS LOOP_TRIPCOUNT max = kUpsampleBandRows + 2
-    const int i = first + k;
+    const int i = first + step;
     const int load = i < end ? row_words : 0;
     edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, load, kII, kCopyDepth);
     int xg = 0, xb = 0, c = 0;  // pixel x = xg T_rows + xb
@@ -110,7 +114,10 @@ input_rows:
     for (int k = 0; k < upto<kMaxMapW * kMaxMapChWords>(load); ++k) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxMapW * kMaxMapChWords
-      lb.row[i & 1][xg][xb][c] = in.read();
+      const fm_word_t word = in.read();
+      lane_word_t lanes;
+      for (int e = 0; e < kWordElems; ++e) lanes.v[e] = mac_in_t(word.v[e]);
+      lb.row[i & 1][xg][xb][c] = lanes;
       if (++c == cw) {
         c = 0;
         if (++xb == kTrows) {
@@ -124,19 +131,26 @@ input_rows:
     const int sends = i >= s.first_row ? (last_out - first_out + 1) * out_row_words : 0;
     edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, sends, kII, kCopyDepth + kMacDepth);
     int oy = first_out, ox = 0, oc = 0;
+    int qg = 0, qb = 0;  // q = (ox + 1) >> 1 = qg T_rows + qb: the pair is (q - 1, q), clamped
+    const int last_group = (W - 1) / kTrows, last_bank = (W - 1) - last_group * kTrows;  // once per row step
   send_rows:
     for (int k = 0; k < upto<2 * 2 * kMaxMapW * kMaxMapChWords>(sends); ++k) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = 2 * 2 * kMaxMapW * kMaxMapChWords
-      // The pair (p, p + 1), p = (o - 1) >> 1, clamped, per axis; the near one is p + 1 for even o.
-      const int py = (oy - 1) >> 1, px = (ox - 1) >> 1;
+      // Rows: the pair (p, p + 1), p = (oy - 1) >> 1, clamped; the near one is p + 1 for even oy.
+      const int py = (oy - 1) >> 1;
       const int ya = py < 0 ? 0 : py, yb = py + 1 > H - 1 ? H - 1 : py + 1;
-      const int xa = px < 0 ? 0 : px, xz = px + 1 > W - 1 ? W - 1 : px + 1;
-      const int bank_a = xa % kTrows, bank_z = xz % kTrows, group_a = xa / kTrows, group_z = xz / kTrows;
-      fm_word_t w[2][2];  // [row ya / yb][column xa / xz]
+      // Columns: xa = q - 1 (0 at the left edge), xz = q (W - 1 at the right edge).
+      const bool left_edge = qg == 0 && qb == 0, right_edge = qg == last_group && qb == last_bank + 1;
+      const int prev_bank = qb == 0 ? kTrows - 1 : qb - 1, prev_group = qb == 0 ? qg - 1 : qg;
+      const int bank_a = left_edge ? 0 : prev_bank, group_a = left_edge ? 0 : prev_group;
+      const int bank_z = right_edge ? prev_bank : (qb == kTrows ? 0 : qb), group_z = right_edge ? prev_group : qg;
+      lane_word_t w[2][2];  // [row ya / yb][column xa / xz]
+#pragma HLS ARRAY_PARTITION variable = w complete dim = 0
       for (int r = 0; r < 2; ++r) {
         const int slot = (r == 0 ? ya : yb) & 1;
-        fm_word_t bank_word[kTrows];
+        lane_word_t bank_word[kTrows];
+#pragma HLS ARRAY_PARTITION variable = bank_word complete dim = 0
         for (int b = 0; b < kTrows; ++b) bank_word[b] = lb.row[slot][b == bank_a ? group_a : group_z][b][oc];
         w[r][0] = bank_word[bank_a];
         w[r][1] = bank_word[bank_z];
@@ -145,9 +159,9 @@ input_rows:
       fm_word_t o;
       for (int e = 0; e < kWordElems; ++e) {
         const upsample_acc_t aa = w[0][0].v[e], az = w[0][1].v[e], ba = w[1][0].v[e], bz = w[1][1].v[e];
-        const upsample_acc_t row_a = near_b_col ? blend(az, aa) : blend(aa, az);
-        const upsample_acc_t row_b = near_b_col ? blend(bz, ba) : blend(ba, bz);
-        const upsample_acc_t sum = near_b_row ? blend(row_b, row_a) : blend(row_a, row_b);
+        const upsample_acc_t row_a = blend(near_b_col ? az : aa, near_b_col ? aa : az);
+        const upsample_acc_t row_b = blend(near_b_col ? bz : ba, near_b_col ? ba : bz);
+        const upsample_acc_t sum = blend(near_b_row ? row_b : row_a, near_b_row ? row_a : row_b);
         o.v[e] = fm_t(sum >> 4);
       }
       out.write(o);
@@ -155,7 +169,13 @@ input_rows:
         oc = 0;
         if (++ox == 2 * W) {
           ox = 0;
+          qg = qb = 0;
           ++oy;
+        } else if (ox & 1) {  // q = (ox + 1) >> 1 steps at every odd ox
+          if (++qb == kTrows && !(qg == last_group && last_bank == kTrows - 1)) {
+            qb = 0;
+            ++qg;
+          }
         }
       }
     }
@@ -184,7 +204,7 @@ inline void upsample_plane(const fm_word_t* hidden, fm_word_t* qkv, fm_word_t* o
 #pragma HLS STREAM variable = in depth = 4
 #pragma HLS STREAM variable = out depth = 4
   edgemoe_ledger::region_begin();
-  read_upsample_source(hidden, qkv, !final_output, s, in);
+  read_upsample_source(hidden, qkv, final_output, s, in);
   upsample_rows(s, lb, in, out);
   write_upsample_dest(qkv, outputs, final_output, s, out);
   edgemoe_ledger::region_end(edgemoe_ledger::kUnitHeadUpsample);

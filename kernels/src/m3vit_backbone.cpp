@@ -194,6 +194,9 @@ extern "C" void m3vit_backbone(const pixel_word_t* images, const weight_word_t* 
 #pragma HLS ARRAY_PARTITION variable = g_queues.length complete
   // The convolution reader's line buffer by pixel bank (window_reader.h): a group's window reads each
   // bank at most twice a cycle, as does the upsampler's blend (head.h).
+  // An array of structs is disaggregated by default (UG1399 "Structs"): aggregated, a 16-lane word is
+  // one 432-bit memory word.
+#pragma HLS AGGREGATE variable = g_line.row
 #pragma HLS ARRAY_PARTITION variable = g_line.row dim = 3 complete
 #if EDGEMOE_LINE_BUFFER_URAM
 #pragma HLS BIND_STORAGE variable = g_line.row type = ram_2p impl = uram

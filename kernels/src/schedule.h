@@ -126,6 +126,9 @@ constexpr int kMaxPatch = isqrt_floor(EDGEMOE_MAX_PATCH_IN / 3);  // 3 P^2 <= ED
 static_assert(kMaxPatch <= kWordElems, "a patch row travels as one activation word's lanes");
 constexpr int kKvPairII = 2;                     // attention's K and V words, single beats, one each
 constexpr int kWeightPairII = 2;                  // weight fetch: a word of each weight port, written in turn
+// The convolution reader's tap table (window_reader.h): a tile's walk over (ky, kx, channel word)
+// chains ~5 dependent add/compare steps, two cycles at 225-300 MHz.
+constexpr int kTapWalkII = 2;
 
 // Whether an m_axi port moves a whole 512-bit word a cycle (the U280's HBM ports; the emulation
 // build too, which models no board): then reading a buffer's rows whole in one burst beats single
@@ -305,25 +308,36 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
                                  kTilesPerWord * kTrows * kTout *
                                      lutram_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
     // The heads' epilogue: ReLU and saturation per output lane and row (a 48-bit compare and a 32-bit
-    // select, ~80 LUTs).
-    const int relu_luts = kTrows * kTout * 80;
+    // select, ~80 LUTs); the window tiles' stream (2 deep, an SRL per bit) and the MAC array's choice
+    // between it and the reader's tiles (a 2:1 mux per bit, two per LUT6_2).
+    const int tile_bits = kTrows * kTin * mac_in_t::width;
+    const int relu_luts = kTrows * kTout * 80 + tile_bits + tile_bits / 2;
     return {dsp, bram18, 0,
             logic_luts(dsp, bram18, 0) + weight_mux_luts + row_cache_luts + group_store_luts + stream_luts +
                 adder_tree_luts + kTrows * kTout * gelu_rom_luts + relu_luts};
   }
   if (part == kPartHead) {
     // The convolution reader (window_reader.h): the line buffer, a bank per pixel mod T_rows of
-    // 3 rows x pixel groups x channel words, 512 bits wide, in BRAM or URAM (EDGEMOE_LINE_BUFFER_URAM);
-    // per tile word and row a T_rows:1 choice of bank (a LUT per bit) and the fm_t -> mac_in_t
-    // saturating conversion per lane (~30 LUTs). The upsampler (head.h): per word lane three blends
-    // of three 40-bit adds; its four words each a T_rows:1 choice of bank.
+    // 3 rows x pixel groups x channel words of 16 mac_in_t lanes (432 bits), read twice a cycle:
+    // true dual-port, so BRAM18s as 1K x 18 (the 512 x 36 shape is simple dual-port only), or URAM
+    // (EDGEMOE_LINE_BUFFER_URAM). Its write data: four load sites (three sources, the upsampler),
+    // each converting 16 lanes (~30 LUTs a lane), and their muxes (a LUT per bit); per tile word
+    // and row a T_rows:1 choice of bank (a LUT per bit). The upsampler (head.h): per lane three
+    // blends of three 35-bit adds and their operand muxes; its four words each a T_rows:1 choice of
+    // bank. The runtime address products of the head's loops (row x width x words per plane, 16,
+    // 32 x 32 each) and three constant dividers (by 3, once per job or row).
+    const int lane_bits = kWordElems * mac_in_t::width;
     const long long line_depth = 3LL * ceil_div(kMaxMapW, kTrows) * kMaxMapChWords;
     const bool line_in_uram = EDGEMOE_LINE_BUFFER_URAM != 0;
-    const int line_bram18 = line_in_uram ? 0 : kTrows * bram18_for(line_depth, kAxiDataBits);
-    const int line_uram = line_in_uram ? kTrows * uram_for(line_depth, kAxiDataBits) : 0;
-    const int window_luts = kWordsPerInTile * kTrows * kAxiDataBits + kTrows * kTin * 30;
-    const int upsampler_luts = kWordElems * 9 * 40 + 4 * kAxiDataBits;
-    return {0, line_bram18, line_uram, logic_luts(0, line_bram18, line_uram) + window_luts + upsampler_luts};
+    const int line_bram18 = line_in_uram ? 0 : kTrows * int(cdiv(lane_bits, 18) * cdiv(line_depth, 1024));
+    const int line_uram = line_in_uram ? kTrows * uram_for(line_depth, lane_bits) : 0;
+    const int load_luts = 4 * kWordElems * 30 + 3 * lane_bits;
+    const int window_luts = kWordsPerInTile * kTrows * lane_bits;
+    const int upsampler_luts = kWordElems * (9 * 35 + 6 * 35 / 2) + 4 * lane_bits;
+    const int address_dsp = 16 * dsps_for(32, 32);
+    const int divider_luts = 3 * 500;
+    return {address_dsp, line_bram18, line_uram,
+            logic_luts(address_dsp, line_bram18, line_uram) + load_luts + window_luts + upsampler_luts + divider_luts};
   }
   if (part == kPartAttentionScores || part == kPartAttentionWeighing || part == kPartAttentionOutput) {
     // The attention unit in three parts (attention.h): pass 1 (scores) holds K, the q rows and pass

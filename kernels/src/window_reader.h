@@ -25,13 +25,26 @@
 
 namespace edgemoe_hls {
 
+// A word of the line buffer: 16 MAC lanes (mac_in_t, 27 bits: 432 bits, where fm_t would take 512),
+// converted (truncated, saturated) once as the row is loaded. The kernel top aggregates the array of
+// them (AGGREGATE), so a word is one 432-bit memory word, not 16 arrays.
+struct lane_word_t {
+  mac_in_t v[kWordElems];
+};
 // The line buffer: three input rows (slot = row mod 3) of up to kMaxMapW pixels of up to
 // kMaxMapChWords words; pixel x at [x / T_rows][x mod T_rows], the bank dimension partitioned
 // completely (the kernel top), so every bank index in the code is a constant.
 constexpr int kLinePixelGroups = ceil_div(kMaxMapW, kTrows);
 struct LineBuffer {
-  fm_word_t row[3][kLinePixelGroups][kTrows][kMaxMapChWords];
+  lane_word_t row[3][kLinePixelGroups][kTrows][kMaxMapChWords];
 };
+static_assert(kWordsPerInTile <= 2, "a tile's words read each line-buffer bank at most twice a cycle (dual port)");
+
+// x + d wrapped into [0, n) for |d| < n: a compare and an add, no divider.
+inline int wrap_add(int x, int d, int n) {
+  const int y = x + d;
+  return y < 0 ? y + n : (y >= n ? y - n : y);
+}
 
 // What a convolution job reads: the input map, its geometry and the window.
 struct WindowShape {
@@ -80,7 +93,10 @@ load_rows:
       for (int i = 0; i < upto<kMaxMapW * kMaxMapChWords>(total); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxMapW * kMaxMapChWords
-        lb.row[slot][xg][xb][c0 + c] = src[base + i];
+        const fm_word_t word = src[base + i];
+        lane_word_t lanes;
+        for (int e = 0; e < kWordElems; ++e) lanes.v[e] = mac_in_t(word.v[e]);
+        lb.row[slot][xg][xb][c0 + c] = lanes;
         if (++c == pw) {
           c = 0;
           if (++xb == kTrows) {
@@ -120,53 +136,84 @@ inline WindowWord advance(WindowWord w, int n, int channel_words, int kernel) {
   return w;
 }
 
-// The job's windows as MAC array tiles, in the MAC array's order: for each group of T_rows output
-// pixels (first_row .. rows of row y; first_row a multiple of T_rows), every input tile. Pixels past the row's end, taps outside the map (zero padding) and words past K are
-// zero. Per word of the tile, each bank b is read once, at the pixel of the group's tap span
-// [x0 + dx, x0 + dx + T_rows) that lies in it, and the words are rotated onto the rows: the bank
-// indices are constants, the addresses and the rotation runtime.
-inline void emit_windows(const WindowShape& s, int first_row, int rows, const LineBuffer& lb,
-                         edgemoe_ledger::Unit unit, hls::stream<in_vec>& tiles) {
+// Where word q of input tile `it` comes from, the same for every pixel group: the tap's offsets
+// (dy, dx in -1..1), its channel word and whether it lies inside K. A table per job, so the
+// emitter's II = 1 loop reads its walk instead of carrying it.
+struct TapWord {
+  signed char dy, dx;
+  bool inside_k;
+  short c;
+};
+typedef TapWord TapTable[kMaxWindowInTiles][kWordsPerInTile];
+
+// The walk over (ky, kx, channel word) carries ~5 dependent add/compare steps per tile: II 2.
+inline void fill_tap_table(const WindowShape& s, int in_tiles, edgemoe_ledger::Unit unit, TapTable taps) {
 #pragma HLS INLINE
   const int cw = s.channels / kWordElems, pad = (s.kernel - 1) / 2;
+  edgemoe_ledger::loop(unit, in_tiles, kTapWalkII, kCopyDepth);
+  WindowWord at = {0, 0, 0};
+fill_taps:
+  for (int it = 0; it < upto<kMaxWindowInTiles>(in_tiles); ++it) {
+#pragma HLS PIPELINE II = kTapWalkII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxWindowInTiles
+    for (int q = 0; q < kWordsPerInTile; ++q) {
+      const WindowWord w = advance(at, q, cw, s.kernel);
+      TapWord t;
+      t.dy = (signed char)(w.ky - pad);
+      t.dx = (signed char)(w.kx - pad);
+      t.inside_k = w.ky < s.kernel;
+      t.c = (short)(t.inside_k ? w.c : 0);
+      taps[it][q] = t;
+    }
+    at = advance(at, kWordsPerInTile, cw, s.kernel);
+  }
+}
+
+// The job's windows as MAC array tiles, in the MAC array's order: for each group of T_rows output
+// pixels (first_row .. rows of row y; first_row a multiple of T_rows), every input tile. Pixels past
+// the row's end, taps outside the map (zero padding) and words past K are zero. Per tile word, each
+// bank b is read once, at the pixel of the group's tap span [x0 + dx, x0 + dx + T_rows) that lies in
+// it, and the words are rotated onto the rows: the bank indices are constants, the addresses and the
+// rotation (a T_rows:1 choice per row) runtime; wraps are compares, not dividers.
+inline void emit_windows(const WindowShape& s, int first_row, int rows, const LineBuffer& lb, const TapTable taps,
+                         edgemoe_ledger::Unit unit, hls::stream<in_vec>& tiles) {
+#pragma HLS INLINE
+  const int cw = s.channels / kWordElems;
   const int k_words = s.kernel * s.kernel * cw, in_tiles = ceil_div(k_words, kWordsPerInTile);
   const int pixels = rows - first_row, groups = ceil_div(pixels, kTrows);
   const int steps = groups * in_tiles;
-  const int slot_y = s.out_row % 3;
+  const int slot_y = s.out_row % 3;  // once per job
   edgemoe_ledger::loop(unit, steps, kII, kCopyDepth);
   int it = 0;
-  int x0g = first_row / kTrows;  // the group's first pixel x0 = x0g T_rows
-  WindowWord at = {0, 0, 0};     // the first word of input tile `it`
+  int x0g = first_row / kTrows;  // the group's first pixel x0 = x0g T_rows (first_row: a multiple of T_rows)
 emit_windows:
   for (int step = 0; step < upto<kMaxRowGroups * kMaxWindowInTiles>(steps); ++step) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxWindowInTiles
     in_vec v;
     for (int q = 0; q < kWordsPerInTile; ++q) {
-      const WindowWord w = advance(at, q, cw, s.kernel);
-      const int dy = w.ky - pad, dx = w.kx - pad;  // in [-1, 1]
-      const int slot = (slot_y + dy + 3) % 3, iy = s.out_row + dy;
-      const bool row_inside = w.ky < s.kernel && iy >= 0 && iy < s.height;
-      fm_word_t bank_word[kTrows];
+      const TapWord t = taps[it][q];
+      const int slot = wrap_add(slot_y, t.dy, 3), iy = s.out_row + t.dy;
+      const bool row_inside = t.inside_k && iy >= 0 && iy < s.height;
+      lane_word_t bank_word[kTrows];
+#pragma HLS ARRAY_PARTITION variable = bank_word complete dim = 0
       for (int b = 0; b < kTrows; ++b) {
-        const int r = ((b - dx) % kTrows + kTrows) % kTrows;  // the row whose pixel x0 + r + dx is in bank b
-        const int carry = dx + r >= kTrows ? 1 : (dx + r < 0 ? -1 : 0);
+        const int r = wrap_add(b, -t.dx, kTrows);  // the row whose pixel x0 + r + dx is in bank b
+        const int carry = t.dx + r >= kTrows ? 1 : (t.dx + r < 0 ? -1 : 0);
         const int group = x0g + carry;
         const bool readable = row_inside && group >= 0 && group < kLinePixelGroups;
-        bank_word[b] = lb.row[slot][readable ? group : 0][b][readable ? w.c : 0];
+        bank_word[b] = lb.row[slot][readable ? group : 0][b][readable ? int(t.c) : 0];
       }
       for (int r = 0; r < kTrows; ++r) {
-        const int ox = x0g * kTrows + r, ix = ox + dx;
+        const int ox = x0g * kTrows + r, ix = ox + t.dx;
         const bool inside = row_inside && ox < rows && ix >= 0 && ix < s.width;
-        const fm_word_t& word = bank_word[((r + dx) % kTrows + kTrows) % kTrows];
-        for (int e = 0; e < kWordElems; ++e) v.v[r][q * kWordElems + e] = inside ? mac_in_t(word.v[e]) : mac_in_t(0);
+        const lane_word_t& word = bank_word[wrap_add(r, t.dx, kTrows)];
+        for (int e = 0; e < kWordElems; ++e) v.v[r][q * kWordElems + e] = inside ? word.v[e] : mac_in_t(0);
       }
     }
     tiles.write(v);
-    at = advance(at, kWordsPerInTile, cw, s.kernel);
     if (++it == in_tiles) {
       it = 0;
-      at.ky = at.kx = at.c = 0;
       ++x0g;
     }
   }
