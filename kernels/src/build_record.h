@@ -72,7 +72,7 @@ constexpr unsigned config_name_word(const char* name, int word) {
   FIELD(max_patch_in, EDGEMOE_MAX_PATCH_IN)                                   \
   FIELD(max_head_channels, EDGEMOE_MAX_HEAD_CHANNELS)                         \
   FIELD(max_head_out, EDGEMOE_MAX_HEAD_OUT)                                   \
-  FIELD(max_map_width, EDGEMOE_MAX_MAP_W)                                     \
+  FIELD(max_map_w, EDGEMOE_MAX_MAP_W)                                     \
   FIELD(max_weight_tiles, kMaxWeightTiles)                                    \
   FIELD(linear_tin, EDGEMOE_LINEAR_TIN)                                       \
   FIELD(linear_tout, EDGEMOE_LINEAR_TOUT)                                     \

@@ -34,6 +34,10 @@ LIMIT_NAMES = {
     "max_top_k": "top-k",
     "max_tasks": "tasks",
     "max_patch_in": "patch input (3 x P x P)",
+    # The task heads on the device (heads="device"); a model beyond these runs its heads on the host.
+    "max_head_channels": "task-head channels",
+    "max_head_out": "task-head outputs per task",
+    "max_map_w": "task-head map width (8 x grid)",
 }
 
 

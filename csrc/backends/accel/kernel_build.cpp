@@ -181,9 +181,9 @@ std::string heads_unfit_reason(const ModelConfig& c, const KernelBuild& b) {
   if (c.patch_size != 16)
     return "its patches are " + std::to_string(c.patch_size) + " pixels: the head's four x2 upsamplings give 16 x the "
            "token grid, the image size only with 16-pixel patches";
-  if (8 * c.grid_w > long(b[kRecord_max_map_width]))
+  if (8 * c.grid_w > long(b[kRecord_max_map_w]))
     return "its last head maps are " + std::to_string(8 * c.grid_w) + " pixels wide (8 x the token grid's " +
-           std::to_string(c.grid_w) + "), the build's line buffer " + std::to_string(b[kRecord_max_map_width]) + build;
+           std::to_string(c.grid_w) + "), the build's line buffer " + std::to_string(b[kRecord_max_map_w]) + build;
   for (int l = 0; l < kHeadLayers; ++l)
     if (head_layer_slices(c, b, l) == 0)
       return "16 output channels of its conv_" + std::to_string(l) + " do not fit the build's weight buffer" + build;
