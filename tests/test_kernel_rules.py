@@ -180,6 +180,7 @@ def static_constants(text):
     itself a constant expression (a name that only looks constant, `int kRows = rows;` or
     `#define EDGEMOE_ROWS rows`, is not one)."""
     names = set(re.findall(r"\bconstexpr\s+[^;=(]*?\b(k[A-Z]\w*)\s*(?:=|\{|\[)", text))
+    names |= set(re.findall(r"\btemplate\s*<\s*int\s+(k[A-Z]\w*)\b", text))  # a non-type template parameter
     for body in re.findall(r"\benum\b[^{;]*\{([^}]*)\}", text):
         names |= set(re.findall(r"\b(k[A-Z]\w*)\b", body))
     macros = dict(re.findall(r"#define\s+(EDGEMOE_\w+)[ \t]+([^\n]+)", text))

@@ -16,6 +16,7 @@
 #include "layout.h"
 #include "linear.h"
 #include "moe.h"
+#include "word_streams.h"
 
 namespace edgemoe_hls {
 
@@ -50,30 +51,6 @@ inline int band_end(const UpsampleShape& s) { return s.first_row + s.rows; }
 inline int first_out_row(const UpsampleShape& s) { return s.first_row == 0 ? 0 : 2 * s.first_row - 1; }
 inline int last_out_row(const UpsampleShape& s) { return band_end(s) == s.height ? 2 * s.height - 1 : 2 * band_end(s) - 2; }
 
-inline void read_plane_words(const fm_word_t* src, int total, edgemoe_ledger::Port port,
-                             hls::stream<fm_word_t>& words) {
-#pragma HLS INLINE
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, total, kII, kCopyDepth, edgemoe_ledger::burst(port),
-                       (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
-read_plane_words:
-  for (int i = 0; i < upto<kUpsampleReadWords>(total); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kUpsampleReadWords
-    words.write(src[i]);
-  }
-}
-inline void write_plane_words(fm_word_t* dst, int total, edgemoe_ledger::Port port, hls::stream<fm_word_t>& words) {
-#pragma HLS INLINE
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitHeadUpsample, total, kII, kCopyDepth, edgemoe_ledger::burst(port),
-                       (long long)total * beat_bytes<fm_word_t>(), beat_bytes<fm_word_t>());
-write_plane_words:
-  for (int i = 0; i < upto<kUpsampleWriteWords>(total); ++i) {
-#pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kUpsampleWriteWords
-    dst[i] = words.read();
-  }
-}
-
 // The plane's words from hidden (a convolution's output) or qkv (the logits): one burst, one loop per
 // source (only one runs).
 inline void read_upsample_source(const fm_word_t* hidden, const fm_word_t* qkv, bool final_output, const UpsampleShape& s,
@@ -82,8 +59,10 @@ inline void read_upsample_source(const fm_word_t* hidden, const fm_word_t* qkv, 
   edgemoe_ledger::region_process(0);
   const int row_words = s.width * s.channel_words, total = (band_end(s) - halo_row(s)) * row_words;
   const long base = (long)halo_row(s) * row_words;
-  read_plane_words(hidden + base, final_output ? 0 : total, edgemoe_ledger::kPortScratch2, words);
-  read_plane_words(qkv + base, final_output ? total : 0, edgemoe_ledger::kPortScratch1, words);
+  burst_words_in<kUpsampleReadWords>(hidden + base, final_output ? 0 : total, edgemoe_ledger::kUnitHeadUpsample,
+                                     edgemoe_ledger::kPortScratch2, words);
+  burst_words_in<kUpsampleReadWords>(qkv + base, final_output ? total : 0, edgemoe_ledger::kUnitHeadUpsample,
+                                     edgemoe_ledger::kPortScratch1, words);
 }
 
 // Per input row i (and once more): load row i (if any) into line-buffer slot i & 1, then send
@@ -190,8 +169,10 @@ inline void write_upsample_dest(fm_word_t* qkv, fm_word_t* outputs, bool to_outp
   edgemoe_ledger::region_process(2);
   const int row_words = 2 * s.width * s.channel_words, total = (last_out_row(s) - first_out_row(s) + 1) * row_words;
   const long base = (long)first_out_row(s) * row_words;
-  write_plane_words(qkv + base, to_outputs ? 0 : total, edgemoe_ledger::kPortScratch1, words);
-  write_plane_words(outputs + base, to_outputs ? total : 0, edgemoe_ledger::kPortAct, words);
+  burst_words_out<kUpsampleWriteWords>(qkv + base, to_outputs ? 0 : total, edgemoe_ledger::kUnitHeadUpsample,
+                                       edgemoe_ledger::kPortScratch1, words);
+  burst_words_out<kUpsampleWriteWords>(outputs + base, to_outputs ? total : 0, edgemoe_ledger::kUnitHeadUpsample,
+                                       edgemoe_ledger::kPortAct, words);
 }
 
 // hidden -> qkv (between convolutions) or qkv -> outputs (the logits): source and destination are
