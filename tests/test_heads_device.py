@@ -142,3 +142,17 @@ def test_estimate_models_backbone_head_and_end_to_end():
     assert est.backbone_milliseconds == pytest.approx(backbone.milliseconds, rel=1e-9)
     assert "head conv" in {u.unit for u in est.units}
     assert "backbone" in est.table() and "end to end" in est.table()
+
+
+def test_cli_heads_option(capsys):
+    from edgemoe.cli import main as cli
+
+    assert cli(["evaluate", "--data", "synthetic:2", "--backend", "emu", "--heads", "host", "--task", "sal"]) == 0
+    assert "emu on synthetic:2" in capsys.readouterr().out
+    assert cli(["compare", "--backends", "reference", "emu", "--heads", "device", "--task", "depth"]) in (0, 3)
+    assert "head.logits" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli(["evaluate", "--data", "synthetic:2", "--backend", "emu", "--heads", "gpu"])
+    assert "invalid choice" in capsys.readouterr().err
+    assert cli(["evaluate", "--data", "synthetic:2", "--backend", "reference", "--heads", "host"]) == 1
+    assert "--heads: only the accelerator's backends" in capsys.readouterr().err

@@ -126,8 +126,8 @@ def cmd_evaluate(args):
     if args.backend == "reference":
         given = [f"--{k}" for k, v in _fpga_kwargs(args).items() if v is not None]
         if given:
-            raise ValueError(f"{', '.join(given)}: only --backend fpga takes {'these options' if len(given) > 1 else 'this option'}, "
-                             f"not --backend reference")
+            raise ValueError(f"{', '.join(given)}: only the accelerator's backends take {'these options' if len(given) > 1 else 'this option'} "
+                             f"(--xclbin, --device, --timeout: fpga; --heads: emu and fpga), not --backend reference")
         model = _reference(args)
         size = model.cfg.image_size
     else:
@@ -158,8 +158,9 @@ def cmd_compare(args):
         if backend == "reference":
             model = _reference(args)
             config = model.cfg
-        else:  # the fpga options belong to its fpga side
-            model = _load(args, backend, fpga=_fpga_kwargs(args) if backend == "fpga" else {})
+        else:  # the fpga options belong to its fpga side, --heads to its accelerator sides
+            options = {k: v for k, v in _fpga_kwargs(args).items() if backend == "fpga" or k == "heads"}
+            model = _load(args, backend, fpga=options if backend in ("emu", "fpga") else {})
             config = model.config
         task = args.task or config.task_names[0]
         if task not in config.task_names:
