@@ -1,8 +1,9 @@
 // The unified linear unit: one T_in x T_out MAC array (weights stationary on chip, bias and GELU
-// fused) shared by Q/K/V, proj, dense MLPs, every expert's two layers and the patch embedding.
-// A dataflow of reader -> MAC array -> writer; the reader takes rows in order, gathered through
-// an expert's token queue, or as image patches; the writer stores, adds (residual), or scatters
-// with a score-weighted accumulate (MoE combine).
+// or ReLU fused) shared by Q/K/V, proj, dense MLPs, every expert's two layers, the patch embedding
+// and the task heads' convolutions. A dataflow of reader -> MAC array -> writer; the reader takes
+// rows in order, gathered through an expert's token queue, as image patches, or as convolution
+// windows (window_reader.h); the writer stores, adds (residual), or scatters with a score-weighted
+// accumulate (MoE combine).
 //
 // Schedule (kernels/README.md, "Schedules"): the MAC array is one flattened loop over
 // (row group, output tile, input tile) at II = 1, a group being T_rows rows that share every weight
