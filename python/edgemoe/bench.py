@@ -85,7 +85,7 @@ def bench_model(cache: Path, threads: int) -> None:
                       for name, _, _, frac in est.resource_utilisation()}
             target = TARGETS_MS[(board, clock)]
             met = "yes" if est.backbone_milliseconds <= target else "**no**"
-            e2e_target = END_TO_END_TARGETS_MS.get(board)
+            e2e_target = END_TO_END_TARGETS_MS.get((board, clock))
             e2e = ("—" if e2e_target is None else
                    f"<= {e2e_target:.0f} ms ({'yes' if est.milliseconds <= e2e_target else '**no**'})")
             budget = "yes" if est.within_budget(RESOURCE_BUDGET) else "**no**"
