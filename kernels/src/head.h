@@ -93,17 +93,8 @@ input_rows:
     for (int k = 0; k < upto<kMaxMapW * kMaxMapChWords>(load); ++k) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxMapW * kMaxMapChWords
-      const fm_word_t word = in.read();
-      lane_word_t lanes;
-      for (int e = 0; e < kWordElems; ++e) lanes.v[e] = mac_in_t(word.v[e]);
-      lb.row[i & 1][xg][xb][c] = lanes;
-      if (++c == cw) {
-        c = 0;
-        if (++xb == kTrows) {
-          xb = 0;
-          ++xg;
-        }
-      }
+      lb.row[i & 1][xg][xb][c] = to_lanes(in.read());
+      next_line_word(xg, xb, c, cw);
     }
     // Output rows 2i - 1 (near row i - 1) and 2i (near row i), of rows i - 1 and i clamped.
     const int first_out = i == 0 ? 0 : 2 * i - 1, last_out = i == H ? 2 * H - 1 : 2 * i;
@@ -208,7 +199,7 @@ inline HeadPass head_pass(const ModelDims& m, int channels, int out_channels, in
   const int out = head_layer_out(channels, out_channels, layer), slices = head_layer_slices(m, channels, out_channels, layer);
   HeadPass p;
   p.layer = layer;
-  p.out_first = s * ceil_div(out / kWordElems, slices) * kWordElems;
+  p.out_first = s * slice_stride_words(out / kWordElems, slices) * kWordElems;
   p.out = slice_words(out / kWordElems, slices, s) * kWordElems;
   return p;
 }
@@ -256,13 +247,13 @@ layers:
     ledger::stage(edgemoe_ledger::kHeadStage + layer);
     const int in_ch = head_layer_in_channels(m, channels, layer), kernel = layer < 4 ? 3 : 1;
     const int out = head_layer_out(channels, out_channels, layer), slices = head_layer_slices(m, channels, out_channels, layer);
-    const long in_plane_words = (long)height * width * ceil_div(in_ch / kWordElems, in_slices);
+    const long in_plane_words = (long)height * width * slice_stride_words(in_ch / kWordElems, in_slices);
   passes:
     for (int s = 0; s < kMaxMapSlices; ++s) {
       if (s >= slices) break;
       const HeadPass pass = head_pass(m, channels, out_channels, layer, s);
       const HeadPass next = next_head_pass(m, channels, out_channels, layer, s);
-      const long out_plane = (long)s * height * width * (ceil_div(out / kWordElems, slices) * kWordElems);
+      const long out_plane = (long)s * height * width * (slice_stride_words(out / kWordElems, slices) * kWordElems);
     output_rows:
       for (int y = 0; y < kMaxMapRows; ++y) {
         if (y >= height) break;
@@ -286,7 +277,7 @@ layers:
       for (int s = 0; s < kMaxMapSlices; ++s) {
         if (s >= slices) break;
         const int sw = slice_words(out / kWordElems, slices, s);
-        const long plane = (long)s * height * width * ceil_div(out / kWordElems, slices);
+        const long plane = (long)s * height * width * slice_stride_words(out / kWordElems, slices);
       upsample_bands:
         for (int r = 0; r < kMaxMapRows; r += kUpsampleBandRows) {
           if (r >= height) break;

@@ -176,6 +176,9 @@ constexpr int head_slices_for(int out, int in, int tin, int tout, int max_tiles,
   return per > 0 ? (out + per - 1) / per : 0;
 }
 
+// Words per pixel of each plane of a map stored in `slices` planes (the last may hold fewer).
+constexpr int slice_stride_words(int channel_words, int slices) { return (channel_words + slices - 1) / slices; }
+
 inline long head_params_size(const ModelDims& m, int channels) { return 2L * m.dim + 4L * channels + kHeadOutRows; }
 inline long p_head_ln(const ModelDims& m, int channels, int task) {  // gamma [D], beta [D]
   return params_size(m) + (long)task * head_params_size(m, channels);

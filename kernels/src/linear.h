@@ -300,8 +300,10 @@ read_patch_rows:
   load_window_rows(job, xn, qkv, hidden, lb);
   TapTable taps;
 #pragma HLS ARRAY_PARTITION variable = taps dim = 2 complete
-  fill_tap_table(job.window, windows ? ceil_div(in, kTin) : 0, job.unit, taps);
-  emit_windows(job.window, job.first_row, windows ? job.rows : job.first_row, lb, taps, job.unit, window_tiles);
+  const int window_in_tiles = windows ? ceil_div(in, kTin) : 0;
+  fill_tap_table(job.window, window_in_tiles, job.unit, taps);
+  emit_windows(job.window, job.first_row, windows ? job.rows : job.first_row, window_in_tiles, lb, taps, job.unit,
+               window_tiles);
 }
 
 // The MAC array's input: each group's tiles (T_rows rows x T_in lanes), from runs of a row's

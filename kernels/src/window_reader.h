@@ -40,6 +40,24 @@ struct LineBuffer {
 };
 static_assert(kWordsPerInTile <= 2, "a tile's words read each line-buffer bank at most twice a cycle (dual port)");
 
+// A map word as line-buffer lanes (truncated, saturated).
+inline lane_word_t to_lanes(const fm_word_t& word) {
+  lane_word_t lanes;
+  for (int e = 0; e < kWordElems; ++e) lanes.v[e] = mac_in_t(word.v[e]);
+  return lanes;
+}
+// The next line-buffer position of a row being loaded: word c of pixel x = xg T_rows + xb, `words`
+// words a pixel (counters: no dividers).
+inline void next_line_word(int& xg, int& xb, int& c, int words) {
+  if (++c == words) {
+    c = 0;
+    if (++xb == kTrows) {
+      xb = 0;
+      ++xg;
+    }
+  }
+}
+
 // x + d wrapped into [0, n) for |d| < n: a compare and an add, no divider.
 inline int wrap_add(int x, int d, int n) {
   const int y = x + d;
@@ -63,7 +81,7 @@ inline WindowShape no_window() {
 }
 
 inline int slice_words(int channel_words, int slices, int s) {
-  const int per = ceil_div(channel_words, slices);
+  const int per = slice_stride_words(channel_words, slices);
   const int left = channel_words - s * per;
   return left < per ? (left > 0 ? left : 0) : per;
 }
@@ -83,7 +101,7 @@ load_rows:
   load_planes:
     for (int p = 0; p < kMaxMapSlices; ++p) {
       if (p >= s.slices) break;
-      const int pw = slice_words(cw_all, s.slices, p), c0 = p * ceil_div(cw_all, s.slices);
+      const int pw = slice_words(cw_all, s.slices, p), c0 = p * slice_stride_words(cw_all, s.slices);
       const int total = s.width * pw;
       const long base = (long)p * s.plane_words + (long)row * total;
       edgemoe_ledger::loop(unit, total, kII, kCopyDepth, edgemoe_ledger::burst(port),
@@ -93,17 +111,8 @@ load_rows:
       for (int i = 0; i < upto<kMaxMapW * kMaxMapChWords>(total); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxMapW * kMaxMapChWords
-        const fm_word_t word = src[base + i];
-        lane_word_t lanes;
-        for (int e = 0; e < kWordElems; ++e) lanes.v[e] = mac_in_t(word.v[e]);
-        lb.row[slot][xg][xb][c0 + c] = lanes;
-        if (++c == pw) {
-          c = 0;
-          if (++xb == kTrows) {
-            xb = 0;
-            ++xg;
-          }
-        }
+        lb.row[slot][xg][xb][c0 + c] = to_lanes(src[base + i]);
+        next_line_word(xg, xb, c, pw);
       }
     }
   }
@@ -175,11 +184,9 @@ fill_taps:
 // bank b is read once, at the pixel of the group's tap span [x0 + dx, x0 + dx + T_rows) that lies in
 // it, and the words are rotated onto the rows: the bank indices are constants, the addresses and the
 // rotation (a T_rows:1 choice per row) runtime; wraps are compares, not dividers.
-inline void emit_windows(const WindowShape& s, int first_row, int rows, const LineBuffer& lb, const TapTable taps,
-                         edgemoe_ledger::Unit unit, hls::stream<in_vec>& tiles) {
+inline void emit_windows(const WindowShape& s, int first_row, int rows, int in_tiles, const LineBuffer& lb,
+                         const TapTable taps, edgemoe_ledger::Unit unit, hls::stream<in_vec>& tiles) {
 #pragma HLS INLINE
-  const int cw = s.channels / kWordElems;
-  const int k_words = s.kernel * s.kernel * cw, in_tiles = ceil_div(k_words, kWordsPerInTile);
   const int pixels = rows - first_row, groups = ceil_div(pixels, kTrows);
   const int steps = groups * in_tiles;
   const int slot_y = s.out_row % 3;  // once per job

@@ -27,13 +27,6 @@ bool checked_heads(bool on_device, const ModelConfig& config, const KernelBuild&
   return true;
 }
 
-// The widest task output, in whole words of channels.
-long widest_output_channels(const ModelConfig& config) {
-  long widest = 0;
-  for (const TaskSpec& t : config.tasks) widest = std::max<long>(widest, (t.out_channels + 15) / 16 * 16);
-  return widest;
-}
-
 std::string megabytes(uint64_t bytes) {
   char text[32];
   std::snprintf(text, sizeof text, "%.1f MB", double(bytes) / 1e6);
@@ -49,7 +42,7 @@ void AccelBackend::plan_runs() {
   const uint64_t n = uint64_t(edgemoe_hls::tokens(m)), D = uint64_t(m.dim);
   const uint64_t widest = uint64_t(std::max<long>({m.dim, m.mlp_hidden, m.expert_hidden}));
   const uint64_t maps = head_map_elements(), outputs_per_image =
-      heads_on_device_ ? uint64_t(edgemoe_hls::head_output_words(m, int(widest_output_channels(config_)))) * 64 : 0;
+      heads_on_device_ ? uint64_t(edgemoe_hls::head_output_words(m, int(widest_head_outputs(config_)))) * 64 : 0;
   const uint64_t words = uint64_t(packed_.weights.size());
   const struct {
     KernelArg arg;
@@ -174,7 +167,7 @@ void AccelBackend::ensure_buffers(int64_t batch) {
                                   KernelArg::trace);
   if (heads_on_device_)
     args_.outputs = device_->allocate(
-        size_t(batch * edgemoe_hls::head_output_words(m, int(widest_output_channels(config_))) * 64), KernelArg::outputs);
+        size_t(batch * edgemoe_hls::head_output_words(m, int(widest_head_outputs(config_))) * 64), KernelArg::outputs);
   buffer_batch_ = batch;
 }
 
@@ -298,8 +291,8 @@ void AccelBackend::backbone_chunk(const uint8_t* pixels, int64_t batch, const st
 
 int64_t AccelBackend::padded_head_channels(int layer) const {
   const int slices = head_layer_slices(config_, build_, layer);
-  const int64_t out = layer < 4 ? config_.head_channels : widest_output_channels(config_);
-  return int64_t(slices) * ((out / 16 + slices - 1) / slices) * 16;
+  const int64_t out = layer < 4 ? config_.head_channels : widest_head_outputs(config_);
+  return int64_t(slices) * edgemoe_hls::slice_stride_words(int(out / 16), slices) * 16;
 }
 
 uint64_t AccelBackend::head_map_elements() const {
@@ -325,7 +318,8 @@ void AccelBackend::read_head_outputs(int64_t batch, int64_t task_id, float* out)
 
 std::vector<float> AccelBackend::read_map(BufferId buffer, int64_t channels, int64_t height, int64_t width,
                                           int slices) {
-  const int64_t words = (channels + 15) / 16, per = (words + slices - 1) / slices, pixels = height * width;
+  const int64_t words = (channels + 15) / 16, per = edgemoe_hls::slice_stride_words(int(words), slices),
+                pixels = height * width;
   std::vector<edgemoe_hls::fm_t> raw(size_t(pixels * per * 16 * slices));
   device_->read(buffer, raw.data(), raw.size() * kFmBytes);
   std::vector<float> chw(size_t(channels * pixels));

@@ -154,12 +154,16 @@ void check_fits_build(const ModelConfig& c, const KernelBuild& b) {
   limit(b, "patch input (3*P*P)", 3 * c.patch_size * c.patch_size, kRecord_max_patch_in);
 }
 
+long widest_head_outputs(const ModelConfig& c) {
+  long widest = 0;
+  for (const TaskSpec& t : c.tasks) widest = std::max<long>(widest, (t.out_channels + 15) / 16 * 16);
+  return widest;
+}
+
 int head_layer_slices(const ModelConfig& c, const KernelBuild& b, int layer) {
   const ModelDims m = {int(c.embed_dim), 1, int(c.grid_h), int(c.grid_w), 1, 0, 0, 0, 0, 0, 1, 0u};
   const int C = int(c.head_channels);
-  long widest_out = 0;
-  for (const TaskSpec& t : c.tasks) widest_out = std::max<long>(widest_out, (t.out_channels + 15) / 16 * 16);
-  const int out = layer < 4 ? C : int(widest_out);
+  const int out = layer < 4 ? C : int(widest_head_outputs(c));
   return head_slices_for(out, head_in(m, C, layer), int(b[kRecord_linear_tin]), int(b[kRecord_linear_tout]),
                          int(b[kRecord_max_weight_tiles]), int(b[kRecord_max_head_channels]));
 }

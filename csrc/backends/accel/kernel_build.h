@@ -44,6 +44,9 @@ void check_fits_build(const ModelConfig& config, const KernelBuild& build);
 // convolution whose 16 output channels exceed a weight buffer), one sentence; empty when they can.
 std::string heads_unfit_reason(const ModelConfig& config, const KernelBuild& build);
 
+// The widest task output padded to whole 16-channel words: conv_4's output (kernels/src/head.h).
+long widest_head_outputs(const ModelConfig& config);
+
 // Passes (output-channel slices) head layer `layer` takes on the build (kernels/src/layout.h).
 int head_layer_slices(const ModelConfig& config, const KernelBuild& build, int layer);
 

@@ -57,8 +57,8 @@ void pack_heads(const ModelConfig& c, const ModelWeights& w, PackedModel* out) {
     const float* gamma = data(head_key(task, "norm.weight"));
     const float* beta = data(head_key(task, "norm.bias"));
     for (int d = 0; d < D; ++d) {
-      if (std::abs(gamma[d]) >= fm_limit) refuse("LayerNorm", "weight", gamma[d], fm_limit);
-      if (std::abs(beta[d]) >= fm_limit) refuse("LayerNorm", "bias", beta[d], fm_limit);
+      if (!(std::abs(gamma[d]) < fm_limit)) refuse("LayerNorm", "weight", gamma[d], fm_limit);
+      if (!(std::abs(beta[d]) < fm_limit)) refuse("LayerNorm", "bias", beta[d], fm_limit);
       out->params[p_head_ln(m, C, int(t)) + d] = to_fm(gamma[d]);
       out->params[p_head_ln(m, C, int(t)) + D + d] = to_fm(beta[d]);
     }
