@@ -76,11 +76,29 @@ def cmd_info(args):
     return 0
 
 
+def _cluster(args):
+    """A Dask client for --scheduler or --workers (edgemoe.distributed), else a null context (one process)."""
+    import contextlib
+
+    if args.scheduler is None and args.workers is None:
+        return contextlib.nullcontext(None)
+    from .distributed import cluster_client
+
+    return cluster_client(scheduler=args.scheduler, workers=args.workers)
+
+
+def _print_skipped(skipped) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable item{'s' * (len(skipped) != 1)} (--skip-bad):")
+        for s in skipped:
+            print(f"  {s}")
+
+
 def cmd_run(args):
     from .runner import collect_images, output_paths, run_images
 
     # Everything about the files first: a typo or an existing output costs no model load.
-    images = collect_images(args.image)
+    images = collect_images(args.image, check=not args.skip_bad)
     out_dir = Path(args.out)
     outputs = output_paths(images, out_dir, force=args.force)
     model = _load(args)
@@ -95,9 +113,12 @@ def cmd_run(args):
 
         class_names = {"semseg": SYNTHETIC_CLASSES, "human_parts": SYNTHETIC_PARTS}
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = run_images(model, images, outputs, tasks, batch_size=args.batch_size, class_names=class_names)
-    names = ", ".join(p.name for p in outputs[:4]) + (", ..." if len(outputs) > 4 else "")
-    print(f"wrote {len(outputs)} figure{'s' * (len(outputs) != 1)} to {out_dir}/ ({names}): input, then "
+    with _cluster(args) as client:
+        report = run_images(model, images, outputs, tasks, batch_size=args.batch_size, class_names=class_names,
+                            client=client, skip_bad=args.skip_bad)
+    written = report.outputs
+    names = ", ".join(p.name for p in written[:4]) + (", ..." if len(written) > 4 else "")
+    print(f"wrote {len(written)} figure{'s' * (len(written) != 1)} to {out_dir}/ ({names}): input, then "
           f"{', '.join(tasks)} side by side")
     print(report.format())
     if _dry_run(model.backend):
@@ -134,9 +155,13 @@ def cmd_evaluate(args):
         model = _load(args)
         size = model.config.image_size
     dataset = open_dataset(args.data, size, args.task)
-    results = evaluate(model, dataset, tasks=args.task, batch_size=args.batch_size)
-    print(f"{args.backend} on {args.data} ({len(dataset)} images):")
+    with _cluster(args) as client:
+        results = evaluate(model, dataset, tasks=args.task, batch_size=args.batch_size, client=client,
+                           skip_bad=args.skip_bad)
+        where = f", {len(client.scheduler_info()['workers'])} Dask workers" if client is not None else ""
+    print(f"{args.backend} on {args.data} ({results.images} images{where}):")
     print(format_results(results))
+    _print_skipped(results.skipped)
     if _dry_run(args.backend):
         print(DRY_RUN_NOTE)
     return 0
@@ -250,6 +275,20 @@ def _backend_option(p, extra=(), default="cpu"):
                         + f" (default: {default})")
 
 
+def _distributed_options(p, what: str):
+    """--scheduler / --workers (edgemoe.distributed) and --skip-bad."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help=f"run on a Dask cluster: the scheduler's address (tcp://HOST:8786); every worker must see "
+                            f"the checkpoint and {what} at the same paths")
+    where.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="run on N worker processes of this machine (a Dask LocalCluster, the CPUs split "
+                            "between them)")
+    p.add_argument("--skip-bad", action="store_true", dest="skip_bad",
+                   help="leave out items that cannot be read or decoded, and list them at the end (default: stop "
+                        "at the first, naming it)")
+
+
 def _fpga_options(p):
     """The fpga backend's options, for every command that runs a model."""
     p.add_argument("--xclbin", metavar="FILE", help="fpga: the .xclbin built by kernels/vitis (default: $EDGEMOE_XCLBIN)")
@@ -284,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_option(run)
     _model_options(run)
     _fpga_options(run)
+    _distributed_options(run, "the images and --out")
 
     est = sub.add_parser("estimate", help="modelled latency and resources of the accelerator on a board")
     _checkpoint_option(est)
@@ -313,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="images per model call (default 8)")
     _model_options(ev)
     _fpga_options(ev)
+    _distributed_options(ev, "the dataset")
 
     cmp = sub.add_parser("compare", help="layer-by-layer comparison of two backends (or PyTorch) on one image")
     _checkpoint_option(cmp)

@@ -19,6 +19,7 @@ and ``depth`` the surfaces' orientation and distance. Scene ``i`` of a split is 
 """
 from __future__ import annotations
 
+import os
 import stat
 import struct
 import zlib
@@ -275,6 +276,9 @@ class SyntheticScenes(torch.utils.data.Dataset):
             raise IndexError(f"scene {index} out of range (dataset of {self.size})")
         return _to_item(synthetic_scene(self.split, index, self.image_size))
 
+    def item_name(self, index: int) -> str:
+        return f"{self.split} scene {index}"
+
     def __repr__(self) -> str:
         return f"SyntheticScenes(split={self.split!r}, size={self.size}, image_size={self.image_size})"
 
@@ -378,7 +382,7 @@ def _resize_image(pixels: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
 
 class _FolderDataset(torch.utils.data.Dataset):
     def __init__(self, root, split: str, image_size: Sequence[int], tasks: Optional[Sequence[str]]):
-        self.root = Path(root)
+        self.root = Path(os.path.abspath(root))  # the same folder for a Dask worker in another directory
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset folder {self.root} not found")
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -390,6 +394,10 @@ class _FolderDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def item_name(self, index: int) -> str:
+        """The item's image file, which names it in errors and in a run's skipped list."""
+        return str(self.root / self.image_folder / f"{self.ids[index]}.jpg")
 
     def _image(self, folder: str, image_id: str) -> np.ndarray:
         path = self.root / folder / f"{image_id}.jpg"
@@ -485,6 +493,7 @@ class PascalContext(_FolderDataset):
     at the original size; normals are evaluated on every pixel (M3ViT masks classes outside its NYU
     class list, tables we do not ship)."""
 
+    image_folder = "JPEGImages"
     tasks = ("semseg", "human_parts", "sal", "normals", "edge")
     PART_GROUPS = {1: ("hair", "head", "lear", "rear", "lebrow", "rebrow", "leye", "reye", "mouth", "nose"),
                    2: ("torso", "neck"), 3: ("luarm", "ruarm"), 4: ("llarm", "rlarm", "lhand", "rhand"),
@@ -555,7 +564,7 @@ class PascalContext(_FolderDataset):
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         i = self.ids[index]
-        pixels = self._image("JPEGImages", i)
+        pixels = self._image(self.image_folder, i)
         labels = {}
         if "semseg" in self.wanted:
             labels["semseg"] = self._semseg(i)
@@ -584,6 +593,7 @@ class NYUD(_FolderDataset):
     no measurement; normals as stored (unit vectors; zero vectors ignored). Images and labels are
     resized to the model's input size (NYUD's 480 x 640 needs none)."""
 
+    image_folder = "images"
     tasks = ("semseg", "normals", "edge", "depth")
 
     def __init__(self, root, split: str = "val", image_size: Sequence[int] = (480, 640), tasks=None):
@@ -603,7 +613,7 @@ class NYUD(_FolderDataset):
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         i = self.ids[index]
-        pixels = self._image("images", i)
+        pixels = self._image(self.image_folder, i)
         labels = {}
         if "semseg" in self.wanted:
             p = self.root / "segmentation" / f"{i}.png"

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -134,51 +135,199 @@ def check_item(index: int, item, tasks: Sequence[str], image_size: Tuple[int, in
     return image, targets
 
 
-def evaluate(model, dataset, tasks: Optional[Sequence[str]] = None, batch_size: int = 8,
-             progress: bool = True, stream=None) -> Dict[str, float]:
-    """{task: metric} over ``dataset`` for each task the model and the dataset both have (or ``tasks``).
+@dataclass
+class SkippedItem:
+    """A dataset item (or image file) left out of a run with ``skip_bad``: why, and where it was read."""
+    index: int
+    name: str
+    error: str
+    worker: Optional[str] = None
 
-    The metric per task is ``edgemoe.metrics.METRICS[task]``: semseg/human_parts mIoU (%), sal maxF,
-    normals mean angle error (degrees), edge ODS F (with tolerance, no matching), depth RMSE (m).
-    The items' format is in this module's doc (``help(edgemoe.evaluation)``).
-    """
-    name, model_tasks, channels, image_size, forward = _model_parts(model)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    def __str__(self) -> str:
+        where = f" on worker {self.worker}" if self.worker else ""
+        return f"{self.name}{where}: {self.error}"
+
+
+class EvaluationResult(dict):
+    """{task: metric}, plus ``images`` (how many were evaluated) and ``skipped`` (the SkippedItems that
+    ``skip_bad=True`` left out, in dataset order; empty otherwise)."""
+
+    def __init__(self, results: Dict[str, float], images: int, skipped: Sequence[SkippedItem] = ()):
+        super().__init__(results)
+        self.images = images
+        self.skipped = list(skipped)
+
+
+@dataclass
+class PartialEvaluation:
+    """What evaluating some of a dataset's items accumulates: mergeable meters, counts, skipped items."""
+    meters: _metrics.TaskMeters
+    images: int = 0
+    skipped: List[SkippedItem] = field(default_factory=list)
+
+    def merge(self, other: "PartialEvaluation") -> "PartialEvaluation":
+        self.meters.merge(other.meters)
+        self.images += other.images
+        self.skipped += other.skipped
+        return self
+
+    def result(self) -> EvaluationResult:
+        return EvaluationResult(self.meters.result(), self.images, sorted(self.skipped, key=lambda s: s.index))
+
+
+def item_name(dataset, index: int) -> str:
+    """How a dataset names item ``index`` in messages: its ``item_name(i)`` (the edgemoe.data readers give
+    the image file or the scene), else "dataset item i"."""
+    namer = getattr(dataset, "item_name", None)
+    if callable(namer):
+        try:
+            return str(namer(index))
+        except Exception:  # a name is for the message only; never hide the item's own error behind it
+            pass
+    return f"dataset item {index}"
+
+
+def _on_worker(exc: BaseException, name: str, index: int) -> BaseException:
+    """``exc`` naming the item and, on a Dask worker, the worker; the same type where it can be rebuilt."""
+    from .distributed import current_worker_address
+
+    worker = current_worker_address()
+    if worker is None:
+        return exc
+    text = str(exc)
+    if not text.startswith(f"dataset item {index}"):
+        text = f"{name} (dataset item {index}): {text}"
+    cls = type(exc) if type(exc) in (ValueError, TypeError, OSError, IndexError, KeyError) else ValueError
+    return cls(f"worker {worker}: {text}")
+
+
+def read_checked_item(dataset, index: int, tasks: Sequence[str], image_size: Tuple[int, int],
+                      channels: Callable[[str], int], item=None):
+    """``check_item`` of ``dataset[index]`` (or of ``item``, already read)."""
+    if item is None:
+        item = dataset[index]
+    return check_item(index, item, tasks, image_size, channels)
+
+
+# What reading or checking an item raises when the item is bad (not the model, not the program).
+ITEM_ERRORS = (ValueError, TypeError, OSError, KeyError)
+
+
+def evaluate_items(model, dataset, indices: Sequence[int], tasks: Sequence[str], batch_size: int = 8,
+                   skip_bad: bool = False, on_batch: Optional[Callable[[int], None]] = None,
+                   first=None) -> PartialEvaluation:
+    """The meters of ``tasks`` over ``dataset[i]`` for i in ``indices``, ``batch_size`` images per model
+    call: the one loop of ``evaluate``, single-process (all indices) or per shard on a Dask worker.
+    A bad item raises naming it (and the worker), or with ``skip_bad`` is listed and left out.
+    ``first``: item ``indices[0]``, when the caller has read it already."""
+    from .distributed import current_worker_address
+
+    _, _, channels, image_size, forward = _model_parts(model)
+    partial = PartialEvaluation(_metrics.TaskMeters(tasks, channels))
+    indices = list(indices)
+    for start in range(0, len(indices), batch_size):
+        checked = []
+        for i in indices[start:start + batch_size]:
+            try:
+                item = first if (first is not None and i == indices[0]) else None
+                checked.append(read_checked_item(dataset, i, tasks, image_size, channels, item))
+            except ITEM_ERRORS as exc:
+                if not skip_bad:
+                    raise _on_worker(exc, item_name(dataset, i), i) from None
+                partial.skipped.append(SkippedItem(i, item_name(dataset, i), f"{type(exc).__name__}: {exc}",
+                                                   current_worker_address()))
+        if checked:
+            images = torch.stack([image for image, _ in checked])
+            for t in tasks:
+                out = forward(images, t).float()
+                partial.meters.update(t, out, torch.stack([targets[t] for _, targets in checked]))
+            partial.images += len(checked)
+        if on_batch:
+            on_batch(len(indices[start:start + batch_size]))
+    return partial
+
+
+def _check_dataset(dataset) -> None:
     if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")) or isinstance(dataset, (str, bytes, Mapping)):
         raise TypeError(f"dataset must support len() and dataset[i] (a list or a torch.utils.data.Dataset) of "
                         f"items, got {type(dataset).__name__}; an item is {ITEM_FORMAT}")
     if len(dataset) < 1:
         raise ValueError("dataset is empty")
-    first = dataset[0]
-    if not isinstance(first, Mapping):
-        raise TypeError(f"dataset item 0 is a {type(first).__name__}; an item must be {ITEM_FORMAT}")
+
+
+def _first_item(dataset, skip_bad: bool):
+    """(index, item, skipped) of the first item that reads as a dict, whose keys choose the tasks; with
+    ``skip_bad`` the items before it that failed are the SkippedItems, else the first failure raises."""
+    skipped = []
+    for i in range(len(dataset)):
+        try:
+            item = dataset[i]
+            if not isinstance(item, Mapping):
+                raise TypeError(f"dataset item {i} is a {type(item).__name__}; an item must be {ITEM_FORMAT}")
+            return i, item, skipped
+        except ITEM_ERRORS as exc:
+            if not skip_bad:
+                raise
+            skipped.append(SkippedItem(i, item_name(dataset, i), f"{type(exc).__name__}: {exc}"))
+    raise ValueError(f"none of the dataset's {len(dataset)} items can be read; the first: {skipped[0]}")
+
+
+def choose_tasks(model_tasks: Sequence[str], first: Mapping, tasks) -> List[str]:
+    """The tasks to evaluate: ``tasks`` checked against the model and the first item, or those both have."""
     if isinstance(tasks, str):
         tasks = [tasks]  # one task name, not its letters
     if tasks is None:
-        tasks = [t for t in model_tasks if t in first]
-        if not tasks:
+        chosen = [t for t in model_tasks if t in first]
+        if not chosen:
             raise ValueError(f"the model's tasks {list(model_tasks)} and the dataset's targets "
                              f"{sorted(str(k) for k in first if k not in ('image', 'pixels'))} have nothing in common")
+        return chosen
+    chosen = list(tasks)
+    for t in chosen:
+        if t not in model_tasks:
+            raise ValueError(f"unknown task {t!r}; the model has {list(model_tasks)}")
+        if t not in first:
+            raise ValueError(f"the dataset has no {t!r} targets")
+    return chosen
+
+
+def evaluate(model, dataset, tasks: Optional[Sequence[str]] = None, batch_size: int = 8,
+             progress: bool = True, stream=None, *, client=None, skip_bad: bool = False,
+             shard_size: Optional[int] = None) -> EvaluationResult:
+    """{task: metric} over ``dataset`` for each task the model and the dataset both have (or ``tasks``).
+
+    The metric per task is ``edgemoe.metrics.METRICS[task]``: semseg/human_parts mIoU (%), sal maxF,
+    normals mean angle error (degrees), edge ODS F (with tolerance, no matching), depth RMSE (m).
+    The items' format is in this module's doc (``help(edgemoe.evaluation)``).
+
+    ``client``: a ``dask.distributed.Client``; the dataset is then split into shards of ``shard_size``
+    items (default: about four per worker, whole batches) that the workers evaluate, each reading its
+    own items, and the shards' meters are merged (edgemoe.distributed). The result equals the
+    single-process one exactly. ``skip_bad``: an item that cannot be read or is malformed is left out
+    and listed in the result's ``skipped`` instead of stopping the run.
+    """
+    name, model_tasks, _, _, _ = _model_parts(model)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(skip_bad, bool):
+        raise TypeError(f"skip_bad must be a bool, got {type(skip_bad).__name__}")
+    _check_dataset(dataset)
+    first_index, first, skipped_before = _first_item(dataset, skip_bad)
+    tasks = choose_tasks(model_tasks, first, tasks)
+    indices = range(first_index, len(dataset))
+    if client is not None:
+        from .distributed import evaluate_on_client
+
+        partial = evaluate_on_client(client, model, dataset, indices, tasks, batch_size, skip_bad, progress,
+                                     shard_size, stream)
     else:
-        tasks = list(tasks)
-        for t in tasks:
-            if t not in model_tasks:
-                raise ValueError(f"unknown task {t!r}; the model has {list(model_tasks)}")
-            if t not in first:
-                raise ValueError(f"the dataset has no {t!r} targets")
-    meters = {t: _metrics.meter(t, channels(t)) for t in tasks}
-    bar = Progress(len(dataset), f"evaluate {name}", stream=stream, unit="images") if progress else None
-    for start in range(0, len(dataset), batch_size):
-        indices = range(start, min(start + batch_size, len(dataset)))
-        checked = [check_item(i, first if i == 0 else dataset[i], tasks, image_size, channels) for i in indices]
-        images = torch.stack([image for image, _ in checked])
-        for t in tasks:
-            out = forward(images, t).float()
-            meters[t].update(out, torch.stack([targets[t] for _, targets in checked]))
-        if bar:
-            bar.step(count=len(checked))
-    return {t: m.result() for t, m in meters.items()}
+        if shard_size is not None:
+            raise ValueError("shard_size: only a distributed evaluation (client=...) has shards")
+        bar = Progress(len(indices), f"evaluate {name}", stream=stream, unit="images") if progress else None
+        partial = evaluate_items(model, dataset, indices, tasks, batch_size, skip_bad,
+                                 on_batch=(lambda n: bar.step(count=n)) if bar else None, first=first)
+    partial.skipped = skipped_before + partial.skipped
+    return partial.result()
 
 
 def format_results(results: Dict[str, float]) -> str:

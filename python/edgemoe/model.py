@@ -16,6 +16,7 @@ from .config import ModelConfig, check_image_size, check_int, checkpoint_config
 from .errors import CheckpointError, InputRangeWarning
 from .boards import warn_if_no_board_fits
 from .info import require_backend
+from .recipe import CheckpointSource, ModelRecipe, StateSource, rebuild_model
 from .weights import select_weights
 
 
@@ -97,6 +98,11 @@ def _backend_options(backend: str, xclbin=None, device=None, timeout=None, heads
     return options
 
 
+def _xclbin_path(options: dict) -> Optional[str]:
+    """The absolute xclbin path of checked options, as a str that _backend_options takes again."""
+    return os.fsdecode(options["xclbin"]) if "xclbin" in options else None
+
+
 class Model:
     """Run M3ViT's task-gated forward pass on a native backend: "cpu", "emu" or "fpga".
 
@@ -110,7 +116,7 @@ class Model:
     def __init__(self, config: ModelConfig, state: Dict[str, torch.Tensor], backend: str = "cpu",
                  num_threads: Optional[int] = None, sources: Optional[Dict[str, str]] = None, *,
                  xclbin=None, device: Optional[int] = None, timeout: Optional[float] = None,
-                 heads: Optional[str] = None):
+                 heads: Optional[str] = None, _source=None):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be an edgemoe.ModelConfig, got {type(config).__name__}")
         self._config = config
@@ -122,7 +128,14 @@ class Model:
             self._native = _C.Model(config.to_native(), weights, backend, threads, options)
         except ValueError as exc:
             raise _with_source(exc, sources) from None
+        given = {"xclbin": _xclbin_path(options), "device": device, "timeout": timeout, "heads": heads}
+        self._recipe = ModelRecipe(_source or StateSource.of(state, sources), config, backend,
+                                   {k: v for k, v in given.items() if v is not None}, num_threads)
         warn_if_no_board_fits(self)
+
+    def __reduce__(self):
+        """Pickled as its recipe (edgemoe.recipe): source, config, backend, options; never the native model."""
+        return rebuild_model, (self._recipe,)
 
     @classmethod
     def from_checkpoint(cls, path, backend: str = "cpu", *, top_k: Optional[int] = None,
@@ -164,7 +177,7 @@ class Model:
             raise CheckpointError(f"{path}: {exc}") from None
         try:
             return cls(cfg, state, backend, num_threads, sources, xclbin=xclbin, device=device, timeout=timeout,
-                       heads=heads)
+                       heads=heads, _source=CheckpointSource.of(path))
         except CheckpointError:
             raise
         except ValueError as exc:
@@ -200,14 +213,17 @@ class Model:
 
     @num_threads.setter
     def num_threads(self, value: int):
-        self._native.num_threads = _check_threads(value)
+        self._native.num_threads = self._recipe.num_threads = _check_threads(value)
 
     def to(self, backend: str, *, xclbin=None, device: Optional[int] = None,
            timeout: Optional[float] = None, heads: Optional[str] = None) -> "Model":
         """Move to another backend in place (weights are re-packed for it); returns self. On failure the
         model stays on its current backend. fpga and heads options as in Model."""
         require_backend(backend)
-        self._native.to(backend, _backend_options(backend, xclbin, device, timeout, heads))
+        options = _backend_options(backend, xclbin, device, timeout, heads)
+        self._native.to(backend, options)
+        given = {"xclbin": _xclbin_path(options), "device": device, "timeout": timeout, "heads": heads}
+        self._recipe = self._recipe.with_backend(backend, {k: v for k, v in given.items() if v is not None})
         warn_if_no_board_fits(self)
         return self
 

@@ -39,10 +39,11 @@ def _check_readable(path: Path) -> None:
         raise ValueError(f"cannot read image {path}: {exc}") from None
 
 
-def collect_images(specs: Sequence[str]) -> List[Path]:
+def collect_images(specs: Sequence[str], check: bool = True) -> List[Path]:
     """The image files ``specs`` name, in order, each once: a directory gives its photo files sorted by
     name (not its subdirectories), a glob pattern the photo files it matches sorted, a file itself.
-    A spec that selects nothing is an error naming it."""
+    A spec that selects nothing is an error naming it. ``check``: open each file's header now, so a
+    file that is no image fails before any model loads (off for --skip-bad, which lists it instead)."""
     if isinstance(specs, (str, os.PathLike)):
         specs = [specs]
     found, seen = [], set()
@@ -69,7 +70,7 @@ def collect_images(specs: Sequence[str]) -> List[Path]:
                 found.append(p)
     if not found:
         raise ValueError("no images selected: pass --image with a file, a directory or a glob pattern")
-    for p in found:
+    for p in found if check else ():
         _check_readable(p)
     return found
 
@@ -208,6 +209,8 @@ class RunReport:
     wall_seconds: float = 0.0
     stretched: int = 0  # images whose aspect ratio the resize changed
     outputs: List[Path] = field(default_factory=list)
+    skipped: list = field(default_factory=list)  # edgemoe.evaluation.SkippedItem per image left out (skip_bad)
+    workers: int = 0  # Dask workers of a distributed run; 0: this process
 
     @property
     def images(self) -> int:
@@ -217,63 +220,118 @@ class RunReport:
     def model_seconds(self) -> float:
         return sum(s for _, s in self.batches)
 
+    def merge(self, other: "RunReport", offset: int = 0) -> "RunReport":
+        """Add a shard's report; its skipped items' indices are within the shard, so ``offset`` moves them."""
+        from dataclasses import replace
+
+        self.warmup_seconds += other.warmup_seconds
+        self.batches += other.batches
+        self.stretched += other.stretched
+        self.outputs += other.outputs
+        self.skipped += [replace(s, index=s.index + offset) for s in other.skipped]
+        return self
+
     def format(self) -> str:
         n, seconds = self.images, self.model_seconds
-        full = [s for k, s in self.batches if k == self.batch_size] or [s for _, s in self.batches]
-        size = self.batch_size if any(k == self.batch_size for k, _ in self.batches) else self.batches[0][0]
-        lines = [f"{n} image{'s' * (n != 1)} on {self.backend}, tasks {', '.join(self.tasks)} in one call per batch "
-                 f"of up to {self.batch_size}",
-                 f"warm-up (first call per batch size, not counted below): {self.warmup_seconds * 1e3:.1f} ms",
-                 f"model: {n / seconds:.1f} images/s, {seconds * 1e3 / n:.1f} ms per image; per batch of {size}: "
-                 f"median {statistics.median(full) * 1e3:.1f} ms (min {min(full) * 1e3:.1f}, max "
-                 f"{max(full) * 1e3:.1f}, {len(full)} batch{'es' * (len(full) != 1)})",
-                 f"end to end (reading, resizing, model, writing figures): {n / self.wall_seconds:.1f} images/s"]
+        where = f" ({self.workers} Dask workers; model time summed over them)" if self.workers else ""
+        lines = [f"{n} image{'s' * (n != 1)} on {self.backend}{where}, tasks {', '.join(self.tasks)} in one call "
+                 f"per batch of up to {self.batch_size}"]
+        if n:
+            full = [s for k, s in self.batches if k == self.batch_size] or [s for _, s in self.batches]
+            size = self.batch_size if any(k == self.batch_size for k, _ in self.batches) else self.batches[0][0]
+            lines += [f"warm-up (first call per batch size, not counted below): {self.warmup_seconds * 1e3:.1f} ms",
+                      f"model: {n / seconds:.1f} images/s, {seconds * 1e3 / n:.1f} ms per image; per batch of {size}: "
+                      f"median {statistics.median(full) * 1e3:.1f} ms (min {min(full) * 1e3:.1f}, max "
+                      f"{max(full) * 1e3:.1f}, {len(full)} batch{'es' * (len(full) != 1)})",
+                      f"end to end (reading, resizing, model, writing figures): {n / self.wall_seconds:.1f} images/s"]
         if self.stretched:
             lines.append(f"note: {self.stretched} of {n} images were stretched to the model's input shape (aspect "
                          f"ratio changed by more than 1 %); crop them first to avoid the distortion")
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} unreadable image{'s' * (len(self.skipped) != 1)} (--skip-bad):")
+            lines += [f"  {s}" for s in self.skipped]
         return "\n".join(lines)
 
 
-def run_images(model, images: Sequence[Path], outputs: Sequence[Path], tasks: Sequence[str], batch_size: int = 8,
-               class_names: Optional[Dict[str, Sequence[str]]] = None, progress: bool = True) -> RunReport:
-    """Run ``model`` (an edgemoe.Model) on every image file, ``batch_size`` at a time with all ``tasks`` in one
-    call (the blocks before the first MoE layer run once per batch), and write ``figure`` of image i to
-    ``outputs[i]``. The first call of each batch size warms the backend up (thread pools, caches, oneDNN
-    primitives for that size) and is timed apart from the batches."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if len(images) != len(outputs) or not images:
-        raise ValueError("run_images needs one output path per image, and at least one image")
+def _read_batch(paths: Sequence[Path], size, skip_bad: bool, report: RunReport, first_index: int):
+    """(tensor of the images that read, their positions in ``paths``); a file that fails raises naming it
+    (and the worker), or with ``skip_bad`` is added to ``report.skipped``."""
+    from .distributed import current_worker_address
+    from .evaluation import SkippedItem
+
+    tensors, kept = [], []
+    for k, path in enumerate(paths):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AspectRatioWarning)
+            try:
+                tensors.append(preprocess(path, size))
+            except (OSError, ValueError) as exc:
+                worker = current_worker_address()
+                if not skip_bad:
+                    where = f"worker {worker}: " if worker else ""
+                    raise ValueError(f"{where}cannot read image {path}: {exc}") from None
+                report.skipped.append(SkippedItem(first_index + k, str(path), f"{type(exc).__name__}: {exc}", worker))
+                continue
+        kept.append(k)
+        report.stretched += sum(issubclass(w.category, AspectRatioWarning) for w in caught)
+        for w in caught:  # anything else still reaches the user
+            if not issubclass(w.category, AspectRatioWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return (torch.cat(tensors) if tensors else None), kept
+
+
+def run_batches(model, images: Sequence[Path], outputs: Sequence[Path], tasks: Sequence[str], batch_size: int = 8,
+                class_names: Optional[Dict[str, Sequence[str]]] = None, skip_bad: bool = False,
+                on_batch=None) -> RunReport:
+    """The loop of a run: ``images`` in batches through ``model``, ``figure`` of image i written to
+    ``outputs[i]``; in this process, or as one shard on a Dask worker. A RunReport of this part."""
     tasks = list(tasks)
     size = model.config.image_size
     channels = {t: model.config.out_channels(t) for t in tasks}
     start = time.perf_counter()
     report = RunReport(model.backend, tasks, batch_size, warmup_seconds=0.0)
-    bar = Progress(len(images), f"run {model.backend}", unit="images") if progress else None
     warmed = set()
     for first in range(0, len(images), batch_size):
         paths = images[first:first + batch_size]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", AspectRatioWarning)
-            x = torch.cat([preprocess(p, size) for p in paths])
-        report.stretched += sum(issubclass(w.category, AspectRatioWarning) for w in caught)
-        for w in caught:  # anything else still reaches the user
-            if not issubclass(w.category, AspectRatioWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        if len(paths) not in warmed:  # a batch size's first call creates its primitives: not a latency
+        x, kept = _read_batch(paths, size, skip_bad, report, first)
+        if x is not None:
+            if len(kept) not in warmed:  # a batch size's first call creates its primitives: not a latency
+                t0 = time.perf_counter()
+                model(x, tasks=tasks)
+                report.warmup_seconds += time.perf_counter() - t0
+                warmed.add(len(kept))
             t0 = time.perf_counter()
-            model(x, tasks=tasks)
-            report.warmup_seconds += time.perf_counter() - t0
-            warmed.add(len(paths))
-        t0 = time.perf_counter()
-        out = model(x, tasks=tasks)
-        report.batches.append((len(paths), time.perf_counter() - t0))
-        predictions = {t: postprocess(t, out[t]) for t in tasks}
-        for i, path in enumerate(outputs[first:first + batch_size]):
-            shown = unnormalise(x[i])
-            save_png(path, figure(shown, {t: predictions[t][i] for t in tasks}, channels, class_names))
-            report.outputs.append(path)
-        if bar:
-            bar.step(count=len(paths))
+            out = model(x, tasks=tasks)
+            report.batches.append((len(kept), time.perf_counter() - t0))
+            predictions = {t: postprocess(t, out[t]) for t in tasks}
+            for i, k in enumerate(kept):
+                path = outputs[first + k]
+                save_png(path, figure(unnormalise(x[i]), {t: predictions[t][i] for t in tasks}, channels, class_names))
+                report.outputs.append(path)
+        if on_batch:
+            on_batch(len(paths))
     report.wall_seconds = time.perf_counter() - start
     return report
+
+
+def run_images(model, images: Sequence[Path], outputs: Sequence[Path], tasks: Sequence[str], batch_size: int = 8,
+               class_names: Optional[Dict[str, Sequence[str]]] = None, progress: bool = True, *, client=None,
+               skip_bad: bool = False) -> RunReport:
+    """Run ``model`` (an edgemoe.Model) on every image file, ``batch_size`` at a time with all ``tasks`` in one
+    call (the blocks before the first MoE layer run once per batch), and write ``figure`` of image i to
+    ``outputs[i]``. The first call of each batch size warms the backend up (thread pools, caches, oneDNN
+    primitives for that size) and is timed apart from the batches. ``client``: a dask.distributed.Client
+    whose workers read the files and write the figures (edgemoe.distributed). ``skip_bad``: an image that
+    cannot be read is listed in the report's ``skipped`` instead of stopping the run."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if len(images) != len(outputs) or not images:
+        raise ValueError("run_images needs one output path per image, and at least one image")
+    if client is not None:
+        from .distributed import run_on_client
+
+        return run_on_client(client, model, list(images), list(outputs), tasks, batch_size, class_names, skip_bad,
+                             progress)
+    bar = Progress(len(images), f"run {model.backend}", unit="images") if progress else None
+    return run_batches(model, images, outputs, tasks, batch_size, class_names, skip_bad,
+                       on_batch=(lambda n: bar.step(count=n)) if bar else None)

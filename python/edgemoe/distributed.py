@@ -1,0 +1,325 @@
+"""Evaluation and batch inference on Dask distributed: ``evaluate(..., client=)`` and ``run --workers/--scheduler``.
+
+No scheduler of edgemoe's own: Dask's runs the shards, moves them off a worker that dies, and reports
+progress. What edgemoe adds:
+
+- **Models travel as recipes** (edgemoe.recipe). A worker builds each model once and keeps it
+  (``worker_model``), with the worker's own threads (``EDGEMOE_NUM_THREADS``, else all the CPUs the
+  worker process may use: a model's calls are serialised, so one model uses them all) and, for fpga,
+  its own card (``EDGEMOE_DEVICE``, else the model's ``device``). fpga shards ask for one unit of the
+  worker resource ``fpga`` (``dask-worker --resources "fpga=1"``).
+- **Datasets shard by index.** The dataset object (a path and a list of ids for the edgemoe.data
+  readers) goes to each worker once; a worker reads its own items. A shard returns its meters
+  (edgemoe.metrics: counts and exact sums, a few KB), merged on the client in shard order.
+- **Faults.** A shard on a worker that dies is recomputed elsewhere by Dask (up to the scheduler's
+  ``allowed-failures``); the merged metrics are the same bits. A bad item raises naming it and the
+  worker, or with ``skip_bad`` is listed and left out.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+ENV_THREADS = "EDGEMOE_NUM_THREADS"
+ENV_DEVICE = "EDGEMOE_DEVICE"
+FPGA_RESOURCE = "fpga"
+SHARDS_PER_WORKER = 4  # load balance and the work lost with a worker, against per-shard overhead
+
+_models: Dict[tuple, object] = {}
+_builds: Counter = Counter()
+_lock = threading.Lock()
+
+
+def current_worker_address() -> Optional[str]:
+    """The address of the Dask worker running this code, or None outside one."""
+    if "distributed" not in sys.modules:  # never imported: not on a worker (and importing it costs ~1 s)
+        return None
+    from distributed import get_worker
+
+    try:
+        return get_worker().address
+    except ValueError:
+        return None
+
+
+def _env_int(name: str, minimum: int) -> Optional[int]:
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a whole number, got {text!r:.40}") from None
+    if value < minimum:
+        raise ValueError(f"environment variable {name} must be >= {minimum}, got {value}")
+    return value
+
+
+def worker_threads() -> int:
+    """A worker's model threads: EDGEMOE_NUM_THREADS, else every CPU this process may use."""
+    from .model import _default_threads
+
+    cpus = os.cpu_count() or 1
+    threads = _env_int(ENV_THREADS, 1)
+    return min(threads, cpus) if threads else _default_threads()
+
+
+def worker_device() -> Optional[int]:
+    """A worker's XRT device (fpga): EDGEMOE_DEVICE, else None (the model's own)."""
+    return _env_int(ENV_DEVICE, 0)
+
+
+def worker_model(recipe):
+    """On a Dask worker: the worker's build of ``recipe`` (built on first use, then cached); else None."""
+    address = current_worker_address()
+    if address is None:
+        return None
+    key = (address, recipe.key)
+    with _lock:
+        model = _models.get(key)
+        if model is None:
+            model = recipe.build(num_threads=worker_threads(), device=worker_device())
+            model._recipe = recipe
+            _models[key] = model
+            _builds[address] += 1
+    return model
+
+
+def worker_builds() -> Dict[str, int]:
+    """{worker address: models built} in this process: on a worker, what its cache built (tests, diagnostics)."""
+    with _lock:
+        return dict(_builds)
+
+
+# --- the client's side ---------------------------------------------------------------------------
+
+def _client_workers(client) -> Dict[str, dict]:
+    workers = client.scheduler_info().get("workers", {})
+    if not workers:
+        raise ValueError("client: the Dask cluster has no workers (start dask-worker processes, or use --workers N)")
+    return workers
+
+
+def _resources(client, model) -> Optional[dict]:
+    """fpga models need a worker with a card: the worker resource ``fpga``; refused if no worker has one."""
+    if getattr(model, "backend", None) != "fpga":
+        return None
+    offered = [a for a, w in _client_workers(client).items() if w.get("resources", {}).get(FPGA_RESOURCE, 0) >= 1]
+    if not offered:
+        raise ValueError(f"client: no worker offers the resource {FPGA_RESOURCE!r} for backend 'fpga'; start each "
+                         f"worker of a host with a card as `dask-worker SCHEDULER --resources \"{FPGA_RESOURCE}=1\"` "
+                         f"(and {ENV_DEVICE}=INDEX for its card)")
+    return {FPGA_RESOURCE: 1}
+
+
+def _shards(indices: Sequence[int], batch_size: int, workers: int, shard_size: Optional[int]) -> List[Sequence[int]]:
+    if shard_size is None:
+        batches = math.ceil(len(indices) / batch_size)
+        shard_size = batch_size * max(1, math.ceil(batches / (workers * SHARDS_PER_WORKER)))
+    elif isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+        raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
+    return [indices[i:i + shard_size] for i in range(0, len(indices), shard_size)]
+
+
+class ShippedModel:
+    """A model on its way to the workers: an edgemoe.Model as its recipe, built (once per worker) when a
+    shard first asks for it, so that a failure to build is that shard's error, naming the worker; any
+    other model (edgemoe.reference.M3ViT) as itself."""
+
+    def __init__(self, model):
+        from .model import Model
+
+        self.recipe, self.value = (model._recipe, None) if isinstance(model, Model) else (None, model)
+
+    def get(self):
+        if self.recipe is None:
+            return self.value
+        from .recipe import rebuild_model
+
+        return rebuild_model(self.recipe)
+
+
+def _scatter(client, value, what: str):
+    """``value`` to the cluster once, as one future (Dask then moves it worker to worker, not per task)."""
+    import pickle
+
+    try:
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise TypeError(f"{what} must pickle to go to Dask workers: {type(exc).__name__}: {exc}") from None
+    [future] = client.scatter([value], hash=False)
+    return future
+
+
+def _scheduler_has_bokeh() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def dashboard_note(client) -> str:
+    """The Dask dashboard's address, or why there is none (it needs bokeh, which Debian 12 does not package)."""
+    try:
+        if "dashboard" in client.scheduler_info().get("services", {}) and client.run_on_scheduler(_scheduler_has_bokeh):
+            return f"Dask dashboard: {client.dashboard_link}"
+    except Exception:  # noqa: BLE001 - a note, never a failure
+        pass
+    return ("Dask dashboard: none (the scheduler serves no dashboard: Dask's needs the bokeh package, which Debian 12 "
+            "does not package)")
+
+
+def _track(client, futures, progress: bool, stream=None) -> None:
+    """Dask's own progress report: its console bar (blocks until the futures finish), or its notebook widget
+    where ipywidgets is installed. Bound to ``client``'s scheduler and event loop, not to the default client."""
+    if not progress:
+        return
+    from distributed.diagnostics.progressbar import MultiProgressWidget, TextProgressBar
+    from distributed.utils import is_kernel
+
+    print(dashboard_note(client), file=stream or sys.stderr)
+    where = {"scheduler": client.scheduler.address, "loop": client.loop}
+    if is_kernel():
+        try:
+            from IPython.display import display
+            import ipywidgets  # noqa: F401
+
+            display(MultiProgressWidget(futures, complete=True, **where))
+            return
+        except ImportError:
+            pass
+    # Dask's bar draws on sys.stdout; results go there, so the bar goes where edgemoe's own bars go.
+    with contextlib.redirect_stdout(stream or sys.stderr):
+        TextProgressBar(futures, complete=True, **where)
+
+
+def _gather(client, futures):
+    """The shards' results in shard order; the first failure is raised as the shard raised it."""
+    from distributed import wait
+
+    wait(futures)
+    failed = [f for f in futures if f.status == "error"]
+    if failed:
+        failed[0].result()  # raises the shard's own exception (an edgemoe error naming item and worker)
+    return client.gather(futures)
+
+
+def _evaluate_shard(shipped, dataset, indices, tasks, batch_size, skip_bad):
+    from .evaluation import evaluate_items
+
+    return evaluate_items(shipped.get(), dataset, indices, tasks, batch_size, skip_bad)
+
+
+def evaluate_on_client(client, model, dataset, indices, tasks, batch_size, skip_bad, progress, shard_size,
+                       stream=None):
+    """evaluate's distributed path: shards of ``indices`` on the client's workers, meters merged in order."""
+    from .evaluation import PartialEvaluation
+
+    workers = _client_workers(client)
+    resources = _resources(client, model)
+    shards = _shards(indices, batch_size, len(workers), shard_size)
+    model_future = _scatter(client, ShippedModel(model), "the model")
+    dataset_future = _scatter(client, dataset, "the dataset")
+    token = f"{time.time_ns():x}"
+    futures = [client.submit(_evaluate_shard, model_future, dataset_future, shard, tasks, batch_size, skip_bad,
+                             key=f"edgemoe-evaluate-{token}-{k}", resources=resources, pure=False)
+               for k, shard in enumerate(shards)]
+    try:
+        _track(client, futures, progress, stream)
+        parts = _gather(client, futures)
+    finally:
+        client.cancel(futures + [model_future, dataset_future])
+    total = parts[0]
+    for part in parts[1:]:
+        total.merge(part)
+    return total
+
+
+def _run_shard(shipped, images, outputs, tasks, batch_size, class_names, skip_bad):
+    from .runner import run_batches
+
+    return run_batches(shipped.get(), images, outputs, tasks, batch_size, class_names, skip_bad)
+
+
+def run_on_client(client, model, images, outputs, tasks, batch_size, class_names=None, skip_bad=False,
+                  progress=True, shard_size=None):
+    """run's distributed path: the workers read the image files, run the model and write the figures
+    (``outputs`` must be paths the workers can write, e.g. on a shared filesystem). A RunReport."""
+    from .runner import RunReport
+
+    workers = _client_workers(client)
+    resources = _resources(client, model)
+    start = time.perf_counter()
+    positions = range(len(images))
+    shards = _shards(positions, batch_size, len(workers), shard_size)
+    model_future = _scatter(client, ShippedModel(model), "the model")
+    token = f"{time.time_ns():x}"
+    images = [Path(os.path.abspath(p)) for p in images]  # the same files for a worker in another directory
+    outputs = [Path(os.path.abspath(p)) for p in outputs]
+    futures = [client.submit(_run_shard, model_future, [images[i] for i in shard], [outputs[i] for i in shard],
+                             list(tasks), batch_size, class_names, skip_bad, key=f"edgemoe-run-{token}-{k}",
+                             resources=resources, pure=False)
+               for k, shard in enumerate(shards)]
+    try:
+        _track(client, futures, progress)
+        parts = _gather(client, futures)
+    finally:
+        client.cancel(futures + [model_future])
+    report = RunReport(model.backend, list(tasks), batch_size, warmup_seconds=0.0)
+    for shard, part in zip(shards, parts):
+        report.merge(part, offset=shard[0])
+    report.wall_seconds = time.perf_counter() - start
+    report.workers = len(workers)
+    return report
+
+
+def local_cluster(workers: int, threads: Optional[int] = None):
+    """A ``LocalCluster`` of ``workers`` processes on this machine (one task at a time each), the CPUs
+    split between them: each model gets ``threads`` (default: this process's CPUs // workers, at least 1)."""
+    from distributed import LocalCluster
+
+    from .model import _default_threads
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    share = threads or max(1, _default_threads() // workers)
+    env = {ENV_THREADS: str(share), "OMP_NUM_THREADS": str(share)}
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                        env=env, silence_logs=40)
+
+
+class cluster_client:
+    """``with cluster_client(scheduler=ADDR)`` or ``(workers=N)``: a Client on a running scheduler, or on a
+    LocalCluster of N processes made (and closed) here."""
+
+    def __init__(self, scheduler: Optional[str] = None, workers: Optional[int] = None, timeout: float = 10):
+        if (scheduler is None) == (workers is None):
+            raise ValueError("pass exactly one of scheduler (an address, tcp://HOST:8786) or workers (a count)")
+        self.scheduler, self.workers, self.timeout = scheduler, workers, timeout
+        self.cluster = self.client = None
+
+    def __enter__(self):
+        from distributed import Client
+
+        if self.workers is not None:
+            self.cluster = local_cluster(self.workers)
+            self.client = Client(self.cluster)
+        else:
+            try:
+                self.client = Client(self.scheduler, timeout=self.timeout)
+            except (OSError, TimeoutError) as exc:
+                raise OSError(f"--scheduler {self.scheduler}: cannot reach a Dask scheduler there: {exc}") from None
+        return self.client
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False

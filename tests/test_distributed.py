@@ -1,0 +1,255 @@
+"""Issue 23: evaluation and batch inference on Dask distributed, on a LocalCluster of 2 worker processes.
+
+Distributed evaluate equals single-process evaluate bit for bit (integer statistics add, float ones
+are exact sums: edgemoe.metrics), a worker killed mid-run changes nothing, run --workers writes every
+figure, a model travels as its recipe and is built once per worker, the CLI options work."""
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+distributed = pytest.importorskip("distributed")  # Debian's python3-distributed: the Makefile installs it
+
+import edgemoe  # noqa: E402
+from edgemoe import cli, data, synthetic  # noqa: E402
+from edgemoe import distributed as edist  # noqa: E402
+from edgemoe.errors import CheckpointError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with edist.local_cluster(2, threads=1) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def model():
+    return edgemoe.Model.pretrained(num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return data.SyntheticScenes("test", 12)
+
+
+@pytest.fixture(scope="module")
+def single(model, scenes):
+    return edgemoe.evaluate(model, scenes, batch_size=4, progress=False)
+
+
+class KillingScenes(data.SyntheticScenes):
+    """Synthetic scenes whose item ``kill_at`` ends the worker process that reads it, once (a marker file
+    remembers): a worker dying mid-run, as a crash or an OOM kill would end it."""
+
+    def __init__(self, size, marker, kill_at):
+        super().__init__("test", size)
+        self.marker, self.kill_at = str(marker), kill_at
+
+    def __getitem__(self, index):
+        if index == self.kill_at and edist.current_worker_address() and not os.path.exists(self.marker):
+            Path(self.marker).write_text(edist.current_worker_address())
+            os._exit(1)
+        return super().__getitem__(index)
+
+
+class BadScene(data.SyntheticScenes):
+    """Item ``bad`` fails to decode, as a truncated JPEG would."""
+
+    def __init__(self, size, bad):
+        super().__init__("test", size)
+        self.bad = bad
+
+    def __getitem__(self, index):
+        if index == self.bad:
+            raise ValueError(f"cannot decode {self.item_name(index)}: image file is truncated")
+        return super().__getitem__(index)
+
+
+# --- models that travel ---------------------------------------------------------------------------
+
+def test_a_model_pickles_as_its_recipe_and_rebuilds_equal(model, scenes):
+    blob = pickle.dumps(model)
+    assert len(blob) < 4096  # a path, a digest, the config: no weights, no native object
+    again = pickle.loads(blob)
+    assert again.backend == "cpu" and again.config == model.config
+    x = scenes[0]["image"][None]
+    for task in model.tasks:
+        assert torch.equal(again(x, task=task), model(x, task=task))
+
+
+def test_a_model_from_a_state_dict_pickles_its_tensors(tiny_model):
+    model = edgemoe.Model(tiny_model.cfg, dict(tiny_model.state_dict()), num_threads=1)
+    again = pickle.loads(pickle.dumps(model))
+    x = synthetic.random_images(tiny_model.cfg, 1)
+    assert torch.equal(again(x, task=model.tasks[0]), model(x, task=model.tasks[0]))
+    assert again.num_threads == 1
+
+
+def test_the_recipe_follows_to_and_num_threads(tiny_model):
+    model = edgemoe.Model(tiny_model.cfg, dict(tiny_model.state_dict()), num_threads=1)
+    model.to("emu", heads="host")
+    again = pickle.loads(pickle.dumps(model))
+    assert again.backend == "emu"
+    x = synthetic.pixel_images(tiny_model.cfg, 1)
+    assert torch.equal(again(x, task=model.tasks[0]), model(x, task=model.tasks[0]))
+
+
+def _load_tiny(path, cfg):
+    return edgemoe.Model.from_checkpoint(path, image_size=cfg.image_size, top_k=cfg.top_k, num_heads=cfg.num_heads,
+                                         num_threads=1)
+
+
+def test_a_checkpoint_changed_or_gone_is_a_checkpoint_error_naming_the_path(tiny_checkpoint, tiny_model, tmp_path):
+    model = _load_tiny(tiny_checkpoint, tiny_model.cfg)
+    shard = tiny_checkpoint / "1.pth"
+    shard.write_bytes(shard.read_bytes() + b"\0")
+    with pytest.raises(CheckpointError, match="changed on disk since the model was loaded"):
+        pickle.dumps(model)
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_checkpoint, copy)
+    model = _load_tiny(copy, tiny_model.cfg)
+    blob = pickle.dumps(model)
+    shard = copy / "1.pth"
+    shard.write_bytes(shard.read_bytes() + b"\0")
+    with pytest.raises(CheckpointError, match=f"host .*: checkpoint {copy} holds other bytes"):
+        pickle.loads(blob)
+    shutil.rmtree(copy)
+    with pytest.raises(CheckpointError, match=f"cannot read checkpoint {copy}"):
+        pickle.loads(blob)
+
+
+def test_a_checkpoint_a_worker_cannot_read_names_the_worker_and_the_path(client, tiny_checkpoint, tiny_model):
+    model = _load_tiny(tiny_checkpoint, tiny_model.cfg)
+    pickle.dumps(model)  # sealed with the files' digest; then the files go before any worker has seen them
+    moved = tiny_checkpoint.with_name("moved")
+    tiny_checkpoint.rename(moved)
+    try:
+        scenes = data.SyntheticScenes("test", 2, tiny_model.cfg.image_size)
+        with pytest.raises(CheckpointError, match=rf"worker tcp://[\d.:]+: cannot read checkpoint {tiny_checkpoint}"):
+            edgemoe.evaluate(model, scenes, client=client, progress=False)
+    finally:
+        moved.rename(tiny_checkpoint)
+
+
+# --- evaluate ---------------------------------------------------------------------------------------
+
+def test_distributed_evaluate_equals_single_process_for_every_task(client, model, scenes, single):
+    assert sorted(single) == sorted(model.tasks)
+    for shard_size in (None, 4, 8):  # shards of whole batches and of several
+        result = edgemoe.evaluate(model, scenes, batch_size=4, client=client, shard_size=shard_size, progress=False)
+        assert dict(result) == dict(single), shard_size
+        assert result.images == len(scenes) and result.skipped == []
+    # Built once per worker, whatever the number of shards and calls.
+    builds = client.run(edist.worker_builds)
+    assert builds and all(counts == {address: 1} for address, counts in builds.items())
+
+
+def test_a_worker_killed_mid_run_loses_nothing(client, model, single, tmp_path):
+    marker = tmp_path / "killed"
+    dataset = KillingScenes(12, marker, kill_at=9)
+    result = edgemoe.evaluate(model, dataset, batch_size=4, client=client, shard_size=4, progress=False)
+    assert marker.exists(), "no worker was killed"
+    assert dict(result) == dict(single)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
+
+
+def test_a_bad_item_names_itself_and_the_worker_or_is_skipped(client, model, scenes):
+    bad = BadScene(12, bad=6)
+    with pytest.raises(ValueError, match=r"worker tcp://[\d.:]+: test scene 6 \(dataset item 6\): cannot decode"):
+        edgemoe.evaluate(model, bad, batch_size=4, client=client, progress=False)
+    result = edgemoe.evaluate(model, bad, batch_size=4, client=client, skip_bad=True, progress=False)
+    assert [s.index for s in result.skipped] == [6] and result.images == 11
+    assert result.skipped[0].worker.startswith("tcp://") and "truncated" in result.skipped[0].error
+    good = [scenes[i] for i in range(12) if i != 6]
+    assert dict(result) == dict(edgemoe.evaluate(model, good, batch_size=4, progress=False))
+    local = edgemoe.evaluate(model, bad, batch_size=4, skip_bad=True, progress=False)
+    assert dict(local) == dict(result) and [s.index for s in local.skipped] == [6] and local.skipped[0].worker is None
+
+
+def test_the_merge_is_order_free(model, scenes, single):
+    from edgemoe.evaluation import evaluate_items
+
+    tasks = list(single)
+    parts = [evaluate_items(model, scenes, range(a, b), tasks, 4) for a, b in ((8, 12), (0, 3), (3, 8))]
+    total = parts[0].merge(parts[1]).merge(parts[2])
+    assert dict(total.result()) == dict(single)
+
+
+def test_an_fpga_model_needs_a_worker_with_a_card(client):
+    class FpgaLike:
+        backend = "fpga"
+
+    with pytest.raises(ValueError, match=r"no worker offers the resource 'fpga'.*--resources \"fpga=1\""):
+        edist._resources(client, FpgaLike())
+
+
+# --- run and the CLI --------------------------------------------------------------------------------
+
+@pytest.fixture
+def photo_dir(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    scenes = data.SyntheticScenes("test", 5)
+    for i in range(5):
+        Image.fromarray(scenes[i]["pixels"].numpy()).save(folder / f"scene{i}.png")
+    return folder
+
+
+def test_run_on_workers_writes_every_figure(cluster, photo_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    address = cluster.scheduler_address
+    assert cli.main(["run", "--image", str(photo_dir), "--out", str(out), "--scheduler", address,
+                     "--batch-size", "2", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [f"scene{i}.png" for i in range(5)]
+    assert "5 images on cpu (2 Dask workers" in printed
+    local = tmp_path / "local"
+    assert cli.main(["run", "--image", str(photo_dir), "--out", str(local), "--batch-size", "2"]) == 0
+    for i in range(5):  # the same figures as a run in this process
+        assert (out / f"scene{i}.png").read_bytes() == (local / f"scene{i}.png").read_bytes()
+
+
+def test_run_skip_bad_lists_the_file_and_the_worker(cluster, photo_dir, tmp_path, capsys):
+    (photo_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "out"
+    assert cli.main(["run", "--image", str(photo_dir), "--out", str(out), "--scheduler", cluster.scheduler_address,
+                     "--skip-bad"]) == 0
+    printed = capsys.readouterr().out
+    assert len(list(out.iterdir())) == 5
+    assert f"{photo_dir / 'broken.png'} on worker tcp://" in printed
+    assert cli.main(["run", "--image", str(photo_dir), "--out", str(tmp_path / "again"), "--scheduler",
+                     cluster.scheduler_address]) == 1
+    assert "broken.png" in capsys.readouterr().err
+
+
+def test_cli_evaluate_on_a_scheduler_and_on_local_workers(cluster, capsys):
+    assert cli.main(["evaluate", "--data", "synthetic:8", "--scheduler", cluster.scheduler_address,
+                     "--threads", "1"]) == 0
+    remote = capsys.readouterr().out
+    assert "cpu on synthetic:8 (8 images, 2 Dask workers)" in remote
+    assert cli.main(["evaluate", "--data", "synthetic:8", "--workers", "2"]) == 0
+    local_cluster = capsys.readouterr().out
+    assert cli.main(["evaluate", "--data", "synthetic:8"]) == 0
+    one_process = capsys.readouterr().out
+    rows = lambda text: [line for line in text.splitlines() if line.split(" ")[0] in edgemoe.TASK_ORDER]  # noqa: E731
+    assert len(rows(remote)) == 6
+    assert rows(remote) == rows(local_cluster) == rows(one_process)
+
+
+def test_cli_refuses_both_and_unreachable_schedulers(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--data", "synthetic:2", "--scheduler", "tcp://127.0.0.1:1"]) == 1
+    assert "cannot reach a Dask scheduler" in capsys.readouterr().err
