@@ -10,7 +10,7 @@ JOBS ?= 2
 DEBS := cmake ninja-build g++ python3-venv python3-pip python3-setuptools python3-wheel \
         libtorch-dev python3-torch pybind11-dev python3-pybind11 libdnnl-dev libopenblas0-pthread \
         python3-numpy python3-yaml python3-pil python3-matplotlib python3-skimage python3-scipy python3-pytest \
-        python3-nbclient python3-ipykernel python3-nbformat jupyter-notebook libxrt-dev uuid-dev libexpat1-dev \
+        python3-nbclient python3-ipykernel python3-nbformat jupyter-notebook python3-distributed libxrt-dev uuid-dev libexpat1-dev \
         qemu-user-static
 
 SOURCES := $(shell find csrc python kernels tests/cpp cmake -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' -o -name 'CMakeLists.txt' -o -name '*.cmake' -o -name '*.cfg' \) -not -path '*/vitis/build/*' 2>/dev/null) \

@@ -96,3 +96,48 @@ def test_unknown_task_and_missing_classes():
         metrics.meter("keypoints")
     with pytest.raises(ValueError, match="classes"):
         metrics.meter("semseg")
+
+
+# --- accumulators that merge exactly (issue 23) ------------------------------------------------------
+
+def test_exact_sum_is_independent_of_order_and_grouping():
+    import random
+
+    values = [random.Random(3).uniform(-1, 1) * 10 ** random.Random(k).randint(-12, 12) for k in range(2000)]
+    whole = metrics.ExactSum()
+    for v in values:
+        whole.add(v)
+    assert whole.value == math.fsum(values)
+    parts = [metrics.ExactSum() for _ in range(7)]
+    for k, v in enumerate(reversed(values)):
+        parts[k % 7].add(v)
+    merged = metrics.ExactSum()
+    for p in reversed(parts):
+        merged.merge(p)
+    assert merged.value == whole.value
+
+
+@pytest.mark.parametrize("task", ["semseg", "human_parts", "sal", "normals", "edge", "depth"])
+def test_meters_merged_over_any_split_equal_one_meter_bit_for_bit(task):
+    from edgemoe import data
+
+    scenes = data.SyntheticScenes("test", 6, (32, 64))
+    gen = torch.Generator().manual_seed(7)
+    channels = {"semseg": 21, "human_parts": 7, "normals": 3}.get(task, 1)
+    outputs = [torch.randn(1, channels, 32, 64, generator=gen) for _ in range(6)]
+    targets = [scenes[i][task][None] for i in range(6)]
+    if task in ("semseg", "human_parts"):
+        targets = [t.clamp_max(channels - 1) for t in targets]
+
+    def meter_of(indices):
+        m = metrics.meter(task, channels)
+        for i in indices:
+            m.update(outputs[i], targets[i])
+        return m
+
+    whole = metrics.meter(task, channels)
+    whole.update(torch.cat(outputs), torch.cat(targets))  # one batch of six
+    split = meter_of([4, 5]).merge(meter_of([0])).merge(meter_of([3, 1, 2]))
+    assert split.result() == whole.result()
+    with pytest.raises(TypeError, match="cannot merge"):
+        whole.merge(metrics.meter("depth" if task != "depth" else "sal"))
