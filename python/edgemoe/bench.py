@@ -166,11 +166,14 @@ def bench_contention(threads: int, quick: bool = False) -> None:
 
 
 def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 2, emu_repeats: int = 2,
-          quick: bool = False) -> int:
+          quick: bool = False, scale: bool = False) -> int:
     print(f"machine: {_cpu_name()}, {len(os.sched_getaffinity(0))} CPUs, kernel path {_C.build_info()['isa']}; "
           f"{time.strftime('%Y-%m-%d')}")
     if quick:  # about a minute: the busy-machine table and the built-in model's speed only
         bench_contention(threads, quick=True)
+        return 0
+    if scale:
+        bench_scale()
         return 0
     bench_contention(threads)
     task = "semseg"
@@ -217,7 +220,61 @@ def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 
     bench_model(cache, threads)
     bench_scenes()
     bench_metrics(threads)
+    bench_scale()
     return 0
+
+
+def _pickled_bytes(value) -> int:
+    import pickle
+
+    return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def bench_scale(images: int = 96, workers=(1, 2, 4), batch_size: int = 8) -> None:
+    """``evaluate synthetic:N`` on Dask LocalClusters of 1, 2 and 4 worker processes (the CPUs split between
+    them) against one process on all CPUs: throughput, parallel efficiency, and the bytes that move."""
+    from distributed import Client
+
+    from .data import SyntheticScenes
+    from .distributed import ShippedModel, local_cluster
+    from .evaluation import evaluate, evaluate_items
+
+    cpus = len(os.sched_getaffinity(0))
+    scenes = SyntheticScenes("test", images)
+    model = Model.pretrained(num_threads=cpus)
+    evaluate(model, SyntheticScenes("test", batch_size), batch_size=batch_size, progress=False)  # warm-up
+    t0 = time.perf_counter()
+    single = evaluate(model, scenes, batch_size=batch_size, progress=False)
+    base = images / (time.perf_counter() - t0)
+    rows = [("one process (no Dask)", cpus, base, None)]
+    for n in workers:
+        threads = max(1, cpus // n)
+        with local_cluster(n) as cluster, Client(cluster) as client:
+            evaluate(model, SyntheticScenes("test", n * batch_size), batch_size=batch_size, client=client,
+                     progress=False)  # each worker builds its model and warms it up
+            t0 = time.perf_counter()
+            result = evaluate(model, scenes, batch_size=batch_size, client=client, progress=False)
+            rate = images / (time.perf_counter() - t0)
+        if dict(result) != dict(single):
+            raise AssertionError(f"{n} workers: the metrics differ from one process's: {dict(result)} != {dict(single)}")
+        rows.append((f"{n} worker process{'es' * (n != 1)}", threads, rate, n))
+    print(f"\nscale-out: evaluate synthetic:{images} (the built-in model, all six tasks, batches of {batch_size}) on Dask "
+          f"LocalClusters of this machine's {cpus} CPUs; every distributed result equals one process's bit for bit")
+    print("| run | model threads per process | images/s | vs one process | parallel efficiency |")
+    print("|---|---:|---:|---:|---:|")
+    one_worker = next(rate for _, _, rate, n in rows if n == 1)
+    for name, threads, rate, n in rows:
+        # Images/s per CPU in use, relative to one worker process on all CPUs (n x threads may oversubscribe).
+        efficiency = "" if n is None else f"{100 * rate / one_worker / (min(cpus, n * threads) / min(cpus, threads)):.0f} %"
+        print(f"| {name} | {threads} | {rate:.1f} | {rate / base:.2f}x | {efficiency} |")
+    print("parallel efficiency: images/s per CPU in use relative to 1 worker process; above 100 % when one process "
+          "leaves CPUs idle (its metric scoring runs on one thread), which more processes fill")
+    shard = range(0, 4 * batch_size)
+    part = evaluate_items(model, scenes, shard, list(single), batch_size)
+    per_shard = _pickled_bytes(part) + _pickled_bytes((shard, list(single), batch_size, False))
+    print(f"bytes between processes: the model's recipe {_pickled_bytes(ShippedModel(model))} B and the dataset "
+          f"{_pickled_bytes(scenes)} B once per worker; per shard of {len(shard)} images {per_shard} B (its indices, "
+          f"then its meters), {per_shard / len(shard):.0f} B per image; images and outputs never leave their worker")
 
 
 def bench_metrics(threads: int, scenes: int = 200) -> None:

@@ -398,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "about 500 MB) are written on the first run and reused (default: ~/.cache/edgemoe)")
     bench.add_argument("--quick", action="store_true",
                        help="a short run (about a minute) for a first look; the full run is make bench")
+    bench.add_argument("--scale", action="store_true",
+                       help="only the scale-out table: evaluate on Dask LocalClusters of 1, 2 and 4 worker processes "
+                            "against one process (about two minutes; make bench runs it too)")
     bench.add_argument("--repeats", type=_positive_int, default=5, metavar="N",
                        help="timed runs of the native cpu backend per measurement (default 5; median reported)")
     bench.add_argument("--torch-repeats", type=_positive_int, default=3, metavar="N",
@@ -438,7 +441,7 @@ def cmd_bench(args):
     from .bench import bench as run_bench
 
     return run_bench(Path(args.cache), args.repeats, args.torch_repeats, args.threads, args.emu_repeats,
-                     quick=args.quick)
+                     quick=args.quick, scale=args.scale)
 
 
 COMMANDS = {"info": cmd_info, "run": cmd_run, "estimate": cmd_estimate, "noop-xclbin": cmd_noop_xclbin,
