@@ -251,5 +251,50 @@ def test_cli_refuses_both_and_unreachable_schedulers(capsys):
     with pytest.raises(SystemExit):
         cli.main(["evaluate", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
     assert "not allowed with argument" in capsys.readouterr().err
-    assert cli.main(["evaluate", "--data", "synthetic:2", "--scheduler", "tcp://127.0.0.1:1"]) == 1
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):  # Dask's own setting: 30 s by default
+        assert cli.main(["evaluate", "--data", "synthetic:2", "--scheduler", "tcp://127.0.0.1:1"]) == 1
     assert "cannot reach a Dask scheduler" in capsys.readouterr().err
+
+
+def test_fpga_shards_go_to_workers_with_a_card_on_their_device(noop, tiny_model, monkeypatch):
+    """Under XRT's noop shim (nothing computes, so no numbers are checked): the fpga model is built on
+    each worker that offers the resource, on the device its EDGEMOE_DEVICE names."""
+    model = edgemoe.Model(tiny_model.cfg, dict(tiny_model.state_dict()), "fpga", xclbin=noop, num_threads=1)
+    scenes = data.SyntheticScenes("test", 4, tiny_model.cfg.image_size)
+    monkeypatch.setenv(edist.ENV_DEVICE, "0")
+    with edist.local_cluster(2, threads=1, fpga=True) as cluster, distributed.Client(cluster) as client:
+        result = edgemoe.evaluate(model, scenes, batch_size=2, client=client, progress=False)
+        assert sorted(result) == sorted(t for t in model.tasks if t in scenes[0]) and result.images == 4
+        built = client.run(lambda: [(m.backend, m._recipe.options.get("xclbin")) for m in edist._models.values()])
+    assert any(built.values()) and all(b == [("fpga", noop)] for b in built.values() if b)
+
+
+def test_cpu_outputs_are_the_same_bits_for_any_threads_and_batch(model, scenes):
+    """What makes the distributed metrics equal the single-process ones on cpu: a worker with other
+    threads, or a shard that batches an image with other images, computes the same bits for it."""
+    x = torch.stack([scenes[i]["image"] for i in range(4)])
+    one = model(x, tasks=model.tasks)
+    two_threads = pickle.loads(pickle.dumps(model))
+    two_threads.num_threads = min(2, os.cpu_count() or 1)
+    alone = [two_threads(x[i:i + 1], tasks=model.tasks) for i in range(4)]
+    for task in model.tasks:
+        assert torch.equal(torch.cat([a[task] for a in alone]), one[task]), task
+
+
+def test_worker_environment_is_checked(monkeypatch):
+    monkeypatch.setenv(edist.ENV_THREADS, "two")
+    with pytest.raises(ValueError, match="EDGEMOE_NUM_THREADS must be a whole number"):
+        edist.worker_threads()
+    monkeypatch.setenv(edist.ENV_THREADS, "0")
+    with pytest.raises(ValueError, match="EDGEMOE_NUM_THREADS must be >= 1"):
+        edist.worker_threads()
+    monkeypatch.setenv(edist.ENV_THREADS, "100000")
+    assert edist.worker_threads() == os.cpu_count()
+    monkeypatch.setenv(edist.ENV_DEVICE, "-1")
+    with pytest.raises(ValueError, match="EDGEMOE_DEVICE must be >= 0"):
+        edist.worker_device()
+    monkeypatch.delenv(edist.ENV_DEVICE)
+    assert edist.worker_device() is None
+    assert edist.current_worker_address() is None and edist.worker_model(object()) is None

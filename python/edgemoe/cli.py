@@ -84,7 +84,7 @@ def _cluster(args):
         return contextlib.nullcontext(None)
     from .distributed import cluster_client
 
-    return cluster_client(scheduler=args.scheduler, workers=args.workers)
+    return cluster_client(scheduler=args.scheduler, workers=args.workers, fpga=args.backend == "fpga")
 
 
 def _print_skipped(skipped) -> None:

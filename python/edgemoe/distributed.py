@@ -284,9 +284,11 @@ def run_on_client(client, model, images, outputs, tasks, batch_size, class_names
     return report
 
 
-def local_cluster(workers: int, threads: Optional[int] = None):
+def local_cluster(workers: int, threads: Optional[int] = None, fpga: bool = False):
     """A ``LocalCluster`` of ``workers`` processes on this machine (one task at a time each), the CPUs
-    split between them: each model gets ``threads`` (default: this process's CPUs // workers, at least 1)."""
+    split between them: each model gets ``threads`` (default: this process's CPUs // workers, at least 1).
+    ``fpga``: each worker offers the resource ``fpga=1`` (all on the model's device: for one worker per
+    card, start dask-worker processes with EDGEMOE_DEVICE instead)."""
     import dask
     from distributed import LocalCluster
 
@@ -299,28 +301,31 @@ def local_cluster(workers: int, threads: Optional[int] = None):
     spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC_ENV}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                            env={ENV_THREADS: str(share)}, silence_logs=40)
+                            env={ENV_THREADS: str(share)}, silence_logs=40,
+                            resources={FPGA_RESOURCE: 1} if fpga else None)
 
 
 class cluster_client:
     """``with cluster_client(scheduler=ADDR)`` or ``(workers=N)``: a Client on a running scheduler, or on a
     LocalCluster of N processes made (and closed) here."""
 
-    def __init__(self, scheduler: Optional[str] = None, workers: Optional[int] = None, timeout: float = 10):
+    def __init__(self, scheduler: Optional[str] = None, workers: Optional[int] = None, timeout=None,
+                 fpga: bool = False):
         if (scheduler is None) == (workers is None):
             raise ValueError("pass exactly one of scheduler (an address, tcp://HOST:8786) or workers (a count)")
-        self.scheduler, self.workers, self.timeout = scheduler, workers, timeout
+        self.scheduler, self.workers, self.timeout, self.fpga = scheduler, workers, timeout, fpga
         self.cluster = self.client = None
 
     def __enter__(self):
         from distributed import Client
 
         if self.workers is not None:
-            self.cluster = local_cluster(self.workers)
+            self.cluster = local_cluster(self.workers, fpga=self.fpga)
             self.client = Client(self.cluster)
         else:
             try:
-                self.client = Client(self.scheduler, timeout=self.timeout)
+                # timeout None: Dask's own, the config value distributed.comm.timeouts.connect (30 s)
+                self.client = Client(self.scheduler, **({} if self.timeout is None else {"timeout": self.timeout}))
             except (OSError, TimeoutError) as exc:
                 raise OSError(f"--scheduler {self.scheduler}: cannot reach a Dask scheduler there: {exc}") from None
         return self.client
