@@ -117,6 +117,10 @@ edgemoe::BackendOptions options_from_dict(const py::dict& d) {
         const std::string where = item.second.cast<std::string>();
         if (where != "device" && where != "host") throw py::value_error("heads must be 'device' or 'host'");
         o.heads_on_host = where == "host";
+      } else if (key == "precision") {
+        const std::string precision = item.second.cast<std::string>();
+        if (precision != "fp32" && precision != "bf16") throw py::value_error("precision must be 'fp32' or 'bf16'");
+        o.bf16 = precision == "bf16";
       }
       else throw py::value_error("unknown backend option '" + key + "'");
     } catch (const py::cast_error&) {
@@ -408,4 +412,24 @@ PYBIND11_MODULE(_C, m) {
         return edgemoe::cpu::measure_gemm_gflops(size, repeats);
       },
       py::arg("size") = 2048, py::arg("repeats") = 10, py::arg("threads") = 2);
+  m.def(
+      "bf16_gemm_peak_gflops",
+      [](int64_t size, int repeats, int threads) {
+        if (!edgemoe::cpu::bf16_unavailable_reason().empty()) throw py::value_error(edgemoe::cpu::bf16_unavailable_reason());
+        py::gil_scoped_release release;
+        omp_set_num_threads(threads);
+        return edgemoe::cpu::measure_bf16_gemm_gflops(size, repeats);
+      },
+      py::arg("size") = 2048, py::arg("repeats") = 10, py::arg("threads") = 2);
+  m.def(
+      "bf16_support",
+      [] {
+        py::dict d;
+        const std::string reason = edgemoe::cpu::bf16_unavailable_reason();
+        d["available"] = reason.empty();
+        d["isa"] = reason.empty() ? edgemoe::cpu::bf16_isa() : std::string();
+        d["reason"] = reason;
+        return d;
+      },
+      "whether precision='bf16' can run on this CPU: available, the ISA (amx_bf16, avx512_bf16), or why not");
 }

@@ -63,6 +63,7 @@ struct BackendOptions {
   int device = 0;           // fpga: XRT device index
   double timeout_s = 300;   // fpga: longest a single kernel run may take
   bool heads_on_host = false;  // emu, fpga: the task heads on the CPU backend, not the device
+  bool bf16 = false;           // cpu: GEMMs, convolutions and attention products on bf16 inputs, fp32 sums
 };
 
 // A device run that did not finish in time (Python: TimeoutError).

@@ -15,7 +15,7 @@ BUILTIN = "the built-in trained model, edgemoe.data.trained_checkpoint(): a smal
 
 def _fpga_kwargs(args) -> dict:
     return {k: v for k, v in (("xclbin", args.xclbin), ("device", args.device), ("timeout", args.timeout),
-                              ("heads", getattr(args, "heads", None)))
+                              ("heads", getattr(args, "heads", None)), ("precision", getattr(args, "precision", None)))
             if v is not None}
 
 
@@ -147,8 +147,9 @@ def cmd_evaluate(args):
     if args.backend == "reference":
         given = [f"--{k}" for k, v in _fpga_kwargs(args).items() if v is not None]
         if given:
-            raise ValueError(f"{', '.join(given)}: only the accelerator's backends take {'these options' if len(given) > 1 else 'this option'} "
-                             f"(--xclbin, --device, --timeout: fpga; --heads: emu and fpga), not --backend reference")
+            raise ValueError(f"{', '.join(given)}: only the native backends take {'these options' if len(given) > 1 else 'this option'} "
+                             f"(--xclbin, --device, --timeout: fpga; --heads: emu and fpga; --precision: cpu), not "
+                             f"--backend reference")
         model = _reference(args)
         size = model.cfg.image_size
     else:
@@ -183,9 +184,11 @@ def cmd_compare(args):
         if backend == "reference":
             model = _reference(args)
             config = model.cfg
-        else:  # the fpga options belong to its fpga side, --heads to its accelerator sides
-            options = {k: v for k, v in _fpga_kwargs(args).items() if backend == "fpga" or k == "heads"}
-            model = _load(args, backend, fpga=options if backend in ("emu", "fpga") else {})
+        else:  # the fpga options belong to its fpga side, --heads to its accelerator sides, --precision to cpu
+            options = {k: v for k, v in _fpga_kwargs(args).items()
+                       if (backend == "fpga" and k != "precision") or (k == "heads" and backend in ("emu", "fpga"))
+                       or (k == "precision" and backend == "cpu")}
+            model = _load(args, backend, fpga=options)
             config = model.config
         task = args.task or config.task_names[0]
         if task not in config.task_names:
@@ -261,6 +264,9 @@ def _model_options(p):
     p.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("H", "W"), dest="image_size",
                    help="input size in pixels when the checkpoint's token count does not tell it")
     p.add_argument("--config", metavar="YAML", help="M3ViT YAML config supplying heads, top-k and image size")
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="cpu: fp32 (default) or bf16 (GEMMs, convolutions and attention products on bf16 inputs with "
+                        "fp32 sums; needs AVX-512 BF16 or AMX; `python -m edgemoe info` says whether this CPU has it)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="OpenMP threads of the model (default: edgemoe's choice for this machine; "
                         "`python -m edgemoe info` says how many and why)")

@@ -35,7 +35,8 @@ FPGA_RESOURCE = "fpga"
 # runs 3-7x slower (measured here). A 32 MiB mmap threshold keeps such arrays on the heap; memory above the
 # 128 MiB trim threshold still goes back to the system. dask-worker on other hosts takes the same variables.
 WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
-SHARDS_PER_WORKER = 4  # load balance and the work lost with a worker, against per-shard overhead
+SHARDS_PER_WORKER = 4
+MAX_PROCESSES_PER_CPU = 4  # local workers: beyond this they only queue for CPUs (and each holds a model)  # load balance and the work lost with a worker, against per-shard overhead
 
 _models: Dict[tuple, object] = {}
 _builds: Counter = Counter()
@@ -106,6 +107,10 @@ def worker_builds() -> Dict[str, int]:
 # --- the client's side ---------------------------------------------------------------------------
 
 def _client_workers(client) -> Dict[str, dict]:
+    from distributed import Client
+
+    if not isinstance(client, Client):
+        raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
     workers = client.scheduler_info().get("workers", {})
     if not workers:
         raise ValueError("client: the Dask cluster has no workers (start dask-worker processes, or use --workers N)")
@@ -296,6 +301,10 @@ def local_cluster(workers: int, threads: Optional[int] = None, fpga: bool = Fals
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
+    limit = MAX_PROCESSES_PER_CPU * _default_threads()
+    if workers > limit:
+        raise ValueError(f"workers: {workers} processes on this machine's {_default_threads()} CPUs; at most {limit} "
+                         f"(more only wait for CPUs; for more hosts start dask-worker there and use a scheduler)")
     share = threads or max(1, _default_threads() // workers)
     # glibc reads MALLOC_* when a process starts: only the nannies' pre-spawn environment is early enough.
     spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC_ENV}

@@ -201,14 +201,6 @@ def _on_worker(exc: BaseException, name: str, index: int) -> BaseException:
     return cls(f"worker {worker}: {text}")
 
 
-def read_checked_item(dataset, index: int, tasks: Sequence[str], image_size: Tuple[int, int],
-                      channels: Callable[[str], int], item=None):
-    """``check_item`` of ``dataset[index]`` (or of ``item``, already read)."""
-    if item is None:
-        item = dataset[index]
-    return check_item(index, item, tasks, image_size, channels)
-
-
 # What reading or checking an item raises when the item is bad (not the model, not the program).
 ITEM_ERRORS = (ValueError, TypeError, OSError, KeyError)
 
@@ -229,8 +221,8 @@ def evaluate_items(model, dataset, indices: Sequence[int], tasks: Sequence[str],
         checked = []
         for i in indices[start:start + batch_size]:
             try:
-                item = first if (first is not None and i == indices[0]) else None
-                checked.append(read_checked_item(dataset, i, tasks, image_size, channels, item))
+                item = first if (first is not None and i == indices[0]) else dataset[i]
+                checked.append(check_item(i, item, tasks, image_size, channels))
             except ITEM_ERRORS as exc:
                 if not skip_bad:
                     raise _on_worker(exc, item_name(dataset, i), i) from None

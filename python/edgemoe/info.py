@@ -68,7 +68,7 @@ def info(print_it: bool = False, devices: bool = False) -> dict:
     from .boards import kernel_builds
 
     result = {"version": __version__, "build": dict(_C.build_info()), "backends": backend_status(),
-              "threads": default_threads(), "boards": kernel_builds()}
+              "threads": default_threads(), "bf16": dict(_C.bf16_support()), "boards": kernel_builds()}
     if devices:  # fpga is the one backend with devices to probe
         fpga = result["backends"]["fpga"]
         try:
@@ -93,6 +93,10 @@ def format_info(result: dict) -> str:
         else:
             lines.append(f"  {name}: unavailable - {b['reason']}")
     lines.append(f"threads: {result['threads']['threads']} per model by default: {result['threads']['reason']}")
+    bf16 = result["bf16"]
+    lines.append(f"bf16 (cpu, precision='bf16'): available through {bf16['isa']}" if bf16["available"]
+                 else f"bf16 (cpu, precision='bf16'): unavailable - {bf16['reason']}")
+
     lines.append("accelerator kernel builds (a model must fit a build's limits to run on it):")
     lines.append(format_boards(result["boards"]))
     if "devices" in result:

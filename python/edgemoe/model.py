@@ -37,6 +37,28 @@ def _check_threads(value) -> int:
 _DEVICE_BACKENDS = ("fpga",)
 _ACCELERATOR_BACKENDS = ("emu", "fpga")
 HEADS = ("device", "host")
+PRECISIONS = ("fp32", "bf16")
+_PRECISION_BACKENDS = ("cpu",)
+
+
+def _precision_option(backend: str, precision) -> dict:
+    """precision="bf16" (cpu only): GEMMs, convolutions and attention products on bf16 inputs with fp32 sums;
+    refused, naming what is missing, on a CPU without AVX-512 BF16 or AMX (never a silent fp32 run)."""
+    if precision is None:
+        return {}
+    if not isinstance(precision, str):
+        raise TypeError(f"precision must be a str ('fp32' or 'bf16'), got {type(precision).__name__}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'fp32' (the default) or 'bf16', got {precision!r:.40}")
+    if precision == "fp32":
+        return {}
+    if backend not in _PRECISION_BACKENDS:
+        raise ValueError(f"precision='bf16': only backend='cpu' has a bf16 path (emu and fpga compute in the "
+                         f"accelerator's fixed-point formats), not backend={backend!r}")
+    support = _C.bf16_support()
+    if not support["available"]:
+        raise ValueError(f"precision='bf16' is unavailable: {support['reason']}")
+    return {"precision": "bf16"}
 
 
 def _heads_option(backend: str, heads) -> dict:
@@ -52,14 +74,14 @@ def _heads_option(backend: str, heads) -> dict:
     return {"heads": heads}
 
 
-def _backend_options(backend: str, xclbin=None, device=None, timeout=None, heads=None) -> dict:
+def _backend_options(backend: str, xclbin=None, device=None, timeout=None, heads=None, precision=None) -> dict:
     """The native backend options, checked: which backend takes them, types, ranges, the file's presence.
 
     ``xclbin`` defaults to the ``EDGEMOE_XCLBIN`` environment variable; ``device`` (XRT device 0)
     and ``timeout`` (seconds per kernel run, 300) default in the core (csrc/core/backend.h);
     ``heads`` ("device", the default, or "host") is where emu and fpga run the task heads.
     """
-    head_option = _heads_option(backend, heads)
+    head_option = {**_heads_option(backend, heads), **_precision_option(backend, precision)}
     given = [name for name, value in (("xclbin", xclbin), ("device", device), ("timeout", timeout)) if value is not None]
     if backend not in _DEVICE_BACKENDS:
         if given:
@@ -111,25 +133,28 @@ class Model:
     The fpga backend takes ``xclbin=`` (default: ``$EDGEMOE_XCLBIN``), ``device=`` (XRT index, 0)
     and ``timeout=`` (seconds per kernel run, 300). emu and fpga take ``heads=``: "device" (default:
     the task heads run on the accelerator, in the backbone's kernel call) or "host" (on the CPU).
+    cpu takes ``precision=``: "fp32" (default) or "bf16" (GEMMs, convolutions and attention products on
+    bf16 inputs with fp32 sums; LayerNorm, softmax, gates and residuals in fp32; AVX-512 BF16 or AMX).
     """
 
     def __init__(self, config: ModelConfig, state: Dict[str, torch.Tensor], backend: str = "cpu",
                  num_threads: Optional[int] = None, sources: Optional[Dict[str, str]] = None, *,
                  xclbin=None, device: Optional[int] = None, timeout: Optional[float] = None,
-                 heads: Optional[str] = None, _source=None):
+                 heads: Optional[str] = None, precision: Optional[str] = None, _source=None):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be an edgemoe.ModelConfig, got {type(config).__name__}")
         self._config = config
         require_backend(backend)
-        options = _backend_options(backend, xclbin, device, timeout, heads)
+        options = _backend_options(backend, xclbin, device, timeout, heads, precision)
         threads = _default_threads() if num_threads is None else _check_threads(num_threads)
         weights = select_weights(config, state, sources)
         try:
             self._native = _C.Model(config.to_native(), weights, backend, threads, options)
         except ValueError as exc:
             raise _with_source(exc, sources) from None
-        given = {"xclbin": _xclbin_path(options), "device": device, "timeout": timeout, "heads": heads}
-        self._recipe = ModelRecipe(_source or StateSource.of(state, sources), config, backend,
+        given = {"xclbin": _xclbin_path(options), "device": device, "timeout": timeout, "heads": heads,
+                 "precision": options.get("precision")}
+        self._recipe = ModelRecipe(_source or StateSource.of(state, config, sources, weights), config, backend,
                                    {k: v for k, v in given.items() if v is not None}, num_threads)
         warn_if_no_board_fits(self)
 
@@ -141,7 +166,8 @@ class Model:
     def from_checkpoint(cls, path, backend: str = "cpu", *, top_k: Optional[int] = None,
                         num_heads: Optional[int] = None, image_size=None, config=None,
                         num_threads: Optional[int] = None, xclbin=None, device: Optional[int] = None,
-                        timeout: Optional[float] = None, heads: Optional[str] = None) -> "Model":
+                        timeout: Optional[float] = None, heads: Optional[str] = None,
+                        precision: Optional[str] = None) -> "Model":
         """Load an M3ViT checkpoint as saved: a rank-shard directory, a .pth/.pth.tar file, or a bare state dict.
 
         What the weights cannot tell (heads, top-k, the image size of a non-square grid) comes from, in
@@ -149,8 +175,8 @@ class Model:
         (default: the ``config.yml`` or single YAML file next to the checkpoint, as in M3ViT's run
         directories; ``config=False`` looks for none); M3ViT's README defaults, with a ConfigWarning.
         ``print(model.config)`` shows where each value came from.
-        ``xclbin``, ``device`` and ``timeout`` are the fpga backend's options, ``heads`` emu's and fpga's
-        (see Model).
+        ``xclbin``, ``device`` and ``timeout`` are the fpga backend's options, ``heads`` emu's and fpga's,
+        ``precision`` ("fp32" or "bf16") cpu's (see Model).
         """
         # Arguments first: what fails after this is the checkpoint's fault and says so.
         for name, value in (("path", path), ("config", config)):
@@ -165,7 +191,7 @@ class Model:
         if num_threads is not None:
             _check_threads(num_threads)
         require_backend(backend)
-        _backend_options(backend, xclbin, device, timeout, heads)
+        _backend_options(backend, xclbin, device, timeout, heads, precision)
         try:
             state, sources = load_state_dict(path)
             cfg = checkpoint_config(state, path, top_k=top_k, num_heads=num_heads, image_size=image_size, config=config)
@@ -177,7 +203,7 @@ class Model:
             raise CheckpointError(f"{path}: {exc}") from None
         try:
             return cls(cfg, state, backend, num_threads, sources, xclbin=xclbin, device=device, timeout=timeout,
-                       heads=heads, _source=CheckpointSource.of(path))
+                       heads=heads, precision=precision, _source=CheckpointSource.of(path))
         except CheckpointError:
             raise
         except ValueError as exc:
@@ -208,6 +234,11 @@ class Model:
         return self._native.backend
 
     @property
+    def precision(self) -> str:
+        """"fp32", or "bf16" (cpu with precision="bf16")."""
+        return self._recipe.options.get("precision") or "fp32"
+
+    @property
     def num_threads(self) -> int:
         return self._native.num_threads
 
@@ -216,13 +247,15 @@ class Model:
         self._native.num_threads = self._recipe.num_threads = _check_threads(value)
 
     def to(self, backend: str, *, xclbin=None, device: Optional[int] = None,
-           timeout: Optional[float] = None, heads: Optional[str] = None) -> "Model":
+           timeout: Optional[float] = None, heads: Optional[str] = None,
+           precision: Optional[str] = None) -> "Model":
         """Move to another backend in place (weights are re-packed for it); returns self. On failure the
         model stays on its current backend. fpga and heads options as in Model."""
         require_backend(backend)
-        options = _backend_options(backend, xclbin, device, timeout, heads)
+        options = _backend_options(backend, xclbin, device, timeout, heads, precision)
         self._native.to(backend, options)
-        given = {"xclbin": _xclbin_path(options), "device": device, "timeout": timeout, "heads": heads}
+        given = {"xclbin": _xclbin_path(options), "device": device, "timeout": timeout, "heads": heads,
+                 "precision": options.get("precision")}
         self._recipe = self._recipe.with_backend(backend, {k: v for k, v in given.items() if v is not None})
         warn_if_no_board_fits(self)
         return self
@@ -378,7 +411,7 @@ class Model:
         c = self._config
         return (f"edgemoe.Model(backend={self.backend!r}, width={c.embed_dim}, depth={c.depth}, heads={c.num_heads}, "
                 f"experts={c.num_experts}, top_k={c.top_k}, image={c.image_size[0]}x{c.image_size[1]}, "
-                f"tasks={self.tasks})")
+                f"tasks={self.tasks}{', precision=bf16' if self.precision == 'bf16' else ''})")
 
 
 def _with_source(exc: ValueError, sources: Optional[Dict[str, str]]) -> ValueError:

@@ -51,17 +51,14 @@ def _hash_files(files) -> str:
     return digest.hexdigest()
 
 
-def _hash_state(state: Dict[str, torch.Tensor]) -> str:
+def _hash_weights(weights: Dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors a model was built from, as edgemoe.weights.select_weights hands them to the
+    core (float32, contiguous, dense: whatever views or dtypes the caller's state dict held)."""
     digest = hashlib.sha256()
-    for key in sorted(state):
-        value = state[key]
-        digest.update(key.encode() + b"\0")
-        if isinstance(value, torch.Tensor):
-            t = value.detach().cpu().contiguous()
-            digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        else:
-            digest.update(repr(value).encode())
+    for key in sorted(weights):
+        t = weights[key]
+        digest.update(key.encode() + b"\0" + f"{tuple(t.shape)}".encode())
+        digest.update(t.numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -126,21 +123,25 @@ class CheckpointSource:
 
 @dataclass
 class StateSource:
-    """An in-memory state dict: pickled with the recipe (the tensors, shared with the caller, not copied)."""
+    """An in-memory state dict: pickled with the recipe (the caller's tensors, referenced, not copied),
+    with the digest of the weights the model was built from."""
     state: Dict[str, torch.Tensor]
+    config: object
     sources: Optional[Dict[str, str]] = None
     digest: str = ""
 
     @classmethod
-    def of(cls, state, sources) -> "StateSource":
-        return cls(state, dict(sources) if sources else None, _hash_state(state))
+    def of(cls, state, config, sources, weights) -> "StateSource":
+        return cls(state, config, dict(sources) if sources else None, _hash_weights(weights))
 
     @property
     def key(self) -> tuple:
         return ("state", self.digest)
 
     def sealed(self) -> "StateSource":
-        if _hash_state(self.state) != self.digest:
+        from .weights import select_weights
+
+        if _hash_weights(select_weights(self.config, self.state, self.sources)) != self.digest:
             raise ValueError("the state dict this model was built from was changed in place since; build the model "
                              "again from it to pickle or distribute it")
         return self

@@ -33,8 +33,9 @@ void route_tokens(const float* logits, int64_t rows, int64_t experts, int64_t to
 class CpuBackend : public Backend {
  public:
   // with_backbone=false prepares the task heads only (for backends that run the backbone elsewhere).
+  // bf16: precision="bf16" (onednn_layers.h); the caller has checked bf16_unavailable_reason().
   CpuBackend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights, int num_threads,
-             bool with_backbone = true);
+             bool with_backbone = true, bool bf16 = false);
   std::string name() const override { return "cpu"; }
   void backbone(const float* images, int64_t batch, const std::vector<int64_t>& task_ids,
                 const std::vector<float*>& features) override;
@@ -90,8 +91,9 @@ class CpuBackend : public Backend {
   ExpertQueues queues_;
 };
 
+// options.bf16: std::invalid_argument naming what this CPU lacks, when it has no bf16 kernels.
 std::unique_ptr<Backend> make_cpu_backend(const ModelConfig& config, std::shared_ptr<const ModelWeights> weights,
-                                          int num_threads, const BackendOptions& /*options: none*/);
+                                          int num_threads, const BackendOptions& options);
 BackendInfo probe_cpu_backend();
 
 }  // namespace edgemoe::cpu

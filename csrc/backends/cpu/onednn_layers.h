@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -16,7 +17,19 @@ namespace edgemoe::cpu {
 struct DnnlContext {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
+  // bf16: every Linear and Conv2d of the backend reads bf16 activations and weights and sums in fp32
+  // (their outputs, biases and epilogues stay fp32); set before the layers are built.
+  bool bf16 = false;
+  std::vector<uint16_t> bf16_activations;  // a Linear's input converted to bf16 (layers run one at a time)
 };
+
+// bf16 support of this CPU for the cpu backend's precision="bf16": "" when oneDNN has bf16 kernels
+// here (AVX-512 BF16, or AMX) and the fused attention's bf16 dot products can run; else what is missing.
+std::string bf16_unavailable_reason();
+// The instruction set bf16 runs on: "amx_bf16", "avx512_bf16", or "" when unavailable.
+std::string bf16_isa();
+// dst[i] = bf16(src[i]), rounded to nearest even, on up to max_threads threads.
+void convert_to_bf16(const float* src, int64_t count, uint16_t* dst, int max_threads);
 
 enum class Epilogue {
   kBias,            // y = x W^T + b
@@ -77,6 +90,8 @@ class Conv2d {
          dnnl::memory::format_tag src_tag);
   void forward(const float* src, int64_t batch, int64_t height, int64_t width, float* dst, int max_threads);
   int64_t out_channels() const { return oc_; }
+  // In a bf16 context, this convolution stays fp32 (call before its first forward).
+  void keep_fp32() { bf16_ = false; }
   // Floats the blocked output occupies (channels padded to the block).
   int64_t dst_size(int64_t batch, int64_t height, int64_t width) const;
 
@@ -93,6 +108,7 @@ class Conv2d {
   DnnlContext* ctx_;
   int64_t oc_, ic_, kernel_;
   bool relu_;
+  bool bf16_;
   dnnl::memory::format_tag src_tag_;
   std::vector<float> weight_, bias_;  // BN folded, OIHW
   std::map<std::tuple<int64_t, int64_t, int64_t, int>, Compiled> compiled_;
@@ -101,5 +117,7 @@ class Conv2d {
 // Sustained fp32 GFLOP/s of a large square oneDNN matmul on the current OpenMP threads: the
 // machine's practical GEMM peak, which the benchmark reports efficiency against.
 double measure_gemm_gflops(int64_t size, int repeats);
+// The same for a bf16 x bf16 -> fp32 matmul (the peak precision="bf16" is measured against).
+double measure_bf16_gemm_gflops(int64_t size, int repeats);
 
 }  // namespace edgemoe::cpu
