@@ -143,3 +143,16 @@ def test_bf16_attention_covers_odd_token_counts(tiny_model):
     assert len(attention) == cfg.depth
     for name in attention:
         assert 0 < nmse(b[name], a[name]) <= MAX_NMSE, name
+
+
+@needs_bf16
+def test_cli_precision(tmp_path, capsys):
+    from edgemoe import cli
+
+    assert cli.main(["evaluate", "--data", "synthetic:4", "--precision", "bf16"]) == 0
+    assert "semseg" in capsys.readouterr().out
+    assert cli.main(["compare", "--backends", "cpu", "cpu", "--precision", "bf16"]) == 0  # bf16 on both sides
+    assert cli.main(["evaluate", "--data", "synthetic:2", "--backend", "emu", "--precision", "bf16"]) == 1
+    assert "only backend='cpu' has a bf16 path" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--data", "synthetic:2", "--backend", "reference", "--precision", "bf16"]) == 1
+    assert "--precision: cpu" in capsys.readouterr().err

@@ -215,6 +215,7 @@ def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 
         print(f"| {name} | {t * 1e3:.0f} ms | {t_torch / t:.1f}x | {flops / t / 1e9:.0f} | {100 * flops / t / 1e9 / peak:.0f} % |")
     print(f"| edgemoe cpu, backbone only | {t_backbone * 1e3:.0f} ms | | {backbone_flops(cfg) / t_backbone / 1e9:.0f} | "
           f"{100 * backbone_flops(cfg) / t_backbone / 1e9 / peak:.0f} % |")
+    bench_bf16(model, reference, x, task, repeats, torch_repeats, threads, t_cpu, t_torch)
     if emu_repeats > 0:
         bench_emu(cache, threads, emu_repeats)
     bench_model(cache, threads)
@@ -222,6 +223,52 @@ def bench(cache: Path, repeats: int = 5, torch_repeats: int = 3, threads: int = 
     bench_metrics(threads)
     bench_scale()
     return 0
+
+
+# Issue 24's targets for precision="bf16" against the fp32 cpu backend on W1 (PASCAL ViT-S 512^2, one task).
+BF16_SPEEDUP_TARGETS = {"amx_bf16": 4.0, "avx512_bf16": 1.5}
+
+
+def bench_bf16(model, reference, x, task, repeats, torch_repeats, threads, t_fp32, t_torch) -> None:
+    """precision="bf16" next to fp32 and PyTorch (fp32, and its own bf16 autocast), with the bf16 matmul peak."""
+    support = _C.bf16_support()
+    if not support["available"]:
+        print(f"\nbf16: not on this CPU ({support['reason']})")
+        return
+    cfg = model.config
+    flops = task_flops(cfg, task)
+    bf16_peak = _C.bf16_gemm_peak_gflops(2048, 10, threads)
+    fp32_out = model(x, task=task)
+    model.to("cpu", precision="bf16")
+    try:
+        bf16_out = model(x, task=task)
+        t_bf16 = _median_seconds(lambda: model(x, task=task), repeats, "edgemoe cpu bf16 forward")
+        t_bf16_backbone = _median_seconds(lambda: model.features(x, task), repeats, "edgemoe cpu bf16 backbone")
+    finally:
+        model.to("cpu")
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        torch_bf16_out = reference(x, task).float()
+        t_torch_bf16 = _median_seconds(lambda: reference(x, task), torch_repeats, "PyTorch bf16 autocast forward")
+    with torch.no_grad():
+        torch_fp32_out = reference(x, task)
+    nmse = lambda out, ref: float(((out - ref) ** 2).sum() / (ref ** 2).sum())  # noqa: E731
+    target = BF16_SPEEDUP_TARGETS[support["isa"]]
+    print(f"\nbf16 on this CPU through {support['isa']} (oneDNN 2.6); bf16 matmul peak measured here: {bf16_peak:.0f} "
+          f"GFLOP/s (2048^3, bf16 x bf16 -> fp32)")
+    print("| implementation | median latency | vs edgemoe fp32 | GFLOP/s | % of bf16 peak | NMSE vs fp32 |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| edgemoe cpu fp32 | {t_fp32 * 1e3:.0f} ms | 1.0x | {flops / t_fp32 / 1e9:.0f} | | |")
+    print(f"| edgemoe cpu bf16 | {t_bf16 * 1e3:.0f} ms | {t_fp32 / t_bf16:.2f}x | {flops / t_bf16 / 1e9:.0f} | "
+          f"{100 * flops / t_bf16 / 1e9 / bf16_peak:.0f} % | {nmse(bf16_out, fp32_out):.1e} |")
+    print(f"| edgemoe cpu bf16, backbone only | {t_bf16_backbone * 1e3:.0f} ms | | "
+          f"{backbone_flops(cfg) / t_bf16_backbone / 1e9:.0f} | {100 * backbone_flops(cfg) / t_bf16_backbone / 1e9 / bf16_peak:.0f} % | |")
+    print(f"| PyTorch 1.13 fp32 (fastest setting) | {t_torch * 1e3:.0f} ms | {t_fp32 / t_torch:.2f}x | "
+          f"{flops / t_torch / 1e9:.0f} | | |")
+    print(f"| PyTorch 1.13 bf16 autocast | {t_torch_bf16 * 1e3:.0f} ms | {t_fp32 / t_torch_bf16:.2f}x | "
+          f"{flops / t_torch_bf16 / 1e9:.0f} | {100 * flops / t_torch_bf16 / 1e9 / bf16_peak:.0f} % | "
+          f"{nmse(torch_bf16_out, torch_fp32_out):.1e} |")
+    verdict = "met" if t_fp32 / t_bf16 >= target else "NOT met"
+    print(f"issue 24's target on {support['isa']}: bf16 >= {target:.1f}x the fp32 backend: {t_fp32 / t_bf16:.2f}x, {verdict}")
 
 
 def _pickled_bytes(value) -> int:
