@@ -87,25 +87,30 @@ def test_to_switches_precision_and_back():
     assert model.precision == "fp32" and torch.equal(model(x, task="semseg"), fp32)
 
 
-# Seeded (random-weight) ViT-S amplifies rounding far more than trained weights do: on this input
-# (2026-12-06) edgemoe bf16 measures semseg 7.7e-5, human_parts 3.6e-5, sal 4.6e-5, normals 6.1e-5 and
-# edge 1.7e-4, where PyTorch's own bf16 autocast on the same model and input gives semseg 1.3e-4 and
-# edge 3.0e-4. The edge head's single 1x1 output channel cancels most of its 256 terms (its NMSE is 3x
-# its input's), so issue 24's 1e-4 holds for four tasks and not for edge; the bound here is that of
-# the fair peer, PyTorch's bf16 autocast, rounded down to 2.5e-4 (the gap is filed in the README's limits).
-MAX_NMSE_SEEDED_VIT_S = 2.5e-4
+# Seeded (random-weight) ViT-S amplifies rounding far more than trained weights do. Measured 2026-12-06,
+# edgemoe bf16 against fp32 (PyTorch's own bf16 autocast against its fp32 on the same model and input):
+#   random input (seed 3): semseg 7.7e-5 (1.3e-4), human_parts 3.6e-5, sal 4.6e-5, normals 6.1e-5,
+#                          edge 1.7e-4 (3.0e-4)
+#   the photo:             semseg 8.8e-5 (1.6e-4), human_parts 3.2e-5, sal 7.0e-5, normals 8.1e-5 (1.3e-4),
+#                          edge 5.2e-4 (7.4e-4)
+# The edge head's single 1x1 output channel cancels most of its 256 terms (its NMSE is 3x its input's),
+# so issue 24's 1e-4 holds for four tasks and not for edge (README, limits). Edge's bound here is the
+# fair peer's, PyTorch's bf16 autocast on the same input, rounded down: bf16 must not be worse than it.
+EDGE_BOUND_SEEDED_VIT_S = {"random": 2.5e-4, "photo": 6e-4}
 
 
 @needs_bf16
-def test_pascal_vit_s_within_contract(big_cache):
+@pytest.mark.parametrize("inputs", ["random", "photo"])
+def test_pascal_vit_s_within_contract(big_cache, inputs):
     ckpt = synthetic.cached_checkpoint("pascal-vit-s", big_cache, seed=0)
     fp32 = edgemoe.Model.from_checkpoint(ckpt)
-    x = synthetic.random_images(fp32.config, 1, seed=3)
+    x = synthetic.random_images(fp32.config, 1, seed=3) if inputs == "random" else sample_input(fp32.config.image_size)
     a = fp32(x, tasks=fp32.tasks)
     fp32.to("cpu", precision="bf16")
     b = fp32(x, tasks=fp32.tasks)
     errors = {t: nmse(b[t], a[t]) for t in a}
-    assert all(e <= (MAX_NMSE if t != "edge" else MAX_NMSE_SEEDED_VIT_S) for t, e in errors.items()), errors
+    bounds = {t: EDGE_BOUND_SEEDED_VIT_S[inputs] if t == "edge" else MAX_NMSE for t in errors}
+    assert all(errors[t] <= bounds[t] for t in errors), errors
 
 
 @needs_bf16

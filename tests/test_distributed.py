@@ -206,11 +206,9 @@ def photo_dir(tmp_path):
     return folder
 
 
-def test_run_on_workers_writes_every_figure(cluster, photo_dir, tmp_path, capsys):
+def test_run_on_workers_writes_every_figure(photo_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    address = cluster.scheduler_address
-    assert cli.main(["run", "--image", str(photo_dir), "--out", str(out), "--scheduler", address,
-                     "--batch-size", "2", "--threads", "1"]) == 0
+    assert cli.main(["run", "--image", str(photo_dir), "--out", str(out), "--workers", "2", "--batch-size", "2"]) == 0
     printed = capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [f"scene{i}.png" for i in range(5)]
     assert "5 images on cpu (2 Dask workers" in printed
