@@ -155,4 +155,4 @@ def test_cli_heads_option(capsys):
         cli(["evaluate", "--data", "synthetic:2", "--backend", "emu", "--heads", "gpu"])
     assert "invalid choice" in capsys.readouterr().err
     assert cli(["evaluate", "--data", "synthetic:2", "--backend", "reference", "--heads", "host"]) == 1
-    assert "--heads: only the accelerator's backends" in capsys.readouterr().err
+    assert "--heads: only the native backends take this option" in capsys.readouterr().err
