@@ -254,6 +254,8 @@ def test_cli_refuses_both_and_unreachable_schedulers(capsys):
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):  # Dask's own setting: 30 s by default
         assert cli.main(["evaluate", "--data", "synthetic:2", "--scheduler", "tcp://127.0.0.1:1"]) == 1
     assert "cannot reach a Dask scheduler" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--data", "synthetic:2", "--scheduler", "garbage"]) == 1
+    assert "--scheduler 'garbage': not a Dask scheduler address (missing port number" in capsys.readouterr().err
 
 
 def test_fpga_shards_go_to_workers_with_a_card_on_their_device(noop, tiny_model, monkeypatch):

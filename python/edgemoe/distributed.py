@@ -337,6 +337,9 @@ class cluster_client:
                 self.client = Client(self.scheduler, **({} if self.timeout is None else {"timeout": self.timeout}))
             except (OSError, TimeoutError) as exc:
                 raise OSError(f"--scheduler {self.scheduler}: cannot reach a Dask scheduler there: {exc}") from None
+            except (ValueError, TypeError) as exc:  # Dask's address parser: no port, unknown scheme, ...
+                raise ValueError(f"--scheduler {self.scheduler!r}: not a Dask scheduler address ({exc}); e.g. "
+                                 f"tcp://HOST:8786") from None
         return self.client
 
     def __exit__(self, *exc):
