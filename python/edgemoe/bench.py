@@ -326,7 +326,8 @@ def bench_scale(images: int = 96, workers=(1, 2, 4), batch_size: int = 8) -> Non
 
 def bench_metrics(threads: int, scenes: int = 200) -> None:
     """The built-in trained model's task metrics on the synthetic test scenes: a trivial baseline,
-    PyTorch (fp32), and the cpu and emu backends; and how concentrated each task's routing is."""
+    PyTorch (fp32), the cpu and emu backends, and cpu in bf16 where the CPU has it; and how concentrated
+    each task's routing is."""
     from .data import SyntheticScenes, trained_checkpoint, trained_config
     from .evaluation import (evaluate, routing_concentration, routing_statistics, routing_task_specificity,
                              trivial_baseline)
@@ -341,6 +342,9 @@ def bench_metrics(threads: int, scenes: int = 200) -> None:
                "PyTorch (fp32)": evaluate(reference, data)}
     for backend in ("cpu", "emu"):
         columns[backend] = evaluate(Model.from_checkpoint(ckpt, backend=backend, num_threads=threads, config=trained_config()), data)
+    if _C.bf16_support()["available"]:  # issue 24's contract: within 0.2 mIoU point, 0.005 F, 0.1 deg, 0.5 % RMSE
+        columns["cpu bf16"] = evaluate(Model.from_checkpoint(ckpt, num_threads=threads, config=trained_config(),
+                                                             precision="bf16"), data)
     print(f"\ntrained synthetic-scenes M3ViT ({ckpt.parent.name}), {scenes} test scenes:")
     print("| task | metric | " + " | ".join(columns) + " |")
     print("|---|---|" + "---:|" * len(columns))
