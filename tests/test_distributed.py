@@ -298,3 +298,63 @@ def test_worker_environment_is_checked(monkeypatch):
     monkeypatch.delenv(edist.ENV_DEVICE)
     assert edist.worker_device() is None
     assert edist.current_worker_address() is None and edist.worker_model(object()) is None
+
+
+# --- review follow-ups: a lone worker's death, the worker cache, in-process clusters ------------------
+
+def test_the_only_worker_killed_mid_run_loses_nothing(model, single, tmp_path):
+    """With one worker, the dead worker held the only copy of the model and dataset: they are task
+    results, so Dask recomputes them on the restarted worker (scattered data would be lost)."""
+    marker = tmp_path / "killed"
+    with edist.local_cluster(1, threads=1) as cluster, distributed.Client(cluster) as client:
+        result = edgemoe.evaluate(model, KillingScenes(12, marker, kill_at=5), batch_size=4, client=client,
+                                  shard_size=4, progress=False)
+    assert marker.exists() and dict(result) == dict(single)
+
+
+def _change_and_report(shipped):
+    changed = shipped.get()
+    changed.to("emu", heads="host")
+    return changed.backend, shipped.get().backend, len(edist._models)
+
+
+def test_a_model_changed_on_a_worker_leaves_the_cache(client, model, scenes, single):
+    shipped = edist.ShippedModel(model)
+    changed, rebuilt, cached = client.submit(_change_and_report, shipped, pure=False).result()
+    assert (changed, rebuilt) == ("emu", "cpu") and cached <= edist.MAX_CACHED_MODELS
+    assert dict(edgemoe.evaluate(model, scenes, batch_size=4, client=client, progress=False)) == dict(single)
+
+
+def test_an_in_process_cluster_does_not_make_the_client_a_worker(model):
+    with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=1, dashboard_address=":0") as cluster, \
+            distributed.Client(cluster):
+        assert edist.current_worker_address() is None
+        again = pickle.loads(pickle.dumps(model))
+        assert again is not model and getattr(again, "_worker_cache_key", None) is None
+
+
+def test_shard_size_takes_numpy_ints_and_refuses_others(client, model, single, scenes):
+    import numpy as np
+
+    result = edgemoe.evaluate(model, scenes, batch_size=4, client=client, shard_size=np.int64(4), progress=False)
+    assert dict(result) == dict(single)
+    with pytest.raises(TypeError, match="shard_size must be an int, got float"):
+        edgemoe.evaluate(model, scenes, client=client, shard_size=4.0, progress=False)
+    with pytest.raises(ValueError, match="shard_size must be >= 1"):
+        edgemoe.evaluate(model, scenes, client=client, shard_size=0, progress=False)
+
+
+def test_a_checkpoint_rewritten_while_loading_is_refused(tiny_checkpoint, tiny_model, monkeypatch):
+    from edgemoe import model as model_module
+
+    real = model_module.load_state_dict
+
+    def load_then_rewrite(path):
+        loaded = real(path)
+        shard = tiny_checkpoint / "1.pth"
+        shard.write_bytes(shard.read_bytes() + b"\0")  # a trainer saving over it meanwhile
+        return loaded
+
+    monkeypatch.setattr(model_module, "load_state_dict", load_then_rewrite)
+    with pytest.raises(CheckpointError, match="changed on disk while it was being loaded"):
+        _load_tiny(tiny_checkpoint, tiny_model.cfg)

@@ -141,3 +141,17 @@ def test_meters_merged_over_any_split_equal_one_meter_bit_for_bit(task):
     assert split.result() == whole.result()
     with pytest.raises(TypeError, match="cannot merge"):
         whole.merge(metrics.meter("depth" if task != "depth" else "sal"))
+
+
+def test_exact_sum_keeps_infinities_as_fsum_does():
+    import math
+
+    s = metrics.ExactSum()
+    for v in (1.0, math.inf, 2.0):
+        s.add(v)
+    assert s.value == math.inf == math.fsum([1.0, math.inf, 2.0])
+    s.add(-math.inf)
+    assert math.isnan(s.value)
+    t = metrics.ExactSum(3.0)
+    t.merge(s)
+    assert math.isnan(t.value)

@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -38,33 +38,44 @@ WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRES
 SHARDS_PER_WORKER = 4
 MAX_PROCESSES_PER_CPU = 4  # local workers: beyond this they only queue for CPUs (and each holds a model)  # load balance and the work lost with a worker, against per-shard overhead
 
-_models: Dict[tuple, object] = {}
+MAX_CACHED_MODELS = 2  # per worker: a long-lived worker keeps the models of the last runs, not of every run
+_models: "OrderedDict[tuple, object]" = OrderedDict()
 _builds: Counter = Counter()
 _lock = threading.Lock()
 
 
 def current_worker_address() -> Optional[str]:
-    """The address of the Dask worker running this code, or None outside one."""
+    """The address of the Dask worker running this code, or None outside one: a worker's task thread, or a
+    worker process's own threads (unpickling arguments). A process that also holds a Dask client (an
+    in-process cluster, processes=False) is not taken for a worker outside its task threads, so its own
+    pickles, errors and skipped items stay its own (distributed's get_worker() would pick any worker)."""
     if "distributed" not in sys.modules:  # never imported: not on a worker (and importing it costs ~1 s)
         return None
-    from distributed import get_worker
+    from distributed.client import _global_clients
+    from distributed.worker import WORKER_ANY_RUNNING, Worker, thread_state
 
     try:
-        return get_worker().address
-    except ValueError:
+        return thread_state.execution_state["worker"].address
+    except (AttributeError, KeyError):
+        pass
+    if len(_global_clients):
         return None
+    running = [w for w in list(Worker._instances) if w.status in WORKER_ANY_RUNNING]
+    return running[0].address if len(running) == 1 else None
 
 
 def _env_int(name: str, minimum: int) -> Optional[int]:
     text = os.environ.get(name)
     if text is None or text == "":
         return None
+    address = current_worker_address()
+    where = f"worker {address}: " if address else ""
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be a whole number, got {text!r:.40}") from None
+        raise ValueError(f"{where}environment variable {name} must be a whole number, got {text!r:.40}") from None
     if value < minimum:
-        raise ValueError(f"environment variable {name} must be >= {minimum}, got {value}")
+        raise ValueError(f"{where}environment variable {name} must be >= {minimum}, got {value}")
     return value
 
 
@@ -72,9 +83,8 @@ def worker_threads() -> int:
     """A worker's model threads: EDGEMOE_NUM_THREADS, else every CPU this process may use."""
     from .model import _default_threads
 
-    cpus = os.cpu_count() or 1
     threads = _env_int(ENV_THREADS, 1)
-    return min(threads, cpus) if threads else _default_threads()
+    return min(threads, _default_threads()) if threads else _default_threads()
 
 
 def worker_device() -> Optional[int]:
@@ -93,9 +103,25 @@ def worker_model(recipe):
         if model is None:
             model = recipe.build(num_threads=worker_threads(), device=worker_device())
             model._recipe = recipe
+            model._worker_cache_key = key
             _models[key] = model
             _builds[address] += 1
+            while len(_models) > MAX_CACHED_MODELS:
+                _models.popitem(last=False)
+        else:
+            _models.move_to_end(key)
     return model
+
+
+def forget_worker_model(model) -> None:
+    """Drop ``model`` from its worker's cache: it is being changed (to(), num_threads), so it no longer
+    is what its recipe builds, and the next shard that needs the recipe builds it afresh."""
+    key = getattr(model, "_worker_cache_key", None)
+    if key is not None:
+        with _lock:
+            if _models.get(key) is model:
+                del _models[key]
+        model._worker_cache_key = None
 
 
 def worker_builds() -> Dict[str, int]:
@@ -133,9 +159,24 @@ def _shards(indices: Sequence[int], batch_size: int, workers: int, shard_size: O
     if shard_size is None:
         batches = math.ceil(len(indices) / batch_size)
         shard_size = batch_size * max(1, math.ceil(batches / (workers * SHARDS_PER_WORKER)))
-    elif isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
-        raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
+    else:
+        shard_size = _positive_index(shard_size, "shard_size")
     return [indices[i:i + shard_size] for i in range(0, len(indices), shard_size)]
+
+
+def _positive_index(value, name: str) -> int:
+    """An int-like (int, numpy integer) >= 1, else TypeError/ValueError naming ``name``."""
+    import operator
+
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
 
 
 class ShippedModel:
@@ -156,16 +197,23 @@ class ShippedModel:
         return rebuild_model(self.recipe)
 
 
-def _scatter(client, value, what: str):
-    """``value`` to the cluster once, as one future (Dask then moves it worker to worker, not per task)."""
+def _identity(value):
+    return value
+
+
+def _ship(client, value, what: str):
+    """``value`` to the cluster once, as the result of a task (Dask then moves it worker to worker, not per
+    shard). Not client.scatter: scattered data lives only on the workers holding it, and a worker that
+    dies with the only copy would fail every shard; a task's result is recomputed like any other."""
     import pickle
 
+    from distributed.protocol.pickle import dumps  # Dask's pickler: cloudpickle where pickle cannot
+
     try:
-        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        dumps(value)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise TypeError(f"{what} must pickle to go to Dask workers: {type(exc).__name__}: {exc}") from None
-    [future] = client.scatter([value], hash=False)
-    return future
+    return client.submit(_identity, value, pure=False, key=f"edgemoe-{what.split()[-1]}-{time.time_ns():x}")
 
 
 def _scheduler_has_bokeh() -> bool:
@@ -210,13 +258,13 @@ def _track(client, futures, progress: bool, stream=None) -> None:
 
 
 def _gather(client, futures):
-    """The shards' results in shard order; the first failure is raised as the shard raised it."""
-    from distributed import wait
+    """The shards' results in shard order; the first failure is raised as the shard raised it, at once
+    (the caller cancels the other shards)."""
+    from distributed import as_completed
 
-    wait(futures)
-    failed = [f for f in futures if f.status == "error"]
-    if failed:
-        failed[0].result()  # raises the shard's own exception (an edgemoe error naming item and worker)
+    for future in as_completed(futures):
+        if future.status == "error":
+            future.result()  # raises the shard's own exception (an edgemoe error naming item and worker)
     return client.gather(futures)
 
 
@@ -234,8 +282,8 @@ def evaluate_on_client(client, model, dataset, indices, tasks, batch_size, skip_
     workers = _client_workers(client)
     resources = _resources(client, model)
     shards = _shards(indices, batch_size, len(workers), shard_size)
-    model_future = _scatter(client, ShippedModel(model), "the model")
-    dataset_future = _scatter(client, dataset, "the dataset")
+    model_future = _ship(client, ShippedModel(model), "the model")
+    dataset_future = _ship(client, dataset, "the dataset")
     token = f"{time.time_ns():x}"
     futures = [client.submit(_evaluate_shard, model_future, dataset_future, shard, tasks, batch_size, skip_bad,
                              key=f"edgemoe-evaluate-{token}-{k}", resources=resources, pure=False)
@@ -268,7 +316,7 @@ def run_on_client(client, model, images, outputs, tasks, batch_size, class_names
     start = time.perf_counter()
     positions = range(len(images))
     shards = _shards(positions, batch_size, len(workers), shard_size)
-    model_future = _scatter(client, ShippedModel(model), "the model")
+    model_future = _ship(client, ShippedModel(model), "the model")
     token = f"{time.time_ns():x}"
     images = [Path(os.path.abspath(p)) for p in images]  # the same files for a worker in another directory
     outputs = [Path(os.path.abspath(p)) for p in outputs]
@@ -305,7 +353,7 @@ def local_cluster(workers: int, threads: Optional[int] = None, fpga: bool = Fals
     if workers > limit:
         raise ValueError(f"workers: {workers} processes on this machine's {_default_threads()} CPUs; at most {limit} "
                          f"(more only wait for CPUs; for more hosts start dask-worker there and use a scheduler)")
-    share = threads or max(1, _default_threads() // workers)
+    share = max(1, _default_threads() // workers) if threads is None else _positive_index(threads, "threads")
     # glibc reads MALLOC_* when a process starts: only the nannies' pre-spawn environment is early enough.
     spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC_ENV}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):

@@ -197,8 +197,11 @@ def _on_worker(exc: BaseException, name: str, index: int) -> BaseException:
     text = str(exc)
     if not text.startswith(f"dataset item {index}"):
         text = f"{name} (dataset item {index}): {text}"
-    cls = type(exc) if type(exc) in (ValueError, TypeError, OSError, IndexError, KeyError) else ValueError
-    return cls(f"worker {worker}: {text}")
+    try:  # the item's own exception type (FileNotFoundError stays one), where it takes a message
+        named = type(exc)(f"worker {worker}: {text}")
+    except Exception:  # noqa: BLE001 - a type that needs other arguments
+        named = ValueError(f"worker {worker}: {text}")
+    return named
 
 
 # What reading or checking an item raises when the item is bad (not the model, not the program).

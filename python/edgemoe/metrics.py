@@ -56,15 +56,19 @@ class ExactSum:
     This is what lets a metric's float statistics, accumulated per shard on many workers, merge into
     exactly the single-process result."""
 
-    __slots__ = ("partials",)
+    __slots__ = ("partials", "special")
 
     def __init__(self, value: float = 0.0):
         self.partials = []
+        self.special = 0.0  # the sum of the inf and NaN values, kept apart as math.fsum keeps them
         if value:
             self.add(value)
 
     def add(self, value: float) -> None:
         x = float(value)
+        if not math.isfinite(x):
+            self.special += x
+            return
         partials, kept = self.partials, 0
         for y in partials:
             if abs(x) < abs(y):
@@ -80,16 +84,18 @@ class ExactSum:
     def merge(self, other: "ExactSum") -> None:
         for p in other.partials:
             self.add(p)
+        self.special += other.special
 
     @property
     def value(self) -> float:
-        return math.fsum(self.partials)
+        return self.special if self.special else math.fsum(self.partials)  # NaN and +-inf are truthy
 
     def __getstate__(self):
-        return self.partials
+        return self.partials, self.special
 
     def __setstate__(self, state):
-        self.partials = list(state)
+        partials, self.special = state
+        self.partials = list(partials)
 
     def __repr__(self) -> str:
         return f"ExactSum({self.value!r})"

@@ -120,6 +120,21 @@ def _backend_options(backend: str, xclbin=None, device=None, timeout=None, heads
     return options
 
 
+def _forget_worker_model(model) -> None:
+    """A model a Dask worker cached for its recipe is about to change: the cache must not hand it out."""
+    if getattr(model, "_worker_cache_key", None) is not None:
+        from .distributed import forget_worker_model
+
+        forget_worker_model(model)
+
+
+def _checkpoint_source(path) -> Optional[CheckpointSource]:
+    try:
+        return CheckpointSource.of(path)
+    except (OSError, CheckpointError):  # load_state_dict says what is wrong with the path
+        return None
+
+
 def _xclbin_path(options: dict) -> Optional[str]:
     """The absolute xclbin path of checked options, as a str that _backend_options takes again."""
     return os.fsdecode(options["xclbin"]) if "xclbin" in options else None
@@ -193,7 +208,9 @@ class Model:
         require_backend(backend)
         _backend_options(backend, xclbin, device, timeout, heads, precision)
         try:
-            state, sources = load_state_dict(path)
+            source = _checkpoint_source(path)  # before reading: a file replaced during the load is then seen
+            state, sources = load_state_dict(path)  # the errors for a missing or unreadable path
+            source = source.check_unchanged() if source else CheckpointSource.of(path)
             cfg = checkpoint_config(state, path, top_k=top_k, num_heads=num_heads, image_size=image_size, config=config)
         except CheckpointError:
             raise
@@ -203,7 +220,7 @@ class Model:
             raise CheckpointError(f"{path}: {exc}") from None
         try:
             return cls(cfg, state, backend, num_threads, sources, xclbin=xclbin, device=device, timeout=timeout,
-                       heads=heads, precision=precision, _source=CheckpointSource.of(path))
+                       heads=heads, precision=precision, _source=source)
         except CheckpointError:
             raise
         except ValueError as exc:
@@ -244,7 +261,9 @@ class Model:
 
     @num_threads.setter
     def num_threads(self, value: int):
-        self._native.num_threads = self._recipe.num_threads = _check_threads(value)
+        n = _check_threads(value)
+        _forget_worker_model(self)
+        self._native.num_threads = self._recipe.num_threads = n
 
     def to(self, backend: str, *, xclbin=None, device: Optional[int] = None,
            timeout: Optional[float] = None, heads: Optional[str] = None,
@@ -253,6 +272,7 @@ class Model:
         model stays on its current backend. fpga and heads options as in Model."""
         require_backend(backend)
         options = _backend_options(backend, xclbin, device, timeout, heads, precision)
+        _forget_worker_model(self)
         self._native.to(backend, options)
         given = {"xclbin": _xclbin_path(options), "device": device, "timeout": timeout, "heads": heads,
                  "precision": options.get("precision")}

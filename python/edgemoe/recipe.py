@@ -86,6 +86,16 @@ class CheckpointSource:
     def key(self) -> tuple:
         return ("checkpoint", self.path, self.sealed().digest)
 
+    def check_unchanged(self) -> "CheckpointSource":
+        """Self, or CheckpointError if the files changed since ``of`` (e.g. a trainer rewrote it during the load)."""
+        try:
+            now = _file_stats(checkpoint_files(self.path))
+        except OSError as exc:
+            raise CheckpointError(f"checkpoint {self.path}: cannot read it: {exc}") from None
+        if now != self.stats:
+            raise CheckpointError(f"checkpoint {self.path} changed on disk while it was being loaded; load it again")
+        return self
+
     def sealed(self) -> "CheckpointSource":
         """With the digest of the files the model was loaded from; a CheckpointError if they changed since."""
         if self.digest is None:
@@ -106,6 +116,7 @@ class CheckpointSource:
         where = _where()
         try:
             files = checkpoint_files(self.path)
+            before = _file_stats(files)
             digest = _hash_files(files)
         except (OSError, CheckpointError) as exc:
             raise CheckpointError(f"{where}: cannot read checkpoint {self.path} to rebuild the model: {exc} (every "
@@ -114,7 +125,10 @@ class CheckpointSource:
             raise CheckpointError(f"{where}: checkpoint {self.path} holds other bytes than the one the model was loaded "
                                   f"from (SHA-256 {digest[:12]}... here, {self.digest[:12]}... there)")
         try:
-            return load_state_dict(self.path)
+            loaded = load_state_dict(self.path)
+            if _file_stats(files) != before:  # hashed one file, parsed another
+                raise CheckpointError(f"checkpoint {self.path} changed on disk while it was being read")
+            return loaded
         except CheckpointError as exc:
             raise CheckpointError(f"{where}: {exc}") from None
         except (OSError, ValueError) as exc:
@@ -199,6 +213,7 @@ def rebuild_model(recipe: ModelRecipe):
     """Unpickling an edgemoe.Model: on a Dask worker, the worker's cached build of the recipe; else a new build."""
     from .distributed import worker_model
 
+    recipe.source.sealed()  # copy.copy(model) comes here without pickling: check the source all the same
     model = worker_model(recipe)
     if model is not None:
         return model

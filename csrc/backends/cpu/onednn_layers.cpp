@@ -177,8 +177,9 @@ void convert_to_bf16(const float* src, int64_t count, uint16_t* dst, int max_thr
     for (int64_t i = first; i < last; ++i) {
       uint32_t bits;
       std::memcpy(&bits, src + i, sizeof bits);
-      bits += 0x7FFFu + ((bits >> 16) & 1u);  // round to nearest even; inputs are finite
-      dst[i] = static_cast<uint16_t>(bits >> 16);
+      // Round to nearest even; a NaN stays a (quiet) NaN instead of carrying into the sign or exponent.
+      dst[i] = (bits & 0x7FFFFFFFu) > 0x7F800000u ? static_cast<uint16_t>((bits >> 16) | 0x40u)
+                                                   : static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
     }
   });
 }
