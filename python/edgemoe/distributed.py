@@ -258,14 +258,15 @@ def _track(client, futures, progress: bool, stream=None) -> None:
 
 
 def _gather(client, futures):
-    """The shards' results in shard order; the first failure is raised as the shard raised it, at once
-    (the caller cancels the other shards)."""
+    """The shards' results in shard order, each fetched as its shard finishes (a worker that dies later
+    then takes nothing of it along); the first failure is raised as the shard raised it, at once (the
+    caller cancels the other shards)."""
     from distributed import as_completed
 
-    for future in as_completed(futures):
-        if future.status == "error":
-            future.result()  # raises the shard's own exception (an edgemoe error naming item and worker)
-    return client.gather(futures)
+    results = {}
+    for future, result in as_completed(futures, with_results=True, raise_errors=True):
+        results[future.key] = result
+    return [results[f.key] for f in futures]
 
 
 def _evaluate_shard(shipped, dataset, indices, tasks, batch_size, skip_bad):
