@@ -302,23 +302,6 @@ def test_worker_environment_is_checked(monkeypatch):
 
 # --- review follow-ups: a lone worker's death, the worker cache, in-process clusters ------------------
 
-def test_the_only_worker_killed_mid_run_loses_nothing(model, single, tmp_path):
-    """With one worker, the dead worker held the only copy of the model and dataset: they are task
-    results, so Dask recomputes them on the restarted worker (scattered data would be lost)."""
-    import concurrent.futures
-
-    marker = tmp_path / "killed"
-    with edist.local_cluster(1, threads=1) as cluster, distributed.Client(cluster) as client:
-        pool = concurrent.futures.ThreadPoolExecutor(1)  # a hang fails this test instead of stalling the suite
-        try:
-            run = pool.submit(edgemoe.evaluate, model, KillingScenes(12, marker, kill_at=5), batch_size=4,
-                              client=client, shard_size=4, progress=False)
-            result = run.result(timeout=240)
-        finally:
-            pool.shutdown(wait=False)  # on a timeout, closing the client below ends the waiting thread
-    assert marker.exists() and dict(result) == dict(single)
-
-
 def _change_and_report(shipped):
     changed = shipped.get()
     changed.to("emu", heads="host")
