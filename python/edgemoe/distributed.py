@@ -35,8 +35,8 @@ FPGA_RESOURCE = "fpga"
 # runs 3-7x slower (measured here). A 32 MiB mmap threshold keeps such arrays on the heap; memory above the
 # 128 MiB trim threshold still goes back to the system. dask-worker on other hosts takes the same variables.
 WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
-SHARDS_PER_WORKER = 4
-MAX_PROCESSES_PER_CPU = 4  # local workers: beyond this they only queue for CPUs (and each holds a model)  # load balance and the work lost with a worker, against per-shard overhead
+SHARDS_PER_WORKER = 4  # load balance and the work lost with a worker, against per-shard overhead
+MAX_PROCESSES_PER_CPU = 4  # local workers: beyond this they only queue for CPUs (and each holds a model)
 
 MAX_CACHED_MODELS = 2  # per worker: a long-lived worker keeps the models of the last runs, not of every run
 _models: "OrderedDict[tuple, object]" = OrderedDict()
@@ -187,7 +187,8 @@ class ShippedModel:
     def __init__(self, model):
         from .model import Model
 
-        self.recipe, self.value = (model._recipe, None) if isinstance(model, Model) else (None, model)
+        # Sealed here, on the client, once: the workers receive the checkpoint's digest.
+        self.recipe, self.value = (model._recipe.sealed(), None) if isinstance(model, Model) else (None, model)
 
     def get(self):
         if self.recipe is None:
@@ -269,6 +270,23 @@ def _gather(client, futures):
     return [results[f.key] for f in futures]
 
 
+def _map_shards(client, model, kind: str, function, shard_args, shared=(), progress=True, stream=None):
+    """``function(shipped model, *shared values, *args)`` for each ``args`` of ``shard_args`` on the client's
+    workers (fpga ones on workers with a card); the results in shard order. ``shared``: (what, value)
+    pairs sent once, like the model."""
+    resources = _resources(client, model)
+    inputs = [_ship(client, ShippedModel(model), "the model")] + [_ship(client, v, what) for what, v in shared]
+    token = f"{time.time_ns():x}"
+    futures = [client.submit(function, *inputs, *args, key=f"edgemoe-{kind}-{token}-{k}", resources=resources,
+                             pure=False)
+               for k, args in enumerate(shard_args)]
+    try:
+        _track(client, futures, progress, stream)
+        return _gather(client, futures)
+    finally:
+        client.cancel(futures + inputs)
+
+
 def _evaluate_shard(shipped, dataset, indices, tasks, batch_size, skip_bad):
     from .evaluation import evaluate_items
 
@@ -280,20 +298,10 @@ def evaluate_on_client(client, model, dataset, indices, tasks, batch_size, skip_
     """evaluate's distributed path: shards of ``indices`` on the client's workers, meters merged in order."""
     from .evaluation import PartialEvaluation
 
-    workers = _client_workers(client)
-    resources = _resources(client, model)
-    shards = _shards(indices, batch_size, len(workers), shard_size)
-    model_future = _ship(client, ShippedModel(model), "the model")
-    dataset_future = _ship(client, dataset, "the dataset")
-    token = f"{time.time_ns():x}"
-    futures = [client.submit(_evaluate_shard, model_future, dataset_future, shard, tasks, batch_size, skip_bad,
-                             key=f"edgemoe-evaluate-{token}-{k}", resources=resources, pure=False)
-               for k, shard in enumerate(shards)]
-    try:
-        _track(client, futures, progress, stream)
-        parts = _gather(client, futures)
-    finally:
-        client.cancel(futures + [model_future, dataset_future])
+    shards = _shards(indices, batch_size, len(_client_workers(client)), shard_size)
+    parts = _map_shards(client, model, "evaluate", _evaluate_shard,
+                        [(shard, tasks, batch_size, skip_bad) for shard in shards],
+                        shared=[("the dataset", dataset)], progress=progress, stream=stream)
     total = parts[0]
     for part in parts[1:]:
         total.merge(part)
@@ -313,23 +321,13 @@ def run_on_client(client, model, images, outputs, tasks, batch_size, class_names
     from .runner import RunReport
 
     workers = _client_workers(client)
-    resources = _resources(client, model)
     start = time.perf_counter()
-    positions = range(len(images))
-    shards = _shards(positions, batch_size, len(workers), shard_size)
-    model_future = _ship(client, ShippedModel(model), "the model")
-    token = f"{time.time_ns():x}"
+    shards = _shards(range(len(images)), batch_size, len(workers), shard_size)
     images = [Path(os.path.abspath(p)) for p in images]  # the same files for a worker in another directory
     outputs = [Path(os.path.abspath(p)) for p in outputs]
-    futures = [client.submit(_run_shard, model_future, [images[i] for i in shard], [outputs[i] for i in shard],
-                             list(tasks), batch_size, class_names, skip_bad, key=f"edgemoe-run-{token}-{k}",
-                             resources=resources, pure=False)
-               for k, shard in enumerate(shards)]
-    try:
-        _track(client, futures, progress)
-        parts = _gather(client, futures)
-    finally:
-        client.cancel(futures + [model_future])
+    parts = _map_shards(client, model, "run", _run_shard,
+                        [([images[i] for i in shard], [outputs[i] for i in shard], list(tasks), batch_size,
+                          class_names, skip_bad) for shard in shards], progress=progress)
     report = RunReport(model.backend, list(tasks), batch_size, warmup_seconds=0.0)
     for shard, part in zip(shards, parts):
         report.merge(part, offset=shard[0])

@@ -143,6 +143,10 @@ class SkippedItem:
     error: str
     worker: Optional[str] = None
 
+    @classmethod
+    def of(cls, index: int, name: str, exc: BaseException, worker: Optional[str] = None) -> "SkippedItem":
+        return cls(index, name, f"{type(exc).__name__}: {exc}", worker)
+
     def __str__(self) -> str:
         where = f" on worker {self.worker}" if self.worker else ""
         return f"{self.name}{where}: {self.error}"
@@ -229,8 +233,7 @@ def evaluate_items(model, dataset, indices: Sequence[int], tasks: Sequence[str],
             except ITEM_ERRORS as exc:
                 if not skip_bad:
                     raise _on_worker(exc, item_name(dataset, i), i) from None
-                partial.skipped.append(SkippedItem(i, item_name(dataset, i), f"{type(exc).__name__}: {exc}",
-                                                   current_worker_address()))
+                partial.skipped.append(SkippedItem.of(i, item_name(dataset, i), exc, current_worker_address()))
         if checked:
             images = torch.stack([image for image, _ in checked])
             for t in tasks:
@@ -263,7 +266,7 @@ def _first_item(dataset, skip_bad: bool):
         except ITEM_ERRORS as exc:
             if not skip_bad:
                 raise
-            skipped.append(SkippedItem(i, item_name(dataset, i), f"{type(exc).__name__}: {exc}"))
+            skipped.append(SkippedItem.of(i, item_name(dataset, i), exc))
     raise ValueError(f"none of the dataset's {len(dataset)} items can be read; the first: {skipped[0]}")
 
 

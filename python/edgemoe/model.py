@@ -135,9 +135,12 @@ def _checkpoint_source(path) -> Optional[CheckpointSource]:
         return None
 
 
-def _xclbin_path(options: dict) -> Optional[str]:
-    """The absolute xclbin path of checked options, as a str that _backend_options takes again."""
-    return os.fsdecode(options["xclbin"]) if "xclbin" in options else None
+def _given_options(options: dict, device, timeout, heads) -> dict:
+    """The backend options a recipe records: as the caller gave them, with the xclbin as the absolute path
+    the checked ``options`` resolved (a str _backend_options takes again) and the precision they hold."""
+    given = {"xclbin": os.fsdecode(options["xclbin"]) if "xclbin" in options else None, "device": device,
+             "timeout": timeout, "heads": heads, "precision": options.get("precision")}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 class Model:
@@ -167,15 +170,13 @@ class Model:
             self._native = _C.Model(config.to_native(), weights, backend, threads, options)
         except ValueError as exc:
             raise _with_source(exc, sources) from None
-        given = {"xclbin": _xclbin_path(options), "device": device, "timeout": timeout, "heads": heads,
-                 "precision": options.get("precision")}
         self._recipe = ModelRecipe(_source or StateSource.of(state, config, sources, weights), config, backend,
-                                   {k: v for k, v in given.items() if v is not None}, num_threads)
+                                   _given_options(options, device, timeout, heads), num_threads)
         warn_if_no_board_fits(self)
 
     def __reduce__(self):
         """Pickled as its recipe (edgemoe.recipe): source, config, backend, options; never the native model."""
-        return rebuild_model, (self._recipe,)
+        return rebuild_model, (self._recipe.sealed(),)
 
     @classmethod
     def from_checkpoint(cls, path, backend: str = "cpu", *, top_k: Optional[int] = None,
@@ -274,9 +275,7 @@ class Model:
         options = _backend_options(backend, xclbin, device, timeout, heads, precision)
         _forget_worker_model(self)
         self._native.to(backend, options)
-        given = {"xclbin": _xclbin_path(options), "device": device, "timeout": timeout, "heads": heads,
-                 "precision": options.get("precision")}
-        self._recipe = self._recipe.with_backend(backend, {k: v for k, v in given.items() if v is not None})
+        self._recipe = self._recipe.with_backend(backend, _given_options(options, device, timeout, heads))
         warn_if_no_board_fits(self)
         return self
 

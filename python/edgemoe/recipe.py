@@ -182,10 +182,11 @@ class ModelRecipe:
     def with_backend(self, backend: str, options: Dict[str, object]) -> "ModelRecipe":
         return replace(self, backend=backend, options=dict(options))
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["source"] = self.source.sealed()
-        return state
+    def sealed(self) -> "ModelRecipe":
+        """Self, its source sealed (edgemoe.Model.__reduce__ and the Dask path call this before a recipe
+        leaves the process; unpickling then never re-reads or re-hashes anything on the receiving side)."""
+        self.source.sealed()
+        return self
 
     def build(self, num_threads: Optional[int] = None, device: Optional[int] = None):
         """A new Model from this recipe, with ``num_threads`` (default: the recipe's, if this machine has
@@ -213,7 +214,6 @@ def rebuild_model(recipe: ModelRecipe):
     """Unpickling an edgemoe.Model: on a Dask worker, the worker's cached build of the recipe; else a new build."""
     from .distributed import worker_model
 
-    recipe.source.sealed()  # copy.copy(model) comes here without pickling: check the source all the same
     model = worker_model(recipe)
     if model is not None:
         return model

@@ -270,7 +270,7 @@ def _read_batch(paths: Sequence[Path], size, skip_bad: bool, report: RunReport, 
                 if not skip_bad:
                     where = f"worker {worker}: " if worker else ""
                     raise ValueError(f"{where}cannot read image {path}: {exc}") from None
-                report.skipped.append(SkippedItem(first_index + k, str(path), f"{type(exc).__name__}: {exc}", worker))
+                report.skipped.append(SkippedItem.of(first_index + k, str(path), exc, worker))
                 continue
         kept.append(k)
         report.stretched += sum(issubclass(w.category, AspectRatioWarning) for w in caught)
