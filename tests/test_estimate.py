@@ -232,3 +232,22 @@ def test_clock_sets_time_and_memory_bandwidth_per_cycle(vit_t):
     for bad, error in ((10, ValueError), (501, ValueError), ("300", TypeError), (300.0, TypeError), (True, TypeError)):
         with pytest.raises(error, match="clock_mhz"):
             vit_t.estimate(board="zcu102", images=images, clock_mhz=bad)
+
+
+def test_expert_rows_single_beats_follow_each_bundles_requests_in_flight():
+    """The experts' rows are gathered from xn and scattered into x by token: single beats, each waiting the read
+    latency (64 cycles) with the bundle's requests in flight. The ZCU102's HP ports keep 16 (4 cycles a beat);
+    on the U280 the act and scratch0 bundles keep 64 (kernels/config/u280.h: 1 cycle a beat), so an expert job
+    moves its words at about the port's rate."""
+    tiny = synthetic.preset("tiny")
+    model = edgemoe.Model(tiny, synthetic.seeded_model(tiny, seed=0).state_dict(), "cpu")
+    images = synthetic.pixel_images(tiny, batch=1, seed=1)
+    for board in ("u280", "zcu102"):
+        experts = [u for u in model.estimate(board=board, images=images).units if u.unit.startswith("expert")]
+        assert len(experts) == 4 and all(u.single_beat_bytes > 0 for u in experts)
+        for u in experts:
+            beats, single = u.bytes / 64, u.single_beat_bytes / 64
+            if board == "u280":
+                assert u.memory_cycles <= 1.25 * beats, (u.stage, u.unit)
+            elif u.unit == "expert fc1":  # its gathered rows alone take four cycles a beat
+                assert u.memory_cycles >= 4 * single, (u.stage, u.unit)

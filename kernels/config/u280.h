@@ -23,7 +23,7 @@
 #define EDGEMOE_LINEAR_ROWS 3  // 3 rows share each weight read: 32 x 32 x 3 = 3072 MACs
 #define EDGEMOE_ATTN_URAM 1  // K, V and the output rows of 1201 tokens in URAM (BRAM would not hold them)
 #define EDGEMOE_ATTN_LANES 32  // head dims must be multiples of 32
-#define EDGEMOE_ATTN_BLOCKS 4  // 4 x 4 rows per sweep: 16 x 32 MACs per cycle per pass
+#define EDGEMOE_ATTN_BLOCKS 8  // 8 x 4 rows per sweep: 32 x 32 MACs per cycle per pass
 #define EDGEMOE_GATE_FEATURES 8  // gate: 8 features x 16 experts per cycle
 
 // The board, for the latency and resource model (../shared/spec/hardware.md §1, §1.2, §6). Each
@@ -34,6 +34,11 @@
 // SLR's BRAM), so its paths cross SLR boundaries, and the shell's HBM switch sits in SLR0
 // (hardware.md: "200-250 MHz on the U280"); 225 MHz is the middle of that range. `estimate
 // --clock-mhz` models any other.
+// The experts' rows move in single beats by token on the act and scratch0 bundles (schedule.h); on
+// HBM those bundles keep 64 reads and writes in flight (bursts of 8 beats, the same adapter FIFO), so
+// a single beat costs one cycle of the 64-cycle latency, not four. How many requests the HBM
+// switch's port accepts before it stalls is not in our spec (unconfirmed): check it on the board.
+#define EDGEMOE_AXI_ROW_OUTSTANDING 64
 #define EDGEMOE_DEVICE_NAME "XCU280"
 #define EDGEMOE_CLOCK_MHZ 225
 #define EDGEMOE_PORT_WIDTH_BYTES 64
@@ -46,25 +51,27 @@
 
 // Floorplan (kernels/vitis/README.md, "U280 floorplan"): three SLRs, each part's share per SLR in
 // per mille. Neither the MAC array (~3,300 DSPs, 1,056 BRAM36 of weight and bias banks) nor the
-// attention unit (~2,650 DSPs, 512 URAM) fits one SLR (3,008 DSP, 672 BRAM36, 320 URAM), and the
+// attention unit (~2,500 DSPs, 576 URAM) fits one SLR (3,008 DSP, 672 BRAM36, 320 URAM), and the
 // shell's HBM switch and controller sit in SLR0. The MAC array is split by output lanes, 10 / 11 /
 // 11 (weight and bias banks and GELUs follow their lanes; the row tile is broadcast across both
-// crossings); attention by pass: pass 1 (K, q rows, q.k, the scores and statistics) in SLR1, pass 2
-// (V, p.v, accumulators) in SLR2, its output stage (normalisation, output rows) in SLR0 beside the
-// m_axi adapters, LayerNorm, the gate and its queues, next to the HBM switch. SLR0's BRAM (the
-// adapters' FIFOs, the queues) caps its MAC lanes at 10; pass 1 and pass 2 cap theirs at 11.
+// crossings); attention by pass: pass 1 (K, q rows, q.k, the statistics) in SLR1, pass 2 (V, p.v,
+// accumulators) in SLR2, the score banks between them (pass 1 writes them, pass 2 reads them) half
+// in each, its output stage (output rows, 1/sum, the division) in SLR0 beside the m_axi adapters,
+// LayerNorm, the gate and its queues, next to the HBM switch. SLR0's BRAM (the adapters' FIFOs, the
+// queues) caps its MAC lanes at 10; pass 1's and pass 2's DSPs cap theirs at 11.
 #define EDGEMOE_SLRS 3
 // BRAM is what the floorplan runs short of (SLR0): GELU's ROMs and LayerNorm's buffers in LUTs.
 #define EDGEMOE_SMALL_MEMORIES_IN_LUTS 1
 #define EDGEMOE_SLR_LINEAR 313, 344, 343
 #define EDGEMOE_SLR_ATTENTION_SCORES 0, 1000, 0
+#define EDGEMOE_SLR_ATTENTION_SCORE_BANKS 0, 500, 500
 #define EDGEMOE_SLR_ATTENTION_WEIGHING 0, 0, 1000
 #define EDGEMOE_SLR_ATTENTION_OUTPUT 1000, 0, 0
 #define EDGEMOE_SLR_LAYERNORM 1000, 0, 0
 #define EDGEMOE_SLR_GATE 1000, 0, 0
 #define EDGEMOE_SLR_INFRASTRUCTURE 1000, 0, 0
 // The heads' line buffer (URAM), window reader and upsampler in SLR2, where URAM and LUTs are left
-// (SLR1's URAM holds attention's K and q rows; SLR0's LUTs the HBM controller).
+// (SLR0's URAM holds attention's output rows, its LUTs the HBM controller).
 #define EDGEMOE_SLR_HEAD 0, 0, 1000
 // The shell (xilinx_u280_gen3x16_xdma_1_202211_1: ~107.6K LUT, 195.5 BRAM36, 4 DSP in the rightmost
 // column of every SLR) taken as a third per SLR, plus the HBM controller logic (~100K LUT) in SLR0

@@ -57,22 +57,42 @@ constexpr int kLaneMask = kAttnLanes - 1;
 constexpr int kLaneShift = log2_ceil(kAttnLanes);
 constexpr int kScoreHalf = kMaxKeySteps * EDGEMOE_MAX_HEADS;  // one group's scores per slot
 constexpr int kStatHalf = kAttnP * EDGEMOE_MAX_HEADS;         // one group's statistics per block
-// Feature rows as [chunk][lane]: d = chunk * ATTN_LANES + lane. The lane dimension is partitioned
-// completely, so a lane's bank is its (constant, unrolled) index, not a runtime address.
-typedef qkv_t FeatureRows[EDGEMOE_MAX_TOKENS][kMaxChunks][kAttnLanes];
-typedef qkv_t GroupRows[kAttnBlocks][kAttnP][kMaxChunks][kAttnLanes];
+// K and V rows as [chunk][lane quad]: d = chunk * ATTN_LANES + lane, lane = quad * kKvPack + f. Four
+// 18-bit lanes fill a 72-bit URAM word (a 72-bit BRAM36 in simple dual port), so a bank holds four
+// lanes; the quad dimension is partitioned completely, so a quad's bank is its (constant, unrolled)
+// index. Every access moves whole quads: the sweep reads all lanes of a chunk, and a 16-feature
+// activation word fills kWordElems / kKvPack quads of one chunk.
+static_assert(kAttnLanes % kKvPack == 0 && kWordElems % kKvPack == 0, "K/V quads are whole in a chunk and a word");
+constexpr int kKvQuads = kAttnLanes / kKvPack;
+struct KvQuad {
+  kv_t lane[kKvPack];
+};
+typedef KvQuad FeatureRows[EDGEMOE_MAX_TOKENS][kMaxChunks][kKvQuads];
+// q rows as [chunk][lane], the lane dimension partitioned completely.
+typedef q_t GroupRows[kAttnBlocks][kAttnP][kMaxChunks][kAttnLanes];
 typedef pv_acc_t GroupSums[kAttnBlocks][kAttnP][kMaxChunks][kAttnLanes];
 // Pass 1's results for pass 2, two halves by group parity: scores [half][key step][head] per slot,
 // statistics [half][slot][head] per block.
 typedef fm_t ScoreBanks[kAttnBlocks][kAttnP][2 * kScoreHalf];
 typedef RowSoftmax StatBanks[kAttnBlocks][2 * kStatHalf];
 typedef RowSoftmax GroupStats[kAttnBlocks][kAttnP][EDGEMOE_MAX_HEADS];
-// Output rows by (group, block, slot): row = group * kAttnRows + block * P + slot.
-typedef fm_t OutputRows[kMaxAttnGroups][kAttnBlocks][kAttnP][kMaxChunks][kAttnLanes];
+// Output rows by (group, block, slot): row = group * kAttnRows + block * P + slot, each value its
+// row's sum p.v; the division by sum p (a shift by 1/sum's exponent, a product with its mantissa)
+// waits for write_rows, which does it for one word a cycle instead of every block's lanes at once
+// (the same arithmetic, so the same bits).
+static_assert(EDGEMOE_MAX_TOKENS <= 4096, "pv_acc_t holds sum p.v exactly over at most 4096 keys");
+typedef pv_acc_t OutputRows[kMaxAttnGroups][kAttnBlocks][kAttnP][kMaxChunks][kAttnLanes];
 
 // Whether slot s of block `block` holds a row at key step j (rows past n are idle).
 inline bool slot_active(int block, int s, int j, int n) { return s <= j && j <= n - 1 + s && block * kAttnP + s < n; }
 inline int group_rows(int group, int n) { return n - group * kAttnRows < kAttnRows ? n - group * kAttnRows : kAttnRows; }
+
+// Quad g of an activation word, rounded to kv_t.
+inline KvQuad kv_quad(const fm_word_t& word, int g) {
+  KvQuad quad;
+  for (int f = 0; f < kKvPack; ++f) quad.lane[f] = word.v[g * kKvPack + f];
+  return quad;
+}
 
 // K and V of every token. qkv holds each token's q | k | v (3 D / 16 words, rows packed): K and V
 // are not one contiguous region, the whole buffer is. Where a port moves a word a cycle
@@ -91,10 +111,11 @@ load_kv_rows:
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * 3 * kMaxDimWords
     const fm_word_t word = qkv[i];
-    for (int e = 0; e < kWordElems; ++e) {
-      const int d = w * kWordElems + e;
-      if (part == 1) k[t][d >> kLaneShift][d & kLaneMask] = word.v[e];
-      if (part == 2) v[t][d >> kLaneShift][d & kLaneMask] = word.v[e];
+    for (int g = 0; g < kWordElems / kKvPack; ++g) {
+      const int d = w * kWordElems + g * kKvPack;
+      const KvQuad quad = kv_quad(word, g);
+      if (part == 1) k[t][d >> kLaneShift][(d & kLaneMask) / kKvPack] = quad;
+      if (part == 2) v[t][d >> kLaneShift][(d & kLaneMask) / kKvPack] = quad;
     }
     if (++w == words) {
       w = 0;
@@ -114,10 +135,10 @@ load_kv_pairs:
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
     const long row = (long)t * 3 * words;
     const fm_word_t kw = qkv[row + words + w], vw = qkv[row + 2 * words + w];
-    for (int e = 0; e < kWordElems; ++e) {
-      const int d = w * kWordElems + e;
-      k[t][d >> kLaneShift][d & kLaneMask] = kw.v[e];
-      v[t][d >> kLaneShift][d & kLaneMask] = vw.v[e];
+    for (int g = 0; g < kWordElems / kKvPack; ++g) {
+      const int d = w * kWordElems + g * kKvPack;
+      k[t][d >> kLaneShift][(d & kLaneMask) / kKvPack] = kv_quad(kw, g);
+      v[t][d >> kLaneShift][(d & kLaneMask) / kKvPack] = kv_quad(vw, g);
     }
     if (++w == words) {
       w = 0;
@@ -204,7 +225,7 @@ load_stats:
   }
 }
 
-inline fm_t lane_sum(const score_acc_t lane[kAttnLanes], fm_t scale) {
+inline fm_t lane_sum(const score_acc_t lane[kAttnLanes], attn_scale_t scale) {
   score_acc_t acc = 0;
   for (int l = 0; l < kAttnLanes; ++l) acc += lane[l];  // wrapping adds are associative: any order
   return fm_t(acc) * scale;
@@ -244,7 +265,7 @@ struct SweepGroups {
 // into the slot's accumulators; the finishing slot of each block normalises its chunk into the
 // output rows (one write per block and lane bank).
 inline void sweep(const GroupRows q, const FeatureRows k, const FeatureRows v, SweepGroups groups, int n, int heads,
-                  int hd, fm_t scale, ScoreBanks scores, StatBanks stats, const GroupStats weigh_stats,
+                  int hd, attn_scale_t scale, ScoreBanks scores, StatBanks stats, const GroupStats weigh_stats,
                   OutputRows out) {
   const int chunks = hd / kAttnLanes;
   const int steps = attention_steps_per_key(heads, hd);
@@ -265,7 +286,7 @@ inline void sweep(const GroupRows q, const FeatureRows k, const FeatureRows v, S
 #pragma HLS ARRAY_PARTITION variable = acc dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = acc dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = acc dim = 4 complete
-#pragma HLS BIND_STORAGE variable = acc type = ram_2p impl = lutram
+#pragma HLS BIND_STORAGE variable = acc type = ram_s2p impl = lutram
 #pragma HLS ARRAY_PARTITION variable = p complete dim = 0
 #pragma HLS ARRAY_PARTITION variable = fresh complete dim = 0
 #pragma HLS DEPENDENCE variable = run_max inter distance = kSoftmaxRecurrence true
@@ -296,7 +317,7 @@ sweep_loop:
               for (int l = 0; l < kAttnLanes; ++l) lane[b][s][l] = 0;
         for (int b = 0; b < kAttnBlocks; ++b)
           for (int s = 0; s < kAttnP; ++s)
-            for (int l = 0; l < kAttnLanes; ++l) lane[b][s][l] += q[b][s][chunk][l] * k[key][chunk][l];
+            for (int l = 0; l < kAttnLanes; ++l) lane[b][s][l] += q[b][s][chunk][l] * k[key][chunk][l / kKvPack].lane[l % kKvPack];
         if (c == chunks - 1) {
           for (int b = 0; b < kAttnBlocks; ++b) {
             const int block = groups.scoring * kAttnBlocks + b;
@@ -335,17 +356,13 @@ sweep_loop:
             if (!slot_active(block, s, j, n)) continue;
             if (c == 0) p[b][s] = exp_nonpositive(scores[b][s][read_half * kScoreHalf + score_at] - weigh_stats[b][s][h].max);
             for (int l = 0; l < kAttnLanes; ++l) {  // the row's first key starts its sums
-              fresh[b][s][l] = (j == s ? pv_acc_t(0) : acc[b][s][chunk][l]) + p[b][s] * v[key][chunk][l];
+              fresh[b][s][l] = (j == s ? pv_acc_t(0) : acc[b][s][chunk][l]) +
+                               p[b][s] * v[key][chunk][l / kKvPack].lane[l % kKvPack];
               acc[b][s][chunk][l] = fresh[b][s][l];
             }
           }
-          if (someone_done && slot_active(block, done, j, n)) {  // sum p.v / sum p
-            const RowSoftmax& st = weigh_stats[b][done][h];
-            for (int l = 0; l < kAttnLanes; ++l) {
-              const ap_fixed<39, 10> scaled = fresh[b][done][l] >> st.exp2;
-              out[groups.weighing][b][done][chunk][l] = fm_t(scaled * st.mant);
-            }
-          }
+          if (someone_done && slot_active(block, done, j, n))  // the finished row's sum p.v
+            for (int l = 0; l < kAttnLanes; ++l) out[groups.weighing][b][done][chunk][l] = fresh[b][done][l];
         }
       }
     }
@@ -353,23 +370,33 @@ sweep_loop:
   }
 }
 
-inline void write_rows(const OutputRows out, int n, int dim, fm_word_t* dst) {
-  const int words = dim / kWordElems;
-  ledger::loop(ledger::kUnitAttention, (long long)n * words, kII, kCopyDepth, ledger::burst(ledger::kPortScratch0),
-               (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
+// The output rows, each sum p.v times its row and head's 1/sum = mant 2^-exp2: a word is one head's
+// (head dims are multiples of 16), so one read of `info` a cycle.
+inline void write_rows(const OutputRows out, const SoftmaxTable info, int n, int dim, int heads, fm_word_t* dst) {
+  const int words = dim / kWordElems, head_words = words / heads;
+  ledger::loop(ledger::kUnitAttention, (long long)n * words, kII, kCopyDepth + kMacDepth,
+               ledger::burst(ledger::kPortScratch0), (long long)n * dim * beat_bytes<fm_t>(), beat_bytes<fm_word_t>());
   int w = 0, g = 0, b = 0, s = 0;  // word w of token g * kAttnRows + b * P + s: rows in order, address i
+  int h = 0, hw = 0;               // the word's head, and the word within it
 write_rows_loop:
   for (int i = 0; i < upto<EDGEMOE_MAX_TOKENS * kMaxDimWords>(n * words); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
+    const RowSoftmax st = info[g * kAttnRows + b * kAttnP + s][h];
     fm_word_t word;
     for (int e = 0; e < kWordElems; ++e) {
       const int d = w * kWordElems + e;
-      word.v[e] = out[g][b][s][d >> kLaneShift][d & kLaneMask];
+      const shifted_sum_t shifted = out[g][b][s][d >> kLaneShift][d & kLaneMask] >> st.exp2;
+      word.v[e] = fm_t(shifted * st.mant);
     }
     dst[i] = word;
+    if (++hw == head_words) {
+      hw = 0;
+      ++h;
+    }
     if (++w == words) {
       w = 0;
+      h = 0;
       if (++s == kAttnP) {
         s = 0;
         if (++b == kAttnBlocks) {
@@ -385,7 +412,7 @@ write_rows_loop:
 // group ahead of pass 2. Before each sweep the next group's q rows and the previous group's
 // statistics are loaded (a few hundred cycles against a sweep's thousands).
 inline void attention_groups(const fm_word_t* qkv, const FeatureRows k, const FeatureRows v, int n, int dim, int heads,
-                             fm_t scale, SoftmaxTable info, OutputRows out, int group_begin, int group_end,
+                             attn_scale_t scale, SoftmaxTable info, OutputRows out, int group_begin, int group_end,
                              ScoreBanks scores, StatBanks stats) {
   const int hd = dim / heads;
   GroupRows q;
@@ -393,7 +420,7 @@ inline void attention_groups(const fm_word_t* qkv, const FeatureRows k, const Fe
 #pragma HLS ARRAY_PARTITION variable = q dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = q dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = q dim = 4 complete
-#pragma HLS BIND_STORAGE variable = q type = ram_2p impl = lutram
+#pragma HLS BIND_STORAGE variable = q type = ram_s2p impl = lutram
 #pragma HLS ARRAY_PARTITION variable = weigh_stats dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = weigh_stats dim = 2 complete
 groups_loop:
@@ -413,9 +440,11 @@ groups_loop:
 // threads (groups share only read-only K, V; each writes its own rows, and each thread has its own
 // score and statistics banks), not while the cycle ledger counts, which must see the one run the
 // hardware makes.
-inline void run_attention(const fm_word_t* qkv, int n, int dim, int heads, fm_t scale, fm_word_t* out,
+inline void run_attention(const fm_word_t* qkv, int n, int dim, int heads, fm_t attn_scale, fm_word_t* out,
                           SoftmaxTable info) {
   using namespace attention_detail;
+  // Its fraction bits alone (the scale is below 1): the scale's products take half the DSPs.
+  const attn_scale_t scale = attn_scale;
   // On chip for the layer: K and V of every token (all heads), the output rows, and pass 1's
   // scores and statistics for pass 2; lanes, blocks and slots in banks.
 #ifdef EDGEMOE_EMU_PARALLEL
@@ -429,6 +458,8 @@ inline void run_attention(const fm_word_t* qkv, int n, int dim, int heads, fm_t 
   static StatBanks stats[kParts];
 #pragma HLS ARRAY_PARTITION variable = k_rows dim = 3 complete
 #pragma HLS ARRAY_PARTITION variable = v_rows dim = 3 complete
+#pragma HLS AGGREGATE variable = k_rows compact = bit
+#pragma HLS AGGREGATE variable = v_rows compact = bit
   // The output rows by block and lane (not by slot: the finishing slot is a runtime index, so it
   // addresses its block's bank rather than selecting one).
 #pragma HLS ARRAY_PARTITION variable = rows_out dim = 2 complete
@@ -453,12 +484,12 @@ inline void run_attention(const fm_word_t* qkv, int n, int dim, int heads, fm_t 
       else
         attention_groups(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, half, groups, scores[1], stats[1]);
     });
-    write_rows(rows_out, n, dim, out);
+    write_rows(rows_out, info, n, dim, heads, out);
     return;
   }
 #endif
   attention_groups(qkv, k_rows, v_rows, n, dim, heads, scale, info, rows_out, 0, groups, scores[0], stats[0]);
-  write_rows(rows_out, n, dim, out);
+  write_rows(rows_out, info, n, dim, heads, out);
 }
 
 }  // namespace edgemoe_hls

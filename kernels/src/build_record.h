@@ -15,10 +15,11 @@ namespace edgemoe_hls {
 constexpr int kBuildQueryStage = -1;
 constexpr unsigned kBuildRecordMagic = 0x4D335642u;  // "M3VB"
 // Bump when the meaning of any field below changes.
-constexpr unsigned kBuildRecordVersion = 7;  // 2: no scores/softmax_info; 3: packed weights; 4: activation words;
+constexpr unsigned kBuildRecordVersion = 8;  // 2: no scores/softmax_info; 3: packed weights; 4: activation words;
                                              // 5: two weight ports, matrices at even words; 6: images read as
                                              // 64-byte words (the buffer a whole number of them); 7: task heads
-                                             // (the outputs buffer, head scalars, heads packed after the backbone)
+                                             // (the outputs buffer, head scalars, heads packed after the backbone);
+                                             // 8: attention's K and V in 18 bits (kv_t), q in q_t
 constexpr int kConfigNameWords = 4;  // the board config's name, up to 16 ASCII characters
 static_assert(sizeof(EDGEMOE_CFG_NAME) <= 4 * kConfigNameWords + 1, "EDGEMOE_CFG_NAME: at most 16 characters");
 
@@ -94,8 +95,10 @@ constexpr unsigned config_name_word(const char* name, int word) {
   FIELD(mac_in_int_bits, mac_in_t::iwidth)                                    \
   FIELD(acc_bits, acc_t::width)                                               \
   FIELD(acc_int_bits, acc_t::iwidth)                                          \
-  FIELD(qkv_bits, qkv_t::width)                                               \
-  FIELD(qkv_int_bits, qkv_t::iwidth)                                          \
+  FIELD(q_bits, q_t::width)                                                   \
+  FIELD(q_int_bits, q_t::iwidth)                                              \
+  FIELD(kv_bits, kv_t::width)                                                 \
+  FIELD(kv_int_bits, kv_t::iwidth)                                            \
   FIELD(unit_bits, unit_t::width)                                             \
   FIELD(unit_int_bits, unit_t::iwidth)                                        \
   FIELD(sum_bits, sum_t::width)                                               \

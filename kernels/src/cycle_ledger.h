@@ -274,7 +274,7 @@ struct BoardModel {
   int port_width_bytes;
   long long port_mbps, device_mbps;
   int read_latency;    // cycles an m_axi read's first beat waits
-  int outstanding;     // requests in flight per port
+  int outstanding[kPortCount];  // requests in flight, per port (schedule.h: axi_outstanding)
   // Resource estimate of this build (schedule.h) and the device's totals.
   int dsp, bram36, uram, lut;
   int device_dsp, device_bram36, device_uram, device_lut;

@@ -19,11 +19,16 @@ typedef ap_fixed<32, 10> fm_t;                    // activations in DDR, biases,
 typedef ap_fixed<18, 2> wt_t;                     // every weight matrix, gates included (LSB 2^-16; DSP48E2 B port)
 typedef ap_fixed<27, 9, AP_TRN, AP_SAT> mac_in_t;  // MAC activation lane (LSB 2^-18): 27 x 18 = one DSP48E2
 typedef ap_fixed<48, 14> acc_t;                   // exact sum of mac_in_t x wt_t products (34 fraction bits)
-typedef ap_fixed<24, 8, AP_TRN, AP_SAT> qkv_t;     // attention operands q, k, v (LSB 2^-16)
+typedef ap_fixed<24, 8, AP_TRN, AP_SAT> q_t;       // attention's q rows (LSB 2^-16), a product's 27-bit side
+// Attention's K and V on chip (LSB 2^-12, rounded to nearest): 18 bits is the DSP48E2 B port, so
+// q.k (24 x 18) and p.v (25u x 18) take one DSP48E2 a product, not two (kernels/README.md, Formats).
+typedef ap_fixed<18, 6, AP_RND, AP_SAT> kv_t;
 typedef ap_fixed<56, 24> score_acc_t;             // exact q.k over a head (<= 256 lanes)
+typedef ap_ufixed<22, 0> attn_scale_t;            // 1/sqrt(head dim) < 1 at fm_t's LSB: exact for head dims >= 2
 typedef ap_ufixed<25, 1> unit_t;                  // exp(x <= 0) and normalised mantissas, in [0, 2)
 typedef ap_ufixed<36, 12> sum_t;                  // softmax running sum (>= 1, < 4096)
-typedef ap_fixed<60, 20> pv_acc_t;                // exact sum of unit_t x qkv_t over <= 2048 keys
+typedef ap_fixed<55, 19> pv_acc_t;                // exact sum of p x v (unit_t p <= 1, kv_t) over <= 4096 keys
+typedef ap_fixed<39, 10> shifted_sum_t;           // a row's sum p.v shifted by 1/sum's exponent, before its mantissa
 
 // One beat of the weights port: 512 bits holding 28 packed 18-bit weights (layout.h). A plain
 // struct of 32-bit parts: an aggregated 512-bit m_axi element under Vitis, the same 64 bytes on the

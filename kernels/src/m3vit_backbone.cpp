@@ -147,13 +147,13 @@ extern "C" void m3vit_backbone(const pixel_word_t* images, const weight_word_t* 
 #pragma HLS INTERFACE m_axi port = weights offset = slave bundle = weights max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE m_axi port = weights_odd offset = slave bundle = weights_odd max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE m_axi port = params offset = slave bundle = params max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
-#pragma HLS INTERFACE m_axi port = x offset = slave bundle = act max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
-#pragma HLS INTERFACE m_axi port = xn offset = slave bundle = scratch0 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = x offset = slave bundle = act max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiRowOutstanding num_write_outstanding = kAxiRowOutstanding max_read_burst_length = kAxiRowBurstBeats max_write_burst_length = kAxiRowBurstBeats
+#pragma HLS INTERFACE m_axi port = xn offset = slave bundle = scratch0 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiRowOutstanding num_write_outstanding = kAxiRowOutstanding max_read_burst_length = kAxiRowBurstBeats max_write_burst_length = kAxiRowBurstBeats
 #pragma HLS INTERFACE m_axi port = qkv offset = slave bundle = scratch1 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE m_axi port = hidden offset = slave bundle = scratch2 max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
   // The heads' outputs share x's bundle (one AXI master, one adapter FIFO: SLR0's BRAM is the U280's
   // limit); no dataflow region touches both.
-#pragma HLS INTERFACE m_axi port = outputs offset = slave bundle = act max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
+#pragma HLS INTERFACE m_axi port = outputs offset = slave bundle = act max_widen_bitwidth = 512 latency = kAxiReadLatency num_read_outstanding = kAxiRowOutstanding num_write_outstanding = kAxiRowOutstanding max_read_burst_length = kAxiRowBurstBeats max_write_burst_length = kAxiRowBurstBeats
 #pragma HLS INTERFACE m_axi port = trace offset = slave bundle = params latency = kAxiReadLatency num_read_outstanding = kAxiOutstanding num_write_outstanding = kAxiOutstanding max_read_burst_length = kAxiMaxBurstBeats max_write_burst_length = kAxiMaxBurstBeats
 #pragma HLS INTERFACE s_axilite port = num_images
 #pragma HLS INTERFACE s_axilite port = dim
@@ -257,7 +257,7 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
   out->port_mbps = EDGEMOE_PORT_MBPS;
   out->device_mbps = EDGEMOE_DEVICE_MBPS;
   out->read_latency = kAxiReadLatency;
-  out->outstanding = kAxiOutstanding;
+  for (int p = 0; p < kAxiPorts; ++p) out->outstanding[p] = axi_outstanding(edgemoe_ledger::Port(p));
   out->device_dsp = EDGEMOE_DEVICE_DSP;
   out->device_bram36 = EDGEMOE_DEVICE_BRAM36;
   out->device_uram = EDGEMOE_DEVICE_URAM;
@@ -284,7 +284,7 @@ extern "C" void m3vit_board_model(edgemoe_ledger::BoardModel* out) {
   out->port_width_bytes = 0;
   out->port_mbps = out->device_mbps = 0;
   out->read_latency = 0;
-  out->outstanding = 0;
+  for (int p = 0; p < kAxiPorts; ++p) out->outstanding[p] = 0;
   out->device_dsp = out->device_bram36 = out->device_uram = out->device_lut = 0;
   out->slrs = 0;
   for (int slr = 0; slr < kMaxSlrs; ++slr) {

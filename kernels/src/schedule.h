@@ -29,6 +29,7 @@
 #define EDGEMOE_SLRS 1
 #define EDGEMOE_SLR_LINEAR 1000, 0, 0
 #define EDGEMOE_SLR_ATTENTION_SCORES 1000, 0, 0
+#define EDGEMOE_SLR_ATTENTION_SCORE_BANKS 1000, 0, 0
 #define EDGEMOE_SLR_ATTENTION_WEIGHING 1000, 0, 0
 #define EDGEMOE_SLR_ATTENTION_OUTPUT 1000, 0, 0
 #define EDGEMOE_SLR_LAYERNORM 1000, 0, 0
@@ -54,6 +55,7 @@ constexpr int kTout = EDGEMOE_LINEAR_TOUT;  // ... x output lanes ...
 constexpr int kTrows = EDGEMOE_LINEAR_ROWS;  // ... x rows sharing each weight read, one DSP48E2 each
 constexpr int kAttnP = EDGEMOE_ATTN_P;      // query rows in flight (formats.h: part of the numerics)
 constexpr int kAttnLanes = EDGEMOE_ATTN_LANES;  // head-dimension lanes per slot
+constexpr int kKvPack = 4;  // K and V lanes per on-chip word: 4 x 18-bit kv_t = 72 bits, a URAM word
 constexpr int kAttnBlocks = EDGEMOE_ATTN_BLOCKS;  // blocks of P rows sharing one sweep (not numerics)
 constexpr int kAttnRows = kAttnBlocks * kAttnP;   // rows per sweep group
 constexpr int kGateFeatures = EDGEMOE_GATE_FEATURES;  // token features per gate step ...
@@ -78,6 +80,24 @@ constexpr int kAxiReadLatency = 64;
 // cycle, and halve the adapters' FIFOs against 64 (each is outstanding x burst words deep).
 constexpr int kAxiOutstanding = 16;
 constexpr int kAxiMaxBurstBeats = 32;
+// The row bundles, act (x, the heads' outputs) and scratch0 (xn), carry the experts' rows, gathered
+// from xn and scattered into x by token: single beats at data-dependent addresses (linear.h). Where
+// the memory accepts more requests in flight (config/<board>.h: EDGEMOE_AXI_ROW_OUTSTANDING) they keep
+// that many, so a single beat costs ceil(latency / outstanding) cycles, with bursts shortened to keep
+// the adapter's FIFO (outstanding x burst words) the size every other bundle has.
+#ifndef EDGEMOE_AXI_ROW_OUTSTANDING
+#define EDGEMOE_AXI_ROW_OUTSTANDING 16
+#endif
+constexpr int kAxiRowOutstanding = EDGEMOE_AXI_ROW_OUTSTANDING;
+constexpr int kAxiRowBurstBeats = kAxiOutstanding * kAxiMaxBurstBeats / kAxiRowOutstanding;
+static_assert(kAxiRowOutstanding >= kAxiOutstanding && kAxiRowBurstBeats >= 8 &&
+                  kAxiRowBurstBeats * kAxiRowOutstanding == kAxiOutstanding * kAxiMaxBurstBeats,
+              "row bundles trade burst length for requests in flight, bursts of at least 8 beats, the same FIFO");
+constexpr int kAxiPorts = edgemoe_ledger::kPortCount;
+constexpr int axi_outstanding(edgemoe_ledger::Port port) {
+  return port == edgemoe_ledger::kPortAct || port == edgemoe_ledger::kPortScratch0 ? kAxiRowOutstanding
+                                                                                   : kAxiOutstanding;
+}
 // A pipeline whose lanes span SLRs (the U280 floorplan, config/u280.h) crosses each boundary through
 // a register on either side (the SLL pair): two cycles per crossing, two crossings each way.
 constexpr int kSlrCrossingDepth = EDGEMOE_SLRS > 1 ? 2 * 2 * 2 : 0;
@@ -158,9 +178,16 @@ constexpr int bram18_for(long long depth, int width) {
                                   ? cdiv(width, 18) * cdiv(depth, 1024)
                                   : cdiv(width, 36) * cdiv(depth, 512));
 }
-// A shallow bank bound to LUTRAM (BIND_STORAGE impl=lutram): a LUT6 holds 64 x 1 bits; a second
-// port doubles it.
-constexpr int lutram_luts(long long depth, int width) { return depth <= 0 ? 0 : int(2 * width * ((depth + 63) / 64)); }
+// A shallow bank bound to LUTRAM (BIND_STORAGE impl=lutram), from the distributed RAM shapes of an
+// UltraScale+ CLB's eight LUTs (UG574). ram_2p (a read/write port and a read port): 32 x 8 bits
+// (a LUT6 as two 32 x 1 halves, so a LUT a bit) or 64 x 4 (two LUTs a bit); deeper banks are 64-entry
+// pieces. ram_s2p (a write port and a read port): 32 x 14 or 64 x 7 bits per eight LUTs.
+constexpr int lutram_luts(long long depth, int width) {
+  return depth <= 0 ? 0 : depth <= 32 ? width : int(2 * width * ((depth + 63) / 64));
+}
+constexpr int lutram_s2p_luts(long long depth, int width) {
+  return depth <= 0 ? 0 : depth <= 32 ? int(8 * cdiv(width, 14)) : int(8 * cdiv(width, 7) * ((depth + 63) / 64));
+}
 constexpr int kMaxLinearOut = max3(3 * EDGEMOE_MAX_DIM, EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_EXPERT_HIDDEN);
 constexpr int kMaxLinearIn = max3(EDGEMOE_MAX_MLP_HIDDEN, EDGEMOE_MAX_EXPERT_HIDDEN,
                                   EDGEMOE_MAX_PATCH_IN > EDGEMOE_MAX_DIM ? EDGEMOE_MAX_PATCH_IN : EDGEMOE_MAX_DIM);
@@ -244,6 +271,7 @@ constexpr int kAxiFifoBram18 = bram18_for((long long)kAxiOutstanding * kAxiMaxBu
 enum ResourcePart {
   kPartLinear = 0,
   kPartAttentionScores,
+  kPartAttentionScoreBanks,
   kPartAttentionWeighing,
   kPartAttentionOutput,
   kPartLayerNorm,
@@ -257,6 +285,7 @@ constexpr int kSlrs = EDGEMOE_SLRS;
 // Per mille of each part per SLR (config/<board>.h: the floorplan, and why).
 constexpr int kSlrShare[kResourceParts][kMaxSlrs] = {{EDGEMOE_SLR_LINEAR},
                                                      {EDGEMOE_SLR_ATTENTION_SCORES},
+                                                     {EDGEMOE_SLR_ATTENTION_SCORE_BANKS},
                                                      {EDGEMOE_SLR_ATTENTION_WEIGHING},
                                                      {EDGEMOE_SLR_ATTENTION_OUTPUT},
                                                      {EDGEMOE_SLR_LAYERNORM},
@@ -339,16 +368,23 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     return {address_dsp, line_bram18, line_uram,
             logic_luts(address_dsp, line_bram18, line_uram) + load_luts + window_luts + upsampler_luts + divider_luts};
   }
-  if (part == kPartAttentionScores || part == kPartAttentionWeighing || part == kPartAttentionOutput) {
-    // The attention unit in three parts (attention.h): pass 1 (scores) holds K, the q rows and pass
-    // 1's scores and statistics for pass 2, and per block and slot q.k over kAttnLanes (24 x 24 bits:
-    // two DSPs a lane), the scale (fm_t x fm_t) and an exp unit; pass 2 (weighing) holds V and per
-    // block and slot p.v (25 x 24: two DSPs a lane), an exp unit and the accumulators; the output
-    // holds the output rows and per block the normalisation (39 x 25 bits: three DSPs per lane) and
-    // 1/sum.
+  if (part == kPartAttentionScores || part == kPartAttentionScoreBanks || part == kPartAttentionWeighing ||
+      part == kPartAttentionOutput) {
+    // The attention unit in four parts (attention.h): pass 1 (scores) holds K and the q rows, and
+    // per block and slot q.k over kAttnLanes (q_t x kv_t: one DSP a lane), the scale (fm_t x attn_scale_t)
+    // and an exp unit, and its statistics for pass 2; the score banks (pass 1 writes them, pass 2
+    // reads them) are a part of their own, so the floorplan can split them between the two passes;
+    // pass 2 (weighing) holds V and per block and slot p.v (unit_t x kv_t: one DSP a lane), an exp
+    // unit and the accumulators; the output holds the output rows (each row's sum p.v), per block
+    // 1/sum, and write_rows' division for a word a cycle: per lane a shift by 1/sum's exponent (a
+    // barrel shifter to shifted_sum_t: 4 levels of 2:1 muxes, two levels per LUT) and the product
+    // with its mantissa (shifted_sum_t x unit_t).
+    // K and V are banks of kKvPack lanes (kv_t each: a 72-bit word).
     const long long kv_depth = (long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM / kAttnLanes;
+    const int kv_banks = kAttnLanes / kKvPack, kv_width = kKvPack * kv_t::width;
     const long long out_depth =
         (long long)ceil_div(EDGEMOE_MAX_TOKENS, kAttnRows) * kAttnP * (EDGEMOE_MAX_DIM / kAttnLanes);
+    const int out_width = pv_acc_t::width;
     const long long score_depth = 2LL * (EDGEMOE_MAX_TOKENS + kAttnP - 1) * EDGEMOE_MAX_HEADS;
     const int stats_width = fm_t::width + unit_t::width + 32;  // exp2 is an int
 #if EDGEMOE_ATTN_URAM
@@ -356,26 +392,29 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
 #else
     const bool in_uram = false;
 #endif
+    const int kv_uram = kv_banks * uram_for(kv_depth, kv_width), kv_bram18 = kv_banks * bram18_for(kv_depth, kv_width);
     // Banks of `count` x `depth` x `width`, in URAM or BRAM18 as the build binds them.
-    int uram = 0, bram18 = 0, dsp = 0, lutram = 0;
+    int uram = 0, bram18 = 0, dsp = 0, lutram = 0, shifter_luts = 0;
     if (part == kPartAttentionScores) {
-      dsp = kAttnRows * (2 * kAttnLanes + kExpDsp + dsps_for(32, 32));
-      (in_uram ? uram : bram18) += kAttnLanes * (in_uram ? uram_for(kv_depth, qkv_t::width) : bram18_for(kv_depth, qkv_t::width)) +
-                                   kAttnRows * (in_uram ? uram_for(score_depth, fm_t::width) : bram18_for(score_depth, fm_t::width));
+      dsp = kAttnRows * (kAttnLanes * dsps_for(q_t::width, kv_t::width) + kExpDsp + dsps_for(fm_t::width, attn_scale_t::width + 1));
+      (in_uram ? uram : bram18) += in_uram ? kv_uram : kv_bram18;
       bram18 += kAttnRows * exp_rom + kAttnBlocks * bram18_for(2LL * kAttnP * EDGEMOE_MAX_HEADS, stats_width) +
                 bram18_for((long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS, stats_width);
-      lutram = kAttnRows * kAttnLanes * lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, qkv_t::width);
+      lutram = kAttnRows * kAttnLanes * lutram_s2p_luts(EDGEMOE_MAX_DIM / kAttnLanes, q_t::width);
+    } else if (part == kPartAttentionScoreBanks) {
+      (in_uram ? uram : bram18) += kAttnRows * (in_uram ? uram_for(score_depth, fm_t::width) : bram18_for(score_depth, fm_t::width));
     } else if (part == kPartAttentionWeighing) {
-      dsp = kAttnRows * (2 * kAttnLanes + kExpDsp);
-      (in_uram ? uram : bram18) += kAttnLanes * (in_uram ? uram_for(kv_depth, qkv_t::width) : bram18_for(kv_depth, qkv_t::width));
+      dsp = kAttnRows * (kAttnLanes * dsps_for(unit_t::width + 1 /* signed */, kv_t::width) + kExpDsp);
+      (in_uram ? uram : bram18) += in_uram ? kv_uram : kv_bram18;
       bram18 += kAttnRows * exp_rom;
-      lutram = kAttnRows * kAttnLanes * lutram_luts(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width);
+      lutram = kAttnRows * kAttnLanes * lutram_s2p_luts(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width);
     } else {
-      dsp = kAttnBlocks * (3 * kAttnLanes + kReciprocalDsp);
-      (in_uram ? uram : bram18) += kAttnBlocks * kAttnLanes * (in_uram ? uram_for(out_depth, fm_t::width) : bram18_for(out_depth, fm_t::width));
+      dsp = kAttnBlocks * kReciprocalDsp + kWordElems * dsps_for(shifted_sum_t::width, unit_t::width);
+      (in_uram ? uram : bram18) += kAttnBlocks * kAttnLanes * (in_uram ? uram_for(out_depth, out_width) : bram18_for(out_depth, out_width));
       bram18 += kAttnBlocks * recip_rom;
+      shifter_luts = kWordElems * shifted_sum_t::width * 4 / 2;
     }
-    return {dsp, bram18, uram, logic_luts(dsp, bram18, uram) + lutram};
+    return {dsp, bram18, uram, logic_luts(dsp, bram18, uram) + lutram + shifter_luts};
   }
   if (part == kPartLayerNorm) {
     // gamma, beta (a bank per word lane, kMaxDimWords deep) and the two row buffers (a bank per

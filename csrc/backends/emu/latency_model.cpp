@@ -49,7 +49,7 @@ LatencyEstimate estimate_latency(const ModelConfig& config, std::shared_ptr<cons
   const long long port_by_width = 1000LL * facts.port_width_bytes;
   for (int p = 0; p < edgemoe_ledger::kPortCount; ++p)
     ledger->ports[p] = {port_by_width < port_by_bandwidth ? port_by_width : port_by_bandwidth, facts.read_latency,
-                        facts.outstanding};
+                        facts.outstanding[p]};
   ledger->device_bytes_per_kcycle = facts.device_mbps * 1000 / clock;
 
   if (heads) {
