@@ -321,7 +321,7 @@ inline void assemble_tiles(const LinearJob& job, int in, int in_tiles, hls::stre
   mac_in_t group[2][kMaxInTiles][kTrows][kTin];
 #pragma HLS ARRAY_PARTITION variable = group dim = 3 complete
 #pragma HLS ARRAY_PARTITION variable = group dim = 4 complete
-#pragma HLS BIND_STORAGE variable = group type = ram_2p impl = lutram
+#pragma HLS BIND_STORAGE variable = group type = ram_s2p impl = lutram
   // An iteration writes half g & 1 and reads half (g - 1) & 1: never the same element.
 #pragma HLS DEPENDENCE variable = group type = intra dependent = false
   const bool patches = job.read_mode == kReadPatches;
@@ -390,7 +390,8 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
   mac_in_t row_cache[kMaxCachedInTiles][kTrows][kTin];
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 3 complete
-#pragma HLS BIND_STORAGE variable = row_cache type = ram_2p impl = lutram
+// One port writes (a group's first output tile) or reads (the others): simple dual port.
+#pragma HLS BIND_STORAGE variable = row_cache type = ram_s2p impl = lutram
   // Each MAC (one DSP48E2) accumulates its own lane in its 48-bit P register over the input tiles;
   // one adder tree per output sums the T_in lanes on the last one. Wrapping adds are associative,
   // so this equals a serial sum bit for bit.
@@ -469,7 +470,7 @@ inline void collect_rows(const LinearJob& job, int out_dim, int out_tiles, hls::
 #pragma HLS ARRAY_PARTITION variable = group dim = 3 complete
 #pragma HLS ARRAY_PARTITION variable = group dim = 4 complete
 #pragma HLS ARRAY_PARTITION variable = group dim = 5 complete
-#pragma HLS BIND_STORAGE variable = group type = ram_2p impl = lutram
+#pragma HLS BIND_STORAGE variable = group type = ram_s2p impl = lutram
   // An iteration writes half g & 1 and reads half (g - 1) & 1: never the same element.
 #pragma HLS DEPENDENCE variable = group type = intra dependent = false
   const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows), row_words = out_dim / kWordElems;

@@ -330,12 +330,12 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     const int adder_tree_luts = kTrows * kTout * (kTin - 1) * acc_t::width;
     // The one linear_step instance reads ping or pong: a 2:1 mux per read bit (two per LUT6_2).
     const int weight_mux_luts = (kTout * kTin * wt_t::width + kTout * fm_t::width) / 2;
-    const int row_cache_luts = kTrows * kTin * lutram_luts(kMaxCachedInTiles, mac_in_t::width);
+    const int row_cache_luts = kTrows * kTin * lutram_s2p_luts(kMaxCachedInTiles, mac_in_t::width);
     // The reader's and the writer's double-buffered group stores (linear.h: assemble_tiles,
     // collect_rows), a LUTRAM bank per (row, lane), the writer's also per tile mod kTilesPerWord.
-    const int group_store_luts = kTrows * kTin * lutram_luts(2LL * kMaxInTiles, mac_in_t::width) +
+    const int group_store_luts = kTrows * kTin * lutram_s2p_luts(2LL * kMaxInTiles, mac_in_t::width) +
                                  kTilesPerWord * kTrows * kTout *
-                                     lutram_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
+                                     lutram_s2p_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
     // The heads' epilogue: ReLU and saturation per output lane and row (a 48-bit compare and a 32-bit
     // select, ~80 LUTs); the window tiles' stream (2 deep, an SRL per bit) and the MAC array's choice
     // between it and the reader's tiles (a 2:1 mux per bit, two per LUT6_2).
