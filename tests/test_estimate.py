@@ -237,8 +237,7 @@ def test_clock_sets_time_and_memory_bandwidth_per_cycle(vit_t):
 def test_expert_rows_single_beats_follow_each_bundles_requests_in_flight():
     """The experts' rows are gathered from xn and scattered into x by token: single beats, each waiting the read
     latency (64 cycles) with the bundle's requests in flight. The ZCU102's HP ports keep 16 (4 cycles a beat);
-    on the U280 the act and scratch0 bundles keep 64 (kernels/config/u280.h: 1 cycle a beat), so an expert job
-    moves its words at about the port's rate."""
+    on the U280 the act and scratch0 bundles keep 32 (kernels/config/u280.h: 2 cycles a beat)."""
     tiny = synthetic.preset("tiny")
     model = edgemoe.Model(tiny, synthetic.seeded_model(tiny, seed=0).state_dict(), "cpu")
     images = synthetic.pixel_images(tiny, batch=1, seed=1)
@@ -247,7 +246,6 @@ def test_expert_rows_single_beats_follow_each_bundles_requests_in_flight():
         assert len(experts) == 4 and all(u.single_beat_bytes > 0 for u in experts)
         for u in experts:
             beats, single = u.bytes / 64, u.single_beat_bytes / 64
-            if board == "u280":
-                assert u.memory_cycles <= 1.25 * beats, (u.stage, u.unit)
-            elif u.unit == "expert fc1":  # its gathered rows alone take four cycles a beat
-                assert u.memory_cycles >= 4 * single, (u.stage, u.unit)
+            if u.unit == "expert fc1":  # its gathered rows (half its words) take 2 (U280) or 4 cycles a beat
+                per_beat = 2 if board == "u280" else 4
+                assert per_beat * single <= u.memory_cycles <= per_beat * single + (beats - single) + 100, (board, u.stage)

@@ -23,7 +23,7 @@
 #define EDGEMOE_LINEAR_ROWS 3  // 3 rows share each weight read: 32 x 32 x 3 = 3072 MACs
 #define EDGEMOE_ATTN_URAM 1  // K, V and the output rows of 1201 tokens in URAM (BRAM would not hold them)
 #define EDGEMOE_ATTN_LANES 32  // head dims must be multiples of 32
-#define EDGEMOE_ATTN_BLOCKS 8  // 8 x 4 rows per sweep: 32 x 32 MACs per cycle per pass
+#define EDGEMOE_ATTN_BLOCKS 7  // 7 x 4 rows per sweep: 28 x 32 MACs per cycle per pass
 #define EDGEMOE_GATE_FEATURES 8  // gate: 8 features x 16 experts per cycle
 
 // The board, for the latency and resource model (../shared/spec/hardware.md §1, §1.2, §6). Each
@@ -35,10 +35,11 @@
 // (hardware.md: "200-250 MHz on the U280"); 225 MHz is the middle of that range. `estimate
 // --clock-mhz` models any other.
 // The experts' rows move in single beats by token on the act and scratch0 bundles (schedule.h); on
-// HBM those bundles keep 64 reads and writes in flight (bursts of 8 beats, the same adapter FIFO), so
-// a single beat costs one cycle of the 64-cycle latency, not four. How many requests the HBM
+// HBM those bundles keep 32 reads and writes in flight (bursts of 16 beats, the same adapter FIFO),
+// so a single beat costs two cycles of the 64-cycle latency, not four: the experts' jobs are then
+// MAC-bound (modelled: 64 in flight gains 0.01 ms more, 16 loses 10 ms). How many requests the HBM
 // switch's port accepts before it stalls is not in our spec (unconfirmed): check it on the board.
-#define EDGEMOE_AXI_ROW_OUTSTANDING 64
+#define EDGEMOE_AXI_ROW_OUTSTANDING 32
 #define EDGEMOE_DEVICE_NAME "XCU280"
 #define EDGEMOE_CLOCK_MHZ 225
 #define EDGEMOE_PORT_WIDTH_BYTES 64

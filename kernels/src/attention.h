@@ -63,7 +63,11 @@ constexpr int kStatHalf = kAttnP * EDGEMOE_MAX_HEADS;         // one group's sta
 // index. Every access moves whole quads: the sweep reads all lanes of a chunk, and a 16-feature
 // activation word fills kWordElems / kKvPack quads of one chunk.
 static_assert(kAttnLanes % kKvPack == 0 && kWordElems % kKvPack == 0, "K/V quads are whole in a chunk and a word");
+static_assert(kAttnLanes % kWordElems == 0, "a chunk is whole activation words");
+static_assert(EDGEMOE_MAX_DIM / kAttnLanes <= 128, "lane_acc_t holds a lane's q.k over at most 128 chunks exactly");
 constexpr int kKvQuads = kAttnLanes / kKvPack;
+constexpr int kWordQuads = kWordElems / kKvPack;         // quads an activation word fills
+constexpr int kWordsPerChunk = kAttnLanes / kWordElems;  // ... at word position w mod this in its chunk
 struct KvQuad {
   kv_t lane[kKvPack];
 };
@@ -74,8 +78,15 @@ typedef pv_acc_t GroupSums[kAttnBlocks][kAttnP][kMaxChunks][kAttnLanes];
 // Pass 1's results for pass 2, two halves by group parity: scores [half][key step][head] per slot,
 // statistics [half][slot][head] per block.
 typedef fm_t ScoreBanks[kAttnBlocks][kAttnP][2 * kScoreHalf];
-typedef RowSoftmax StatBanks[kAttnBlocks][2 * kStatHalf];
-typedef RowSoftmax GroupStats[kAttnBlocks][kAttnP][EDGEMOE_MAX_HEADS];
+// A row and head's running statistics at the end of pass 1: its max score and sum exp(s - max).
+// 1/sum is formed as pass 2's group is loaded (load_group_stats: one unit at a row a cycle, not one
+// per block in the sweep).
+struct RowRunning {
+  fm_t max;
+  sum_t sum;
+};
+typedef RowRunning StatBanks[kAttnBlocks][2 * kStatHalf];
+typedef fm_t GroupMaxima[kAttnBlocks][kAttnP][EDGEMOE_MAX_HEADS];
 // Output rows by (group, block, slot): row = group * kAttnRows + block * P + slot, each value its
 // row's sum p.v; the division by sum p (a shift by 1/sum's exponent, a product with its mantissa)
 // waits for write_rows, which does it for one word a cycle instead of every block's lanes at once
@@ -92,6 +103,15 @@ inline KvQuad kv_quad(const fm_word_t& word, int g) {
   KvQuad quad;
   for (int f = 0; f < kKvPack; ++f) quad.lane[f] = word.v[g * kKvPack + f];
   return quad;
+}
+
+// Word w of a row into its chunk's quads: one statement per quad bank (the bank is a constant, the
+// word's position in its chunk chooses which statements write), so each bank sees one write.
+inline void store_kv_word(FeatureRows rows, int t, int w, const fm_word_t& word) {
+  const int chunk = w / kWordsPerChunk, at = w % kWordsPerChunk;
+  for (int p = 0; p < kWordsPerChunk; ++p)
+    for (int g = 0; g < kWordQuads; ++g)
+      if (at == p) rows[t][chunk][p * kWordQuads + g] = kv_quad(word, g);
 }
 
 // K and V of every token. qkv holds each token's q | k | v (3 D / 16 words, rows packed): K and V
@@ -111,12 +131,8 @@ load_kv_rows:
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * 3 * kMaxDimWords
     const fm_word_t word = qkv[i];
-    for (int g = 0; g < kWordElems / kKvPack; ++g) {
-      const int d = w * kWordElems + g * kKvPack;
-      const KvQuad quad = kv_quad(word, g);
-      if (part == 1) k[t][d >> kLaneShift][(d & kLaneMask) / kKvPack] = quad;
-      if (part == 2) v[t][d >> kLaneShift][(d & kLaneMask) / kKvPack] = quad;
-    }
+    if (part == 1) store_kv_word(k, t, w, word);
+    if (part == 2) store_kv_word(v, t, w, word);
     if (++w == words) {
       w = 0;
       if (++part == 3) {
@@ -135,11 +151,8 @@ load_kv_pairs:
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
     const long row = (long)t * 3 * words;
     const fm_word_t kw = qkv[row + words + w], vw = qkv[row + 2 * words + w];
-    for (int g = 0; g < kWordElems / kKvPack; ++g) {
-      const int d = w * kWordElems + g * kKvPack;
-      k[t][d >> kLaneShift][(d & kLaneMask) / kKvPack] = kv_quad(kw, g);
-      v[t][d >> kLaneShift][(d & kLaneMask) / kKvPack] = kv_quad(vw, g);
-    }
+    store_kv_word(k, t, w, kw);
+    store_kv_word(v, t, w, vw);
     if (++w == words) {
       w = 0;
       ++t;
@@ -201,20 +214,24 @@ load_q_words:
   }
 }
 
-// Pass 1's statistics of one group (half `half`) into registers for pass 2's sweep, one per cycle
-// (one read of a block's bank); the same values go to `info`, the testbench's view of them.
-inline void load_group_stats(const StatBanks stats, int group, int half, int n, int heads, GroupStats regs,
+// Pass 1's statistics of one group (half `half`), one row and head per cycle (one read of a block's
+// bank): the maxima into registers for pass 2's sweep, the maxima and 1/sum into `info` for
+// write_rows (and the testbench).
+inline void load_group_stats(const StatBanks stats, int group, int half, int n, int heads, GroupMaxima regs,
                              SoftmaxTable info) {
   const int rows = group_rows(group, n);
-  ledger::loop(ledger::kUnitAttention, (long long)rows * heads, kII, kCopyDepth);
+  ledger::loop(ledger::kUnitAttention, (long long)rows * heads, kII, kCopyDepth + kReciprocalDepth);
   int b = 0, s = 0, h = 0;
 load_stats:
   for (int i = 0; i < upto<kAttnRows * EDGEMOE_MAX_HEADS>(rows * heads); ++i) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kAttnRows * EDGEMOE_MAX_HEADS
-    const RowSoftmax r = stats[b][half * kStatHalf + s * EDGEMOE_MAX_HEADS + h];
-    regs[b][s][h] = r;
-    info[group * kAttnRows + b * kAttnP + s][h] = r;
+    const RowRunning r = stats[b][half * kStatHalf + s * EDGEMOE_MAX_HEADS + h];
+    RowSoftmax row;
+    row.max = r.max;
+    reciprocal(r.sum, row.mant, row.exp2);
+    regs[b][s][h] = r.max;
+    info[group * kAttnRows + b * kAttnP + s][h] = row;
     if (++h == heads) {
       h = 0;
       if (++s == kAttnP) {
@@ -225,7 +242,7 @@ load_stats:
   }
 }
 
-inline fm_t lane_sum(const score_acc_t lane[kAttnLanes], attn_scale_t scale) {
+inline fm_t lane_sum(const lane_acc_t lane[kAttnLanes], attn_scale_t scale) {
   score_acc_t acc = 0;
   for (int l = 0; l < kAttnLanes; ++l) acc += lane[l];  // wrapping adds are associative: any order
   return fm_t(acc) * scale;
@@ -265,13 +282,13 @@ struct SweepGroups {
 // into the slot's accumulators; the finishing slot of each block normalises its chunk into the
 // output rows (one write per block and lane bank).
 inline void sweep(const GroupRows q, const FeatureRows k, const FeatureRows v, SweepGroups groups, int n, int heads,
-                  int hd, attn_scale_t scale, ScoreBanks scores, StatBanks stats, const GroupStats weigh_stats,
+                  int hd, attn_scale_t scale, ScoreBanks scores, StatBanks stats, const GroupMaxima weigh_max,
                   OutputRows out) {
   const int chunks = hd / kAttnLanes;
   const int steps = attention_steps_per_key(heads, hd);
   const bool scoring = groups.scoring >= 0, weighing = groups.weighing >= 0;
   const int write_half = groups.scoring & 1, read_half = groups.weighing & 1;
-  score_acc_t lane[kAttnBlocks][kAttnP][kAttnLanes];
+  lane_acc_t lane[kAttnBlocks][kAttnP][kAttnLanes];
   fm_t run_max[kAttnBlocks][kAttnP][EDGEMOE_MAX_HEADS];
   sum_t run_sum[kAttnBlocks][kAttnP][EDGEMOE_MAX_HEADS];
   // (new_max / new_sum below are unrolled registers: complete partitions by construction.)
@@ -310,6 +327,12 @@ sweep_loop:
       const int done = j - (n - 1);  // the slot whose row sees its last key at this step
       const bool someone_done = done >= 0 && done < kAttnP;
       const int score_at = j * EDGEMOE_MAX_HEADS + h;
+      // This key step's K and V chunk, read once (one read of each quad bank) for every slot.
+      KvQuad kq[kKvQuads], vq[kKvQuads];
+      for (int g = 0; g < kKvQuads; ++g) {
+        kq[g] = k[key][chunk][g];
+        vq[g] = v[key][chunk][g];
+      }
       if (scoring) {
         if (c == 0)  // each lane's DSP starts a new sum on a head's first chunk
           for (int b = 0; b < kAttnBlocks; ++b)
@@ -317,7 +340,7 @@ sweep_loop:
               for (int l = 0; l < kAttnLanes; ++l) lane[b][s][l] = 0;
         for (int b = 0; b < kAttnBlocks; ++b)
           for (int s = 0; s < kAttnP; ++s)
-            for (int l = 0; l < kAttnLanes; ++l) lane[b][s][l] += q[b][s][chunk][l] * k[key][chunk][l / kKvPack].lane[l % kKvPack];
+            for (int l = 0; l < kAttnLanes; ++l) lane[b][s][l] += q[b][s][chunk][l] * kq[l / kKvPack].lane[l % kKvPack];
         if (c == chunks - 1) {
           for (int b = 0; b < kAttnBlocks; ++b) {
             const int block = groups.scoring * kAttnBlocks + b;
@@ -341,9 +364,9 @@ sweep_loop:
               run_sum[b][s][h] = new_sum[s];
             }
             if (someone_done && slot_active(block, done, j, n)) {
-              RowSoftmax r;
+              RowRunning r;
               r.max = new_max[done];
-              reciprocal(new_sum[done], r.mant, r.exp2);
+              r.sum = new_sum[done];
               stats[b][write_half * kStatHalf + done * EDGEMOE_MAX_HEADS + h] = r;
             }
           }
@@ -354,10 +377,10 @@ sweep_loop:
           const int block = groups.weighing * kAttnBlocks + b;
           for (int s = 0; s < kAttnP; ++s) {
             if (!slot_active(block, s, j, n)) continue;
-            if (c == 0) p[b][s] = exp_nonpositive(scores[b][s][read_half * kScoreHalf + score_at] - weigh_stats[b][s][h].max);
+            if (c == 0) p[b][s] = exp_nonpositive(scores[b][s][read_half * kScoreHalf + score_at] - weigh_max[b][s][h]);
             for (int l = 0; l < kAttnLanes; ++l) {  // the row's first key starts its sums
               fresh[b][s][l] = (j == s ? pv_acc_t(0) : acc[b][s][chunk][l]) +
-                               p[b][s] * v[key][chunk][l / kKvPack].lane[l % kKvPack];
+                               p[b][s] * vq[l / kKvPack].lane[l % kKvPack];
               acc[b][s][chunk][l] = fresh[b][s][l];
             }
           }
@@ -383,10 +406,11 @@ write_rows_loop:
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
     const RowSoftmax st = info[g * kAttnRows + b * kAttnP + s][h];
+    const unsigned shift = unsigned(st.exp2) & 15u;  // 1/sum > 2^-12 (sum < 4096): a right shift by 4 bits' worth
     fm_word_t word;
     for (int e = 0; e < kWordElems; ++e) {
       const int d = w * kWordElems + e;
-      const shifted_sum_t shifted = out[g][b][s][d >> kLaneShift][d & kLaneMask] >> st.exp2;
+      const shifted_sum_t shifted = out[g][b][s][d >> kLaneShift][d & kLaneMask] >> shift;
       word.v[e] = fm_t(shifted * st.mant);
     }
     dst[i] = word;
@@ -416,20 +440,20 @@ inline void attention_groups(const fm_word_t* qkv, const FeatureRows k, const Fe
                              ScoreBanks scores, StatBanks stats) {
   const int hd = dim / heads;
   GroupRows q;
-  GroupStats weigh_stats;
+  GroupMaxima weigh_max;
 #pragma HLS ARRAY_PARTITION variable = q dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = q dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = q dim = 4 complete
 #pragma HLS BIND_STORAGE variable = q type = ram_s2p impl = lutram
-#pragma HLS ARRAY_PARTITION variable = weigh_stats dim = 1 complete
-#pragma HLS ARRAY_PARTITION variable = weigh_stats dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = weigh_max dim = 1 complete
+#pragma HLS ARRAY_PARTITION variable = weigh_max dim = 2 complete
 groups_loop:
   for (int g = group_begin; g < upto<kMaxAttnGroups + 1>(group_end + 1); ++g) {
 #pragma HLS LOOP_TRIPCOUNT max = kMaxAttnGroups + 1
     const SweepGroups now = {g < group_end ? g : -1, g > group_begin ? g - 1 : -1};
     if (now.scoring >= 0) load_group_q(qkv, now.scoring, n, dim, q);
-    if (now.weighing >= 0) load_group_stats(stats, now.weighing, now.weighing & 1, n, heads, weigh_stats, info);
-    sweep(q, k, v, now, n, heads, hd, scale, scores, stats, weigh_stats, out);
+    if (now.weighing >= 0) load_group_stats(stats, now.weighing, now.weighing & 1, n, heads, weigh_max, info);
+    sweep(q, k, v, now, n, heads, hd, scale, scores, stats, weigh_max, out);
   }
 }
 

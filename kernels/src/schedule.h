@@ -56,6 +56,7 @@ constexpr int kTrows = EDGEMOE_LINEAR_ROWS;  // ... x rows sharing each weight r
 constexpr int kAttnP = EDGEMOE_ATTN_P;      // query rows in flight (formats.h: part of the numerics)
 constexpr int kAttnLanes = EDGEMOE_ATTN_LANES;  // head-dimension lanes per slot
 constexpr int kKvPack = 4;  // K and V lanes per on-chip word: 4 x 18-bit kv_t = 72 bits, a URAM word
+constexpr int kWordsPerAttnChunk = EDGEMOE_ATTN_LANES / 16;  // activation words (16 features) per lane chunk
 constexpr int kAttnBlocks = EDGEMOE_ATTN_BLOCKS;  // blocks of P rows sharing one sweep (not numerics)
 constexpr int kAttnRows = kAttnBlocks * kAttnP;   // rows per sweep group
 constexpr int kGateFeatures = EDGEMOE_GATE_FEATURES;  // token features per gate step ...
@@ -239,11 +240,11 @@ constexpr int dsps_for(int a, int b) {
   return int(cdiv(a, 27) * cdiv(b, 18) < cdiv(b, 27) * cdiv(a, 18) ? cdiv(a, 27) * cdiv(b, 18) : cdiv(b, 27) * cdiv(a, 18));
 }
 // The table functions' products, from fixed_math.h's operand widths (a product by a power of two is
-// a shift and costs none): exp: x log2(e) (33 x 25), f times the 256 steps (24 x 9), the
-// interpolation (16 x 26); 1/x: position (25 x 9), interpolation (16 x 25), m r0 (25 x 25), the
+// a shift and costs none): exp: x log2(e) (33 x 25) and the interpolation (16 x 26) (f times the
+// 256 steps is a shift); 1/x: position (25 x 9), interpolation (16 x 25), m r0 (25 x 25), the
 // Newton product (25 x 28); 1/sqrt: position (25 x 8), interpolation, y0^2, m y0^2 (26 x 26),
 // y0 (3 - m y0^2) (25 x 30); GELU: the interpolation only (22 x 25; x 128 is a shift).
-constexpr int kExpDsp = dsps_for(33, 25) + dsps_for(24, 9) + dsps_for(16, 26);
+constexpr int kExpDsp = dsps_for(33, 25) + dsps_for(16, 26);
 constexpr int kReciprocalDsp = dsps_for(25, 9) + dsps_for(16, 25) + dsps_for(25, 25) + dsps_for(25, 28);
 constexpr int kRsqrtDsp = dsps_for(25, 8) + dsps_for(16, 25) + dsps_for(25, 25) + dsps_for(26, 26) + dsps_for(25, 30);
 constexpr int kGeluDsp = dsps_for(22, 25);
@@ -370,15 +371,18 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
   }
   if (part == kPartAttentionScores || part == kPartAttentionScoreBanks || part == kPartAttentionWeighing ||
       part == kPartAttentionOutput) {
-    // The attention unit in four parts (attention.h): pass 1 (scores) holds K and the q rows, and
-    // per block and slot q.k over kAttnLanes (q_t x kv_t: one DSP a lane), the scale (fm_t x attn_scale_t)
-    // and an exp unit, and its statistics for pass 2; the score banks (pass 1 writes them, pass 2
-    // reads them) are a part of their own, so the floorplan can split them between the two passes;
-    // pass 2 (weighing) holds V and per block and slot p.v (unit_t x kv_t: one DSP a lane), an exp
-    // unit and the accumulators; the output holds the output rows (each row's sum p.v), per block
-    // 1/sum, and write_rows' division for a word a cycle: per lane a shift by 1/sum's exponent (a
-    // barrel shifter to shifted_sum_t: 4 levels of 2:1 muxes, two levels per LUT) and the product
-    // with its mantissa (shifted_sum_t x unit_t).
+    // The attention unit in four parts (attention.h). Pass 1 (scores) holds K and the q rows, and
+    // per block and slot q.k over kAttnLanes (q_t x kv_t: one DSP a lane, accumulating in its P
+    // register), the lanes' adder tree (score_acc_t adds), the scale (fm_t x attn_scale_t), an exp
+    // unit and the running sum's rescale (sum_t x unit_t); its statistics banks, and the rows'
+    // maxima and 1/sum for write_rows (`info`). The score banks (pass 1 writes them, pass 2 reads
+    // them) are a part of their own, so the floorplan can split them between the passes. Pass 2 (weighing) holds V and per block and slot p.v (unit_t x kv_t:
+    // one DSP a lane) added to its accumulator in fabric (pv_acc_t is wider than the P register),
+    // an exp unit, the accumulators, and per block the finishing slot's choice of sums (a P:1 mux a
+    // bit). The output holds the output rows (each row's sum p.v), the one 1/sum unit
+    // (load_group_stats) and write_rows' division for a word a cycle: the row's read from a bank of
+    // its block (a blocks x chunk-words : 1 mux a bit), a shift by 1/sum's exponent (4 bits: a
+    // barrel shifter, two levels per LUT) and the product with its mantissa (shifted_sum_t x unit_t).
     // K and V are banks of kKvPack lanes (kv_t each: a 72-bit word).
     const long long kv_depth = (long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_DIM / kAttnLanes;
     const int kv_banks = kAttnLanes / kKvPack, kv_width = kKvPack * kv_t::width;
@@ -386,7 +390,8 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
         (long long)ceil_div(EDGEMOE_MAX_TOKENS, kAttnRows) * kAttnP * (EDGEMOE_MAX_DIM / kAttnLanes);
     const int out_width = pv_acc_t::width;
     const long long score_depth = 2LL * (EDGEMOE_MAX_TOKENS + kAttnP - 1) * EDGEMOE_MAX_HEADS;
-    const int stats_width = fm_t::width + unit_t::width + 32;  // exp2 is an int
+    const int stats_width = fm_t::width + unit_t::width + 32;  // info: max, 1/sum's mantissa and exponent (an int)
+    const int running_width = fm_t::width + sum_t::width;      // pass 1's statistics: max and sum
 #if EDGEMOE_ATTN_URAM
     const bool in_uram = true;
 #else
@@ -394,13 +399,15 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
 #endif
     const int kv_uram = kv_banks * uram_for(kv_depth, kv_width), kv_bram18 = kv_banks * bram18_for(kv_depth, kv_width);
     // Banks of `count` x `depth` x `width`, in URAM or BRAM18 as the build binds them.
-    int uram = 0, bram18 = 0, dsp = 0, lutram = 0, shifter_luts = 0;
+    int uram = 0, bram18 = 0, dsp = 0, lutram = 0, fabric_luts = 0;
     if (part == kPartAttentionScores) {
-      dsp = kAttnRows * (kAttnLanes * dsps_for(q_t::width, kv_t::width) + kExpDsp + dsps_for(fm_t::width, attn_scale_t::width + 1));
+      dsp = kAttnRows * (kAttnLanes * dsps_for(q_t::width, kv_t::width) + dsps_for(fm_t::width, attn_scale_t::width + 1) +
+                         kExpDsp + dsps_for(sum_t::width + 1, unit_t::width + 1));
+      fabric_luts = kAttnRows * (kAttnLanes - 1) * score_acc_t::width;
       (in_uram ? uram : bram18) += in_uram ? kv_uram : kv_bram18;
-      bram18 += kAttnRows * exp_rom + kAttnBlocks * bram18_for(2LL * kAttnP * EDGEMOE_MAX_HEADS, stats_width) +
-                bram18_for((long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS, stats_width);
       lutram = kAttnRows * kAttnLanes * lutram_s2p_luts(EDGEMOE_MAX_DIM / kAttnLanes, q_t::width);
+      bram18 += kAttnRows * exp_rom + kAttnBlocks * bram18_for(2LL * kAttnP * EDGEMOE_MAX_HEADS, running_width) +
+                bram18_for((long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS, stats_width);
     } else if (part == kPartAttentionScoreBanks) {
       (in_uram ? uram : bram18) += kAttnRows * (in_uram ? uram_for(score_depth, fm_t::width) : bram18_for(score_depth, fm_t::width));
     } else if (part == kPartAttentionWeighing) {
@@ -408,13 +415,15 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
       (in_uram ? uram : bram18) += in_uram ? kv_uram : kv_bram18;
       bram18 += kAttnRows * exp_rom;
       lutram = kAttnRows * kAttnLanes * lutram_s2p_luts(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width);
+      fabric_luts = kAttnRows * kAttnLanes * pv_acc_t::width + kAttnBlocks * kAttnLanes * pv_acc_t::width * (kAttnP > 1);
     } else {
-      dsp = kAttnBlocks * kReciprocalDsp + kWordElems * dsps_for(shifted_sum_t::width, unit_t::width);
+      dsp = kReciprocalDsp + kWordElems * dsps_for(shifted_sum_t::width, unit_t::width);
       (in_uram ? uram : bram18) += kAttnBlocks * kAttnLanes * (in_uram ? uram_for(out_depth, out_width) : bram18_for(out_depth, out_width));
-      bram18 += kAttnBlocks * recip_rom;
-      shifter_luts = kWordElems * shifted_sum_t::width * 4 / 2;
+      bram18 += recip_rom;
+      const int out_banks_per_read = kAttnBlocks * kWordsPerAttnChunk;  // a bank of (block, word in chunk) per element
+      fabric_luts = kWordElems * (shifted_sum_t::width * 4 / 2 + pv_acc_t::width * int(cdiv(out_banks_per_read, 4)));
     }
-    return {dsp, bram18, uram, logic_luts(dsp, bram18, uram) + lutram + shifter_luts};
+    return {dsp, bram18, uram, logic_luts(dsp, bram18, uram) + lutram + fabric_luts};
   }
   if (part == kPartLayerNorm) {
     // gamma, beta (a bank per word lane, kMaxDimWords deep) and the two row buffers (a bank per
