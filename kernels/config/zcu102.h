@@ -25,7 +25,7 @@
 #define EDGEMOE_LINEAR_ROWS 3  // 3 rows share each weight read: 32 x 8 x 3 = 768 MACs
 #define EDGEMOE_ATTN_URAM 0  // no URAM on the XCZU9EG: K, V and the output rows in BRAM
 #define EDGEMOE_ATTN_LANES 16  // ViT-T's head dim 64 is a multiple
-#define EDGEMOE_ATTN_BLOCKS 2  // 2 x 4 rows per sweep
+#define EDGEMOE_ATTN_BLOCKS 1  // 4 rows per sweep: a second block (+1.2 ms of ViT-T at 250 MHz) costs the ~23 K LUTs the heads need
 #define EDGEMOE_GATE_FEATURES 4  // gate: 4 features x 16 experts per cycle
 
 // The board, for the latency and resource model (../shared/spec/hardware.md §1, §1.3, §6). Each
