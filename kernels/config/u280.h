@@ -52,28 +52,30 @@
 
 // Floorplan (kernels/vitis/README.md, "U280 floorplan"): three SLRs, each part's share per SLR in
 // per mille. Neither the MAC array (~3,300 DSPs, 1,056 BRAM36 of weight and bias banks) nor the
-// attention unit (~2,500 DSPs, 576 URAM) fits one SLR (3,008 DSP, 672 BRAM36, 320 URAM), and the
+// attention unit (~2,200 DSPs, 512 URAM) fits one SLR (3,008 DSP, 672 BRAM36, 320 URAM), and the
 // shell's HBM switch and controller sit in SLR0. The MAC array is split by output lanes, 10 / 11 /
 // 11 (weight and bias banks and GELUs follow their lanes; the row tile is broadcast across both
-// crossings); attention by pass: pass 1 (K, q rows, q.k, the statistics) in SLR1, pass 2 (V, p.v,
-// accumulators) in SLR2, the score banks between them (pass 1 writes them, pass 2 reads them) half
-// in each, its output stage (output rows, 1/sum, the division) in SLR0 beside the m_axi adapters,
-// LayerNorm, the gate and its queues, next to the HBM switch. SLR0's BRAM (the adapters' FIFOs, the
-// queues) caps its MAC lanes at 10; pass 1's and pass 2's DSPs cap theirs at 11.
+// crossings). Attention: pass 1 (K, q rows, q.k, exp, the statistics) in SLR1; pass 2 (V, p.v,
+// accumulators) in SLR2 with the output stage (the output rows, write_rows' division), so the
+// finishing rows' sums (7 blocks x 32 lanes x 55 bits a cycle) never cross a boundary; the score
+// banks in SLR0, whose URAM is otherwise unused (pass 1 writes and pass 2 reads a score per slot).
+// SLR0 also holds the m_axi adapters, LayerNorm, the gate and its queues, next to the HBM switch;
+// its BRAM (the adapters' FIFOs, the queues) caps its MAC lanes at 10.
 #define EDGEMOE_SLRS 3
 // BRAM is what the floorplan runs short of (SLR0): GELU's ROMs and LayerNorm's buffers in LUTs.
 #define EDGEMOE_SMALL_MEMORIES_IN_LUTS 1
 #define EDGEMOE_SLR_LINEAR 313, 344, 343
 #define EDGEMOE_SLR_ATTENTION_SCORES 0, 1000, 0
-#define EDGEMOE_SLR_ATTENTION_SCORE_BANKS 0, 500, 500
+#define EDGEMOE_SLR_ATTENTION_SCORE_BANKS 1000, 0, 0
 #define EDGEMOE_SLR_ATTENTION_WEIGHING 0, 0, 1000
-#define EDGEMOE_SLR_ATTENTION_OUTPUT 1000, 0, 0
+#define EDGEMOE_SLR_ATTENTION_OUTPUT 0, 0, 1000
 #define EDGEMOE_SLR_LAYERNORM 1000, 0, 0
 #define EDGEMOE_SLR_GATE 1000, 0, 0
 #define EDGEMOE_SLR_INFRASTRUCTURE 1000, 0, 0
-// The heads' line buffer (URAM), window reader and upsampler in SLR2, where URAM and LUTs are left
-// (SLR0's URAM holds attention's output rows, its LUTs the HBM controller).
-#define EDGEMOE_SLR_HEAD 0, 0, 1000
+// The heads' line buffer (URAM), window reader and upsampler in SLR1, where URAM is left, one
+// boundary from the adapters and from the MAC array's row input (SLR2's URAM holds attention's
+// output rows, SLR0's LUTs the HBM controller).
+#define EDGEMOE_SLR_HEAD 0, 1000, 0
 // The shell (xilinx_u280_gen3x16_xdma_1_202211_1: ~107.6K LUT, 195.5 BRAM36, 4 DSP in the rightmost
 // column of every SLR) taken as a third per SLR, plus the HBM controller logic (~100K LUT) in SLR0
 // (hardware.md §1.1).
