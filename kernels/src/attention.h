@@ -66,7 +66,7 @@ constexpr int kStatHalf = kAttnP * EDGEMOE_MAX_HEADS;         // one group's sta
 // activation word fills kWordElems / kKvPack quads of one chunk.
 static_assert(kAttnLanes % kKvPack == 0 && kWordElems % kKvPack == 0, "K/V quads are whole in a chunk and a word");
 static_assert(kAttnLanes % kWordElems == 0, "a chunk is whole activation words");
-static_assert(EDGEMOE_MAX_DIM / kAttnLanes <= 128, "lane_acc_t holds a lane's q.k over at most 128 chunks exactly");
+static_assert(EDGEMOE_MAX_DIM / kAttnLanes < 128, "lane_acc_t holds a lane's q.k over fewer than 128 chunks exactly");
 constexpr int kKvQuads = kAttnLanes / kKvPack;
 constexpr int kWordQuads = kWordElems / kKvPack;         // quads an activation word fills
 constexpr int kWordsPerChunk = kAttnLanes / kWordElems;  // ... at word position w mod this in its chunk
@@ -114,6 +114,15 @@ inline void store_kv_word(FeatureRows rows, int t, int w, const fm_word_t& word)
   for (int p = 0; p < kWordsPerChunk; ++p)
     for (int g = 0; g < kWordQuads; ++g)
       if (at == p) rows[t][chunk][p * kWordQuads + g] = kv_quad(word, g);
+}
+
+// Word w of a q row into its chunk's lanes, one statement per lane bank (a constant lane; the word's
+// position in its chunk chooses which statements write).
+inline void store_q_word(q_t row[kMaxChunks][kAttnLanes], int w, const fm_word_t& word) {
+  const int chunk = w / kWordsPerChunk, at = w % kWordsPerChunk;
+  for (int p = 0; p < kWordsPerChunk; ++p)
+    for (int e = 0; e < kWordElems; ++e)
+      if (at == p) row[chunk][p * kWordElems + e] = word.v[e];
 }
 
 // K and V of every token. qkv holds each token's q | k | v (3 D / 16 words, rows packed): K and V
@@ -177,10 +186,7 @@ load_q_rows:
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kAttnRows * 3 * kMaxDimWords
     const fm_word_t word = qkv[base + i];
-    for (int e = 0; e < kWordElems; ++e) {
-      const int d = w * kWordElems + e;
-      if (part == 0) q[b][s][d >> kLaneShift][d & kLaneMask] = word.v[e];
-    }
+    if (part == 0) store_q_word(q[b][s], w, word);
     if (++w == words) {
       w = 0;
       if (++part == 3) {
@@ -202,10 +208,7 @@ load_q_words:
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kAttnRows * kMaxDimWords
     const fm_word_t qw = qkv[(long)(group * kAttnRows + b * kAttnP + s) * 3 * words + w];
-    for (int e = 0; e < kWordElems; ++e) {
-      const int d = w * kWordElems + e;
-      q[b][s][d >> kLaneShift][d & kLaneMask] = qw.v[e];
-    }
+    store_q_word(q[b][s], w, qw);
     if (++w == words) {
       w = 0;
       if (++s == kAttnP) {

@@ -24,8 +24,8 @@ typedef ap_fixed<24, 8, AP_TRN, AP_SAT> q_t;       // attention's q rows (LSB 2^
 // q.k (24 x 18) and p.v (25u x 18) take one DSP48E2 a product, not two (kernels/README.md, Formats).
 typedef ap_fixed<18, 6, AP_RND, AP_SAT> kv_t;
 typedef ap_fixed<56, 24> score_acc_t;             // exact q.k over a head (<= 256 lanes)
-// A q.k lane's sum over a head's chunks (q_t x kv_t products < 2^12, 28 fraction bits): exact for up
-// to 128 chunks, and 48 bits, so it accumulates in the DSP48E2's P register.
+// A q.k lane's sum over a head's chunks (q_t x kv_t products of magnitude <= 2^12, 28 fraction bits):
+// exact for fewer than 128 chunks, and 48 bits, so it accumulates in the DSP48E2's P register.
 typedef ap_fixed<48, 20> lane_acc_t;
 typedef ap_ufixed<22, 0> attn_scale_t;            // 1/sqrt(head dim) < 1 at fm_t's LSB: exact for head dims >= 2
 typedef ap_ufixed<25, 1> unit_t;                  // exp(x <= 0) and normalised mantissas, in [0, 2)

@@ -105,9 +105,9 @@ constexpr int kSlrCrossingDepth = EDGEMOE_SLRS > 1 ? 2 * 2 * 2 : 0;
 constexpr int kLinearDepth =
     kMacDepth + log2_ceil(kTin) + 1 /* bias */ + kGeluDepth + 1 /* to the stream */ + kSlrCrossingDepth;
 // A sweep iteration: a chunk of q.k (MAC), on the last chunk the lane sum, scale and softmax update.
-// Pass 1's chain (the longer one): q.k MAC, lane tree, scale, exp, running-sum update, 1/sum of the
-// finishing row.
-constexpr int kAttnSweepDepth = kMacDepth + log2_ceil(kAttnLanes) + 2 + kExpDepth + 2 + kReciprocalDepth + kSlrCrossingDepth;
+// Pass 1's chain (the longer one): q.k MAC, lane tree, scale, exp, running-sum update (1/sum is
+// formed later, as pass 2's group loads).
+constexpr int kAttnSweepDepth = kMacDepth + log2_ceil(kAttnLanes) + 2 + kExpDepth + 2 + kSlrCrossingDepth;
 constexpr int kLayerNormDepth = kMacDepth + 2;
 constexpr int kGateDepth = kMacDepth + log2_ceil(kGateFeatures);
 // The gate's per-token tail, unrolled in the pipeline as written: a serial max scan, exp, a serial
@@ -240,13 +240,13 @@ constexpr int dsps_for(int a, int b) {
   return int(cdiv(a, 27) * cdiv(b, 18) < cdiv(b, 27) * cdiv(a, 18) ? cdiv(a, 27) * cdiv(b, 18) : cdiv(b, 27) * cdiv(a, 18));
 }
 // The table functions' products, from fixed_math.h's operand widths (a product by a power of two is
-// a shift and costs none): exp: x log2(e) (33 x 25) and the interpolation (16 x 26) (f times the
-// 256 steps is a shift); 1/x: position (25 x 9), interpolation (16 x 25), m r0 (25 x 25), the
-// Newton product (25 x 28); 1/sqrt: position (25 x 8), interpolation, y0^2, m y0^2 (26 x 26),
-// y0 (3 - m y0^2) (25 x 30); GELU: the interpolation only (22 x 25; x 128 is a shift).
+// a shift and costs none; so is every table position: times its 256 or 128 steps): exp: x log2(e)
+// (33 x 25) and the interpolation (16 x 26); 1/x: interpolation (16 x 25), m r0 (25 x 25), the
+// Newton product (25 x 28); 1/sqrt: interpolation, y0^2, m y0^2 (26 x 26), y0 (3 - m y0^2)
+// (25 x 30); GELU: the interpolation only (22 x 25).
 constexpr int kExpDsp = dsps_for(33, 25) + dsps_for(16, 26);
-constexpr int kReciprocalDsp = dsps_for(25, 9) + dsps_for(16, 25) + dsps_for(25, 25) + dsps_for(25, 28);
-constexpr int kRsqrtDsp = dsps_for(25, 8) + dsps_for(16, 25) + dsps_for(25, 25) + dsps_for(26, 26) + dsps_for(25, 30);
+constexpr int kReciprocalDsp = dsps_for(16, 25) + dsps_for(25, 25) + dsps_for(25, 28);
+constexpr int kRsqrtDsp = dsps_for(16, 25) + dsps_for(25, 25) + dsps_for(26, 26) + dsps_for(25, 30);
 constexpr int kGeluDsp = dsps_for(22, 25);
 // LayerNorm (layernorm.h), one instance (ALLOCATION at the kernel top), per word lane: d/D (32 x 25),
 // d^2/D (32 x 32), (x - mean) mant (33 x 25), times gamma (32 x 32); per row the mean's square
@@ -374,13 +374,15 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     // The attention unit in four parts (attention.h). Pass 1 (scores) holds K and the q rows, and
     // per block and slot q.k over kAttnLanes (q_t x kv_t: one DSP a lane, accumulating in its P
     // register), the lanes' adder tree (score_acc_t adds), the scale (fm_t x attn_scale_t), an exp
-    // unit and the running sum's rescale (sum_t x unit_t); its statistics banks, and the rows'
-    // maxima and 1/sum for write_rows (`info`). The score banks (pass 1 writes them, pass 2 reads
+    // unit, the running sum's rescale (sum_t x unit_t) and the softmax update's compares, differences
+    // and adds in fabric; the running maxima and sums (LUTRAM per block and slot, by head), its
+    // statistics banks, the one 1/sum unit (load_group_stats) and the rows' maxima and 1/sum for
+    // write_rows (`info`: its three fields are three arrays). The score banks (pass 1 writes them, pass 2 reads
     // them) are a part of their own, so the floorplan can split them between the passes. Pass 2 (weighing) holds V and per block and slot p.v (unit_t x kv_t:
     // one DSP a lane) added to its accumulator in fabric (pv_acc_t is wider than the P register),
     // an exp unit, the accumulators, and per block the finishing slot's choice of sums (a P:1 mux a
-    // bit). The output holds the output rows (each row's sum p.v), the one 1/sum unit
-    // (load_group_stats) and write_rows' division for a word a cycle: the row's read from a bank of
+    // bit), and the maxima it is given per group (registers). The output holds the output rows
+    // (each row's sum p.v) and write_rows' division for a word a cycle: the row's read from a bank of
     // its block (a blocks x chunk-words : 1 mux a bit), a shift by 1/sum's exponent (4 bits: a
     // barrel shifter, two levels per LUT) and the product with its mantissa (shifted_sum_t x unit_t).
     // K and V are banks of kKvPack lanes (kv_t each: a 72-bit word).
@@ -390,7 +392,7 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
         (long long)ceil_div(EDGEMOE_MAX_TOKENS, kAttnRows) * kAttnP * (EDGEMOE_MAX_DIM / kAttnLanes);
     const int out_width = pv_acc_t::width;
     const long long score_depth = 2LL * (EDGEMOE_MAX_TOKENS + kAttnP - 1) * EDGEMOE_MAX_HEADS;
-    const int stats_width = fm_t::width + unit_t::width + 32;  // info: max, 1/sum's mantissa and exponent (an int)
+    const int fm_diff_width = fm_t::width + 1;
     const int running_width = fm_t::width + sum_t::width;      // pass 1's statistics: max and sum
 #if EDGEMOE_ATTN_URAM
     const bool in_uram = true;
@@ -403,11 +405,18 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     if (part == kPartAttentionScores) {
       dsp = kAttnRows * (kAttnLanes * dsps_for(q_t::width, kv_t::width) + dsps_for(fm_t::width, attn_scale_t::width + 1) +
                          kExpDsp + dsps_for(sum_t::width + 1, unit_t::width + 1));
-      fabric_luts = kAttnRows * (kAttnLanes - 1) * score_acc_t::width;
+      dsp += kReciprocalDsp;
+      // per row: the score against the max (a compare), two differences and their choice, the sum's
+      // add and the new max and sum's choices
+      fabric_luts = kAttnRows * (kAttnLanes - 1) * score_acc_t::width +
+                    kAttnRows * (fm_t::width + 3 * fm_diff_width + 2 * sum_t::width);
       (in_uram ? uram : bram18) += in_uram ? kv_uram : kv_bram18;
-      lutram = kAttnRows * kAttnLanes * lutram_s2p_luts(EDGEMOE_MAX_DIM / kAttnLanes, q_t::width);
+      lutram = kAttnRows * kAttnLanes * lutram_s2p_luts(EDGEMOE_MAX_DIM / kAttnLanes, q_t::width) +
+               kAttnRows * lutram_luts(EDGEMOE_MAX_HEADS, running_width);
+      const long long rows_heads = (long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS;
       bram18 += kAttnRows * exp_rom + kAttnBlocks * bram18_for(2LL * kAttnP * EDGEMOE_MAX_HEADS, running_width) +
-                bram18_for((long long)EDGEMOE_MAX_TOKENS * EDGEMOE_MAX_HEADS, stats_width);
+                recip_rom + bram18_for(rows_heads, fm_t::width) + bram18_for(rows_heads, unit_t::width) +
+                bram18_for(rows_heads, 32);
     } else if (part == kPartAttentionScoreBanks) {
       (in_uram ? uram : bram18) += kAttnRows * (in_uram ? uram_for(score_depth, fm_t::width) : bram18_for(score_depth, fm_t::width));
     } else if (part == kPartAttentionWeighing) {
@@ -415,11 +424,11 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
       (in_uram ? uram : bram18) += in_uram ? kv_uram : kv_bram18;
       bram18 += kAttnRows * exp_rom;
       lutram = kAttnRows * kAttnLanes * lutram_s2p_luts(EDGEMOE_MAX_DIM / kAttnLanes, pv_acc_t::width);
-      fabric_luts = kAttnRows * kAttnLanes * pv_acc_t::width + kAttnBlocks * kAttnLanes * pv_acc_t::width * (kAttnP > 1);
+      fabric_luts = kAttnRows * kAttnLanes * pv_acc_t::width + kAttnBlocks * kAttnLanes * pv_acc_t::width * (kAttnP > 1) +
+                    kAttnRows * EDGEMOE_MAX_HEADS * fm_t::width / 2 /* the maxima's registers' read mux */;
     } else {
-      dsp = kReciprocalDsp + kWordElems * dsps_for(shifted_sum_t::width, unit_t::width);
+      dsp = kWordElems * dsps_for(shifted_sum_t::width, unit_t::width);
       (in_uram ? uram : bram18) += kAttnBlocks * kAttnLanes * (in_uram ? uram_for(out_depth, out_width) : bram18_for(out_depth, out_width));
-      bram18 += recip_rom;
       const int out_banks_per_read = kAttnBlocks * kWordsPerAttnChunk;  // a bank of (block, word in chunk) per element
       fabric_luts = kWordElems * (shifted_sum_t::width * 4 / 2 + pv_acc_t::width * int(cdiv(out_banks_per_read, 4)));
     }
