@@ -69,7 +69,6 @@ static_assert(kAttnLanes % kWordElems == 0, "a chunk is whole activation words")
 static_assert(EDGEMOE_MAX_DIM / kAttnLanes < 128, "lane_acc_t holds a lane's q.k over fewer than 128 chunks exactly");
 constexpr int kKvQuads = kAttnLanes / kKvPack;
 constexpr int kWordQuads = kWordElems / kKvPack;         // quads an activation word fills
-constexpr int kWordsPerChunk = kAttnLanes / kWordElems;  // ... at word position w mod this in its chunk
 struct KvQuad {
   kv_t lane[kKvPack];
 };
@@ -110,8 +109,8 @@ inline KvQuad kv_quad(const fm_word_t& word, int g) {
 // Word w of a row into its chunk's quads: one statement per quad bank (the bank is a constant, the
 // word's position in its chunk chooses which statements write), so each bank sees one write.
 inline void store_kv_word(FeatureRows rows, int t, int w, const fm_word_t& word) {
-  const int chunk = w / kWordsPerChunk, at = w % kWordsPerChunk;
-  for (int p = 0; p < kWordsPerChunk; ++p)
+  const int chunk = w / kWordsPerAttnChunk, at = w % kWordsPerAttnChunk;
+  for (int p = 0; p < kWordsPerAttnChunk; ++p)
     for (int g = 0; g < kWordQuads; ++g)
       if (at == p) rows[t][chunk][p * kWordQuads + g] = kv_quad(word, g);
 }
@@ -119,8 +118,8 @@ inline void store_kv_word(FeatureRows rows, int t, int w, const fm_word_t& word)
 // Word w of a q row into its chunk's lanes, one statement per lane bank (a constant lane; the word's
 // position in its chunk chooses which statements write).
 inline void store_q_word(q_t row[kMaxChunks][kAttnLanes], int w, const fm_word_t& word) {
-  const int chunk = w / kWordsPerChunk, at = w % kWordsPerChunk;
-  for (int p = 0; p < kWordsPerChunk; ++p)
+  const int chunk = w / kWordsPerAttnChunk, at = w % kWordsPerAttnChunk;
+  for (int p = 0; p < kWordsPerAttnChunk; ++p)
     for (int e = 0; e < kWordElems; ++e)
       if (at == p) row[chunk][p * kWordElems + e] = word.v[e];
 }
@@ -411,7 +410,7 @@ write_rows_loop:
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = EDGEMOE_MAX_TOKENS * kMaxDimWords
     const RowSoftmax st = info[g * kAttnRows + b * kAttnP + s][h];
-    const unsigned shift = unsigned(st.exp2) & 15u;  // 1/sum > 2^-12 (sum < 4096): a right shift by 4 bits' worth
+    const unsigned shift = unsigned(st.exp2) & 15u;  // reciprocal() gives 0 ... 11: a 4-bit right shift
     fm_word_t word;
     for (int e = 0; e < kWordElems; ++e) {
       const int d = w * kWordElems + e;

@@ -56,7 +56,7 @@ constexpr int kTrows = EDGEMOE_LINEAR_ROWS;  // ... x rows sharing each weight r
 constexpr int kAttnP = EDGEMOE_ATTN_P;      // query rows in flight (formats.h: part of the numerics)
 constexpr int kAttnLanes = EDGEMOE_ATTN_LANES;  // head-dimension lanes per slot
 constexpr int kKvPack = 4;  // K and V lanes per on-chip word: 4 x 18-bit kv_t = 72 bits, a URAM word
-constexpr int kWordsPerAttnChunk = EDGEMOE_ATTN_LANES / 16;  // activation words (16 features) per lane chunk
+constexpr int kWordsPerAttnChunk = kAttnLanes / kWordElems;  // activation words per lane chunk
 constexpr int kAttnBlocks = EDGEMOE_ATTN_BLOCKS;  // blocks of P rows sharing one sweep (not numerics)
 constexpr int kAttnRows = kAttnBlocks * kAttnP;   // rows per sweep group
 constexpr int kGateFeatures = EDGEMOE_GATE_FEATURES;  // token features per gate step ...
@@ -377,11 +377,12 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     // unit, the running sum's rescale (sum_t x unit_t) and the softmax update's compares, differences
     // and adds in fabric; the running maxima and sums (LUTRAM per block and slot, by head), its
     // statistics banks, the one 1/sum unit (load_group_stats) and the rows' maxima and 1/sum for
-    // write_rows (`info`: its three fields are three arrays). The score banks (pass 1 writes them, pass 2 reads
-    // them) are a part of their own, so the floorplan can split them between the passes. Pass 2 (weighing) holds V and per block and slot p.v (unit_t x kv_t:
-    // one DSP a lane) added to its accumulator in fabric (pv_acc_t is wider than the P register),
-    // an exp unit, the accumulators, and per block the finishing slot's choice of sums (a P:1 mux a
-    // bit), and the maxima it is given per group (registers). The output holds the output rows
+    // write_rows (`info`: its three fields are three arrays). The score banks (pass 1 writes them,
+    // pass 2 reads them) are a part of their own, so the floorplan can place them apart from both
+    // passes. Pass 2 (weighing) holds V and per block and slot p.v (unit_t x kv_t: one DSP a lane)
+    // added to its accumulator in fabric (pv_acc_t is wider than the P register), an exp unit, the
+    // accumulators, and per block the finishing slot's choice of sums (a P:1 mux a bit), and the
+    // maxima it is given per group (registers). The output holds the output rows
     // (each row's sum p.v) and write_rows' division for a word a cycle: the row's read from a bank of
     // its block (a blocks x chunk-words : 1 mux a bit), a shift by 1/sum's exponent (4 bits: a
     // barrel shifter, two levels per LUT) and the product with its mantissa (shifted_sum_t x unit_t).
@@ -404,8 +405,8 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     int uram = 0, bram18 = 0, dsp = 0, lutram = 0, fabric_luts = 0;
     if (part == kPartAttentionScores) {
       dsp = kAttnRows * (kAttnLanes * dsps_for(q_t::width, kv_t::width) + dsps_for(fm_t::width, attn_scale_t::width + 1) +
-                         kExpDsp + dsps_for(sum_t::width + 1, unit_t::width + 1));
-      dsp += kReciprocalDsp;
+                         kExpDsp + dsps_for(sum_t::width + 1, unit_t::width + 1)) +
+            kReciprocalDsp;
       // per row: the score against the max (a compare), two differences and their choice, the sum's
       // add and the new max and sum's choices
       fabric_luts = kAttnRows * (kAttnLanes - 1) * score_acc_t::width +

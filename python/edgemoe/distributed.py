@@ -198,23 +198,26 @@ class ShippedModel:
         return rebuild_model(self.recipe)
 
 
-def _identity(value):
-    return value
+def _unpickled(payload: bytes):
+    from distributed.protocol.pickle import loads
+
+    return loads(payload)
 
 
 def _ship(client, value, what: str):
     """``value`` to the cluster once, as the result of a task (Dask then moves it worker to worker, not per
     shard). Not client.scatter: scattered data lives only on the workers holding it, and a worker that
-    dies with the only copy would fail every shard; a task's result is recomputed like any other."""
+    dies with the only copy would fail every shard; a task's result is recomputed like any other. The
+    task carries the pickle made to check that ``value`` pickles, so a large value is pickled once."""
     import pickle
 
     from distributed.protocol.pickle import dumps  # Dask's pickler: cloudpickle where pickle cannot
 
     try:
-        dumps(value)
+        payload = dumps(value)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise TypeError(f"{what} must pickle to go to Dask workers: {type(exc).__name__}: {exc}") from None
-    return client.submit(_identity, value, pure=False, key=f"edgemoe-{what.split()[-1]}-{time.time_ns():x}")
+    return client.submit(_unpickled, payload, pure=False, key=f"edgemoe-{what.split()[-1]}-{time.time_ns():x}")
 
 
 def _scheduler_has_bokeh() -> bool:
