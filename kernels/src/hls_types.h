@@ -19,6 +19,12 @@
 #define EDGEMOE_EMU_PARALLEL 1
 #include "emu_parallel.h"
 #endif
+// Emulation with edgemoe's host headers: the MAC array's exact sums in a CPU's order (bit for bit
+// the pipelined loop's; the cycle ledger still runs the loop).
+#if !defined(__SYNTHESIS__) && !defined(EDGEMOE_VITIS_HEADERS)
+#define EDGEMOE_EMU_EXACT_MAC 1
+#include "hls_host/exact_mac.h"
+#endif
 
 // The board is a plain define (-DEDGEMOE_BOARD_ZCU102), not a quoted path: it survives shell, v++
 // and Tcl quoting unchanged. No define: the emulation build.

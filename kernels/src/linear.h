@@ -54,6 +54,9 @@ inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t
                                 BiasTiles bias_tiles, LinearShape& shape) {
 #pragma HLS INLINE off
   if (out <= 0) return;  // nothing to fetch (linear_step): the buffer keeps its matrix
+#ifdef EDGEMOE_EMU_EXACT_MAC
+  ap_host::weights_written();  // the emulated MAC array's converted copies are stale from here
+#endif
   shape.out = out;
   shape.in = in;
   shape.out_tiles = ceil_div(out, kTout);
@@ -378,6 +381,10 @@ inline fm_t relu_saturated(acc_t acc) {
   typedef ap_fixed<fm_t::width, fm_t::iwidth, AP_TRN, AP_SAT> fm_saturating_t;
   return acc < acc_t(0) ? fm_t(0) : fm_t(fm_saturating_t(acc));
 }
+// An output's epilogue: GELU (fc1), ReLU (the heads' convolutions) or none.
+inline fm_t mac_output(acc_t acc, bool gelu, bool relu) {
+  return gelu ? edgemoe_hls::gelu(fm_t(acc)) : relu ? relu_saturated(acc) : fm_t(acc);
+}
 
 // A window job's tiles come from the convolution reader (fetch_rows) instead of assemble_tiles; the
 // row cache is deep enough for a 3x3 window's K (kMaxCachedInTiles).
@@ -401,6 +408,30 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
   edgemoe_ledger::region_process(2);
   edgemoe_ledger::loop(unit, steps, kII, kLinearDepth, edgemoe_ledger::kNoPort, 0, 1,
                        (long long)rows * shape.out * shape.in, kTrows * kTin * kTout);
+#ifdef EDGEMOE_EMU_EXACT_MAC
+  // Emulation: the same exact sums, reduced to acc_t's width as the lanes' wrapping adds do
+  // (hls_host/exact_mac.h), when no cycle ledger is counting this loop.
+  static_assert(acc_t::width - acc_t::iwidth == (mac_in_t::width - mac_in_t::iwidth) + (wt_t::width - wt_t::iwidth),
+                "the sums are in units of acc_t's LSB");
+  if (!edgemoe_ledger::attached() &&
+      ap_host::exact_mac_array<kTrows, kTout, kTin, mac_in_t::width, wt_t::width, in_vec>(
+        streamed ? window_tiles : in, tiles, ceil_div(rows, kTrows), in_tiles, shape.out_tiles,
+        [&](int, int ot, const int64_t (&sums)[kTrows][kTout]) {
+          out_vec y;
+          for (int o = 0; o < kTout; ++o) {
+            const fm_t bias = bias_tiles[ot][o];
+            for (int r = 0; r < kTrows; ++r) {
+              acc_t sum;
+              sum.V = ap_host::wrap<acc_t::width, true>(sums[r][o]);
+              acc_t acc = bias;
+              acc += sum;
+              y.v[r][o] = mac_output(acc, gelu, relu);
+            }
+          }
+          out.write(y);
+        }))
+    return;
+#endif
   int ot = 0, it = 0, tile = 0;  // tile = ot * in_tiles + it, kept incrementally
 mac_steps:
   for (int step = 0; step < upto<kMaxRowGroups * kMaxWeightTiles>(steps); ++step) {
@@ -429,7 +460,7 @@ mac_steps:
         for (int r = 0; r < kTrows; ++r) {
           acc_t acc = bias;
           for (int i = 0; i < kTin; ++i) acc += lane[r][o][i];
-          y.v[r][o] = gelu ? edgemoe_hls::gelu(fm_t(acc)) : relu ? relu_saturated(acc) : fm_t(acc);
+          y.v[r][o] = mac_output(acc, gelu, relu);
         }
       }
       out.write(y);

@@ -1,6 +1,7 @@
 // The unified linear unit in each of its modes against a double golden model computed on the same
 // quantised inputs: errors come only from the 2^-18 input lane, the 2^-22 output and GELU's table.
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "src/linear.h"
@@ -182,6 +183,46 @@ int main() {
     int differing = 0;
     for (int i = 0; i < many * out; ++i) differing += !(a[i] == b[i]);
     tb::expect(differing == 0, "run_linear's row split is bit-identical to one call");
+  }
+  // The emulated MAC array (hls_host/exact_mac.h: exact sums in a CPU's order, used whenever no
+  // cycle ledger is attached) against the pipelined loop (run with a ledger attached), bit for bit:
+  // every epilogue; ragged tiles; more than one block of rows; a K past the exact chunk of
+  // double sums (1024 products: the build's largest row K, 1536 or more); and operands at both
+  // ends of their ranges, whose 45-bit products summed over that K wrap acc_t's 48 bits.
+  {
+    static edgemoe_ledger::Ledger ledger;
+    static WeightBuffer wide;
+    struct Case {
+      const char* name;
+      int rows, out, in;
+      double x_sd, w_sd;  // normal values; 0: the extremes of the formats
+      bool gelu, relu;
+    };
+    const int big_k = std::min(2304, kMaxLinearIn);
+    static_assert(kMaxLinearIn > 1024, "a row K past one exact chunk of double sums");
+    const Case cases[] = {{"normal, plain", 150, 80, 112, 2, 0.1, false, false},
+                          {"normal, GELU", 37, 48, 200, 2, 0.1, true, false},
+                          {"normal, ReLU, largest K", 70, 32, big_k, 1, 0.05, false, true},
+                          {"extremes, largest K (acc_t wraps)", 9, 32, big_k, 0, 0, false, false},
+                          {"extremes, ReLU, K = 1056", 5, 16, 1056, 0, 0, false, true}};
+    for (const Case& c : cases) {
+      std::vector<wt_t> wc(c.out * c.in);
+      std::vector<fm_t> bc(c.out), xc(c.rows * c.in), piped(c.rows * c.out, fm_t(0)), exact(c.rows * c.out, fm_t(1));
+      // extremes: mac_in_t saturates at -256 and 256 - 2^-18, wt_t spans [-2, 2 - 2^-16]
+      for (auto& v : wc) v = c.w_sd > 0 ? wt_t(rng.normal(0, c.w_sd)) : (rng.uniform(0, 1) < 0.8 ? wt_t(-2) : wt_t(2 - std::ldexp(1.0, -16)));
+      for (auto& v : xc) v = c.x_sd > 0 ? fm_t(rng.normal(0, c.x_sd)) : (rng.uniform(0, 1) < 0.8 ? fm_t(-300) : fm_t(300));
+      for (auto& v : bc) v = rng.normal(0, 0.5);
+      load(wc, bc, c.out, c.in, wide);
+      LinearJob job = job_of(c.rows, kReadRows, kWriteStore, c.gelu);
+      job.relu = c.relu;
+      edgemoe_ledger::active() = &ledger;
+      run(wide, job, xc.data(), piped.data());
+      edgemoe_ledger::active() = nullptr;
+      run(wide, job, xc.data(), exact.data());
+      int differing = 0;
+      for (int i = 0; i < c.rows * c.out; ++i) differing += !(piped[i] == exact[i]);
+      tb::expect(differing == 0, std::string("the emulated MAC array is bit-identical to the pipelined loop: ") + c.name);
+    }
   }
   return tb::finish();
 }
