@@ -734,7 +734,9 @@ inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, cons
                        LineBuffer& lb) {
 #pragma HLS INLINE off
 #ifdef EDGEMOE_EMU_PARALLEL
-  if (job.rows - job.first_row >= 64 && job.read_mode != kReadPatches && !edgemoe_ledger::attached()) {
+  // A window job's K is 9 C_in: a row of 8 pixels is worth its two threads already.
+  const int fewest = job.read_mode == kReadWindows ? 4 * kTrows : 64;
+  if (job.rows - job.first_row >= fewest && job.read_mode != kReadPatches && !edgemoe_ledger::attached()) {
     LinearJob low = job, high = job;
     // A window job splits at a group boundary (the reader's groups start at multiples of T_rows),
     // after its rows are loaded: the halves then only read the line buffer.
