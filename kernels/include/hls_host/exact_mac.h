@@ -31,6 +31,13 @@ namespace {
 
 // Eight doubles, as the compiler's vector extension: one zmm with AVX-512, two ymm with AVX2.
 constexpr int kVecLanes = 8;
+// Accumulators the micro-kernel keeps in registers: enough independent sums to cover the
+// multiply-add's latency at two a cycle, and room left for the weights (32 zmm; 16 ymm, two each).
+#if defined(__AVX512F__)
+constexpr int kAccumulators = 12;
+#else
+constexpr int kAccumulators = 6;
+#endif
 typedef double exact_vec __attribute__((vector_size(kVecLanes * sizeof(double))));
 
 // a b + c: one fused instruction where the ISA has one (the kernels are built with
@@ -122,13 +129,12 @@ template <int TR, int TO, int TIN, int A_BITS, int B_BITS, class InVec, class St
 bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, int out_tiles, Finish&& finish) {
   static_assert(A_BITS + B_BITS - 2 <= 52, "a product must be exact in double");
   constexpr long kChunk = 1L << (53 - (A_BITS + B_BITS - 2));  // products a double sums exactly
-  static_assert(kChunk >= TIN, "a chunk holds at least one input tile");
   static_assert(TO % kVecLanes == 0, "output tiles are whole vectors");
   constexpr int kVecs = TO / kVecLanes;
-  constexpr int kChunkTiles = int(kChunk / TIN);
+  constexpr int kSliceK = kChunk < (1L << 20) ? int(kChunk) : (1 << 20);
   // Rows per block (whole groups): the block's inputs stay in the caches while every output tile is
   // computed. kRowStep rows share each weight load.
-  constexpr int kRowStep = 4;
+  constexpr int kRowStep = kAccumulators / kVecs > 1 ? kAccumulators / kVecs : 1;
   constexpr int kBlockGroups = (64 + TR - 1) / TR;
   const int K = in_tiles * TIN;
   thread_local Scratch<double> a_scratch;
@@ -167,21 +173,20 @@ bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, in
           for (int i = 0; i < TIN; ++i) a[(size_t)(g * TR + r) * K + it * TIN + i] = double(x.v[r][i].V);
       }
     for (size_t k = (size_t)rows * K; k < (size_t)padded_rows * K; ++k) a[k] = 0.0;
-    for (int ot = 0; ot < out_tiles; ++ot) {
-      const double* b_tile = b + (size_t)ot * K * TO;
-      for (int r0 = 0; r0 < padded_rows; r0 += kRowStep) {
-        int64_t exact[kRowStep][TO] = {};
-        for (int c0 = 0; c0 < in_tiles; c0 += kChunkTiles) {
-          const int k_end = (c0 + kChunkTiles < in_tiles ? c0 + kChunkTiles : in_tiles) * TIN;
+    for (size_t i = 0; i < (size_t)rows * out_tiles * TO; ++i) sums[i] = 0;
+    // K in slices of one exact chunk (kChunk products a double sums exactly), every output tile
+    // against the block's slice of inputs while it is in the core's caches.
+    for (int k0 = 0; k0 < K; k0 += kSliceK) {
+      const int k_count = K - k0 < kSliceK ? K - k0 : kSliceK;
+      for (int ot = 0; ot < out_tiles; ++ot) {
+        const double* b_slice = b + ((size_t)ot * K + k0) * TO;
+        for (int r0 = 0; r0 < padded_rows; r0 += kRowStep) {
           alignas(kVecBytes) double chunk[kRowStep][TO];
-          exact_chunk<kRowStep, kVecs>(&a[(size_t)r0 * K + c0 * TIN], K, &b_tile[(size_t)c0 * TIN * TO], k_end - c0 * TIN,
-                                       &chunk[0][0]);
+          exact_chunk<kRowStep, kVecs>(&a[(size_t)r0 * K + k0], K, b_slice, k_count, &chunk[0][0]);
           for (int r = 0; r < kRowStep; ++r)
-            for (int o = 0; o < TO; ++o) exact[r][o] += int64_t(chunk[r][o]);
+            if (r0 + r < rows)
+              for (int o = 0; o < TO; ++o) sums[((size_t)(r0 + r) * out_tiles + ot) * TO + o] += int64_t(chunk[r][o]);
         }
-        for (int r = 0; r < kRowStep; ++r)
-          if (r0 + r < rows)
-            for (int o = 0; o < TO; ++o) sums[((size_t)(r0 + r) * out_tiles + ot) * TO + o] = exact[r][o];
       }
     }
     for (int g = 0; g < block_groups; ++g)
