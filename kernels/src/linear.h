@@ -49,6 +49,29 @@ constexpr int kMaxWeightPairs = ceil_div(kMaxWeightWords, kWeightPorts);
 // bank takes at most one write per word, two per iteration. Padding lanes of ragged edge tiles are
 // never written: their input lanes are zero (assemble_tiles) and their outputs never sent
 // (collect_rows), so whatever a previous matrix left there contributes nothing.
+#ifdef EDGEMOE_EMU_EXACT_MAC
+// Emulation: load_linear_weights' tiles (the same lanes written), word by word with each lane at
+// its constant position instead of rotated onto the banks.
+inline void emu_unpack_weights(const weight_word_t* w_even, const weight_word_t* w_odd, long first_pair, int words,
+                               int row_words, int in, int in_tiles, WeightTiles tiles) {
+  int word_row = 0, word_col = 0;  // the word's matrix row and its first column
+  for (int wi = 0; wi < upto<kMaxWeightPairs * kWeightPorts>(words); ++wi) {
+#pragma HLS LOOP_TRIPCOUNT max = kMaxWeightPairs * kWeightPorts
+    const weight_word_t& word = (wi % kWeightPorts == 0 ? w_even : w_odd)[first_pair + wi / kWeightPorts];
+    const int tile_base = (word_row / kTout) * in_tiles, bank_row = word_row % kTout;
+    for (int l = 0; l < kWeightsPerWord; ++l) {
+      const int col = word_col + l;
+      if (col < in) tiles[tile_base + col / kTin][bank_row][col % kTin] = weight_lane(word, l);
+    }
+    word_col += kWeightsPerWord;
+    if (word_col >= row_words * kWeightsPerWord) {
+      word_col = 0;
+      ++word_row;
+    }
+  }
+}
+#endif
+
 inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t* w_odd, long w_offset,
                                 const fm_t* params, long bias_offset, int out, int in, WeightTiles tiles,
                                 BiasTiles bias_tiles, LinearShape& shape) {
@@ -64,13 +87,20 @@ inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t
   const int row_words = int(words_per_row(in)), words = out * row_words, pairs = ceil_div(words, kWeightPorts);
   const long first_pair = w_offset / kWeightPorts;  // matrices start at even words (layout.h)
   const int padded_out = shape.out_tiles * kTout;
+  int hardware_pairs = pairs;  // the pipelined loop's trip count (emulation: none, when unpacked faster)
+#ifdef EDGEMOE_EMU_EXACT_MAC
+  if (!edgemoe_ledger::attached()) {
+    emu_unpack_weights(w_even, w_odd, first_pair, words, row_words, in, shape.in_tiles, tiles);
+    hardware_pairs = 0;
+  }
+#endif
   edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, pairs, kWeightPairII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortWeights),
                        (long long)pairs * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>(), 0, 0,
                        edgemoe_ledger::burst(edgemoe_ledger::kPortWeightsOdd), (long long)pairs * beat_bytes<weight_word_t>(),
                        beat_bytes<weight_word_t>());
   int row = 0, word_in_row = 0, col_base = 0, tile_row = 0;  // tile_row = (row / kTout) * in_tiles
 load_weights:
-  for (int p = 0; p < upto<kMaxWeightPairs>(pairs); ++p) {
+  for (int p = 0; p < upto<kMaxWeightPairs>(hardware_pairs); ++p) {
 #pragma HLS PIPELINE II = kWeightPairII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxWeightPairs
     const weight_word_t pair[kWeightPorts] = {w_even[first_pair + p], w_odd[first_pair + p]};

@@ -213,6 +213,20 @@ int main() {
       for (auto& v : xc) v = c.x_sd > 0 ? fm_t(rng.normal(0, c.x_sd)) : (rng.uniform(0, 1) < 0.8 ? fm_t(-300) : fm_t(300));
       for (auto& v : bc) v = rng.normal(0, 0.5);
       load(wc, bc, c.out, c.in, wide);
+      {  // the emulation's unpacking writes the tiles the pipelined fetch writes
+        static WeightBuffer fetched;
+        edgemoe_ledger::active() = &ledger;
+        load(wc, bc, c.out, c.in, fetched);
+        edgemoe_ledger::active() = nullptr;
+        int differing_weights = 0;
+        for (int o = 0; o < c.out; ++o)
+          for (int i = 0; i < c.in; ++i) {
+            const int tile = (o / kTout) * wide.shape.in_tiles + i / kTin;
+            differing_weights += !(wide.tiles[tile][o % kTout][i % kTin] == fetched.tiles[tile][o % kTout][i % kTin]);
+            differing_weights += !(wide.tiles[tile][o % kTout][i % kTin] == wc[o * c.in + i]);
+          }
+        tb::expect(differing_weights == 0, std::string("the emulation's weight unpacking equals the pipelined fetch: ") + c.name);
+      }
       LinearJob job = job_of(c.rows, kReadRows, kWriteStore, c.gelu);
       job.relu = c.relu;
       edgemoe_ledger::active() = &ledger;
