@@ -182,6 +182,34 @@ inline void upsample_plane(const fm_word_t* hidden, fm_word_t* qkv, fm_word_t* o
   edgemoe_ledger::region_end(edgemoe_ledger::kUnitHeadUpsample);
 }
 
+// A plane's bands in order (hidden -> qkv, or the logits qkv -> outputs). In emulation, when no
+// cycle ledger counts them, on two threads: a band writes output rows of its own and only reads
+// the input, so the bands share nothing but the line buffer, and the second thread has its own.
+inline void upsample_bands(const fm_word_t* hidden, fm_word_t* qkv, fm_word_t* outputs, bool final_output, int height,
+                           int width, int channel_words, LineBuffer& lb) {
+#pragma HLS INLINE
+#ifdef EDGEMOE_EMU_PARALLEL
+  if (!edgemoe_ledger::attached() && height > kUpsampleBandRows) {
+    static LineBuffer second_line_buffer;  // the other thread's (one kernel run at a time)
+    emu_run_halves([&](int64_t part) {
+      for (int r = int(part) * kUpsampleBandRows; r < kMaxMapRows; r += 2 * kUpsampleBandRows) {
+        if (r >= height) break;
+        UpsampleShape u = {height, width, channel_words, r,
+                           height - r < kUpsampleBandRows ? height - r : kUpsampleBandRows};
+        upsample_plane(hidden, qkv, outputs, final_output, u, part == 0 ? lb : second_line_buffer);
+      }
+    });
+    return;
+  }
+#endif
+bands:
+  for (int r = 0; r < kMaxMapRows; r += kUpsampleBandRows) {
+    if (r >= height) break;
+    UpsampleShape u = {height, width, channel_words, r, height - r < kUpsampleBandRows ? height - r : kUpsampleBandRows};
+    upsample_plane(hidden, qkv, outputs, final_output, u, lb);
+  }
+}
+
 // --- the head's sequence -------------------------------------------------------------------------
 // One convolution's pass: the matrix rows [first, first + out) of layer `layer`.
 struct HeadPass {
@@ -278,12 +306,7 @@ layers:
         if (s >= slices) break;
         const int sw = slice_words(out / kWordElems, slices, s);
         const long plane = (long)s * height * width * slice_stride_words(out / kWordElems, slices);
-      upsample_bands:
-        for (int r = 0; r < kMaxMapRows; r += kUpsampleBandRows) {
-          if (r >= height) break;
-          UpsampleShape u = {height, width, sw, r, height - r < kUpsampleBandRows ? height - r : kUpsampleBandRows};
-          upsample_plane(hidden + plane, qkv + 4 * plane, outputs, false, u, lb);
-        }
+        upsample_bands(hidden + plane, qkv + 4 * plane, outputs, false, height, width, sw, lb);
       }
       height *= 2;
       width *= 2;
@@ -297,13 +320,7 @@ layers:
   }
   if (stages <= kHeadLayers) return;
   ledger::stage(edgemoe_ledger::kHeadStage + kHeadLayers);
-output_bands:
-  for (int r = 0; r < kMaxMapRows; r += kUpsampleBandRows) {
-    if (r >= height) break;
-    UpsampleShape logits = {height, width, ceil_div(out_channels, kWordElems), r,
-                            height - r < kUpsampleBandRows ? height - r : kUpsampleBandRows};
-    upsample_plane(hidden, qkv, outputs, true, logits, lb);
-  }
+  upsample_bands(hidden, qkv, outputs, true, height, width, ceil_div(out_channels, kWordElems), lb);
 }
 
 }  // namespace edgemoe_hls
