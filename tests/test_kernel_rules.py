@@ -50,12 +50,12 @@ def forbidden_uses(text):
     return found
 
 
-HOST_ONLY = re.compile(r"#\s*(ifdef\s+(EDGEMOE_EMU_PARALLEL|EDGEMOE_ACCESS_CHECK)|ifndef\s+__SYNTHESIS__|"
+HOST_ONLY = re.compile(r"#\s*(ifdef\s+(EDGEMOE_EMU_PARALLEL|EDGEMOE_EMU_EXACT_MAC|EDGEMOE_ACCESS_CHECK)|ifndef\s+__SYNTHESIS__|"
                        r"if\s+!\s*defined\s*\(?\s*__SYNTHESIS__)")
 
 
 def synthesised(text):
-    """`text` without the blocks Vitis never compiles (#ifdef EDGEMOE_EMU_PARALLEL, #ifndef __SYNTHESIS__);
+    """`text` without the blocks Vitis never compiles (#ifdef EDGEMOE_EMU_PARALLEL or EDGEMOE_EMU_EXACT_MAC, #ifndef __SYNTHESIS__);
     their #else branches stay."""
     out, stack = [], []  # per open #if: is the current branch host-only?
     for line in text.splitlines():

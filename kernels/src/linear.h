@@ -78,7 +78,7 @@ inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t
 #pragma HLS INLINE off
   if (out <= 0) return;  // nothing to fetch (linear_step): the buffer keeps its matrix
 #ifdef EDGEMOE_EMU_EXACT_MAC
-  ap_host::weights_written();  // the emulated MAC array's converted copies are stale from here
+  ap_host::weights_written<in_vec>();  // the emulated MAC array's converted copies are stale from here
 #endif
   shape.out = out;
   shape.in = in;
@@ -443,6 +443,8 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
   // (hls_host/exact_mac.h), when no cycle ledger is counting this loop.
   static_assert(acc_t::width - acc_t::iwidth == (mac_in_t::width - mac_in_t::iwidth) + (wt_t::width - wt_t::iwidth),
                 "the sums are in units of acc_t's LSB");
+  static_assert(acc_t::kLazyWrap, "acc_t wraps (AP_WRAP): one wrap of the exact sum equals the lanes' wrapping adds");
+  static_assert(mac_in_t::width <= 32 && wt_t::width <= 32, "operands of 32 bits or fewer hold canonical raw bits (.V)");
   if (!edgemoe_ledger::attached() &&
       ap_host::exact_mac_array<kTrows, kTout, kTin, mac_in_t::width, wt_t::width, in_vec>(
         streamed ? window_tiles : in, tiles, ceil_div(rows, kTrows), in_tiles, shape.out_tiles,

@@ -5,7 +5,8 @@
 // T_rows rows only; a CPU doing the same streams the whole weight buffer per group through its
 // caches and multiplies 64-bit integers. Here the job's input tiles (already all in the stream:
 // emulation runs a dataflow region's processes one after the other) are taken in blocks of rows,
-// and each output tile's weights are reused by the whole block, as a GEMM micro-kernel does.
+// and each output tile's weights (converted to double once per weight fetch) are reused by the
+// whole block, as a GEMM micro-kernel does.
 //
 // Exactness: the operands are integers (the raw bits of mac_in_t and wt_t) of at most A_BITS and
 // B_BITS bits, so a product is an integer of magnitude <= 2^(A_BITS + B_BITS - 2), and a sum of
@@ -17,6 +18,7 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 #include <cstdint>
 #include <cstring>
 #if defined(__x86_64__)
@@ -102,23 +104,52 @@ struct Scratch {
   }
 };
 
-// Weight buffers are written only by the kernel's weight fetch, which calls weights_written()
+}  // namespace
+
+// Weight buffers are written only by the kernel's weight fetch, which calls weights_written<Build>()
 // first: a conversion made at generation g of the buffer's address is still its content while the
 // generation is g. (A fetch into the other buffer also moves the generation: a cache miss, never a
-// stale hit.)
+// stale hit.) Build is a type of the kernel build's own namespace, so each build (ISA path, board)
+// has one counter and one converted copy, whichever translation unit's inline functions the linker
+// keeps, and every symbol here names its build.
+template <class Build>
 inline std::atomic<uint64_t>& weights_generation() {
   static std::atomic<uint64_t> generation{0};
   return generation;
 }
-inline void weights_written() { weights_generation().fetch_add(1, std::memory_order_acq_rel); }
-
-// The weights as the micro-kernel reads them, per thread: [out tile][k][TO] doubles.
+template <class Build>
+inline void weights_written() {
+  weights_generation<Build>().fetch_add(1, std::memory_order_acq_rel);
+}
+// The weights as the micro-kernel reads them, [out tile][k][TO] doubles: one copy per build, shared
+// by the threads that run a job's halves (converted under the lock, then only read).
+template <class Build>
 struct ConvertedWeights {
+  std::mutex lock;
   const void* tiles = nullptr;
   uint64_t generation = 0;
   int in_tiles = 0, out_tiles = 0;
-  Scratch<double> b;
+  double* data = nullptr;
+  size_t size = 0;
+  ~ConvertedWeights() { std::free(data); }
+  double* at_least(size_t n) {  // null when memory is short
+    if (n > size) {
+      std::free(data);
+      size = 0;
+      data = static_cast<double*>(std::aligned_alloc(kVecBytes, (n * sizeof(double) + kVecBytes - 1) / kVecBytes * kVecBytes));
+      if (data == nullptr) return nullptr;
+      size = n;
+    }
+    return data;
+  }
 };
+template <class Build>
+inline ConvertedWeights<Build>& converted_weights() {
+  static ConvertedWeights<Build> weights;
+  return weights;
+}
+
+namespace {
 
 // Reads `groups` x `in_tiles` input tiles (InVec: v[TR][TIN] of a type with raw bits .V) from
 // `in`, multiplies them with the weight tiles (tiles[out_tile * in_tiles + in_tile][TO][TIN], raw
@@ -136,31 +167,35 @@ bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, in
   // computed. kRowStep rows share each weight load.
   constexpr int kRowStep = kAccumulators / kVecs > 1 ? kAccumulators / kVecs : 1;
   constexpr int kBlockGroups = (64 + TR - 1) / TR;
+  if (groups <= 0) return true;  // no rows: nothing to read, nothing to convert
   const int K = in_tiles * TIN;
   thread_local Scratch<double> a_scratch;
   thread_local Scratch<int64_t> sums_scratch;
-  thread_local ConvertedWeights w;
   const int block_rows_max = ((kBlockGroups * TR + kRowStep - 1) / kRowStep) * kRowStep;
   double* a = a_scratch.at_least((size_t)block_rows_max * K);
   int64_t* sums = sums_scratch.at_least((size_t)block_rows_max * out_tiles * TO);
-  const uint64_t generation = weights_generation().load(std::memory_order_acquire);
-  const bool converted = w.tiles == tiles && w.generation == generation && w.in_tiles == in_tiles && w.out_tiles == out_tiles;
-  double* b = converted ? w.b.data : w.b.at_least((size_t)out_tiles * K * TO);
-  if (a == nullptr || sums == nullptr || b == nullptr) {
-    w.tiles = nullptr;
-    return false;
-  }
-  if (!converted) {
-    // b[ot][k][o]: output o's weight at k, outputs contiguous (the micro-kernel's vector).
-    for (int ot = 0; ot < out_tiles; ++ot)
-      for (int it = 0; it < in_tiles; ++it)
-        for (int i = 0; i < TIN; ++i)
-          for (int o = 0; o < TO; ++o)
-            b[((size_t)ot * K + it * TIN + i) * TO + o] = double(tiles[ot * in_tiles + it][o][i].V);
-    w.tiles = tiles;
-    w.generation = generation;
-    w.in_tiles = in_tiles;
-    w.out_tiles = out_tiles;
+  if (a == nullptr || sums == nullptr) return false;
+  const double* b = nullptr;
+  {
+    ConvertedWeights<InVec>& w = converted_weights<InVec>();
+    std::lock_guard<std::mutex> hold(w.lock);
+    const uint64_t generation = weights_generation<InVec>().load(std::memory_order_acquire);
+    if (w.tiles != tiles || w.generation != generation || w.in_tiles != in_tiles || w.out_tiles != out_tiles) {
+      w.tiles = nullptr;
+      double* converted = w.at_least((size_t)out_tiles * K * TO);
+      if (converted == nullptr) return false;
+      // b[ot][k][o]: output o's weight at k, outputs contiguous (the micro-kernel's vector).
+      for (int ot = 0; ot < out_tiles; ++ot)
+        for (int it = 0; it < in_tiles; ++it)
+          for (int i = 0; i < TIN; ++i)
+            for (int o = 0; o < TO; ++o)
+              converted[((size_t)ot * K + it * TIN + i) * TO + o] = double(tiles[ot * in_tiles + it][o][i].V);
+      w.tiles = tiles;
+      w.generation = generation;
+      w.in_tiles = in_tiles;
+      w.out_tiles = out_tiles;
+    }
+    b = w.data;  // not written again before this job ends: its fetch comes in a later step
   }
   for (int g0 = 0; g0 < groups; g0 += kBlockGroups) {
     const int block_groups = groups - g0 < kBlockGroups ? groups - g0 : kBlockGroups;
@@ -201,4 +236,5 @@ bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, in
 }
 
 }  // namespace
+
 }  // namespace ap_host
