@@ -81,10 +81,13 @@ inline void exact_chunk(const double* a, int lda, const double* b, int n, double
     for (int v = 0; v < VECS; ++v) reinterpret_cast<exact_vec*>(out)[r * VECS + v] = acc[r][v];
 }
 
-// A thread's scratch array, vector-aligned (plain storage, not std::vector: a library template
-// instantiated here would be one shared copy for every ISA build).
 constexpr size_t kVecBytes = sizeof(exact_vec);
-template <class T>
+
+}  // namespace
+
+// Vector-aligned scratch memory (plain storage, not std::vector: a library template instantiated
+// here would be one shared copy for every ISA build; Build names the kernel build instead).
+template <class Build, class T>
 struct Scratch {
   T* data = nullptr;
   size_t size = 0;
@@ -103,8 +106,6 @@ struct Scratch {
     return data;
   }
 };
-
-}  // namespace
 
 // Weight buffers are written only by the kernel's weight fetch, which calls weights_written<Build>()
 // first: a conversion made at generation g of the buffer's address is still its content while the
@@ -129,19 +130,7 @@ struct ConvertedWeights {
   const void* tiles = nullptr;
   uint64_t generation = 0;
   int in_tiles = 0, out_tiles = 0;
-  double* data = nullptr;
-  size_t size = 0;
-  ~ConvertedWeights() { std::free(data); }
-  double* at_least(size_t n) {  // null when memory is short
-    if (n > size) {
-      std::free(data);
-      size = 0;
-      data = static_cast<double*>(std::aligned_alloc(kVecBytes, (n * sizeof(double) + kVecBytes - 1) / kVecBytes * kVecBytes));
-      if (data == nullptr) return nullptr;
-      size = n;
-    }
-    return data;
-  }
+  Scratch<Build, double> b;
 };
 template <class Build>
 inline ConvertedWeights<Build>& converted_weights() {
@@ -169,8 +158,8 @@ bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, in
   constexpr int kBlockGroups = (64 + TR - 1) / TR;
   if (groups <= 0) return true;  // no rows: nothing to read, nothing to convert
   const int K = in_tiles * TIN;
-  thread_local Scratch<double> a_scratch;
-  thread_local Scratch<int64_t> sums_scratch;
+  thread_local Scratch<InVec, double> a_scratch;
+  thread_local Scratch<InVec, int64_t> sums_scratch;
   const int block_rows_max = ((kBlockGroups * TR + kRowStep - 1) / kRowStep) * kRowStep;
   double* a = a_scratch.at_least((size_t)block_rows_max * K);
   int64_t* sums = sums_scratch.at_least((size_t)block_rows_max * out_tiles * TO);
@@ -182,7 +171,7 @@ bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, in
     const uint64_t generation = weights_generation<InVec>().load(std::memory_order_acquire);
     if (w.tiles != tiles || w.generation != generation || w.in_tiles != in_tiles || w.out_tiles != out_tiles) {
       w.tiles = nullptr;
-      double* converted = w.at_least((size_t)out_tiles * K * TO);
+      double* converted = w.b.at_least((size_t)out_tiles * K * TO);
       if (converted == nullptr) return false;
       // b[ot][k][o]: output o's weight at k, outputs contiguous (the micro-kernel's vector).
       for (int ot = 0; ot < out_tiles; ++ot)
@@ -195,7 +184,7 @@ bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, in
       w.in_tiles = in_tiles;
       w.out_tiles = out_tiles;
     }
-    b = w.data;  // not written again before this job ends: its fetch comes in a later step
+    b = w.b.data;  // not written again before this job ends: its fetch comes in a later step
   }
   for (int g0 = 0; g0 < groups; g0 += kBlockGroups) {
     const int block_groups = groups - g0 < kBlockGroups ? groups - g0 : kBlockGroups;
