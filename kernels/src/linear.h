@@ -446,7 +446,7 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
   static_assert(acc_t::kLazyWrap, "acc_t wraps (AP_WRAP): one wrap of the exact sum equals the lanes' wrapping adds");
   static_assert(mac_in_t::width <= 32 && wt_t::width <= 32, "operands of 32 bits or fewer hold canonical raw bits (.V)");
   if (!edgemoe_ledger::attached() &&
-      ap_host::exact_mac_array<kTrows, kTout, kTin, mac_in_t::width, wt_t::width, in_vec>(
+      ap_host::exact_mac_array<kTrows, kTout, kTin, in_vec>(
         streamed ? window_tiles : in, tiles, ceil_div(rows, kTrows), in_tiles, shape.out_tiles,
         [&](int, int ot, const int64_t (&sums)[kTrows][kTout]) {
           out_vec y;

@@ -9,8 +9,8 @@
 // whole block, as a GEMM micro-kernel does.
 //
 // Exactness: the operands are integers (the raw bits of mac_in_t and wt_t) of at most A_BITS and
-// B_BITS bits, so a product is an integer of magnitude <= 2^(A_BITS + B_BITS - 2), and a sum of
-// at most 2^(53 - A_BITS - B_BITS + 2) of them is an integer of magnitude <= 2^53: double holds
+// B_BITS bits (their types' widths), so a product is an integer of magnitude <= 2^(A_BITS + B_BITS
+// - 2), and a sum of at most 2^(53 - A_BITS - B_BITS + 2) of them is at most 2^53: double holds
 // every such value exactly, so each chunk's sum is exact whatever order the compiler adds in
 // (vector lanes, fused multiply-adds). Chunks are summed in int64, exact for any K the kernel takes.
 // The MAC array's 48-bit accumulation wraps, which commutes with addition: the caller reduces the
@@ -19,6 +19,8 @@
 
 #include <atomic>
 #include <mutex>
+#include <type_traits>
+#include <utility>
 #include <cstdint>
 #include <cstring>
 #if defined(__x86_64__)
@@ -145,8 +147,11 @@ namespace {
 // bits .V) and calls finish(group, out_tile, sums) with sums[r][o] the exact dot product of row r
 // of the group and output o of the tile, in the pipelined loop's order (group, then output tile).
 // False, having read nothing, when its scratch memory cannot be had.
-template <int TR, int TO, int TIN, int A_BITS, int B_BITS, class InVec, class Stream, class Tile, class Finish>
+template <int TR, int TO, int TIN, class InVec, class Stream, class Tile, class Finish>
 bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, int out_tiles, Finish&& finish) {
+  // The operands' widths, from their types: the exactness bound below cannot be handed other ones.
+  constexpr int A_BITS = std::decay_t<decltype(std::declval<InVec>().v[0][0])>::width;
+  constexpr int B_BITS = std::decay_t<decltype(std::declval<Tile>()[0][0])>::width;
   static_assert(A_BITS + B_BITS - 2 <= 52, "a product must be exact in double");
   constexpr long kChunk = 1L << (53 - (A_BITS + B_BITS - 2));  // products a double sums exactly
   static_assert(TO % kVecLanes == 0, "output tiles are whole vectors");
