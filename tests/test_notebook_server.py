@@ -92,8 +92,12 @@ def test_a_session_runs_the_first_cells_on_the_edgemoe_kernel(server, name):
     assert created.status_code == 201, created.text
     session = created.json()
     assert session["kernel"]["name"] == "edgemoe"
+    # A client calls a kernel dead when its heartbeat goes one second without a reply, which a kernel
+    # that is only slow to start on a busy machine does ("Kernel died before replying to
+    # kernel_info" while it is starting): allow it START_TIMEOUT, as the kernel_info wait does.
     client = BlockingKernelClient()
     client.load_connection_file(str(server["runtime"] / f"kernel-{session['kernel']['id']}.json"))
+    client.hb_channel.time_to_dead = START_TIMEOUT
     client.start_channels()
     try:
         client.wait_for_ready(timeout=START_TIMEOUT)
