@@ -250,6 +250,14 @@ inline void load_window_rows(const LinearJob& job, const fm_word_t* xn, const fm
   load_map_rows(hidden, job.window, first, job.src == kFromHidden ? count : 0, lb, job.unit, job.src_port);
 }
 
+#ifdef EDGEMOE_EMU_EXACT_MAC
+// Emulation without a cycle ledger: a window job's rows go from the line buffer straight into the
+// exact MAC array (ap_host::window_rows, window_pairs), not through emit_windows' tiles.
+inline bool emu_reads_line_buffer(const LinearJob& job) {
+  return job.read_mode == kReadWindows && !edgemoe_ledger::attached();
+}
+#endif
+
 inline void fetch_rows(const LinearJob& job, int in, const pixel_word_t* images, const fm_word_t* xn,
                        const fm_word_t* qkv, const fm_word_t* hidden, const QueueTokens tokens, LineBuffer& lb,
                        hls::stream<fm_word_t>& words, hls::stream<in_vec>& window_tiles,
@@ -329,8 +337,11 @@ read_patch_rows:
       }
     }
   }
-  const bool windows = job.read_mode == kReadWindows;
+  bool windows = job.read_mode == kReadWindows;
   load_window_rows(job, xn, qkv, hidden, lb);
+#ifdef EDGEMOE_EMU_EXACT_MAC
+  if (emu_reads_line_buffer(job)) windows = false;  // the emulated MAC array reads the line buffer itself
+#endif
   TapTable taps;
 #pragma HLS ARRAY_PARTITION variable = taps dim = 2 complete
   const int window_in_tiles = windows ? ceil_div(in, kTin) : 0;
@@ -419,7 +430,11 @@ inline fm_t mac_output(acc_t acc, bool gelu, bool relu) {
 // A window job's tiles come from the convolution reader (fetch_rows) instead of assemble_tiles; the
 // row cache is deep enough for a 3x3 window's K (kMaxCachedInTiles).
 inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape, const LinearJob& job,
-                      hls::stream<in_vec>& in, hls::stream<in_vec>& window_tiles, hls::stream<out_vec>& out) {
+                      hls::stream<in_vec>& in, hls::stream<in_vec>& window_tiles, hls::stream<out_vec>& out
+#ifdef EDGEMOE_EMU_EXACT_MAC
+                      , const LineBuffer& lb
+#endif
+) {
 #pragma HLS INLINE off
   const int rows = job.rows - job.first_row;
   const bool gelu = job.gelu, relu = job.relu, streamed = job.read_mode == kReadWindows;
@@ -445,24 +460,45 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
                 "the sums are in units of acc_t's LSB");
   static_assert(acc_t::kLazyWrap, "acc_t wraps (AP_WRAP): one wrap of the exact sum equals the lanes' wrapping adds");
   static_assert(mac_in_t::width <= 32 && wt_t::width <= 32, "operands of 32 bits or fewer hold canonical raw bits (.V)");
-  if (!edgemoe_ledger::attached() &&
-      ap_host::exact_mac_array<kTrows, kTout, kTin, in_vec>(
-        streamed ? window_tiles : in, tiles, ceil_div(rows, kTrows), in_tiles, shape.out_tiles,
-        [&](int, int ot, const int64_t (&sums)[kTrows][kTout]) {
-          out_vec y;
-          for (int o = 0; o < kTout; ++o) {
-            const fm_t bias = bias_tiles[ot][o];
-            for (int r = 0; r < kTrows; ++r) {
-              acc_t sum;
-              sum.V = ap_host::wrap<acc_t::width, true>(sums[r][o]);
-              acc_t acc = bias;
-              acc += sum;
-              y.v[r][o] = mac_output(acc, gelu, relu);
-            }
-          }
-          out.write(y);
-        }))
-    return;
+  if (!edgemoe_ledger::attached()) {
+    const auto finish = [&](int, int ot, const int64_t (&sums)[kTrows][kTout]) {
+      out_vec y;
+      for (int o = 0; o < kTout; ++o) {
+        const fm_t bias = bias_tiles[ot][o];
+        for (int r = 0; r < kTrows; ++r) {
+          acc_t sum;
+          sum.V = ap_host::wrap<acc_t::width, true>(sums[r][o]);
+          acc_t acc = bias;
+          acc += sum;
+          y.v[r][o] = mac_output(acc, gelu, relu);
+        }
+      }
+      out.write(y);
+    };
+    const int groups = ceil_div(rows, kTrows);
+    if (emu_reads_line_buffer(job)) {
+      // The rows straight from the line buffer (hls_host/exact_mac.h), not through emit_windows' tiles.
+      const auto window_rows = [&](int first_group, int count, auto* a, int K) {
+        ap_host::window_rows<kTrows, kWordElems>(job.window, job.first_row, job.rows, lb, first_group, count, a, K);
+      };
+      const auto window_pairs = [&](int first_pair, int count, auto* a, int lda) {
+        ap_host::window_pairs<kTrows, kWordElems>(job.window, job.first_row, lb, first_pair, count, a, lda);
+      };
+      if (job.window.kernel == 3 ? ap_host::exact_conv3_rows<kTrows, kTout, kTin, in_vec>(
+                                       window_pairs, tiles, groups, rows, in_tiles, shape.out_tiles, job.window.channels,
+                                       finish)
+                                 : ap_host::exact_mac_rows<kTrows, kTout, kTin, in_vec>(
+                                       window_rows, tiles, groups, in_tiles, shape.out_tiles, finish))
+        return;
+      // No scratch memory: the pipelined loop below, on the tiles fetch_rows left to this process.
+      TapTable taps;
+      fill_tap_table(job.window, in_tiles, unit, taps);
+      emit_windows(job.window, job.first_row, job.rows, in_tiles, lb, taps, unit, window_tiles);
+    } else if (ap_host::exact_mac_array<kTrows, kTout, kTin, in_vec>(streamed ? window_tiles : in, tiles, groups,
+                                                                     in_tiles, shape.out_tiles, finish)) {
+      return;
+    }
+  }
 #endif
   int ot = 0, it = 0, tile = 0;  // tile = ot * in_tiles + it, kept incrementally
 mac_steps:
@@ -750,7 +786,11 @@ inline void linear_unit(const WeightTiles tiles, const BiasTiles bias_tiles, con
   edgemoe_ledger::region_begin();
   fetch_rows(job, shape.in, images, xn, qkv, hidden, tokens, lb, words_in, window_tiles, reader_tokens, writer_tokens);
   assemble_tiles(job, shape.in, shape.in_tiles, words_in, rows_in);
-  mac_array(tiles, bias_tiles, shape, job, rows_in, window_tiles, rows_out);
+  mac_array(tiles, bias_tiles, shape, job, rows_in, window_tiles, rows_out
+#ifdef EDGEMOE_EMU_EXACT_MAC
+            , lb
+#endif
+  );
   collect_rows(job, shape.out, shape.out_tiles, rows_out, words_out);
   read_residual(job, shape.out, x, reader_tokens, residual);
   write_rows(job, shape.out, x, qkv, hidden, scores, words_out, residual, writer_tokens);

@@ -201,7 +201,7 @@ struct ap_fixed_base {
     double q = std::floor(scaled);
     if (std::isfinite(scaled)) {
       const double rem = scaled - q;  // exact: q and scaled are within one unit of each other
-      const bool odd = std::fmod(q, 2.0) != 0;
+      const bool odd = Q == AP_RND_CONV && std::fmod(q, 2.0) != 0;  // only AP_RND_CONV asks (fmod is slow)
       switch (Q) {
         case AP_RND: q += rem >= 0.5 ? 1 : 0; break;
         case AP_RND_CONV: q += (rem > 0.5 || (rem == 0.5 && odd)) ? 1 : 0; break;

@@ -131,7 +131,7 @@ struct ConvertedWeights {
   std::mutex lock;
   const void* tiles = nullptr;
   uint64_t generation = 0;
-  int in_tiles = 0, out_tiles = 0;
+  int in_tiles = 0, out_tiles = 0, channels = 0;  // channels: a Winograd copy's (exact_conv3_rows)
   Scratch<Build, double> b;
 };
 template <class Build>
@@ -142,13 +142,15 @@ inline ConvertedWeights<Build>& converted_weights() {
 
 namespace {
 
-// Reads `groups` x `in_tiles` input tiles (InVec: v[TR][TIN] of a type with raw bits .V) from
-// `in`, multiplies them with the weight tiles (tiles[out_tile * in_tiles + in_tile][TO][TIN], raw
-// bits .V) and calls finish(group, out_tile, sums) with sums[r][o] the exact dot product of row r
-// of the group and output o of the tile, in the pipelined loop's order (group, then output tile).
-// False, having read nothing, when its scratch memory cannot be had.
-template <int TR, int TO, int TIN, class InVec, class Stream, class Tile, class Finish>
-bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, int out_tiles, Finish&& finish) {
+// Multiplies `groups` groups of TR rows of K = in_tiles x TIN raw operands (InVec's lane type: raw
+// bits .V) with the weight tiles (tiles[out_tile * in_tiles + in_tile][TO][TIN], raw bits .V) and
+// calls finish(group, out_tile, sums) with sums[r][o] the exact dot product of row r of the group and
+// output o of the tile, in the pipelined loop's order (group, then output tile). The rows come from
+// fill(first_group, count, a, K): groups [first_group, first_group + count) as a[row][k] doubles
+// (every k < K written; rows from the group's first). False, having called fill for nothing, when
+// its scratch memory cannot be had.
+template <int TR, int TO, int TIN, class InVec, class Fill, class Tile, class Finish>
+bool exact_mac_rows(Fill&& fill, const Tile* tiles, int groups, int in_tiles, int out_tiles, Finish&& finish) {
   // The operands' widths, from their types: the exactness bound below cannot be handed other ones.
   constexpr int A_BITS = std::decay_t<decltype(std::declval<InVec>().v[0][0])>::width;
   constexpr int B_BITS = std::decay_t<decltype(std::declval<Tile>()[0][0])>::width;
@@ -194,13 +196,8 @@ bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, in
   for (int g0 = 0; g0 < groups; g0 += kBlockGroups) {
     const int block_groups = groups - g0 < kBlockGroups ? groups - g0 : kBlockGroups;
     const int rows = block_groups * TR, padded_rows = (rows + kRowStep - 1) / kRowStep * kRowStep;
-    // a[row][k]: the block's rows; rows past the block's last group stay zero.
-    for (int g = 0; g < block_groups; ++g)
-      for (int it = 0; it < in_tiles; ++it) {
-        const InVec x = in.read();
-        for (int r = 0; r < TR; ++r)
-          for (int i = 0; i < TIN; ++i) a[(size_t)(g * TR + r) * K + it * TIN + i] = double(x.v[r][i].V);
-      }
+    // a[row][k]: the block's rows; the rows padding it to whole row steps are zero.
+    fill(g0, block_groups, a, K);
     for (size_t k = (size_t)rows * K; k < (size_t)padded_rows * K; ++k) a[k] = 0.0;
     for (size_t i = 0; i < (size_t)rows * out_tiles * TO; ++i) sums[i] = 0;
     // K in slices of one exact chunk (kChunk products a double sums exactly), every output tile
@@ -227,6 +224,203 @@ bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, in
       }
   }
   return true;
+}
+
+// A 3x3 convolution's rows, exactly, with a third fewer multiplies: Winograd's F(2, 3) along each
+// window row. Two neighbouring output pixels x, x + 1 of one kernel row (ky) read the inputs
+// d0..d3 at x - 1 .. x + 2 with taps g0..g2; with G scaled by 2 every term is an integer:
+//   M0 = (d0 - d2) 2 g0,  M1 = (d1 + d2)(g0 + g1 + g2),  M2 = (d2 - d1)(g0 - g1 + g2),  M3 = (d1 - d3) 2 g2
+//   2 y(x) = M0 + M1 + M2,  2 y(x + 1) = M1 - M2 - M3
+// (expanding gives 2 (d0 g0 + d1 g1 + d2 g2) and 2 (d1 g0 + d2 g1 + d3 g2)). Each M_j, summed over
+// the kernel rows and channels, is a GEMM with K = 3 C: four GEMMs of the pairs' transformed rows
+// instead of one of K = 9 C for twice the rows. All sums are of integers, so the result is the
+// direct sum itself, exactly, whatever the order: the pipelined loop's bits.
+// Exactness: |d_a +- d_b| <= 2^A_BITS and |g0 +- g1 + g2| < 2^(B_BITS + 1), so a product is below
+// 2^(A_BITS + B_BITS + 1) and a slice of 2^(52 - A_BITS - B_BITS) of them sums exactly in double.
+// pairs(first_pair, count, a, lda) writes the transformed rows of pairs [first_pair, first_pair +
+// count) of the job (pair p: the job's pixels 2p and 2p + 1, numbered from its first), a[j][pair *
+// lda + ky * channels + c] = the j-th term above for kernel row ky and channel c (zero outside the
+// map). The weights are the tiles of a 3x3 convolution's matrix, K ordered (ky, kx, channel).
+// finish as exact_mac_rows'. False, having called pairs for nothing, when memory is short.
+template <class Build>
+struct WinogradBuild {};  // names the converted Winograd weights of one kernel build
+template <int TR, int TO, int TIN, class InVec, class Pairs, class Tile, class Finish>
+bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int groups, int rows, int in_tiles, int out_tiles, int channels,
+                      Finish&& finish) {
+  constexpr int A_BITS = std::decay_t<decltype(std::declval<InVec>().v[0][0])>::width;
+  constexpr int B_BITS = std::decay_t<decltype(std::declval<Tile>()[0][0])>::width;
+  static_assert(A_BITS + B_BITS + 1 <= 52, "a transformed product must be exact in double");
+  constexpr int kSliceK = 1 << (52 - (A_BITS + B_BITS));  // products of 2^(A+B+1) a double sums exactly
+  static_assert(TO % kVecLanes == 0, "output tiles are whole vectors");
+  constexpr int kVecs = TO / kVecLanes;
+  constexpr int kRowStep = kAccumulators / kVecs > 1 ? kAccumulators / kVecs : 1;
+  constexpr int kBlockGroups = (64 + TR - 1) / TR;
+  constexpr int kTerms = 4;
+  static_assert(kBlockGroups * TR % 2 == 0, "blocks start at even pixels: a pair never straddles two");
+  if (groups <= 0) return true;
+  const int K3 = 3 * channels;
+  if (9 * channels > in_tiles * TIN) return false;  // not a 3x3 convolution's matrix
+  const int pairs_max = ((kBlockGroups * TR + 1) / 2 + kRowStep - 1) / kRowStep * kRowStep;
+  thread_local Scratch<WinogradBuild<InVec>, double> a_scratch;
+  thread_local Scratch<WinogradBuild<InVec>, int64_t> m_scratch;
+  double* a_all = a_scratch.at_least((size_t)kTerms * pairs_max * K3);
+  int64_t* m_all = m_scratch.at_least((size_t)kTerms * pairs_max * out_tiles * TO);
+  if (a_all == nullptr || m_all == nullptr) return false;
+  double* a[kTerms];
+  int64_t* m[kTerms];
+  for (int j = 0; j < kTerms; ++j) {
+    a[j] = a_all + (size_t)j * pairs_max * K3;
+    m[j] = m_all + (size_t)j * pairs_max * out_tiles * TO;
+  }
+  const double* b = nullptr;  // b[ot][j][k3][o]
+  {
+    ConvertedWeights<WinogradBuild<InVec>>& w = converted_weights<WinogradBuild<InVec>>();
+    std::lock_guard<std::mutex> hold(w.lock);
+    const uint64_t generation = weights_generation<InVec>().load(std::memory_order_acquire);
+    if (w.tiles != tiles || w.generation != generation || w.in_tiles != in_tiles || w.out_tiles != out_tiles ||
+        w.channels != channels) {
+      w.tiles = nullptr;
+      double* converted = w.b.at_least((size_t)out_tiles * kTerms * K3 * TO);
+      if (converted == nullptr) return false;
+      for (int ot = 0; ot < out_tiles; ++ot)
+        for (int ky = 0; ky < 3; ++ky)
+          for (int c = 0; c < channels; ++c)
+            for (int o = 0; o < TO; ++o) {
+              double g[3];
+              for (int kx = 0; kx < 3; ++kx) {
+                const int k = (ky * 3 + kx) * channels + c;
+                g[kx] = double(tiles[ot * in_tiles + k / TIN][o][k % TIN].V);
+              }
+              const double terms[kTerms] = {2 * g[0], g[0] + g[1] + g[2], g[0] - g[1] + g[2], 2 * g[2]};
+              for (int j = 0; j < kTerms; ++j)
+                converted[(((size_t)ot * kTerms + j) * K3 + ky * channels + c) * TO + o] = terms[j];
+            }
+      w.tiles = tiles;
+      w.generation = generation;
+      w.in_tiles = in_tiles;
+      w.out_tiles = out_tiles;
+      w.channels = channels;
+    }
+    b = w.b.data;  // not written again before this job ends: its fetch comes in a later step
+  }
+  for (int g0 = 0; g0 < groups; g0 += kBlockGroups) {
+    const int block_groups = groups - g0 < kBlockGroups ? groups - g0 : kBlockGroups;
+    const int row0 = g0 * TR, block_rows = block_groups * TR;
+    const int pair_count = (block_rows + 1) / 2, padded = (pair_count + kRowStep - 1) / kRowStep * kRowStep;
+    // Block row r is job pixel row0 + r, pair r / 2 of the block (row0 is even: 64 rows or more a block).
+    pairs(row0 / 2, pair_count, a, K3);
+    for (int j = 0; j < kTerms; ++j) {
+      for (size_t k = (size_t)pair_count * K3; k < (size_t)padded * K3; ++k) a[j][k] = 0.0;
+      for (size_t i = 0; i < (size_t)pair_count * out_tiles * TO; ++i) m[j][i] = 0;
+    }
+    for (int k0 = 0; k0 < K3; k0 += kSliceK) {
+      const int k_count = K3 - k0 < kSliceK ? K3 - k0 : kSliceK;
+      for (int j = 0; j < kTerms; ++j)
+        for (int ot = 0; ot < out_tiles; ++ot) {
+          const double* b_slice = b + (((size_t)ot * kTerms + j) * K3 + k0) * TO;
+          for (int p0 = 0; p0 < padded; p0 += kRowStep) {
+            alignas(kVecBytes) double chunk[kRowStep][TO];
+            exact_chunk<kRowStep, kVecs>(&a[j][(size_t)p0 * K3 + k0], K3, b_slice, k_count, &chunk[0][0]);
+            for (int r = 0; r < kRowStep; ++r)
+              if (p0 + r < pair_count)
+                for (int o = 0; o < TO; ++o) m[j][((size_t)(p0 + r) * out_tiles + ot) * TO + o] += int64_t(chunk[r][o]);
+          }
+        }
+    }
+    for (int g = 0; g < block_groups; ++g)
+      for (int ot = 0; ot < out_tiles; ++ot) {
+        int64_t tile[TR][TO];
+        for (int r = 0; r < TR; ++r) {
+          const int block_row = g * TR + r, p = block_row / 2;
+          const bool second = block_row & 1, inside = row0 + block_row < rows;
+          for (int o = 0; o < TO; ++o) {
+            const size_t i = ((size_t)p * out_tiles + ot) * TO + o;
+            const int64_t twice = second ? m[1][i] - m[2][i] - m[3][i] : m[0][i] + m[1][i] + m[2][i];
+            tile[r][o] = inside ? twice / 2 : 0;  // twice is even: exact
+          }
+        }
+        finish(g0 + g, ot, tile);
+      }
+  }
+  return true;
+}
+
+// exact_mac_rows with the rows read from `in` as the pipelined loop reads them: `in_tiles` InVec
+// tiles (v[TR][TIN]) per group.
+template <int TR, int TO, int TIN, class InVec, class Stream, class Tile, class Finish>
+bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, int out_tiles, Finish&& finish) {
+  const auto read_tiles = [&](int, int count, double* a, int K) {
+    for (int g = 0; g < count; ++g)
+      for (int it = 0; it < in_tiles; ++it) {
+        const InVec x = in.read();
+        for (int r = 0; r < TR; ++r)
+          for (int i = 0; i < TIN; ++i) a[(size_t)(g * TR + r) * K + it * TIN + i] = double(x.v[r][i].V);
+      }
+  };
+  return exact_mac_rows<TR, TO, TIN, InVec>(read_tiles, tiles, groups, in_tiles, out_tiles, std::forward<Finish>(finish));
+}
+
+// The convolution reader's windows as the rows above multiply, straight from its line buffer
+// (kernels/src/window_reader.h: input row iy in slot iy mod 3, pixel x at [x / TROWS][x mod
+// TROWS], channel word c of a pixel holding WORD lanes with raw bits .V). Shape: the window's
+// height, width, channels, kernel and out_row (pad (kernel - 1) / 2).
+
+// Groups [first_group, first_group + count) of TROWS of the job's pixels [first_row, rows), as
+// exact_mac_rows' rows: a[row][k], K = kernel^2 x channels in (ky, kx, channel) order, zero for
+// taps outside the map, for pixels past the row's end and past K.
+template <int TROWS, int WORD, class Shape, class LineBuffer>
+void window_rows(const Shape& s, int first_row, int rows, const LineBuffer& lb, int first_group, int count, double* a,
+                 int K) {
+  const int channels = s.channels, words = channels / WORD, pad = (s.kernel - 1) / 2, taps = s.kernel * s.kernel;
+  for (int g = 0; g < count; ++g)
+    for (int r = 0; r < TROWS; ++r) {
+      double* row = a + (size_t)(g * TROWS + r) * K;
+      const int ox = first_row + (first_group + g) * TROWS + r;
+      for (int t = 0; t < taps; ++t) {
+        double* dst = row + t * channels;
+        const int iy = s.out_row + t / s.kernel - pad, ix = ox + t % s.kernel - pad;
+        if (ox >= rows || iy < 0 || iy >= s.height || ix < 0 || ix >= s.width) {
+          for (int k = 0; k < channels; ++k) dst[k] = 0.0;
+          continue;
+        }
+        const auto* pixel = lb.row[iy % 3][ix / TROWS][ix % TROWS];
+        for (int c = 0; c < words; ++c)
+          for (int e = 0; e < WORD; ++e) dst[c * WORD + e] = double(pixel[c].v[e].V);
+      }
+      for (int k = taps * channels; k < K; ++k) row[k] = 0.0;
+    }
+}
+
+// A 3x3 window's pairs [first_pair, first_pair + count) (pair p: the job's pixels first_row + 2p
+// and the next) as exact_conv3_rows' transformed rows: per kernel row ky the inputs d0..d3 at
+// x - 1 .. x + 2 (zero outside the map), a[0] = d0 - d2, a[1] = d1 + d2, a[2] = d2 - d1,
+// a[3] = d1 - d3, at a[j][pair * lda + ky * channels + c].
+template <int TROWS, int WORD, class Shape, class LineBuffer>
+void window_pairs(const Shape& s, int first_row, const LineBuffer& lb, int first_pair, int count, double* const* a,
+                  int lda) {
+  const int channels = s.channels, words = channels / WORD;
+  for (int p = 0; p < count; ++p) {
+    const int x0 = first_row + 2 * (first_pair + p);
+    for (int ky = 0; ky < 3; ++ky) {
+      const size_t at = (size_t)p * lda + ky * channels;
+      const int iy = s.out_row + ky - 1;
+      const std::decay_t<decltype(lb.row[0][0][0][0])>* d[4] = {nullptr, nullptr, nullptr, nullptr};
+      for (int t = 0; t < 4; ++t) {
+        const int ix = x0 - 1 + t;
+        if (iy >= 0 && iy < s.height && ix >= 0 && ix < s.width) d[t] = lb.row[iy % 3][ix / TROWS][ix % TROWS];
+      }
+      for (int c = 0; c < words; ++c)
+        for (int e = 0; e < WORD; ++e) {
+          double v[4];
+          for (int t = 0; t < 4; ++t) v[t] = d[t] != nullptr ? double(d[t][c].v[e].V) : 0.0;
+          const size_t k = at + c * WORD + e;
+          a[0][k] = v[0] - v[2];
+          a[1][k] = v[1] + v[2];
+          a[2][k] = v[2] - v[1];
+          a[3][k] = v[1] - v[3];
+        }
+    }
+  }
 }
 
 }  // namespace
