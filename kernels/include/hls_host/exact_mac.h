@@ -83,6 +83,18 @@ inline void exact_chunk(const double* a, int lda, const double* b, int n, double
     for (int v = 0; v < VECS; ++v) reinterpret_cast<exact_vec*>(out)[r * VECS + v] = acc[r][v];
 }
 
+// exact_chunk for the first `rows` (<= MAX_ROWS) rows: a block's last rows without padding rows.
+template <int MAX_ROWS, int VECS>
+inline void exact_rows(int rows, const double* a, int lda, const double* b, int n, double* out) {
+  if constexpr (MAX_ROWS > 1) {
+    if (rows < MAX_ROWS) {
+      exact_rows<MAX_ROWS - 1, VECS>(rows, a, lda, b, n, out);
+      return;
+    }
+  }
+  exact_chunk<MAX_ROWS, VECS>(a, lda, b, n, out);
+}
+
 constexpr size_t kVecBytes = sizeof(exact_vec);
 
 }  // namespace
@@ -195,10 +207,9 @@ bool exact_mac_rows(Fill&& fill, const Tile* tiles, int groups, int in_tiles, in
   }
   for (int g0 = 0; g0 < groups; g0 += kBlockGroups) {
     const int block_groups = groups - g0 < kBlockGroups ? groups - g0 : kBlockGroups;
-    const int rows = block_groups * TR, padded_rows = (rows + kRowStep - 1) / kRowStep * kRowStep;
-    // a[row][k]: the block's rows; the rows padding it to whole row steps are zero.
+    const int rows = block_groups * TR;
+    // a[row][k]: the block's rows (the last row step may be short: exact_rows).
     fill(g0, block_groups, a, K);
-    for (size_t k = (size_t)rows * K; k < (size_t)padded_rows * K; ++k) a[k] = 0.0;
     for (size_t i = 0; i < (size_t)rows * out_tiles * TO; ++i) sums[i] = 0;
     // K in slices of one exact chunk (kChunk products a double sums exactly), every output tile
     // against the block's slice of inputs while it is in the core's caches.
@@ -206,9 +217,9 @@ bool exact_mac_rows(Fill&& fill, const Tile* tiles, int groups, int in_tiles, in
       const int k_count = K - k0 < kSliceK ? K - k0 : kSliceK;
       for (int ot = 0; ot < out_tiles; ++ot) {
         const double* b_slice = b + ((size_t)ot * K + k0) * TO;
-        for (int r0 = 0; r0 < padded_rows; r0 += kRowStep) {
+        for (int r0 = 0; r0 < rows; r0 += kRowStep) {
           alignas(kVecBytes) double chunk[kRowStep][TO];
-          exact_chunk<kRowStep, kVecs>(&a[(size_t)r0 * K + k0], K, b_slice, k_count, &chunk[0][0]);
+          exact_rows<kRowStep, kVecs>(rows - r0, &a[(size_t)r0 * K + k0], K, b_slice, k_count, &chunk[0][0]);
           for (int r = 0; r < kRowStep; ++r)
             if (r0 + r < rows)
               for (int o = 0; o < TO; ++o) sums[((size_t)(r0 + r) * out_tiles + ot) * TO + o] += int64_t(chunk[r][o]);
@@ -306,11 +317,10 @@ bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int groups, int rows, in
   for (int g0 = 0; g0 < groups; g0 += kBlockGroups) {
     const int block_groups = groups - g0 < kBlockGroups ? groups - g0 : kBlockGroups;
     const int row0 = g0 * TR, block_rows = block_groups * TR;
-    const int pair_count = (block_rows + 1) / 2, padded = (pair_count + kRowStep - 1) / kRowStep * kRowStep;
+    const int pair_count = (block_rows + 1) / 2;
     // Block row r is job pixel row0 + r, pair r / 2 of the block (row0 is even: 64 rows or more a block).
     pairs(row0 / 2, pair_count, a, K3);
     for (int j = 0; j < kTerms; ++j) {
-      for (size_t k = (size_t)pair_count * K3; k < (size_t)padded * K3; ++k) a[j][k] = 0.0;
       for (size_t i = 0; i < (size_t)pair_count * out_tiles * TO; ++i) m[j][i] = 0;
     }
     for (int k0 = 0; k0 < K3; k0 += kSliceK) {
@@ -318,9 +328,9 @@ bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int groups, int rows, in
       for (int j = 0; j < kTerms; ++j)
         for (int ot = 0; ot < out_tiles; ++ot) {
           const double* b_slice = b + (((size_t)ot * kTerms + j) * K3 + k0) * TO;
-          for (int p0 = 0; p0 < padded; p0 += kRowStep) {
+          for (int p0 = 0; p0 < pair_count; p0 += kRowStep) {
             alignas(kVecBytes) double chunk[kRowStep][TO];
-            exact_chunk<kRowStep, kVecs>(&a[j][(size_t)p0 * K3 + k0], K3, b_slice, k_count, &chunk[0][0]);
+            exact_rows<kRowStep, kVecs>(pair_count - p0, &a[j][(size_t)p0 * K3 + k0], K3, b_slice, k_count, &chunk[0][0]);
             for (int r = 0; r < kRowStep; ++r)
               if (p0 + r < pair_count)
                 for (int o = 0; o < TO; ++o) m[j][((size_t)(p0 + r) * out_tiles + ot) * TO + o] += int64_t(chunk[r][o]);
