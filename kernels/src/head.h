@@ -188,6 +188,17 @@ inline void upsample_plane(const fm_word_t* hidden, fm_word_t* qkv, fm_word_t* o
 inline void upsample_bands(const fm_word_t* hidden, fm_word_t* qkv, fm_word_t* outputs, bool final_output, int height,
                            int width, int channel_words, LineBuffer& lb) {
 #pragma HLS INLINE
+#ifdef EDGEMOE_EMU_EXACT_MAC
+  if (!edgemoe_ledger::attached()) {  // the same bits in integers, the output rows split over two threads
+    const fm_word_t* src = final_output ? qkv : hidden;
+    fm_word_t* dst = final_output ? outputs : qkv;
+    emu_run_halves([&](int64_t part) {
+      ap_host::upsample_rows<mac_in_t>(src, dst, height, width, channel_words, part == 0 ? 0 : height,
+                                       part == 0 ? height : 2 * height);
+    });
+    return;
+  }
+#endif
 #ifdef EDGEMOE_EMU_PARALLEL
   if (!edgemoe_ledger::attached() && height > kUpsampleBandRows) {
     static LineBuffer second_line_buffer;  // the other thread's (one kernel run at a time)

@@ -1,5 +1,6 @@
 // Emulation only, never synthesised (and never under Vitis's own headers): the MAC array's sums
-// computed in the order a CPU runs fast, bit for bit what the pipelined loop gives.
+// computed in the order a CPU runs fast, bit for bit what the pipelined loop gives (and, at the
+// end, the convolution reader's rows and the heads' upsampling the same way).
 //
 // The hardware walks (row group, output tile, input tile) and reuses each weight for the group's
 // T_rows rows only; a CPU doing the same streams the whole weight buffer per group through its
@@ -428,6 +429,41 @@ void window_pairs(const Shape& s, int first_row, const LineBuffer& lb, int first
           a[1][k] = v[1] + v[2];
           a[2][k] = v[2] - v[1];
           a[3][k] = v[1] - v[3];
+        }
+    }
+  }
+}
+
+// The heads' bilinear x2 upsampling (kernels/src/head.h, upsample_rows), output rows [first, last)
+// of a plane of H x W pixels of `words` words (Word: v[] of the map's fixed-point type) straight
+// from the input plane, in integers. An output element is (9a + 3b + 3c + d) / 16 of its inputs'
+// Lane values (the map truncated and saturated to a MAC lane); the map's LSB is a lane's / 16, so
+// its raw bits are 9a + 3b + 3c + d of theirs, exactly (upsample_rows forms the same sum in
+// upsample_acc_t and truncates nothing). Near and far rows and columns as upsample_rows picks them:
+// rows (oy - 1) >> 1 and the next, clamped, the nearer one the second for an even oy; columns q - 1
+// and q for q = (ox + 1) >> 1, clamped, the nearer one q for an even ox.
+template <class Lane, class Word>
+void upsample_rows(const Word* src, Word* dst, int H, int W, int words, int first, int last) {
+  typedef std::decay_t<decltype(src->v[0])> Map;
+  static_assert(Map::width - Map::iwidth == Lane::width - Lane::iwidth + 4, "the map's LSB is a sixteenth of a lane's");
+  static_assert(Lane::width + 4 < Map::width && Map::width <= 32, "16 x a lane's largest value fits the map's raw bits");
+  constexpr int kElems = sizeof(src->v) / sizeof(src->v[0]);
+  for (int oy = first; oy < last; ++oy) {
+    const int py = (oy - 1) >> 1, ya = py < 0 ? 0 : py, yb = py + 1 > H - 1 ? H - 1 : py + 1;
+    const int near_y = (oy & 1) == 0 ? yb : ya, far_y = (oy & 1) == 0 ? ya : yb;
+    for (int ox = 0; ox < 2 * W; ++ox) {
+      const int q = (ox + 1) >> 1, xa = q - 1 < 0 ? 0 : q - 1, xz = q > W - 1 ? W - 1 : q;
+      const int near_x = (ox & 1) == 0 ? xz : xa, far_x = (ox & 1) == 0 ? xa : xz;
+      const Word* nn = src + ((long)near_y * W + near_x) * words;
+      const Word* nf = src + ((long)near_y * W + far_x) * words;
+      const Word* fn = src + ((long)far_y * W + near_x) * words;
+      const Word* ff = src + ((long)far_y * W + far_x) * words;
+      Word* out = dst + ((long)oy * 2 * W + ox) * words;
+      for (int c = 0; c < words; ++c)
+        for (int e = 0; e < kElems; ++e) {
+          const int near_row = 3 * int(Lane(nn[c].v[e]).V) + int(Lane(nf[c].v[e]).V);
+          const int far_row = 3 * int(Lane(fn[c].v[e]).V) + int(Lane(ff[c].v[e]).V);
+          out[c].v[e].V = 3 * near_row + far_row;
         }
     }
   }
