@@ -484,13 +484,16 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
       const auto window_pairs = [&](int first_pair, int count, auto* a, int lda) {
         ap_host::window_pairs<kTrows, kWordElems>(job.window, job.first_row, lb, first_pair, count, a, lda);
       };
-      if (job.window.kernel == 3 ? ap_host::exact_conv3_rows<kTrows, kTout, kTin, in_vec>(
-                                       window_pairs, tiles, groups, rows, in_tiles, shape.out_tiles, job.window.channels,
-                                       finish)
-                                 : ap_host::exact_mac_rows<kTrows, kTout, kTin, in_vec>(
-                                       window_rows, tiles, groups, in_tiles, shape.out_tiles, finish))
+      // Winograd's F(2, 3) for 3x3 windows; the direct rows for 1x1 ones, or when its scratch memory
+      // cannot be had (neither has called finish then).
+      if ((job.window.kernel == 3 &&
+           ap_host::exact_conv3_rows<kTrows, kTout, kTin, in_vec>(window_pairs, tiles, groups, rows, in_tiles,
+                                                                  shape.out_tiles, job.window.channels, finish)) ||
+          ap_host::exact_mac_rows<kTrows, kTout, kTin, in_vec>(window_rows, tiles, groups, in_tiles, shape.out_tiles,
+                                                               finish))
         return;
-      // No scratch memory: the pipelined loop below, on the tiles fetch_rows left to this process.
+      // No scratch memory at all: fetch_rows sent no tiles (emu_reads_line_buffer), so this process
+      // emits them for the pipelined loop below.
       TapTable taps;
       fill_tap_table(job.window, in_tiles, unit, taps);
       emit_windows(job.window, job.first_row, job.rows, in_tiles, lb, taps, unit, window_tiles);

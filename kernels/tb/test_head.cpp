@@ -260,6 +260,9 @@ int main() {
   run_case({"saturating D64 C32 out3 3x2", 64, 32, 3, 3, 2, true}, 12);
   // Odd map widths (3, 6, 12, 24 pixels: a last pixel without a Winograd partner) and C = 16.
   run_case({"D32 C16 out1 2x3", 32, 16, 1, 2, 3, false}, 14);
+  // Map rows of 160 pixels: each half of a row job (80 pixels) spans two of the emulated MAC
+  // array's blocks of rows, so a block starts inside a half (its first pair and group past 0).
+  run_case({"wide D32 C16 out2 1x20", 32, 16, 2, 1, 20, false}, 15);
   // kMaxMapSlices > 1 (the U280 build): conv_0 of ViT-S (K = 9 x 384) runs as two passes.
   if (kMaxMapSlices > 1) run_case({"ViT-S D384 C256 out21 1x2", 384, 256, 21, 1, 2, false}, 13);
   return tb::finish();

@@ -152,6 +152,10 @@ inline ConvertedWeights<Build>& converted_weights() {
   static ConvertedWeights<Build> weights;
   return weights;
 }
+// Names the converted Winograd weights of one kernel build (exact_conv3_rows): a second copy per
+// build, beside the direct one.
+template <class Build>
+struct WinogradBuild {};
 
 namespace {
 
@@ -254,8 +258,6 @@ bool exact_mac_rows(Fill&& fill, const Tile* tiles, int groups, int in_tiles, in
 // lda + ky * channels + c] = the j-th term above for kernel row ky and channel c (zero outside the
 // map). The weights are the tiles of a 3x3 convolution's matrix, K ordered (ky, kx, channel).
 // finish as exact_mac_rows'. False, having called pairs for nothing, when memory is short.
-template <class Build>
-struct WinogradBuild {};  // names the converted Winograd weights of one kernel build
 template <int TR, int TO, int TIN, class InVec, class Pairs, class Tile, class Finish>
 bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int groups, int rows, int in_tiles, int out_tiles, int channels,
                       Finish&& finish) {
