@@ -159,6 +159,32 @@ struct WinogradBuild {};
 
 namespace {
 
+// The build's converted copy (Copy: a type naming it) of the weight tiles, converted by
+// convert(destination) when it holds another matrix, another layout (in_tiles, out_tiles, channels)
+// or an older fetch (the generation of InVec's build). Null when memory is short. Threads share it:
+// it is converted under the lock and only read after, while the job runs (the next fetch comes in a
+// later step).
+template <class Copy, class InVec, class Tile, class Convert>
+const double* converted_copy(const Tile* tiles, int in_tiles, int out_tiles, int channels, size_t count,
+                             Convert&& convert) {
+  ConvertedWeights<Copy>& w = converted_weights<Copy>();
+  std::lock_guard<std::mutex> hold(w.lock);
+  const uint64_t generation = weights_generation<InVec>().load(std::memory_order_acquire);
+  if (w.tiles != tiles || w.generation != generation || w.in_tiles != in_tiles || w.out_tiles != out_tiles ||
+      w.channels != channels) {
+    w.tiles = nullptr;
+    double* converted = w.b.at_least(count);
+    if (converted == nullptr) return nullptr;
+    convert(converted);
+    w.tiles = tiles;
+    w.generation = generation;
+    w.in_tiles = in_tiles;
+    w.out_tiles = out_tiles;
+    w.channels = channels;
+  }
+  return w.b.data;
+}
+
 // Multiplies `groups` groups of TR rows of K = in_tiles x TIN raw operands (InVec's lane type: raw
 // bits .V) with the weight tiles (tiles[out_tile * in_tiles + in_tile][TO][TIN], raw bits .V) and
 // calls finish(group, out_tile, sums) with sums[r][o] the exact dot product of row r of the group and
@@ -188,28 +214,16 @@ bool exact_mac_rows(Fill&& fill, const Tile* tiles, int groups, int in_tiles, in
   double* a = a_scratch.at_least((size_t)block_rows_max * K);
   int64_t* sums = sums_scratch.at_least((size_t)block_rows_max * out_tiles * TO);
   if (a == nullptr || sums == nullptr) return false;
-  const double* b = nullptr;
-  {
-    ConvertedWeights<InVec>& w = converted_weights<InVec>();
-    std::lock_guard<std::mutex> hold(w.lock);
-    const uint64_t generation = weights_generation<InVec>().load(std::memory_order_acquire);
-    if (w.tiles != tiles || w.generation != generation || w.in_tiles != in_tiles || w.out_tiles != out_tiles) {
-      w.tiles = nullptr;
-      double* converted = w.b.at_least((size_t)out_tiles * K * TO);
-      if (converted == nullptr) return false;
-      // b[ot][k][o]: output o's weight at k, outputs contiguous (the micro-kernel's vector).
-      for (int ot = 0; ot < out_tiles; ++ot)
-        for (int it = 0; it < in_tiles; ++it)
-          for (int i = 0; i < TIN; ++i)
-            for (int o = 0; o < TO; ++o)
-              converted[((size_t)ot * K + it * TIN + i) * TO + o] = double(tiles[ot * in_tiles + it][o][i].V);
-      w.tiles = tiles;
-      w.generation = generation;
-      w.in_tiles = in_tiles;
-      w.out_tiles = out_tiles;
-    }
-    b = w.b.data;  // not written again before this job ends: its fetch comes in a later step
-  }
+  // b[ot][k][o]: output o's weight at k, outputs contiguous (the micro-kernel's vector).
+  const double* b = converted_copy<InVec, InVec>(tiles, in_tiles, out_tiles, 0, (size_t)out_tiles * K * TO,
+                                                 [&](double* converted) {
+    for (int ot = 0; ot < out_tiles; ++ot)
+      for (int it = 0; it < in_tiles; ++it)
+        for (int i = 0; i < TIN; ++i)
+          for (int o = 0; o < TO; ++o)
+            converted[((size_t)ot * K + it * TIN + i) * TO + o] = double(tiles[ot * in_tiles + it][o][i].V);
+  });
+  if (b == nullptr) return false;
   for (int g0 = 0; g0 < groups; g0 += kBlockGroups) {
     const int block_groups = groups - g0 < kBlockGroups ? groups - g0 : kBlockGroups;
     const int rows = block_groups * TR;
@@ -286,37 +300,24 @@ bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int groups, int rows, in
     a[j] = a_all + (size_t)j * pairs_max * K3;
     m[j] = m_all + (size_t)j * pairs_max * out_tiles * TO;
   }
-  const double* b = nullptr;  // b[ot][j][k3][o]
-  {
-    ConvertedWeights<WinogradBuild<InVec>>& w = converted_weights<WinogradBuild<InVec>>();
-    std::lock_guard<std::mutex> hold(w.lock);
-    const uint64_t generation = weights_generation<InVec>().load(std::memory_order_acquire);
-    if (w.tiles != tiles || w.generation != generation || w.in_tiles != in_tiles || w.out_tiles != out_tiles ||
-        w.channels != channels) {
-      w.tiles = nullptr;
-      double* converted = w.b.at_least((size_t)out_tiles * kTerms * K3 * TO);
-      if (converted == nullptr) return false;
-      for (int ot = 0; ot < out_tiles; ++ot)
-        for (int ky = 0; ky < 3; ++ky)
-          for (int c = 0; c < channels; ++c)
-            for (int o = 0; o < TO; ++o) {
-              double g[3];
-              for (int kx = 0; kx < 3; ++kx) {
-                const int k = (ky * 3 + kx) * channels + c;
-                g[kx] = double(tiles[ot * in_tiles + k / TIN][o][k % TIN].V);
+  // b[ot][j][k3][o]: term j's weights, outputs contiguous.
+  const double* b = converted_copy<WinogradBuild<InVec>, InVec>(
+      tiles, in_tiles, out_tiles, channels, (size_t)out_tiles * kTerms * K3 * TO, [&](double* converted) {
+        for (int ot = 0; ot < out_tiles; ++ot)
+          for (int ky = 0; ky < 3; ++ky)
+            for (int c = 0; c < channels; ++c)
+              for (int o = 0; o < TO; ++o) {
+                double g[3];
+                for (int kx = 0; kx < 3; ++kx) {
+                  const int k = (ky * 3 + kx) * channels + c;
+                  g[kx] = double(tiles[ot * in_tiles + k / TIN][o][k % TIN].V);
+                }
+                const double terms[kTerms] = {2 * g[0], g[0] + g[1] + g[2], g[0] - g[1] + g[2], 2 * g[2]};
+                for (int j = 0; j < kTerms; ++j)
+                  converted[(((size_t)ot * kTerms + j) * K3 + ky * channels + c) * TO + o] = terms[j];
               }
-              const double terms[kTerms] = {2 * g[0], g[0] + g[1] + g[2], g[0] - g[1] + g[2], 2 * g[2]};
-              for (int j = 0; j < kTerms; ++j)
-                converted[(((size_t)ot * kTerms + j) * K3 + ky * channels + c) * TO + o] = terms[j];
-            }
-      w.tiles = tiles;
-      w.generation = generation;
-      w.in_tiles = in_tiles;
-      w.out_tiles = out_tiles;
-      w.channels = channels;
-    }
-    b = w.b.data;  // not written again before this job ends: its fetch comes in a later step
-  }
+      });
+  if (b == nullptr) return false;
   for (int g0 = 0; g0 < groups; g0 += kBlockGroups) {
     const int block_groups = groups - g0 < kBlockGroups ? groups - g0 : kBlockGroups;
     const int row0 = g0 * TR, block_rows = block_groups * TR;
