@@ -28,7 +28,9 @@ x2 = torch.cat([x, torch.randn_like(x)])
 outs = model(x2, tasks=model.tasks)
 emu = edgemoe.Model.pretrained("emu", num_threads=1).features(x2, "semseg")
 emu_split = edgemoe.Model.pretrained("emu", num_threads=2).features(x2, "semseg")
-torch.save({"outs": outs, "emu": emu, "emu_split": emu_split, "isa": edgemoe.info()["build"]["isa"]}, sys.argv[2])
+emu_head = edgemoe.Model.pretrained("emu", num_threads=2)(x2, task="semseg")  # the head on the accelerator
+torch.save({"outs": outs, "emu": emu, "emu_split": emu_split, "emu_head": emu_head,
+            "isa": edgemoe.info()["build"]["isa"]}, sys.argv[2])
 """
 
 
@@ -73,6 +75,8 @@ def test_every_path_gives_the_same_model(paths):
         # the emulation splits its jobs over two threads (kernels/src/emu_parallel.h).
         assert torch.equal(result["emu"], best["emu"]), isa
         assert torch.equal(result["emu_split"], result["emu"]), isa
+        # The heads' emulated convolutions and upsampling (exact sums, micro-kernels sized per ISA).
+        assert torch.equal(result["emu_head"], best["emu_head"]), isa
 
 
 def test_forcing_an_unknown_or_unsupported_path_is_refused(tmp_path):
@@ -100,3 +104,4 @@ def test_runs_on_an_avx2_only_cpu(tmp_path):
         ref = native["outs"][task]
         assert (out - ref).abs().max().item() <= 1e-4 * ref.abs().max().item(), task
     assert torch.equal(emulated["emu"], native["emu"])
+    assert torch.equal(emulated["emu_head"], native["emu_head"])
