@@ -27,8 +27,9 @@ torch.manual_seed(0)
 x2 = torch.cat([x, torch.randn_like(x)])
 outs = model(x2, tasks=model.tasks)
 emu = edgemoe.Model.pretrained("emu", num_threads=1).features(x2, "semseg")
-emu_split = edgemoe.Model.pretrained("emu", num_threads=2).features(x2, "semseg")
-emu_head = edgemoe.Model.pretrained("emu", num_threads=2)(x2, task="semseg")  # the head on the accelerator
+emu_two_threads = edgemoe.Model.pretrained("emu", num_threads=2)
+emu_split = emu_two_threads.features(x2, "semseg")
+emu_head = emu_two_threads(x2, task="semseg")  # the head on the accelerator
 torch.save({"outs": outs, "emu": emu, "emu_split": emu_split, "emu_head": emu_head,
             "isa": edgemoe.info()["build"]["isa"]}, sys.argv[2])
 """

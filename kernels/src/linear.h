@@ -497,8 +497,8 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
       TapTable taps;
       fill_tap_table(job.window, in_tiles, unit, taps);
       emit_windows(job.window, job.first_row, job.rows, in_tiles, lb, taps, unit, window_tiles);
-    } else if (ap_host::exact_mac_array<kTrows, kTout, kTin, in_vec>(streamed ? window_tiles : in, tiles, groups,
-                                                                     in_tiles, shape.out_tiles, finish)) {
+    } else if (ap_host::exact_mac_array<kTrows, kTout, kTin, in_vec>(in, tiles, groups, in_tiles, shape.out_tiles,
+                                                                     finish)) {
       return;
     }
   }

@@ -185,6 +185,31 @@ const double* converted_copy(const Tile* tiles, int in_tiles, int out_tiles, int
   return w.b.data;
 }
 
+// sums[row][ot][o] = exact dot products of rows [0, rows) of a (a[row * K + k], K columns) with
+// output tile ot's weights (b[ot * b_tile_stride + k * TO + o]), for every output tile: K in slices
+// of `slice` products (as many as a double sums exactly), every output tile against the block's
+// slice of inputs while it is in the core's caches, each slice's sums added in int64. kRowStep rows
+// share each weight load; the last step takes the rows left (exact_rows).
+template <int TO, int ROW_STEP>
+void exact_block(const double* a, int rows, int K, int slice, const double* b, size_t b_tile_stride, int out_tiles,
+                 int64_t* sums) {
+  constexpr int kVecs = TO / kVecLanes;
+  for (size_t i = 0; i < (size_t)rows * out_tiles * TO; ++i) sums[i] = 0;
+  for (int k0 = 0; k0 < K; k0 += slice) {
+    const int k_count = K - k0 < slice ? K - k0 : slice;
+    for (int ot = 0; ot < out_tiles; ++ot) {
+      const double* b_slice = b + ot * b_tile_stride + (size_t)k0 * TO;
+      for (int r0 = 0; r0 < rows; r0 += ROW_STEP) {
+        alignas(kVecBytes) double chunk[ROW_STEP][TO];
+        exact_rows<ROW_STEP, kVecs>(rows - r0, &a[(size_t)r0 * K + k0], K, b_slice, k_count, &chunk[0][0]);
+        for (int r = 0; r < ROW_STEP; ++r)
+          if (r0 + r < rows)
+            for (int o = 0; o < TO; ++o) sums[((size_t)(r0 + r) * out_tiles + ot) * TO + o] += int64_t(chunk[r][o]);
+      }
+    }
+  }
+}
+
 // Multiplies `groups` groups of TR rows of K = in_tiles x TIN raw operands (InVec's lane type: raw
 // bits .V) with the weight tiles (tiles[out_tile * in_tiles + in_tile][TO][TIN], raw bits .V) and
 // calls finish(group, out_tile, sums) with sums[r][o] the exact dot product of row r of the group and
@@ -210,9 +235,8 @@ bool exact_mac_rows(Fill&& fill, const Tile* tiles, int groups, int in_tiles, in
   const int K = in_tiles * TIN;
   thread_local Scratch<InVec, double> a_scratch;
   thread_local Scratch<InVec, int64_t> sums_scratch;
-  const int block_rows_max = ((kBlockGroups * TR + kRowStep - 1) / kRowStep) * kRowStep;
-  double* a = a_scratch.at_least((size_t)block_rows_max * K);
-  int64_t* sums = sums_scratch.at_least((size_t)block_rows_max * out_tiles * TO);
+  double* a = a_scratch.at_least((size_t)kBlockGroups * TR * K);
+  int64_t* sums = sums_scratch.at_least((size_t)kBlockGroups * TR * out_tiles * TO);
   if (a == nullptr || sums == nullptr) return false;
   // b[ot][k][o]: output o's weight at k, outputs contiguous (the micro-kernel's vector).
   const double* b = converted_copy<InVec, InVec>(tiles, in_tiles, out_tiles, 0, (size_t)out_tiles * K * TO,
@@ -227,24 +251,8 @@ bool exact_mac_rows(Fill&& fill, const Tile* tiles, int groups, int in_tiles, in
   for (int g0 = 0; g0 < groups; g0 += kBlockGroups) {
     const int block_groups = groups - g0 < kBlockGroups ? groups - g0 : kBlockGroups;
     const int rows = block_groups * TR;
-    // a[row][k]: the block's rows (the last row step may be short: exact_rows).
-    fill(g0, block_groups, a, K);
-    for (size_t i = 0; i < (size_t)rows * out_tiles * TO; ++i) sums[i] = 0;
-    // K in slices of one exact chunk (kChunk products a double sums exactly), every output tile
-    // against the block's slice of inputs while it is in the core's caches.
-    for (int k0 = 0; k0 < K; k0 += kSliceK) {
-      const int k_count = K - k0 < kSliceK ? K - k0 : kSliceK;
-      for (int ot = 0; ot < out_tiles; ++ot) {
-        const double* b_slice = b + ((size_t)ot * K + k0) * TO;
-        for (int r0 = 0; r0 < rows; r0 += kRowStep) {
-          alignas(kVecBytes) double chunk[kRowStep][TO];
-          exact_rows<kRowStep, kVecs>(rows - r0, &a[(size_t)r0 * K + k0], K, b_slice, k_count, &chunk[0][0]);
-          for (int r = 0; r < kRowStep; ++r)
-            if (r0 + r < rows)
-              for (int o = 0; o < TO; ++o) sums[((size_t)(r0 + r) * out_tiles + ot) * TO + o] += int64_t(chunk[r][o]);
-        }
-      }
-    }
+    fill(g0, block_groups, a, K);  // a[row][k]: the block's rows
+    exact_block<TO, kRowStep>(a, rows, K, kSliceK, b, (size_t)K * TO, out_tiles, sums);
     for (int g = 0; g < block_groups; ++g)
       for (int ot = 0; ot < out_tiles; ++ot) {
         int64_t tile[TR][TO];
@@ -288,7 +296,7 @@ bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int groups, int rows, in
   if (groups <= 0) return true;
   const int K3 = 3 * channels;
   if (9 * channels > in_tiles * TIN) return false;  // not a 3x3 convolution's matrix
-  const int pairs_max = ((kBlockGroups * TR + 1) / 2 + kRowStep - 1) / kRowStep * kRowStep;
+  const int pairs_max = kBlockGroups * TR / 2;
   thread_local Scratch<WinogradBuild<InVec>, double> a_scratch;
   thread_local Scratch<WinogradBuild<InVec>, int64_t> m_scratch;
   double* a_all = a_scratch.at_least((size_t)kTerms * pairs_max * K3);
@@ -324,23 +332,9 @@ bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int groups, int rows, in
     const int pair_count = (block_rows + 1) / 2;
     // Block row r is job pixel row0 + r, pair r / 2 of the block (row0 is even: 64 rows or more a block).
     pairs(row0 / 2, pair_count, a, K3);
-    for (int j = 0; j < kTerms; ++j) {
-      for (size_t i = 0; i < (size_t)pair_count * out_tiles * TO; ++i) m[j][i] = 0;
-    }
-    for (int k0 = 0; k0 < K3; k0 += kSliceK) {
-      const int k_count = K3 - k0 < kSliceK ? K3 - k0 : kSliceK;
-      for (int j = 0; j < kTerms; ++j)
-        for (int ot = 0; ot < out_tiles; ++ot) {
-          const double* b_slice = b + (((size_t)ot * kTerms + j) * K3 + k0) * TO;
-          for (int p0 = 0; p0 < pair_count; p0 += kRowStep) {
-            alignas(kVecBytes) double chunk[kRowStep][TO];
-            exact_rows<kRowStep, kVecs>(pair_count - p0, &a[j][(size_t)p0 * K3 + k0], K3, b_slice, k_count, &chunk[0][0]);
-            for (int r = 0; r < kRowStep; ++r)
-              if (p0 + r < pair_count)
-                for (int o = 0; o < TO; ++o) m[j][((size_t)(p0 + r) * out_tiles + ot) * TO + o] += int64_t(chunk[r][o]);
-          }
-        }
-    }
+    for (int j = 0; j < kTerms; ++j)
+      exact_block<TO, kRowStep>(a[j], pair_count, K3, kSliceK, b + (size_t)j * K3 * TO, (size_t)kTerms * K3 * TO,
+                                out_tiles, m[j]);
     for (int g = 0; g < block_groups; ++g)
       for (int ot = 0; ot < out_tiles; ++ot) {
         int64_t tile[TR][TO];
@@ -379,6 +373,13 @@ bool exact_mac_array(Stream& in, const Tile* tiles, int groups, int in_tiles, in
 // TROWS], channel word c of a pixel holding WORD lanes with raw bits .V). Shape: the window's
 // height, width, channels, kernel and out_row (pad (kernel - 1) / 2).
 
+// Pixel (iy, ix)'s channel words in the line buffer, or null outside the map (zero padding).
+template <int TROWS, class Shape, class LineBuffer>
+auto line_pixel(const Shape& s, const LineBuffer& lb, int iy, int ix) -> decltype(&lb.row[0][0][0][0]) {
+  if (iy < 0 || iy >= s.height || ix < 0 || ix >= s.width) return nullptr;
+  return lb.row[iy % 3][ix / TROWS][ix % TROWS];
+}
+
 // Groups [first_group, first_group + count) of TROWS of the job's pixels [first_row, rows), as
 // exact_mac_rows' rows: a[row][k], K = kernel^2 x channels in (ky, kx, channel) order, zero for
 // taps outside the map, for pixels past the row's end and past K.
@@ -392,12 +393,12 @@ void window_rows(const Shape& s, int first_row, int rows, const LineBuffer& lb, 
       const int ox = first_row + (first_group + g) * TROWS + r;
       for (int t = 0; t < taps; ++t) {
         double* dst = row + t * channels;
-        const int iy = s.out_row + t / s.kernel - pad, ix = ox + t % s.kernel - pad;
-        if (ox >= rows || iy < 0 || iy >= s.height || ix < 0 || ix >= s.width) {
+        const auto* pixel = ox < rows ? line_pixel<TROWS>(s, lb, s.out_row + t / s.kernel - pad, ox + t % s.kernel - pad)
+                                      : nullptr;
+        if (pixel == nullptr) {
           for (int k = 0; k < channels; ++k) dst[k] = 0.0;
           continue;
         }
-        const auto* pixel = lb.row[iy % 3][ix / TROWS][ix % TROWS];
         for (int c = 0; c < words; ++c)
           for (int e = 0; e < WORD; ++e) dst[c * WORD + e] = double(pixel[c].v[e].V);
       }
@@ -417,12 +418,8 @@ void window_pairs(const Shape& s, int first_row, const LineBuffer& lb, int first
     const int x0 = first_row + 2 * (first_pair + p);
     for (int ky = 0; ky < 3; ++ky) {
       const size_t at = (size_t)p * lda + ky * channels;
-      const int iy = s.out_row + ky - 1;
-      const std::decay_t<decltype(lb.row[0][0][0][0])>* d[4] = {nullptr, nullptr, nullptr, nullptr};
-      for (int t = 0; t < 4; ++t) {
-        const int ix = x0 - 1 + t;
-        if (iy >= 0 && iy < s.height && ix >= 0 && ix < s.width) d[t] = lb.row[iy % 3][ix / TROWS][ix % TROWS];
-      }
+      decltype(line_pixel<TROWS>(s, lb, 0, 0)) d[4];
+      for (int t = 0; t < 4; ++t) d[t] = line_pixel<TROWS>(s, lb, s.out_row + ky - 1, x0 - 1 + t);
       for (int c = 0; c < words; ++c)
         for (int e = 0; e < WORD; ++e) {
           double v[4];
