@@ -22,10 +22,10 @@
 // kernel_boards_bit_identical) then compares different tilings and row groupings.
 #define EDGEMOE_LINEAR_TIN 32
 #define EDGEMOE_LINEAR_TOUT 8
-#define EDGEMOE_LINEAR_ROWS 3  // 3 rows share each weight read: 32 x 8 x 3 = 768 MACs
+#define EDGEMOE_LINEAR_ROWS 4  // 4 rows share each weight read: 32 x 8 x 4 = 1024 MACs
 #define EDGEMOE_ATTN_URAM 0  // no URAM on the XCZU9EG: K, V and the output rows in BRAM
 #define EDGEMOE_ATTN_LANES 16  // ViT-T's head dim 64 is a multiple
-#define EDGEMOE_ATTN_BLOCKS 1  // 4 rows per sweep: a second block (+1.2 ms of ViT-T at 250 MHz) costs the ~23 K LUTs the heads need
+#define EDGEMOE_ATTN_BLOCKS 1  // 4 rows per sweep: a second block (-1.2 ms of ViT-T at 250 MHz) would take ~23 K LUTs (85 %)
 #define EDGEMOE_GATE_FEATURES 4  // gate: 4 features x 16 experts per cycle
 
 // The board, for the latency and resource model (../shared/spec/hardware.md §1, §1.3, §6). Each

@@ -9,8 +9,9 @@
 // (row group, output tile, input tile) at II = 1, a group being T_rows rows that share every weight
 // read: R x T_out x T_in MACs per cycle from T_out x T_in weight banks. Each weight buffer has one
 // bank per (o, i) lane, the row cache one bank per (row, input lane) (partitioned at the kernel top
-// and below), so every cycle reads each bank once; each lane accumulates in its DSP's P register,
-// reset on the first input tile; the adder tree, bias and GELU of an output tile run in the same
+// and below), so every cycle reads each bank once; each output's T_in products are summed along a
+// DSP cascade (each DSP adds its product to its neighbour's P through PCIN), whose last DSP
+// accumulates the input tiles, reset on the first; bias and GELU of an output tile run in the same
 // pipeline on its last one. Rows are independent, so the grouping changes no bits.
 #pragma once
 
@@ -444,11 +445,14 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 3 complete
 // One port writes (a group's first output tile) or reads (the others): simple dual port.
 #pragma HLS BIND_STORAGE variable = row_cache type = ram_s2p impl = lutram
-  // Each MAC (one DSP48E2) accumulates its own lane in its 48-bit P register over the input tiles;
-  // one adder tree per output sums the T_in lanes on the last one. Wrapping adds are associative,
-  // so this equals a serial sum bit for bit.
-  acc_t lane[kTrows][kTout][kTin];
-#pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
+  // Per output, a step's T_in products are summed along a chain of DSP48E2s, each adding its product
+  // to the previous one's P (the PCIN cascade, a register a lane: the later lanes' operands wait in
+  // pipeline registers, SRLs), and the chain's last DSP adds the sum to its own P over the input
+  // tiles (`sum`, reset on the first). No fabric adder tree: a chain is in the DSPs' own adders
+  // (EXPRESSION_BALANCE off keeps it a chain, not a tree). Wrapping adds are associative, so this
+  // equals a serial sum bit for bit.
+  acc_t sum[kTrows][kTout];
+#pragma HLS ARRAY_PARTITION variable = sum complete dim = 0
   const int in_tiles = shape.in_tiles, steps = ceil_div(rows, kTrows) * shape.out_tiles * in_tiles;
   edgemoe_ledger::region_process(2);
   edgemoe_ledger::loop(unit, steps, kII, kLinearDepth, edgemoe_ledger::kNoPort, 0, 1,
@@ -508,6 +512,7 @@ mac_steps:
   for (int step = 0; step < upto<kMaxRowGroups * kMaxWeightTiles>(steps); ++step) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxWeightTiles
+#pragma HLS EXPRESSION_BALANCE off
     in_vec x;
     if (ot == 0) {  // a new group: its tiles arrive once and are cached for the other output tiles
       x = streamed ? window_tiles.read() : in.read();
@@ -519,18 +524,21 @@ mac_steps:
     }
     if (it == 0)
       for (int r = 0; r < kTrows; ++r)
-        for (int o = 0; o < kTout; ++o)
-          for (int i = 0; i < kTin; ++i) lane[r][o][i] = 0;
+        for (int o = 0; o < kTout; ++o) sum[r][o] = 0;
     for (int r = 0; r < kTrows; ++r)
-      for (int o = 0; o < kTout; ++o)
-        for (int i = 0; i < kTin; ++i) lane[r][o][i] += x.v[r][i] * tiles[tile][o][i];
+      for (int o = 0; o < kTout; ++o) {
+        acc_t chain = 0;  // the cascade: lane i's DSP adds its product to lane i - 1's P
+#pragma HLS BIND_OP variable = chain op = add impl = dsp
+        for (int i = 0; i < kTin; ++i) chain += x.v[r][i] * tiles[tile][o][i];
+        sum[r][o] += chain;  // the chain's last DSP, accumulating over the input tiles
+      }
     if (it == in_tiles - 1) {
       out_vec y;
       for (int o = 0; o < kTout; ++o) {
         const fm_t bias = bias_tiles[ot][o];  // one read of the bias bank for all rows
         for (int r = 0; r < kTrows; ++r) {
           acc_t acc = bias;
-          for (int i = 0; i < kTin; ++i) acc += lane[r][o][i];
+          acc += sum[r][o];
           y.v[r][o] = mac_output(acc, gelu, relu);
         }
       }

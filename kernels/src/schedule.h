@@ -102,8 +102,10 @@ constexpr int axi_outstanding(edgemoe_ledger::Port port) {
 // A pipeline whose lanes span SLRs (the U280 floorplan, config/u280.h) crosses each boundary through
 // a register on either side (the SLL pair): two cycles per crossing, two crossings each way.
 constexpr int kSlrCrossingDepth = EDGEMOE_SLRS > 1 ? 2 * 2 * 2 : 0;
+// The MAC array's cascade (linear.h): a DSP a lane along the chain, then the accumulating add.
+static_assert(kTin <= 33, "a cascade lane's operands wait at most 32 cycles: one SRL32 a bit");
 constexpr int kLinearDepth =
-    kMacDepth + log2_ceil(kTin) + 1 /* bias */ + kGeluDepth + 1 /* to the stream */ + kSlrCrossingDepth;
+    kMacDepth + kTin + 1 /* bias */ + kGeluDepth + 1 /* to the stream */ + kSlrCrossingDepth;
 // A sweep iteration: a chunk of q.k (MAC), on the last chunk the lane sum, scale and softmax update.
 // Pass 1's chain (the longer one): q.k MAC, lane tree, scale, exp, running-sum update (1/sum is
 // formed later, as pass 2's group loads).
@@ -327,8 +329,12 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     const int bram18 = kWeightBuffers * (kTout * kTin * bram18_for(kMaxWeightTiles, wt_t::width) +
                                          kTout * bram18_for(kMaxOutTiles, fm_t::width)) +
                        kTrows * kTout * gelu_rom_bram18 + stream_bram18;
-    // Each output's adder tree: T_in - 1 adds of acc_t (48 bits: a LUT and a carry bit each).
-    const int adder_tree_luts = kTrows * kTout * (kTin - 1) * acc_t::width;
+    // Each output's T_in products are summed along a DSP cascade (PCIN), not a fabric tree: lane i's
+    // operands wait i cycles, an SRL32 (one LUT) a bit: the activations per (row, lane), the weights
+    // per (output, lane) (read with the address the step had, then delayed); each output's
+    // accumulating add counted in fabric (48 bits) in case it does not fold into the last DSP.
+    const int cascade_luts = (kTin - 1) * (kTrows * mac_in_t::width + kTout * wt_t::width) +
+                             kTrows * kTout * acc_t::width;
     // The one linear_step instance reads ping or pong: a 2:1 mux per read bit (two per LUT6_2).
     const int weight_mux_luts = (kTout * kTin * wt_t::width + kTout * fm_t::width) / 2;
     const int row_cache_luts = kTrows * kTin * lutram_s2p_luts(kMaxCachedInTiles, mac_in_t::width);
@@ -344,7 +350,7 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     const int relu_luts = kTrows * kTout * 80 + tile_bits + tile_bits / 2;
     return {dsp, bram18, 0,
             logic_luts(dsp, bram18, 0) + weight_mux_luts + row_cache_luts + group_store_luts + stream_luts +
-                adder_tree_luts + kTrows * kTout * gelu_rom_luts + relu_luts};
+                cascade_luts + kTrows * kTout * gelu_rom_luts + relu_luts};
   }
   if (part == kPartHead) {
     // The convolution reader (window_reader.h): the line buffer, a bank per pixel mod T_rows of
