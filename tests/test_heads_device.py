@@ -127,6 +127,22 @@ def test_a_folded_weight_outside_the_format_is_refused_not_saturated():
         edgemoe.Model(cfg, state, "emu")
 
 
+def test_a_weight_whose_winograd_term_leaves_the_format_is_refused():
+    """emu runs conv_1..3 as Winograd's F(2, 3): its weights 2 g0, g0 +- g1 + g2 and 2 g2 must fit the
+    18-bit format (+-2) too, so a folded tap of 1.2 (inside +-2 itself) is refused by name."""
+    cfg = synthetic.preset("tiny")
+    assert edgemoe.info()["boards"]["emu"]["head_winograd"]
+    state = dict(synthetic.seeded_model(cfg, 1).state_dict())
+    prefix = next(k for k in state if k.endswith("sal.conv_1.weight"))[: -len("conv_1.weight")]
+    gamma, var = state[prefix + "syncbn_fc_1.weight"], state[prefix + "syncbn_fc_1.running_var"]
+    scale = (gamma[3] / torch.sqrt(var[3] + 1e-5)).item()
+    state[prefix + "conv_1.weight"] = state[prefix + "conv_1.weight"].clone()
+    state[prefix + "conv_1.weight"][3, 0, 1, 0] = 1.2 / scale  # folded: g0 = 1.2, so 2 g0 = 2.4
+    with pytest.raises(ValueError, match=r"head of task 'sal': its conv_1 \(BatchNorm folded in\) has a Winograd weight"):
+        edgemoe.Model(cfg, state, "emu")
+    edgemoe.Model(cfg, state, "emu", heads="host")  # the host's heads take it
+
+
 def test_estimate_models_backbone_head_and_end_to_end():
     model = edgemoe.Model.pretrained()
     with warnings.catch_warnings():

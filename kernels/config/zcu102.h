@@ -18,6 +18,10 @@
 #define EDGEMOE_MAX_HEAD_OUT 64
 #define EDGEMOE_LINE_BUFFER_URAM 0  // the convolution reader's line buffer in URAM (no URAM on the XCZU9EG)
 #define EDGEMOE_MAX_MAP_W 128
+// Heads' convolutions direct (9 C_in MACs an output): Winograd's F(2, 3) (emit_pairs) needs an odd
+// T_rows and a line buffer split by channel-word parity, which at 128 pixels is 36 BRAM36 more
+// (1,032 words a bank where 1,024 fit: over 80 %). Four rows of the direct array meet the target.
+#define EDGEMOE_HEAD_WINOGRAD 0
 // A MAC array shaped unlike emu's 32 x 16 x 2 rows: the cross-board bit-identity test (ctest
 // kernel_boards_bit_identical) then compares different tilings and row groupings.
 #define EDGEMOE_LINEAR_TIN 32

@@ -15,11 +15,13 @@ namespace edgemoe_hls {
 constexpr int kBuildQueryStage = -1;
 constexpr unsigned kBuildRecordMagic = 0x4D335642u;  // "M3VB"
 // Bump when the meaning of any field below changes.
-constexpr unsigned kBuildRecordVersion = 8;  // 2: no scores/softmax_info; 3: packed weights; 4: activation words;
+constexpr unsigned kBuildRecordVersion = 9;  // 2: no scores/softmax_info; 3: packed weights; 4: activation words;
                                              // 5: two weight ports, matrices at even words; 6: images read as
                                              // 64-byte words (the buffer a whole number of them); 7: task heads
                                              // (the outputs buffer, head scalars, heads packed after the backbone);
-                                             // 8: attention's K and V in 18 bits (kv_t), q in q_t
+                                             // 8: attention's K and V in 18 bits (kv_t), q in q_t;
+                                             // 9: head_winograd (conv_1..3 packed as Winograd's
+                                             // terms), the line buffer's lanes (line_lane_t)
 constexpr int kConfigNameWords = 4;  // the board config's name, up to 16 ASCII characters
 static_assert(sizeof(EDGEMOE_CFG_NAME) <= 4 * kConfigNameWords + 1, "EDGEMOE_CFG_NAME: at most 16 characters");
 
@@ -79,6 +81,7 @@ constexpr unsigned config_name_word(const char* name, int word) {
   FIELD(linear_tout, EDGEMOE_LINEAR_TOUT)                                     \
   FIELD(attn_lanes, EDGEMOE_ATTN_LANES)                                       \
   FIELD(linear_rows, EDGEMOE_LINEAR_ROWS)                                     \
+  FIELD(head_winograd, kHeadWinograd ? 1 : 0)                                 \
   FIELD(attn_blocks, EDGEMOE_ATTN_BLOCKS)                                     \
   FIELD(gate_features, EDGEMOE_GATE_FEATURES)                                 \
   FIELD(attn_rows_in_flight, EDGEMOE_ATTN_P)                                  \
@@ -102,7 +105,9 @@ constexpr unsigned config_name_word(const char* name, int word) {
   FIELD(unit_bits, unit_t::width)                                             \
   FIELD(unit_int_bits, unit_t::iwidth)                                        \
   FIELD(sum_bits, sum_t::width)                                               \
-  FIELD(sum_int_bits, sum_t::iwidth)
+  FIELD(sum_int_bits, sum_t::iwidth)                                          \
+  FIELD(line_lane_bits, line_lane_t::width)                                   \
+  FIELD(line_lane_int_bits, line_lane_t::iwidth)
 
 #define EDGEMOE_RECORD_INDEX(name, value) kRecord_##name,
 enum BuildRecordField { EDGEMOE_BUILD_RECORD(EDGEMOE_RECORD_INDEX) kBuildRecordWords };

@@ -19,6 +19,9 @@ typedef ap_fixed<32, 10> fm_t;                    // activations in DDR, biases,
 typedef ap_fixed<18, 2> wt_t;                     // every weight matrix, gates included (LSB 2^-16; DSP48E2 B port)
 typedef ap_fixed<27, 9, AP_TRN, AP_SAT> mac_in_t;  // MAC activation lane (LSB 2^-18): 27 x 18 = one DSP48E2
 typedef ap_fixed<48, 14> acc_t;                   // exact sum of mac_in_t x wt_t products (34 fraction bits)
+// The heads' line buffer lanes (window_reader.h): a MAC lane one bit narrower (+-128, LSB 2^-18), so
+// that Winograd's transformed inputs d_a +- d_b of conv_1..3 fit a MAC lane (mac_in_t) exactly.
+typedef ap_fixed<26, 8, AP_TRN, AP_SAT> line_lane_t;
 typedef ap_fixed<24, 8, AP_TRN, AP_SAT> q_t;       // attention's q rows (LSB 2^-16), a product's 27-bit side
 // Attention's K and V on chip (LSB 2^-12, rounded to nearest): 18 bits is the DSP48E2 B port, so
 // q.k (24 x 18) and p.v (25u x 18) take one DSP48E2 a product, not two (kernels/README.md, Formats).

@@ -24,7 +24,7 @@ namespace edgemoe_hls {
 // Bilinear x2 with half-pixel centres: output pixel 2x takes 1/4 of input x - 1 and 3/4 of x,
 // output 2x + 1 3/4 of x and 1/4 of x + 1, indices clamped to the map; the same along rows. Each
 // output element is (9 a + 3 b + 3 c + d) / 16 of its four inputs, formed exactly (fm_t plus 4
-// integer and 4 fraction bits) from the line buffer's mac_in_t lanes (the map truncated to 2^-18 and
+// integer and 4 fraction bits) from the line buffer's lanes (line_lane_t: the map truncated to 2^-18 and
 // saturated as it is loaded, as the next convolution's lanes would be): 2^-22 holds it, so the fm_t
 // result is exact.
 // (4 more fraction bits than the lanes: the final >> 4 keeps its type's width and drops what falls off.)
@@ -193,7 +193,7 @@ inline void upsample_bands(const fm_word_t* hidden, fm_word_t* qkv, fm_word_t* o
     const fm_word_t* src = final_output ? qkv : hidden;
     fm_word_t* dst = final_output ? outputs : qkv;
     emu_run_halves([&](int64_t part) {
-      ap_host::upsample_rows<mac_in_t>(src, dst, height, width, channel_words, part == 0 ? 0 : height,
+      ap_host::upsample_rows<line_lane_t>(src, dst, height, width, channel_words, part == 0 ? 0 : height,
                                        part == 0 ? height : 2 * height);
     });
     return;
@@ -231,7 +231,8 @@ inline int head_layer_out(int channels, int out_channels, int layer) {
   return layer < 4 ? channels : ceil_div(out_channels, kWordElems) * kWordElems;
 }
 inline int head_layer_slices(const ModelDims& m, int channels, int out_channels, int layer) {
-  return head_slices(head_layer_out(channels, out_channels, layer), head_in(m, channels, layer));
+  return head_slices(head_layer_out(channels, out_channels, layer), head_in(m, channels, layer),
+                     head_terms(m, channels, layer));
 }
 // Pass s of `layer`: slice s of its output words (window_reader.h's slice_words).
 inline HeadPass head_pass(const ModelDims& m, int channels, int out_channels, int layer, int s) {
@@ -255,6 +256,11 @@ inline long head_pass_weights(const ModelDims& m, int channels, int task, const 
 inline long head_pass_bias(const ModelDims& m, int channels, int task, const HeadPass& p) {
   return p_head_bias(m, channels, task, p.layer) + p.out_first;
 }
+// A Winograd layer's terms are matrices of `channels` rows one after the other: a pass fetches its
+// rows of each.
+inline long head_term_words(const ModelDims& m, int channels, int layer) {
+  return (long)channels * words_per_row(head_in(m, channels, layer));
+}
 
 // The task's head for one image whose backbone output is x (rows of `tokens` x D). out_channels:
 // the task's outputs (<= kHeadOutRows); the output is [16 h][16 w][ceil(out / 16) words] in
@@ -276,7 +282,7 @@ inline void task_head(const pixel_word_t* images, fm_word_t* x, fm_word_t* xn, f
   HeadPass first = head_pass(m, channels, out_channels, 0, 0);
   step_on(ping, pong, kPong, no_linear_job(), images, x, xn, qkv, hidden, queues.token, queues.score, weights,
           weights_odd, params, head_pass_weights(m, channels, task, first), head_pass_bias(m, channels, task, first),
-          first.out, head_in(m, channels, 0), lb);
+          first.out, head_in(m, channels, 0), lb, head_terms(m, channels, 0), head_term_words(m, channels, 0));
   int height = m.grid_h, width = m.grid_w, in_slices = 1, run = kPing;
   Source src = kFromXn;
   ledger::Port src_port = ledger::kPortScratch0;
@@ -296,7 +302,8 @@ layers:
     output_rows:
       for (int y = 0; y < kMaxMapRows; ++y) {
         if (y >= height) break;
-        WindowShape w = {height, width, in_ch, in_slices, kernel, y, in_plane_words, false};
+        WindowShape w = {height, width, in_ch, in_slices, kernel, y, in_plane_words, false,
+                         head_layer_winograd(m, channels, layer)};
         // conv_0..3 to hidden, conv_4 (the logits) to qkv
         LinearJob job = {0, width, kReadWindows, src, -1, 0, 0, 0, 0, kWriteStore, layer < 4 ? kToHidden : kToQkv,
                          out_plane + (long)y * width * pass.out, false,
@@ -306,7 +313,8 @@ layers:
         const int next_out = last_row ? next.out : 0;
         step_on(ping, pong, run, job, images, x, xn, qkv, hidden, queues.token, queues.score, weights, weights_odd,
                 params, head_pass_weights(m, channels, task, next), head_pass_bias(m, channels, task, next), next_out,
-                head_in(m, channels, next.layer), lb);
+                head_in(m, channels, next.layer), lb, head_terms(m, channels, next.layer),
+                head_term_words(m, channels, next.layer));
       }
       run = 1 - run;
     }

@@ -9,6 +9,9 @@ namespace edgemoe_hls {
 struct ModelDims {
   int dim, heads, grid_h, grid_w, patch, depth, mlp_hidden, experts, expert_hidden, top_k, num_tasks;
   unsigned moe_mask;  // bit b set: block b is a mixture of experts
+  // The build runs conv_1..3 of the heads as Winograd's F(2, 3) (its config's EDGEMOE_HEAD_WINOGRAD;
+  // the host reads it from the build record): it sets how those weights are packed.
+  bool head_winograd;
 };
 
 inline int tokens(const ModelDims& m) { return 1 + m.grid_h * m.grid_w; }
@@ -135,25 +138,51 @@ inline long params_size(const ModelDims& m) { return p_block(m, m.depth); }
 
 // --- task heads (after the backbone in both buffers; one per task, in task order) ---
 // M3ViT's head: LayerNorm, conv_0 3x3 D -> C, conv_1..3 3x3 C -> C (BatchNorm folded into weight
-// and bias by the host), conv_4 1x1 C -> out. A 3x3 convolution's matrix is [C][9 C_in], columns in
-// (ky, kx, c) order (window_reader.h); conv_4 reserves kHeadOutRows rows (tasks' outputs differ,
-// offsets do not); its unused rows and biases are zero.
+// and bias by the host), conv_4 1x1 C -> out. A direct 3x3 convolution's matrix is [C][9 C_in],
+// columns in (ky, kx, c) order (window_reader.h, emit_windows). On a build with head_winograd,
+// conv_1..3 (C a multiple of 32) run as Winograd's F(2, 3) along window rows (emit_pairs):
+// [4 terms][C][3 C], columns in (ky, c) order, term j's weights for
+// taps g0, g1, g2 of one kernel row and channel being 2 g0, g0 + g1 + g2, g0 - g1 + g2 and 2 g2
+// (winograd_weight). conv_4 reserves kHeadOutRows rows (tasks' outputs differ, offsets do not);
+// its unused rows and biases are zero.
 constexpr int kHeadLayers = 5;
 constexpr int kHeadOutRows = 64;
+constexpr int kHeadWinogradTerms = 4;
+// Winograd needs whole pairs of channel words: an input tile (two words) then reads one even and
+// one odd word of one pixel (window_reader.h, emit_pairs).
+constexpr int kWinogradChannelMultiple = 2 * kWordElems;
+inline bool head_layer_winograd(const ModelDims& m, int channels, int layer) {
+  return m.head_winograd && layer >= 1 && layer < 4 && channels % kWinogradChannelMultiple == 0;
+}
+inline int head_terms(const ModelDims& m, int channels, int layer) {
+  return head_layer_winograd(m, channels, layer) ? kHeadWinogradTerms : 1;
+}
 inline int head_in(const ModelDims& m, int channels, int layer) {
+  if (head_layer_winograd(m, channels, layer)) return 3 * channels;
   return layer == 0 ? 9 * m.dim : layer < 4 ? 9 * channels : channels;
 }
-inline int head_rows(int channels, int layer) { return layer < 4 ? channels : kHeadOutRows; }
+// Matrix rows: C per term (conv_0..3), kHeadOutRows (conv_4).
+inline int head_rows(const ModelDims& m, int channels, int layer) {
+  return layer < 4 ? head_terms(m, channels, layer) * channels : kHeadOutRows;
+}
+// Column of a Winograd matrix for kernel row ky and channel c: (ky, channel), as a direct window's
+// columns without kx.
+inline int winograd_column(int ky, int c, int channels) { return ky * channels + c; }
+// Term j's weight from one kernel row's taps g0, g1, g2 (raw integers of wt_t): 2 g0, g0 + g1 + g2,
+// g0 - g1 + g2, 2 g2. The host refuses taps whose terms leave wt_t's range.
+constexpr long winograd_weight(int term, long g0, long g1, long g2) {
+  return term == 0 ? 2 * g0 : term == 1 ? g0 + g1 + g2 : term == 2 ? g0 - g1 + g2 : 2 * g2;
+}
 inline long head_weights_size(const ModelDims& m, int channels) {
   long n = 0;
-  for (int l = 0; l < kHeadLayers; ++l) n += matrix_words(head_rows(channels, l), head_in(m, channels, l));
+  for (int l = 0; l < kHeadLayers; ++l) n += matrix_words(head_rows(m, channels, l), head_in(m, channels, l));
   return n;
 }
 inline long w_head(const ModelDims& m, int channels, int task, int layer) {
   long off = weights_size(m) + (long)task * head_weights_size(m, channels);
   for (int l = 0; l < kHeadLayers; ++l) {
     if (l >= layer) break;
-    off += matrix_words(head_rows(channels, l), head_in(m, channels, l));
+    off += matrix_words(head_rows(m, channels, l), head_in(m, channels, l));
   }
   return off;
 }
@@ -162,17 +191,18 @@ inline long w_head(const ModelDims& m, int channels, int task, int layer) {
 // `out`) whose tiles fit (0: none), and the passes (slices) `out` channels then take. The kernel uses
 // its own constants (schedule.h); the host the build record's, to read a sliced map back.
 constexpr int kMaxHeadSliceWords = 1024;  // 16,384 channels: beyond any build's maximum
-constexpr int head_slice_channels_for(int out, int in, int tin, int tout, int max_tiles, int max_channels) {
+// `terms` matrices of them for a Winograd convolution, each term's tiles of its own.
+constexpr int head_slice_channels_for(int out, int in, int terms, int tin, int tout, int max_tiles, int max_channels) {
   int best = 0;
   for (int words = 1; words <= kMaxHeadSliceWords; ++words) {
     const int c = 16 * words;
     if (c > max_channels) break;
-    best = c <= out && ((c + tout - 1) / tout) * ((in + tin - 1) / tin) <= max_tiles ? c : best;
+    best = c <= out && terms * ((c + tout - 1) / tout) * ((in + tin - 1) / tin) <= max_tiles ? c : best;
   }
   return best;
 }
-constexpr int head_slices_for(int out, int in, int tin, int tout, int max_tiles, int max_channels) {
-  const int per = head_slice_channels_for(out, in, tin, tout, max_tiles, max_channels);
+constexpr int head_slices_for(int out, int in, int terms, int tin, int tout, int max_tiles, int max_channels) {
+  const int per = head_slice_channels_for(out, in, terms, tin, tout, max_tiles, max_channels);
   return per > 0 ? (out + per - 1) / per : 0;
 }
 

@@ -34,8 +34,10 @@ static_assert(kTin >= kWeightsPerWord,
 // completely (one bank per MAC, depth kMaxWeightTiles), the bias by o.
 typedef wt_t WeightTiles[kMaxWeightTiles][kTout][kTin];
 typedef fm_t BiasTiles[kMaxOutTiles][kTout];
+// terms > 1: a Winograd convolution's matrices (emit_pairs), term j's output tile ot at tile
+// (j out_tiles + ot) in_tiles; out is then each term's rows (the output channels).
 struct LinearShape {
-  int out, in, out_tiles, in_tiles;
+  int out, in, out_tiles, in_tiles, terms;
 };
 constexpr int kPing = 0, kPong = 1;
 // Words of one matrix: the backbone's largest, or a head convolution's pass (its tiles fit a buffer).
@@ -54,12 +56,12 @@ constexpr int kMaxWeightPairs = ceil_div(kMaxWeightWords, kWeightPorts);
 // Emulation: load_linear_weights' tiles (the same lanes written), word by word with each lane at
 // its constant position instead of rotated onto the banks.
 inline void emu_unpack_weights(const weight_word_t* w_even, const weight_word_t* w_odd, long first_pair, int words,
-                               int row_words, int in, int in_tiles, WeightTiles tiles) {
+                               int row_words, int in, int in_tiles, int first_tile, WeightTiles tiles) {
   int word_row = 0, word_col = 0;  // the word's matrix row and its first column
   for (int wi = 0; wi < upto<kMaxWeightPairs * kWeightPorts>(words); ++wi) {
 #pragma HLS LOOP_TRIPCOUNT max = kMaxWeightPairs * kWeightPorts
     const weight_word_t& word = (wi % kWeightPorts == 0 ? w_even : w_odd)[first_pair + wi / kWeightPorts];
-    const int tile_base = (word_row / kTout) * in_tiles, bank_row = word_row % kTout;
+    const int tile_base = first_tile + (word_row / kTout) * in_tiles, bank_row = word_row % kTout;
     for (int l = 0; l < kWeightsPerWord; ++l) {
       const int col = word_col + l;
       if (col < in) tiles[tile_base + col / kTin][bank_row][col % kTin] = weight_lane(word, l);
@@ -73,9 +75,11 @@ inline void emu_unpack_weights(const weight_word_t* w_even, const weight_word_t*
 }
 #endif
 
+// A Winograd convolution's `terms` matrices are `term_words` apart in DDR: each term one burst of
+// its rows, its tiles from tile j out_tiles in_tiles on.
 inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t* w_odd, long w_offset,
                                 const fm_t* params, long bias_offset, int out, int in, WeightTiles tiles,
-                                BiasTiles bias_tiles, LinearShape& shape) {
+                                BiasTiles bias_tiles, LinearShape& shape, int terms = 1, long term_words = 0) {
 #pragma HLS INLINE off
   if (out <= 0) return;  // nothing to fetch (linear_step): the buffer keeps its matrix
 #ifdef EDGEMOE_EMU_EXACT_MAC
@@ -85,41 +89,48 @@ inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t
   shape.in = in;
   shape.out_tiles = ceil_div(out, kTout);
   shape.in_tiles = ceil_div(in, kTin);
+  shape.terms = terms;
   const int row_words = int(words_per_row(in)), words = out * row_words, pairs = ceil_div(words, kWeightPorts);
-  const long first_pair = w_offset / kWeightPorts;  // matrices start at even words (layout.h)
   const int padded_out = shape.out_tiles * kTout;
-  int hardware_pairs = pairs;  // the pipelined loop's trip count (emulation: none, when unpacked faster)
+load_terms:
+  for (int term = 0; term < kWinogradTerms; ++term) {
+    if (term >= terms) break;
+    // Matrices and terms start at even words (layout.h: rows of a term are a multiple of 16).
+    const long first_pair = (w_offset + term * term_words) / kWeightPorts;
+    const int first_tile = term * shape.out_tiles * shape.in_tiles;
+    int hardware_pairs = pairs;  // the pipelined loop's trip count (emulation: none, when unpacked faster)
 #ifdef EDGEMOE_EMU_EXACT_MAC
-  if (!edgemoe_ledger::attached()) {
-    emu_unpack_weights(w_even, w_odd, first_pair, words, row_words, in, shape.in_tiles, tiles);
-    hardware_pairs = 0;
-  }
+    if (!edgemoe_ledger::attached()) {
+      emu_unpack_weights(w_even, w_odd, first_pair, words, row_words, in, shape.in_tiles, first_tile, tiles);
+      hardware_pairs = 0;
+    }
 #endif
-  edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, pairs, kWeightPairII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortWeights),
-                       (long long)pairs * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>(), 0, 0,
-                       edgemoe_ledger::burst(edgemoe_ledger::kPortWeightsOdd), (long long)pairs * beat_bytes<weight_word_t>(),
-                       beat_bytes<weight_word_t>());
-  int row = 0, word_in_row = 0, col_base = 0, tile_row = 0;  // tile_row = (row / kTout) * in_tiles
-load_weights:
-  for (int p = 0; p < upto<kMaxWeightPairs>(hardware_pairs); ++p) {
+    edgemoe_ledger::loop(edgemoe_ledger::kUnitWeights, pairs, kWeightPairII, kCopyDepth, edgemoe_ledger::burst(edgemoe_ledger::kPortWeights),
+                         (long long)pairs * beat_bytes<weight_word_t>(), beat_bytes<weight_word_t>(), 0, 0,
+                         edgemoe_ledger::burst(edgemoe_ledger::kPortWeightsOdd), (long long)pairs * beat_bytes<weight_word_t>(),
+                         beat_bytes<weight_word_t>());
+    int row = 0, word_in_row = 0, col_base = 0, tile_row = first_tile;  // tile_row = first_tile + (row / kTout) * in_tiles
+  load_weights:
+    for (int p = 0; p < upto<kMaxWeightPairs>(hardware_pairs); ++p) {
 #pragma HLS PIPELINE II = kWeightPairII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxWeightPairs
-    const weight_word_t pair[kWeightPorts] = {w_even[first_pair + p], w_odd[first_pair + p]};
-    for (int k = 0; k < kWeightPorts; ++k) {
-      if (p * kWeightPorts + k >= words) break;  // the padding word of an odd-sized matrix
-      // Bank (input lane) b takes the word's lane l = (b - col_base) mod T_in when the word has one: a
-      // rotation of the word onto the banks, so each bank is written by one statement per word.
-      const int rotation = col_base & (kTin - 1);
-      for (int b = 0; b < kTin; ++b) {
-        const int l = (b - rotation) & (kTin - 1);
-        const int col = col_base + l;
-        if (l < kWeightsPerWord && col < in) tiles[tile_row + col / kTin][row % kTout][b] = weight_lane(pair[k], l);
-      }
-      col_base += kWeightsPerWord;
-      if (++word_in_row == row_words) {
-        word_in_row = 0;
-        col_base = 0;
-        if (++row % kTout == 0) tile_row += shape.in_tiles;
+      const weight_word_t pair[kWeightPorts] = {w_even[first_pair + p], w_odd[first_pair + p]};
+      for (int k = 0; k < kWeightPorts; ++k) {
+        if (p * kWeightPorts + k >= words) break;  // the padding word of an odd-sized matrix
+        // Bank (input lane) b takes the word's lane l = (b - col_base) mod T_in when the word has one: a
+        // rotation of the word onto the banks, so each bank is written by one statement per word.
+        const int rotation = col_base & (kTin - 1);
+        for (int b = 0; b < kTin; ++b) {
+          const int l = (b - rotation) & (kTin - 1);
+          const int col = col_base + l;
+          if (l < kWeightsPerWord && col < in) tiles[tile_row + col / kTin][row % kTout][b] = weight_lane(pair[k], l);
+        }
+        col_base += kWeightsPerWord;
+        if (++word_in_row == row_words) {
+          word_in_row = 0;
+          col_base = 0;
+          if (++row % kTout == 0) tile_row += shape.in_tiles;
+        }
       }
     }
   }
@@ -201,7 +212,11 @@ constexpr int kMaxJobWords = EDGEMOE_MAX_TOKENS * kMaxRowWords;
 // every group and one more.
 constexpr int kMaxRunsPerRow = max2(kMaxRowWords, 3 * kMaxPatch);  // words, or patch rows of a patch
 constexpr int kMaxAssembleSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRunsPerRow, kMaxInTiles);
-constexpr int kMaxCollectSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRowWords, kMaxOutTiles);
+// A Winograd job's groups are pair groups of 2 T_rows pixels, each output tile in two halves (rows
+// half T_rows + k), so the writer's store holds 2 T_rows rows (on builds with kHeadWinograd).
+constexpr int kCollectRows = kHeadWinograd ? kPairGroupPixels : kTrows;
+constexpr int kMaxCollectSteps =
+    (kMaxRowGroups + 1) * max2(kCollectRows * kMaxRowWords, (kCollectRows / kTrows) * kMaxOutTiles);
 
 // `total` words of src from `base` (a burst: address base + i) into `words`; it counts rows (r)
 // and words (w) beside the address, and on a row's first word a scatter's token goes to the
@@ -343,12 +358,15 @@ read_patch_rows:
 #ifdef EDGEMOE_EMU_EXACT_MAC
   if (emu_reads_line_buffer(job)) windows = false;  // the emulated MAC array reads the line buffer itself
 #endif
+  // A 3x3 window as Winograd's pairs, or direct: one of the two emitters runs.
+  const bool pairs = windows && job.window.winograd;
   TapTable taps;
 #pragma HLS ARRAY_PARTITION variable = taps dim = 2 complete
-  const int window_in_tiles = windows ? ceil_div(in, kTin) : 0;
+  const int window_in_tiles = windows && !pairs ? ceil_div(in, kTin) : 0;
   fill_tap_table(job.window, window_in_tiles, job.unit, taps);
-  emit_windows(job.window, job.first_row, windows ? job.rows : job.first_row, window_in_tiles, lb, taps, job.unit,
-               window_tiles);
+  emit_windows(job.window, job.first_row, window_in_tiles > 0 ? job.rows : job.first_row, window_in_tiles, lb, taps,
+               job.unit, window_tiles);
+  emit_pairs(job.window, job.first_row, pairs ? job.rows : job.first_row, ceil_div(in, kTin), lb, job.unit, window_tiles);
 }
 
 // The MAC array's input: each group's tiles (T_rows rows x T_in lanes), from runs of a row's
@@ -428,8 +446,17 @@ inline fm_t mac_output(acc_t acc, bool gelu, bool relu) {
   return gelu ? edgemoe_hls::gelu(fm_t(acc)) : relu ? relu_saturated(acc) : fm_t(acc);
 }
 
+// Output tiles the epilogue forms at once: a Winograd pair group's two halves (builds with
+// kHeadWinograd), else one.
+constexpr int kEpilogueSides = kHeadWinograd ? 2 : 1;
 // A window job's tiles come from the convolution reader (fetch_rows) instead of assemble_tiles; the
-// row cache is deep enough for a 3x3 window's K (kMaxCachedInTiles).
+// row cache is deep enough for a 3x3 window's K, or a pair group's four terms (kMaxCachedInTiles).
+// A Winograd job (emit_pairs) walks (pair group, output tile, term, input tile): its rows are T_rows
+// pixel pairs, each term's sums go into the pair's two outputs, 2 y0 = M0 + M1 + M2 and
+// 2 y1 = M1 - M2 - M3, in registers per (row, output lane) (each term's last input tile adds once:
+// a one-add recurrence), halved exactly on the last term (each is twice an integer sum), with bias
+// and ReLU; the pair group's 2 T_rows pixels leave as two output tiles, the second in the next
+// iteration (never a last tile: a term takes >= 3 input tiles) and one more iteration at the end.
 inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const LinearShape& shape, const LinearJob& job,
                       hls::stream<in_vec>& in, hls::stream<in_vec>& window_tiles, hls::stream<out_vec>& out
 #ifdef EDGEMOE_EMU_EXACT_MAC
@@ -439,6 +466,7 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
 #pragma HLS INLINE off
   const int rows = job.rows - job.first_row;
   const bool gelu = job.gelu, relu = job.relu, streamed = job.read_mode == kReadWindows;
+  const bool winograd = streamed && job.window.winograd;
   const edgemoe_ledger::Unit unit = job.unit;
   mac_in_t row_cache[kMaxCachedInTiles][kTrows][kTin];
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 2 complete
@@ -453,10 +481,17 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
   // equals a serial sum bit for bit.
   acc_t sum[kTrows][kTout];
 #pragma HLS ARRAY_PARTITION variable = sum complete dim = 0
-  const int in_tiles = shape.in_tiles, steps = ceil_div(rows, kTrows) * shape.out_tiles * in_tiles;
+  acc_t twice_y[2][kTrows][kTout];  // a Winograd pair's 2 y0, 2 y1
+#pragma HLS ARRAY_PARTITION variable = twice_y complete dim = 0
+  const int terms = winograd ? kWinogradTerms : 1, in_tiles = shape.in_tiles;
+  const int groups = winograd ? ceil_div(ceil_div(rows, 2), kTrows) : ceil_div(rows, kTrows);
+  const int mac_steps = groups * shape.out_tiles * terms * in_tiles;
+  const int steps = mac_steps + (winograd && mac_steps > 0 ? 1 : 0);
+  const int term_tiles = shape.out_tiles * in_tiles;  // weight tiles between terms (once per job)
   edgemoe_ledger::region_process(2);
-  edgemoe_ledger::loop(unit, steps, kII, kLinearDepth, edgemoe_ledger::kNoPort, 0, 1,
-                       (long long)rows * shape.out * shape.in, kTrows * kTin * kTout);
+  const long long useful_macs = winograd ? (long long)ceil_div(rows, 2) * terms * shape.out * shape.in
+                                         : (long long)rows * shape.out * shape.in;
+  edgemoe_ledger::loop(unit, steps, kII, kLinearDepth, edgemoe_ledger::kNoPort, 0, 1, useful_macs, kTrows * kTin * kTout);
 #ifdef EDGEMOE_EMU_EXACT_MAC
   // Emulation: the same exact sums, reduced to acc_t's width as the lanes' wrapping adds do
   // (hls_host/exact_mac.h), when no cycle ledger is counting this loop.
@@ -479,52 +514,60 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
       }
       out.write(y);
     };
-    const int groups = ceil_div(rows, kTrows);
     if (emu_reads_line_buffer(job)) {
-      // The rows straight from the line buffer (hls_host/exact_mac.h), not through emit_windows' tiles.
+      // The rows straight from the line buffer (hls_host/exact_mac.h), not through the emitters' tiles.
       const auto window_rows = [&](int first_group, int count, auto* a, int K) {
         ap_host::window_rows<kTrows, kWordElems>(job.window, job.first_row, job.rows, lb, first_group, count, a, K);
       };
       const auto window_pairs = [&](int first_pair, int count, auto* a, int lda) {
         ap_host::window_pairs<kTrows, kWordElems>(job.window, job.first_row, lb, first_pair, count, a, lda);
       };
-      // Winograd's F(2, 3) for 3x3 windows; the direct rows for 1x1 ones, or when its scratch memory
-      // cannot be had (neither has called finish then).
-      if ((job.window.kernel == 3 &&
-           ap_host::exact_conv3_rows<kTrows, kTout, kTin, in_vec>(window_pairs, tiles, groups, rows, in_tiles,
-                                                                  shape.out_tiles, job.window.channels, finish)) ||
-          ap_host::exact_mac_rows<kTrows, kTout, kTin, in_vec>(window_rows, tiles, groups, in_tiles, shape.out_tiles,
-                                                               finish))
+      // Winograd's F(2, 3) for its jobs (the pair groups' tiles in the pipelined loop's order); the
+      // direct rows for the others. Neither has called finish when its scratch memory cannot be had.
+      if (winograd ? ap_host::exact_conv3_rows<kTrows, kTout, kTin, in_vec>(window_pairs, tiles, groups, rows, in_tiles,
+                                                                             shape.out_tiles, job.window.channels, finish)
+                   : ap_host::exact_mac_rows<kTrows, kTout, kTin, in_vec>(window_rows, tiles, ceil_div(rows, kTrows),
+                                                                          in_tiles, shape.out_tiles, finish))
         return;
       // No scratch memory at all: fetch_rows sent no tiles (emu_reads_line_buffer), so this process
       // emits them for the pipelined loop below.
-      TapTable taps;
-      fill_tap_table(job.window, in_tiles, unit, taps);
-      emit_windows(job.window, job.first_row, job.rows, in_tiles, lb, taps, unit, window_tiles);
+      if (winograd) {
+        emit_pairs(job.window, job.first_row, job.rows, in_tiles, lb, unit, window_tiles);
+      } else {
+        TapTable taps;
+        fill_tap_table(job.window, in_tiles, unit, taps);
+        emit_windows(job.window, job.first_row, job.rows, in_tiles, lb, taps, unit, window_tiles);
+      }
     } else if (ap_host::exact_mac_array<kTrows, kTout, kTin, in_vec>(in, tiles, groups, in_tiles, shape.out_tiles,
                                                                      finish)) {
       return;
     }
   }
 #endif
-  int ot = 0, it = 0, tile = 0;  // tile = ot * in_tiles + it, kept incrementally
+  // tile = term term_tiles + ot in_tiles + it and the row cache's cached = term in_tiles + it, kept
+  // incrementally (no multipliers in the loop).
+  int ot = 0, term = 0, it = 0, term_base = 0, ot_base = 0, cached = 0;
+  out_vec pending;  // a Winograd pair group's second output tile, sent in the next iteration
+  bool has_pending = false;
 mac_steps:
-  for (int step = 0; step < upto<kMaxRowGroups * kMaxWeightTiles>(steps); ++step) {
+  for (int step = 0; step < upto<kMaxRowGroups * kMaxWeightTiles + 1>(steps); ++step) {
 #pragma HLS PIPELINE II = kII
-#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxWeightTiles
+#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kMaxWeightTiles + 1
 #pragma HLS EXPRESSION_BALANCE off
+    const bool real = step < mac_steps;  // false: a Winograd job's last iteration, sending only
     in_vec x;
-    if (ot == 0) {  // a new group: its tiles arrive once and are cached for the other output tiles
+    if (ot == 0 && real) {  // a new group: its tiles arrive once and are cached for the other output tiles
       x = streamed ? window_tiles.read() : in.read();
       for (int r = 0; r < kTrows; ++r)
-        for (int i = 0; i < kTin; ++i) row_cache[it][r][i] = x.v[r][i];
+        for (int i = 0; i < kTin; ++i) row_cache[cached][r][i] = x.v[r][i];
     } else {
       for (int r = 0; r < kTrows; ++r)
-        for (int i = 0; i < kTin; ++i) x.v[r][i] = row_cache[it][r][i];
+        for (int i = 0; i < kTin; ++i) x.v[r][i] = row_cache[cached][r][i];
     }
     if (it == 0)
       for (int r = 0; r < kTrows; ++r)
         for (int o = 0; o < kTout; ++o) sum[r][o] = 0;
+    const int tile = term_base + ot_base + it;
     for (int r = 0; r < kTrows; ++r)
       for (int o = 0; o < kTout; ++o) {
         acc_t chain = 0;  // the cascade: lane i's DSP adds its product to lane i - 1's P
@@ -532,24 +575,54 @@ mac_steps:
         for (int i = 0; i < kTin; ++i) chain += x.v[r][i] * tiles[tile][o][i];
         sum[r][o] += chain;  // the chain's last DSP, accumulating over the input tiles
       }
-    if (it == in_tiles - 1) {
-      out_vec y;
+    const bool last_tile = real && it == in_tiles - 1;
+    if (winograd && last_tile)
+      for (int r = 0; r < kTrows; ++r)
+        for (int o = 0; o < kTout; ++o) {
+          // 2 y0 = M0 + M1 + M2, 2 y1 = M1 - M2 - M3
+          if (term == 0) twice_y[0][r][o] = 0;
+          if (term == 0) twice_y[1][r][o] = 0;
+          if (term < 3) twice_y[0][r][o] += sum[r][o];
+          if (term == 1) twice_y[1][r][o] += sum[r][o];
+          if (term >= 2) twice_y[1][r][o] -= sum[r][o];
+        }
+    out_vec y;
+    bool send = false;
+    if (has_pending) {
+      y = pending;
+      send = true;
+      has_pending = false;
+    } else if (last_tile && (!winograd || term == kWinogradTerms - 1)) {
       for (int o = 0; o < kTout; ++o) {
         const fm_t bias = bias_tiles[ot][o];  // one read of the bias bank for all rows
-        for (int r = 0; r < kTrows; ++r) {
-          acc_t acc = bias;
-          acc += sum[r][o];
-          y.v[r][o] = mac_output(acc, gelu, relu);
-        }
+        for (int side = 0; side < kEpilogueSides; ++side)
+          for (int k = 0; k < kTrows; ++k) {
+            // Winograd: pixel side T_rows + k of the pair group, pair (side T_rows + k) / 2.
+            const int pixel = side * kTrows + k, r = pixel / 2;
+            acc_t acc = bias;
+            if (!winograd) acc += sum[k][o];
+            else acc += twice_y[pixel % 2][r][o] >> 1;  // exact: twice an integer sum
+            if (side == 0) y.v[k][o] = mac_output(acc, gelu, relu);
+            else pending.v[k][o] = mac_output(acc, false, relu);  // Winograd only: no GELU instances for it
+          }
       }
-      out.write(y);
+      send = true;
+      has_pending = winograd;
     }
-    ++tile;
+    if (send) out.write(y);
+    ++cached;
     if (++it == in_tiles) {
       it = 0;
-      if (++ot == shape.out_tiles) {
-        ot = 0;
-        tile = 0;
+      term_base += term_tiles;
+      if (++term == terms) {
+        term = 0;
+        term_base = 0;
+        cached = 0;
+        ot_base += in_tiles;
+        if (++ot == shape.out_tiles) {
+          ot = 0;
+          ot_base = 0;
+        }
       }
     }
   }
@@ -573,7 +646,7 @@ constexpr int kOutLaneGroups = kTout / kOutLaneGroup;
 inline void collect_rows(const LinearJob& job, int out_dim, int out_tiles, hls::stream<out_vec>& in,
                          hls::stream<fm_word_t>& words) {
 #pragma HLS INLINE off
-  fm_t group[2][kMaxOutTiles][kTrows][kOutLaneGroups][kOutLaneGroup];
+  fm_t group[2][kMaxOutTiles][kCollectRows][kOutLaneGroups][kOutLaneGroup];
 #if EDGEMOE_LINEAR_TOUT < 16
 #pragma HLS ARRAY_PARTITION variable = group dim = 2 cyclic factor = kTilesPerWord
 #endif
@@ -583,28 +656,35 @@ inline void collect_rows(const LinearJob& job, int out_dim, int out_tiles, hls::
 #pragma HLS BIND_STORAGE variable = group type = ram_s2p impl = lutram
   // An iteration writes half g & 1 and reads half (g - 1) & 1: never the same element.
 #pragma HLS DEPENDENCE variable = group type = intra dependent = false
-  const int rows = job.rows - job.first_row, groups = ceil_div(rows, kTrows), row_words = out_dim / kWordElems;
-  const int phase = max2(kTrows * row_words, out_tiles);
+  const bool pairs = job.read_mode == kReadWindows && job.window.winograd;
+  const int group_rows = pairs ? kPairGroupPixels : kTrows, halves = pairs ? 2 : 1;
+  const int rows = job.rows - job.first_row, groups = ceil_div(rows, group_rows), row_words = out_dim / kWordElems;
+  const int phase = max2(group_rows * row_words, halves * out_tiles);
   const int steps = rows > 0 ? (groups + 1) * phase : 0;
   edgemoe_ledger::region_process(3);
   edgemoe_ledger::loop(job.unit, steps, kII, kCopyDepth);
-  int g = 0, j = 0, r = 0, w = 0;
+  int g = 0, j = 0, tile = 0, half = 0, r = 0, w = 0;  // tile j's output tile and half, as counters
 collect_steps:
   for (int step = 0; step < upto<kMaxCollectSteps>(steps); ++step) {
 #pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT max = kMaxCollectSteps
-    if (g < groups && j < out_tiles) {
+    if (g < groups && j < halves * out_tiles) {
       const out_vec y = in.read();
       for (int rr = 0; rr < kTrows; ++rr)
-        for (int o = 0; o < kTout; ++o) group[g & 1][j][rr][o / kOutLaneGroup][o % kOutLaneGroup] = y.v[rr][o];
+        for (int o = 0; o < kTout; ++o)
+          group[g & 1][tile][half * kTrows + rr][o / kOutLaneGroup][o % kOutLaneGroup] = y.v[rr][o];
+      if (++half == halves) {
+        half = 0;
+        ++tile;
+      }
     }
-    if (g > 0 && r < kTrows && (g - 1) * kTrows + r < rows) {
+    if (g > 0 && r < group_rows && (g - 1) * group_rows + r < rows) {
       fm_word_t word;
       for (int e = 0; e < kWordElems; ++e) {
-        const int tile = kTout >= kWordElems ? w / kOutLaneGroups : w * kTilesPerWord + e / kTout;
+        const int t = kTout >= kWordElems ? w / kOutLaneGroups : w * kTilesPerWord + e / kTout;
         const int lane_group = kTout >= kWordElems ? w % kOutLaneGroups : 0;
         const int lane = kTout >= kWordElems ? e : e % kTout;
-        word.v[e] = group[(g - 1) & 1][tile][r][lane_group][lane];
+        word.v[e] = group[(g - 1) & 1][t][r][lane_group][lane];
       }
       words.write(word);
     }
@@ -614,6 +694,8 @@ collect_steps:
     }
     if (++j == phase) {
       j = 0;
+      tile = 0;
+      half = 0;
       r = 0;
       w = 0;
       ++g;
@@ -821,10 +903,11 @@ inline void run_linear(const WeightTiles tiles, const BiasTiles bias_tiles, cons
   const int fewest = job.read_mode == kReadWindows ? 4 * kTrows : 64;
   if (job.rows - job.first_row >= fewest && job.read_mode != kReadPatches && !edgemoe_ledger::attached()) {
     LinearJob low = job, high = job;
-    // A window job splits at a group boundary (the reader's groups start at multiples of T_rows),
-    // after its rows are loaded: the halves then only read the line buffer.
+    // A window job splits at a group boundary (the reader's groups start at multiples of T_rows, a
+    // Winograd job's pair groups at multiples of 2 T_rows), after its rows are loaded: the halves
+    // then only read the line buffer.
     const int half = (job.rows - job.first_row) / 2;
-    low.rows = high.first_row = job.first_row + (job.read_mode == kReadWindows ? half - half % kTrows : half);
+    low.rows = high.first_row = job.first_row + (job.read_mode == kReadWindows ? half - half % kPairGroupPixels : half);
     if (job.read_mode == kReadWindows) {
       load_window_rows(job, xn, qkv, hidden, lb);
       low.window.loaded = high.window.loaded = true;
@@ -859,33 +942,36 @@ inline void linear_step(const WeightTiles run_tiles, const BiasTiles run_bias, c
                         fm_word_t* hidden, const QueueTokens tokens, const QueueScores scores,
                         const weight_word_t* weights, const weight_word_t* weights_odd, const fm_t* params,
                         long w_offset, long p_offset, int out, int in, WeightTiles fetch_tiles, BiasTiles fetch_bias,
-                        LinearShape& fetch_shape, LineBuffer& lb) {
+                        LinearShape& fetch_shape, LineBuffer& lb, int terms, long term_words) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
   edgemoe_ledger::region_begin();
   edgemoe_ledger::region_process(0);
   run_linear(run_tiles, run_bias, run_shape, job, images, x, xn, qkv, hidden, tokens, scores, lb);
   edgemoe_ledger::region_process(1);
-  load_linear_weights(weights, weights_odd, w_offset, params, p_offset, out, in, fetch_tiles, fetch_bias, fetch_shape);
+  load_linear_weights(weights, weights_odd, w_offset, params, p_offset, out, in, fetch_tiles, fetch_bias, fetch_shape,
+                      terms, term_words);
   edgemoe_ledger::region_end(edgemoe_ledger::kUnitWeights);
 }
 
 // The job on buffer `run` (kPing or kPong, a constant at every call) while the next matrix is
-// fetched into the other. Two calls of linear_step, one per role of the two buffers; both are its
+// fetched into the other (a Winograd convolution's: `terms` matrices `term_words` apart). Two calls
+// of linear_step, one per role of the two buffers; both are its
 // one instance, whose tile ports HLS connects to ping or pong through a 2:1 mux per MAC lane (on
 // the read data; the fetch's write data is common to both, only its write enables differ: counted
 // in schedule.h) - the same muxes a ping-pong (PIPO) channel has.
 inline void step_on(WeightBuffer& ping, WeightBuffer& pong, int run, const LinearJob& job, const pixel_word_t* images,
                     fm_word_t* x, const fm_word_t* xn, fm_word_t* qkv, fm_word_t* hidden, const QueueTokens tokens,
                     const QueueScores scores, const weight_word_t* weights, const weight_word_t* weights_odd,
-                    const fm_t* params, long w_offset, long p_offset, int out, int in, LineBuffer& lb) {
+                    const fm_t* params, long w_offset, long p_offset, int out, int in, LineBuffer& lb, int terms = 1,
+                    long term_words = 0) {
 #pragma HLS INLINE
   if (run == kPing)
     linear_step(ping.tiles, ping.bias, ping.shape, job, images, x, xn, qkv, hidden, tokens, scores, weights, weights_odd,
-                params, w_offset, p_offset, out, in, pong.tiles, pong.bias, pong.shape, lb);
+                params, w_offset, p_offset, out, in, pong.tiles, pong.bias, pong.shape, lb, terms, term_words);
   else
     linear_step(pong.tiles, pong.bias, pong.shape, job, images, x, xn, qkv, hidden, tokens, scores, weights, weights_odd,
-                params, w_offset, p_offset, out, in, ping.tiles, ping.bias, ping.shape, lb);
+                params, w_offset, p_offset, out, in, ping.tiles, ping.bias, ping.shape, lb, terms, term_words);
 }
 
 }  // namespace edgemoe_hls

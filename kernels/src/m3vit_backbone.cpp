@@ -193,11 +193,15 @@ extern "C" void m3vit_backbone(const pixel_word_t* images, const weight_word_t* 
 #pragma HLS ARRAY_PARTITION variable = g_queues.score dim = 1 complete
 #pragma HLS ARRAY_PARTITION variable = g_queues.length complete
   // The convolution reader's line buffer by pixel bank (window_reader.h): a group's window reads each
-  // bank at most twice a cycle, as does the upsampler's blend (head.h).
+  // bank at most twice a cycle, as does the upsampler's blend (head.h); with Winograd also by the
+  // channel word's parity (emit_pairs: a tile's two words, each bank twice per word).
   // An array of structs is disaggregated by default (UG1399 "Structs"): aggregated, a 16-lane word is
-  // one 432-bit memory word.
+  // one 416-bit memory word.
 #pragma HLS AGGREGATE variable = g_line.row
 #pragma HLS ARRAY_PARTITION variable = g_line.row dim = 3 complete
+#if EDGEMOE_HEAD_WINOGRAD
+#pragma HLS ARRAY_PARTITION variable = g_line.row dim = 4 cyclic factor = 2
+#endif
 #if EDGEMOE_LINE_BUFFER_URAM
 #pragma HLS BIND_STORAGE variable = g_line.row type = ram_2p impl = uram
 #else
@@ -216,7 +220,7 @@ extern "C" void m3vit_backbone(const pixel_word_t* images, const weight_word_t* 
     return;
   }
   const ModelDims m = {dim, heads, grid_h, grid_w, patch, depth, mlp_hidden, experts, expert_hidden, top_k,
-                       num_tasks, moe_mask};
+                       num_tasks, moe_mask, kHeadWinograd};
   const int n = tokens(m);
   const long image_size = 3L * grid_h * patch * grid_w * patch;
   const long trace_per_image = trace_size(m, 1);

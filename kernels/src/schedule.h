@@ -212,21 +212,35 @@ constexpr int kMaxMapW = EDGEMOE_MAX_MAP_W;
 constexpr int kMaxHeadChannelWords = EDGEMOE_MAX_HEAD_CHANNELS / kWordElems;
 constexpr int kMaxMapChWords = max2(kMaxDimWords, kMaxHeadChannelWords);
 constexpr int kMaxHeadOutWords = ceil_div(EDGEMOE_MAX_HEAD_OUT, kWordElems);
-// The MAC array's row cache holds a group's whole K: a backbone row's, or a 3x3 window's
-// (9 C_in of the widest input map).
-constexpr int kMaxWindowInTiles = ceil_div(9 * kMaxMapChWords * kWordElems, kTin);
-constexpr int kMaxCachedInTiles = max2(kMaxInTiles, kMaxWindowInTiles);
+// Winograd's F(2, 3) along window rows for conv_1..3 (window_reader.h, emit_pairs), on builds whose
+// config sets EDGEMOE_HEAD_WINOGRAD: four terms, each a GEMM over pixel pairs with K = 3 C.
+#ifndef EDGEMOE_HEAD_WINOGRAD
+#define EDGEMOE_HEAD_WINOGRAD 0
+#endif
+constexpr bool kHeadWinograd = EDGEMOE_HEAD_WINOGRAD != 0;
+constexpr int kWinogradTerms = kHeadWinogradTerms;
+constexpr int kMaxWinogradInTiles = kHeadWinograd ? ceil_div(3 * EDGEMOE_MAX_HEAD_CHANNELS, kTin) : 0;
+// The MAC array's row cache holds a group's whole K: a backbone row's, a direct 3x3 window's
+// (9 C_in of the widest input map), or a pair group's four terms (12 C).
+constexpr int kMaxDirectWindowInTiles = ceil_div(9 * kMaxMapChWords * kWordElems, kTin);
+constexpr int kMaxWindowInTiles = max2(kMaxDirectWindowInTiles, kMaxWinogradInTiles);  // a job's tap table
+constexpr int kMaxCachedInTiles = max3(kMaxInTiles, kMaxDirectWindowInTiles, kWinogradTerms * kMaxWinogradInTiles);
+// A pair group's pixels: the Winograd rows are pairs, so its outputs fill two row groups.
+constexpr int kPairGroupPixels = 2 * kTrows;
 // Map rows: the last maps are 8 x the token grid's height, itself at most the tokens.
 constexpr int kMaxMapRows = 8 * EDGEMOE_MAX_TOKENS;
 static_assert(EDGEMOE_MAX_HEAD_CHANNELS % kWordElems == 0, "head channels are whole words");
 static_assert(kMaxMapW <= EDGEMOE_MAX_TOKENS, "a map row is one linear job: at most a job's rows");
 // Passes (slices of its output channels) a head convolution with K = `in` takes (layout.h).
-constexpr int head_slices(int out, int in) {
-  return head_slices_for(out, in, kTin, kTout, kMaxWeightTiles, EDGEMOE_MAX_HEAD_CHANNELS);
+constexpr int head_slices(int out, int in, int terms) {
+  return head_slices_for(out, in, terms, kTin, kTout, kMaxWeightTiles, EDGEMOE_MAX_HEAD_CHANNELS);
 }
 // The most passes any head convolution needs (conv_0 of the widest model: K = 9 D).
-constexpr int kMaxMapSlices = max2(head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 9 * EDGEMOE_MAX_DIM),
-                                   head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 9 * EDGEMOE_MAX_HEAD_CHANNELS));
+constexpr int kMaxMapSlices = max3(head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 9 * EDGEMOE_MAX_DIM, 1),
+                                   head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 9 * EDGEMOE_MAX_HEAD_CHANNELS, 1),
+                                   kHeadWinograd ? head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 3 * EDGEMOE_MAX_HEAD_CHANNELS,
+                                                               kWinogradTerms)
+                                                 : 0);
 static_assert(kMaxMapSlices >= 1, "a head convolution of 16 channels fits a weight buffer");
 
 struct ResourceEstimate {
@@ -340,9 +354,17 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     const int row_cache_luts = kTrows * kTin * lutram_s2p_luts(kMaxCachedInTiles, mac_in_t::width);
     // The reader's and the writer's double-buffered group stores (linear.h: assemble_tiles,
     // collect_rows), a LUTRAM bank per (row, lane), the writer's also per tile mod kTilesPerWord.
+    // The writer's holds a Winograd pair group's 2 T_rows rows (kCollectRows).
+    const int collect_rows_held = kHeadWinograd ? 2 * kTrows : kTrows;
     const int group_store_luts = kTrows * kTin * lutram_s2p_luts(2LL * kMaxInTiles, mac_in_t::width) +
-                                 kTilesPerWord * kTrows * kTout *
+                                 kTilesPerWord * collect_rows_held * kTout *
                                      lutram_s2p_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
+    // Winograd (kHeadWinograd): per (row, output lane) the pair's 2 y0 and 2 y1 (a 48-bit add or
+    // subtract each, the term's choice of sign), the epilogue's choice of the chain's sum or a halved
+    // 2 y (a 2:1 mux a bit, two per LUT6_2, for both halves), and the second half's ReLU.
+    const int winograd_luts = kHeadWinograd ? 2 * kTrows * kTout * acc_t::width +
+                                                  2 * kTrows * kTout * acc_t::width / 2 + kTrows * kTout * 80
+                                            : 0;
     // The heads' epilogue: ReLU and saturation per output lane and row (a 48-bit compare and a 32-bit
     // select, ~80 LUTs); the window tiles' stream (2 deep, an SRL per bit) and the MAC array's choice
     // between it and the reader's tiles (a 2:1 mux per bit, two per LUT6_2).
@@ -350,30 +372,38 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     const int relu_luts = kTrows * kTout * 80 + tile_bits + tile_bits / 2;
     return {dsp, bram18, 0,
             logic_luts(dsp, bram18, 0) + weight_mux_luts + row_cache_luts + group_store_luts + stream_luts +
-                cascade_luts + kTrows * kTout * gelu_rom_luts + relu_luts};
+                cascade_luts + kTrows * kTout * gelu_rom_luts + relu_luts + winograd_luts};
   }
   if (part == kPartHead) {
     // The convolution reader (window_reader.h): the line buffer, a bank per pixel mod T_rows of
-    // 3 rows x pixel groups x channel words of 16 mac_in_t lanes (432 bits), read twice a cycle:
+    // 3 rows x pixel groups x channel words of 16 line_lane_t lanes (416 bits), read twice a cycle:
     // true dual-port, so BRAM18s as 1K x 18 (the 512 x 36 shape is simple dual-port only), or URAM
-    // (EDGEMOE_LINE_BUFFER_URAM). Its write data: four load sites (three sources, the upsampler),
-    // each converting 16 lanes (~30 LUTs a lane), and their muxes (a LUT per bit); per tile word
-    // and row a T_rows:1 choice of bank (a LUT per bit). The upsampler (head.h): per lane three
-    // blends of three 35-bit adds and their operand muxes; its four words each a T_rows:1 choice of
-    // bank. The runtime address products of the head's loops (row x width x words per plane, 16,
-    // 32 x 32 each) and three constant dividers (by 3, once per job or row).
-    const int lane_bits = kWordElems * mac_in_t::width;
-    const long long line_depth = 3LL * ceil_div(kMaxMapW, kTrows) * kMaxMapChWords;
+    // (EDGEMOE_LINE_BUFFER_URAM); with Winograd each bank split by channel-word parity (half as
+    // deep). Its write data: four load sites (three sources, the upsampler), each converting 16
+    // lanes (~30 LUTs a lane), and their muxes (a LUT per bit); per tile word and row a T_rows:1
+    // choice of bank (a LUT per bit). Winograd's emitter (emit_pairs): per word, operand and pair a
+    // T_rows:1 choice of bank (a LUT per bit), and per lane the operands' zero gating and their add
+    // or subtract (27 bits, a LUT a bit each). The upsampler (head.h): per lane three blends of
+    // three 35-bit adds and their operand muxes; its four words each a T_rows:1 choice of bank. The
+    // runtime address products of the head's loops (row x width x words per plane, 16, 32 x 32
+    // each) and three constant dividers (by 3, once per job or row).
+    const int lane_bits = kWordElems * line_lane_t::width;
+    const int parities = kHeadWinograd ? 2 : 1;
+    const long long line_depth = cdiv(3LL * ceil_div(kMaxMapW, kTrows) * kMaxMapChWords, parities);
     const bool line_in_uram = EDGEMOE_LINE_BUFFER_URAM != 0;
-    const int line_bram18 = line_in_uram ? 0 : kTrows * int(cdiv(lane_bits, 18) * cdiv(line_depth, 1024));
-    const int line_uram = line_in_uram ? kTrows * uram_for(line_depth, lane_bits) : 0;
+    const int line_bram18 = line_in_uram ? 0 : parities * kTrows * int(cdiv(lane_bits, 18) * cdiv(line_depth, 1024));
+    const int line_uram = line_in_uram ? parities * kTrows * uram_for(line_depth, lane_bits) : 0;
     const int load_luts = 4 * kWordElems * 30 + 3 * lane_bits;
     const int window_luts = kWordsPerInTile * kTrows * lane_bits;
+    const int pair_luts = kHeadWinograd ? kWordsPerInTile * 2 * kTrows * lane_bits +
+                                              kWordsPerInTile * kTrows * kWordElems * 2 * mac_in_t::width
+                                        : 0;
     const int upsampler_luts = kWordElems * (9 * 35 + 6 * 35 / 2) + 4 * lane_bits;
     const int address_dsp = 16 * dsps_for(32, 32);
     const int divider_luts = 3 * 500;
     return {address_dsp, line_bram18, line_uram,
-            logic_luts(address_dsp, line_bram18, line_uram) + load_luts + window_luts + upsampler_luts + divider_luts};
+            logic_luts(address_dsp, line_bram18, line_uram) + load_luts + window_luts + pair_luts + upsampler_luts +
+                divider_luts};
   }
   if (part == kPartAttentionScores || part == kPartAttentionScoreBanks || part == kPartAttentionWeighing ||
       part == kPartAttentionOutput) {

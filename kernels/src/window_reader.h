@@ -25,11 +25,12 @@
 
 namespace edgemoe_hls {
 
-// A word of the line buffer: 16 MAC lanes (mac_in_t, 27 bits: 432 bits, where fm_t would take 512),
+// A word of the line buffer: 16 lanes (line_lane_t, 26 bits: 416 bits, where fm_t would take 512),
 // converted (truncated, saturated) once as the row is loaded. The kernel top aggregates the array of
-// them (AGGREGATE), so a word is one 432-bit memory word, not 16 arrays.
+// them (AGGREGATE), so a word is one 416-bit memory word, not 16 arrays. A lane is a MAC lane
+// (mac_in_t) one integer bit narrower, so that Winograd's d_a +- d_b is one (emit_pairs).
 struct lane_word_t {
-  mac_in_t v[kWordElems];
+  line_lane_t v[kWordElems];
 };
 // The line buffer: three input rows (slot = row mod 3) of up to kMaxMapW pixels of up to
 // kMaxMapChWords words; pixel x at [x / T_rows][x mod T_rows], the bank dimension partitioned
@@ -39,11 +40,16 @@ struct LineBuffer {
   lane_word_t row[3][kLinePixelGroups][kTrows][kMaxMapChWords];
 };
 static_assert(kWordsPerInTile <= 2, "a tile's words read each line-buffer bank at most twice a cycle (dual port)");
+static_assert(!kHeadWinograd || kWordsPerInTile == 2, "a Winograd tile is two channel words, one of each parity");
+#if defined(EDGEMOE_BOARD_ZCU102) || defined(EDGEMOE_BOARD_U280)
+static_assert(!kHeadWinograd || kTrows % 2 == 1,
+              "Winograd's pairs hit each line-buffer bank once per operand only for an odd T_rows (emit_pairs)");
+#endif
 
 // A map word as line-buffer lanes (truncated, saturated).
 inline lane_word_t to_lanes(const fm_word_t& word) {
   lane_word_t lanes;
-  for (int e = 0; e < kWordElems; ++e) lanes.v[e] = mac_in_t(word.v[e]);
+  for (int e = 0; e < kWordElems; ++e) lanes.v[e] = line_lane_t(word.v[e]);
   return lanes;
 }
 // The next line-buffer position of a row being loaded: word c of pixel x = xg T_rows + xb, `words`
@@ -73,10 +79,11 @@ struct WindowShape {
   int out_row;          // the job's output row y
   long plane_words;     // words of one plane: H x W x (its channel words)
   bool loaded;          // the job's new rows are in the line buffer already (the emulation's split job)
+  bool winograd;        // a 3x3 window as Winograd's F(2, 3) over pixel pairs (emit_pairs)
 };
 
 inline WindowShape no_window() {
-  WindowShape w = {0, 0, 0, 0, 0, 0, 0, false};
+  WindowShape w = {0, 0, 0, 0, 0, 0, 0, false, false};
   return w;
 }
 
@@ -215,13 +222,127 @@ emit_windows:
         const int ox = x0g * kTrows + r, ix = ox + t.dx;
         const bool inside = row_inside && ox < rows && ix >= 0 && ix < s.width;
         const lane_word_t& word = bank_word[wrap_add(r, t.dx, kTrows)];
-        for (int e = 0; e < kWordElems; ++e) v.v[r][q * kWordElems + e] = inside ? word.v[e] : mac_in_t(0);
+        for (int e = 0; e < kWordElems; ++e) v.v[r][q * kWordElems + e] = inside ? mac_in_t(word.v[e]) : mac_in_t(0);
       }
     }
     tiles.write(v);
     if (++it == in_tiles) {
       it = 0;
       ++x0g;
+    }
+  }
+}
+
+// --- Winograd's F(2, 3) along window rows (conv_1..3 on builds with kHeadWinograd) -------------
+// Output pixels x, x + 1 (a pair, x even from the job's first pixel) of one kernel row ky read the
+// inputs d0..d3 at x - 1 .. x + 2; with G scaled by 2 every product is of integers:
+//   M0 = (d0 - d2) 2 g0,  M1 = (d1 + d2)(g0 + g1 + g2),  M2 = (d2 - d1)(g0 - g1 + g2),  M3 = (d1 - d3) 2 g2
+//   2 y(x) = M0 + M1 + M2,  2 y(x + 1) = M1 - M2 - M3
+// Each M_j summed over (ky, channel) is a GEMM with K = 3 C whose rows are the pairs: term j's
+// transformed inputs against its weights (layout.h packs them), 4 x 3 C MACs a pair where the
+// direct window takes 2 x 9 C. The MAC array sums the terms (mac_array) and halves the sums,
+// exactly, since each is twice an integer sum.
+// Term j's operands: d_a and d_b of each pair, and whether it adds them.
+inline int winograd_operand_a(int term) { return term == 0 ? 0 : term == 2 ? 2 : 1; }
+inline int winograd_operand_b(int term) { return term == 0 || term == 1 ? 2 : term == 2 ? 1 : 3; }
+
+// Pair group steps: for each group of T_rows pairs (2 T_rows pixels from first_row, a multiple of
+// 2 T_rows), each term, each input tile. Tile it holds channel words 2 cp and 2 cp + 1 of kernel
+// row ky (K in (ky, channel) order, channels a multiple of 32: kWinogradChannelMultiple), so word
+// q of a tile is always of parity q; the kernel top partitions the line buffer's words by parity
+// (cyclic 2) and its pixels by x mod T_rows. Pair r's operand pixel x0 + 2 r - 1 + off (off: a or b)
+// falls in bank (2 r - 1 + off) mod T_rows: for an odd T_rows (a static_assert on the boards) the
+// T_rows pairs hit every bank once per operand, so each (parity, bank) is read twice a cycle: once
+// for d_a, once for d_b. Bank indices are constants, addresses and the pair a bank feeds runtime
+// (T_rows:1 choices, as emit_windows rotates); operands outside the map (zero padding), pairs past
+// the row's end and rows outside the map are zero. d_a +- d_b of two line lanes (+-128) fits a MAC
+// lane (+-256) exactly.
+inline void emit_pairs(const WindowShape& s, int first_row, int rows, int in_tiles, const LineBuffer& lb,
+                       edgemoe_ledger::Unit unit, hls::stream<in_vec>& tiles) {
+#pragma HLS INLINE
+  const int pixels = rows - first_row, pair_groups = ceil_div(ceil_div(pixels, 2), kTrows);
+  const int steps = pair_groups * kWinogradTerms * in_tiles;
+  const int channel_pairs = s.channels / (2 * kWordElems);
+  const int slot_y = s.out_row % 3;  // once per job
+  edgemoe_ledger::loop(unit, steps, kII, kCopyDepth + 1);
+  int it = 0, term = 0, ky = 0, cp = 0;
+  int x0 = first_row, x0g = first_row / kTrows;  // the group's first pixel, x0 = x0g T_rows
+pair_steps:
+  for (int step = 0; step < upto<kMaxRowGroups * kWinogradTerms * kMaxWinogradInTiles>(steps); ++step) {
+#pragma HLS PIPELINE II = kII
+#pragma HLS LOOP_TRIPCOUNT max = kMaxRowGroups * kWinogradTerms * kMaxWinogradInTiles
+    const int iy = s.out_row + ky - 1, slot = wrap_add(slot_y, ky - 1, 3);
+    const bool row_inside = iy >= 0 && iy < s.height;
+    const bool add = term == 1;
+    lane_word_t operand[2][2][kTrows];  // [word q][d_a, d_b][pair]
+#pragma HLS ARRAY_PARTITION variable = operand complete dim = 0
+    bool inside[2][kTrows];  // [d_a, d_b][pair]
+#pragma HLS ARRAY_PARTITION variable = inside complete dim = 0
+    for (int o = 0; o < 2; ++o) {
+      const int off = o == 0 ? winograd_operand_a(term) : winograd_operand_b(term);
+      int bank_of[kTrows], group_of[kTrows];
+#pragma HLS ARRAY_PARTITION variable = bank_of complete dim = 0
+#pragma HLS ARRAY_PARTITION variable = group_of complete dim = 0
+      for (int r = 0; r < kTrows; ++r) {
+        int pos = 2 * r - 1 + off, carry = 0;  // in [-1, 2 T_rows + 2]: compares, no divider
+        if (pos < 0) {
+          pos += kTrows;
+          carry = -1;
+        }
+        for (int k = 0; k < 3; ++k)
+          if (pos >= kTrows) {
+            pos -= kTrows;
+            ++carry;
+          }
+        bank_of[r] = pos;
+        group_of[r] = x0g + carry;
+        const int x = x0 + 2 * r - 1 + off;
+        inside[o][r] = row_inside && x0 + 2 * r < rows && x >= 0 && x < s.width;
+      }
+      for (int q = 0; q < 2; ++q) {
+        const int c = 2 * cp + q;  // parity q: its own half of the partitioned words
+        if (kTrows % 2 == 1) {
+          // Each bank once: its pair's address (the one pair whose operand falls there).
+          lane_word_t bank_word[kTrows];
+#pragma HLS ARRAY_PARTITION variable = bank_word complete dim = 0
+          for (int b = 0; b < kTrows; ++b) {
+            int group = 0;
+            for (int r = 0; r < kTrows; ++r)
+              if (bank_of[r] == b) group = group_of[r];
+            const bool readable = row_inside && group >= 0 && group < kLinePixelGroups;
+            bank_word[b] = lb.row[slot][readable ? group : 0][b][c];
+          }
+          for (int r = 0; r < kTrows; ++r) operand[q][o][r] = bank_word[bank_of[r]];
+        } else {
+          // An even T_rows (the emulation build, never synthesised): pairs share banks.
+          for (int r = 0; r < kTrows; ++r) {
+            const bool readable = row_inside && group_of[r] >= 0 && group_of[r] < kLinePixelGroups;
+            operand[q][o][r] = lb.row[slot][readable ? group_of[r] : 0][bank_of[r]][c];
+          }
+        }
+      }
+    }
+    in_vec v;
+    for (int q = 0; q < 2; ++q)
+      for (int r = 0; r < kTrows; ++r)
+        for (int e = 0; e < kWordElems; ++e) {
+          const mac_in_t da = inside[0][r] ? mac_in_t(operand[q][0][r].v[e]) : mac_in_t(0);
+          const mac_in_t db = inside[1][r] ? mac_in_t(operand[q][1][r].v[e]) : mac_in_t(0);
+          v.v[r][q * kWordElems + e] = add ? mac_in_t(da + db) : mac_in_t(da - db);
+        }
+    tiles.write(v);
+    if (++it == in_tiles) {
+      it = 0;
+      ky = 0;
+      cp = 0;
+      if (++term == kWinogradTerms) {
+        term = 0;
+        x0 += kPairGroupPixels;
+        x0g += 2;
+      }
+    } else if (++cp == channel_pairs) {
+      cp = 0;
+      ++ky;
     }
   }
 }

@@ -33,7 +33,8 @@ uint64_t fnv1a(uint64_t hash, uint64_t word) {
 
 int main() {
   // Edge-MoE's ViT-T at 128x256 (ZCU102's maxima), 4 blocks: dense, MoE, dense, MoE; two tasks.
-  const ModelDims m = {192, 3, 8, 16, 16, 4, 768, 16, 384, 2, 2, 0b1010u};
+  // Drawn in the direct layout; a build with Winograd heads gets the same taps re-packed (below).
+  const ModelDims m = {192, 3, 8, 16, 16, 4, 768, 16, 384, 2, 2, 0b1010u, false};
   const int n = tokens(m), D = m.dim;
   // Heads of 32 channels (the built-in model's), 7 and 3 outputs (one padded word each).
   const int head_channels = 32, head_outs[2] = {7, 3};
@@ -72,7 +73,7 @@ int main() {
   qkv.resize(std::max(qkv.size(), size_t(64) * m.grid_h * m.grid_w * head_channels));
   bool tasks_differ = false, finite_spread = true;
   uint64_t first_task_hash = 0;
-  const tb::WeightPorts ports = tb::split_ports(weights);
+  const tb::WeightPorts ports = tb::split_ports(kHeadWinograd ? tb::winograd_heads(weights, m, head_channels) : weights);
   // Twice: as the emulation runs (the MAC array and the weight fetch in a CPU's order), then with a
   // cycle ledger attached, which runs the pipelined loops Vitis synthesises; both must give the
   // same lines.

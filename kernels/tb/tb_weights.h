@@ -72,4 +72,40 @@ inline const edgemoe_hls::fm_word_t* words(const std::vector<edgemoe_hls::fm_t>&
   return reinterpret_cast<const edgemoe_hls::fm_word_t*>(v.data());
 }
 
+// A weights buffer packed with every head in direct layout (m.head_winograd false) re-packed as a
+// build with Winograd heads takes it (layout.h: conv_1..3 as four terms of the same taps), so that
+// one set of drawn weights feeds every build.
+inline std::vector<edgemoe_hls::weight_word_t> winograd_heads(const std::vector<edgemoe_hls::weight_word_t>& direct,
+                                                              edgemoe_hls::ModelDims m, int channels) {
+  using namespace edgemoe_hls;
+  ModelDims md = m, mw = m;
+  md.head_winograd = false;
+  mw.head_winograd = true;
+  std::vector<weight_word_t> out(size_t(model_weights_size(mw, channels)), weight_word_t{});
+  std::copy(direct.begin(), direct.begin() + weights_size(m), out.begin());
+  for (int t = 0; t < m.num_tasks; ++t)
+    for (int l = 0; l < kHeadLayers; ++l) {
+      const long from = w_head(md, channels, t, l), to = w_head(mw, channels, t, l);
+      const int in = head_in(md, channels, l);
+      if (!head_layer_winograd(mw, channels, l)) {
+        std::copy(direct.begin() + from, direct.begin() + from + matrix_words(head_rows(md, channels, l), in),
+                  out.begin() + to);
+        continue;
+      }
+      const int cin = l == 0 ? m.dim : channels, win = head_in(mw, channels, l);
+      for (int o = 0; o < channels; ++o)
+        for (int c = 0; c < cin; ++c)
+          for (int ky = 0; ky < 3; ++ky) {
+            long g[3];
+            for (int kx = 0; kx < 3; ++kx) g[kx] = weight_at(direct, from, in, o, (ky * 3 + kx) * cin + c).raw();
+            for (int j = 0; j < kHeadWinogradTerms; ++j) {
+              wt_t v;
+              v.V = winograd_weight(j, g[0], g[1], g[2]);  // the draws keep every term inside wt_t
+              set_weight_at(out, to, win, j * channels + o, winograd_column(ky, c, cin), v);
+            }
+          }
+    }
+  return out;
+}
+
 }  // namespace tb

@@ -35,9 +35,10 @@ namespace {
 
 typedef std::vector<double> Map;  // [H][W][C]
 
-double mac_in_range(double v) { return std::min(std::max(v, -256.0), 256.0 - std::ldexp(1.0, -18)); }
-// mac_in_t's value of v: truncated to 2^-18 (toward minus infinity), saturated.
-double to_mac_in(double v) { return mac_in_range(std::ldexp(std::floor(std::ldexp(v, 18)), -18)); }
+// The line buffer's lanes (line_lane_t): a map's value as every convolution and the upsampler read it.
+double line_lane_range(double v) { return std::min(std::max(v, -128.0), 128.0 - std::ldexp(1.0, -18)); }
+// line_lane_t's value of v: truncated to 2^-18 (toward minus infinity), saturated.
+double to_line_lane(double v) { return line_lane_range(std::ldexp(std::floor(std::ldexp(v, 18)), -18)); }
 double fm_max() { return 512.0 - std::ldexp(1.0, -22); }
 
 // out[o] at (y, x) = b[o] + sum w[o][c][ky][kx] in(y + ky - p, x + kx - p, c), zero outside.
@@ -54,7 +55,7 @@ Map conv(const Map& in, int H, int W, int C, const std::vector<double>& w, const
             const int iy = y + ky - p, ix = x + kx - p;
             if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
             for (int c = 0; c < C; ++c)
-              s += w[((size_t(o) * C + c) * K + ky) * K + kx] * mac_in_range(in[(size_t(iy) * W + ix) * C + c]);
+              s += w[((size_t(o) * C + c) * K + ky) * K + kx] * line_lane_range(in[(size_t(iy) * W + ix) * C + c]);
           }
         out[(size_t(y) * W + x) * O + o] = relu ? std::min(std::max(s, 0.0), fm_max()) : s;
       }
@@ -63,7 +64,7 @@ Map conv(const Map& in, int H, int W, int C, const std::vector<double>& w, const
 
 // F.interpolate(scale_factor=2, mode='bilinear', align_corners=False): output i samples source
 // coordinate (i + 0.5) / 2 - 0.5, clamped below at 0; the upper neighbour clamped to the last pixel.
-// The kernel blends the map's mac_in_t values (its line buffer's lanes) exactly: so does this.
+// The kernel blends the map's line_lane_t values (its line buffer's lanes) exactly: so does this.
 Map upsample(const Map& in, int H, int W, int C) {
   Map out(size_t(4) * H * W * C);
   auto source = [](int i, int n, int& i0, int& i1, double& f) {
@@ -79,7 +80,7 @@ Map upsample(const Map& in, int H, int W, int C) {
       source(y, H, y0, y1, fy);
       source(x, W, x0, x1, fx);
       for (int c = 0; c < C; ++c) {
-        auto at = [&](int yy, int xx) { return to_mac_in(in[(size_t(yy) * W + xx) * C + c]); };
+        auto at = [&](int yy, int xx) { return to_line_lane(in[(size_t(yy) * W + xx) * C + c]); };
         out[(size_t(y) * 2 * W + x) * C + c] = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) +
                                                fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1));
       }
@@ -108,7 +109,7 @@ struct Case {
 void run_case(const Case& k, unsigned seed) {
   tb::Rng rng(seed);
   const int D = k.dim, C = k.channels, OUT = k.outs, n = 1 + k.grid_h * k.grid_w;
-  ModelDims m = {D, 1, k.grid_h, k.grid_w, 16, 0, 4 * D, 0, 0, 0, 1, 0u};
+  ModelDims m = {D, 1, k.grid_h, k.grid_w, 16, 0, 4 * D, 0, 0, 0, 1, 0u, kHeadWinograd};
   const int task = 0;
   char what_slices[160];
   std::vector<weight_word_t> weights(size_t(model_weights_size(m, C)), weight_word_t{});
@@ -129,16 +130,31 @@ void run_case(const Case& k, unsigned seed) {
     const double scale = std::sqrt(2.0 / (cin * K * K));  // BN-folded weights of trained heads: ~this RMS
     for (size_t i = 0; i < w[l].size(); ++i) w[l][i] = wt_t(rng.normal(0, scale)).to_double();
     for (int o = 0; o < O; ++o) b[l][o] = fm_t(rng.normal(0.3, 0.5)).to_double();
-    if (k.saturate && l == 1)
-      for (size_t i = 0; i < size_t(cin) * 9; ++i) w[l][i] = wt_t(1.75).to_double();  // channel 0: >> 512
-    // Packed as the host packs: [O][(ky, kx, c)], conv_4's rows up to kHeadOutRows zero.
-    const int rows = head_rows(C, l), in = head_in(m, C, l);
+    // channel 0 past 512: its taps as large as Winograd's terms allow (g0 + g1 + g2 < 2), its bias 400
+    if (k.saturate && l == 1) {
+      for (size_t i = 0; i < size_t(cin) * 9; ++i) w[l][i] = wt_t(0.66).to_double();
+      b[l][0] = 400;
+    }
+    // Packed as the host packs: [O][(ky, kx, c)], or Winograd's [4 terms][O][(ky, c)] (layout.h),
+    // conv_4's rows up to kHeadOutRows zero.
+    const int rows = head_rows(m, C, l), in = head_in(m, C, l);
     std::vector<wt_t> packed(size_t(rows) * in, wt_t(0));
     for (int o = 0; o < O; ++o)
       for (int c = 0; c < cin; ++c)
-        for (int ky = 0; ky < K; ++ky)
-          for (int kx = 0; kx < K; ++kx)
-            packed[size_t(o) * in + (ky * K + kx) * cin + c] = w[l][((size_t(o) * cin + c) * K + ky) * K + kx];
+        for (int ky = 0; ky < K; ++ky) {
+          const auto tap = [&](int kx) { return wt_t(w[l][((size_t(o) * cin + c) * K + ky) * K + kx]); };
+          if (head_layer_winograd(m, C, l)) {
+            for (int j = 0; j < kHeadWinogradTerms; ++j) {
+              const long raw = winograd_weight(j, tap(0).raw(), tap(1).raw(), tap(2).raw());
+              tb::expect(raw >= -(1L << (wt_t::width - 1)) && raw < (1L << (wt_t::width - 1)), "a Winograd weight fits wt_t");
+              wt_t v;
+              v.V = raw;
+              packed[size_t(j * C + o) * in + winograd_column(ky, c, cin)] = v;
+            }
+            continue;
+          }
+          for (int kx = 0; kx < K; ++kx) packed[size_t(o) * in + (ky * K + kx) * cin + c] = tap(kx);
+        }
     const std::vector<weight_word_t> words = tb::pack(packed, rows, in);
     std::copy(words.begin(), words.end(), weights.begin() + w_head(m, C, task, l));
     for (int o = 0; o < O; ++o) params[p_head_bias(m, C, task, l) + o] = b[l][o];
@@ -200,6 +216,12 @@ void run_case(const Case& k, unsigned seed) {
   int H = k.grid_h, W = k.grid_w;
   for (int l = 0; l < 4; ++l) {
     y = conv(y, H, W, l == 0 ? D : C, w[l], b[l], C, 3, true);
+    if (k.saturate && l == 1) {
+      double peak = 0;
+      for (size_t p = 0; p < size_t(H) * W; ++p) peak = std::max(peak, y[p * C]);
+      std::snprintf(what, sizeof what, "%s: conv_1's channel 0 reaches fm_t's largest value", k.name);
+      tb::expect(peak == fm_max(), what);
+    }
     e = max_row_l1(w[l], C) * (e + in_lsb) + out_lsb;
     if (l < 3) {
       y = upsample(y, H, W, C);
@@ -235,11 +257,17 @@ void run_case(const Case& k, unsigned seed) {
   };
   compare(logits, qkv, H * W, "logits end to end", e_logits, 1e-9);
   compare(out, outputs, 4 * H * W, "output end to end", e_out, 1e-9);
-  // Stage by stage: conv_4 from the kernel's conv_3 map (hidden, one plane), the last upsampling
+  // Stage by stage: conv_4 from the kernel's conv_3 map (hidden, a plane per pass), the last upsampling
   // from the kernel's logits.
   Map conv3(size_t(H) * W * C), got_logits(size_t(H) * W * OUT);
+  const int conv3_slices = head_layer_slices(m, C, OUT, 3), per_words = slice_stride_words(C / kWordElems, conv3_slices);
   for (size_t p = 0; p < size_t(H) * W; ++p) {
-    for (int c = 0; c < C; ++c) conv3[p * C + c] = hidden[p * C + c].to_double();
+    for (int c = 0; c < C; ++c) {
+      // conv_3's map is one plane per pass (head.h): channel c in plane c / per.
+      const int plane = c / (per_words * kWordElems), cc = c - plane * per_words * kWordElems;
+      const int plane_channels = slice_words(C / kWordElems, conv3_slices, plane) * kWordElems;
+      conv3[p * C + c] = hidden[size_t(plane) * H * W * per_words * kWordElems + p * plane_channels + cc].to_double();
+    }
     for (int c = 0; c < OUT; ++c) got_logits[p * OUT + c] = qkv[p * out_words * kWordElems + c].to_double();
   }
   compare(conv(conv3, H, W, C, w[4], b[4], OUT, 1, false), qkv, H * W, "conv_4 alone", max_row_l1(w[4], OUT) * in_lsb + out_lsb,
@@ -254,6 +282,9 @@ int main() {
   tb::expect(relu_saturated(acc_t(4000)) == fm_t(fm_max()), "ReLU output saturates at fm_t's largest value");
   tb::expect(relu_saturated(acc_t(-4000)) == fm_t(0), "ReLU of a large negative sum is 0");
   tb::expect(mac_in_t(fm_t(400)) == mac_in_t(256.0 - std::ldexp(1.0, -18)), "a MAC lane saturates at mac_in_t's range");
+  tb::expect(line_lane_t(fm_t(200)) == line_lane_t(128.0 - std::ldexp(1.0, -18)) &&
+                 line_lane_t(fm_t(-200)) == line_lane_t(-128.0),
+             "a line-buffer lane saturates at line_lane_t's range");
   // Odd word counts (D = 80, C = 48: 5 and 3 words, so input tiles of 2 words straddle taps), 7
   // outputs (one padded word), a 2 x 8 grid: conv_3's rows of 64 pixels split in emulation.
   run_case({"D80 C48 out7 2x8", 80, 48, 7, 2, 8, false}, 11);

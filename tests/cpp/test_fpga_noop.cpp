@@ -480,8 +480,8 @@ void build_record_checks() {
                                    "argument list differs", "other interface");
   expect_throw<std::runtime_error>([&] { edgemoe::accel::check_kernel_build(altered(kRecord_wt_bits, 16)); },
                                    "number format wt_t is 16 bits", "16-bit weights");
-  expect_throw<std::runtime_error>([&] { edgemoe::accel::check_kernel_build(altered(kRecord_record_version, 9)); },
-                                   "version 9", "record version");
+  expect_throw<std::runtime_error>([&] { edgemoe::accel::check_kernel_build(altered(kRecord_record_version, 10)); },
+                                   "version 10", "record version");
   expect_throw<std::runtime_error>([&] { edgemoe::accel::check_kernel_build(altered(kRecord_max_images, 0)); },
                                    "max_images is 0", "zero maximum");
 

@@ -120,7 +120,7 @@ AccelBackend::AccelBackend(std::string name, std::unique_ptr<Device> device, con
                            std::shared_ptr<const ModelWeights> weights, int num_threads, bool heads_on_device)
     : name_(std::move(name)), device_(std::move(device)), build_(query_kernel_build(*device_)),
       config_(checked(config, build_)), heads_on_device_(checked_heads(heads_on_device, config_, build_)),
-      packed_(pack_model(config_, *weights, heads_on_device_)), heads_(config, weights, num_threads, /*with_backbone=*/false),
+      packed_(pack_model(config_, *weights, heads_on_device_, build_[edgemoe_hls::kRecord_head_winograd] != 0)), heads_(config, weights, num_threads, /*with_backbone=*/false),
       traces_(config.tasks.size()) {
   plan_runs();
   const edgemoe_hls::ModelDims& m = packed_.dims;

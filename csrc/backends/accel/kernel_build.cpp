@@ -14,7 +14,7 @@ namespace {
 using namespace edgemoe_hls;
 
 #define EDGEMOE_RECORD_NAME(name, value) #name,
-static_assert(kRecord_sum_int_bits == kBuildRecordWords - 1 && (kBuildRecordWords - kRecord_pixel_bits) % 2 == 0,
+static_assert(kRecord_line_lane_int_bits == kBuildRecordWords - 1 && (kBuildRecordWords - kRecord_pixel_bits) % 2 == 0,
               "the record must end with (bits, integer bits) pairs of the number formats");
 const char* const kFieldNames[kBuildRecordWords] = {EDGEMOE_BUILD_RECORD(EDGEMOE_RECORD_NAME)};
 #undef EDGEMOE_RECORD_NAME
@@ -161,10 +161,11 @@ long widest_head_outputs(const ModelConfig& c) {
 }
 
 int head_layer_slices(const ModelConfig& c, const KernelBuild& b, int layer) {
-  const ModelDims m = {int(c.embed_dim), 1, int(c.grid_h), int(c.grid_w), 1, 0, 0, 0, 0, 0, 1, 0u};
+  const ModelDims m = {int(c.embed_dim), 1, int(c.grid_h), int(c.grid_w), 1, 0, 0, 0, 0, 0, 1, 0u,
+                       b[kRecord_head_winograd] != 0};
   const int C = int(c.head_channels);
   const int out = layer < 4 ? C : int(widest_head_outputs(c));
-  return head_slices_for(out, head_in(m, C, layer), int(b[kRecord_linear_tin]), int(b[kRecord_linear_tout]),
+  return head_slices_for(out, head_in(m, C, layer), head_terms(m, C, layer), int(b[kRecord_linear_tin]), int(b[kRecord_linear_tout]),
                          int(b[kRecord_max_weight_tiles]), int(b[kRecord_max_head_channels]));
 }
 

@@ -26,11 +26,12 @@ fm_t to_fm(double v) { return fm_t(fm_round_t(v)); }
 
 }  // namespace
 
-edgemoe_hls::ModelDims kernel_dims(const ModelConfig& c) {
+edgemoe_hls::ModelDims kernel_dims(const ModelConfig& c, bool head_winograd) {
   unsigned mask = 0;
   for (int64_t b : c.moe_blocks) mask |= 1u << b;
   return {int(c.embed_dim), int(c.num_heads), int(c.grid_h), int(c.grid_w), int(c.patch_size), int(c.depth),
-          int(c.mlp_hidden), int(c.num_experts), int(c.expert_hidden), int(c.top_k), int(c.tasks.size()), mask};
+          int(c.mlp_hidden), int(c.num_experts), int(c.expert_hidden), int(c.top_k), int(c.tasks.size()), mask,
+          head_winograd};
 }
 
 namespace {
@@ -83,14 +84,30 @@ void pack_heads(const ModelConfig& c, const ModelWeights& w, PackedModel* out) {
         const std::string layer = l < 4 ? "conv_" + std::to_string(l) + " (BatchNorm folded in)" : "conv_4";
         if (!(std::abs(bias) < fm_limit)) refuse(layer, "bias", bias, fm_limit);
         out->params[p_head_bias(m, C, int(t), l) + o] = to_fm(bias);
-        for (int ci = 0; ci < cin; ++ci)
+        const long matrix = w_head(m, C, int(t), l);
+        auto put = [&](int row, int col, wt_t v) {
+          set_weight_lane(out->weights[weight_word_index(matrix, in, row, col)], col % kWeightsPerWord, v);
+        };
+        for (int ci = 0; ci < cin; ++ci) {
+          wt_t taps[9];
           for (int k = 0; k < K * K; ++k) {
             const double v = double(wv[(size_t(o) * cin + ci) * K * K + k]) * scale;
             if (!(std::abs(v) < wt_limit)) refuse(layer, "weight", v, wt_limit);
-            const int col = k * cin + ci;  // (ky, kx, channel): window_reader.h's column order
-            set_weight_lane(out->weights[weight_word_index(w_head(m, C, int(t), l), in, o, col)], col % kWeightsPerWord,
-                            to_wt(v));
+            taps[k] = to_wt(v);
+            if (!head_layer_winograd(m, C, l)) put(o, k * cin + ci, taps[k]);  // (ky, kx, channel): window_reader.h
           }
+          if (!head_layer_winograd(m, C, l)) continue;
+          // Winograd's F(2, 3) (layout.h): four terms per kernel row, from the rounded taps, exactly.
+          const double lsb = std::ldexp(1.0, -(wt_t::width - wt_t::iwidth));
+          for (int ky = 0; ky < 3; ++ky)
+            for (int j = 0; j < kHeadWinogradTerms; ++j) {
+              const long raw = winograd_weight(j, taps[3 * ky].raw(), taps[3 * ky + 1].raw(), taps[3 * ky + 2].raw());
+              const double v = double(raw) * lsb;
+              if (!(std::abs(v) < wt_limit))
+                refuse(layer, "Winograd weight (2 g0, g0 + g1 + g2, g0 - g1 + g2 or 2 g2 of a kernel row)", v, wt_limit);
+              put(j * C + o, winograd_column(ky, ci, cin), to_wt(v));
+            }
+        }
       }
     }
   }
@@ -99,10 +116,10 @@ void pack_heads(const ModelConfig& c, const ModelWeights& w, PackedModel* out) {
 
 }  // namespace
 
-PackedModel pack_model(const ModelConfig& c, const ModelWeights& w, bool with_heads) {
+PackedModel pack_model(const ModelConfig& c, const ModelWeights& w, bool with_heads, bool head_winograd) {
   using namespace edgemoe_hls;
   PackedModel out;
-  out.dims = kernel_dims(c);
+  out.dims = kernel_dims(c, head_winograd);
   const ModelDims& m = out.dims;
   const int head_channels = with_heads ? int(c.head_channels) : 0;
   out.weights.assign(static_cast<size_t>(model_weights_size(m, head_channels)), weight_word_t{});

@@ -24,11 +24,13 @@ struct PackedModel {
   int head_channels = 0;  // the heads packed after the backbone (0: none)
 };
 
-edgemoe_hls::ModelDims kernel_dims(const ModelConfig& config);
+// head_winograd: the build runs the heads' conv_1..3 as Winograd's F(2, 3) (its build record says).
+edgemoe_hls::ModelDims kernel_dims(const ModelConfig& config, bool head_winograd);
 // The model must fit the kernel build first (check_fits_build, kernel_build.h); with_heads: its heads
-// too (heads_unfit_reason). std::invalid_argument when a folded head weight or bias lies outside
-// what the formats hold, naming the task and layer.
-PackedModel pack_model(const ModelConfig& config, const ModelWeights& weights, bool with_heads);
+// too (heads_unfit_reason), packed as the build runs them (head_winograd). std::invalid_argument when
+// a folded head weight or bias, or a Winograd weight made of them, lies outside what the formats
+// hold, naming the task and layer.
+PackedModel pack_model(const ModelConfig& config, const ModelWeights& weights, bool with_heads, bool head_winograd);
 
 // What quantize_images had to clip: values more than half a pixel level outside [0, 255].
 struct PixelClipping {

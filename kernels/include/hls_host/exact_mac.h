@@ -264,39 +264,41 @@ bool exact_mac_rows(Fill&& fill, const Tile* tiles, int groups, int in_tiles, in
   return true;
 }
 
-// A 3x3 convolution's rows, exactly, with a third fewer multiplies: Winograd's F(2, 3) along each
-// window row. Two neighbouring output pixels x, x + 1 of one kernel row (ky) read the inputs
-// d0..d3 at x - 1 .. x + 2 with taps g0..g2; with G scaled by 2 every term is an integer:
+// A Winograd job's sums (kernels/src/window_reader.h, emit_pairs; mac_array), exactly. Two
+// neighbouring output pixels x, x + 1 of one kernel row (ky) read the inputs d0..d3 at x - 1 .. x + 2
+// with taps g0..g2; with G scaled by 2 every term is an integer:
 //   M0 = (d0 - d2) 2 g0,  M1 = (d1 + d2)(g0 + g1 + g2),  M2 = (d2 - d1)(g0 - g1 + g2),  M3 = (d1 - d3) 2 g2
 //   2 y(x) = M0 + M1 + M2,  2 y(x + 1) = M1 - M2 - M3
-// (expanding gives 2 (d0 g0 + d1 g1 + d2 g2) and 2 (d1 g0 + d2 g1 + d3 g2)). Each M_j, summed over
-// the kernel rows and channels, is a GEMM with K = 3 C: four GEMMs of the pairs' transformed rows
-// instead of one of K = 9 C for twice the rows. All sums are of integers, so the result is the
-// direct sum itself, exactly, whatever the order: the pipelined loop's bits.
-// Exactness: |d_a +- d_b| <= 2^A_BITS and |g0 +- g1 + g2| < 2^(B_BITS + 1), so a product is below
-// 2^(A_BITS + B_BITS + 1) and a slice of 2^(52 - A_BITS - B_BITS) of them sums exactly in double.
+// Each M_j, summed over the kernel rows and channels, is a GEMM with K = 3 C over the pairs' rows:
+// the weight buffer holds the four terms' matrices (layout.h: term j's output tile ot at tile
+// (j out_tiles + ot) in_tiles, K in (ky, channel) order). All sums are of integers, so 2 y is
+// exact here; the pipelined loop's 48-bit sums wrap and are then halved, which this repeats.
+// Exactness: |d_a +- d_b| <= 2^A_BITS and |weight| < 2^B_BITS, so a product is below 2^(A_BITS +
+// B_BITS) and a slice of 2^(53 - A_BITS - B_BITS) of them sums exactly in double.
 // pairs(first_pair, count, a, lda) writes the transformed rows of pairs [first_pair, first_pair +
 // count) of the job (pair p: the job's pixels 2p and 2p + 1, numbered from its first), a[j][pair *
 // lda + ky * channels + c] = the j-th term above for kernel row ky and channel c (zero outside the
-// map). The weights are the tiles of a 3x3 convolution's matrix, K ordered (ky, kx, channel).
-// finish as exact_mac_rows'. False, having called pairs for nothing, when memory is short.
+// map). finish(group, out_tile, sums) as exact_mac_rows', in the pipelined loop's order: for each
+// of the `pair_groups` groups of TR pairs, each output tile, its two halves of TR pixels (groups
+// 2 pg and 2 pg + 1; pixels past `rows` zero). False, having called pairs for nothing, when memory
+// is short.
 template <int TR, int TO, int TIN, class InVec, class Pairs, class Tile, class Finish>
-bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int groups, int rows, int in_tiles, int out_tiles, int channels,
-                      Finish&& finish) {
+bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int pair_groups, int rows, int in_tiles, int out_tiles,
+                      int channels, Finish&& finish) {
   constexpr int A_BITS = std::decay_t<decltype(std::declval<InVec>().v[0][0])>::width;
   constexpr int B_BITS = std::decay_t<decltype(std::declval<Tile>()[0][0])>::width;
-  static_assert(A_BITS + B_BITS + 1 <= 52, "a transformed product must be exact in double");
-  constexpr int kSliceK = 1 << (52 - (A_BITS + B_BITS));  // products of 2^(A+B+1) a double sums exactly
+  constexpr int ACC_BITS = 48;  // acc_t: the pipelined loop's sums wrap there
+  static_assert(A_BITS + B_BITS <= 52, "a transformed product must be exact in double");
+  constexpr int kSliceK = 1 << (53 - (A_BITS + B_BITS));  // products below 2^(A+B) a double sums exactly
   static_assert(TO % kVecLanes == 0, "output tiles are whole vectors");
   constexpr int kVecs = TO / kVecLanes;
   constexpr int kRowStep = kAccumulators / kVecs > 1 ? kAccumulators / kVecs : 1;
-  constexpr int kBlockGroups = (64 + TR - 1) / TR;
+  constexpr int kBlockPairGroups = (32 + TR - 1) / TR;  // 32 pairs or more a block
   constexpr int kTerms = 4;
-  static_assert(kBlockGroups * TR % 2 == 0, "blocks start at even pixels: a pair never straddles two");
-  if (groups <= 0) return true;
+  if (pair_groups <= 0) return true;
   const int K3 = 3 * channels;
-  if (9 * channels > in_tiles * TIN) return false;  // not a 3x3 convolution's matrix
-  const int pairs_max = kBlockGroups * TR / 2;
+  if (K3 > in_tiles * TIN) return false;  // not a Winograd matrix
+  const int pairs_max = kBlockPairGroups * TR;
   thread_local Scratch<WinogradBuild<InVec>, double> a_scratch;
   thread_local Scratch<WinogradBuild<InVec>, int64_t> m_scratch;
   double* a_all = a_scratch.at_least((size_t)kTerms * pairs_max * K3);
@@ -312,43 +314,36 @@ bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int groups, int rows, in
   const double* b = converted_copy<WinogradBuild<InVec>, InVec>(
       tiles, in_tiles, out_tiles, channels, (size_t)out_tiles * kTerms * K3 * TO, [&](double* converted) {
         for (int ot = 0; ot < out_tiles; ++ot)
-          for (int ky = 0; ky < 3; ++ky)
-            for (int c = 0; c < channels; ++c)
-              for (int o = 0; o < TO; ++o) {
-                double g[3];
-                for (int kx = 0; kx < 3; ++kx) {
-                  const int k = (ky * 3 + kx) * channels + c;
-                  g[kx] = double(tiles[ot * in_tiles + k / TIN][o][k % TIN].V);
-                }
-                const double terms[kTerms] = {2 * g[0], g[0] + g[1] + g[2], g[0] - g[1] + g[2], 2 * g[2]};
-                for (int j = 0; j < kTerms; ++j)
-                  converted[(((size_t)ot * kTerms + j) * K3 + ky * channels + c) * TO + o] = terms[j];
-              }
+          for (int j = 0; j < kTerms; ++j)
+            for (int k = 0; k < K3; ++k)
+              for (int o = 0; o < TO; ++o)
+                converted[(((size_t)ot * kTerms + j) * K3 + k) * TO + o] =
+                    double(tiles[(j * out_tiles + ot) * in_tiles + k / TIN][o][k % TIN].V);
       });
   if (b == nullptr) return false;
-  for (int g0 = 0; g0 < groups; g0 += kBlockGroups) {
-    const int block_groups = groups - g0 < kBlockGroups ? groups - g0 : kBlockGroups;
-    const int row0 = g0 * TR, block_rows = block_groups * TR;
-    const int pair_count = (block_rows + 1) / 2;
-    // Block row r is job pixel row0 + r, pair r / 2 of the block (row0 is even: 64 rows or more a block).
-    pairs(row0 / 2, pair_count, a, K3);
+  for (int pg0 = 0; pg0 < pair_groups; pg0 += kBlockPairGroups) {
+    const int block_groups = pair_groups - pg0 < kBlockPairGroups ? pair_groups - pg0 : kBlockPairGroups;
+    const int pair0 = pg0 * TR, pair_count = block_groups * TR;
+    pairs(pair0, pair_count, a, K3);
     for (int j = 0; j < kTerms; ++j)
       exact_block<TO, kRowStep>(a[j], pair_count, K3, kSliceK, b + (size_t)j * K3 * TO, (size_t)kTerms * K3 * TO,
                                 out_tiles, m[j]);
     for (int g = 0; g < block_groups; ++g)
-      for (int ot = 0; ot < out_tiles; ++ot) {
-        int64_t tile[TR][TO];
-        for (int r = 0; r < TR; ++r) {
-          const int block_row = g * TR + r, p = block_row / 2;
-          const bool second = block_row & 1, inside = row0 + block_row < rows;
-          for (int o = 0; o < TO; ++o) {
-            const size_t i = ((size_t)p * out_tiles + ot) * TO + o;
-            const int64_t twice = second ? m[1][i] - m[2][i] - m[3][i] : m[0][i] + m[1][i] + m[2][i];
-            tile[r][o] = inside ? twice / 2 : 0;  // twice is even: exact
+      for (int ot = 0; ot < out_tiles; ++ot)
+        for (int half = 0; half < 2; ++half) {
+          int64_t tile[TR][TO];
+          for (int k = 0; k < TR; ++k) {
+            const int pixel = half * TR + k, p = g * TR + pixel / 2;  // the block's pair
+            const bool second = pixel & 1, inside = 2 * (pair0 + p) + (second ? 1 : 0) < rows;
+            for (int o = 0; o < TO; ++o) {
+              const size_t i = ((size_t)p * out_tiles + ot) * TO + o;
+              const int64_t twice = second ? m[1][i] - m[2][i] - m[3][i] : m[0][i] + m[1][i] + m[2][i];
+              // The pipelined loop's 2 y wraps at 48 bits and is halved (an arithmetic shift).
+              tile[k][o] = inside ? wrap<ACC_BITS, true>(twice) >> 1 : 0;
+            }
           }
+          finish(2 * (pg0 + g) + half, ot, tile);
         }
-        finish(g0 + g, ot, tile);
-      }
   }
   return true;
 }
