@@ -18,7 +18,7 @@
 #define EDGEMOE_LINE_BUFFER_URAM 0  // the convolution reader's line buffer in URAM
 #define EDGEMOE_MAX_MAP_W 320
 // Heads' conv_1..3 as Winograd's F(2, 3) along window rows (window_reader.h, emit_pairs): exact, the
-// same bits as the direct convolution.
+// same bits as the direct convolution for sums within +-4096 (kernels/README.md, Known limits).
 #define EDGEMOE_HEAD_WINOGRAD 1
 #define EDGEMOE_LINEAR_TIN 32      // MAC array: T_in x T_out (T_in >= 28: a packed weight word per cycle)
 #define EDGEMOE_LINEAR_TOUT 16

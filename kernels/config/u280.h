@@ -19,7 +19,7 @@
 #define EDGEMOE_LINE_BUFFER_URAM 1  // the convolution reader's line buffer in URAM (BRAM is what the floorplan runs short of)
 #define EDGEMOE_MAX_MAP_W 320
 // Heads' conv_1..3 as Winograd's F(2, 3) along window rows (window_reader.h, emit_pairs): 2/3 of the
-// MAC steps, the same bits (exact). Its pairs' operands fall in different line-buffer banks for an
+// MAC steps, the same bits (exact for sums within +-4096). Its pairs' operands fall in different line-buffer banks for an
 // odd T_rows (3), each bank read twice a cycle.
 #define EDGEMOE_HEAD_WINOGRAD 1
 #define EDGEMOE_LINEAR_TIN 32

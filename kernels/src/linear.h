@@ -10,7 +10,7 @@
 // read: R x T_out x T_in MACs per cycle from T_out x T_in weight banks. Each weight buffer has one
 // bank per (o, i) lane, the row cache one bank per (row, input lane) (partitioned at the kernel top
 // and below), so every cycle reads each bank once; each output's T_in products are summed along a
-// DSP cascade (each DSP adds its product to its neighbour's P through PCIN), whose last DSP
+// DSP cascade (each DSP adds its product to its neighbour's P through PCIN), and one add per output
 // accumulates the input tiles, reset on the first; bias and GELU of an output tile run in the same
 // pipeline on its last one. Rows are independent, so the grouping changes no bits.
 #pragma once
@@ -358,15 +358,18 @@ read_patch_rows:
 #ifdef EDGEMOE_EMU_EXACT_MAC
   if (emu_reads_line_buffer(job)) windows = false;  // the emulated MAC array reads the line buffer itself
 #endif
-  // A 3x3 window as Winograd's pairs, or direct: one of the two emitters runs.
-  const bool pairs = windows && job.window.winograd;
+  // A 3x3 window as Winograd's pairs, or direct: one of the two emitters runs (the pairs' only on
+  // builds with kHeadWinograd: a compile-time constant, so no other build has its hardware).
+  const bool pairs = kHeadWinograd && windows && job.window.winograd;
   TapTable taps;
 #pragma HLS ARRAY_PARTITION variable = taps dim = 2 complete
   const int window_in_tiles = windows && !pairs ? ceil_div(in, kTin) : 0;
   fill_tap_table(job.window, window_in_tiles, job.unit, taps);
   emit_windows(job.window, job.first_row, window_in_tiles > 0 ? job.rows : job.first_row, window_in_tiles, lb, taps,
                job.unit, window_tiles);
-  emit_pairs(job.window, job.first_row, pairs ? job.rows : job.first_row, ceil_div(in, kTin), lb, job.unit, window_tiles);
+  if (kHeadWinograd)
+    emit_pairs(job.window, job.first_row, pairs ? job.rows : job.first_row, ceil_div(in, kTin), lb, job.unit,
+               window_tiles);
 }
 
 // The MAC array's input: each group's tiles (T_rows rows x T_in lanes), from runs of a row's
@@ -466,7 +469,7 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
 #pragma HLS INLINE off
   const int rows = job.rows - job.first_row;
   const bool gelu = job.gelu, relu = job.relu, streamed = job.read_mode == kReadWindows;
-  const bool winograd = streamed && job.window.winograd;
+  const bool winograd = kHeadWinograd && streamed && job.window.winograd;  // constant false without it
   const edgemoe_ledger::Unit unit = job.unit;
   mac_in_t row_cache[kMaxCachedInTiles][kTrows][kTin];
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 2 complete
@@ -475,8 +478,8 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
 #pragma HLS BIND_STORAGE variable = row_cache type = ram_s2p impl = lutram
   // Per output, a step's T_in products are summed along a chain of DSP48E2s, each adding its product
   // to the previous one's P (the PCIN cascade, a register a lane: the later lanes' operands wait in
-  // pipeline registers, SRLs), and the chain's last DSP adds the sum to its own P over the input
-  // tiles (`sum`, reset on the first). No fabric adder tree: a chain is in the DSPs' own adders
+  // pipeline registers, SRLs), and one add per output accumulates the chains over the input tiles
+  // (`sum`, reset on the first). No fabric adder tree: a chain is in the DSPs' own adders
   // (EXPRESSION_BALANCE off keeps it a chain, not a tree). Wrapping adds are associative, so this
   // equals a serial sum bit for bit.
   acc_t sum[kTrows][kTout];
@@ -573,7 +576,7 @@ mac_steps:
         acc_t chain = 0;  // the cascade: lane i's DSP adds its product to lane i - 1's P
 #pragma HLS BIND_OP variable = chain op = add impl = dsp
         for (int i = 0; i < kTin; ++i) chain += x.v[r][i] * tiles[tile][o][i];
-        sum[r][o] += chain;  // the chain's last DSP, accumulating over the input tiles
+        sum[r][o] += chain;  // accumulating over the input tiles (a fabric add, counted in schedule.h)
       }
     const bool last_tile = real && it == in_tiles - 1;
     if (winograd && last_tile)
@@ -603,7 +606,7 @@ mac_steps:
             if (!winograd) acc += sum[k][o];
             else acc += twice_y[pixel % 2][r][o] >> 1;  // exact: twice an integer sum
             if (side == 0) y.v[k][o] = mac_output(acc, gelu, relu);
-            else pending.v[k][o] = mac_output(acc, false, relu);  // Winograd only: no GELU instances for it
+            else pending.v[k][o] = relu ? relu_saturated(acc) : fm_t(acc);  // Winograd only: no GELU for it
           }
       }
       send = true;
@@ -656,7 +659,7 @@ inline void collect_rows(const LinearJob& job, int out_dim, int out_tiles, hls::
 #pragma HLS BIND_STORAGE variable = group type = ram_s2p impl = lutram
   // An iteration writes half g & 1 and reads half (g - 1) & 1: never the same element.
 #pragma HLS DEPENDENCE variable = group type = intra dependent = false
-  const bool pairs = job.read_mode == kReadWindows && job.window.winograd;
+  const bool pairs = kHeadWinograd && job.read_mode == kReadWindows && job.window.winograd;
   const int group_rows = pairs ? kPairGroupPixels : kTrows, halves = pairs ? 2 : 1;
   const int rows = job.rows - job.first_row, groups = ceil_div(rows, group_rows), row_words = out_dim / kWordElems;
   const int phase = max2(group_rows * row_words, halves * out_tiles);

@@ -241,7 +241,10 @@ constexpr int kMaxMapSlices = max3(head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 9 * ED
                                    kHeadWinograd ? head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 3 * EDGEMOE_MAX_HEAD_CHANNELS,
                                                                kWinogradTerms)
                                                  : 0);
-static_assert(kMaxMapSlices >= 1, "a head convolution of 16 channels fits a weight buffer");
+static_assert(head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 9 * EDGEMOE_MAX_DIM, 1) >= 1 &&
+                  head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 9 * EDGEMOE_MAX_HEAD_CHANNELS, 1) >= 1 &&
+                  (!kHeadWinograd || head_slices(EDGEMOE_MAX_HEAD_CHANNELS, 3 * EDGEMOE_MAX_HEAD_CHANNELS, kWinogradTerms) >= 1),
+              "every head convolution (direct, and Winograd's four terms) fits a weight buffer for 16 channels");
 
 struct ResourceEstimate {
   int dsp, bram18, uram, lut;
@@ -359,11 +362,16 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     const int group_store_luts = kTrows * kTin * lutram_s2p_luts(2LL * kMaxInTiles, mac_in_t::width) +
                                  kTilesPerWord * collect_rows_held * kTout *
                                      lutram_s2p_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
+    // The epilogue's bias add per (row, output lane): 48 bits, a LUT and a carry bit each.
+    const int bias_add_luts = kTrows * kTout * acc_t::width;
     // Winograd (kHeadWinograd): per (row, output lane) the pair's 2 y0 and 2 y1 (a 48-bit add or
-    // subtract each, the term's choice of sign), the epilogue's choice of the chain's sum or a halved
-    // 2 y (a 2:1 mux a bit, two per LUT6_2, for both halves), and the second half's ReLU.
-    const int winograd_luts = kHeadWinograd ? 2 * kTrows * kTout * acc_t::width +
-                                                  2 * kTrows * kTout * acc_t::width / 2 + kTrows * kTout * 80
+    // subtract each, the term's choice of sign), the first half's choice of the sum or a halved 2 y
+    // (a 2:1 mux a bit, two per LUT6_2), the second half's bias add and ReLU, its pending register's
+    // way into the output tile (a 2:1 mux a bit), and the writer's row read choice over 2 T_rows rows
+    // instead of T_rows (a LUT a bit of a word).
+    const int winograd_luts = kHeadWinograd ? 2 * kTrows * kTout * acc_t::width + kTrows * kTout * acc_t::width / 2 +
+                                                  kTrows * kTout * (acc_t::width + 80) + kTrows * kTout * fm_t::width / 2 +
+                                                  kWordElems * fm_t::width
                                             : 0;
     // The heads' epilogue: ReLU and saturation per output lane and row (a 48-bit compare and a 32-bit
     // select, ~80 LUTs); the window tiles' stream (2 deep, an SRL per bit) and the MAC array's choice
@@ -372,7 +380,7 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     const int relu_luts = kTrows * kTout * 80 + tile_bits + tile_bits / 2;
     return {dsp, bram18, 0,
             logic_luts(dsp, bram18, 0) + weight_mux_luts + row_cache_luts + group_store_luts + stream_luts +
-                cascade_luts + kTrows * kTout * gelu_rom_luts + relu_luts + winograd_luts};
+                cascade_luts + bias_add_luts + kTrows * kTout * gelu_rom_luts + relu_luts + winograd_luts};
   }
   if (part == kPartHead) {
     // The convolution reader (window_reader.h): the line buffer, a bank per pixel mod T_rows of

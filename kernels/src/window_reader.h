@@ -314,7 +314,8 @@ pair_steps:
           }
           for (int r = 0; r < kTrows; ++r) operand[q][o][r] = bank_word[bank_of[r]];
         } else {
-          // An even T_rows (the emulation build, never synthesised): pairs share banks.
+          // An even T_rows (the emulation build only: boards with kHeadWinograd have an odd one, a
+          // static_assert above, and boards without it never call this): pairs share banks.
           for (int r = 0; r < kTrows; ++r) {
             const bool readable = row_inside && group_of[r] >= 0 && group_of[r] < kLinePixelGroups;
             operand[q][o][r] = lb.row[slot][readable ? group_of[r] : 0][bank_of[r]][c];

@@ -73,7 +73,12 @@ int main() {
   qkv.resize(std::max(qkv.size(), size_t(64) * m.grid_h * m.grid_w * head_channels));
   bool tasks_differ = false, finite_spread = true;
   uint64_t first_task_hash = 0;
-  const tb::WeightPorts ports = tb::split_ports(kHeadWinograd ? tb::winograd_heads(weights, m, head_channels) : weights);
+  const std::vector<weight_word_t> packed = kHeadWinograd ? tb::winograd_heads(weights, m, head_channels) : weights;
+  if (packed.empty()) {
+    std::printf("FAIL: a drawn head tap's Winograd term leaves wt_t's range\n");
+    return 1;
+  }
+  const tb::WeightPorts ports = tb::split_ports(packed);
   // Twice: as the emulation runs (the MAC array and the weight fetch in a CPU's order), then with a
   // cycle ledger attached, which runs the pipelined loops Vitis synthesises; both must give the
   // same lines.

@@ -99,8 +99,10 @@ inline std::vector<edgemoe_hls::weight_word_t> winograd_heads(const std::vector<
             long g[3];
             for (int kx = 0; kx < 3; ++kx) g[kx] = weight_at(direct, from, in, o, (ky * 3 + kx) * cin + c).raw();
             for (int j = 0; j < kHeadWinogradTerms; ++j) {
+              const long raw = winograd_weight(j, g[0], g[1], g[2]);
+              if (raw < -(1L << (wt_t::width - 1)) || raw >= (1L << (wt_t::width - 1))) return {};  // no fit: none
               wt_t v;
-              v.V = winograd_weight(j, g[0], g[1], g[2]);  // the draws keep every term inside wt_t
+              v.V = raw;
               set_weight_at(out, to, win, j * channels + o, winograd_column(ky, c, cin), v);
             }
           }
