@@ -84,7 +84,7 @@ void CpuBackend::build_backbone() {
   auto linear = [&](const std::string& prefix, int64_t out, int64_t in) {
     return Linear(&matmuls_, data(prefix + ".weight"), data(prefix + ".bias"), out, in);
   };
-  patch_embed_ = std::make_unique<Linear>(&matmuls_, data("backbone.patch_embed.proj.weight"),
+  patch_embed_ = std::make_unique<Linear>(&fp32_matmuls_, data("backbone.patch_embed.proj.weight"),
                                           data("backbone.patch_embed.proj.bias"), D,
                                           c.in_chans * c.patch_size * c.patch_size);
   for (int64_t b = 0; b < c.depth; ++b) {
