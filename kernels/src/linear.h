@@ -34,10 +34,10 @@ static_assert(kTin >= kWeightsPerWord,
 // completely (one bank per MAC, depth kMaxWeightTiles), the bias by o.
 typedef wt_t WeightTiles[kMaxWeightTiles][kTout][kTin];
 typedef fm_t BiasTiles[kMaxOutTiles][kTout];
-// terms > 1: a Winograd convolution's matrices (emit_pairs), term j's output tile ot at tile
-// (j out_tiles + ot) in_tiles; out is then each term's rows (the output channels).
+// A Winograd convolution's buffer holds its terms' matrices (load_linear_weights), term j's output
+// tile ot at tile (j out_tiles + ot) in_tiles; out is then each term's rows (the output channels).
 struct LinearShape {
-  int out, in, out_tiles, in_tiles, terms;
+  int out, in, out_tiles, in_tiles;
 };
 constexpr int kPing = 0, kPong = 1;
 // Words of one matrix: the backbone's largest, or a head convolution's pass (its tiles fit a buffer).
@@ -89,7 +89,6 @@ inline void load_linear_weights(const weight_word_t* w_even, const weight_word_t
   shape.in = in;
   shape.out_tiles = ceil_div(out, kTout);
   shape.in_tiles = ceil_div(in, kTin);
-  shape.terms = terms;
   const int row_words = int(words_per_row(in)), words = out * row_words, pairs = ceil_div(words, kWeightPorts);
   const int padded_out = shape.out_tiles * kTout;
 load_terms:
@@ -213,10 +212,9 @@ constexpr int kMaxJobWords = EDGEMOE_MAX_TOKENS * kMaxRowWords;
 constexpr int kMaxRunsPerRow = max2(kMaxRowWords, 3 * kMaxPatch);  // words, or patch rows of a patch
 constexpr int kMaxAssembleSteps = (kMaxRowGroups + 1) * max2(kTrows * kMaxRunsPerRow, kMaxInTiles);
 // A Winograd job's groups are pair groups of 2 T_rows pixels, each output tile in two halves (rows
-// half T_rows + k), so the writer's store holds 2 T_rows rows (on builds with kHeadWinograd).
-constexpr int kCollectRows = kHeadWinograd ? kPairGroupPixels : kTrows;
+// half T_rows + k), so the writer's store holds kCollectRows rows.
 constexpr int kMaxCollectSteps =
-    (kMaxRowGroups + 1) * max2(kCollectRows * kMaxRowWords, (kCollectRows / kTrows) * kMaxOutTiles);
+    (kMaxRowGroups + 1) * max2(kCollectRows * kMaxRowWords, kEpilogueSides * kMaxOutTiles);
 
 // `total` words of src from `base` (a burst: address base + i) into `words`; it counts rows (r)
 // and words (w) beside the address, and on a row's first word a scatter's token goes to the
@@ -264,6 +262,29 @@ inline void load_window_rows(const LinearJob& job, const fm_word_t* xn, const fm
   load_map_rows(xn, job.window, first, job.src == kFromXn ? count : 0, lb, job.unit, job.src_port);
   load_map_rows(qkv, job.window, first, job.src == kFromQkv ? count : 0, lb, job.unit, job.src_port);
   load_map_rows(hidden, job.window, first, job.src == kFromHidden ? count : 0, lb, job.unit, job.src_port);
+}
+
+// A 3x3 window job run as Winograd's pairs (emit_pairs): only on builds with kHeadWinograd, a
+// compile-time constant, so no other build has the pairs' hardware.
+inline bool winograd_job(const LinearJob& job) {
+  return kHeadWinograd && job.read_mode == kReadWindows && job.window.winograd;
+}
+
+// A window job's tiles for the MAC array (windows: the job's, else none): Winograd's pairs or the
+// direct windows, one of the two emitters running.
+inline void emit_window_tiles(const LinearJob& job, bool windows, int in, const LineBuffer& lb,
+                              hls::stream<in_vec>& window_tiles) {
+#pragma HLS INLINE
+  const bool pairs = windows && winograd_job(job);
+  TapTable taps;
+#pragma HLS ARRAY_PARTITION variable = taps dim = 2 complete
+  const int window_in_tiles = windows && !pairs ? ceil_div(in, kTin) : 0;
+  fill_tap_table(job.window, window_in_tiles, job.unit, taps);
+  emit_windows(job.window, job.first_row, window_in_tiles > 0 ? job.rows : job.first_row, window_in_tiles, lb, taps,
+               job.unit, window_tiles);
+  if (kHeadWinograd)
+    emit_pairs(job.window, job.first_row, pairs ? job.rows : job.first_row, ceil_div(in, kTin), lb, job.unit,
+               window_tiles);
 }
 
 #ifdef EDGEMOE_EMU_EXACT_MAC
@@ -358,18 +379,7 @@ read_patch_rows:
 #ifdef EDGEMOE_EMU_EXACT_MAC
   if (emu_reads_line_buffer(job)) windows = false;  // the emulated MAC array reads the line buffer itself
 #endif
-  // A 3x3 window as Winograd's pairs, or direct: one of the two emitters runs (the pairs' only on
-  // builds with kHeadWinograd: a compile-time constant, so no other build has its hardware).
-  const bool pairs = kHeadWinograd && windows && job.window.winograd;
-  TapTable taps;
-#pragma HLS ARRAY_PARTITION variable = taps dim = 2 complete
-  const int window_in_tiles = windows && !pairs ? ceil_div(in, kTin) : 0;
-  fill_tap_table(job.window, window_in_tiles, job.unit, taps);
-  emit_windows(job.window, job.first_row, window_in_tiles > 0 ? job.rows : job.first_row, window_in_tiles, lb, taps,
-               job.unit, window_tiles);
-  if (kHeadWinograd)
-    emit_pairs(job.window, job.first_row, pairs ? job.rows : job.first_row, ceil_div(in, kTin), lb, job.unit,
-               window_tiles);
+  emit_window_tiles(job, windows, in, lb, window_tiles);
 }
 
 // The MAC array's input: each group's tiles (T_rows rows x T_in lanes), from runs of a row's
@@ -449,9 +459,6 @@ inline fm_t mac_output(acc_t acc, bool gelu, bool relu) {
   return gelu ? edgemoe_hls::gelu(fm_t(acc)) : relu ? relu_saturated(acc) : fm_t(acc);
 }
 
-// Output tiles the epilogue forms at once: a Winograd pair group's two halves (builds with
-// kHeadWinograd), else one.
-constexpr int kEpilogueSides = kHeadWinograd ? 2 : 1;
 // A window job's tiles come from the convolution reader (fetch_rows) instead of assemble_tiles; the
 // row cache is deep enough for a 3x3 window's K, or a pair group's four terms (kMaxCachedInTiles).
 // A Winograd job (emit_pairs) walks (pair group, output tile, term, input tile): its rows are T_rows
@@ -469,7 +476,7 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
 #pragma HLS INLINE off
   const int rows = job.rows - job.first_row;
   const bool gelu = job.gelu, relu = job.relu, streamed = job.read_mode == kReadWindows;
-  const bool winograd = kHeadWinograd && streamed && job.window.winograd;  // constant false without it
+  const bool winograd = winograd_job(job);  // constant false without kHeadWinograd
   const edgemoe_ledger::Unit unit = job.unit;
   mac_in_t row_cache[kMaxCachedInTiles][kTrows][kTin];
 #pragma HLS ARRAY_PARTITION variable = row_cache dim = 2 complete
@@ -527,20 +534,14 @@ inline void mac_array(const WeightTiles tiles, const BiasTiles bias_tiles, const
       };
       // Winograd's F(2, 3) for its jobs (the pair groups' tiles in the pipelined loop's order); the
       // direct rows for the others. Neither has called finish when its scratch memory cannot be had.
-      if (winograd ? ap_host::exact_conv3_rows<kTrows, kTout, kTin, in_vec>(window_pairs, tiles, groups, rows, in_tiles,
+      if (winograd ? ap_host::exact_conv3_rows<kTrows, kTout, kTin, acc_t::width, in_vec>(window_pairs, tiles, groups, rows, in_tiles,
                                                                              shape.out_tiles, job.window.channels, finish)
                    : ap_host::exact_mac_rows<kTrows, kTout, kTin, in_vec>(window_rows, tiles, ceil_div(rows, kTrows),
                                                                           in_tiles, shape.out_tiles, finish))
         return;
       // No scratch memory at all: fetch_rows sent no tiles (emu_reads_line_buffer), so this process
       // emits them for the pipelined loop below.
-      if (winograd) {
-        emit_pairs(job.window, job.first_row, job.rows, in_tiles, lb, unit, window_tiles);
-      } else {
-        TapTable taps;
-        fill_tap_table(job.window, in_tiles, unit, taps);
-        emit_windows(job.window, job.first_row, job.rows, in_tiles, lb, taps, unit, window_tiles);
-      }
+      emit_window_tiles(job, true, shape.in, lb, window_tiles);
     } else if (ap_host::exact_mac_array<kTrows, kTout, kTin, in_vec>(in, tiles, groups, in_tiles, shape.out_tiles,
                                                                      finish)) {
       return;
@@ -659,7 +660,7 @@ inline void collect_rows(const LinearJob& job, int out_dim, int out_tiles, hls::
 #pragma HLS BIND_STORAGE variable = group type = ram_s2p impl = lutram
   // An iteration writes half g & 1 and reads half (g - 1) & 1: never the same element.
 #pragma HLS DEPENDENCE variable = group type = intra dependent = false
-  const bool pairs = kHeadWinograd && job.read_mode == kReadWindows && job.window.winograd;
+  const bool pairs = winograd_job(job);
   const int group_rows = pairs ? kPairGroupPixels : kTrows, halves = pairs ? 2 : 1;
   const int rows = job.rows - job.first_row, groups = ceil_div(rows, group_rows), row_words = out_dim / kWordElems;
   const int phase = max2(group_rows * row_words, halves * out_tiles);

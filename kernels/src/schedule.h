@@ -227,6 +227,10 @@ constexpr int kMaxWindowInTiles = max2(kMaxDirectWindowInTiles, kMaxWinogradInTi
 constexpr int kMaxCachedInTiles = max3(kMaxInTiles, kMaxDirectWindowInTiles, kWinogradTerms * kMaxWinogradInTiles);
 // A pair group's pixels: the Winograd rows are pairs, so its outputs fill two row groups.
 constexpr int kPairGroupPixels = 2 * kTrows;
+// Output tiles the MAC array's epilogue forms at once (a Winograd pair group's two halves on builds
+// with kHeadWinograd, else one), and the rows of a group the writer's store holds.
+constexpr int kEpilogueSides = kHeadWinograd ? 2 : 1;
+constexpr int kCollectRows = kEpilogueSides * kTrows;
 // Map rows: the last maps are 8 x the token grid's height, itself at most the tokens.
 constexpr int kMaxMapRows = 8 * EDGEMOE_MAX_TOKENS;
 static_assert(EDGEMOE_MAX_HEAD_CHANNELS % kWordElems == 0, "head channels are whole words");
@@ -358,9 +362,8 @@ constexpr ResourceEstimate resource_part(ResourcePart part) {
     // The reader's and the writer's double-buffered group stores (linear.h: assemble_tiles,
     // collect_rows), a LUTRAM bank per (row, lane), the writer's also per tile mod kTilesPerWord.
     // The writer's holds a Winograd pair group's 2 T_rows rows (kCollectRows).
-    const int collect_rows_held = kHeadWinograd ? 2 * kTrows : kTrows;
     const int group_store_luts = kTrows * kTin * lutram_s2p_luts(2LL * kMaxInTiles, mac_in_t::width) +
-                                 kTilesPerWord * collect_rows_held * kTout *
+                                 kTilesPerWord * kCollectRows * kTout *
                                      lutram_s2p_luts(2LL * ceil_div(kMaxOutTiles, kTilesPerWord), fm_t::width);
     // The epilogue's bias add per (row, output lane): 48 bits, a LUT and a carry bit each.
     const int bias_add_luts = kTrows * kTout * acc_t::width;

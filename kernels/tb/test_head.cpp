@@ -112,7 +112,11 @@ void run_case(const Case& k, unsigned seed) {
   ModelDims m = {D, 1, k.grid_h, k.grid_w, 16, 0, 4 * D, 0, 0, 0, 1, 0u, kHeadWinograd};
   const int task = 0;
   char what_slices[160];
-  std::vector<weight_word_t> weights(size_t(model_weights_size(m, C)), weight_word_t{});
+  // The heads packed as the host packs the direct layout ([O][(ky, kx, c)]); a build with Winograd
+  // heads takes the same taps as tb::winograd_heads re-packs them.
+  ModelDims m_direct = m;
+  m_direct.head_winograd = false;
+  std::vector<weight_word_t> direct(size_t(model_weights_size(m_direct, C)), weight_word_t{});
   std::vector<fm_t> params(size_t(model_params_size(m, C)), fm_t(0));
   // Golden parameters: the wt_t / fm_t values the kernel gets, as doubles.
   std::vector<double> gamma(D), beta(D);
@@ -135,30 +139,21 @@ void run_case(const Case& k, unsigned seed) {
       for (size_t i = 0; i < size_t(cin) * 9; ++i) w[l][i] = wt_t(0.66).to_double();
       b[l][0] = 400;
     }
-    // Packed as the host packs: [O][(ky, kx, c)], or Winograd's [4 terms][O][(ky, c)] (layout.h),
     // conv_4's rows up to kHeadOutRows zero.
-    const int rows = head_rows(m, C, l), in = head_in(m, C, l);
+    const int rows = head_rows(m_direct, C, l), in = head_in(m_direct, C, l);
     std::vector<wt_t> packed(size_t(rows) * in, wt_t(0));
     for (int o = 0; o < O; ++o)
       for (int c = 0; c < cin; ++c)
-        for (int ky = 0; ky < K; ++ky) {
-          const auto tap = [&](int kx) { return wt_t(w[l][((size_t(o) * cin + c) * K + ky) * K + kx]); };
-          if (head_layer_winograd(m, C, l)) {
-            for (int j = 0; j < kHeadWinogradTerms; ++j) {
-              const long raw = winograd_weight(j, tap(0).raw(), tap(1).raw(), tap(2).raw());
-              tb::expect(raw >= -(1L << (wt_t::width - 1)) && raw < (1L << (wt_t::width - 1)), "a Winograd weight fits wt_t");
-              wt_t v;
-              v.V = raw;
-              packed[size_t(j * C + o) * in + winograd_column(ky, c, cin)] = v;
-            }
-            continue;
-          }
-          for (int kx = 0; kx < K; ++kx) packed[size_t(o) * in + (ky * K + kx) * cin + c] = tap(kx);
-        }
+        for (int ky = 0; ky < K; ++ky)
+          for (int kx = 0; kx < K; ++kx)
+            packed[size_t(o) * in + (ky * K + kx) * cin + c] = w[l][((size_t(o) * cin + c) * K + ky) * K + kx];
     const std::vector<weight_word_t> words = tb::pack(packed, rows, in);
-    std::copy(words.begin(), words.end(), weights.begin() + w_head(m, C, task, l));
+    std::copy(words.begin(), words.end(), direct.begin() + w_head(m_direct, C, task, l));
     for (int o = 0; o < O; ++o) params[p_head_bias(m, C, task, l) + o] = b[l][o];
   }
+  const std::vector<weight_word_t> weights = kHeadWinograd ? tb::winograd_heads(direct, m, C) : direct;
+  tb::expect(!weights.empty(), "every Winograd weight fits wt_t");
+  if (weights.empty()) return;
   // The backbone's output rows (the cls row first, which the head drops).
   std::vector<fm_t> x(size_t(n) * D);
   for (auto& v : x) v = rng.normal(0.5, 2);

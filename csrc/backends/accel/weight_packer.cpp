@@ -45,6 +45,7 @@ void pack_heads(const ModelConfig& c, const ModelWeights& w, PackedModel* out) {
   const int C = int(c.head_channels), D = int(c.embed_dim);
   auto data = [&](const std::string& key) { return w.get(key).data.data(); };
   const double wt_limit = std::ldexp(1.0, wt_t::iwidth - 1), fm_limit = std::ldexp(1.0, fm_t::iwidth - 1);
+  const double lsb = std::ldexp(1.0, -(wt_t::width - wt_t::iwidth));  // wt_t's
   for (size_t t = 0; t < c.tasks.size(); ++t) {
     const std::string& task = c.tasks[t].name;
     auto refuse = [&](const std::string& layer, const char* what, double value, double limit) {
@@ -67,6 +68,11 @@ void pack_heads(const ModelConfig& c, const ModelWeights& w, PackedModel* out) {
       const std::string conv = head_key(task, "conv_" + std::to_string(l));
       const int rows = l < 4 ? C : int(c.tasks[t].out_channels), cin = l == 0 ? D : C, K = l < 4 ? 3 : 1;
       const int in = head_in(m, C, l);
+      const long matrix = w_head(m, C, int(t), l);
+      const bool winograd = head_layer_winograd(m, C, l);
+      auto put = [&](int row, int col, wt_t v) {
+        set_weight_lane(out->weights[weight_word_index(matrix, in, row, col)], col % kWeightsPerWord, v);
+      };
       const float* wv = data(conv + ".weight");
       const float* bv = data(conv + ".bias");
       const std::string bn = head_key(task, "syncbn_fc_" + std::to_string(l));
@@ -84,21 +90,16 @@ void pack_heads(const ModelConfig& c, const ModelWeights& w, PackedModel* out) {
         const std::string layer = l < 4 ? "conv_" + std::to_string(l) + " (BatchNorm folded in)" : "conv_4";
         if (!(std::abs(bias) < fm_limit)) refuse(layer, "bias", bias, fm_limit);
         out->params[p_head_bias(m, C, int(t), l) + o] = to_fm(bias);
-        const long matrix = w_head(m, C, int(t), l);
-        auto put = [&](int row, int col, wt_t v) {
-          set_weight_lane(out->weights[weight_word_index(matrix, in, row, col)], col % kWeightsPerWord, v);
-        };
         for (int ci = 0; ci < cin; ++ci) {
           wt_t taps[9];
           for (int k = 0; k < K * K; ++k) {
             const double v = double(wv[(size_t(o) * cin + ci) * K * K + k]) * scale;
             if (!(std::abs(v) < wt_limit)) refuse(layer, "weight", v, wt_limit);
             taps[k] = to_wt(v);
-            if (!head_layer_winograd(m, C, l)) put(o, k * cin + ci, taps[k]);  // (ky, kx, channel): window_reader.h
+            if (!winograd) put(o, k * cin + ci, taps[k]);  // (ky, kx, channel): window_reader.h
           }
-          if (!head_layer_winograd(m, C, l)) continue;
+          if (!winograd) continue;
           // Winograd's F(2, 3) (layout.h): four terms per kernel row, from the rounded taps, exactly.
-          const double lsb = std::ldexp(1.0, -(wt_t::width - wt_t::iwidth));
           for (int ky = 0; ky < 3; ++ky)
             for (int j = 0; j < kHeadWinogradTerms; ++j) {
               const long raw = winograd_weight(j, taps[3 * ky].raw(), taps[3 * ky + 1].raw(), taps[3 * ky + 2].raw());

@@ -282,12 +282,12 @@ bool exact_mac_rows(Fill&& fill, const Tile* tiles, int groups, int in_tiles, in
 // of the `pair_groups` groups of TR pairs, each output tile, its two halves of TR pixels (groups
 // 2 pg and 2 pg + 1; pixels past `rows` zero). False, having called pairs for nothing, when memory
 // is short.
-template <int TR, int TO, int TIN, class InVec, class Pairs, class Tile, class Finish>
+// ACC_BITS: the width the pipelined loop's sums wrap at (acc_t's).
+template <int TR, int TO, int TIN, int ACC_BITS, class InVec, class Pairs, class Tile, class Finish>
 bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int pair_groups, int rows, int in_tiles, int out_tiles,
                       int channels, Finish&& finish) {
   constexpr int A_BITS = std::decay_t<decltype(std::declval<InVec>().v[0][0])>::width;
   constexpr int B_BITS = std::decay_t<decltype(std::declval<Tile>()[0][0])>::width;
-  constexpr int ACC_BITS = 48;  // acc_t: the pipelined loop's sums wrap there
   static_assert(A_BITS + B_BITS <= 52, "a transformed product must be exact in double");
   constexpr int kSliceK = 1 << (53 - (A_BITS + B_BITS));  // products below 2^(A+B) a double sums exactly
   static_assert(TO % kVecLanes == 0, "output tiles are whole vectors");
@@ -338,7 +338,7 @@ bool exact_conv3_rows(Pairs&& pairs, const Tile* tiles, int pair_groups, int row
             for (int o = 0; o < TO; ++o) {
               const size_t i = ((size_t)p * out_tiles + ot) * TO + o;
               const int64_t twice = second ? m[1][i] - m[2][i] - m[3][i] : m[0][i] + m[1][i] + m[2][i];
-              // The pipelined loop's 2 y wraps at 48 bits and is halved (an arithmetic shift).
+              // The pipelined loop's 2 y wraps at ACC_BITS and is halved (an arithmetic shift).
               tile[k][o] = inside ? wrap<ACC_BITS, true>(twice) >> 1 : 0;
             }
           }
